@@ -1,0 +1,5 @@
+"""CorpLink gateway: switches signed corporate payments to the clearing systems."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,77 @@
+"""Inbound clearing messages: verify, then apply to the journal idempotently.
+
+Every inbound message is verified against the configured clearing-system
+certificates; one that fails is dropped, counted and logged, never acted on
+(clearing.md §3).  ``ccms.990`` marks the outbound message ACKED;
+``ccms.900`` (pacs.002) settles or rejects its items.  Both may arrive more
+than once (at-least-once delivery, clearing.md §1): the store applies them
+idempotently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import structlog
+
+from gateway.clock import Clock
+from gateway.errors import GatewayError
+from gateway.journal.store import Store
+from gateway.ops import metrics
+from gateway.workers import WorkerPool
+
+log = structlog.get_logger("gateway.clearing")
+
+
+class ReceiptHandler:
+    """The clearing link's inbound handler."""
+
+    def __init__(
+        self,
+        store: Store,
+        pool: Callable[[], WorkerPool],
+        clock: Clock,
+        on_receipt: Iterable[Callable[[str], None]] = (),
+    ) -> None:
+        self._store = store
+        self._pool = pool
+        self._clock = clock
+        self._on_receipt = tuple(on_receipt)
+
+    async def __call__(self, topic: str, payload: bytes, props: dict[str, str]) -> None:
+        try:
+            msg = await self._pool().open_inbound(payload)
+        except GatewayError as exc:
+            metrics.INBOUND_DROPPED.labels("signature").inc()
+            log.warning("inbound_dropped", reason="signature", topic=topic, detail=exc.detail)
+            return
+        except ValueError as exc:
+            metrics.INBOUND_DROPPED.labels("malformed").inc()
+            log.warning("inbound_dropped", reason="malformed", topic=topic, detail=str(exc)[:200])
+            return
+        now = self._clock.now()
+        if msg.msg_tp == "ccms.990" and msg.orgnl_msg_id:
+            known = await self._store.apply_receipt(msg.orgnl_msg_id, now)
+            for cb in self._on_receipt:
+                cb(msg.orgnl_msg_id)
+            if not known:
+                metrics.INBOUND_DROPPED.labels("unknown_msg_id").inc()
+                log.warning("receipt_for_unknown_message", orgnl_msg_id=msg.orgnl_msg_id)
+                return
+        elif msg.msg_tp == "ccms.900" and msg.orgnl_msg_id:
+            await self._store.apply_receipt(msg.orgnl_msg_id, now)
+            for cb in self._on_receipt:
+                cb(msg.orgnl_msg_id)
+            changed = await self._store.apply_tx_status(msg.orgnl_msg_id, msg.results, now)
+            for r in msg.results:
+                if r.status in ("ACSC", "RJCT"):
+                    metrics.ITEM_FINAL.labels(
+                        topic.split("/")[-2].upper() if "/" in topic else "-",
+                        "SETTLED" if r.status == "ACSC" else "REJECTED",
+                    ).inc()
+            log.info("status_applied", orgnl_msg_id=msg.orgnl_msg_id, changed=changed)
+        else:
+            metrics.INBOUND_DROPPED.labels("unsupported").inc()
+            log.info("inbound_ignored", msg_tp=msg.msg_tp, topic=topic)
+            return
+        metrics.INBOUND.labels(msg.msg_tp).inc()

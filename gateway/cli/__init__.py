@@ -1,0 +1,1 @@
+"""Thin entry points: ``main(argv) -> int`` for gatewayd, gatewayctl and gateway-sim."""

@@ -1,0 +1,32 @@
+"""``gateway-sim``: the counterparties (clearing systems, ERP clients) and the demo."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="gateway-sim", description="simulated counterparties")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("demo", help="run the real gatewayd with simulated ERPs and clearing")
+    d.add_argument("--state-dir", help="keep state here (default: a temp folder, removed)")
+    d.add_argument("--reject-ratio", type=float, default=0.1, help="clearing reject ratio")
+    d.add_argument("--keep", action="store_true", help="keep the temp state folder")
+    sub.add_parser(
+        "clearing", help="the clearing systems (see gateway-sim clearing --help)", add_help=False
+    )
+    args, rest = p.parse_known_args(argv)
+    if args.cmd == "demo":
+        if rest:
+            p.error(f"unrecognized arguments: {' '.join(rest)}")
+        from gateway.sim.demo import main_demo
+
+        return main_demo(args.state_dir, args.reject_ratio, args.keep)
+    from gateway.sim.clearing import run_clearing_sim
+
+    return run_clearing_sim(rest)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

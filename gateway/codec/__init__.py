@@ -1,0 +1,1 @@
+"""CorpLink and ISO/SWIFT codecs, the hardened XML parser, typed requests and replies."""

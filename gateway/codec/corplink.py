@@ -1,0 +1,225 @@
+"""The CorpLink v1 codec: schema checks, typed decode, response rendering.
+
+Stages, in corplink.md §8's order, for a body that ``parse_body`` accepted:
+
+1. ``read_head`` — best-effort TrnCode/CorpId/MsgId, so that any refusal
+   from here on can echo them (§8: empty only when the request "could not be
+   parsed far enough").
+2. ``validate`` — the schema stage, 1003 and 1004 (§2, §4, §8).
+3. (signature layer, 2001-2007, outside this module)
+4. ``decode`` — the typed ``Request`` from the verified root, with the
+   idempotency digest (§7) and the amount rules (4004, §4).
+5. ``render`` + ``serialize`` — the response (§5) in the request's encoding
+   (§1), signed by the caller in between.
+
+Decisions on the order within the schema stage (§8 lists "schema (1003,
+1004)" as one step):
+
+- A root that is not ``{urn:corplink:1}CorpLink`` → 1003 naming it.
+- An unknown ``Head/TrnCode`` value → 1004 *before* the XSD, so a client that
+  uses a TrnCode we do not know gets "unknown TrnCode" rather than a
+  complaint about the Body element that goes with it.  Likewise a PAIN001
+  whose ``Document`` is another pain.001 version → 1004 (unsupported payload).
+- Then the XSD (1003, naming the first offending element), then the Body
+  element against the TrnCode (1003 naming the Body child).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from lxml import etree
+
+from gateway.codec.corplink_decode import (
+    BODY_ELEMENT,
+    CORPLINK,
+    DS_NS,
+    DS_SIGNATURE,
+    NS,
+    PAIN001_NS,
+    BusinessRuleError,
+    children,
+    decode_request,
+    optional_text,
+)
+from gateway.codec.corplink_render import render_response, serialize
+from gateway.codec.xmlparse import local_name
+from gateway.errors import GatewayError, RetCode
+from gateway.model import Request, Response, TrnCode
+from gateway.paths import corplink_schema_path
+
+__all__ = ["BusinessRuleError", "CorpLinkCodec", "PartialHead", "serialize"]
+
+_TRN_CODES: Final = frozenset(code.value for code in TrnCode)
+
+# Request patterns (corplink.md §2), for best-effort echoes before the schema.
+_TRN_TOKEN: Final = re.compile(r"[A-Za-z0-9_]{1,20}")
+_CORP_ID_RE: Final = re.compile(r"[A-Z0-9]{1,20}")
+_MSG_ID_RE: Final = re.compile(r"[A-Za-z0-9-]{1,35}")
+
+_ISO_NS: Final = re.compile(r"urn:iso:std:iso:20022:tech:xsd:(pain\.001\.[0-9]{3}\.[0-9]{2})")
+
+# The XSD is our own file, but it is still read with entities and network off.
+_SCHEMA_PARSER: Final = etree.XMLParser(
+    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PartialHead:
+    """What a refusal can echo before the schema passed; '' when absent or invalid."""
+
+    trn_code: str
+    corp_id: str
+    msg_id: str
+
+
+EMPTY_HEAD: Final = PartialHead("", "", "")
+
+
+class CorpLinkCodec:
+    """Schema validation, decoding and rendering for CorpLink v1.
+
+    Holds the compiled XSD (loaded once; lxml validates ~67k small documents
+    per second, FACTS.md).  Not thread-safe in its error reporting (lxml's
+    schema error log is per object): give each worker thread or process its
+    own codec.
+    """
+
+    def __init__(self, schema_path: Path | None = None) -> None:
+        path = schema_path if schema_path is not None else corplink_schema_path()
+        self._schema = etree.XMLSchema(etree.parse(str(path), _SCHEMA_PARSER))
+
+    # -- stage 1: echoes for early refusals ---------------------------------
+
+    def read_head(self, root: etree._Element) -> PartialHead:
+        """Best-effort TrnCode/CorpId/MsgId from a parsed, not yet validated root."""
+        if root.tag != CORPLINK:
+            return EMPTY_HEAD
+        head = children(root).get("Head")
+        if head is None:
+            return EMPTY_HEAD
+        fields = children(head)
+        return PartialHead(
+            trn_code=_match(optional_text(fields, "TrnCode"), _TRN_TOKEN),
+            corp_id=_match(optional_text(fields, "CorpId"), _CORP_ID_RE),
+            msg_id=_match(optional_text(fields, "MsgId"), _MSG_ID_RE),
+        )
+
+    # -- stage 2: schema (1003, 1004) --------------------------------------
+
+    def validate(self, root: etree._Element) -> None:
+        """Raise ``GatewayError`` 1003/1004 unless ``root`` is a valid request."""
+        if root.tag != CORPLINK:
+            raise GatewayError(
+                RetCode.SCHEMA, f"{local_name(root.tag)}: root must be CorpLink in {NS}"
+            )
+        parts = children(root)
+        head = parts.get("Head")
+        trn = None if head is None else optional_text(children(head), "TrnCode")
+        body = parts.get("Body")
+        payload = None if body is None else next(body.iterchildren(etree.Element), None)
+        if trn is not None:
+            _check_trn_code(trn, payload)
+        if not self._schema.validate(root):
+            raise GatewayError(RetCode.SCHEMA, _schema_detail(self._schema.error_log))
+        # The schema passed, so TrnCode exists and is known, and the root's
+        # element children are exactly Head, Body and one ds:* element.
+        if trn is None or payload is None or payload.tag != BODY_ELEMENT.get(trn):
+            name = local_name(None if payload is None else payload.tag)
+            raise GatewayError(RetCode.SCHEMA, f"{name}: does not match TrnCode {trn}")
+        last = list(root.iterchildren(etree.Element))[-1]
+        if last.tag != DS_SIGNATURE:  # the XSD admits any element of the ds namespace
+            raise GatewayError(RetCode.SCHEMA, f"{local_name(last.tag)}: expected Signature")
+
+    # -- stage 4: typed request --------------------------------------------
+
+    def decode(self, signed_root: etree._Element, encoding: str) -> Request:
+        """The typed request from the verified root (Signature removed).
+
+        Raises 1004 for TrnCodes not decoded yet (everything but PAY and
+        STATUS) and ``BusinessRuleError`` (4004) for amount rules.
+        """
+        return decode_request(signed_root, encoding)
+
+    # -- stage 5: response ---------------------------------------------------
+
+    def render(self, rsp: Response) -> etree._Element:
+        """The unsigned ``CorpLinkRsp`` tree; sign it, then ``serialize`` it."""
+        return render_response(rsp)
+
+
+def _match(text: str | None, pattern: re.Pattern[str]) -> str:
+    return text if text is not None and pattern.fullmatch(text) else ""
+
+
+def _check_trn_code(trn: str, payload: etree._Element | None) -> None:
+    """1004: an unknown TrnCode, or a pain.001 version we do not take (§4, §8)."""
+    if trn not in _TRN_CODES:
+        shown = f" {trn}" if _TRN_TOKEN.fullmatch(trn) else ""
+        raise GatewayError(RetCode.UNKNOWN_TRNCODE, f"TrnCode{shown} unknown")
+    if trn == TrnCode.PAIN001 and payload is not None and isinstance(payload.tag, str):
+        namespace, _, name = payload.tag[1:].rpartition("}")
+        version = _ISO_NS.fullmatch(namespace)
+        if name == "Document" and version is not None and namespace != PAIN001_NS:
+            raise GatewayError(
+                RetCode.UNKNOWN_TRNCODE,
+                f"{version.group(1)} not supported, expected pain.001.001.09",
+            )
+
+
+# -- turning libxml2's first schema error into a short, safe detail ----------
+
+_ERROR: Final = re.compile(r"Element '([^']*)'(?:, attribute '([^']*)')?: (.*)", re.DOTALL)
+_EXPECTED: Final = re.compile(r"Expected is (?:one of )?\( (.*?) \)")
+_EXPECTED_NAME: Final = re.compile(r"\{([^}]*)\}([A-Za-z0-9_*]+)")
+_WILDCARD_NAMES: Final = {DS_NS: "Signature", PAIN001_NS: "Document"}
+
+
+# (words in libxml2's message, what the detail says); the first match wins.
+_ELEMENT_PROBLEMS: Final[tuple[tuple[str, str], ...]] = (
+    ("This element is not expected", "unexpected element{expected}"),
+    ("Missing child element", "missing child element{expected}"),
+    ("Duplicate key-sequence", "duplicate SeqNo"),
+    ("content other than whitespace is not allowed", "unexpected content"),
+    ("Element content is not allowed", "unexpected content"),
+)
+_ATTRIBUTE_PROBLEMS: Final[tuple[tuple[str, str], ...]] = (
+    ("is not allowed", "attribute {attribute} not allowed"),
+)
+_MISSING_ATTRIBUTE: Final = re.compile(r"The attribute '([^']*)' is required but missing")
+
+
+def _schema_detail(log: etree._ListErrorLog) -> str:
+    """``<element>: <what is wrong>`` for the first schema error (corplink.md §8).
+
+    Never echoes a value (it may be an account number) or libxml2's wording.
+    """
+    first = next(iter(log), None)
+    found = _ERROR.match(first.message) if first is not None else None
+    if found is None:
+        return "CorpLink: invalid"
+    element, attribute, message = found.groups()
+    if attribute is None and (missing := _MISSING_ATTRIBUTE.search(message)) is not None:
+        return f"{local_name(element)}: missing attribute {local_name(missing.group(1))}"
+    if attribute is None:
+        problems, fallback = _ELEMENT_PROBLEMS, "invalid value"
+    else:
+        problems, fallback = _ATTRIBUTE_PROBLEMS, "invalid attribute {attribute}"
+    template = next((text for words, text in problems if words in message), fallback)
+    what = template.format(expected=_expected(message), attribute=local_name(attribute or ""))
+    return f"{local_name(element)}: {what}"
+
+
+def _expected(message: str) -> str:
+    listed = _EXPECTED.search(message)
+    if listed is None:
+        return ""
+    names = [
+        _WILDCARD_NAMES.get(ns, local) if local == "*" else local
+        for ns, local in _EXPECTED_NAME.findall(listed.group(1))
+    ]
+    return f", expected {' or '.join(names)}" if names else ""

@@ -1,0 +1,241 @@
+"""Typed decoding of a verified CorpLink request (corplink.md §2, §4, §7).
+
+Input is the root that the signature layer handed over: the re-parsed signed
+content with the Signature removed (FACTS.md: business logic sees only the
+signed bytes).  It already passed ``CorpLinkCodec.validate`` in its received
+form, so the structure is known; the lookups here still fail closed with 1003
+instead of an ``IndexError`` should that ever not hold.
+
+Amount and currency rules are business rules (4004, corplink.md §4 and §8)
+and run here because this is where the text becomes a ``Decimal``.  §8 puts
+replay and freshness (3001, 3002) *before* business rules, so a 4004 is
+raised as ``BusinessRuleError`` carrying the decoded Head and the digest: the
+pipeline can answer 3001/3002 first and send the 4004 only if those pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Final, TypeVar
+
+from lxml import etree
+
+from gateway.codec.xmlparse import local_name
+from gateway.errors import GatewayError, RetCode
+from gateway.model import (
+    BizType,
+    Head,
+    Priority,
+    Request,
+    StatusQuery,
+    Transfer,
+    TrnCode,
+)
+
+NS: Final = "urn:corplink:1"
+DS_NS: Final = "http://www.w3.org/2000/09/xmldsig#"
+PAIN001_NS: Final = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
+
+
+def q(name: str) -> str:
+    """Clark-notation tag of a CorpLink element."""
+    return f"{{{NS}}}{name}"
+
+
+CORPLINK: Final = q("CorpLink")
+DS_SIGNATURE: Final = f"{{{DS_NS}}}Signature"
+
+#: The Body element each TrnCode requires (corplink.md §4).
+BODY_ELEMENT: Final[dict[str, str]] = {
+    TrnCode.PAY.value: q("Transfer"),
+    TrnCode.PAYROLL.value: q("Batch"),
+    TrnCode.STATUS.value: q("StatusQuery"),
+    TrnCode.NTFY.value: q("NotifyPull"),
+    TrnCode.INQ.value: q("Inquiry"),
+    TrnCode.RPLY.value: q("Reply"),
+    TrnCode.BAL.value: q("BalanceQuery"),
+    TrnCode.PAIN001.value: f"{{{PAIN001_NS}}}Document",
+    TrnCode.MT101.value: q("MT"),
+}
+
+_AMOUNT_TEXT: Final = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,2})?")
+"""corplink.md §4 ``Amount``: ``^[0-9]{1,15}(\\.[0-9]{1,2})?$`` (ASCII digits only)."""
+
+_E = TypeVar("_E", bound=Enum)
+
+_CENT: Final = Decimal("0.01")
+_CCY: Final = "CNY"
+
+
+class BusinessRuleError(GatewayError):
+    """A 4xxx refusal found while decoding, with what replay checks need.
+
+    corplink.md §8 orders replay and freshness (3001, 3002) before business
+    rules (4001-4006).  The pipeline catches this, runs those checks with
+    ``head`` and ``digest``, and answers this error only if they pass.  Code
+    that does not care still sees a plain ``GatewayError``.
+    """
+
+    def __init__(self, code: RetCode, detail: str, *, head: Head, digest: str) -> None:
+        super().__init__(code, detail)
+        self.head = head
+        self.digest = digest
+
+
+def content_digest(head: etree._Element, body: etree._Element) -> str:
+    """SHA-256 hex of exclusive-c14n(Head) ‖ exclusive-c14n(Body) (corplink.md §7).
+
+    Canonical form makes the digest independent of the wire encoding,
+    attribute order and quoting, empty-element syntax, character references
+    and where the namespace is declared; text and whitespace inside Head and
+    Body count, as they do for the signature.
+    """
+    try:
+        data = _c14n(head) + _c14n(body)
+    except etree.C14NError:
+        # Relative namespace URIs cannot be canonicalised; the signature
+        # layer fails the same way first (2001).
+        raise GatewayError(RetCode.SIGNATURE_INVALID, "document cannot be canonicalised") from None
+    return hashlib.sha256(data).hexdigest()
+
+
+def _c14n(element: etree._Element) -> bytes:
+    return etree.tostring(element, method="c14n", exclusive=True, with_comments=False)
+
+
+def decode_request(root: etree._Element, encoding: str) -> Request:
+    """Build the typed ``Request`` for PAY or STATUS (corplink.md §4)."""
+    if root.tag != CORPLINK:
+        raise GatewayError(RetCode.SCHEMA, f"{local_name(root.tag)}: expected CorpLink")
+    parts = children(root)
+    head_el = _element(parts, "Head", "CorpLink")
+    body_el = _element(parts, "Body", "CorpLink")
+    digest = content_digest(head_el, body_el)
+    head = _decode_head(head_el)
+    payload = next(body_el.iterchildren(etree.Element), None)
+    expected = BODY_ELEMENT.get(head.trn_code)
+    if payload is None or expected is None or payload.tag != expected:
+        raise GatewayError(
+            RetCode.SCHEMA,
+            f"{local_name(None if payload is None else payload.tag)}: "
+            f"does not match TrnCode {head.trn_code}",
+        )
+    if head.trn_code == TrnCode.PAY:
+        return Request(head, _decode_transfer(payload, head, digest), digest, encoding)
+    if head.trn_code == TrnCode.STATUS:
+        return Request(head, _decode_status_query(payload), digest, encoding)
+    raise GatewayError(RetCode.UNKNOWN_TRNCODE, f"TrnCode {head.trn_code} not supported yet")
+
+
+_NS_PREFIX: Final = f"{{{NS}}}"
+_CUT: Final = len(_NS_PREFIX)
+
+
+def children(parent: etree._Element) -> dict[str, etree._Element]:
+    """CorpLink child elements by local name, the first of each name.
+
+    One pass; comments, PIs and elements of other namespaces are skipped.
+    """
+    found: dict[str, etree._Element] = {}
+    for child in parent:
+        tag = child.tag
+        if type(tag) is str and tag.startswith(_NS_PREFIX):
+            found.setdefault(tag[_CUT:], child)
+    return found
+
+
+def _element(children: dict[str, etree._Element], name: str, parent: str) -> etree._Element:
+    try:
+        return children[name]
+    except KeyError:
+        raise GatewayError(RetCode.SCHEMA, f"{parent}: missing {name}") from None
+
+
+def _text(children: dict[str, etree._Element], name: str, parent: str) -> str:
+    """Text of a required simple element (schema-valid content: no mixed text)."""
+    return _element(children, name, parent).text or ""
+
+
+def optional_text(children: dict[str, etree._Element], name: str) -> str | None:
+    child = children.get(name)
+    return None if child is None else child.text or ""
+
+
+def _decode_head(head_el: etree._Element) -> Head:
+    fields = children(head_el)
+    send_time_text = _text(fields, "SendTime", "Head").strip()
+    try:
+        send_time = datetime.fromisoformat(send_time_text)
+    except ValueError:
+        raise GatewayError(RetCode.SCHEMA, "SendTime: invalid value") from None
+    if send_time.tzinfo is None:
+        raise GatewayError(RetCode.SCHEMA, "SendTime: offset required")
+    return Head(
+        trn_code=_text(fields, "TrnCode", "Head"),
+        corp_id=_text(fields, "CorpId", "Head"),
+        oper_id=_text(fields, "OperId", "Head"),
+        msg_id=_text(fields, "MsgId", "Head"),
+        send_time=send_time,
+    )
+
+
+def _decode_transfer(el: etree._Element, head: Head, digest: str) -> Transfer:
+    fields = children(el)
+    amount_el = _element(fields, "Amount", "Transfer")
+    amount = _amount(amount_el.text or "", amount_el.get("Ccy"), head, digest)
+    return Transfer(
+        payer_acct=_text(fields, "PayerAcct", "Transfer"),
+        payer_name=_text(fields, "PayerName", "Transfer"),
+        payee_acct=_text(fields, "PayeeAcct", "Transfer"),
+        payee_name=_text(fields, "PayeeName", "Transfer"),
+        payee_bank_code=_text(fields, "PayeeBankCode", "Transfer"),
+        amount=amount,
+        ccy=_CCY,
+        priority=_enum(Priority, optional_text(fields, "Priority"), Priority.NORM, "Priority"),
+        biz_type=_enum(BizType, optional_text(fields, "BizType"), BizType.CREDIT, "BizType"),
+        purpose=optional_text(fields, "Purpose") or None,
+    )
+
+
+def _enum(kind: type[_E], text: str | None, default: _E, name: str) -> _E:
+    if text is None:
+        return default
+    try:
+        return kind(text)
+    except ValueError:
+        raise GatewayError(RetCode.SCHEMA, f"{name}: invalid value") from None
+
+
+def _amount(text: str, ccy: str | None, head: Head, digest: str) -> Decimal:
+    """corplink.md §4 ``Amount``: ``Ccy="CNY"``, the text pattern, and > 0 → else 4004."""
+    if ccy != _CCY:
+        raise BusinessRuleError(
+            RetCode.AMOUNT_INVALID, "Amount: currency must be CNY", head=head, digest=digest
+        )
+    if _AMOUNT_TEXT.fullmatch(text) is None:
+        raise BusinessRuleError(
+            RetCode.AMOUNT_INVALID,
+            "Amount: up to 15 digits and at most 2 decimals",
+            head=head,
+            digest=digest,
+        )
+    value = Decimal(text).quantize(_CENT)
+    if value <= 0:
+        raise BusinessRuleError(
+            RetCode.AMOUNT_INVALID, "Amount: must be greater than zero", head=head, digest=digest
+        )
+    return value
+
+
+def _decode_status_query(el: etree._Element) -> StatusQuery:
+    fields = children(el)
+    seq_no = optional_text(fields, "SeqNo")
+    try:
+        seq = None if seq_no is None else int(seq_no)
+    except ValueError:
+        raise GatewayError(RetCode.SCHEMA, "SeqNo: invalid value") from None
+    return StatusQuery(orig_msg_id=_text(fields, "OrigMsgId", "StatusQuery"), seq_no=seq)

@@ -1,0 +1,444 @@
+"""One frozen, typed configuration tree loaded from TOML (STYLE.md habit 2).
+
+``conf/gateway.toml`` documents every key and is the embedded default.  A
+file given with ``--config`` is an overlay: its tables merge into the
+defaults, its arrays replace them.  Unknown keys and wrong types are errors
+that name the key and the file.  Relative paths resolve against the folder of
+the file that names them, except ``keys.*`` file names, which resolve against
+``keys.dir`` (so a key folder can be swapped as a whole).
+
+Live objects (SSL contexts, key rings, directory tables) are built from this
+tree by factories in ``gateway.server`` after validation, never here.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from datetime import datetime, time
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from gateway.errors import ConfigError
+from gateway.paths import default_config_path
+
+ENVIRONMENTS = ("production", "test", "demo")
+
+
+@dataclass(frozen=True)
+class BankConfig:
+    """Our own bank (routing.md §3)."""
+
+    class_code: str = "103"
+    participant: str = "103100000019"
+    internal_type: str = "10"
+    node: str = "A"
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    """One CorpLink listener (corplink.md §1)."""
+
+    name: str = "tls"
+    bind: str = "127.0.0.1"
+    port: int = 7443
+    tls: bool = True
+    client_cert: str = "optional"
+    max_body: int = 1_048_576
+    handshake_timeout: float = 10.0
+    frame_timeout: float = 30.0
+    idle_timeout: float = 300.0
+    max_inflight: int = 32
+    max_connections: int = 10_000
+
+
+@dataclass(frozen=True)
+class WorkersConfig:
+    processes: int = 2
+
+
+@dataclass(frozen=True)
+class ClockConfig:
+    start: str = ""
+    rate: float = 1.0
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    send_time_window: float = 300.0
+
+
+@dataclass(frozen=True)
+class KeysConfig:
+    """Key material; file names resolve against ``dir``."""
+
+    dev_pki: bool = False
+    dir: Path | None = None
+    client_ca: tuple[str, ...] = ("client-ca.pem",)
+    crls: tuple[str, ...] = ("client-crl.pem",)
+    deny_list: str = "deny-list.txt"
+    enrolment: str = "enrolment.toml"
+    response_key: str = "gateway-response.key"
+    response_cert: str = "gateway-response.pem"
+    clearing_key: str = "gateway-clearing.key"
+    clearing_cert: str = "gateway-clearing.pem"
+    clearing_peer_certs: tuple[str, ...] = ("clearing-system.pem",)
+    tls_cert: str = "server.pem"
+    tls_key: str = "server.key"
+    passphrase_env: str = "GATEWAY_KEY_PASSPHRASE"
+    usbkey_policy_oids: tuple[str, ...] = ("1.3.6.1.4.1.99999.1.1",)
+    file_policy_oids: tuple[str, ...] = ("1.3.6.1.4.1.99999.1.2",)
+    stale_crl_policy: str = "fail_closed"
+
+    def path(self, name: str) -> Path:
+        """A key file name resolved against ``dir``."""
+        p = Path(name)
+        if p.is_absolute() or self.dir is None:
+            return p
+        return self.dir / p
+
+
+@dataclass(frozen=True)
+class JournalConfig:
+    backend: str = "sqlite"
+    path: Path | None = None
+    max_batch: int = 512
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    directory: Path = Path("routing/directory.csv")
+    max_drop_ratio: float = 0.10
+    credit_limit: Decimal = Decimal("50000.00")
+    holiday_credit_limit: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Per-engine window policy and outbound throttle (routing.md §4, §6)."""
+
+    hold_policy: str = "hold"
+    rate: float = 500.0
+    max_inflight: int = 500
+    release_rate: float = 200.0
+
+
+@dataclass(frozen=True)
+class BepsConfig(EngineConfig):
+    max_items: int = 1000
+    max_wait: float = 2.0
+    cutoff: time = time(16, 0)
+
+
+@dataclass(frozen=True)
+class EnginesConfig:
+    intra: EngineConfig = field(default_factory=EngineConfig)
+    hvps: EngineConfig = field(default_factory=EngineConfig)
+    beps: BepsConfig = field(default_factory=BepsConfig)
+
+
+@dataclass(frozen=True)
+class ClearingConfig:
+    """The MQTT clearing link (clearing.md §1)."""
+
+    url: str = "mqtt://127.0.0.1:1883"
+    topic_prefix: str = "clearing"
+    client_id: str = ""
+    shared: bool = False
+    session_expiry: int = 86_400
+    receipt_timeout: float = 60.0
+    publish_timeout: float = 10.0
+    max_inflight: int = 100
+
+
+@dataclass(frozen=True)
+class ObservabilityConfig:
+    metrics_bind: str = "127.0.0.1"
+    metrics_port: int = 9464
+    log_level: str = "info"
+    log_format: str = "json"
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    socket: Path | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration tree."""
+
+    environment: str = "production"
+    state_dir: Path | None = None
+    bank: BankConfig = field(default_factory=BankConfig)
+    listeners: tuple[ListenerConfig, ...] = ()
+    workers: WorkersConfig = field(default_factory=WorkersConfig)
+    clock: ClockConfig = field(default_factory=ClockConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    keys: KeysConfig = field(default_factory=KeysConfig)
+    journal: JournalConfig = field(default_factory=JournalConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    engines: EnginesConfig = field(default_factory=EnginesConfig)
+    clearing: ClearingConfig = field(default_factory=ClearingConfig)
+    observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    sources: tuple[str, ...] = ()
+
+    # -- derived values --------------------------------------------------
+    @property
+    def state_path(self) -> Path:
+        """The state folder: configured, else $STATE_DIRECTORY (systemd), else ./gateway-state."""
+        if self.state_dir is not None:
+            return self.state_dir
+        env = os.environ.get("STATE_DIRECTORY")
+        return Path(env.split(":")[0]) if env else Path("gateway-state").resolve()
+
+    @property
+    def journal_path(self) -> Path:
+        return self.journal.path or self.state_path / "journal.sqlite3"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.keys.dir or self.state_path / "pki"
+
+    @property
+    def admin_socket(self) -> Path:
+        return self.admin.socket or self.state_path / "admin.sock"
+
+    @property
+    def client_id(self) -> str:
+        return self.clearing.client_id or f"gateway-{self.bank.node}"
+
+    def resolved_keys(self) -> KeysConfig:
+        """``keys`` with ``dir`` filled in, so ``keys.path(name)`` is absolute."""
+        return replace(self.keys, dir=self.keys_dir)
+
+
+# -- loading -----------------------------------------------------------------
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _convert(value: Any, tp: Any, key: str, src: str, base: Path) -> Any:
+    """Convert one TOML value to the field type ``tp``; errors name key and file."""
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value == "" and type(None) in typing.get_args(tp):
+            return None
+        return _convert(value, args[0], key, src, base)
+    if is_dataclass(tp) and isinstance(tp, type):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{src}: [{key}] must be a table")
+        return _build(tp, value, key, src, base)
+    if origin is tuple:
+        (item_tp, *_rest) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{src}: {key} must be an array")
+        return tuple(_convert(v, item_tp, f"{key}[{i}]", src, base) for i, v in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{src}: {key} must be true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{src}: {key} must be an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{src}: {key} must be a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{src}: {key} must be a string")
+        return value
+    if tp is Path:
+        if not isinstance(value, str):
+            raise ConfigError(f"{src}: {key} must be a path string")
+        p = Path(value)
+        return p if p.is_absolute() else (base / p).resolve()
+    if tp is Decimal:
+        try:
+            return Decimal(str(value))
+        except InvalidOperation:
+            raise ConfigError(f'{src}: {key} must be a decimal amount like "50000.00"') from None
+    if tp is time:
+        if isinstance(value, time):
+            return value
+        try:
+            return time.fromisoformat(str(value))
+        except ValueError:
+            raise ConfigError(f'{src}: {key} must be a time like "16:00"') from None
+    raise ConfigError(f"{src}: {key}: unsupported type {tp!r}")  # pragma: no cover
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str, src: str, base: Path) -> Any:
+    hints = _hints(cls)
+    names = {f.name for f in fields(cls) if f.name != "sources"}
+    kwargs: dict[str, Any] = {}
+    for k, v in data.items():
+        key = f"{prefix}.{k}" if prefix else k
+        if k not in names:
+            raise ConfigError(f"{src}: unknown key {key!r}")
+        kwargs[k] = _convert(v, hints[k], key, src, base)
+    return cls(**kwargs)
+
+
+def _check_keys(cls: type, data: dict[str, Any], prefix: str, src: str) -> None:
+    """Refuse unknown keys in one file before merging, naming that file."""
+    hints = _hints(cls)
+    for k, v in data.items():
+        key = f"{prefix}.{k}" if prefix else k
+        if k not in hints or k == "sources":
+            raise ConfigError(f"{src}: unknown key {key!r}")
+        tp = hints[k]
+        if typing.get_origin(tp) is tuple and isinstance(v, list):
+            (item_tp, *_r) = typing.get_args(tp)
+            if is_dataclass(item_tp):
+                for i, item in enumerate(v):
+                    if not isinstance(item, dict):
+                        raise ConfigError(f"{src}: {key}[{i}] must be a table")
+                    _check_keys(item_tp, item, f"{key}[{i}]", src)  # type: ignore[arg-type]
+        elif is_dataclass(tp) and isinstance(v, dict):
+            _check_keys(tp, v, key, src)  # type: ignore[arg-type]
+
+
+_PATH_KEYS = (
+    ("state_dir",),
+    ("keys", "dir"),
+    ("journal", "path"),
+    ("routing", "directory"),
+    ("admin", "socket"),
+)
+
+
+def _absolutise(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Resolve this file's relative paths against its own folder before merging."""
+    out = _merge({}, data)
+    for path in _PATH_KEYS:
+        node = out
+        for part in path[:-1]:
+            node = node.get(part) if isinstance(node.get(part), dict) else None  # type: ignore[assignment]
+            if node is None:
+                break
+        if node is None:
+            continue
+        v = node.get(path[-1])
+        if isinstance(v, str) and v and not Path(v).is_absolute():
+            node[path[-1]] = str((base / v).resolve())
+    return out
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Embedded defaults, then the file at ``path``, then ``overrides`` (tests)."""
+    default = default_config_path()
+    merged = _absolutise(_read(default), default.parent)
+    _check_keys(Config, merged, "", str(default))
+    sources = [str(default)]
+    if path is not None:
+        user = _read(path)
+        _check_keys(Config, user, "", str(path))
+        merged = _merge(merged, _absolutise(user, path.resolve().parent))
+        sources.append(str(path))
+    if overrides:
+        _check_keys(Config, overrides, "", "<overrides>")
+        merged = _merge(merged, _absolutise(overrides, Path.cwd()))
+    cfg: Config = _build(Config, merged, "", sources[-1], Path.cwd())
+    cfg = replace(cfg, sources=tuple(sources))
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Cross-field rules that the types alone cannot express."""
+    src = cfg.sources[-1] if cfg.sources else "<config>"
+    if cfg.environment not in ENVIRONMENTS:
+        raise ConfigError(f"{src}: environment must be one of {', '.join(ENVIRONMENTS)}")
+    if cfg.clock.start and cfg.environment != "test":
+        raise ConfigError(
+            f'{src}: clock.start is only allowed with environment = "test" (routing.md §4)'
+        )
+    if cfg.clock.rate != 1.0 and cfg.environment != "test":
+        raise ConfigError(f'{src}: clock.rate is only allowed with environment = "test"')
+    if cfg.clock.start:
+        try:
+            start = datetime.fromisoformat(cfg.clock.start)
+        except ValueError:
+            raise ConfigError(f"{src}: clock.start must be ISO 8601 with an offset") from None
+        if start.tzinfo is None:
+            raise ConfigError(f"{src}: clock.start must carry a UTC offset")
+    if cfg.clock.rate <= 0:
+        raise ConfigError(f"{src}: clock.rate must be positive")
+    if cfg.keys.dev_pki and cfg.environment == "production":
+        raise ConfigError(f'{src}: keys.dev_pki is refused with environment = "production"')
+    b = cfg.bank
+    if not (len(b.class_code) == 3 and b.class_code.isdigit()):
+        raise ConfigError(f"{src}: bank.class_code must be 3 digits")
+    if not (len(b.participant) == 12 and b.participant.isdigit()):
+        raise ConfigError(f"{src}: bank.participant must be 12 digits")
+    if not (len(b.internal_type) == 2 and b.internal_type.isdigit()):
+        raise ConfigError(f"{src}: bank.internal_type must be 2 digits")
+    if not (len(b.node) == 1 and b.node.isalpha() and b.node.isupper()):
+        raise ConfigError(f"{src}: bank.node must be one upper-case letter (it is part of GwRef)")
+    names = [ln.name for ln in cfg.listeners]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{src}: listener names must be unique")
+    for i, ln in enumerate(cfg.listeners):
+        if ln.client_cert not in ("none", "optional", "required"):
+            raise ConfigError(
+                f"{src}: listeners[{i}].client_cert must be none, optional or required"
+            )
+        if ln.client_cert != "none" and not ln.tls:
+            raise ConfigError(f"{src}: listeners[{i}].client_cert needs tls = true")
+        if not 0 < ln.max_body <= 16 * 1024 * 1024:
+            raise ConfigError(
+                f"{src}: listeners[{i}].max_body must be 1 byte to 16 MiB (corplink.md §1)"
+            )
+        if not 0 <= ln.port <= 65535:
+            raise ConfigError(f"{src}: listeners[{i}].port out of range")
+    if cfg.workers.processes < 0:
+        raise ConfigError(f"{src}: workers.processes must be >= 0 (0 = in the event loop process)")
+    for name in ("intra", "hvps", "beps"):
+        eng: EngineConfig = getattr(cfg.engines, name)
+        if eng.hold_policy not in ("hold", "reject"):
+            raise ConfigError(f"{src}: engines.{name}.hold_policy must be hold or reject")
+        if eng.rate <= 0 or eng.max_inflight <= 0 or eng.release_rate <= 0:
+            raise ConfigError(f"{src}: engines.{name} rates and max_inflight must be positive")
+    if not 1 <= cfg.engines.beps.max_items <= 100_000:
+        raise ConfigError(f"{src}: engines.beps.max_items must be 1..100000")
+    if cfg.keys.stale_crl_policy not in ("fail_closed", "fail_open"):
+        raise ConfigError(f"{src}: keys.stale_crl_policy must be fail_closed or fail_open")
+    if cfg.journal.backend != "sqlite":
+        raise ConfigError(f'{src}: journal.backend: only "sqlite" is available in this version')
+    if not cfg.clearing.url.startswith(("mqtt://", "mqtts://")):
+        raise ConfigError(f"{src}: clearing.url must start with mqtt:// or mqtts://")
+    if cfg.clearing.session_expiry < 86_400:
+        raise ConfigError(f"{src}: clearing.session_expiry must be at least 86400 (clearing.md §1)")
+    if cfg.observability.log_format not in ("json", "console"):
+        raise ConfigError(f"{src}: observability.log_format must be json or console")

@@ -1,0 +1,313 @@
+"""The CPU-heavy stages of the pipeline, run in worker processes.
+
+A ``Desk`` holds what those stages need (the CorpLink codec with its XSD, the
+request verifier with trust store and enrolment registry, the gateway's
+signing keys) and does the work that costs CPU: parse → schema → signature →
+credentials → typed request on the way in; render → sign on the way out; and
+seal/open of clearing envelopes.  It never touches the journal, sockets or the
+clock: ``now`` is passed in (DESIGN.md principle 5), so a desk is a pure
+function of its inputs and can live in any process.
+
+Order of checks (corplink.md §8): 1002 → 1003/1004 → [per-CorpId rate, in the
+event loop] → 2001–2007 → [3001/3002 in the event loop] → 4006 (reported
+back as ``deferred`` so the event loop applies it after replay/freshness).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from cryptography import x509
+
+from gateway.clearing import documents
+from gateway.codec.corplink import BusinessRuleError, CorpLinkCodec, serialize
+from gateway.codec.xmlparse import parse_body
+from gateway.errors import GatewayError, RetCode
+from gateway.journal.records import QueuedItem, TxResult
+from gateway.keys.enrolment import Registry
+from gateway.keys.kinds import KindPolicy
+from gateway.keys.trust import TrustStore
+from gateway.keys.verifier import RequestVerifier
+from gateway.keys.xmldsig import SigningKey, load_signing_key, sign_enveloped, verify_pinned
+from gateway.model import Head, Request, Response, Transfer
+
+
+@dataclass(frozen=True)
+class DeskSetup:
+    """Everything a worker process needs to build its desk (picklable: paths and values)."""
+
+    schema_path: Path
+    client_ca: tuple[Path, ...]
+    crls: tuple[Path, ...]
+    deny_list: Path | None
+    enrolment: Path
+    response_key: Path
+    response_cert: Path
+    clearing_key: Path
+    clearing_cert: Path
+    clearing_peer_certs: tuple[Path, ...]
+    usbkey_oids: frozenset[str]
+    file_oids: frozenset[str]
+    stale_crl_policy: str = "fail_closed"
+    passphrase: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A refusal with what could be read of the Head (empty when unparsed, corplink.md §8)."""
+
+    code: RetCode
+    detail: str | None
+    trn_code: str = ""
+    corp_id: str = ""
+    msg_id: str = ""
+    encoding: str = "UTF-8"
+    stage: str = "decode"
+
+    @property
+    def ret_msg(self) -> str:
+        return f"{self.code.text}: {self.detail}" if self.detail else self.code.text
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """Outcome of the inbound CPU stages for one frame."""
+
+    request: Request | None = None
+    refusal: Refusal | None = None
+    deferred: Refusal | None = None  # a business-rule refusal to apply after replay checks
+    head: Head | None = None  # with ``deferred`` when no typed request could be built
+    digest: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InboundClearing:
+    """A verified inbound clearing message, reduced to what the receipt handler applies."""
+
+    msg_tp: str
+    msg_id: str
+    orgnl_msg_id: str | None = None
+    results: tuple[TxResult, ...] = ()
+
+
+class Desk:
+    """The CPU stages of one process (see module docstring)."""
+
+    def __init__(self, setup: DeskSetup) -> None:
+        self.setup = setup
+        self.codec = CorpLinkCodec(setup.schema_path)
+        trust = TrustStore.from_files(
+            list(setup.client_ca),
+            list(setup.crls),
+            setup.deny_list,
+            stale_crl_policy=setup.stale_crl_policy,
+        )
+        self.registry = Registry.load(setup.enrolment)
+        kinds = KindPolicy(usbkey_oids=setup.usbkey_oids, file_oids=setup.file_oids)
+        self.verifier = RequestVerifier(trust, self.registry, kinds)
+        self.response_key: SigningKey = load_signing_key(
+            setup.response_key, setup.response_cert, setup.passphrase
+        )
+        self.clearing_key: SigningKey = load_signing_key(
+            setup.clearing_key, setup.clearing_cert, setup.passphrase
+        )
+        self.clearing_peers: tuple[x509.Certificate, ...] = tuple(
+            cert for p in setup.clearing_peer_certs for cert in _load_certs(p)
+        )
+
+    # -- inbound CorpLink -------------------------------------------------
+    def inspect(self, body: bytes, peer_ip: str, now: datetime) -> Inspection:
+        """1002 → 1003/1004 → 2001–2007, then the typed request (corplink.md §8)."""
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        try:
+            parsed = parse_body(body)
+        except GatewayError as exc:
+            return Inspection(refusal=Refusal(exc.code, exc.detail, stage="parse"))
+        root, encoding = parsed.root, parsed.encoding
+        head = self.codec.read_head(root)
+
+        def refuse(exc: GatewayError, stage: str) -> Inspection:
+            return Inspection(
+                refusal=Refusal(
+                    exc.code, exc.detail, head.trn_code, head.corp_id, head.msg_id, encoding, stage
+                ),
+                timings=timings,
+            )
+
+        try:
+            self.codec.validate(root)
+        except GatewayError as exc:
+            return refuse(exc, "schema")
+        timings["decode"] = time.perf_counter() - t
+        t = time.perf_counter()
+        try:
+            verified = self.verifier.verify_signature(root)
+        except GatewayError as exc:
+            return refuse(exc, "signature")
+        business: BusinessRuleError | None = None
+        try:
+            request: Request | None = self.codec.decode(verified.signed_root, encoding)
+        except BusinessRuleError as exc:  # 4004: answered after 2002–2007 and 3001/3002 (§8)
+            request, business = None, exc
+        except GatewayError as exc:
+            return refuse(exc, "decode")
+        req_head = request.head if request is not None else business.head  # type: ignore[union-attr]
+        amounts: Sequence[Decimal] = (
+            (request.body.amount,)
+            if request is not None and isinstance(request.body, Transfer)
+            else ()
+        )
+        try:
+            creds = self.verifier.check_credentials(
+                verified,
+                req_head.corp_id,
+                req_head.oper_id,
+                req_head.trn_code,
+                amounts,
+                peer_ip,
+                now,
+            )
+        except GatewayError as exc:
+            return refuse(exc, "credentials")
+        if business is not None:
+            return Inspection(
+                deferred=Refusal(
+                    business.code,
+                    business.detail,
+                    req_head.trn_code,
+                    req_head.corp_id,
+                    req_head.msg_id,
+                    encoding,
+                    "business",
+                ),
+                head=business.head,
+                digest=business.digest,
+                timings=timings,
+            )
+        assert request is not None  # noqa: S101 - decode returned or raised BusinessRuleError
+        timings["verify"] = time.perf_counter() - t
+        request = Request(
+            head=request.head,
+            body=request.body,
+            digest=request.digest,
+            encoding=request.encoding,
+            signer=creds.signer,
+        )
+        deferred = None
+        if isinstance(request.body, Transfer):
+            try:
+                self.registry.check_account(request.head.corp_id, request.body.payer_acct)
+            except GatewayError as exc:
+                deferred = Refusal(
+                    exc.code,
+                    exc.detail,
+                    head.trn_code,
+                    head.corp_id,
+                    head.msg_id,
+                    encoding,
+                    "business",
+                )
+        return Inspection(request=request, deferred=deferred, timings=timings)
+
+    # -- outbound CorpLink ------------------------------------------------
+    def render(self, rsp: Response) -> bytes:
+        """Render and sign a response (every response is signed, corplink.md §8)."""
+        root = self.codec.render(rsp)
+        sign_enveloped(root, self.response_key)
+        return serialize(root, rsp.encoding)
+
+    # -- clearing link ----------------------------------------------------
+    def seal(
+        self,
+        msg_tp: str,
+        msg_id: str,
+        sender: str,
+        receiver: str,
+        created: datetime,
+        work_date: date,
+        items: Sequence[QueuedItem],
+    ) -> bytes:
+        """Build, sign and serialise one outbound clearing message (clearing.md §3–4)."""
+        doc = documents.build_pacs008(msg_id, created, work_date, items, sender)
+        env = documents.build_envelope(msg_tp, msg_id, sender, receiver, created, work_date, doc)
+        sign_enveloped(env, self.clearing_key)
+        return documents.serialize(env)
+
+    def open_inbound(self, payload: bytes) -> InboundClearing:
+        """Verify (pinned clearing certificates) and reduce an inbound message.
+
+        Raises ``GatewayError`` (signature) or ``ValueError`` (malformed); the
+        caller drops and counts such messages, never acts on them (clearing.md §3).
+        """
+        root = parse_body(payload).root
+        verified = verify_pinned(root, self.clearing_peers)
+        env = documents.parse_envelope(verified.signed_root)
+        if env.msg_tp == "ccms.990":
+            rcpt = documents.parse_receipt(env.document)
+            return InboundClearing(env.msg_tp, env.msg_id, rcpt.orgnl_msg_id)
+        if env.msg_tp == "ccms.900":
+            orgnl, results = documents.parse_pacs002(env.document)
+            return InboundClearing(env.msg_tp, env.msg_id, orgnl, tuple(results))
+        return InboundClearing(env.msg_tp, env.msg_id)
+
+
+def _load_certs(path: Path) -> list[x509.Certificate]:
+    data = path.read_bytes()
+    if b"-----BEGIN" in data:
+        return x509.load_pem_x509_certificates(data)
+    return [x509.load_der_x509_certificate(data)]
+
+
+# -- process-global desk for worker processes --------------------------------
+
+_DESK: Desk | None = None
+
+
+def init_worker(setup: DeskSetup) -> None:
+    """ProcessPoolExecutor initializer: build this process's desk once."""
+    global _DESK  # noqa: PLW0603 - one desk per worker process, by design
+    _DESK = Desk(setup)
+
+
+def _desk() -> Desk:
+    if _DESK is None:  # pragma: no cover - initializer always runs first
+        raise RuntimeError("worker desk not initialised")
+    return _DESK
+
+
+def w_inspect(body: bytes, peer_ip: str, now: datetime) -> Inspection:
+    return _desk().inspect(body, peer_ip, now)
+
+
+def w_render(rsp: Response) -> bytes:
+    return _desk().render(rsp)
+
+
+def w_seal(
+    msg_tp: str,
+    msg_id: str,
+    sender: str,
+    receiver: str,
+    created: datetime,
+    work_date: date,
+    items: Sequence[QueuedItem],
+) -> bytes:
+    return _desk().seal(msg_tp, msg_id, sender, receiver, created, work_date, items)
+
+
+def w_open_inbound(payload: bytes) -> InboundClearing:
+    return _desk().open_inbound(payload)
+
+
+def w_ping() -> int:
+    """Used at start to make sure every worker has built its desk."""
+    _desk()
+    return os.getpid()

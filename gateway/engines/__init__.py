@@ -1,0 +1,1 @@
+"""The three engines: INTRA, HVPS (one message each) and BEPS (packages)."""

@@ -1,0 +1,271 @@
+"""The engines: turn QUEUED journal items into signed clearing messages and publish them.
+
+INTRA and HVPS send one message per payment (real time); BEPS packs items per
+(receiving participant, business type, work date) and closes a package at
+``max_items``, ``max_wait`` after its first item, or at the 16:00 work-day
+cutoff (routing.md §5).  Engines work from the journal (an outbox, DESIGN.md
+principle 1): a message is journaled (PENDING) with its final signed bytes and
+MsgId *before* it is published, so a crash at any point re-publishes the same
+bytes under the same MsgId, never a second MsgId for one payment
+(clearing.md §1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+
+from gateway.clearing import documents
+from gateway.clearing.link import ClearingLink, PublishFailed
+from gateway.clock import Clock
+from gateway.engines.throttle import InflightWindow, TokenBucket
+from gateway.journal.records import NewOutbound, OutboundRecord, PendingGroup, QueuedItem
+from gateway.journal.store import Store
+from gateway.model import BizType, Engine
+from gateway.ops import metrics
+from gateway.workers import WorkerPool
+
+log = structlog.get_logger("gateway.engines")
+
+MSG_TP = {Engine.INTRA: "intra.111", Engine.HVPS: "hvps.111", Engine.BEPS: "beps.121"}
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    engine: Engine
+    participant: str  # our 12-digit participant: Sndr, DbtrAgt
+    topic_prefix: str
+    rate: float
+    max_inflight: int
+    max_items: int = 1  # BEPS package size
+    max_wait: float = 0.0  # BEPS: seconds after the first item
+    cutoff_hour: int = 16  # BEPS work-day switch
+    cutoff_minute: int = 0
+    batch: int = 200  # items claimed per pass (bounds memory)
+    tick: float = 0.25  # seconds between time-driven checks while work is pending
+
+
+class EngineRunner:
+    """One engine's outbox loop."""
+
+    def __init__(
+        self,
+        settings: EngineSettings,
+        store: Store,
+        pool: Callable[[], WorkerPool],
+        link: ClearingLink,
+        clock: Clock,
+    ) -> None:
+        self.s = settings
+        self._store = store
+        self._pool = pool
+        self._link = link
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._bucket = TokenBucket(settings.rate)
+        self.inflight = InflightWindow(settings.max_inflight)
+        self.publishing: set[str] = set()
+        self.topic = f"{settings.topic_prefix}/{settings.engine.value.lower()}/out"
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def receipted(self, msg_id: str) -> None:
+        if self.inflight.discard(msg_id):
+            metrics.OUTBOUND_INFLIGHT.labels(self.s.engine.value).set(len(self.inflight))
+
+    async def run(self) -> None:
+        """Loop until cancelled: package what is ready, publish it."""
+        while True:
+            try:
+                pending = await self._pass()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("engine_pass_failed", engine=self.s.engine.value)
+                pending = True
+            timeout = self.s.tick if pending else 1.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+
+    async def _pass(self) -> bool:
+        """One round; True when work remains that a timer will make ready."""
+        if not self._link.is_connected:
+            return True
+        if self.s.engine is Engine.BEPS:
+            return await self._pass_beps()
+        return await self._pass_single()
+
+    async def _pass_single(self) -> bool:
+        while self.inflight.free > 0:
+            items = await self._store.claim_queued(
+                self.s.engine, min(self.s.batch, self.inflight.free)
+            )
+            if not items:
+                return False
+            first = await self._store.next_sequence(self._seq_name(), len(items))
+            now = self._clock.now()
+            outs = [
+                await self._seal(first + i, now, it.receiver, [it]) for i, it in enumerate(items)
+            ]
+            await self._store.create_outbound(outs)
+            await self._publish_all(outs)
+        return True
+
+    async def _pass_beps(self) -> bool:
+        now = self._clock.now()
+        groups = await self._store.pending_groups(Engine.BEPS)
+        waiting = False
+        for g in groups:
+            if g.biz_type is not BizType.CREDIT:
+                continue  # debit packages (beps.127) arrive with the calendar issue
+            if not self._beps_ready(g, now):
+                waiting = True
+                continue
+            while self.inflight.free > 0:
+                items = await self._store.claim_queued(
+                    Engine.BEPS,
+                    self.s.max_items,
+                    receiver=g.receiver,
+                    biz_type=g.biz_type,
+                    work_date=g.work_date,
+                )
+                if not items:
+                    break
+                seq = await self._store.next_sequence(self._seq_name(), 1)
+                out = await self._seal(seq, self._clock.now(), g.receiver, items)
+                await self._store.create_outbound([out])
+                await self._publish_all([out])
+                if len(items) < self.s.max_items:
+                    break
+            else:
+                waiting = True
+        return waiting
+
+    def _beps_ready(self, g: PendingGroup, now: datetime) -> bool:
+        """routing.md §5: full, or max_wait after its first item, or past the cutoff."""
+        if g.count >= self.s.max_items:
+            return True
+        if (now - g.oldest_queued_at).total_seconds() >= self.s.max_wait:
+            return True
+        cutoff = now.replace(
+            hour=self.s.cutoff_hour, minute=self.s.cutoff_minute, second=0, microsecond=0
+        )
+        current = now.date() if now < cutoff else now.date() + timedelta(days=1)
+        return g.work_date < current
+
+    def _seq_name(self) -> str:
+        return f"out-{self._clock.now():%Y%m%d}"
+
+    async def _seal(
+        self, seq: int, now: datetime, receiver: str, items: list[QueuedItem]
+    ) -> NewOutbound:
+        msg_id = documents.out_msg_id(self.s.participant, now.date(), seq)
+        msg_tp = MSG_TP[self.s.engine]
+        work_date = items[0].work_date
+        payload = await self._pool().seal(
+            msg_tp, msg_id, self.s.participant, receiver, now, work_date, items
+        )
+        return NewOutbound(
+            msg_id=msg_id,
+            engine=self.s.engine,
+            msg_tp=msg_tp,
+            topic=self.topic,
+            receiver=receiver,
+            work_date=work_date,
+            payload=payload,
+            item_ids=tuple(it.item_id for it in items),
+            created_at=now,
+        )
+
+    async def _publish_all(self, outs: list[NewOutbound]) -> None:
+        await asyncio.gather(
+            *(self.publish(o.msg_id, o.msg_tp, o.topic, o.payload, resend=False) for o in outs)
+        )
+
+    async def publish(
+        self, msg_id: str, msg_tp: str, topic: str, payload: bytes, *, resend: bool
+    ) -> bool:
+        """Publish under the journaled MsgId; True when the PUBACK arrived."""
+        if msg_id in self.publishing:
+            return False
+        self.publishing.add(msg_id)
+        try:
+            await self._bucket.take()
+            try:
+                await self._link.publish(topic, payload, msg_tp=msg_tp, msg_id=msg_id)
+            except PublishFailed as exc:
+                log.warning("publish_failed", out_msg_id=msg_id, reason=str(exc))
+                return False
+            now = self._clock.now()
+            if resend:
+                await self._store.mark_resent(msg_id, now)
+            else:
+                await self._store.mark_sent(msg_id, now)
+            self.inflight.add(msg_id)
+            metrics.OUTBOUND_INFLIGHT.labels(self.s.engine.value).set(len(self.inflight))
+            metrics.OUTBOUND.labels(
+                self.s.engine.value, msg_tp, "resend" if resend else "first"
+            ).inc()
+            return True
+        finally:
+            self.publishing.discard(msg_id)
+
+
+class Redelivery:
+    """Publishes what a crash or an outage left behind, and re-sends un-receipted messages.
+
+    PENDING messages (journaled, never PUBACKed) are published at start and
+    whenever the link comes back; SENT messages without a ccms.990 after
+    ``receipt_timeout`` are published again under the same MsgId
+    (clearing.md §1).
+    """
+
+    def __init__(
+        self,
+        runners: dict[Engine, EngineRunner],
+        store: Store,
+        link: ClearingLink,
+        clock: Clock,
+        receipt_timeout: float,
+    ) -> None:
+        self._runners = runners
+        self._store = store
+        self._link = link
+        self._clock = clock
+        self._timeout = receipt_timeout
+        self._first = True
+
+    async def run(self) -> None:
+        while True:
+            await self._link.wait_connected()
+            try:
+                await self._pass()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("redelivery_pass_failed")
+            await asyncio.sleep(min(5.0, max(0.2, self._timeout / 4)))
+
+    async def _pass(self) -> None:
+        for rec in await self._store.unsent_outbound(1000):
+            await self._send(rec, resend=False)
+        now = self._clock.now()
+        # At start, everything SENT without a receipt is re-sent at once: the
+        # crash may have lost it anywhere between us and the clearing system.
+        before = now if self._first else now - timedelta(seconds=self._timeout)
+        self._first = False
+        for rec in await self._store.due_for_resend(before, 1000):
+            await self._send(rec, resend=True)
+
+    async def _send(self, rec: OutboundRecord, *, resend: bool) -> None:
+        runner = self._runners.get(rec.engine)
+        if runner is None:
+            return
+        await runner.publish(rec.msg_id, rec.msg_tp, rec.topic, rec.payload, resend=resend)

@@ -1,0 +1,1 @@
+"""The journal: the store protocol, its SQLite implementation and the state machine."""

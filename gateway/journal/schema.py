@@ -1,0 +1,399 @@
+"""The SQLite journal's layout: tables, value encoding, identifiers, row mapping.
+
+The column order of :data:`ITEM_INSERT` / :data:`QUEUED_SELECT` and of the
+functions that build or read those rows is kept here, in one place.
+
+Schema versions are counted by ``PRAGMA user_version``: ``MIGRATIONS[n]``
+brings a file from version ``n`` to ``n + 1`` inside one transaction, so a
+crash mid-migration leaves the old version intact.  A file newer than this
+code is refused rather than guessed at.
+
+Value encoding (chosen so that SQL can compare and the round trip is exact):
+
+- instants are INTEGER microseconds since the UNIX epoch, so ``release_at <=
+  now`` and "oldest first" are plain integer comparisons whatever offset the
+  caller used; they are read back as aware datetimes in Asia/Shanghai (the
+  clock's zone, DESIGN.md principle 5), equal to what was written;
+- dates (work dates) are ISO ``YYYY-MM-DD`` text, which sorts correctly;
+- amounts are INTEGER fen: ``Decimal`` in, ``Decimal`` with two places out;
+  an amount with more than two decimals is refused, never rounded
+  (corplink.md §4 allows at most two).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from gateway.clock import SHANGHAI
+from gateway.journal.records import NewItem, OutboundRecord, OutState, QueuedItem, RequestRecord
+from gateway.model import BizType, Engine, Priority, State
+
+# -- value encoding ---------------------------------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+
+
+def to_micros(at: datetime) -> int:
+    """An aware datetime as integer microseconds since the epoch (exact)."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError("journal times must carry a UTC offset")
+    return (at - _EPOCH) // _MICRO
+
+
+def from_micros(us: int) -> datetime:
+    """The inverse of :func:`to_micros`, in Asia/Shanghai."""
+    return (_EPOCH + timedelta(microseconds=us)).astimezone(SHANGHAI)
+
+
+def opt_micros(at: datetime | None) -> int | None:
+    return None if at is None else to_micros(at)
+
+
+def opt_datetime(us: int | None) -> datetime | None:
+    return None if us is None else from_micros(us)
+
+
+def to_fen(amount: Decimal) -> int:
+    """A CNY amount as integer fen; more than two decimals is an error, not a rounding."""
+    if not amount.is_finite():
+        raise ValueError("amount must be a finite number")
+    fen = amount.scaleb(2)
+    if fen != fen.to_integral_value():
+        raise ValueError("amount has more than two decimals")
+    return int(fen)
+
+
+def from_fen(fen: int) -> Decimal:
+    """Integer fen back to a ``Decimal`` with exactly two places."""
+    return Decimal(fen).scaleb(-2)
+
+
+def date_text(day: object) -> str:
+    """A work date as ISO text; accepts a ``date`` or an ISO ``YYYY-MM-DD`` string."""
+    if isinstance(day, datetime):
+        raise TypeError("a work date is a date, not a datetime")
+    if isinstance(day, date):
+        return day.isoformat()
+    if isinstance(day, str):
+        return date.fromisoformat(day).isoformat()
+    raise TypeError("a work date must be a date or an ISO date string")
+
+
+def opt_date(text: str | None) -> date | None:
+    return None if text is None else date.fromisoformat(text)
+
+
+# -- identifiers --------------------------------------------------------------
+
+NODE_RE = re.compile(r"[A-Z]")
+"""A node letter: one of A-Z, so a GwRef stays 20 characters (corplink.md §5 example)."""
+
+MAX_ISO_ID = 35
+"""ISO 20022 ``Max35Text``: the limit of PmtId/TxId and PmtId/EndToEndId (clearing.md §4)."""
+
+
+def gw_ref(received_at: datetime, node: str, request_id: int) -> str:
+    """``GW`` + received date (Asia/Shanghai) + node letter + 9-digit request id.
+
+    corplink.md §5 shows ``GW20261127A000000042``.  The date is the calendar
+    date in Asia/Shanghai of the moment the request was received, whatever
+    offset the caller's datetime carried.  Ids beyond 999,999,999 widen the
+    number rather than wrap (still unique, still ≤ 35 characters).
+    """
+    day = received_at.astimezone(SHANGHAI).strftime("%Y%m%d")
+    return f"GW{day}{node}{request_id:09d}"
+
+
+def tx_id(ref: str, seq_no: int | None) -> str:
+    """PmtId/TxId: the GwRef for a single transfer, ``GwRef-SeqNo`` for a batch item.
+
+    Unique per item by construction (GwRef is unique); at most
+    20 + 1 + 5 = 26 characters for a 50,000-item batch (corplink.md §4).
+    """
+    return ref if seq_no is None else f"{ref}-{seq_no}"
+
+
+def end_to_end_id(msg_id: str, seq_no: int | None) -> str:
+    """PmtId/EndToEndId: the corporate's MsgId, ``MsgId-SeqNo`` for a batch item.
+
+    MsgId is at most 35 characters (corplink.md §2) but ``-SeqNo`` can take it
+    past ISO's Max35Text.  Rule: the ``-SeqNo`` suffix is always kept whole
+    and the MsgId is cut at its end to fit, so items of one batch stay
+    distinguishable; the full MsgId is still in the journal, and the
+    clearing side matches by TxId first (clearing.md §4).
+    """
+    if seq_no is None:
+        return msg_id[:MAX_ISO_ID]
+    suffix = f"-{seq_no}"
+    return msg_id[: MAX_ISO_ID - len(suffix)] + suffix
+
+
+# -- rows <-> records --------------------------------------------------------
+
+_FIRST_STATES = frozenset({State.QUEUED, State.HELD, State.REJECTED})
+
+QUEUED_SELECT = """
+SELECT i.id, i.tx_id, i.end_to_end_id, r.corp_id, r.msg_id, i.seq_no, i.engine, i.receiver,
+       i.work_date, i.payer_acct, i.payer_name, i.payee_acct, i.payee_name, i.payee_bank_code,
+       i.amount_fen, i.ccy, i.priority, i.biz_type, i.purpose, i.queued_at
+  FROM items i JOIN requests r ON r.id = i.request_id
+ WHERE i.engine = ? AND i.state = 'QUEUED' AND i.out_msg_id IS NULL
+"""
+ITEM_INSERT = """
+INSERT INTO items (request_id, seq_no, tx_id, end_to_end_id, engine, receiver, payee_bank_code,
+                   work_date, state, release_at, payer_acct, payer_name, payee_acct, payee_name,
+                   amount_fen, ccy, priority, biz_type, purpose, reason_code, reason_text,
+                   queued_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+def check_seq_nos(items: Iterable[NewItem]) -> None:
+    """A single transfer has no SeqNo; batch items have unique ones (corplink.md §4)."""
+    seqs = [item.seq_no for item in items]
+    if None in seqs:
+        if len(seqs) != 1:
+            raise ValueError("only a single-transfer request may have an item without SeqNo")
+    elif len(set(seqs)) != len(seqs):
+        raise ValueError("SeqNo values must be unique within a request")
+
+
+def item_params(item: NewItem, received: int) -> tuple[int | None, tuple[object, ...]]:
+    """Check an item's first state and turn it into column values (after id, tx ids)."""
+    if item.state not in _FIRST_STATES:
+        raise ValueError(f"an item cannot be journaled as {item.state.value}")
+    if item.state is not State.REJECTED and (
+        item.engine is None or item.receiver is None or item.work_date is None
+    ):
+        raise ValueError("a routed item needs engine, receiver and work date")
+    if item.state is State.HELD and item.release_at is None:
+        raise ValueError("a HELD item needs release_at")
+    if item.state is State.REJECTED and not item.reason_code:
+        raise ValueError("a REJECTED item needs a reason code")
+    return item.seq_no, (
+        None if item.engine is None else item.engine.value,
+        item.receiver,
+        item.payee_bank_code,
+        None if item.work_date is None else date_text(item.work_date),
+        item.state.value,
+        opt_micros(item.release_at),
+        item.payer_acct,
+        item.payer_name,
+        item.payee_acct,
+        item.payee_name,
+        to_fen(item.amount),
+        item.ccy,
+        item.priority.value,
+        item.biz_type.value,
+        item.purpose,
+        item.reason_code,
+        item.reason_text,
+        received if item.state is State.QUEUED else None,
+        received,
+    )
+
+
+def request_record(row: Sequence[Any]) -> RequestRecord:
+    corp_id, msg_id, oper_id, trn_code, digest, ref, received = row
+    return RequestRecord(
+        corp_id=str(corp_id),
+        msg_id=str(msg_id),
+        oper_id=str(oper_id),
+        trn_code=str(trn_code),
+        digest=str(digest),
+        gw_ref=str(ref),
+        received_at=from_micros(int(received)),
+    )
+
+
+def queued_item(row: Sequence[Any]) -> QueuedItem:
+    (item_id, tx, e2e, corp_id, msg_id, seq, engine, receiver, day, payer_acct, payer_name,
+     payee_acct, payee_name, bank, fen, ccy, priority, biz, purpose, queued) = row  # fmt: skip
+    return QueuedItem(
+        item_id=int(item_id),
+        tx_id=str(tx),
+        end_to_end_id=str(e2e),
+        corp_id=str(corp_id),
+        msg_id=str(msg_id),
+        seq_no=None if seq is None else int(seq),
+        engine=Engine(engine),
+        receiver=str(receiver),
+        work_date=date.fromisoformat(str(day)),
+        payer_acct=str(payer_acct),
+        payer_name=str(payer_name),
+        payee_acct=str(payee_acct),
+        payee_name=str(payee_name),
+        payee_bank_code=str(bank),
+        amount=from_fen(int(fen)),
+        ccy=str(ccy),
+        priority=Priority(priority),
+        biz_type=BizType(biz),
+        purpose=None if purpose is None else str(purpose),
+        queued_at=from_micros(int(queued)),
+    )
+
+
+def outbound_record(row: Sequence[Any]) -> OutboundRecord:
+    msg_id, engine, msg_tp, topic, receiver, day, payload, state, attempts, created, sent = row
+    return OutboundRecord(
+        msg_id=str(msg_id),
+        engine=Engine(engine),
+        msg_tp=str(msg_tp),
+        topic=str(topic),
+        receiver=str(receiver),
+        work_date=date.fromisoformat(str(day)),
+        payload=bytes(payload),
+        state=OutState(state),
+        attempts=int(attempts),
+        created_at=from_micros(int(created)),
+        last_sent_at=None if sent is None else from_micros(int(sent)),
+    )
+
+
+# -- the schema -------------------------------------------------------------
+
+_V1 = """
+CREATE TABLE requests (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: it is in the GwRef
+    corp_id     TEXT    NOT NULL,
+    msg_id      TEXT    NOT NULL,
+    oper_id     TEXT    NOT NULL,
+    trn_code    TEXT    NOT NULL,
+    digest      TEXT    NOT NULL,
+    gw_ref      TEXT    UNIQUE,                     -- set in the inserting transaction
+    received_at INTEGER NOT NULL,
+    UNIQUE (corp_id, msg_id)                        -- corplink.md §7
+) STRICT;
+
+CREATE TABLE outbound (
+    msg_id       TEXT    PRIMARY KEY,               -- assigned once, reused on re-send
+    engine       TEXT    NOT NULL,
+    msg_tp       TEXT    NOT NULL,
+    topic        TEXT    NOT NULL,
+    receiver     TEXT    NOT NULL,
+    work_date    TEXT    NOT NULL,
+    payload      BLOB    NOT NULL,
+    state        TEXT    NOT NULL CHECK (state IN ('PENDING', 'SENT', 'ACKED')),
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    created_at   INTEGER NOT NULL,
+    last_sent_at INTEGER,
+    acked_at     INTEGER
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE items (
+    id              INTEGER PRIMARY KEY,
+    request_id      INTEGER NOT NULL REFERENCES requests (id),
+    seq_no          INTEGER,
+    tx_id           TEXT    NOT NULL UNIQUE,
+    end_to_end_id   TEXT    NOT NULL,
+    engine          TEXT,
+    receiver        TEXT,
+    payee_bank_code TEXT    NOT NULL,
+    work_date       TEXT,
+    state           TEXT    NOT NULL CHECK (state IN ('ACCEPTED', 'HELD', 'QUEUED', 'SENT',
+                                                      'ACKED', 'NETTED', 'SETTLED', 'REJECTED')),
+    release_at      INTEGER,
+    payer_acct      TEXT    NOT NULL,
+    payer_name      TEXT    NOT NULL,
+    payee_acct      TEXT    NOT NULL,
+    payee_name      TEXT    NOT NULL,
+    amount_fen      INTEGER NOT NULL,
+    ccy             TEXT    NOT NULL,
+    priority        TEXT    NOT NULL,
+    biz_type        TEXT    NOT NULL,
+    purpose         TEXT,
+    reason_code     TEXT,
+    reason_text     TEXT,
+    out_msg_id      TEXT    REFERENCES outbound (msg_id),
+    queued_at       INTEGER,
+    updated_at      INTEGER NOT NULL,
+    UNIQUE (request_id, seq_no)
+) STRICT;
+
+-- Partial indexes hold only the live rows the engines poll, so they stay
+-- small while the table keeps 400 days of history (corplink.md §7).
+CREATE INDEX items_unpackaged ON items (engine, queued_at, id)
+    WHERE state = 'QUEUED' AND out_msg_id IS NULL;
+CREATE INDEX items_held ON items (release_at, id) WHERE state = 'HELD';
+CREATE INDEX items_by_outbound ON items (out_msg_id) WHERE out_msg_id IS NOT NULL;
+CREATE INDEX items_summary ON items (engine, state, reason_code);
+
+CREATE TABLE transitions (
+    id      INTEGER PRIMARY KEY,
+    item_id INTEGER NOT NULL REFERENCES items (id),
+    state   TEXT    NOT NULL,
+    at      INTEGER NOT NULL,
+    detail  TEXT
+) STRICT;
+CREATE INDEX transitions_by_item ON transitions (item_id, id);
+
+CREATE INDEX outbound_pending ON outbound (created_at) WHERE state = 'PENDING';
+CREATE INDEX outbound_sent ON outbound (last_sent_at) WHERE state = 'SENT';
+
+CREATE TABLE sequences (
+    name  TEXT    PRIMARY KEY,
+    value INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1,)
+"""``MIGRATIONS[n]`` takes ``user_version`` n to n + 1.  Append, never edit."""
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+BUSY_TIMEOUT_MS = 5000
+"""How long a connection waits for another process's lock (e.g. an operator tool)."""
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open a connection with the journal's pragmas.
+
+    ``isolation_level=None``: we issue BEGIN/COMMIT ourselves (the group-commit
+    writer needs explicit transactions and savepoints).  ``synchronous=FULL``
+    makes every commit fsync the WAL: the 0000 promise (corplink.md §5).
+    """
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, cached_statements=128
+    )
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = FULL")
+        if readonly:
+            conn.execute("PRAGMA query_only = ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Switch to WAL and bring the schema to :data:`SCHEMA_VERSION`; returns the old version."""
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise RuntimeError(f"journal could not switch to WAL mode (got {mode})")
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"journal schema version {version} is newer than this gateway ({SCHEMA_VERSION})"
+        )
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        # executescript runs the whole script, BEGIN to COMMIT, as one transaction;
+        # user_version lives in the file header and is part of it.
+        try:
+            conn.executescript(
+                f"BEGIN IMMEDIATE;\n{MIGRATIONS[target - 1]}\n"
+                f"PRAGMA user_version = {target};\nCOMMIT;"
+            )
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    return version

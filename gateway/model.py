@@ -1,0 +1,185 @@
+"""Typed domain objects shared by the pipeline stages.
+
+These are plain frozen dataclasses: the codec produces them, the router,
+journal and engines consume them.  Amounts are ``Decimal`` with two places
+(corplink.md §4); the journal stores them as integer fen (cents).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+
+
+class TrnCode(str, Enum):
+    """corplink.md §4."""
+
+    PAY = "PAY"
+    PAYROLL = "PAYROLL"
+    STATUS = "STATUS"
+    NTFY = "NTFY"
+    INQ = "INQ"
+    RPLY = "RPLY"
+    BAL = "BAL"
+    PAIN001 = "PAIN001"
+    MT101 = "MT101"
+
+
+class State(str, Enum):
+    """The payment state machine, DESIGN.md principle 2 / corplink.md §5."""
+
+    ACCEPTED = "ACCEPTED"
+    HELD = "HELD"
+    QUEUED = "QUEUED"
+    SENT = "SENT"
+    ACKED = "ACKED"
+    NETTED = "NETTED"
+    SETTLED = "SETTLED"
+    REJECTED = "REJECTED"
+
+    @property
+    def final(self) -> bool:
+        return self in (State.SETTLED, State.REJECTED)
+
+
+class Engine(str, Enum):
+    """routing.md §3."""
+
+    INTRA = "INTRA"
+    HVPS = "HVPS"
+    BEPS = "BEPS"
+
+
+class Priority(str, Enum):
+    NORM = "NORM"
+    URGT = "URGT"
+
+
+class BizType(str, Enum):
+    CREDIT = "CREDIT"
+    DEBIT = "DEBIT"
+
+
+class CredentialKind(str, Enum):
+    """corplink.md §6."""
+
+    USBKEY = "usbkey"
+    FILE = "file"
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The request Head, corplink.md §2."""
+
+    trn_code: str
+    corp_id: str
+    oper_id: str
+    msg_id: str
+    send_time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """One credit transfer (PAY Body ``Transfer``), corplink.md §4."""
+
+    payer_acct: str
+    payer_name: str
+    payee_acct: str
+    payee_name: str
+    payee_bank_code: str
+    amount: Decimal
+    ccy: str = "CNY"
+    priority: Priority = Priority.NORM
+    biz_type: BizType = BizType.CREDIT
+    purpose: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusQuery:
+    """STATUS Body ``StatusQuery``, corplink.md §4."""
+
+    orig_msg_id: str
+    seq_no: int | None = None
+
+
+Body = Transfer | StatusQuery
+
+
+@dataclass(frozen=True, slots=True)
+class Signer:
+    """Who signed a request, as established by verification (corplink.md §3, §6)."""
+
+    fingerprint: str  # SHA-256 of the certificate DER, lowercase hex
+    subject: str
+    kind: CredentialKind
+    serial: int
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A decoded, verified request.
+
+    ``digest`` is the SHA-256 (hex) of the exclusive-canonical Head and Body,
+    the idempotency key's content half (corplink.md §7).
+    """
+
+    head: Head
+    body: Body
+    digest: str
+    encoding: str = "UTF-8"
+    signer: Signer | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where the router sends one transfer (routing.md §3)."""
+
+    engine: Engine
+    receiver: str  # 12-digit participant, or 6-digit internal branch code for INTRA
+    payee_bank_code: str
+    work_date: date
+    release_at: datetime | None = None  # set when the engine is closed (HELD)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    state: State
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StatusView:
+    """What STATUS and PAY responses report, corplink.md §5."""
+
+    state: State
+    engine: Engine | None
+    work_date: date | None
+    release_at: datetime | None = None
+    reason_code: str | None = None
+    reason_text: str | None = None
+    seq_no: int | None = None
+    history: tuple[Transition, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A CorpLink response before rendering, corplink.md §5.
+
+    ``corp_id`` and ``msg_id`` are empty when the request could not be parsed
+    far enough (corplink.md §8).
+    """
+
+    trn_code: str
+    corp_id: str
+    msg_id: str
+    rsp_time: datetime
+    ret_code: str
+    ret_msg: str
+    gw_ref: str | None = None
+    dup: bool = False
+    retry_after_ms: int | None = None
+    status: StatusView | None = None
+    encoding: str = "UTF-8"
+    extra: dict[str, str] = field(default_factory=dict)

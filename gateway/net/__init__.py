@@ -1,0 +1,1 @@
+"""Listeners, TLS, sessions and framing (corplink.md §1)."""

@@ -1,0 +1,175 @@
+"""A CorpLink listener: accept TCP (optionally TLS) connections and run a Session each.
+
+The asyncio driver around the sans-IO framing (STYLE.md: hypercorn keeps the
+two apart).  Limits are per listener (corplink.md §1: "configurable per
+listener"): body size, the TLS handshake deadline counted from the TCP
+accept, the frame deadline, the idle deadline, pipelined requests per
+connection and open connections.  ``drain`` is the graceful half of the
+daemon's shutdown (DESIGN.md "Operations": stop accepting, finish in-flight
+frames), bounded in time like uvicorn's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import ssl
+from dataclasses import dataclass
+from typing import Final
+
+import structlog
+
+from gateway.net.framing import MAX_ENCODABLE
+from gateway.net.session import (
+    BadFrameResponder,
+    ConnInfo,
+    Handler,
+    Session,
+    conn_info,
+    peer_address,
+)
+from gateway.ops.metrics import CONNECTION_CLOSES
+
+__all__ = ["BadFrameResponder", "ConnInfo", "Handler", "Listener", "ListenerSpec"]
+
+log = structlog.get_logger("gateway.net")
+
+DEFAULT_MAX_BODY: Final = 1_048_576
+"""corplink.md §1: body ≤ 1 MiB by default."""
+
+MAX_BODY_LIMIT: Final = 16 * 1_048_576
+"""corplink.md §1: "a listener for PAYROLL may allow up to 16 MiB"."""
+
+TLS_SHUTDOWN_TIMEOUT: Final = 5.0
+"""Seconds to wait for the peer's close_notify before aborting a TLS connection."""
+
+_conn_ids = itertools.count(1)  # unique across listeners, for log correlation
+
+
+@dataclass(frozen=True)
+class ListenerSpec:
+    """One listener's address and limits (corplink.md §1 defaults).
+
+    ``port`` 0 binds a free port (tests).  ``handshake_timeout`` counts from
+    the TCP accept (10 s), ``frame_timeout`` from a frame's first byte
+    (30 s), ``idle_timeout`` is the longest wait for a frame (300 s).
+    ``max_inflight`` bounds pipelined requests being processed on one
+    connection; past it the session stops reading (backpressure).
+    """
+
+    name: str
+    host: str
+    port: int
+    ssl: ssl.SSLContext | None = None
+    max_body: int = DEFAULT_MAX_BODY
+    handshake_timeout: float = 10.0
+    frame_timeout: float = 30.0
+    idle_timeout: float = 300.0
+    max_inflight: int = 32
+    max_connections: int = 10_000
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_body <= min(MAX_BODY_LIMIT, MAX_ENCODABLE):
+            msg = f"listener {self.name}: max_body must be within 1..{MAX_BODY_LIMIT}"
+            raise ValueError(msg)
+        for field in ("handshake_timeout", "frame_timeout", "idle_timeout"):
+            if not getattr(self, field) > 0:
+                msg = f"listener {self.name}: {field} must be positive"
+                raise ValueError(msg)
+        if self.max_inflight < 1 or self.max_connections < 1:
+            msg = f"listener {self.name}: max_inflight and max_connections must be at least 1"
+            raise ValueError(msg)
+        if not 0 <= self.port <= 65535:
+            msg = f"listener {self.name}: port must be within 0..65535"
+            raise ValueError(msg)
+
+
+class Listener:
+    """Accepts connections for one ``ListenerSpec`` and serves each with a ``Session``."""
+
+    def __init__(self, spec: ListenerSpec, handler: Handler, bad_frame: BadFrameResponder) -> None:
+        self.spec = spec
+        self._handler = handler
+        self._bad_frame = bad_frame
+        self._server: asyncio.Server | None = None
+        self._sessions: dict[asyncio.Task[None], Session] = {}
+        self._accepting = False
+
+    @property
+    def connections(self) -> int:
+        """Connections currently open (after their TLS handshake)."""
+        return len(self._sessions)
+
+    async def start(self) -> tuple[str, int]:
+        """Bind and start accepting; return the bound address (port resolved when 0)."""
+        spec = self.spec
+        tls = spec.ssl is not None
+        self._server = await asyncio.start_server(
+            self._on_connect,
+            spec.host,
+            spec.port,
+            ssl=spec.ssl,
+            ssl_handshake_timeout=spec.handshake_timeout if tls else None,
+            ssl_shutdown_timeout=TLS_SHUTDOWN_TIMEOUT if tls else None,
+            reuse_address=True,
+        )
+        self._accepting = True
+        host, port = peer_address(self._server.sockets[0].getsockname())
+        log.info("listener_started", listener=spec.name, host=host, port=port, tls=tls)
+        return (host, port)
+
+    def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A plain callback (not a coroutine) so that this object, not asyncio,
+        # owns the session task and can drain or cancel it.
+        name = self.spec.name
+        if not self._accepting or len(self._sessions) >= self.spec.max_connections:
+            reason = "max_connections" if self._accepting else "shutting_down"
+            CONNECTION_CLOSES.labels(name, reason).inc()
+            log.warning("connection_refused", listener=name, reason=reason)
+            writer.transport.abort()
+            return
+        info = conn_info(name, next(_conn_ids), writer)
+        session = Session(
+            self.spec, info, reader, writer, handler=self._handler, bad_frame=self._bad_frame
+        )
+        task = asyncio.create_task(session.run(), name=f"{name}#{info.conn_id}")
+        self._sessions[task] = session
+        task.add_done_callback(self._sessions.pop)
+
+    def _stop_accepting(self) -> None:
+        self._accepting = False
+        if self._server is not None:
+            self._server.close()
+
+    async def drain(self, timeout: float) -> None:
+        """Stop accepting; let in-flight requests finish and their responses be
+        written, within ``timeout`` seconds; then close every connection."""
+        self._stop_accepting()
+        for session in self._sessions.values():
+            session.begin_drain()
+        tasks = set(self._sessions)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            if pending:
+                log.warning("drain_timeout", listener=self.spec.name, connections=len(pending))
+            await self._cancel(pending)
+        await self._wait_server_closed()
+        log.info("listener_drained", listener=self.spec.name)
+
+    async def close(self) -> None:
+        """Stop accepting and drop every connection now."""
+        self._stop_accepting()
+        await self._cancel(set(self._sessions))
+        await self._wait_server_closed()
+        log.info("listener_closed", listener=self.spec.name)
+
+    async def _wait_server_closed(self) -> None:
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    @staticmethod
+    async def _cancel(tasks: set[asyncio.Task[None]]) -> None:
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)

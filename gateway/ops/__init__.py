@@ -1,0 +1,1 @@
+"""Metrics, structured logs, health endpoints, admin socket and sd_notify."""

@@ -1,0 +1,151 @@
+"""Prometheus metrics: one registry per process, ``gateway_`` prefix, base units.
+
+Labels are bounded (STYLE.md habit 12): listener names, TrnCodes, RetCodes,
+reason words, engines, states, message types — never CorpId or MsgId.
+Every refusal is counted under ``reason`` with the same word the log uses.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+_LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
+
+CONNECTIONS = Counter(
+    "gateway_connections_total", "Accepted connections", ["listener"], registry=REGISTRY
+)
+CONNECTIONS_OPEN = Gauge(
+    "gateway_connections_open", "Open client connections", ["listener"], registry=REGISTRY
+)
+CONNECTION_CLOSES = Counter(
+    "gateway_connection_closes_total",
+    "Client connections closed, by reason word (eof, idle, header, frame_timeout, ...)",
+    ["listener", "reason"],
+    registry=REGISTRY,
+)
+FRAMES = Counter("gateway_frames_total", "Complete frames read", ["listener"], registry=REGISTRY)
+FRAME_ERRORS = Counter(
+    "gateway_frame_errors_total",
+    "Connections closed for a framing error (1001) or a deadline",
+    ["listener", "reason"],
+    registry=REGISTRY,
+)
+REQUESTS = Counter(
+    "gateway_requests_total",
+    "Requests answered, by TrnCode and RetCode",
+    ["trn_code", "ret_code"],
+    registry=REGISTRY,
+)
+REFUSALS = Counter(
+    "gateway_refusals_total",
+    "Requests refused, by stage and reason word",
+    ["stage", "reason"],
+    registry=REGISTRY,
+)
+STAGE_SECONDS = Histogram(
+    "gateway_stage_seconds",
+    "Time spent per pipeline stage",
+    ["stage"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+ACK_LATENCY = Histogram(
+    "gateway_ack_latency_seconds",
+    "From complete frame to response written, for accepted payments",
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+DUPLICATES = Counter(
+    "gateway_duplicate_requests_total",
+    "Replays of a journaled MsgId answered with Dup=true",
+    registry=REGISTRY,
+)
+JOURNAL_COMMITS = Counter(
+    "gateway_journal_commits_total", "Journal group commits", registry=REGISTRY
+)
+JOURNAL_COMMIT_SIZE = Histogram(
+    "gateway_journal_commit_batch_size",
+    "Write operations per group commit",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+    registry=REGISTRY,
+)
+JOURNAL_COMMIT_SECONDS = Histogram(
+    "gateway_journal_commit_seconds",
+    "Duration of one group commit including fsync",
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+ITEMS_ROUTED = Counter(
+    "gateway_items_routed_total",
+    "Items journaled, by engine and first state",
+    ["engine", "state"],
+    registry=REGISTRY,
+)
+OUTBOUND = Counter(
+    "gateway_outbound_messages_total",
+    "Clearing messages published (PUBACK received), by engine and message type",
+    ["engine", "msg_tp", "attempt"],
+    registry=REGISTRY,
+)
+OUTBOUND_INFLIGHT = Gauge(
+    "gateway_outbound_inflight",
+    "Clearing messages sent and not yet receipted, by engine",
+    ["engine"],
+    registry=REGISTRY,
+)
+INBOUND = Counter(
+    "gateway_inbound_messages_total",
+    "Clearing messages received and applied, by message type",
+    ["msg_tp"],
+    registry=REGISTRY,
+)
+INBOUND_DROPPED = Counter(
+    "gateway_inbound_dropped_total",
+    "Inbound clearing messages dropped, by reason",
+    ["reason"],
+    registry=REGISTRY,
+)
+ITEM_FINAL = Counter(
+    "gateway_items_final_total",
+    "Items that reached a final state, by engine and state",
+    ["engine", "state"],
+    registry=REGISTRY,
+)
+LINK_UP = Gauge(
+    "gateway_clearing_link_up", "1 while the MQTT clearing link is connected", registry=REGISTRY
+)
+LINK_RECONNECTS = Counter(
+    "gateway_clearing_link_reconnects_total", "MQTT reconnect attempts", registry=REGISTRY
+)
+WORKER_QUEUE = Gauge(
+    "gateway_worker_queue_depth",
+    "Frames waiting for or in a decode/verify worker",
+    registry=REGISTRY,
+)
+LIFECYCLE = Gauge(
+    "gateway_lifecycle_state",
+    "1 for the daemon's current lifecycle state",
+    ["state"],
+    registry=REGISTRY,
+)

@@ -1,0 +1,313 @@
+"""The path of one request, in order (DESIGN.md "The path of one payment").
+
+frame → [admission] → decode/verify (worker) → replay (3001/Dup) → freshness
+(3002) → business rules (4001–4006) → journal (fsync) → 0000 → engine wake-up.
+
+This is the one boundary where a ``GatewayError`` becomes a response (STYLE.md
+habit 7): every refusal is rendered, signed and counted here with its reason
+word, and an unexpected exception becomes 9999 with nothing journaled and
+nothing internal sent to the client.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+
+from gateway.clock import Clock
+from gateway.desk import Inspection, Refusal
+from gateway.errors import GatewayError, RetCode
+from gateway.journal.records import NewItem, NewRequest, RequestRecord
+from gateway.journal.store import Store
+from gateway.model import (
+    Engine,
+    Request,
+    Response,
+    State,
+    StatusQuery,
+    StatusView,
+    Transfer,
+    Transition,
+    TrnCode,
+)
+from gateway.net.listener import ConnInfo
+from gateway.ops import metrics
+from gateway.ops.logs import mask_account
+from gateway.routing.router import Router
+from gateway.workers import WorkerPool
+
+log = structlog.get_logger("gateway.pipeline")
+
+JOURNALED = frozenset({TrnCode.PAY.value})
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    send_time_window: float = 300.0  # corplink.md §7
+
+
+class Pipeline:
+    """Handles one frame body and returns the signed response body."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        pool: Callable[[], WorkerPool],
+        store: Store,
+        router: Callable[[], Router],
+        wake: Callable[[Engine], None],
+        settings: PipelineSettings,
+    ) -> None:
+        self._clock = clock
+        self._pool = pool
+        self._store = store
+        self._router = router
+        self._wake = wake
+        self._settings = settings
+
+    # -- entry points (the listener's Handler and BadFrameResponder) -------
+    async def handle(self, body: bytes, conn: ConnInfo) -> bytes:
+        t0 = time.perf_counter()
+        now = self._clock.now()
+        pool = self._pool()
+        try:
+            inspection = await pool.inspect(body, conn.peer_ip, now)
+            rsp = await self._respond(inspection, now, conn)
+        except Exception:
+            log.exception("internal_error", stage="pipeline", listener=conn.listener)
+            rsp = self._refusal_response(Refusal(RetCode.INTERNAL, None, stage="internal"), now)
+        out = await pool.render(rsp)
+        elapsed = time.perf_counter() - t0
+        metrics.REQUESTS.labels(rsp.trn_code or "-", rsp.ret_code).inc()
+        if rsp.ret_code == RetCode.OK.value and rsp.trn_code in JOURNALED:
+            metrics.ACK_LATENCY.observe(elapsed)
+        return out
+
+    async def bad_frame(self, conn: ConnInfo, reason: str) -> bytes | None:
+        """The one 1001 response sent before closing a connection (corplink.md §1)."""
+        metrics.REFUSALS.labels("frame", reason).inc()
+        rsp = self._refusal_response(
+            Refusal(RetCode.BAD_FRAME, reason, stage="frame"), self._clock.now()
+        )
+        return await self._pool().render(rsp)
+
+    # -- the stages after decode/verify ----------------------------------
+    async def _respond(self, ins: Inspection, now: datetime, conn: ConnInfo) -> Response:
+        if ins.refusal is not None:
+            return self._refuse(ins.refusal, now)
+        if ins.request is None and ins.deferred is not None and ins.head is not None:
+            return await self._deferred_only(ins, now)
+        req = ins.request
+        assert req is not None  # noqa: S101 - Inspection carries one of the three
+        head = req.head
+        structlog.contextvars.bind_contextvars(corp_id=head.corp_id, msg_id=head.msg_id)
+        try:
+            if isinstance(req.body, Transfer):
+                return await self._pay(req, ins, now)
+            if isinstance(req.body, StatusQuery):
+                self._check_fresh(req, now)
+                return await self._status(req, req.body, now)
+            raise GatewayError(RetCode.UNKNOWN_TRNCODE, f"TrnCode {head.trn_code}")
+        except GatewayError as exc:
+            return self._refuse(
+                Refusal(
+                    exc.code,
+                    exc.detail,
+                    head.trn_code,
+                    head.corp_id,
+                    head.msg_id,
+                    req.encoding,
+                    _stage(exc.code),
+                ),
+                now,
+            )
+        finally:
+            structlog.contextvars.unbind_contextvars("corp_id", "msg_id")
+
+    async def _deferred_only(self, ins: Inspection, now: datetime) -> Response:
+        """A request whose body broke a business rule in decode (4004): §8 order still holds."""
+        head, deferred = ins.head, ins.deferred
+        assert head is not None  # noqa: S101
+        assert deferred is not None  # noqa: S101
+        req = Request(
+            head=head,
+            body=StatusQuery(orig_msg_id=""),
+            digest=ins.digest,
+            encoding=deferred.encoding,
+        )
+        try:
+            if head.trn_code in JOURNALED:
+                existing = await self._store.find_request(head.corp_id, head.msg_id)
+                if existing is not None:
+                    return await self._replay(req, existing, now)
+            self._check_fresh(req, now)
+        except GatewayError as exc:
+            return self._refuse(
+                Refusal(
+                    exc.code,
+                    exc.detail,
+                    head.trn_code,
+                    head.corp_id,
+                    head.msg_id,
+                    deferred.encoding,
+                    _stage(exc.code),
+                ),
+                now,
+            )
+        return self._refuse(deferred, now)
+
+    def _check_fresh(self, req: Request, now: datetime) -> None:
+        skew = abs((req.head.send_time - now).total_seconds())
+        if skew > self._settings.send_time_window:
+            raise GatewayError(RetCode.STALE_SENDTIME, f"SendTime differs by {int(skew)} s")
+
+    async def _pay(self, req: Request, ins: Inspection, now: datetime) -> Response:
+        head = req.head
+        body = req.body
+        assert isinstance(body, Transfer)  # noqa: S101
+        existing = await self._store.find_request(head.corp_id, head.msg_id)
+        if existing is not None:
+            return await self._replay(req, existing, now)
+        self._check_fresh(req, now)
+        if ins.deferred is not None:
+            raise GatewayError(ins.deferred.code, ins.deferred.detail)
+        route = self._router().route(body, now)
+        state = State.HELD if route.release_at is not None else State.QUEUED
+        item = NewItem(
+            seq_no=None,
+            payer_acct=body.payer_acct,
+            payer_name=body.payer_name,
+            payee_acct=body.payee_acct,
+            payee_name=body.payee_name,
+            payee_bank_code=body.payee_bank_code,
+            amount=body.amount,
+            ccy=body.ccy,
+            priority=body.priority,
+            biz_type=body.biz_type,
+            purpose=body.purpose,
+            state=state,
+            engine=route.engine,
+            receiver=route.receiver,
+            work_date=route.work_date,
+            release_at=route.release_at,
+        )
+        t = time.perf_counter()
+        outcome = await self._store.accept(
+            NewRequest(
+                corp_id=head.corp_id,
+                msg_id=head.msg_id,
+                oper_id=head.oper_id,
+                trn_code=head.trn_code,
+                digest=req.digest,
+                received_at=now,
+                items=(item,),
+            )
+        )
+        metrics.STAGE_SECONDS.labels("journal").observe(time.perf_counter() - t)
+        if not outcome.created:  # lost a race with a concurrent resend
+            return await self._replay(req, outcome.record, now)
+        metrics.ITEMS_ROUTED.labels(route.engine.value, state.value).inc()
+        self._wake(route.engine)
+        log.info(
+            "accepted",
+            gw_ref=outcome.record.gw_ref,
+            engine=route.engine.value,
+            state=state.value,
+            amount=str(body.amount),
+            payer_acct=mask_account(body.payer_acct),
+            payee_acct=mask_account(body.payee_acct),
+            **{f"{k}_ms": round(v * 1000, 3) for k, v in ins.timings.items()},
+        )
+        status = StatusView(
+            state=state,
+            engine=route.engine,
+            work_date=route.work_date,
+            release_at=route.release_at,
+            history=(Transition(State.ACCEPTED, now), Transition(state, now)),
+        )
+        return self._ok(req, now, outcome.record.gw_ref, status, dup=False)
+
+    async def _replay(self, req: Request, existing: RequestRecord, now: datetime) -> Response:
+        """corplink.md §7: same digest → the original answer with Dup=true; else 3001."""
+        if existing.digest != req.digest:
+            raise GatewayError(RetCode.DUPLICATE_MSGID, f"MsgId {req.head.msg_id}")
+        metrics.DUPLICATES.inc()
+        status = await self._store.item_status(req.head.corp_id, req.head.msg_id)
+        return self._ok(req, now, existing.gw_ref, status, dup=True)
+
+    async def _status(self, req: Request, query: StatusQuery, now: datetime) -> Response:
+        view = await self._store.item_status(req.head.corp_id, query.orig_msg_id, query.seq_no)
+        rec = await self._store.find_request(req.head.corp_id, query.orig_msg_id)
+        if view is None or rec is None:
+            return Response(
+                trn_code=req.head.trn_code,
+                corp_id=req.head.corp_id,
+                msg_id=req.head.msg_id,
+                rsp_time=now,
+                ret_code=RetCode.OK.value,
+                ret_msg=f"no request with OrigMsgId {query.orig_msg_id}",
+                encoding=req.encoding,
+            )
+        return self._ok(req, now, rec.gw_ref, view, dup=False, ret_msg="found")
+
+    # -- responses -------------------------------------------------------
+    def _ok(
+        self,
+        req: Request,
+        now: datetime,
+        gw_ref: str | None,
+        status: StatusView | None,
+        *,
+        dup: bool,
+        ret_msg: str | None = None,
+    ) -> Response:
+        return Response(
+            trn_code=req.head.trn_code,
+            corp_id=req.head.corp_id,
+            msg_id=req.head.msg_id,
+            rsp_time=now,
+            ret_code=RetCode.OK.value,
+            ret_msg=ret_msg or ("duplicate of an accepted request" if dup else RetCode.OK.text),
+            gw_ref=gw_ref,
+            dup=dup,
+            status=status,
+            encoding=req.encoding,
+        )
+
+    def _refuse(self, refusal: Refusal, now: datetime) -> Response:
+        metrics.REFUSALS.labels(refusal.stage, refusal.code.reason).inc()
+        log.info(
+            "refused",
+            ret_code=refusal.code.value,
+            reason=refusal.code.reason,
+            stage=refusal.stage,
+            detail=refusal.detail,
+            trn_code=refusal.trn_code,
+            corp_id=refusal.corp_id,
+            msg_id=refusal.msg_id,
+        )
+        return self._refusal_response(refusal, now)
+
+    @staticmethod
+    def _refusal_response(refusal: Refusal, now: datetime) -> Response:
+        return Response(
+            trn_code=refusal.trn_code,
+            corp_id=refusal.corp_id,
+            msg_id=refusal.msg_id,
+            rsp_time=now,
+            ret_code=refusal.code.value,
+            ret_msg=refusal.ret_msg,
+            encoding=refusal.encoding,
+        )
+
+
+def _stage(code: RetCode) -> str:
+    if code in (RetCode.DUPLICATE_MSGID, RetCode.STALE_SENDTIME):
+        return "replay"
+    if code.value.startswith("4"):
+        return "business"
+    return "pipeline"

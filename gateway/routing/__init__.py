@@ -1,0 +1,1 @@
+"""Bank directory, calendars, operating windows, work dates and engine rules (pure functions)."""

@@ -1,0 +1,71 @@
+"""Working days (工作日): the seam the operating windows and engine rules read.
+
+routing.md §4: a working day is a Monday-Friday that is not a listed holiday,
+or any date listed as a make-up working day (调休, a weekend worked in place
+of a holiday).  Calendars are files per year, reloaded like the directory;
+loading those files is a later issue — this module only holds the sets and
+answers questions, so the windows and the router can be tested at any date.
+
+A date beyond the loaded years is answered by the weekday rule alone
+(routing.md §4); :meth:`WorkCalendar.covers` lets the caller notice and raise
+the alert metric, so this module stays free of side effects.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+_SATURDAY = 5
+_ONE_DAY = timedelta(days=1)
+
+
+class WorkCalendar:
+    """An immutable set of holidays and make-up working days.
+
+    ``years`` are the calendar years the loaded files cover; a date outside
+    them still gets an answer (the weekday rule) but ``covers`` says False.
+    """
+
+    __slots__ = ("holidays", "workdays", "years")
+
+    def __init__(
+        self,
+        holidays: frozenset[date] = frozenset(),
+        workdays: frozenset[date] = frozenset(),
+        years: frozenset[int] = frozenset(),
+    ) -> None:
+        both = holidays & workdays
+        if both:
+            first = min(both).isoformat()
+            raise ValueError(f"{first} is listed both as a holiday and as a working day")
+        self.holidays = frozenset(holidays)
+        self.workdays = frozenset(workdays)
+        self.years = frozenset(years)
+
+    def is_working_day(self, d: date) -> bool:
+        """Mon-Fri and not a holiday, or a listed make-up working day (routing.md §4)."""
+        if d in self.workdays:
+            return True
+        return d.weekday() < _SATURDAY and d not in self.holidays
+
+    def next_working_day(self, d: date) -> date:
+        """The first working day strictly after ``d``.
+
+        Terminates: holidays are a finite set, so past the last of them the
+        weekday rule finds a Monday within a week.
+        """
+        day = d + _ONE_DAY
+        while not self.is_working_day(day):
+            day += _ONE_DAY
+        return day
+
+    def covers(self, d: date) -> bool:
+        """True when ``d`` falls in a year the loaded calendar files describe."""
+        return d.year in self.years
+
+    def __repr__(self) -> str:
+        span = f"{min(self.years)}-{max(self.years)}" if self.years else "weekday rule only"
+        return (
+            f"<WorkCalendar {span}: {len(self.holidays)} holidays, "
+            f"{len(self.workdays)} make-up days>"
+        )

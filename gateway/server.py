@@ -1,0 +1,421 @@
+"""The Gateway: builds the live objects from a Config and runs them (STYLE.md habit 3).
+
+Collaborators (clock, store, link) can be injected, so tests run the real
+daemon with a frozen clock.  ``serve(shutdown_trigger)`` starts everything,
+reports readiness through an event (never a sleep), waits for the trigger and
+drains in a fixed, time-bounded order: stop accepting and finish in-flight
+frames → stop engines → close the link → flush and close the journal → stop
+the workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from gateway import __version__
+from gateway.clearing.link import ClearingLink, LinkConfig
+from gateway.clearing.receipts import ReceiptHandler
+from gateway.clock import BusinessClock, Clock, SystemClock
+from gateway.config import Config
+from gateway.desk import DeskSetup
+from gateway.engines.runner import EngineRunner, EngineSettings, Redelivery
+from gateway.journal.sqlite import SqliteStore
+from gateway.journal.store import Store
+from gateway.keys.devpki import generate_dev_pki
+from gateway.model import Engine
+from gateway.net.listener import Listener, ListenerSpec
+from gateway.net.tls import server_context
+from gateway.ops import metrics, sdnotify
+from gateway.ops.admin import AdminServer
+from gateway.ops.health import HealthServer, HealthState, Lifecycle
+from gateway.paths import corplink_schema_path
+from gateway.pipeline import Pipeline, PipelineSettings
+from gateway.routing.calendar import WorkCalendar
+from gateway.routing.directory import Directory
+from gateway.routing.router import BankIdentity, Router, RoutingPolicy
+from gateway.workers import WorkerPool
+
+log = structlog.get_logger("gateway.server")
+
+DRAIN_TIMEOUT = 20.0
+
+
+def build_clock(cfg: Config) -> Clock:
+    """The real clock, or the business clock of a test environment (routing.md §4)."""
+    if cfg.clock.start:
+        return BusinessClock(datetime.fromisoformat(cfg.clock.start), cfg.clock.rate)
+    return SystemClock()
+
+
+def read_passphrase(cfg: Config) -> bytes | None:
+    """systemd credential first, then the environment; never the config file (DESIGN.md Keys)."""
+    cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
+    if cred_dir:
+        p = Path(cred_dir) / "gateway-key-passphrase"
+        if p.exists():
+            return p.read_bytes().rstrip(b"\r\n")
+    env = os.environ.get(cfg.keys.passphrase_env)
+    return env.encode() if env else None
+
+
+def desk_setup(cfg: Config) -> DeskSetup:
+    k = cfg.resolved_keys()
+    deny = k.path(k.deny_list) if k.deny_list else None
+    return DeskSetup(
+        schema_path=corplink_schema_path(),
+        client_ca=tuple(k.path(p) for p in k.client_ca),
+        crls=tuple(k.path(p) for p in k.crls),
+        deny_list=deny if deny is not None and deny.exists() else None,
+        enrolment=k.path(k.enrolment),
+        response_key=k.path(k.response_key),
+        response_cert=k.path(k.response_cert),
+        clearing_key=k.path(k.clearing_key),
+        clearing_cert=k.path(k.clearing_cert),
+        clearing_peer_certs=tuple(k.path(p) for p in k.clearing_peer_certs),
+        usbkey_oids=frozenset(k.usbkey_policy_oids),
+        file_oids=frozenset(k.file_policy_oids),
+        stale_crl_policy=k.stale_crl_policy,
+        passphrase=read_passphrase(cfg),
+    )
+
+
+def build_router(cfg: Config, directory: Directory | None = None) -> Router:
+    bank = BankIdentity(
+        class_code=cfg.bank.class_code,
+        participant=cfg.bank.participant,
+        internal_type=cfg.bank.internal_type,
+    )
+    policy = RoutingPolicy(
+        credit_limit=cfg.routing.credit_limit,
+        holiday_credit_limit=cfg.routing.holiday_credit_limit,
+        hold_policy={
+            Engine.INTRA: cfg.engines.intra.hold_policy,
+            Engine.HVPS: cfg.engines.hvps.hold_policy,
+            Engine.BEPS: cfg.engines.beps.hold_policy,
+        },
+    )
+    return Router(
+        bank, directory or Directory.load(cfg.routing.directory), WorkCalendar(), policy=policy
+    )
+
+
+@dataclass
+class Bound:
+    """Where the daemon listens once started (ports resolved when configured as 0)."""
+
+    listeners: dict[str, tuple[str, int]] = field(default_factory=dict)
+    metrics: tuple[str, int] | None = None
+
+    def as_json(self) -> str:
+        return json.dumps(
+            {"listeners": self.listeners, "metrics": self.metrics, "pid": os.getpid()}
+        )
+
+
+class Gateway:
+    """The daemon's object graph and lifecycle."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        clock: Clock | None = None,
+        store: Store | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.clock = clock or build_clock(cfg)
+        self.store: Store = store or SqliteStore(cfg.journal_path, node=cfg.bank.node)
+        self.ready = asyncio.Event()
+        self.bound = Bound()
+        self.health = HealthState(
+            lifecycle=Lifecycle.STARTING,
+            checks={"journal": False, "clearing_link": False},
+            info=self._info,
+        )
+        self._pool: WorkerPool | None = None
+        self._router: Router | None = None
+        self._listeners: list[Listener] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._runners: dict[Engine, EngineRunner] = {}
+        self._link: ClearingLink | None = None
+        self._health_server: HealthServer | None = None
+        self._admin: AdminServer | None = None
+        self._reload_lock = asyncio.Lock()
+
+    # -- accessors used by collaborators (always the current version) ------
+    def pool(self) -> WorkerPool:
+        assert self._pool is not None  # noqa: S101 - set in start()
+        return self._pool
+
+    def router(self) -> Router:
+        assert self._router is not None  # noqa: S101 - set in start()
+        return self._router
+
+    def _wake(self, engine: Engine) -> None:
+        runner = self._runners.get(engine)
+        if runner is not None:
+            runner.wake()
+
+    def _receipted(self, msg_id: str) -> None:
+        for runner in self._runners.values():
+            runner.receipted(msg_id)
+
+    def _info(self) -> dict[str, str]:
+        return {
+            "version": __version__,
+            "node": self.cfg.bank.node,
+            "environment": self.cfg.environment,
+            "business_clock": self.clock.now().isoformat(timespec="milliseconds"),
+        }
+
+    # -- lifecycle --------------------------------------------------------
+    async def start(self) -> None:
+        cfg = self.cfg
+        self._set_lifecycle(Lifecycle.STARTING)
+        cfg.state_path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if cfg.keys.dev_pki and not (cfg.keys_dir / "client-ca.pem").exists():
+            log.warning("generating_dev_pki", dir=str(cfg.keys_dir))
+            generate_dev_pki(cfg.keys_dir)
+        self._router = build_router(cfg)
+        self._pool = WorkerPool(desk_setup(cfg), cfg.workers.processes)
+        await self._pool.start()
+        await self.store.start()
+        self.health.checks["journal"] = True
+
+        self._health_server = HealthServer(
+            self.health, cfg.observability.metrics_bind, cfg.observability.metrics_port
+        )
+        self.bound.metrics = await self._health_server.start()
+
+        link_cfg = LinkConfig(
+            url=cfg.clearing.url,
+            client_id=cfg.client_id,
+            subscriptions=(f"{cfg.clearing.topic_prefix}/+/in",),
+            shared=cfg.clearing.shared,
+            session_expiry=cfg.clearing.session_expiry,
+            max_inflight=cfg.clearing.max_inflight,
+            publish_timeout=cfg.clearing.publish_timeout,
+        )
+        receipts = ReceiptHandler(self.store, self.pool, self.clock, on_receipt=[self._receipted])
+        self._link = ClearingLink(link_cfg, receipts)
+        self._runners = {e: self._make_runner(e, self._link) for e in Engine}
+        self._spawn(self._link.run(), "clearing_link")
+        self._spawn(self._watch_link(), "link_watch")
+        for engine, runner in self._runners.items():
+            self._spawn(runner.run(), f"engine_{engine.value.lower()}")
+        self._spawn(
+            Redelivery(
+                self._runners, self.store, self._link, self.clock, cfg.clearing.receipt_timeout
+            ).run(),
+            "redelivery",
+        )
+        self._spawn(self._release_held(), "release_held")
+
+        pipeline = Pipeline(
+            self.clock,
+            self.pool,
+            self.store,
+            self.router,
+            self._wake,
+            PipelineSettings(send_time_window=cfg.security.send_time_window),
+        )
+        keys = cfg.resolved_keys()
+        for lc in cfg.listeners:
+            ctx = None
+            if lc.tls:
+                ctx = server_context(
+                    keys.path(keys.tls_cert),
+                    keys.path(keys.tls_key),
+                    client_cert=lc.client_cert,
+                    client_ca_paths=[keys.path(p) for p in keys.client_ca],
+                    passphrase=read_passphrase(cfg),
+                )
+            spec = ListenerSpec(
+                name=lc.name,
+                host=lc.bind,
+                port=lc.port,
+                ssl=ctx,
+                max_body=lc.max_body,
+                handshake_timeout=lc.handshake_timeout,
+                frame_timeout=lc.frame_timeout,
+                idle_timeout=lc.idle_timeout,
+                max_inflight=lc.max_inflight,
+                max_connections=lc.max_connections,
+            )
+            listener = Listener(spec, pipeline.handle, pipeline.bad_frame)
+            self.bound.listeners[lc.name] = await listener.start()
+            self._listeners.append(listener)
+
+        self._admin = AdminServer(cfg.admin_socket, self._admin_command)
+        await self._admin.start()
+        self._spawn(self._watchdog(), "watchdog")
+        self._set_lifecycle(Lifecycle.READY)
+        self.ready.set()
+        sdnotify.ready()
+        sdnotify.status("serving")
+        log.info(
+            "started",
+            listeners=self.bound.listeners,
+            metrics=self.bound.metrics,
+            workers=cfg.workers.processes,
+            business_clock=self.clock.now().isoformat(),
+            config=list(cfg.sources),
+        )
+
+    def _make_runner(self, engine: Engine, link: ClearingLink) -> EngineRunner:
+        cfg = self.cfg
+        ec = {
+            Engine.INTRA: cfg.engines.intra,
+            Engine.HVPS: cfg.engines.hvps,
+            Engine.BEPS: cfg.engines.beps,
+        }[engine]
+        beps = cfg.engines.beps
+        settings = EngineSettings(
+            engine=engine,
+            participant=cfg.bank.participant,
+            topic_prefix=cfg.clearing.topic_prefix,
+            rate=ec.rate,
+            max_inflight=ec.max_inflight,
+            max_items=beps.max_items if engine is Engine.BEPS else 1,
+            max_wait=beps.max_wait if engine is Engine.BEPS else 0.0,
+            cutoff_hour=beps.cutoff.hour,
+            cutoff_minute=beps.cutoff.minute,
+        )
+        return EngineRunner(settings, self.store, self.pool, link, self.clock)
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+        task = asyncio.ensure_future(coro)
+        task.set_name(name)
+        task.add_done_callback(self._task_done)
+        self._tasks.append(task)
+
+    @staticmethod
+    def _task_done(task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task_failed", task=task.get_name(), error=repr(task.exception()))
+
+    async def _watch_link(self) -> None:
+        assert self._link is not None  # noqa: S101
+        while True:
+            await self._link.wait_connected()
+            self.health.checks["clearing_link"] = True
+            for r in self._runners.values():
+                r.wake()
+            await self._link.wait_disconnected()
+            self.health.checks["clearing_link"] = False
+
+    async def _release_held(self) -> None:
+        """HELD → QUEUED at the opening, at a throttled rate (routing.md §4)."""
+        rate = max(
+            self.cfg.engines.intra.release_rate,
+            self.cfg.engines.hvps.release_rate,
+            self.cfg.engines.beps.release_rate,
+        )
+        while True:
+            n = await self.store.release_held(self.clock.now(), max(1, int(rate)))
+            if n:
+                for r in self._runners.values():
+                    r.wake()
+            await asyncio.sleep(1.0)
+
+    async def _watchdog(self) -> None:
+        interval = sdnotify.watchdog_interval()
+        if not interval:
+            return
+        while True:
+            sdnotify.watchdog()
+            await asyncio.sleep(interval)
+
+    def _set_lifecycle(self, state: Lifecycle) -> None:
+        self.health.lifecycle = state
+        for s in Lifecycle:
+            metrics.LIFECYCLE.labels(s.value).set(1 if s is state else 0)
+
+    async def serve(self, shutdown_trigger: Callable[[], Awaitable[Any]]) -> None:
+        """Start, wait for the trigger, then drain (STYLE.md: hypercorn's shutdown_trigger)."""
+        try:
+            await self.start()
+            await shutdown_trigger()
+        finally:
+            await self.shutdown()
+
+    async def shutdown(self, timeout: float = DRAIN_TIMEOUT) -> None:
+        """The fixed drain order, bounded in time (DESIGN.md Operations)."""
+        if self.health.lifecycle is Lifecycle.STOPPED:
+            return
+        self._set_lifecycle(Lifecycle.DRAINING)
+        sdnotify.stopping()
+        log.info("draining")
+        await asyncio.gather(*(ln.drain(timeout) for ln in self._listeners), return_exceptions=True)
+        if self._admin is not None:
+            await self._admin.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._link is not None:
+            with contextlib.suppress(Exception):
+                await self._link.close()
+        await self.store.close()
+        if self._pool is not None:
+            await self._pool.close()
+        if self._health_server is not None:
+            await self._health_server.close()
+        self._set_lifecycle(Lifecycle.STOPPED)
+        log.info("stopped")
+
+    # -- reload and admin -------------------------------------------------
+    async def reload(self) -> dict[str, Any]:
+        """SIGHUP / gatewayctl reload: directory, registry, trust, keys; atomic."""
+        async with self._reload_lock:
+            sdnotify.reloading()
+            try:
+                new_dir = Directory.load(self.cfg.routing.directory)
+                old = self.router()
+                old.directory.check_replacement(new_dir, max_drop=self.cfg.routing.max_drop_ratio)
+                new_pool = WorkerPool(desk_setup(self.cfg), self.cfg.workers.processes)
+                await new_pool.start()
+            except Exception as exc:  # noqa: BLE001 - any failure keeps the old version
+                log.warning("reload_refused", reason=str(exc)[:300])
+                sdnotify.ready()
+                return {"ok": False, "reason": str(exc)[:300]}
+            old_pool, self._pool = self._pool, new_pool
+            self._router = old.with_directory(new_dir)
+            if old_pool is not None:
+                await old_pool.close()
+            sdnotify.ready()
+            log.info("reloaded", directory=new_dir.version, codes=len(new_dir))
+            return {"ok": True, "directory": new_dir.version, "codes": len(new_dir)}
+
+    async def _admin_command(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        op = cmd.get("op")
+        if op == "status":
+            rows = await self.store.summary()
+            return {
+                "ok": True,
+                "lifecycle": self.health.lifecycle.value,
+                "checks": self.health.checks,
+                **self._info(),
+                "listeners": self.bound.listeners,
+                "items": [
+                    {
+                        "engine": r.engine.value if r.engine else None,
+                        "state": r.state.value,
+                        "reason": r.reason_code,
+                        "count": r.count,
+                    }
+                    for r in rows
+                ],
+            }
+        if op == "reload":
+            return await self.reload()
+        return {"ok": False, "reason": f"unknown op {op!r}"}

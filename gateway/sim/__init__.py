@@ -1,0 +1,1 @@
+"""Simulated counterparties (ERP clients, clearing systems); they speak only the spec."""

@@ -1,0 +1,624 @@
+"""The clearing systems' simulator (``gateway-sim clearing``): HVPS, BEPS, clearing centre.
+
+It stands in for the other side of clearing.md and speaks only that text:
+it subscribes (QoS 1) to ``{prefix}/+/out``; verifies each message's
+signature against the pinned gateway certificates and drops (counts, logs)
+any that fails (clearing.md §3); deduplicates by envelope MsgId (§1: every
+receiver does); answers each new message on ``{prefix}/{engine}/in`` with a
+signed ``ccms.990`` receipt and, for payment messages, a signed ``ccms.900``
+(pacs.002) with ACSC or RJCT per transaction (§4).  A re-sent MsgId gets the
+same receipt and, once decided, the same status again — never a second
+decision.
+
+Decisions are a pure function of ``(seed, EndToEndId, TxId)``, so they are
+reproducible across runs and restarts and do not depend on arrival order.
+Every received message is appended to a JSONL record (flushed per line) that
+tests and the crash test read while the simulator runs.  It never imports
+the gateway's journal, engines or pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import copy
+import hashlib
+import json
+import os
+import signal
+import ssl
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import IO, Any, Final
+from urllib.parse import urlsplit
+
+import aiomqtt
+import paho.mqtt.client as paho
+import structlog
+from cryptography import x509
+from lxml import etree
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from gateway.clearing.documents import (
+    MSG_TP_RECEIPT,
+    MSG_TP_STATUS,
+    NS_PACS003,
+    NS_PACS008,
+    PACS003_NAME,
+    PACS008_NAME,
+    Envelope,
+    TxResult,
+    build_envelope,
+    build_pacs002,
+    build_receipt,
+    hardened_parser,
+    out_msg_id,
+    parse_envelope,
+    parse_message,
+    parse_pacs008,
+    serialize,
+    transaction_ids,
+)
+from gateway.clock import Clock, SystemClock
+from gateway.errors import ConfigError, GatewayError
+from gateway.keys.xmldsig import SigningKey, load_signing_key, sign_enveloped, verify_pinned
+
+log = structlog.get_logger("gateway.sim.clearing")
+
+#: clearing.md §4: payment message types and the Document namespace each carries.
+PAYMENT_DOCUMENTS: Final[dict[str, tuple[str, str]]] = {
+    "hvps.111": (NS_PACS008, PACS008_NAME),
+    "beps.121": (NS_PACS008, PACS008_NAME),
+    "intra.111": (NS_PACS008, PACS008_NAME),
+    "beps.127": (NS_PACS003, PACS003_NAME),
+}
+#: ISO 20022 ExternalStatusReason1Code values the simulator rejects with.
+REJECT_REASONS: Final = (
+    ("AC01", "incorrect account number"),
+    ("AM04", "insufficient funds"),
+    ("AC04", "closed account number"),
+    ("AG01", "transaction forbidden on this type of account"),
+)
+#: Reason for a Document that is not valid for its message type.
+FORMAT_REJECT: Final = ("FF01", "invalid file format")
+#: clearing.md §1: the session survives a reconnect only with an expiry interval.
+SESSION_EXPIRY_S: Final = 24 * 3600
+#: Backoff between reconnect attempts (seconds), doubled up to the maximum.
+RECONNECT_MIN_S: Final = 0.2
+RECONNECT_MAX_S: Final = 5.0
+#: aiomqtt's per-call wait for a PUBACK or SUBACK.
+BROKER_TIMEOUT_S: Final = 10.0
+_XSD_FILES: Final = {NS_PACS008: "pacs.008.001.08.xsd", NS_PACS003: "pacs.003.001.08.xsd"}
+
+
+@dataclass
+class ClearingSimConfig:
+    """What the simulator needs; ``gateway_certs`` are pinned (clearing.md §3)."""
+
+    broker_url: str
+    sign_key: SigningKey
+    gateway_certs: tuple[x509.Certificate, ...]
+    topic_prefix: str = "clearing"
+    reject_ratio: float = 0.0
+    receipt_delay: float = 0.0
+    settle_delay: float = 0.0
+    record_path: Path | None = None
+    xsd_dir: Path | None = None
+    seed: int = 0
+    participant: str = "000000000000"
+    client_id: str = "clearing-sim"
+    tls_context: ssl.SSLContext | None = None
+    #: how many MsgIds' answers are kept for replay to a re-send (bounded memory)
+    remember: int = 200_000
+    clock: Clock = field(default_factory=SystemClock)
+
+
+class PublishRefused(Exception):
+    """The broker answered a PUBLISH with a failure reason code (FACTS.md "MQTT")."""
+
+
+class _SimClient(aiomqtt.Client):
+    """aiomqtt's client plus the MQTT 5 PUBACK reason code, which ``publish()`` drops."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._acks: dict[int, asyncio.Future[ReasonCode]] = {}
+        self.pending_calls_threshold = 1_000_000  # we wait on our own futures
+
+    def _on_publish(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties,
+    ) -> None:
+        fut = self._acks.pop(mid, None)
+        if fut is not None and not fut.done():
+            fut.set_result(reason_code)
+        super()._on_publish(client, userdata, mid, reason_code, properties)
+
+    async def publish_checked(self, topic: str, payload: bytes, properties: Properties) -> None:
+        """QoS 1, not retained; returns after a successful PUBACK (clearing.md §1)."""
+        info = self._client.publish(topic, payload, qos=1, retain=False, properties=properties)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise aiomqtt.MqttCodeError(info.rc, "could not publish")
+        fut: asyncio.Future[ReasonCode] = asyncio.get_running_loop().create_future()
+        self._acks[info.mid] = fut
+        try:
+            async with asyncio.timeout(BROKER_TIMEOUT_S):
+                code = await fut
+        except TimeoutError:
+            raise aiomqtt.MqttError("no PUBACK in time") from None
+        finally:
+            if self._acks.get(info.mid) is fut:
+                del self._acks[info.mid]
+        if code.is_failure:
+            raise PublishRefused(str(code))
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """One signed reply as published: replayed byte for byte for a re-send."""
+
+    payload: bytes
+    msg_tp: str
+    msg_id: str
+
+
+@dataclass
+class _Answer:
+    """What was answered for one envelope MsgId (clearing.md §1: never a second decision)."""
+
+    reply_topic: str
+    receipt: _Reply | None = None
+    status: _Reply | None = None
+
+
+def _new_stats() -> dict[str, int]:
+    keys = (
+        "received",
+        "duplicates",
+        "invalid",
+        "schema_invalid",
+        "receipts",
+        "statuses",
+        "settled",
+        "rejected",
+        "publish_refused",
+    )
+    return dict.fromkeys(keys, 0)
+
+
+class ClearingSimulator:
+    """Receives the gateway's clearing messages and answers them (clearing.md §2-§4)."""
+
+    def __init__(self, config: ClearingSimConfig) -> None:
+        if not 0.0 <= config.reject_ratio <= 1.0:
+            raise ValueError("reject_ratio must be within 0..1")
+        out_msg_id(config.participant, date(2000, 1, 1), 0)  # ValueError unless 12 digits
+        self.config = config
+        self.stats: dict[str, int] = _new_stats()
+        self.seen_end_to_end: Counter[str] = Counter()
+        self.seen_msg_ids: set[str] = set()
+        self._host, self._port = _broker_address(config.broker_url, config.tls_context)
+        self._schemas = _load_schemas(config.xsd_dir) if config.xsd_dir else {}
+        self._parser = hardened_parser()
+        self._answers: dict[str, _Answer] = {}
+        self._client: _SimClient | None = None
+        self._up = asyncio.Event()
+        self._sessions = 0  # successful connections so far
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._record: IO[str] | None = None
+        # clearing.md §3: MsgIds are participant + date + sequence; a per-start
+        # base keeps a restarted simulator from reusing an earlier run's MsgIds
+        self._seq = (int(time.time()) % 100_000) * 100_000
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def run(self, ready: asyncio.Event | None = None) -> None:
+        """Connect, subscribe and answer until cancelled; reconnects after a broker loss.
+
+        ``ready`` is set each time the subscription is confirmed, after the
+        first connection and after every reconnection.
+        """
+        self._open_record()
+        backoff = RECONNECT_MIN_S
+        try:
+            while True:
+                sessions = self._sessions
+                try:
+                    # clearing.md §1: start clean once, then resume the session so
+                    # messages published while we were away are delivered
+                    await self._session(clean=self._sessions == 0, ready=ready)
+                except aiomqtt.MqttError as exc:
+                    log.warning("clearing_sim_disconnected", error=str(exc))
+                if self._sessions > sessions:  # it was up: retry soon, then back off
+                    backoff = RECONNECT_MIN_S
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, RECONNECT_MAX_S)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._close_record()
+
+    async def _session(self, *, clean: bool, ready: asyncio.Event | None) -> None:
+        connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        connect.SessionExpiryInterval = SESSION_EXPIRY_S
+        client = _SimClient(
+            self._host,
+            self._port,
+            identifier=self.config.client_id,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=clean,
+            properties=connect,
+            tls_context=self.config.tls_context,
+            timeout=BROKER_TIMEOUT_S,
+        )
+        async with client:
+            self._sessions += 1
+            await client.subscribe(f"{self.config.topic_prefix}/+/out", qos=1)
+            self._client = client
+            self._up.set()
+            log.info("clearing_sim_ready", broker=self.config.broker_url, clean_start=clean)
+            if ready is not None:
+                ready.set()
+            try:
+                async for message in client.messages:
+                    payload = message.payload
+                    data = payload if isinstance(payload, bytes) else b""
+                    self.receive(str(message.topic), data)
+            finally:
+                self._up.clear()
+                self._client = None
+
+    # -- inbound -----------------------------------------------------------------
+
+    def receive(self, topic: str, data: bytes) -> None:
+        """Handle one message from ``topic`` (sync: parse, verify, decide, schedule answers)."""
+        self.stats["received"] += 1
+        try:
+            root = parse_message(data, self._parser)
+            verified = verify_pinned(root, self.config.gateway_certs)
+            env = parse_envelope(verified.signed_root)
+        except (ValueError, GatewayError) as exc:
+            self.stats["invalid"] += 1
+            reason = exc.detail if isinstance(exc, GatewayError) else str(exc)
+            log.warning("clearing_sim_dropped", topic=topic, reason=reason)
+            self._write_record(topic, None, None, [], dup=False, valid=False, reason=reason)
+            return
+
+        received = self.config.clock.now()
+        ids = transaction_ids(env.document)
+        dup = env.msg_id in self.seen_msg_ids
+        if dup:
+            self.stats["duplicates"] += 1
+            log.info("clearing_sim_duplicate", msg_id=env.msg_id, msg_tp=env.msg_tp)
+            answer = self._answers.get(env.msg_id)
+            if answer is not None:
+                self._write_record(topic, env.msg_id, env.msg_tp, ids, dup=True, valid=True)
+                for reply in (answer.receipt, answer.status):
+                    if reply is not None:
+                        self._spawn(self._publish(answer.reply_topic, reply))
+                return
+            # answers forgotten (see ``remember``): decide again; decisions are a pure
+            # function of the transaction, so the outcome is the same
+        else:
+            self.seen_msg_ids.add(env.msg_id)
+            self.seen_end_to_end.update(e2e for e2e, _ in ids if e2e is not None)
+        results, reason = self._decide(env, ids)
+        if reason is not None:
+            self.stats["schema_invalid"] += 1
+            log.warning("clearing_sim_invalid_document", msg_id=env.msg_id, reason=reason)
+        self._write_record(
+            topic, env.msg_id, env.msg_tp, ids, dup=dup, valid=reason is None, reason=reason
+        )
+        answer = _Answer(reply_topic=_reply_topic(topic))
+        self._answers[env.msg_id] = answer
+        while len(self._answers) > self.config.remember:
+            del self._answers[next(iter(self._answers))]  # oldest first (dicts keep order)
+        self._spawn(self._answer(answer, env, results, received))
+
+    def _check_document(self, env: Envelope) -> str | None:
+        """Why ``env``'s Document is not valid for its MsgTp (None: it is)."""
+        ns, _name = PAYMENT_DOCUMENTS[env.msg_tp]
+        if env.document.tag != f"{{{ns}}}Document":
+            return f"{env.msg_tp} must carry a {ns.rsplit(':', 1)[-1]} Document"
+        schema = self._schemas.get(ns)
+        if schema is not None:
+            try:
+                schema.assertValid(etree.ElementTree(copy.deepcopy(env.document)))
+            except etree.DocumentInvalid as exc:
+                return f"schema: {exc}"[:200]
+        if ns == NS_PACS008:
+            try:
+                parse_pacs008(env.document)
+            except ValueError as exc:
+                return str(exc)
+        return None
+
+    def _decide(
+        self, env: Envelope, ids: list[tuple[str | None, str | None]]
+    ) -> tuple[list[TxResult] | None, str | None]:
+        """Per-transaction results (None: not a payment, receipt only) and any format error."""
+        if env.msg_tp not in PAYMENT_DOCUMENTS:
+            return None, None
+        reason = self._check_document(env)
+        if reason is not None:
+            code, text = FORMAT_REJECT
+            return [TxResult(tx, e2e, "RJCT", code, text) for e2e, tx in ids], reason
+        return [self._decide_one(e2e, tx) for e2e, tx in ids], None
+
+    def _decide_one(self, end_to_end: str | None, tx_id: str | None) -> TxResult:
+        digest = hashlib.sha256(f"{self.config.seed}|{end_to_end}|{tx_id}".encode()).digest()
+        draw = int.from_bytes(digest[:8], "big") / 2**64
+        if draw < self.config.reject_ratio:
+            code, text = REJECT_REASONS[digest[8] % len(REJECT_REASONS)]
+            return TxResult(tx_id, end_to_end, "RJCT", code, text)
+        return TxResult(tx_id, end_to_end, "ACSC")
+
+    # -- outbound ----------------------------------------------------------------
+
+    async def _answer(
+        self,
+        answer: _Answer,
+        env: Envelope,
+        results: list[TxResult] | None,
+        received: datetime,
+    ) -> None:
+        """The ccms.990 after ``receipt_delay``, then the ccms.900 after ``settle_delay``."""
+        if self.config.receipt_delay > 0:
+            await asyncio.sleep(self.config.receipt_delay)
+        receipt = build_receipt(env.msg_id, received)
+        answer.receipt = self._signed(MSG_TP_RECEIPT, env, receipt)
+        await self._publish(answer.reply_topic, answer.receipt)
+        self.stats["receipts"] += 1
+        if results is None:
+            return
+        if self.config.settle_delay > 0:
+            await asyncio.sleep(self.config.settle_delay)
+        msg_id = self._next_msg_id(env.work_date)
+        _ns, name = PAYMENT_DOCUMENTS[env.msg_tp]
+        group = ("RJCT", FORMAT_REJECT[0]) if not results else (None, None)
+        status = build_pacs002(
+            msg_id,
+            self.config.clock.now(),
+            env.msg_id,
+            name,
+            results,
+            group_status=group[0],
+            group_reason_code=group[1],
+        )
+        answer.status = self._signed(MSG_TP_STATUS, env, status, msg_id)
+        await self._publish(answer.reply_topic, answer.status)
+        self.stats["statuses"] += 1
+        self.stats["settled"] += sum(1 for r in results if r.status != "RJCT")
+        self.stats["rejected"] += sum(1 for r in results if r.status == "RJCT")
+
+    def _next_msg_id(self, work_date: date) -> str:
+        self._seq = (self._seq + 1) % 10**10
+        return out_msg_id(self.config.participant, work_date, self._seq)
+
+    def _signed(
+        self, msg_tp: str, env: Envelope, document: etree._Element, msg_id: str | None = None
+    ) -> _Reply:
+        """A signed reply envelope to ``env``'s sender (clearing.md §3)."""
+        msg_id = msg_id or self._next_msg_id(env.work_date)
+        root = build_envelope(
+            msg_tp,
+            msg_id,
+            self.config.participant,
+            env.sndr,
+            self.config.clock.now(),
+            env.work_date,
+            document,
+        )
+        sign_enveloped(root, self.config.sign_key)
+        return _Reply(serialize(root), msg_tp, msg_id)
+
+    async def _publish(self, topic: str, reply: _Reply) -> None:
+        """Publish QoS 1 with the MsgTp/MsgId user properties (clearing.md §2).
+
+        Retries over reconnects until a PUBACK arrives; a PUBACK with a
+        failure reason code is counted and logged, not retried.
+        """
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.UserProperty = [("MsgTp", reply.msg_tp), ("MsgId", reply.msg_id)]
+        while True:
+            await self._up.wait()
+            client = self._client
+            if client is None:
+                await asyncio.sleep(RECONNECT_MIN_S)
+                continue
+            try:
+                await client.publish_checked(topic, reply.payload, props)
+            except PublishRefused as exc:
+                self.stats["publish_refused"] += 1
+                log.error(  # noqa: TRY400 - a broker refusal, not a crash: no traceback
+                    "clearing_sim_publish_refused", topic=topic, msg_tp=reply.msg_tp, code=str(exc)
+                )
+                return
+            except aiomqtt.MqttError as exc:
+                log.warning("clearing_sim_publish_retry", topic=topic, error=str(exc))
+                await asyncio.sleep(RECONNECT_MIN_S)
+                continue
+            return
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("clearing_sim_answer_failed", error=repr(exc))
+
+    # -- record ------------------------------------------------------------------
+
+    def _open_record(self) -> None:
+        if self.config.record_path is not None:
+            self._record = self.config.record_path.open("a", encoding="utf-8")
+
+    def _close_record(self) -> None:
+        if self._record is not None:
+            self._record.close()
+            self._record = None
+
+    def _write_record(
+        self,
+        topic: str,
+        msg_id: str | None,
+        msg_tp: str | None,
+        ids: list[tuple[str | None, str | None]],
+        *,
+        dup: bool,
+        valid: bool,
+        reason: str | None = None,
+    ) -> None:
+        if self._record is None:
+            return
+        line = {
+            "msg_id": msg_id,
+            "msg_tp": msg_tp,
+            "topic": topic,
+            "end_to_end_ids": [e2e for e2e, _ in ids],
+            "tx_ids": [tx for _, tx in ids],
+            "dup": dup,
+            "valid": valid,
+            "reason": reason,
+        }
+        self._record.write(json.dumps(line, ensure_ascii=False) + "\n")
+        self._record.flush()
+
+
+def _reply_topic(topic: str) -> str:
+    """``{prefix}/{engine}/out`` → ``{prefix}/{engine}/in`` (clearing.md §2)."""
+    return topic.removesuffix("/out") + "/in"
+
+
+def _broker_address(url: str, tls: ssl.SSLContext | None) -> tuple[str, int]:
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError("broker URL must be mqtt://host:port or mqtts://host:port")
+    if parts.scheme == "mqtts" and tls is None:
+        raise ValueError("mqtts:// needs a TLS context")
+    return parts.hostname, parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+
+def _load_schemas(xsd_dir: Path) -> dict[str, etree.XMLSchema]:
+    schemas = {}
+    for ns, name in _XSD_FILES.items():
+        path = xsd_dir / name
+        if path.is_file():
+            schemas[ns] = etree.XMLSchema(etree.parse(str(path), hardened_parser()))
+    if NS_PACS008 not in schemas:
+        raise ConfigError(f"{xsd_dir}: no {_XSD_FILES[NS_PACS008]} there")
+    return schemas
+
+
+# ------------------------------------------------------------------------- CLI
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gateway-sim clearing",
+        description="Simulate the clearing systems (HVPS, BEPS, clearing centre) on MQTT.",
+    )
+    p.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="mqtt://host:port or mqtts://")
+    p.add_argument("--prefix", default="clearing", help="topic prefix (clearing.md §2)")
+    p.add_argument("--key", type=Path, required=True, help="clearing systems' signing key (PEM)")
+    p.add_argument("--cert", type=Path, required=True, help="its certificate (PEM)")
+    p.add_argument(
+        "--gateway-cert",
+        type=Path,
+        action="append",
+        required=True,
+        help="pinned gateway clearing certificate (PEM); repeatable",
+    )
+    p.add_argument("--reject-ratio", type=float, default=0.0)
+    p.add_argument("--receipt-delay", type=float, default=0.0, help="seconds before ccms.990")
+    p.add_argument("--settle-delay", type=float, default=0.0, help="seconds before ccms.900")
+    p.add_argument("--record", type=Path, help="append one JSON line per received message")
+    p.add_argument("--xsd-dir", type=Path, help="validate Documents against these schemas")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--participant", default="000000000000", help="Sndr of the answers")
+    p.add_argument("--client-id", default="clearing-sim")
+    p.add_argument("--tls-ca", type=Path, help="CA file for mqtts://")
+    p.add_argument("--tls-cert", type=Path, help="client certificate for mqtts://")
+    p.add_argument("--tls-key", type=Path, help="client key for mqtts://")
+    return p
+
+
+def _config(args: argparse.Namespace) -> ClearingSimConfig:
+    passphrase = os.environ.get("GATEWAY_SIM_KEY_PASSPHRASE")
+    key = load_signing_key(args.key, args.cert, passphrase.encode() if passphrase else None)
+    certs: list[x509.Certificate] = []
+    for path in args.gateway_cert:
+        try:
+            certs.extend(x509.load_pem_x509_certificates(path.read_bytes()))
+        except (OSError, ValueError):
+            raise ConfigError(f"{path}: not a readable PEM certificate file") from None
+    tls = None
+    if args.broker.startswith("mqtts://"):
+        tls = ssl.create_default_context(cafile=str(args.tls_ca) if args.tls_ca else None)
+        if args.tls_cert:
+            tls.load_cert_chain(str(args.tls_cert), str(args.tls_key) if args.tls_key else None)
+    return ClearingSimConfig(
+        broker_url=args.broker,
+        sign_key=key,
+        gateway_certs=tuple(certs),
+        topic_prefix=args.prefix,
+        reject_ratio=args.reject_ratio,
+        receipt_delay=args.receipt_delay,
+        settle_delay=args.settle_delay,
+        record_path=args.record,
+        xsd_dir=args.xsd_dir,
+        seed=args.seed,
+        participant=args.participant,
+        client_id=args.client_id,
+        tls_context=tls,
+    )
+
+
+async def _serve(sim: ClearingSimulator) -> None:
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, task.cancel if task else (lambda: None))
+    with contextlib.suppress(asyncio.CancelledError):
+        await sim.run()
+
+
+def run_clearing_sim(argv: Sequence[str]) -> int:
+    """``gateway-sim clearing [options]``: run until SIGINT/SIGTERM; 0 on a clean stop."""
+    args = _parser().parse_args(list(argv))
+    try:
+        sim = ClearingSimulator(_config(args))
+    except (ConfigError, ValueError, OSError, ssl.SSLError) as exc:
+        sys.stderr.write(f"gateway-sim clearing: {exc}\n")
+        return 2
+    asyncio.run(_serve(sim))
+    return 0
+
+
+__all__ = [
+    "FORMAT_REJECT",
+    "PAYMENT_DOCUMENTS",
+    "REJECT_REASONS",
+    "ClearingSimConfig",
+    "ClearingSimulator",
+    "PublishRefused",
+    "run_clearing_sim",
+]

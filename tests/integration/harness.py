@@ -1,0 +1,155 @@
+"""Run the real gateway in-process against a real broker, for integration tests.
+
+The daemon is the same ``Gateway`` that ``gatewayd`` runs, built from the
+embedded defaults plus overrides (ports 0, the test PKI, the test broker, an
+injected clock).  ``running_gateway`` always drains it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from gateway.clock import SHANGHAI, Clock
+from gateway.config import Config, load_config
+from gateway.keys.devpki import DevPki
+from gateway.keys.xmldsig import load_signing_key
+from gateway.net.tls import client_context
+from gateway.server import Gateway
+from gateway.sim.clearing import ClearingSimConfig, ClearingSimulator
+from gateway.sim.erp import ErpClient
+
+
+def recent_friday_10() -> datetime:
+    """10:00 Asia/Shanghai on the latest Friday up to today: a working day in the past,
+    inside the dev PKI's validity whatever day the suite runs."""
+    d = datetime.now(SHANGHAI).date()
+    d -= timedelta(days=(d.weekday() - 4) % 7)
+    return datetime(d.year, d.month, d.day, 10, 0, tzinfo=SHANGHAI)
+
+
+def gateway_config(
+    state: Path, pki: DevPki, broker_url: str, extra: dict[str, Any] | None = None
+) -> Config:
+    over: dict[str, Any] = {
+        "environment": "test",
+        "state_dir": str(state),
+        "workers": {"processes": 0},
+        "keys": {"dev_pki": False, "dir": str(pki.dir)},
+        "clearing": {"url": broker_url, "receipt_timeout": 5.0, "client_id": f"gw-{state.name}"},
+        "observability": {"metrics_port": 0, "log_level": "warning"},
+        "engines": {"beps": {"max_wait": 0.3}},
+        "listeners": [
+            {"name": "tls", "port": 0, "tls": True, "client_cert": "optional"},
+            {"name": "tcp", "port": 0, "tls": False, "client_cert": "none"},
+        ],
+    }
+    for k, v in (extra or {}).items():
+        if isinstance(v, dict) and isinstance(over.get(k), dict):
+            over[k] = {**over[k], **v}
+        else:
+            over[k] = v
+    return load_config(None, over)
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(cfg: Config, clock: Clock | None = None) -> AsyncIterator[Gateway]:
+    gw = Gateway(cfg, clock=clock)
+    stop = asyncio.Event()
+    task = asyncio.create_task(gw.serve(stop.wait))
+    ready = asyncio.create_task(gw.ready.wait())
+    done, _ = await asyncio.wait({task, ready}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()  # raises the start-up error
+    assert ready in done, "gateway did not become ready"
+    try:
+        yield gw
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+
+
+@contextlib.asynccontextmanager
+async def running_clearing_sim(
+    pki: DevPki, broker_url: str, record: Path, **kw: Any
+) -> AsyncIterator[ClearingSimulator]:
+    sim = ClearingSimulator(
+        ClearingSimConfig(
+            broker_url=broker_url,
+            sign_key=load_signing_key(pki.clearing_system_key, pki.clearing_system_cert),
+            gateway_certs=tuple(x509.load_pem_x509_certificates(pki.clearing_cert.read_bytes())),
+            record_path=record,
+            **kw,
+        )
+    )
+    ready = asyncio.Event()
+    task = asyncio.create_task(sim.run(ready))
+    await asyncio.wait_for(ready.wait(), 15)
+    try:
+        yield sim
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+@dataclass
+class Erp:
+    """Factory for ERP clients of the test PKI against a running gateway."""
+
+    gw: Gateway
+    pki: DevPki
+
+    def gateway_certs(self) -> Sequence[x509.Certificate]:
+        return x509.load_pem_x509_certificates(self.pki.response_cert.read_bytes())
+
+    async def client(
+        self,
+        corp_id: str = "C100000001",
+        oper_id: str = "op01",
+        *,
+        listener: str = "tls",
+        key_cert: tuple[Path, Path] | None = None,
+        tls_identity: bool = True,
+    ) -> ErpClient:
+        host, port = self.gw.bound.listeners[listener]
+        kp, cp = key_cert or self.pki.client(corp_id, oper_id)
+        ctx = None
+        if listener == "tls":
+            ctx = client_context(
+                self.pki.server_ca, cp if tls_identity else None, kp if tls_identity else None
+            )
+        c = ErpClient(
+            host,
+            port,
+            corp_id=corp_id,
+            oper_id=oper_id,
+            signer=load_signing_key(kp, cp),
+            gateway_certs=self.gateway_certs(),
+            ssl_context=ctx,
+        )
+        await c.connect()
+        return c
+
+
+async def wait_for_state(
+    client: ErpClient, now: datetime, orig_msg_id: str, states: Sequence[str], timeout: float = 20
+) -> str:
+    """Poll STATUS until the payment is in one of ``states``; returns the state seen."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    n = 0
+    last = None
+    while asyncio.get_running_loop().time() < deadline:
+        n += 1
+        r = await client.status(f"S-{orig_msg_id[:20]}-{n}", now, orig_msg_id)
+        last = r.state
+        if r.state in states:
+            return r.state
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{orig_msg_id} stayed {last}, wanted {states}")

@@ -1,0 +1,73 @@
+"""Builders for journal test data: requests, items, times."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from gateway.clock import SHANGHAI
+from gateway.journal.records import NewItem, NewRequest
+from gateway.model import BizType, Engine, Priority, State
+
+T0 = datetime(2026, 11, 27, 10, 0, 0, 123456, tzinfo=SHANGHAI)
+WORK_DATE = date(2026, 11, 27)
+HVPS_RCVR = "104100000004"
+BEPS_RCVR = "105100000017"
+
+
+def item(
+    *,
+    seq_no: int | None = None,
+    state: State = State.QUEUED,
+    engine: Engine | None = Engine.HVPS,
+    receiver: str | None = HVPS_RCVR,
+    amount: str = "1234.56",
+    biz_type: BizType = BizType.CREDIT,
+    release_at: datetime | None = None,
+    reason_code: str | None = None,
+    work_date: date | None = WORK_DATE,
+) -> NewItem:
+    return NewItem(
+        seq_no=seq_no,
+        payer_acct="6222000011112222",
+        payer_name="Acme Trading Co",
+        payee_acct="6217000033334444",
+        payee_name="Zhang San",
+        payee_bank_code=receiver or "999999999999",
+        amount=Decimal(amount),
+        ccy="CNY",
+        priority=Priority.NORM,
+        biz_type=biz_type,
+        purpose="invoice 42",
+        state=state,
+        engine=engine,
+        receiver=receiver,
+        work_date=work_date,
+        release_at=release_at,
+        reason_code=reason_code,
+        reason_text=None if reason_code is None else "bank code not in the directory",
+    )
+
+
+def request(
+    msg_id: str,
+    *items: NewItem,
+    corp_id: str = "C100000001",
+    digest: str = "d" * 64,
+    received_at: datetime = T0,
+    trn_code: str = "PAY",
+) -> NewRequest:
+    return NewRequest(
+        corp_id=corp_id,
+        msg_id=msg_id,
+        oper_id="op01",
+        trn_code=trn_code,
+        digest=digest,
+        received_at=received_at,
+        items=items or (item(),),
+    )
+
+
+def at(seconds: float) -> datetime:
+    """T0 plus some seconds."""
+    return T0 + timedelta(seconds=seconds)
