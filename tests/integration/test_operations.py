@@ -13,8 +13,8 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from gateway.clock import BusinessClock
 from gateway.cli.gatewayctl import main as gatewayctl_main
+from gateway.clock import BusinessClock
 from gateway.keys.devpki import DevPki
 from gateway.ops.admin import call
 from gateway.sim.erp import Payment
