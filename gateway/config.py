@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import ConfigError
+from gateway.net.admission import AdmissionConfig
 from gateway.paths import default_config_path
 
 ENVIRONMENTS = ("production", "test", "demo")
@@ -164,6 +165,14 @@ class ObservabilityConfig:
 
 
 @dataclass(frozen=True)
+class LoadConfig:
+    """Global load shedding (5002, nothing journaled; DESIGN.md principle 4)."""
+
+    max_pending: int = 2_000
+    max_journal_backlog: int = 5_000
+
+
+@dataclass(frozen=True)
 class AdminConfig:
     socket: Path | None = None
 
@@ -186,6 +195,8 @@ class Config:
     clearing: ClearingConfig = field(default_factory=ClearingConfig)
     observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    admission: AdmissionConfig = field(default_factory=AdmissionConfig)
+    load: LoadConfig = field(default_factory=LoadConfig)
     sources: tuple[str, ...] = ()
 
     # -- derived values --------------------------------------------------
@@ -297,7 +308,10 @@ def _build(cls: type, data: dict[str, Any], prefix: str, src: str, base: Path) -
         if k not in names:
             raise ConfigError(f"{src}: unknown key {key!r}")
         kwargs[k] = _convert(v, hints[k], key, src, base)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{src}: {exc}") from None
 
 
 def _check_keys(cls: type, data: dict[str, Any], prefix: str, src: str) -> None:
@@ -440,5 +454,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"{src}: clearing.url must start with mqtt:// or mqtts://")
     if cfg.clearing.session_expiry < 86_400:
         raise ConfigError(f"{src}: clearing.session_expiry must be at least 86400 (clearing.md §1)")
+    if cfg.load.max_pending < 1 or cfg.load.max_journal_backlog < 1:
+        raise ConfigError(f"{src}: load.max_pending and load.max_journal_backlog must be >= 1")
     if cfg.observability.log_format not in ("json", "console"):
         raise ConfigError(f"{src}: observability.log_format must be json or console")

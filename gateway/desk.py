@@ -69,6 +69,7 @@ class Refusal:
     msg_id: str = ""
     encoding: str = "UTF-8"
     stage: str = "decode"
+    retry_after_ms: int | None = None
 
     @property
     def ret_msg(self) -> str:
@@ -123,8 +124,15 @@ class Desk:
         )
 
     # -- inbound CorpLink -------------------------------------------------
-    def inspect(self, body: bytes, peer_ip: str, now: datetime) -> Inspection:
-        """1002 → 1003/1004 → 2001–2007, then the typed request (corplink.md §8)."""
+    def inspect(
+        self, body: bytes, peer_ip: str, now: datetime, corp_retry_after_ms: int | None = None
+    ) -> Inspection:
+        """1002 → 1003/1004 → [5001] → 2001–2007, then the typed request (corplink.md §8).
+
+        ``corp_retry_after_ms`` is set by the event loop when this CorpId is over
+        its rate: the request is then refused with 5001 right after the schema
+        check, before any signature CPU is spent (issue 5, "cheapest first").
+        """
         timings: dict[str, float] = {}
         t = time.perf_counter()
         try:
@@ -147,6 +155,20 @@ class Desk:
         except GatewayError as exc:
             return refuse(exc, "schema")
         timings["decode"] = time.perf_counter() - t
+        if corp_retry_after_ms is not None:
+            return Inspection(
+                refusal=Refusal(
+                    RetCode.RATE_LIMITED,
+                    "request rate of this CorpId",
+                    head.trn_code,
+                    head.corp_id,
+                    head.msg_id,
+                    encoding,
+                    "admission",
+                    corp_retry_after_ms,
+                ),
+                timings=timings,
+            )
         t = time.perf_counter()
         try:
             verified = self.verifier.verify_signature(root)
@@ -283,8 +305,10 @@ def _desk() -> Desk:
     return _DESK
 
 
-def w_inspect(body: bytes, peer_ip: str, now: datetime) -> Inspection:
-    return _desk().inspect(body, peer_ip, now)
+def w_inspect(
+    body: bytes, peer_ip: str, now: datetime, corp_retry_after_ms: int | None = None
+) -> Inspection:
+    return _desk().inspect(body, peer_ip, now, corp_retry_after_ms)
 
 
 def w_render(rsp: Response) -> bytes:

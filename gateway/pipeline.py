@@ -11,10 +11,12 @@ nothing internal sent to the client.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import structlog
 
@@ -34,6 +36,7 @@ from gateway.model import (
     Transition,
     TrnCode,
 )
+from gateway.net.admission import Decision
 from gateway.net.listener import ConnInfo
 from gateway.ops import metrics
 from gateway.ops.logs import mask_account
@@ -45,9 +48,29 @@ log = structlog.get_logger("gateway.pipeline")
 JOURNALED = frozenset({TrnCode.PAY.value})
 
 
+#: The CorpId of a request, found in the raw bytes without parsing, for the
+#: per-CorpId rate check that must come before signature verification (§8).
+#: The worker re-reads the real Head; a spoofed match can only charge a bucket,
+#: which anyone can do anyway by sending that CorpId unsigned.
+_CORP_ID = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?CorpId>([A-Z0-9]{1,20})</")
+
+#: Refusals that count as a strike towards an address ban (issue 5).
+STRIKE_CODES = frozenset({RetCode.BAD_FRAME, RetCode.MALFORMED_XML, RetCode.SIGNATURE_INVALID})
+
+
 @dataclass(frozen=True)
 class PipelineSettings:
     send_time_window: float = 300.0  # corplink.md §7
+    max_pending: int = 2_000  # requests in the pipeline before 5002 (nothing journaled)
+    max_journal_backlog: int = 5_000  # queued journal writes before 5002
+
+
+class Admission(Protocol):
+    """The per-address and per-CorpId policies (gateway.net.admission)."""
+
+    def on_frame(self, ip: str, now: float) -> Decision: ...
+    def on_corp(self, corp_id: str, now: float) -> Decision: ...
+    def strike(self, ip: str, now: float, reason: str) -> bool: ...
 
 
 class Pipeline:
@@ -61,6 +84,7 @@ class Pipeline:
         router: Callable[[], Router],
         wake: Callable[[Engine], None],
         settings: PipelineSettings,
+        admission: Admission | None = None,
     ) -> None:
         self._clock = clock
         self._pool = pool
@@ -68,18 +92,27 @@ class Pipeline:
         self._router = router
         self._wake = wake
         self._settings = settings
+        self._admission = admission
+        self._pending = 0
 
     # -- entry points (the listener's Handler and BadFrameResponder) -------
     async def handle(self, body: bytes, conn: ConnInfo) -> bytes:
         t0 = time.perf_counter()
         now = self._clock.now()
         pool = self._pool()
+        self._pending += 1
         try:
-            inspection = await pool.inspect(body, conn.peer_ip, now)
-            rsp = await self._respond(inspection, now, conn)
-        except Exception:
+            rsp = self._admit(body, conn, now)
+            if rsp is None:
+                corp_retry = self._corp_retry(body)
+                inspection = await pool.inspect(body, conn.peer_ip, now, corp_retry)
+                self._strike(conn, inspection.refusal)
+                rsp = await self._respond(inspection, now, conn)
+        except Exception:  # the one boundary: never leak internals (corplink.md §8)
             log.exception("internal_error", stage="pipeline", listener=conn.listener)
             rsp = self._refusal_response(Refusal(RetCode.INTERNAL, None, stage="internal"), now)
+        finally:
+            self._pending -= 1
         out = await pool.render(rsp)
         elapsed = time.perf_counter() - t0
         metrics.REQUESTS.labels(rsp.trn_code or "-", rsp.ret_code).inc()
@@ -87,8 +120,52 @@ class Pipeline:
             metrics.ACK_LATENCY.observe(elapsed)
         return out
 
+    # -- admission: cheapest first (DESIGN.md principle 4, issue 5) -------
+    def _admit(self, body: bytes, conn: ConnInfo, now: datetime) -> Response | None:
+        """Global load (5002) and the per-address rate (5001), before any parsing."""
+        s = self._settings
+        backlog = getattr(self._store, "pending_writes", 0)
+        if self._pending > s.max_pending or backlog > s.max_journal_backlog:
+            return self._refuse(
+                Refusal(RetCode.OVERLOADED, None, stage="admission"), now, reason="overloaded"
+            )
+        if self._admission is None:
+            return None
+        d = self._admission.on_frame(conn.peer_ip, time.monotonic())
+        if d.ok:
+            return None
+        return self._refuse(
+            Refusal(
+                RetCode.RATE_LIMITED,
+                "request rate of this address",
+                stage="admission",
+                retry_after_ms=d.retry_after_ms,
+            ),
+            now,
+            reason=d.reason or "ip_rate",
+        )
+
+    def _corp_retry(self, body: bytes) -> int | None:
+        if self._admission is None:
+            return None
+        m = _CORP_ID.search(body, 0, 4096)
+        if m is None:
+            return None
+        d = self._admission.on_corp(m.group(1).decode("ascii"), time.monotonic())
+        if d.ok:
+            return None
+        return d.retry_after_ms if d.retry_after_ms is not None else 1000
+
+    def _strike(self, conn: ConnInfo, refusal: Refusal | None) -> None:
+        if self._admission is None or refusal is None or refusal.code not in STRIKE_CODES:
+            return
+        if self._admission.strike(conn.peer_ip, time.monotonic(), refusal.code.reason):
+            metrics.BANS.inc()
+            log.warning("address_banned", peer=conn.peer_ip, reason=refusal.code.reason)
+
     async def bad_frame(self, conn: ConnInfo, reason: str) -> bytes | None:
         """The one 1001 response sent before closing a connection (corplink.md §1)."""
+        self._strike(conn, Refusal(RetCode.BAD_FRAME, reason, stage="frame"))
         metrics.REFUSALS.labels("frame", reason).inc()
         rsp = self._refusal_response(
             Refusal(RetCode.BAD_FRAME, reason, stage="frame"), self._clock.now()
@@ -278,12 +355,13 @@ class Pipeline:
             encoding=req.encoding,
         )
 
-    def _refuse(self, refusal: Refusal, now: datetime) -> Response:
-        metrics.REFUSALS.labels(refusal.stage, refusal.code.reason).inc()
+    def _refuse(self, refusal: Refusal, now: datetime, reason: str | None = None) -> Response:
+        word = reason or refusal.code.reason
+        metrics.REFUSALS.labels(refusal.stage, word).inc()
         log.info(
             "refused",
             ret_code=refusal.code.value,
-            reason=refusal.code.reason,
+            reason=word,
             stage=refusal.stage,
             detail=refusal.detail,
             trn_code=refusal.trn_code,
@@ -302,6 +380,7 @@ class Pipeline:
             ret_code=refusal.code.value,
             ret_msg=refusal.ret_msg,
             encoding=refusal.encoding,
+            retry_after_ms=refusal.retry_after_ms,
         )
 
 

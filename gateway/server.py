@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +34,7 @@ from gateway.journal.sqlite import SqliteStore
 from gateway.journal.store import Store
 from gateway.keys.devpki import generate_dev_pki
 from gateway.model import Engine
+from gateway.net.admission import Admission
 from gateway.net.listener import Listener, ListenerSpec
 from gateway.net.tls import server_context
 from gateway.ops import metrics, sdnotify
@@ -107,6 +109,24 @@ def build_router(cfg: Config, directory: Directory | None = None) -> Router:
     return Router(
         bank, directory or Directory.load(cfg.routing.directory), WorkCalendar(), policy=policy
     )
+
+
+class AdmissionGate:
+    """Connection admission for the listeners (per-address limits and bans, issue 5)."""
+
+    def __init__(self, admission: Admission) -> None:
+        self._admission = admission
+
+    def admit(self, ip: str) -> str | None:
+        d = self._admission.on_connect(ip, time.monotonic())
+        if d.ok:
+            return None
+        reason = d.reason or "refused"
+        metrics.REFUSALS.labels("connect", reason).inc()
+        return reason
+
+    def release(self, ip: str) -> None:
+        self._admission.on_disconnect(ip)
 
 
 @dataclass
@@ -221,13 +241,20 @@ class Gateway:
         )
         self._spawn(self._release_held(), "release_held")
 
+        self.admission = Admission(cfg.admission)
+        gate = AdmissionGate(self.admission)
         pipeline = Pipeline(
             self.clock,
             self.pool,
             self.store,
             self.router,
             self._wake,
-            PipelineSettings(send_time_window=cfg.security.send_time_window),
+            PipelineSettings(
+                send_time_window=cfg.security.send_time_window,
+                max_pending=cfg.load.max_pending,
+                max_journal_backlog=cfg.load.max_journal_backlog,
+            ),
+            self.admission,
         )
         keys = cfg.resolved_keys()
         for lc in cfg.listeners:
@@ -252,7 +279,7 @@ class Gateway:
                 max_inflight=lc.max_inflight,
                 max_connections=lc.max_connections,
             )
-            listener = Listener(spec, pipeline.handle, pipeline.bad_frame)
+            listener = Listener(spec, pipeline.handle, pipeline.bad_frame, gate)
             self.bound.listeners[lc.name] = await listener.start()
             self._listeners.append(listener)
 

@@ -71,8 +71,10 @@ class WorkerPool:
             self._depth -= 1
             metrics.WORKER_QUEUE.set(self._depth)
 
-    async def inspect(self, body: bytes, peer_ip: str, now: datetime) -> Inspection:
-        result: Inspection = await self._call(_d.w_inspect, body, peer_ip, now)
+    async def inspect(
+        self, body: bytes, peer_ip: str, now: datetime, corp_retry_after_ms: int | None = None
+    ) -> Inspection:
+        result: Inspection = await self._call(_d.w_inspect, body, peer_ip, now, corp_retry_after_ms)
         return result
 
     async def render(self, rsp: Response) -> bytes:

@@ -15,7 +15,7 @@ import asyncio
 import itertools
 import ssl
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 import structlog
 
@@ -44,6 +44,16 @@ TLS_SHUTDOWN_TIMEOUT: Final = 5.0
 """Seconds to wait for the peer's close_notify before aborting a TLS connection."""
 
 _conn_ids = itertools.count(1)  # unique across listeners, for log correlation
+
+
+class ConnectionGate(Protocol):
+    """Admission for new connections (issue 5: per-address limits and bans)."""
+
+    def admit(self, ip: str) -> str | None:
+        """``None`` to accept, else the reason word for refusing."""
+
+    def release(self, ip: str) -> None:
+        """The accepted connection from ``ip`` closed."""
 
 
 @dataclass(frozen=True)
@@ -87,12 +97,20 @@ class ListenerSpec:
 class Listener:
     """Accepts connections for one ``ListenerSpec`` and serves each with a ``Session``."""
 
-    def __init__(self, spec: ListenerSpec, handler: Handler, bad_frame: BadFrameResponder) -> None:
+    def __init__(
+        self,
+        spec: ListenerSpec,
+        handler: Handler,
+        bad_frame: BadFrameResponder,
+        gate: ConnectionGate | None = None,
+    ) -> None:
         self.spec = spec
         self._handler = handler
         self._bad_frame = bad_frame
+        self._gate = gate
         self._server: asyncio.Server | None = None
         self._sessions: dict[asyncio.Task[None], Session] = {}
+        self._handshakes: set[asyncio.Task[None]] = set()
         self._accepting = False
 
     @property
@@ -104,14 +122,11 @@ class Listener:
         """Bind and start accepting; return the bound address (port resolved when 0)."""
         spec = self.spec
         tls = spec.ssl is not None
+        # TLS is started by hand after the accept (not by start_server), so that
+        # admission refuses a flooding address before any handshake CPU is spent
+        # and handshake failures and timeouts are counted like other closes.
         self._server = await asyncio.start_server(
-            self._on_connect,
-            spec.host,
-            spec.port,
-            ssl=spec.ssl,
-            ssl_handshake_timeout=spec.handshake_timeout if tls else None,
-            ssl_shutdown_timeout=TLS_SHUTDOWN_TIMEOUT if tls else None,
-            reuse_address=True,
+            self._on_connect, spec.host, spec.port, reuse_address=True
         )
         self._accepting = True
         host, port = peer_address(self._server.sockets[0].getsockname())
@@ -122,12 +137,55 @@ class Listener:
         # A plain callback (not a coroutine) so that this object, not asyncio,
         # owns the session task and can drain or cancel it.
         name = self.spec.name
-        if not self._accepting or len(self._sessions) >= self.spec.max_connections:
+        open_now = len(self._sessions) + len(self._handshakes)
+        if not self._accepting or open_now >= self.spec.max_connections:
             reason = "max_connections" if self._accepting else "shutting_down"
             CONNECTION_CLOSES.labels(name, reason).inc()
             log.warning("connection_refused", listener=name, reason=reason)
             writer.transport.abort()
             return
+        ip, _port = peer_address(writer.get_extra_info("peername"))
+        gate = self._gate
+        if gate is not None:
+            refused = gate.admit(ip)
+            if refused is not None:
+                CONNECTION_CLOSES.labels(name, refused).inc()
+                writer.transport.abort()
+                return
+        if self.spec.ssl is None:
+            self._start_session(reader, writer, ip)
+            return
+        task = asyncio.create_task(self._handshake(reader, writer, ip), name=f"{name}-tls")
+        self._handshakes.add(task)
+        task.add_done_callback(self._handshakes.discard)
+
+    async def _handshake(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ip: str
+    ) -> None:
+        """corplink.md §1: the TLS handshake must finish within 10 s of the TCP accept."""
+        assert self.spec.ssl is not None  # noqa: S101 - only called for TLS listeners
+        try:
+            await writer.start_tls(self.spec.ssl, ssl_handshake_timeout=self.spec.handshake_timeout)
+        except (TimeoutError, ssl.SSLError, ConnectionError, OSError) as exc:
+            reason = "handshake_timeout" if isinstance(exc, TimeoutError) else "handshake_failed"
+            CONNECTION_CLOSES.labels(self.spec.name, reason).inc()
+            log.info("connection_closed", listener=self.spec.name, peer=ip, reason=reason)
+            writer.transport.abort()
+            if self._gate is not None:
+                self._gate.release(ip)
+            return
+        if not self._accepting:
+            writer.transport.abort()
+            if self._gate is not None:
+                self._gate.release(ip)
+            return
+        self._start_session(reader, writer, ip)
+
+    def _start_session(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ip: str
+    ) -> None:
+        name = self.spec.name
+        gate = self._gate
         info = conn_info(name, next(_conn_ids), writer)
         session = Session(
             self.spec, info, reader, writer, handler=self._handler, bad_frame=self._bad_frame
@@ -135,6 +193,8 @@ class Listener:
         task = asyncio.create_task(session.run(), name=f"{name}#{info.conn_id}")
         self._sessions[task] = session
         task.add_done_callback(self._sessions.pop)
+        if gate is not None:
+            task.add_done_callback(lambda _t: gate.release(ip))
 
     def _stop_accepting(self) -> None:
         self._accepting = False
@@ -145,6 +205,7 @@ class Listener:
         """Stop accepting; let in-flight requests finish and their responses be
         written, within ``timeout`` seconds; then close every connection."""
         self._stop_accepting()
+        await self._cancel(set(self._handshakes))
         for session in self._sessions.values():
             session.begin_drain()
         tasks = set(self._sessions)
@@ -159,7 +220,7 @@ class Listener:
     async def close(self) -> None:
         """Stop accepting and drop every connection now."""
         self._stop_accepting()
-        await self._cancel(set(self._sessions))
+        await self._cancel(set(self._handshakes) | set(self._sessions))
         await self._wait_server_closed()
         log.info("listener_closed", listener=self.spec.name)
 

@@ -63,6 +63,11 @@ REFUSALS = Counter(
     ["stage", "reason"],
     registry=REGISTRY,
 )
+BANS = Counter(
+    "gateway_address_bans_total",
+    "Temporary bans of a source address after repeated bad frames or signatures",
+    registry=REGISTRY,
+)
 STAGE_SECONDS = Histogram(
     "gateway_stage_seconds",
     "Time spent per pipeline stage",
