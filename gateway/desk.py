@@ -85,6 +85,7 @@ class Inspection:
     deferred: Refusal | None = None  # a business-rule refusal to apply after replay checks
     head: Head | None = None  # with ``deferred`` when no typed request could be built
     digest: str = ""
+    daily_cap: Decimal | None = None  # the operator's daily limit (corplink.md §6)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -111,8 +112,8 @@ class Desk:
             stale_crl_policy=setup.stale_crl_policy,
         )
         self.registry = Registry.load(setup.enrolment)
-        kinds = KindPolicy(usbkey_oids=setup.usbkey_oids, file_oids=setup.file_oids)
-        self.verifier = RequestVerifier(trust, self.registry, kinds)
+        self.kinds = KindPolicy(usbkey_oids=setup.usbkey_oids, file_oids=setup.file_oids)
+        self.verifier = RequestVerifier(trust, self.registry, self.kinds)
         self.response_key: SigningKey = load_signing_key(
             setup.response_key, setup.response_cert, setup.passphrase
         )
@@ -237,7 +238,8 @@ class Desk:
                     encoding,
                     "business",
                 )
-        return Inspection(request=request, deferred=deferred, timings=timings)
+        cap = self.kinds.daily_cap(creds.signer.kind, creds.operator.daily_limit)
+        return Inspection(request=request, deferred=deferred, timings=timings, daily_cap=cap)
 
     # -- outbound CorpLink ------------------------------------------------
     def render(self, rsp: Response) -> bytes:

@@ -23,7 +23,7 @@ import structlog
 from gateway.clock import Clock
 from gateway.desk import Inspection, Refusal
 from gateway.errors import GatewayError, RetCode
-from gateway.journal.records import NewItem, NewRequest, RequestRecord
+from gateway.journal.records import DailyLimit, NewItem, NewRequest, RequestRecord
 from gateway.journal.store import Store
 from gateway.model import (
     Engine,
@@ -282,11 +282,18 @@ class Pipeline:
                 digest=req.digest,
                 received_at=now,
                 items=(item,),
+                daily_limit=(
+                    DailyLimit(now.date(), ins.daily_cap) if ins.daily_cap is not None else None
+                ),
             )
         )
         metrics.STAGE_SECONDS.labels("journal").observe(time.perf_counter() - t)
+        if outcome.over_limit:
+            raise GatewayError(RetCode.NOT_PERMITTED, "daily limit of this operator reached")
         if not outcome.created:  # lost a race with a concurrent resend
+            assert outcome.record is not None  # noqa: S101 - set whenever not over_limit
             return await self._replay(req, outcome.record, now)
+        assert outcome.record is not None  # noqa: S101 - created implies a record
         metrics.ITEMS_ROUTED.labels(route.engine.value, state.value).inc()
         self._wake(route.engine)
         log.info(

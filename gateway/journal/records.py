@@ -53,6 +53,17 @@ class NewItem:
 
 
 @dataclass(frozen=True, slots=True)
+class DailyLimit:
+    """A per-operator daily cap checked atomically with the journal write (corplink.md §6).
+
+    ``day`` is the business calendar date (Asia/Shanghai) the amount counts on.
+    """
+
+    day: date
+    cap: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class NewRequest:
     """A request to journal durably before answering 0000 (corplink.md §5)."""
 
@@ -63,6 +74,7 @@ class NewRequest:
     digest: str  # SHA-256 hex of canonical Head+Body (corplink.md §7)
     received_at: datetime
     items: tuple[NewItem, ...]
+    daily_limit: DailyLimit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +92,16 @@ class RequestRecord:
 
 @dataclass(frozen=True, slots=True)
 class AcceptOutcome:
-    """Result of ``Store.accept``: ``created`` is False when (CorpId, MsgId) existed."""
+    """Result of ``Store.accept``.
+
+    ``created`` is False when (CorpId, MsgId) existed (``record`` is then the
+    existing one) or when the operator's daily limit would be exceeded
+    (``over_limit``, ``record`` None, nothing written).
+    """
 
     created: bool
-    record: RequestRecord
+    record: RequestRecord | None
+    over_limit: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -343,7 +343,17 @@ CREATE TABLE sequences (
 ) STRICT, WITHOUT ROWID;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+_V2 = """
+CREATE TABLE daily_totals (
+    corp_id   TEXT    NOT NULL,
+    oper_id   TEXT    NOT NULL,
+    day       TEXT    NOT NULL,
+    total_fen INTEGER NOT NULL,
+    PRIMARY KEY (corp_id, oper_id, day)
+) STRICT, WITHOUT ROWID;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 """``MIGRATIONS[n]`` takes ``user_version`` n to n + 1.  Append, never edit."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

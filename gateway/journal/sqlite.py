@@ -35,6 +35,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from gateway.clock import SHANGHAI
 from gateway.journal import schema
 from gateway.journal.records import (
     AcceptOutcome,
@@ -173,10 +174,36 @@ class SqliteStore:
         items = [schema.item_params(item, received) for item in request.items]
         node = self.node
 
+        counted = sum(
+            schema.to_fen(item.amount) for item in request.items if item.state is not State.REJECTED
+        )
+        limit = request.daily_limit
+        day = (limit.day if limit else request.received_at.astimezone(SHANGHAI).date()).isoformat()
+
         def write(conn: sqlite3.Connection) -> AcceptOutcome:
             row = conn.execute(_FIND_REQUEST, (request.corp_id, request.msg_id)).fetchone()
             if row is not None:
                 return AcceptOutcome(created=False, record=schema.request_record(row))
+            cap = schema.to_fen(limit.cap) if limit else None
+            if cap is not None and counted > cap:
+                return AcceptOutcome(created=False, record=None, over_limit=True)
+            total = conn.execute(
+                "INSERT INTO daily_totals (corp_id, oper_id, day, total_fen)"
+                " VALUES (:corp, :oper, :day, :fen)"
+                " ON CONFLICT (corp_id, oper_id, day) DO UPDATE"
+                " SET total_fen = total_fen + excluded.total_fen"
+                " WHERE :cap IS NULL OR daily_totals.total_fen + excluded.total_fen <= :cap"
+                " RETURNING total_fen",
+                {
+                    "corp": request.corp_id,
+                    "oper": request.oper_id,
+                    "day": day,
+                    "fen": counted,
+                    "cap": cap,
+                },
+            ).fetchone()
+            if total is None:
+                return AcceptOutcome(created=False, record=None, over_limit=True)
             (request_id,) = conn.execute(
                 "INSERT INTO requests (corp_id, msg_id, oper_id, trn_code, digest, received_at)"
                 " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",

@@ -47,6 +47,13 @@ class Store(Protocol):
         as transition rows.  If (CorpId, MsgId) already exists, nothing is
         written and ``created`` is False with the existing record (the caller
         compares digests: Dup replay or 3001, corplink.md §7).
+
+        Every request adds its non-rejected items' amounts to the operator's
+        daily total for ``request.daily_limit.day`` (or the received date);
+        with a ``daily_limit``, a request that would take the total past the
+        cap writes nothing and returns ``over_limit`` (2006, corplink.md §6).
+        The check and the write are one transaction: exact under concurrency
+        and across nodes.
         """
 
     async def item_status(

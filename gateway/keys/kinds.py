@@ -34,6 +34,8 @@ DEV_FILE_OID = "1.3.6.1.4.1.99999.1.2"
 FILE_ALLOWED_DEFAULT = frozenset({"BAL", "STATUS", "NTFY", "INQ", "RPLY", "PAY", "PAYROLL"})
 #: corplink.md §6: file-certificate PAY/PAYROLL items must be *below* this amount.
 FILE_MAX_ITEM_DEFAULT = Decimal("50000.00")
+#: corplink.md §6: "at most 200,000.00 a day per operator" for a file certificate.
+FILE_DAILY_LIMIT_DEFAULT = Decimal("200000.00")
 
 
 def policy_oids(cert: x509.Certificate) -> frozenset[str]:
@@ -60,6 +62,7 @@ class KindPolicy:
     file_oids: frozenset[str]
     file_allowed: frozenset[str] = FILE_ALLOWED_DEFAULT
     file_max_item: Decimal = FILE_MAX_ITEM_DEFAULT
+    file_daily_limit: Decimal = FILE_DAILY_LIMIT_DEFAULT
 
     def __post_init__(self) -> None:
         both = self.usbkey_oids & self.file_oids
@@ -83,6 +86,19 @@ class KindPolicy:
         if oids & self.usbkey_oids:
             return CredentialKind.USBKEY
         return None
+
+    def daily_cap(
+        self, kind: CredentialKind | None, operator_limit: Decimal | None
+    ) -> Decimal | None:
+        """The operator's cap for one day: the smaller of the kind's and the registry's.
+
+        corplink.md §6: a file certificate pays at most 200,000.00 a day per
+        operator; USBKey operators are bound by their registry limit only.
+        """
+        caps = [c for c in (operator_limit,) if c is not None]
+        if kind is CredentialKind.FILE:
+            caps.append(self.file_daily_limit)
+        return min(caps) if caps else None
 
     def check(self, kind: CredentialKind | None, trn_code: str, amounts: Sequence[Decimal]) -> None:
         """Raise 2006 unless ``kind`` may do ``trn_code`` for these amounts (corplink.md §6)."""
