@@ -101,6 +101,7 @@ class Pipeline:
         now = self._clock.now()
         pool = self._pool()
         self._pending += 1
+        inspection: Inspection | None = None
         try:
             rsp = self._admit(body, conn, now)
             if rsp is None:
@@ -110,7 +111,7 @@ class Pipeline:
                 rsp = await self._respond(inspection, now, conn)
         except Exception:  # the one boundary: never leak internals (corplink.md §8)
             log.exception("internal_error", stage="pipeline", listener=conn.listener)
-            rsp = self._refusal_response(Refusal(RetCode.INTERNAL, None, stage="internal"), now)
+            rsp = self._refusal_response(_internal(inspection), now)
         finally:
             self._pending -= 1
         out = await pool.render(rsp)
@@ -389,6 +390,18 @@ class Pipeline:
             encoding=refusal.encoding,
             retry_after_ms=refusal.retry_after_ms,
         )
+
+
+def _internal(ins: Inspection | None) -> Refusal:
+    """9999 echoing what was read of the Head, so the client can match it by MsgId."""
+    head = ins.request.head if ins is not None and ins.request is not None else None
+    head = head or (ins.head if ins is not None else None)
+    if head is None:
+        return Refusal(RetCode.INTERNAL, None, stage="internal")
+    enc = ins.request.encoding if ins is not None and ins.request is not None else "UTF-8"
+    return Refusal(
+        RetCode.INTERNAL, None, head.trn_code, head.corp_id, head.msg_id, enc, "internal"
+    )
 
 
 def _stage(code: RetCode) -> str:
