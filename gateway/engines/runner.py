@@ -81,13 +81,19 @@ class EngineRunner:
 
     async def run(self) -> None:
         """Loop until cancelled: package what is ready, publish it."""
+        failing: str | None = None
         while True:
             try:
                 pending = await self._pass()
+                if failing is not None:
+                    log.info("engine_recovered", engine=self.s.engine.value)
+                    failing = None
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("engine_pass_failed", engine=self.s.engine.value)
+            except Exception as exc:  # keep the engine alive; its work stays journaled
+                if repr(exc) != failing:  # once per distinct failure, not once per tick
+                    log.exception("engine_pass_failed", engine=self.s.engine.value)
+                    failing = repr(exc)
                 pending = True
             timeout = self.s.tick if pending else 1.0
             with contextlib.suppress(TimeoutError):
