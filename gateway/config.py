@@ -108,6 +108,9 @@ class JournalConfig:
     backend: str = "sqlite"
     path: Path | None = None
     max_batch: int = 512
+    dsn: str = ""
+    pool_size: int = 10
+    lease: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -389,6 +392,14 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     return cfg
 
 
+def _dsn_has_password(dsn: str) -> bool:
+    """``postgresql://user:secret@host/db`` or ``password=...``: secrets stay out of config."""
+    if "password=" in dsn.lower():
+        return True
+    netloc = dsn.split("://", 1)[-1].split("/", 1)[0]
+    return "@" in netloc and ":" in netloc.split("@", 1)[0]
+
+
 def validate(cfg: Config) -> None:
     """Cross-field rules that the types alone cannot express."""
     src = cfg.sources[-1] if cfg.sources else "<config>"
@@ -448,8 +459,14 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"{src}: engines.beps.max_items must be 1..100000")
     if cfg.keys.stale_crl_policy not in ("fail_closed", "fail_open"):
         raise ConfigError(f"{src}: keys.stale_crl_policy must be fail_closed or fail_open")
-    if cfg.journal.backend != "sqlite":
-        raise ConfigError(f'{src}: journal.backend: only "sqlite" is available in this version')
+    if cfg.journal.backend not in ("sqlite", "postgres"):
+        raise ConfigError(f"{src}: journal.backend must be sqlite or postgres")
+    if cfg.journal.backend == "postgres" and not cfg.journal.dsn:
+        raise ConfigError(f'{src}: journal.dsn is required with backend = "postgres"')
+    if _dsn_has_password(cfg.journal.dsn):
+        raise ConfigError(
+            f"{src}: journal.dsn must not carry a password; use PGPASSWORD or ~/.pgpass"
+        )
     if not cfg.clearing.url.startswith(("mqtt://", "mqtts://")):
         raise ConfigError(f"{src}: clearing.url must start with mqtt:// or mqtts://")
     if cfg.clearing.session_expiry < 86_400:

@@ -30,6 +30,7 @@ from gateway.clock import BusinessClock, Clock, SystemClock
 from gateway.config import Config
 from gateway.desk import DeskSetup
 from gateway.engines.runner import EngineRunner, EngineSettings, Redelivery
+from gateway.journal.postgres import PostgresStore
 from gateway.journal.sqlite import SqliteStore
 from gateway.journal.store import Store
 from gateway.keys.devpki import generate_dev_pki
@@ -89,6 +90,18 @@ def desk_setup(cfg: Config) -> DeskSetup:
         stale_crl_policy=k.stale_crl_policy,
         passphrase=read_passphrase(cfg),
     )
+
+
+def build_store(cfg: Config) -> Store:
+    """The journal backend named by ``journal.backend`` (DESIGN.md "Storage")."""
+    if cfg.journal.backend == "postgres":
+        return PostgresStore(
+            cfg.journal.dsn,
+            node=cfg.bank.node,
+            pool_size=cfg.journal.pool_size,
+            lease=cfg.journal.lease,
+        )
+    return SqliteStore(cfg.journal_path, node=cfg.bank.node, max_batch=cfg.journal.max_batch)
 
 
 def build_router(cfg: Config, directory: Directory | None = None) -> Router:
@@ -154,7 +167,7 @@ class Gateway:
     ) -> None:
         self.cfg = cfg
         self.clock = clock or build_clock(cfg)
-        self.store: Store = store or SqliteStore(cfg.journal_path, node=cfg.bank.node)
+        self.store: Store = store or build_store(cfg)
         self.ready = asyncio.Event()
         self.bound = Bound()
         self.health = HealthState(

@@ -1,4 +1,4 @@
-"""Key-file hygiene: permissions, passphrases, encrypted PKCS#8, atomic writes.
+"""Key-folder files: permissions, passphrases, encrypted PKCS#8, loading, atomic writes.
 
 DESIGN.md "Keys": private keys on disk are encrypted PKCS#8; the passphrase
 comes from a systemd credential (``LoadCredential=`` exposes it as
@@ -14,9 +14,11 @@ byte of its content (STYLE.md habit 11).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import stat
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from cryptography import x509
@@ -78,6 +80,34 @@ def read_passphrase(env_name: str) -> bytes | None:
             return data or None
     value = os.environ.get(env_name)
     return value.encode() if value else None
+
+
+def load_cert_file(path: Path) -> list[x509.Certificate]:
+    """All certificates of a PEM (one or more) or DER file; ``ConfigError`` names it."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read certificate file ({exc.strerror})") from None
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificates(data)
+        return [x509.load_der_x509_certificate(data)]
+    except ValueError:
+        raise ConfigError(f"{path}: not a PEM or DER certificate file") from None
+
+
+def load_crl(path: Path) -> x509.CertificateRevocationList:
+    """A PEM or DER CRL; ``ConfigError`` names the file."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read CRL ({exc.strerror})") from None
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_crl(data)
+        return x509.load_der_x509_crl(data)
+    except ValueError:
+        raise ConfigError(f"{path}: not a PEM or DER CRL") from None
 
 
 def is_encrypted_pem(data: bytes) -> bool:
@@ -150,11 +180,19 @@ def key_matches_cert(key: PrivateKey, cert: x509.Certificate) -> bool:
     return bool(cert.public_key().public_bytes(*spki) == key.public_key().public_bytes(*spki))
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+def atomic_write(
+    path: Path,
+    data: bytes,
+    mode: int = 0o644,
+    validate: Callable[[Path], object] | None = None,
+) -> None:
     """Write ``data`` to ``path`` all or nothing: temp file, fsync, rename, fsync the folder.
 
     The temp file is created with ``mode`` from the start (0600 for keys), so
-    a secret is never briefly readable.  On any failure the old file stays.
+    a secret is never briefly readable.  ``validate`` is called with the temp
+    file's path (in the same folder, so relative names inside it resolve the
+    same) before the rename; if it raises, the old file stays untouched
+    (DESIGN.md principle 6: validate, then swap).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -164,12 +202,29 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        if validate is not None:
+            validate(Path(tmp))
         Path(tmp).replace(path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             Path(tmp).unlink()
         raise
     fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def folder_lock(directory: Path) -> Iterator[None]:
+    """Serialise read-modify-write operations on one folder (two operators at once).
+
+    ``flock`` on the folder itself: no lock file to leave behind, and the lock
+    dies with the process.  Advisory: it orders ``gatewayctl`` runs, nothing else.
+    """
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def fsync_dir(directory: Path) -> None:
