@@ -333,6 +333,40 @@ def w_open_inbound(payload: bytes) -> InboundClearing:
     return _desk().open_inbound(payload)
 
 
+@dataclass(frozen=True)
+class WorkerFailure:
+    """An unexpected exception inside a batched call, carried back by value."""
+
+    error: str
+
+
+_OPS: dict[str, str] = {
+    "inspect": "inspect",
+    "render": "render",
+    "seal": "seal",
+    "open_inbound": "open_inbound",
+}
+
+
+def w_many(calls: list[tuple[str, tuple[object, ...]]]) -> list[object]:
+    """Run a batch of desk calls in this worker (one IPC round trip for many frames).
+
+    Expected refusals come back as values (``Inspection``) or exceptions of the
+    call (e.g. ``GatewayError`` from ``open_inbound``); anything else becomes a
+    ``WorkerFailure`` so one bad call cannot fail its neighbours.
+    """
+    desk = _desk()
+    out: list[object] = []
+    for op, args in calls:
+        try:
+            out.append(getattr(desk, _OPS[op])(*args))
+        except (GatewayError, ValueError) as exc:
+            out.append(exc)
+        except Exception as exc:  # noqa: BLE001 - reported per call, never leaks to a client
+            out.append(WorkerFailure(f"{type(exc).__name__}: {exc}"[:300]))
+    return out
+
+
 def w_ping() -> int:
     """Used at start to make sure every worker has built its desk."""
     _desk()

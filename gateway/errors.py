@@ -94,10 +94,22 @@ class GatewayError(Exception):
         self.retry_after_ms = retry_after_ms
         super().__init__(f"{code.value} {detail or code.text}")
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Crosses process boundaries (worker pool): rebuild from code and detail.
+        return (_rebuild, (type(self), self.code, self.detail, self.retry_after_ms))
+
     @property
     def ret_msg(self) -> str:
         """The RetMsg to put on the wire."""
         return f"{self.code.text}: {self.detail}" if self.detail else self.code.text
+
+
+def _rebuild(
+    cls: type[GatewayError], code: RetCode, detail: str | None, retry_after_ms: int | None
+) -> GatewayError:
+    err = GatewayError.__new__(cls)
+    GatewayError.__init__(err, code, detail, retry_after_ms=retry_after_ms)
+    return err
 
 
 class ConfigError(Exception):

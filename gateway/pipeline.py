@@ -247,13 +247,19 @@ class Pipeline:
         head = req.head
         body = req.body
         assert isinstance(body, Transfer)  # noqa: S101
-        existing = await self._store.find_request(head.corp_id, head.msg_id)
-        if existing is not None:
-            return await self._replay(req, existing, now)
-        self._check_fresh(req, now)
-        if ins.deferred is not None:
-            raise GatewayError(ins.deferred.code, ins.deferred.detail)
-        route = self._router().route(body, now)
+        try:
+            self._check_fresh(req, now)
+            if ins.deferred is not None:
+                raise GatewayError(ins.deferred.code, ins.deferred.detail)
+            route = self._router().route(body, now)
+        except GatewayError:
+            # corplink.md §8: replay (3001/Dup) answers before freshness and business
+            # rules. Looked up only on this refusal path: on the hot path the
+            # journal's accept detects a replay itself, saving a read per request.
+            existing = await self._store.find_request(head.corp_id, head.msg_id)
+            if existing is not None:
+                return await self._replay(req, existing, now)
+            raise
         state = State.HELD if route.release_at is not None else State.QUEUED
         item = NewItem(
             seq_no=None,
