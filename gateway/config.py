@@ -90,6 +90,7 @@ class KeysConfig:
     clearing_peer_certs: tuple[str, ...] = ("clearing-system.pem",)
     tls_cert: str = "server.pem"
     tls_key: str = "server.key"
+    ring: str = "ring.toml"
     passphrase_env: str = "GATEWAY_KEY_PASSPHRASE"
     usbkey_policy_oids: tuple[str, ...] = ("1.3.6.1.4.1.99999.1.1",)
     file_policy_oids: tuple[str, ...] = ("1.3.6.1.4.1.99999.1.2",)

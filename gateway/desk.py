@@ -23,18 +23,18 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from cryptography import x509
-
 from gateway.clearing import documents
 from gateway.codec.corplink import BusinessRuleError, CorpLinkCodec, serialize
 from gateway.codec.xmlparse import parse_body
+from gateway.config import KeysConfig
 from gateway.errors import GatewayError, RetCode
 from gateway.journal.records import QueuedItem, TxResult
 from gateway.keys.enrolment import Registry
 from gateway.keys.kinds import KindPolicy
+from gateway.keys.ring import KeyRing, ring_from_config
 from gateway.keys.trust import TrustStore
 from gateway.keys.verifier import RequestVerifier
-from gateway.keys.xmldsig import SigningKey, load_signing_key, sign_enveloped, verify_pinned
+from gateway.keys.xmldsig import sign_enveloped, verify_pinned
 from gateway.model import Head, Request, Response, Transfer
 
 
@@ -47,15 +47,13 @@ class DeskSetup:
     crls: tuple[Path, ...]
     deny_list: Path | None
     enrolment: Path
-    response_key: Path
-    response_cert: Path
-    clearing_key: Path
-    clearing_cert: Path
-    clearing_peer_certs: tuple[Path, ...]
+    keys: KeysConfig  # the ring and single-file key names (gateway.keys.ring)
+    keys_dir: Path
     usbkey_oids: frozenset[str]
     file_oids: frozenset[str]
     stale_crl_policy: str = "fail_closed"
     passphrase: bytes | None = None
+    require_encrypted: bool = False  # production: unencrypted private keys are refused
 
 
 @dataclass(frozen=True)
@@ -114,14 +112,13 @@ class Desk:
         self.registry = Registry.load(setup.enrolment)
         self.kinds = KindPolicy(usbkey_oids=setup.usbkey_oids, file_oids=setup.file_oids)
         self.verifier = RequestVerifier(trust, self.registry, self.kinds)
-        self.response_key: SigningKey = load_signing_key(
-            setup.response_key, setup.response_cert, setup.passphrase
-        )
-        self.clearing_key: SigningKey = load_signing_key(
-            setup.clearing_key, setup.clearing_cert, setup.passphrase
-        )
-        self.clearing_peers: tuple[x509.Certificate, ...] = tuple(
-            cert for p in setup.clearing_peer_certs for cert in _load_certs(p)
+        # The gateway's own keys and the clearing systems' certificates, with
+        # rotation: which version signs or verifies depends on the instant.
+        self.ring: KeyRing = ring_from_config(
+            setup.keys,
+            setup.keys_dir,
+            setup.passphrase,
+            require_encrypted=setup.require_encrypted,
         )
 
     # -- inbound CorpLink -------------------------------------------------
@@ -245,7 +242,7 @@ class Desk:
     def render(self, rsp: Response) -> bytes:
         """Render and sign a response (every response is signed, corplink.md §8)."""
         root = self.codec.render(rsp)
-        sign_enveloped(root, self.response_key)
+        sign_enveloped(root, self.ring.signer("response", rsp.rsp_time))
         return serialize(root, rsp.encoding)
 
     # -- clearing link ----------------------------------------------------
@@ -262,17 +259,17 @@ class Desk:
         """Build, sign and serialise one outbound clearing message (clearing.md §3–4)."""
         doc = documents.build_pacs008(msg_id, created, work_date, items, sender)
         env = documents.build_envelope(msg_tp, msg_id, sender, receiver, created, work_date, doc)
-        sign_enveloped(env, self.clearing_key)
+        sign_enveloped(env, self.ring.signer("clearing", created))
         return documents.serialize(env)
 
-    def open_inbound(self, payload: bytes) -> InboundClearing:
+    def open_inbound(self, payload: bytes, now: datetime) -> InboundClearing:
         """Verify (pinned clearing certificates) and reduce an inbound message.
 
         Raises ``GatewayError`` (signature) or ``ValueError`` (malformed); the
         caller drops and counts such messages, never acts on them (clearing.md §3).
         """
         root = parse_body(payload).root
-        verified = verify_pinned(root, self.clearing_peers)
+        verified = verify_pinned(root, self.ring.verifying_certs("clearing_peer", now))
         env = documents.parse_envelope(verified.signed_root)
         if env.msg_tp == "ccms.990":
             rcpt = documents.parse_receipt(env.document)
@@ -281,13 +278,6 @@ class Desk:
             orgnl, results = documents.parse_pacs002(env.document)
             return InboundClearing(env.msg_tp, env.msg_id, orgnl, tuple(results))
         return InboundClearing(env.msg_tp, env.msg_id)
-
-
-def _load_certs(path: Path) -> list[x509.Certificate]:
-    data = path.read_bytes()
-    if b"-----BEGIN" in data:
-        return x509.load_pem_x509_certificates(data)
-    return [x509.load_der_x509_certificate(data)]
 
 
 # -- process-global desk for worker processes --------------------------------
@@ -329,8 +319,8 @@ def w_seal(
     return _desk().seal(msg_tp, msg_id, sender, receiver, created, work_date, items)
 
 
-def w_open_inbound(payload: bytes) -> InboundClearing:
-    return _desk().open_inbound(payload)
+def w_open_inbound(payload: bytes, now: datetime) -> InboundClearing:
+    return _desk().open_inbound(payload, now)
 
 
 @dataclass(frozen=True)

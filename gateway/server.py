@@ -14,11 +14,11 @@ import asyncio
 import contextlib
 import json
 import os
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -33,11 +33,13 @@ from gateway.engines.runner import EngineRunner, EngineSettings, Redelivery
 from gateway.journal.postgres import PostgresStore
 from gateway.journal.sqlite import SqliteStore
 from gateway.journal.store import Store
+from gateway.keys import expiry, files
 from gateway.keys.devpki import generate_dev_pki
+from gateway.keys.ring import KeyRing, ring_from_config
 from gateway.model import Engine
 from gateway.net.admission import Admission
 from gateway.net.listener import Listener, ListenerSpec
-from gateway.net.tls import server_context
+from gateway.net.tls import SwappableContext, server_context
 from gateway.ops import metrics, sdnotify
 from gateway.ops.admin import AdminServer
 from gateway.ops.health import HealthServer, HealthState, Lifecycle
@@ -62,13 +64,7 @@ def build_clock(cfg: Config) -> Clock:
 
 def read_passphrase(cfg: Config) -> bytes | None:
     """systemd credential first, then the environment; never the config file (DESIGN.md Keys)."""
-    cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
-    if cred_dir:
-        p = Path(cred_dir) / "gateway-key-passphrase"
-        if p.exists():
-            return p.read_bytes().rstrip(b"\r\n")
-    env = os.environ.get(cfg.keys.passphrase_env)
-    return env.encode() if env else None
+    return files.read_passphrase(cfg.keys.passphrase_env)
 
 
 def desk_setup(cfg: Config) -> DeskSetup:
@@ -80,15 +76,13 @@ def desk_setup(cfg: Config) -> DeskSetup:
         crls=tuple(k.path(p) for p in k.crls),
         deny_list=deny if deny is not None and deny.exists() else None,
         enrolment=k.path(k.enrolment),
-        response_key=k.path(k.response_key),
-        response_cert=k.path(k.response_cert),
-        clearing_key=k.path(k.clearing_key),
-        clearing_cert=k.path(k.clearing_cert),
-        clearing_peer_certs=tuple(k.path(p) for p in k.clearing_peer_certs),
+        keys=k,
+        keys_dir=cfg.keys_dir,
         usbkey_oids=frozenset(k.usbkey_policy_oids),
         file_oids=frozenset(k.file_policy_oids),
         stale_crl_policy=k.stale_crl_policy,
         passphrase=read_passphrase(cfg),
+        require_encrypted=cfg.environment == "production",
     )
 
 
@@ -184,6 +178,8 @@ class Gateway:
         self._health_server: HealthServer | None = None
         self._admin: AdminServer | None = None
         self._reload_lock = asyncio.Lock()
+        self._tls: dict[str, tuple[str, SwappableContext]] = {}
+        self._ring: KeyRing
 
     # -- accessors used by collaborators (always the current version) ------
     def pool(self) -> WorkerPool:
@@ -269,17 +265,13 @@ class Gateway:
             ),
             self.admission,
         )
-        keys = cfg.resolved_keys()
+        self._ring = self._load_ring()
         for lc in cfg.listeners:
             ctx = None
             if lc.tls:
-                ctx = server_context(
-                    keys.path(keys.tls_cert),
-                    keys.path(keys.tls_key),
-                    client_cert=lc.client_cert,
-                    client_ca_paths=[keys.path(p) for p in keys.client_ca],
-                    passphrase=read_passphrase(cfg),
-                )
+                holder = SwappableContext(self._tls_context(lc.client_cert, self._ring))
+                self._tls[lc.name] = (lc.client_cert, holder)
+                ctx = holder.listener_context
             spec = ListenerSpec(
                 name=lc.name,
                 host=lc.bind,
@@ -299,6 +291,8 @@ class Gateway:
         self._admin = AdminServer(cfg.admin_socket, self._admin_command)
         await self._admin.start()
         self._spawn(self._watchdog(), "watchdog")
+        self._spawn(self._key_schedule(), "key_schedule")
+        self._publish_expiry()
         self._set_lifecycle(Lifecycle.READY)
         self.ready.set()
         sdnotify.ready()
@@ -311,6 +305,67 @@ class Gateway:
             business_clock=self.clock.now().isoformat(),
             config=list(cfg.sources),
         )
+
+    # -- keys: TLS contexts from the ring, rotation, expiry metrics ----------
+    def _load_ring(self) -> KeyRing:
+        cfg = self.cfg
+        return ring_from_config(
+            cfg.keys,
+            cfg.keys_dir,
+            read_passphrase(cfg),
+            require_encrypted=cfg.environment == "production",
+            with_keys=False,
+        )
+
+    def _tls_context(self, client_cert: str, ring: KeyRing) -> ssl.SSLContext:
+        """A fully built and checked server context for the TLS key active now."""
+        keys = self.cfg.resolved_keys()
+        version = ring.current("tls", self.clock.now())
+        assert version.key_path is not None  # noqa: S101 - the tls role always has a key
+        return server_context(
+            version.cert_path,
+            version.key_path,
+            client_cert=client_cert,
+            client_ca_paths=[keys.path(p) for p in keys.client_ca] if client_cert != "none" else [],
+            passphrase=read_passphrase(self.cfg),
+        )
+
+    def _swap_tls(self, ring: KeyRing) -> None:
+        """Build every new context first; swap only when all built (a bad pair changes nothing)."""
+        built = {name: self._tls_context(mode, ring) for name, (mode, _) in self._tls.items()}
+        for name, ctx in built.items():
+            self._tls[name][1].swap(ctx)
+
+    def _publish_expiry(self) -> None:
+        keys = self.cfg.resolved_keys()
+        try:
+            report = expiry.collect(
+                self._ring,
+                [keys.path(p) for p in keys.client_ca],
+                [keys.path(p) for p in keys.crls],
+                now=self.clock.now(),
+            )
+            expiry.publish(report)
+        except (OSError, ValueError) as exc:
+            log.warning("expiry_metrics_failed", error=str(exc)[:200])
+
+    async def _key_schedule(self) -> None:
+        """At each activation or overlap end: new TLS contexts for new handshakes, metrics."""
+        rate = getattr(self.clock, "rate", 1.0)
+        while True:
+            now = self.clock.now()
+            nxt = self._ring.next_change(now)
+            wait = 3600.0 if nxt is None else max(0.05, (nxt - now).total_seconds() / rate)
+            await asyncio.sleep(min(wait, 60.0))  # re-read the ring at least every minute
+            try:
+                self._swap_tls(self._ring)
+                log.info(
+                    "keys_rotated",
+                    tls=self._ring.current("tls", self.clock.now()).cert.serial_number,
+                )
+            except (OSError, ValueError, ssl.SSLError) as exc:
+                log.warning("tls_swap_failed", error=str(exc)[:200])
+            self._publish_expiry()
 
     def _make_runner(self, engine: Engine, link: ClearingLink) -> EngineRunner:
         cfg = self.cfg
@@ -422,6 +477,10 @@ class Gateway:
                 new_dir = Directory.load(self.cfg.routing.directory)
                 old = self.router()
                 old.directory.check_replacement(new_dir, max_drop=self.cfg.routing.max_drop_ratio)
+                new_ring = self._load_ring()
+                new_tls = {
+                    name: self._tls_context(mode, new_ring) for name, (mode, _) in self._tls.items()
+                }
                 new_pool = WorkerPool(desk_setup(self.cfg), self.cfg.workers.processes)
                 await new_pool.start()
             except Exception as exc:  # noqa: BLE001 - any failure keeps the old version
@@ -430,6 +489,10 @@ class Gateway:
                 return {"ok": False, "reason": str(exc)[:300]}
             old_pool, self._pool = self._pool, new_pool
             self._router = old.with_directory(new_dir)
+            self._ring = new_ring
+            for name, ctx in new_tls.items():
+                self._tls[name][1].swap(ctx)
+            self._publish_expiry()
             if old_pool is not None:
                 await old_pool.close()
             sdnotify.ready()

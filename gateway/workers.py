@@ -143,8 +143,8 @@ class WorkerPool:
         )
         return result
 
-    async def open_inbound(self, payload: bytes) -> InboundClearing:
-        result: InboundClearing = await self._call("open_inbound", payload)
+    async def open_inbound(self, payload: bytes, now: datetime) -> InboundClearing:
+        result: InboundClearing = await self._call("open_inbound", payload, now)
         return result
 
     async def close(self) -> None:

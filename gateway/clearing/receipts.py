@@ -40,7 +40,7 @@ class ReceiptHandler:
 
     async def __call__(self, topic: str, payload: bytes, props: dict[str, str]) -> None:
         try:
-            msg = await self._pool().open_inbound(payload)
+            msg = await self._pool().open_inbound(payload, self._clock.now())
         except GatewayError as exc:
             metrics.INBOUND_DROPPED.labels("signature").inc()
             log.warning("inbound_dropped", reason="signature", topic=topic, detail=exc.detail)

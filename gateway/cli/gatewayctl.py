@@ -7,9 +7,11 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from gateway.config import load_config
+from gateway.cli.keys import add_keys_parser, run_keys
+from gateway.config import AdminConfig, load_config
 from gateway.errors import ConfigError
 from gateway.ops.admin import call
 
@@ -28,18 +30,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("status", help="lifecycle, checks and item counts by engine and state")
     sub.add_parser("reload", help="reload directory, registry, CRLs and keys (like SIGHUP)")
-    keys = sub.add_parser("keys", help="key management")
-    ksub = keys.add_subparsers(dest="keys_cmd", required=True)
-    dev = ksub.add_parser("dev-pki", help="generate a throwaway PKI for demos and tests")
-    dev.add_argument("dir", type=Path)
+    add_keys_parser(sub)
     args = p.parse_args(argv)
 
-    if args.cmd == "keys" and args.keys_cmd == "dev-pki":
-        from gateway.keys.devpki import generate_dev_pki
-
-        pki = generate_dev_pki(args.dir)
-        print(f"dev PKI written to {pki.dir} (throwaway keys: never use them in production)")
-        return 0
+    if args.cmd == "keys":
+        try:
+            cfg = load_config(Path(args.config) if args.config else None)
+        except ConfigError as exc:
+            print(f"gatewayctl: {exc}", file=sys.stderr)
+            return 2
+        if args.socket:
+            cfg = replace(cfg, admin=AdminConfig(socket=Path(args.socket)))
+        return run_keys(args, cfg)
     try:
         sock = _socket(args)
     except ConfigError as exc:

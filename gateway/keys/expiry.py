@@ -25,11 +25,10 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from prometheus_client import Gauge
 
 from gateway.keys.files import load_cert_file, load_crl
 from gateway.keys.ring import KeyRing
-from gateway.ops.metrics import REGISTRY
+from gateway.ops import metrics
 
 #: Kinds of certificate reported (the ``kind`` label's whole range).
 KINDS = ("response", "clearing", "tls", "client_ca", "clearing_peer")
@@ -39,18 +38,8 @@ CRL_KIND = "crl"
 MAX_ISSUER_LABEL = 64
 
 # To be moved to gateway/ops/metrics.py (one place declares every metric).
-CERT_EXPIRY = Gauge(
-    "gateway_certificate_expiry_timestamp_seconds",
-    "notAfter of a certificate the gateway uses, UNIX seconds",
-    ["kind", "name"],
-    registry=REGISTRY,
-)
-CRL_NEXT_UPDATE = Gauge(
-    "gateway_crl_next_update_timestamp_seconds",
-    "nextUpdate of a configured CRL, UNIX seconds",
-    ["issuer"],
-    registry=REGISTRY,
-)
+CERT_EXPIRY = metrics.CERT_EXPIRY
+CRL_NEXT_UPDATE = metrics.CRL_NEXT_UPDATE
 
 
 @dataclass(frozen=True)

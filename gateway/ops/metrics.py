@@ -148,6 +148,18 @@ WORKER_QUEUE = Gauge(
     "Frames waiting for or in a decode/verify worker",
     registry=REGISTRY,
 )
+CERT_EXPIRY = Gauge(
+    "gateway_certificate_expiry_timestamp_seconds",
+    "notAfter of a certificate the gateway uses, UNIX seconds",
+    ["kind", "name"],
+    registry=REGISTRY,
+)
+CRL_NEXT_UPDATE = Gauge(
+    "gateway_crl_next_update_timestamp_seconds",
+    "nextUpdate of a configured CRL, UNIX seconds",
+    ["issuer"],
+    registry=REGISTRY,
+)
 LIFECYCLE = Gauge(
     "gateway_lifecycle_state",
     "1 for the daemon's current lifecycle state",
