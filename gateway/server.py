@@ -292,6 +292,7 @@ class Gateway:
         await self._admin.start()
         self._spawn(self._watchdog(), "watchdog")
         self._spawn(self._key_schedule(), "key_schedule")
+        self._spawn(self._admission_gauges(), "admission_gauges")
         self._publish_expiry()
         self._set_lifecycle(Lifecycle.READY)
         self.ready.set()
@@ -422,6 +423,14 @@ class Gateway:
                 for r in self._runners.values():
                     r.wake()
             await asyncio.sleep(1.0)
+
+    async def _admission_gauges(self) -> None:
+        """Bounded-state gauges of admission, for the flood dashboards (issue 5)."""
+        while True:
+            snap = self.admission.snapshot()
+            for what in ("tracked_addresses", "tracked_corps", "active_bans", "open_connections"):
+                metrics.ADMISSION.labels(what).set(snap.get(what, 0))
+            await asyncio.sleep(5.0)
 
     async def _watchdog(self) -> None:
         interval = sdnotify.watchdog_interval()

@@ -160,6 +160,12 @@ CRL_NEXT_UPDATE = Gauge(
     ["issuer"],
     registry=REGISTRY,
 )
+ADMISSION = Gauge(
+    "gateway_admission_state",
+    "Admission state: tracked addresses and CorpIds, active bans, open connections",
+    ["what"],
+    registry=REGISTRY,
+)
 LIFECYCLE = Gauge(
     "gateway_lifecycle_state",
     "1 for the daemon's current lifecycle state",
