@@ -27,6 +27,7 @@ from gateway.journal.records import DailyLimit, NewItem, NewRequest, RequestReco
 from gateway.journal.store import Store
 from gateway.model import (
     Engine,
+    Head,
     Request,
     Response,
     State,
@@ -191,18 +192,7 @@ class Pipeline:
                 return await self._status(req, req.body, now)
             raise GatewayError(RetCode.UNKNOWN_TRNCODE, f"TrnCode {head.trn_code}")
         except GatewayError as exc:
-            return self._refuse(
-                Refusal(
-                    exc.code,
-                    exc.detail,
-                    head.trn_code,
-                    head.corp_id,
-                    head.msg_id,
-                    req.encoding,
-                    _stage(exc.code),
-                ),
-                now,
-            )
+            return self._refuse(_refusal_for(exc, head, req.encoding), now)
         finally:
             structlog.contextvars.unbind_contextvars("corp_id", "msg_id")
 
@@ -224,18 +214,7 @@ class Pipeline:
                     return await self._replay(req, existing, now)
             self._check_fresh(req, now)
         except GatewayError as exc:
-            return self._refuse(
-                Refusal(
-                    exc.code,
-                    exc.detail,
-                    head.trn_code,
-                    head.corp_id,
-                    head.msg_id,
-                    deferred.encoding,
-                    _stage(exc.code),
-                ),
-                now,
-            )
+            return self._refuse(_refusal_for(exc, head, deferred.encoding), now)
         return self._refuse(deferred, now)
 
     def _check_fresh(self, req: Request, now: datetime) -> None:
@@ -407,6 +386,13 @@ def _internal(ins: Inspection | None) -> Refusal:
     enc = ins.request.encoding if ins is not None and ins.request is not None else "UTF-8"
     return Refusal(
         RetCode.INTERNAL, None, head.trn_code, head.corp_id, head.msg_id, enc, "internal"
+    )
+
+
+def _refusal_for(exc: GatewayError, head: Head, encoding: str) -> Refusal:
+    """A refusal after decode: echoes the Head so the client matches it by MsgId."""
+    return Refusal(
+        exc.code, exc.detail, head.trn_code, head.corp_id, head.msg_id, encoding, _stage(exc.code)
     )
 
 
