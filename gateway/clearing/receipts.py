@@ -59,7 +59,7 @@ class ReceiptHandler:
                 log.warning("receipt_for_unknown_message", orgnl_msg_id=msg.orgnl_msg_id)
                 return
         elif msg.msg_tp == "ccms.900" and msg.orgnl_msg_id:
-            await self._store.apply_receipt(msg.orgnl_msg_id, now)
+            # apply_tx_status also counts as the message's ccms.990 when that was lost
             for cb in self._on_receipt:
                 cb(msg.orgnl_msg_id)
             changed = await self._store.apply_tx_status(msg.orgnl_msg_id, msg.results, now)

@@ -191,14 +191,19 @@ class EngineRunner:
         )
 
     async def _publish_all(self, outs: list[NewOutbound]) -> None:
-        await asyncio.gather(
-            *(self.publish(o.msg_id, o.msg_tp, o.topic, o.payload, resend=False) for o in outs)
+        """Publish a pass's new messages concurrently; journal their PUBACKs in one write."""
+        sent = await asyncio.gather(
+            *(self._publish_once(o.msg_id, o.msg_tp, o.topic, o.payload) for o in outs)
         )
+        done = [o for o, ok in zip(outs, sent, strict=True) if ok]
+        if not done:
+            return
+        await self._store.mark_sent_many([o.msg_id for o in done], self._clock.now())
+        for o in done:
+            self._count_sent(o.msg_id, o.msg_tp, resend=False)
 
-    async def publish(
-        self, msg_id: str, msg_tp: str, topic: str, payload: bytes, *, resend: bool
-    ) -> bool:
-        """Publish under the journaled MsgId; True when the PUBACK arrived."""
+    async def _publish_once(self, msg_id: str, msg_tp: str, topic: str, payload: bytes) -> bool:
+        """One publish under the journaled MsgId; True when the PUBACK arrived."""
         if msg_id in self.publishing:
             return False
         self.publishing.add(msg_id)
@@ -209,19 +214,28 @@ class EngineRunner:
             except PublishFailed as exc:
                 log.warning("publish_failed", out_msg_id=msg_id, reason=str(exc))
                 return False
-            now = self._clock.now()
-            if resend:
-                await self._store.mark_resent(msg_id, now)
-            else:
-                await self._store.mark_sent(msg_id, now)
-            self.inflight.add(msg_id)
-            metrics.OUTBOUND_INFLIGHT.labels(self.s.engine.value).set(len(self.inflight))
-            metrics.OUTBOUND.labels(
-                self.s.engine.value, msg_tp, "resend" if resend else "first"
-            ).inc()
             return True
         finally:
             self.publishing.discard(msg_id)
+
+    def _count_sent(self, msg_id: str, msg_tp: str, *, resend: bool) -> None:
+        self.inflight.add(msg_id)
+        metrics.OUTBOUND_INFLIGHT.labels(self.s.engine.value).set(len(self.inflight))
+        metrics.OUTBOUND.labels(self.s.engine.value, msg_tp, "resend" if resend else "first").inc()
+
+    async def publish(
+        self, msg_id: str, msg_tp: str, topic: str, payload: bytes, *, resend: bool
+    ) -> bool:
+        """Publish one (re-delivered) message and journal its PUBACK."""
+        if not await self._publish_once(msg_id, msg_tp, topic, payload):
+            return False
+        now = self._clock.now()
+        if resend:
+            await self._store.mark_resent(msg_id, now)
+        else:
+            await self._store.mark_sent(msg_id, now)
+        self._count_sent(msg_id, msg_tp, resend=resend)
+        return True
 
 
 class Redelivery:

@@ -470,6 +470,13 @@ class PostgresStore:
         async with self._commit() as conn:
             await _first_puback(conn, msg_id, when)
 
+    async def mark_sent_many(self, msg_ids: Sequence[str], at: datetime) -> None:
+        """``mark_sent`` for a burst of PUBACKs in one transaction."""
+        when = pg.aware(at)
+        async with self._commit() as conn:
+            for msg_id in msg_ids:
+                await _first_puback(conn, msg_id, when)
+
     async def due_for_resend(self, sent_before: datetime, limit: int) -> list[OutboundRecord]:
         cutoff = pg.aware(sent_before)
         async with self._conn() as conn:

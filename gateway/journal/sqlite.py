@@ -423,6 +423,17 @@ class SqliteStore:
         when = to_micros(at)
         await self._write(lambda conn: _first_puback(conn, msg_id, when))
 
+    async def mark_sent_many(self, msg_ids: Sequence[str], at: datetime) -> None:
+        """``mark_sent`` for a burst of PUBACKs: one write operation, one savepoint."""
+        when = to_micros(at)
+        ids = list(msg_ids)
+
+        def write(conn: sqlite3.Connection) -> None:
+            for msg_id in ids:
+                _first_puback(conn, msg_id, when)
+
+        await self._write(write)
+
     async def due_for_resend(self, sent_before: datetime, limit: int) -> list[OutboundRecord]:
         cutoff = to_micros(sent_before)
 

@@ -94,6 +94,9 @@ class Store(Protocol):
     async def mark_sent(self, msg_id: str, at: datetime) -> None:
         """PUBACK arrived: outbound PENDING→SENT (attempts+1), its items QUEUED→SENT."""
 
+    async def mark_sent_many(self, msg_ids: Sequence[str], at: datetime) -> None:
+        """``mark_sent`` for several messages in one write (a burst of PUBACKs)."""
+
     async def due_for_resend(self, sent_before: datetime, limit: int) -> list[OutboundRecord]:
         """SENT messages without ccms.990 whose last send is at or before ``sent_before``."""
 
