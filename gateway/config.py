@@ -174,6 +174,7 @@ class LoadConfig:
 
     max_pending: int = 2_000
     max_journal_backlog: int = 5_000
+    max_body_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -472,7 +473,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"{src}: clearing.url must start with mqtt:// or mqtts://")
     if cfg.clearing.session_expiry < 86_400:
         raise ConfigError(f"{src}: clearing.session_expiry must be at least 86400 (clearing.md §1)")
-    if cfg.load.max_pending < 1 or cfg.load.max_journal_backlog < 1:
+    if cfg.load.max_pending < 1 or cfg.load.max_journal_backlog < 1 or cfg.load.max_body_bytes < 1:
         raise ConfigError(f"{src}: load.max_pending and load.max_journal_backlog must be >= 1")
     if cfg.observability.log_format not in ("json", "console"):
         raise ConfigError(f"{src}: observability.log_format must be json or console")

@@ -39,6 +39,7 @@ from gateway.model import (
 )
 from gateway.net.admission import Decision
 from gateway.net.listener import ConnInfo
+from gateway.net.session import CloseConnection
 from gateway.ops import metrics
 from gateway.ops.logs import mask_account
 from gateway.routing.router import Router
@@ -110,6 +111,8 @@ class Pipeline:
                 inspection = await pool.inspect(body, conn.peer_ip, now, corp_retry)
                 self._strike(conn, inspection.refusal)
                 rsp = await self._respond(inspection, now, conn)
+        except CloseConnection:
+            raise
         except Exception:  # the one boundary: never leak internals (corplink.md §8)
             log.exception("internal_error", stage="pipeline", listener=conn.listener)
             rsp = self._refusal_response(_internal(inspection), now)
@@ -136,6 +139,11 @@ class Pipeline:
         d = self._admission.on_frame(conn.peer_ip, time.monotonic())
         if d.ok:
             return None
+        if d.reason == "banned":
+            # A banned address gets no more answers: each would cost a signature
+            # and hold its body in memory (issue 5). Its connections just close.
+            metrics.REFUSALS.labels("admission", "banned").inc()
+            raise CloseConnection("banned")
         return self._refuse(
             Refusal(
                 RetCode.RATE_LIMITED,

@@ -39,6 +39,7 @@ from gateway.keys.ring import KeyRing, ring_from_config
 from gateway.model import Engine
 from gateway.net.admission import Admission
 from gateway.net.listener import Listener, ListenerSpec
+from gateway.net.session import ByteBudget
 from gateway.net.tls import SwappableContext, server_context
 from gateway.ops import metrics, sdnotify
 from gateway.ops.admin import AdminServer
@@ -252,6 +253,7 @@ class Gateway:
 
         self.admission = Admission(cfg.admission)
         gate = AdmissionGate(self.admission)
+        budget = ByteBudget(cfg.load.max_body_bytes)
         pipeline = Pipeline(
             self.clock,
             self.pool,
@@ -284,7 +286,7 @@ class Gateway:
                 max_inflight=lc.max_inflight,
                 max_connections=lc.max_connections,
             )
-            listener = Listener(spec, pipeline.handle, pipeline.bad_frame, gate)
+            listener = Listener(spec, pipeline.handle, pipeline.bad_frame, gate, budget)
             self.bound.listeners[lc.name] = await listener.start()
             self._listeners.append(listener)
 

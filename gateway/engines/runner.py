@@ -96,8 +96,11 @@ class EngineRunner:
                     failing = repr(exc)
                 pending = True
             timeout = self.s.tick if pending else 1.0
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+            # cancel that lands together with a wake-up, and the drain would hang.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def _pass(self) -> bool:

@@ -250,7 +250,8 @@ class PostgresStore:
             return
         self._state = "closing"
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), _CLOSE_GRACE)
+            async with asyncio.timeout(_CLOSE_GRACE):  # not wait_for: it can eat a cancel
+                await self._idle.wait()
         if self._pool is not None:
             if self._inflight:
                 self._pool.terminate()

@@ -224,6 +224,11 @@ class TrustStore:
                 path = self._build_path(chain)
             except GatewayError as exc:
                 path = exc
+            except Exception:  # noqa: BLE001 - hostile certificates: unreadable extensions etc.
+                # KeyInfo is outside the signed content, so its bytes are the
+                # sender's to choose: a certificate cryptography cannot read
+                # (duplicate or malformed extensions) is simply not trusted.
+                path = _untrusted("certificate extensions cannot be read")
             if len(self._paths) >= CHAIN_CACHE_SIZE:
                 self._paths.clear()
             self._paths[key] = path

@@ -296,7 +296,18 @@ def _b64decode(elem: etree._Element, name: str) -> bytes:
 
 @lru_cache(maxsize=4096)
 def _load_der(der: bytes) -> x509.Certificate:
-    return x509.load_der_x509_certificate(der)
+    """A KeyInfo certificate, fully readable or refused (2001).
+
+    KeyInfo is not covered by the signature, so these bytes are the sender's
+    to choose: anything cryptography cannot parse (bad DER, version, key
+    algorithm) is outside the profile, never an internal error.
+    """
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        cert.public_key()
+    except Exception:  # noqa: BLE001 - InvalidVersion, UnsupportedAlgorithm, ValueError, ...
+        raise _fail("X509Certificate is not a readable DER certificate") from None
+    return cert
 
 
 def _certificates(key_info: etree._Element) -> tuple[x509.Certificate, ...]:

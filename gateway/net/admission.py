@@ -117,7 +117,8 @@ CONN_LIMIT: Final = Decision(ok=False, reason="conn_limit", retry_after_ms=None)
 
 def _ms(seconds: float) -> int:
     """Whole milliseconds, rounded up and at least 1 (a 0 would invite an instant retry)."""
-    return max(1, math.ceil(seconds * 1000.0))
+    # round first: 0.001 s * 1000 is 1.0000000000000009 in binary floating point
+    return max(1, math.ceil(round(seconds * 1000.0, 6)))
 
 
 class TokenBucket:

@@ -22,6 +22,7 @@ import structlog
 from gateway.net.framing import MAX_ENCODABLE
 from gateway.net.session import (
     BadFrameResponder,
+    ByteBudget,
     ConnInfo,
     Handler,
     Session,
@@ -103,8 +104,10 @@ class Listener:
         handler: Handler,
         bad_frame: BadFrameResponder,
         gate: ConnectionGate | None = None,
+        budget: ByteBudget | None = None,
     ) -> None:
         self.spec = spec
+        self._budget = budget
         self._handler = handler
         self._bad_frame = bad_frame
         self._gate = gate
@@ -188,7 +191,13 @@ class Listener:
         gate = self._gate
         info = conn_info(name, next(_conn_ids), writer)
         session = Session(
-            self.spec, info, reader, writer, handler=self._handler, bad_frame=self._bad_frame
+            self.spec,
+            info,
+            reader,
+            writer,
+            handler=self._handler,
+            bad_frame=self._bad_frame,
+            budget=self._budget,
         )
         task = asyncio.create_task(session.run(), name=f"{name}#{info.conn_id}")
         self._sessions[task] = session

@@ -72,6 +72,45 @@ CLOSE_TIMEOUT: Final = 5.0
 # TODO(lead): move to gateway.ops.metrics beside FRAME_ERRORS.
 
 
+class CloseConnection(Exception):
+    """Raised by a handler to close the connection at once, without a response.
+
+    Used for a banned address (issue 5): answering each of its frames would
+    spend CPU and memory on an attacker.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ByteBudget:
+    """Body bytes held in memory across all connections (issue 5: bounded memory).
+
+    A frame's body is read only once its length fits the budget; it is
+    given back when the frame's response is written.  One frame larger than
+    the whole budget may still run when nothing else holds any.  Waiting
+    here is the gateway's own backpressure: the bytes stay in the kernel's
+    socket buffers and TCP slows the sender.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._freed = asyncio.Condition()
+
+    async def acquire(self, n: int) -> None:
+        async with self._freed:
+            while self.used and self.used + n > self.limit:
+                await self._freed.wait()
+            self.used += n
+
+    async def release(self, n: int) -> None:
+        async with self._freed:
+            self.used -= n
+            self._freed.notify_all()
+
+
 @dataclass(frozen=True)
 class ConnInfo:
     """What the pipeline may know about the connection a frame came on."""
@@ -138,8 +177,10 @@ class Session:
         *,
         handler: Handler,
         bad_frame: BadFrameResponder,
+        budget: ByteBudget | None = None,
     ) -> None:
         self.spec = spec
+        self._budget = budget
         self.info = info
         self._reader = reader
         self._writer = writer
@@ -267,7 +308,15 @@ class Session:
                 check_header_prefix(first)
                 header = first + await reader.readexactly(HEADER_LEN - 1)
                 length = parse_header(header, spec.max_body)  # before any body byte
-                return await reader.readexactly(length)
+            if self._budget is not None:  # our own backpressure: not the client's deadline
+                await self._budget.acquire(length)
+            try:
+                async with asyncio.timeout(spec.frame_timeout):
+                    return await reader.readexactly(length)
+            except BaseException:
+                if self._budget is not None:
+                    await self._budget.release(length)
+                raise
         except FrameError as exc:
             FRAME_ERRORS.labels(spec.name, exc.reason).inc()
             self._detail = exc.detail
@@ -286,6 +335,10 @@ class Session:
         try:
             try:
                 response = encode_frame(await self._handler(body, self.info))
+            except CloseConnection as exc:
+                self._set_reason(exc.reason)
+                self._abort()
+                return
             except Exception:
                 log.exception("handler_failed")
                 self._set_reason("handler_error")
@@ -294,6 +347,8 @@ class Session:
             await self._write(response, self.spec.frame_timeout)
         finally:
             self._slots.release()
+            if self._budget is not None:
+                await self._budget.release(len(body))
 
     async def _answer_bad_frame(self, reason: str) -> None:
         """Write the one 1001 frame corplink.md §1 asks for, if the connection allows."""

@@ -20,10 +20,15 @@ Sessions of consecutive days that touch (INTRA Mon 00:00-24:00 and Tue
 00:00-24:00) form one open period: the "next opening" is the next instant at
 which a closed engine becomes open, never a midnight in the middle of an open
 period.
+
+Windows are configuration (routing.md §4, "a list of sessions per engine"):
+:func:`parse_schedule` builds an engine's schedule from its TOML table, either
+a named profile (:data:`PROFILES`) or a list of sessions.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -31,6 +36,7 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from gateway.clock import SHANGHAI
+from gateway.errors import ConfigError
 from gateway.model import Engine
 from gateway.routing.calendar import WorkCalendar
 
@@ -246,3 +252,127 @@ DEFAULT_SCHEDULES: Mapping[Engine, EngineSchedule] = MappingProxyType(
 HVPS_2018_PROFILE = EngineSchedule(Engine.HVPS, (Session(time(20, 30), time(17, 15)),))
 """HVPS since 2018-05-02 (routing.md §4): 20:30 the evening before a working day to
 17:15 (cut-off) on it; the evening part carries the working day's work date."""
+
+
+# -- operating windows as configuration ----------------------------------------------
+
+PROFILES: Mapping[str, Mapping[Engine, EngineSchedule]] = MappingProxyType(
+    {
+        "default": DEFAULT_SCHEDULES,
+        "hvps-2018": MappingProxyType({Engine.HVPS: HVPS_2018_PROFILE}),
+    }
+)
+"""Named schedules a configuration may choose instead of listing sessions (routing.md §4).
+
+``"default"`` is the table of routing.md §4 for each engine; ``"hvps-2018"``
+is the HVPS schedule since May 2018 and exists for HVPS only.
+"""
+
+SCHEDULE_KEYS = frozenset({"profile", "sessions", "cutoff"})
+SESSION_KEYS = frozenset({"open", "close", "days"})
+_HHMM = re.compile(r"\A(?:[01][0-9]|2[0-3]):[0-5][0-9]\Z")
+_CUTOFF_ENGINES = frozenset({Engine.BEPS})
+
+
+def parse_schedule(
+    engine: Engine, spec: Mapping[str, object], *, where: str = ""
+) -> EngineSchedule:
+    """One engine's schedule from its configuration table (routing.md §4).
+
+    ``spec`` is a TOML table such as ``{profile = "hvps-2018"}`` or
+    ``{sessions = [{open = "09:00", close = "17:00", days = "working"}]}``;
+    ``profile`` and ``sessions`` exclude each other, and an empty table means
+    ``profile = "default"``.  ``cutoff = "HH:MM"`` is the work-day switch and
+    applies to BEPS only (routing.md §4: D if t < 16:00, else D + 1); BEPS
+    keeps 16:00 when it is not given.  Times are Asia/Shanghai wall-clock
+    ``HH:MM``; ``close = "24:00"`` means midnight at the end of the day, and a
+    ``close`` earlier than ``open`` starts the session on the evening before.
+
+    Raises ``ConfigError`` naming the key (``where`` prefixes it, e.g.
+    ``"windows.hvps"``; the caller adds the file).  Unknown keys are errors.
+    """
+    prefix = where or f"windows.{engine.value.lower()}"
+    for key in spec:
+        if key not in SCHEDULE_KEYS:
+            raise ConfigError(f"{prefix}.{key}: unknown key")
+    profile = spec.get("profile")
+    sessions = spec.get("sessions")
+    if profile is not None and sessions is not None:
+        raise ConfigError(f"{prefix}: give either profile or sessions, not both")
+    cutoff = _cutoff(engine, spec.get("cutoff"), prefix)
+
+    if sessions is None:
+        name = "default" if profile is None else profile
+        if not isinstance(name, str) or name not in PROFILES:
+            raise ConfigError(f"{prefix}.profile: must be one of {', '.join(sorted(PROFILES))}")
+        preset = PROFILES[name].get(engine)
+        if preset is None:
+            raise ConfigError(f"{prefix}.profile: {name} is not a schedule for {engine.value}")
+        if cutoff is None:
+            return preset
+        return EngineSchedule(engine, preset.sessions, cutoff=cutoff)
+
+    if not isinstance(sessions, list) or not sessions:
+        raise ConfigError(f"{prefix}.sessions: must be a non-empty array of tables")
+    parsed = tuple(
+        _session(item, f"{prefix}.sessions[{index}]") for index, item in enumerate(sessions)
+    )
+    if cutoff is None and engine in _CUTOFF_ENGINES:
+        cutoff = DEFAULT_SCHEDULES[engine].cutoff
+    return EngineSchedule(engine, parsed, cutoff=cutoff)
+
+
+def parse_schedules(
+    spec: Mapping[str, object], *, where: str = "windows"
+) -> dict[Engine, EngineSchedule]:
+    """The ``[windows]`` table: one sub-table per engine (``hvps``, ``intra``, ``beps``).
+
+    An engine that is not named keeps its default schedule; an unknown
+    engine name is an error.
+    """
+    by_name = {engine.value.lower(): engine for engine in Engine}
+    schedules = dict(DEFAULT_SCHEDULES)
+    for name, table in spec.items():
+        engine = by_name.get(name)
+        if engine is None:
+            raise ConfigError(f"{where}.{name}: unknown engine (hvps, intra or beps)")
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{where}.{name}: must be a table")
+        schedules[engine] = parse_schedule(engine, table, where=f"{where}.{name}")
+    return schedules
+
+
+def _cutoff(engine: Engine, value: object, prefix: str) -> time | None:
+    if value is None:
+        return None
+    if engine not in _CUTOFF_ENGINES:
+        raise ConfigError(f"{prefix}.cutoff: applies to BEPS only (routing.md §4)")
+    if not isinstance(value, str) or _HHMM.match(value) is None:
+        raise ConfigError(f"{prefix}.cutoff: must be HH:MM")
+    return time.fromisoformat(value)
+
+
+def _session(item: object, prefix: str) -> Session:
+    if not isinstance(item, Mapping):
+        raise ConfigError(f"{prefix}: must be a table with open and close")
+    for key in item:
+        if key not in SESSION_KEYS:
+            raise ConfigError(f"{prefix}.{key}: unknown key")
+    opening = _clock_time(item.get("open"), f"{prefix}.open", allow_midnight_end=False)
+    closing = _clock_time(item.get("close"), f"{prefix}.close", allow_midnight_end=True)
+    days = item.get("days", "working")
+    if not isinstance(days, str) or days not in DAY_KINDS:
+        raise ConfigError(f"{prefix}.days: must be one of {', '.join(sorted(DAY_KINDS))}")
+    if opening == closing:
+        raise ConfigError(f"{prefix}: open and close are equal; use 00:00-24:00 for all day")
+    return Session(opening, closing, days)
+
+
+def _clock_time(value: object, key: str, *, allow_midnight_end: bool) -> time:
+    if value is None:
+        raise ConfigError(f"{key}: missing")
+    if allow_midnight_end and value == "24:00":
+        return END_OF_DAY
+    if not isinstance(value, str) or _HHMM.match(value) is None:
+        raise ConfigError(f"{key}: must be HH:MM" + (" or 24:00" if allow_midnight_end else ""))
+    return time.fromisoformat(value)

@@ -154,7 +154,11 @@ PLAYBOOKS: dict[str, tuple[AdmissionConfig, list[Step]]] = {
     ),
     "retry_after_ms is rounded up, never 0": (
         AdmissionConfig(frame_rate_per_ip=3.0, frame_burst_per_ip=1.0),
-        [frame(A), frame(A, 0.0, refused("ip_rate", 334)), frame(A, 0.3333333, refused("ip_rate", 1))],
+        [
+            frame(A),
+            frame(A, 0.0, refused("ip_rate", 334)),
+            frame(A, 0.3333333, refused("ip_rate", 1)),
+        ],
     ),
     "strikes within the window ban once, for ban_seconds": (
         AdmissionConfig(ban_after_strikes=3, ban_window=10.0, ban_seconds=60.0),
@@ -266,26 +270,32 @@ def test_address_flood_of_200000_stays_within_max_tracked() -> None:
     assert snap["open_connections"] == 0
 
 
-def test_address_flood_memory_is_bounded_by_max_tracked() -> None:
-    adm = Admission(AdmissionConfig(max_tracked=1_000, ban_after_strikes=2))
-    tracemalloc.start()
-    try:
-        for i in range(200_000):
+def test_address_flood_memory_stops_growing_at_max_tracked() -> None:
+    """Once full, more addresses cost no more memory: each one evicts another."""
+
+    def flood(adm: Admission, first: int, last: int) -> None:
+        for i in range(first, last):
             ip = _address(i)
             adm.on_connect(ip, 0.0)
-            adm.on_frame(ip, 0.0)
             adm.strike(ip, 0.0, "bad_frame")
             adm.strike(ip, 0.0, "bad_frame")  # every address banned: bans are bounded too
             adm.on_disconnect(ip)
-        current, _peak = tracemalloc.get_traced_memory()
+
+    adm = Admission(AdmissionConfig(max_tracked=1_000, ban_after_strikes=2))
+    flood(adm, 0, 180_000)  # steady state
+    tracemalloc.start()
+    try:
+        flood(adm, 180_000, 200_000)
+        grown, _peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     snap = adm.snapshot()
     assert snap["tracked_addresses"] <= 1_000
     assert snap["active_bans"] <= 1_000
     assert snap["bans_started"] == 200_000
-    # ~1,000 addresses and 1,000 bans: a few hundred bytes each, far below 200,000 of them
-    assert current < 4 * 1024 * 1024, current
+    # what survives of the last 20,000 is at most 1,000 addresses and 1,000 bans
+    # (~0.5 MB measured); unbounded, those 20,000 would hold ~20 MB
+    assert grown < 2 * 1024 * 1024, grown
 
 
 def test_corpid_flood_stays_within_max_tracked() -> None:
@@ -330,11 +340,11 @@ _EVENTS = st.lists(
         _IPS,
         st.floats(min_value=0.0, max_value=0.5, allow_nan=False),
     ),
-    max_size=200,
+    max_size=80,
 )
 
 
-@settings(max_examples=200, deadline=None, database=None)
+@settings(max_examples=100, deadline=None, database=None)
 @given(events=_EVENTS, max_tracked=st.integers(min_value=1, max_value=4))
 def test_open_connection_count_is_exact(
     events: list[tuple[str, str, float]], max_tracked: int
@@ -345,6 +355,7 @@ def test_open_connection_count_is_exact(
     adm = Admission(cfg)
     now = 0.0
     held: dict[str, int] = {}
+    peak_holders = 0
     for event, ip, dt in events:
         now += dt
         if event == "connect":
@@ -368,8 +379,9 @@ def test_open_connection_count_is_exact(
             adm.strike(ip, now, "bad_frame")
         snap = adm.snapshot()
         assert snap["open_connections"] == sum(held.values())
-        holders = sum(1 for n in held.values() if n)
-        assert snap["tracked_addresses"] <= max(max_tracked, holders + 1)
+        peak_holders = max(peak_holders, sum(1 for n in held.values() if n))
+        # over the bound only by addresses that held connections (never evicted)
+        assert snap["tracked_addresses"] <= max(max_tracked, peak_holders + 1)
         assert snap["tracked_corps"] <= max_tracked
 
 
