@@ -136,6 +136,9 @@ class AdmissionGate:
     def release(self, ip: str) -> None:
         self._admission.on_disconnect(ip)
 
+    def banned(self, ip: str) -> bool:
+        return self._admission.banned(ip, time.monotonic())
+
 
 @dataclass
 class Bound:

@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 
 from gateway.errors import ConfigError, GatewayError, RetCode
+from gateway.keys.files import load_cert_file, load_crl
 
 STALE_POLICIES = ("fail_closed", "fail_open")
 #: Longest path accepted: signer, up to 3 intermediates, anchor.
@@ -198,8 +199,8 @@ class TrustStore:
         """
         cas: list[x509.Certificate] = []
         for path in ca_paths:
-            cas.extend(_load_certs(path))
-        crls = [_load_crl(path) for path in crl_paths]
+            cas.extend(load_cert_file(path))
+        crls = [load_crl(path) for path in crl_paths]
         denied = read_deny_list(deny_list_path) if deny_list_path is not None else frozenset()
         try:
             return cls(cas, crls, denied, stale_crl_policy)
@@ -299,32 +300,6 @@ class TrustStore:
 
 
 # ---------------------------------------------------------------------- loading
-
-
-def _load_certs(path: Path) -> list[x509.Certificate]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read CA file ({exc.strerror})") from None
-    try:
-        if b"-----BEGIN" in data:
-            return x509.load_pem_x509_certificates(data)
-        return [x509.load_der_x509_certificate(data)]
-    except ValueError:
-        raise ConfigError(f"{path}: not a PEM or DER certificate") from None
-
-
-def _load_crl(path: Path) -> x509.CertificateRevocationList:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read CRL file ({exc.strerror})") from None
-    try:
-        if b"-----BEGIN" in data:
-            return x509.load_pem_x509_crl(data)
-        return x509.load_der_x509_crl(data)
-    except ValueError:
-        raise ConfigError(f"{path}: not a PEM or DER CRL") from None
 
 
 def read_deny_list(path: Path) -> frozenset[str]:

@@ -56,6 +56,9 @@ class ConnectionGate(Protocol):
     def release(self, ip: str) -> None:
         """The accepted connection from ``ip`` closed."""
 
+    def banned(self, ip: str) -> bool:
+        """True while ``ip`` is banned: its open connections close at their next frame."""
+
 
 @dataclass(frozen=True)
 class ListenerSpec:
@@ -198,6 +201,7 @@ class Listener:
             handler=self._handler,
             bad_frame=self._bad_frame,
             budget=self._budget,
+            banned=gate.banned if gate is not None else None,
         )
         task = asyncio.create_task(session.run(), name=f"{name}#{info.conn_id}")
         self._sessions[task] = session

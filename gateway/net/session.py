@@ -178,9 +178,11 @@ class Session:
         handler: Handler,
         bad_frame: BadFrameResponder,
         budget: ByteBudget | None = None,
+        banned: Callable[[str], bool] | None = None,
     ) -> None:
         self.spec = spec
         self._budget = budget
+        self._banned = banned
         self.info = info
         self._reader = reader
         self._writer = writer
@@ -308,6 +310,8 @@ class Session:
                 check_header_prefix(first)
                 header = first + await reader.readexactly(HEADER_LEN - 1)
                 length = parse_header(header, spec.max_body)  # before any body byte
+            if self._banned is not None and self._banned(self.info.peer_ip):
+                return "banned"  # not one more body byte from a banned address (issue 5)
             if self._budget is not None:  # our own backpressure: not the client's deadline
                 await self._budget.acquire(length)
             try:
