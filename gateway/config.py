@@ -117,9 +117,45 @@ class JournalConfig:
 @dataclass(frozen=True)
 class RoutingConfig:
     directory: Path = Path("routing/directory.csv")
+    calendars: Path | None = None
     max_drop_ratio: float = 0.10
     credit_limit: Decimal = Decimal("50000.00")
     holiday_credit_limit: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """One acceptance session of an engine (routing.md §4)."""
+
+    open: str
+    close: str
+    days: str = "working"
+
+
+@dataclass(frozen=True)
+class WindowConfig:
+    """An engine's operating window: a named profile or a list of sessions."""
+
+    profile: str = ""
+    sessions: tuple[SessionConfig, ...] = ()
+
+    def as_spec(self) -> dict[str, object]:
+        if self.profile:
+            return {"profile": self.profile}
+        if self.sessions:
+            return {
+                "sessions": [
+                    {"open": s.open, "close": s.close, "days": s.days} for s in self.sessions
+                ]
+            }
+        return {}
+
+
+@dataclass(frozen=True)
+class WindowsConfig:
+    intra: WindowConfig = field(default_factory=WindowConfig)
+    hvps: WindowConfig = field(default_factory=WindowConfig)
+    beps: WindowConfig = field(default_factory=WindowConfig)
 
 
 @dataclass(frozen=True)
@@ -197,6 +233,7 @@ class Config:
     journal: JournalConfig = field(default_factory=JournalConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     engines: EnginesConfig = field(default_factory=EnginesConfig)
+    windows: WindowsConfig = field(default_factory=WindowsConfig)
     clearing: ClearingConfig = field(default_factory=ClearingConfig)
     observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
@@ -343,6 +380,7 @@ _PATH_KEYS = (
     ("keys", "dir"),
     ("journal", "path"),
     ("routing", "directory"),
+    ("routing", "calendars"),
     ("admin", "socket"),
 )
 

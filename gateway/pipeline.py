@@ -238,7 +238,10 @@ class Pipeline:
             self._check_fresh(req, now)
             if ins.deferred is not None:
                 raise GatewayError(ins.deferred.code, ins.deferred.detail)
-            route = self._router().route(body, now)
+            router = self._router()
+            route = router.route(body, now)
+            if not router.calendar.covers(now.date()):
+                metrics.CALENDAR_UNCOVERED.inc()  # routing.md §4: weekday rule, alert
         except GatewayError:
             # corplink.md §8: replay (3001/Dup) answers before freshness and business
             # rules. Looked up only on this refusal path: on the hot path the

@@ -47,8 +47,10 @@ from gateway.ops.health import HealthServer, HealthState, Lifecycle
 from gateway.paths import corplink_schema_path
 from gateway.pipeline import Pipeline, PipelineSettings
 from gateway.routing.calendar import WorkCalendar
+from gateway.routing.calendar_files import load_calendars
 from gateway.routing.directory import Directory
 from gateway.routing.router import BankIdentity, Router, RoutingPolicy
+from gateway.routing.windows import EngineSchedule, parse_schedules
 from gateway.workers import WorkerPool
 
 log = structlog.get_logger("gateway.server")
@@ -114,9 +116,25 @@ def build_router(cfg: Config, directory: Directory | None = None) -> Router:
             Engine.BEPS: cfg.engines.beps.hold_policy,
         },
     )
+    calendar = load_calendars(cfg.routing.calendars) if cfg.routing.calendars else WorkCalendar()
     return Router(
-        bank, directory or Directory.load(cfg.routing.directory), WorkCalendar(), policy=policy
+        bank,
+        directory or Directory.load(cfg.routing.directory),
+        calendar,
+        schedules=build_schedules(cfg),
+        policy=policy,
     )
+
+
+def build_schedules(cfg: Config) -> dict[Engine, EngineSchedule]:
+    """``[windows]`` as schedules; the BEPS cutoff comes from ``engines.beps.cutoff``."""
+    w = cfg.windows
+    spec: dict[str, object] = {
+        "intra": w.intra.as_spec(),
+        "hvps": w.hvps.as_spec(),
+        "beps": {**w.beps.as_spec(), "cutoff": f"{cfg.engines.beps.cutoff:%H:%M}"},
+    }
+    return parse_schedules(spec)
 
 
 class AdmissionGate:
@@ -183,6 +201,7 @@ class Gateway:
         self._admin: AdminServer | None = None
         self._reload_lock = asyncio.Lock()
         self._tls: dict[str, tuple[str, SwappableContext]] = {}
+        self._ring_changed = asyncio.Event()
         self._ring: KeyRing
 
     # -- accessors used by collaborators (always the current version) ------
@@ -362,7 +381,12 @@ class Gateway:
             now = self.clock.now()
             nxt = self._ring.next_change(now)
             wait = 3600.0 if nxt is None else max(0.05, (nxt - now).total_seconds() / rate)
-            await asyncio.sleep(min(wait, 60.0))  # re-read the ring at least every minute
+            # until the next activation/overlap end, or at once when a reload
+            # brought a new ring (it may hold a sooner change)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(wait, 3600.0)):
+                    await self._ring_changed.wait()
+            self._ring_changed.clear()
             try:
                 self._swap_tls(self._ring)
                 log.info(
@@ -489,6 +513,7 @@ class Gateway:
             sdnotify.reloading()
             try:
                 new_dir = Directory.load(self.cfg.routing.directory)
+                new_router = build_router(self.cfg, new_dir)  # calendars and windows too
                 old = self.router()
                 old.directory.check_replacement(new_dir, max_drop=self.cfg.routing.max_drop_ratio)
                 new_ring = self._load_ring()
@@ -502,16 +527,25 @@ class Gateway:
                 sdnotify.ready()
                 return {"ok": False, "reason": str(exc)[:300]}
             old_pool, self._pool = self._pool, new_pool
-            self._router = old.with_directory(new_dir)
+            self._router = new_router
             self._ring = new_ring
+            self._ring_changed.set()
             for name, ctx in new_tls.items():
                 self._tls[name][1].swap(ctx)
             self._publish_expiry()
             if old_pool is not None:
                 await old_pool.close()
             sdnotify.ready()
-            log.info("reloaded", directory=new_dir.version, codes=len(new_dir))
-            return {"ok": True, "directory": new_dir.version, "codes": len(new_dir)}
+            cal = new_router.calendar
+            log.info(
+                "reloaded", directory=new_dir.version, codes=len(new_dir), calendar=cal.version
+            )
+            return {
+                "ok": True,
+                "directory": new_dir.version,
+                "codes": len(new_dir),
+                "calendar": cal.version,
+            }
 
     async def _admin_command(self, cmd: dict[str, Any]) -> dict[str, Any]:
         op = cmd.get("op")

@@ -15,10 +15,12 @@ and the caller re-sends later under the same MsgId (clearing.md §1).
 aiomqtt 2.5 neither reconnects, nor reports the MQTT 5 PUBACK reason code,
 nor offers manual acknowledgement of inbound messages (FACTS.md "MQTT").
 :class:`_LinkClient` adds the last two on top of the paho client that
-aiomqtt wraps; it is the only place that touches aiomqtt's internals
-(``_client``, ``_loop``, ``_lock``, ``_connected``, ``_disconnected``,
-``_on_publish``, ``_on_disconnect``), which is why
-``pyproject.toml`` pins ``aiomqtt<3``.  :class:`ClearingLink` adds the
+aiomqtt wraps (the reason code through
+:class:`gateway.clearing.mqtt_client.PubackClient`, shared with the clearing
+simulator); with that module it is the only place that touches aiomqtt's
+internals (``_client``, ``_lock``, ``_connected``, ``_disconnected``,
+``_on_publish``, ``_on_disconnect``), which is why ``pyproject.toml`` pins
+``aiomqtt<3``.  :class:`ClearingLink` adds the
 reconnect loop, with a fresh client per connection so that no paho state
 (in-flight packet ids, queued publishes) leaks from a dead connection into
 the next one.
@@ -49,6 +51,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from gateway.clearing.mqtt_client import PubackClient, PublishNotSent
 from gateway.ops.metrics import INBOUND_DROPPED, LINK_RECONNECTS, LINK_UP
 
 log = structlog.get_logger("gateway.clearing")
@@ -187,23 +190,21 @@ def parse_url(url: str) -> tuple[str, str, int]:
     return parts.scheme, parts.hostname, port
 
 
-class _LinkClient(aiomqtt.Client):
+class _LinkClient(PubackClient):
     """aiomqtt's client plus PUBACK reason codes and manual acknowledgement.
 
     aiomqtt 2.5's ``publish()`` drops the reason code that paho hands to
     ``on_publish`` (FACTS.md: a refused QoS 1 publish "succeeds"), and it lets
     paho acknowledge an inbound QoS 1 message as soon as it is queued, before
     anyone handled it.  Here the PUBACK reason code resolves a future per
-    packet id, every pending future fails the moment the connection drops
-    (instead of sitting out the timeout), and inbound messages are
-    acknowledged by :meth:`ack` only.
+    packet id (:class:`PubackClient`), every pending future fails the moment
+    the connection drops (instead of sitting out the timeout), and inbound
+    messages are acknowledged by :meth:`ack` only.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._acks: dict[int, asyncio.Future[ReasonCode | None]] = {}
         self._client.manual_ack_set(True)
-        self.pending_calls_threshold = 1_000_000  # we track publishes ourselves
 
     @property
     def connection_lost(self) -> bool:
@@ -219,19 +220,6 @@ class _LinkClient(aiomqtt.Client):
         for fut in acks.values():
             if not fut.done():
                 fut.set_exception(PublishFailed("disconnected", "connection lost before PUBACK"))
-
-    def _on_publish(
-        self,
-        client: paho.Client,
-        userdata: Any,
-        mid: int,
-        reason_code: ReasonCode,
-        properties: Properties,
-    ) -> None:
-        fut = self._acks.pop(mid, None)
-        if fut is not None and not fut.done():
-            fut.set_result(reason_code)
-        super()._on_publish(client, userdata, mid, reason_code, properties)
 
     def _on_disconnect(
         self,
@@ -256,21 +244,16 @@ class _LinkClient(aiomqtt.Client):
         """Publish QoS 1, not retained; return the PUBACK reason code (``None``: 3.1.1)."""
         if self.connection_lost:
             raise PublishFailed("not_connected", "link is down")
-        info = self._client.publish(topic, payload, qos=1, retain=False, properties=properties)
-        if info.rc == paho.MQTT_ERR_QUEUE_SIZE:
-            raise PublishFailed("queue_full", "too many publishes waiting for the broker")
-        if info.rc != paho.MQTT_ERR_SUCCESS:
-            raise PublishFailed("not_connected", paho.error_string(info.rc))
-        fut: asyncio.Future[ReasonCode | None] = self._loop.create_future()
-        self._acks[info.mid] = fut
         try:
-            async with asyncio.timeout(ack_wait):
-                return await fut
+            return await self.publish_qos1(topic, payload, properties, ack_wait)
+        except PublishNotSent as exc:
+            if exc.code == paho.MQTT_ERR_QUEUE_SIZE:
+                reason, detail = "queue_full", "too many publishes waiting for the broker"
+            else:
+                reason, detail = "not_connected", paho.error_string(exc.code)
+            raise PublishFailed(reason, detail) from None
         except TimeoutError:
             raise PublishFailed("timeout", f"no PUBACK within {ack_wait:g} s") from None
-        finally:
-            if self._acks.get(info.mid) is fut:
-                del self._acks[info.mid]
 
     def ack(self, message: aiomqtt.Message) -> None:
         """Send the PUBACK for an inbound message on this very connection."""

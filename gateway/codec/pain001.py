@@ -396,7 +396,7 @@ def _all(parent: etree._Element, name: str) -> list[etree._Element]:
 def _optional(parent: etree._Element, name: str) -> etree._Element | None:
     found = _all(parent, name)
     if len(found) > 1:
-        raise GatewayError(RetCode.SCHEMA, f"{local_name(parent.tag)}: more than one {name}")
+        raise GatewayError(RetCode.SCHEMA, f"{name}: more than one in {local_name(parent.tag)}")
     return found[0] if found else None
 
 

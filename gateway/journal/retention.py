@@ -56,12 +56,13 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, Final, Protocol
+from typing import IO, Any, Final, Protocol, TypeVar
 
 import asyncpg
 
@@ -69,6 +70,8 @@ from gateway.clock import SHANGHAI
 from gateway.journal import schema
 from gateway.journal.records import OutState, RequestRecord
 from gateway.model import BizType, Engine, Priority, State, StatusView, Transition
+
+T = TypeVar("T")
 
 FORMAT: Final = 1
 """Archive line format version, in each file's header line."""
@@ -331,6 +334,28 @@ class _ArchiveFile:
             self.tmp.unlink(missing_ok=True)
 
 
+# -- blocking work, one thread per pass -------------------------------------------------------
+
+
+class _Serial:
+    """One worker thread for a pass's blocking work (SQLite, the file).
+
+    Serial on purpose: when the pass is cancelled (gateway shutdown), the
+    call in progress still runs to its end in the thread, and the clean-up
+    (discard the temp file, close the connection) queues behind it instead
+    of racing it.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="journal-archive")
+
+    async def __call__(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)  # callers awaited their last call
+
+
 # -- SQLite ---------------------------------------------------------------------------------
 
 
@@ -417,7 +442,7 @@ DELETE FROM outbound o WHERE msg_id = ANY($1::text[])
 
 
 class _Sqlite:
-    """Synchronous; every method runs in a worker thread (``asyncio.to_thread``)."""
+    """Synchronous; every method runs on the pass's worker thread (:class:`_Serial`)."""
 
     def __init__(self, path: Path) -> None:
         if not path.is_file():
@@ -485,24 +510,25 @@ class _Sqlite:
 
 
 class _SqliteOps:
-    """The pass's operations on SQLite, each in a worker thread."""
+    """The pass's operations on SQLite, each on the worker thread."""
 
-    def __init__(self, db: _Sqlite, before: datetime) -> None:
+    def __init__(self, db: _Sqlite, before: datetime, call: _Serial) -> None:
         self.db = db
+        self.call = call
         self.cutoff = schema.to_micros(before)
         self.before_day = before.astimezone(SHANGHAI).date().isoformat()
 
     async def read(self, after: tuple[object, int] | None, limit: int) -> _Batch:
-        return await asyncio.to_thread(self.db.read, self.cutoff, after, limit)
+        return await self.call(self.db.read, self.cutoff, after, limit)
 
     async def totals(self) -> list[Sequence[Any]]:
-        return await asyncio.to_thread(self.db.old_totals, self.before_day)
+        return await self.call(self.db.old_totals, self.before_day)
 
     async def delete(self, ids: Sequence[int]) -> tuple[int, int, int, int]:
-        return await asyncio.to_thread(self.db.delete, ids, self.cutoff)
+        return await self.call(self.db.delete, ids, self.cutoff)
 
     async def delete_totals(self) -> int:
-        return await asyncio.to_thread(self.db.delete_totals, self.before_day)
+        return await self.call(self.db.delete_totals, self.before_day)
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------
@@ -564,8 +590,8 @@ class _Ops(Protocol):
 
 
 async def _run(
-    ops: _Ops, backend: str, out_dir: Path, before: datetime, batch: int, max_requests: int,
-    pause: float,
+    ops: _Ops, call: _Serial, backend: str, out_dir: Path, before: datetime, batch: int,
+    max_requests: int, pause: float,
 ) -> ArchiveResult:  # fmt: skip
     """Phase 1 (export, durable file), then phase 2 (delete in batches): module docstring."""
     header: dict[str, Any] = {
@@ -576,7 +602,7 @@ async def _run(
     }
     exported: list[int] = []
     received: list[datetime] = []
-    file = await asyncio.to_thread(_ArchiveFile, out_dir, header)
+    file = await call(_ArchiveFile, out_dir, header)
     try:
         after: tuple[object, int] | None = None
         seen_out: set[str] = set()
@@ -588,24 +614,24 @@ async def _run(
             lines = [ln for ln in got.lines
                      if ln["kind"] != "outbound" or ln["msg_id"] not in seen_out]  # fmt: skip
             seen_out.update(ln["msg_id"] for ln in lines if ln["kind"] == "outbound")
-            await asyncio.to_thread(file.write, lines)
+            await call(file.write, lines)
             exported.extend(rid for _, rid in got.keys)
             received.extend(got.received)
             after = got.keys[-1]
             await asyncio.sleep(pause)
         old_totals = await ops.totals()
         if not exported and not old_totals:
-            await asyncio.to_thread(file.discard)
+            await call(file.discard)
             return ArchiveResult()
-        await asyncio.to_thread(file.write, [
+        await call(file.write, [
             {"kind": "daily_total", "corp_id": c, "oper_id": o, "day": _day(d), "total": _amount(f)}
             for c, o, d, f in old_totals
         ])  # fmt: skip
         first = min(received).date().isoformat() if received else header["before"][:10]
         last = max(received).date().isoformat() if received else first
-        path = await asyncio.to_thread(file.commit, first, last)
+        path = await call(file.commit, first, last)
     except BaseException:
-        await asyncio.to_thread(file.discard)
+        await call(file.discard)
         raise
     counts = [0, 0, 0, 0]
     for start in range(0, len(exported), batch):
@@ -649,28 +675,32 @@ async def archive_once(
         raise ValueError("batch must be 1..10000")
     if max_requests < 1:
         raise ValueError("max_requests must be at least 1")
-    if backend == "sqlite":
-        db = await asyncio.to_thread(_Sqlite, Path(target))
-        try:
-            return await _run(_SqliteOps(db, before), backend, out_dir, before, batch,
-                              max_requests, pause)  # fmt: skip
-        finally:
-            await asyncio.to_thread(db.close)
-    if backend != "postgres":
+    if backend not in ("sqlite", "postgres"):
         raise ValueError("backend must be sqlite or postgres")
-    settings = {
-        "synchronous_commit": "on",  # a delete is as durable as the archive before it
-        "application_name": "gateway-archive",
-        "lock_timeout": f"{LOCK_TIMEOUT_MS}ms",
-    }
-    conn = await asyncpg.connect(str(target), server_settings=settings)
+    call = _Serial()
     try:
-        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", ARCHIVE_LOCK):
-            return ArchiveResult(skipped=True)
-        return await _run(_PgOps(conn, before), backend, out_dir, before, batch, max_requests,
-                          pause)  # fmt: skip
+        if backend == "sqlite":
+            db = await call(_Sqlite, Path(target))
+            try:
+                ops: _Ops = _SqliteOps(db, before, call)
+                return await _run(ops, call, backend, out_dir, before, batch, max_requests, pause)
+            finally:
+                await call(db.close)
+        settings = {
+            "synchronous_commit": "on",  # a delete is as durable as the archive before it
+            "application_name": "gateway-archive",
+            "lock_timeout": f"{LOCK_TIMEOUT_MS}ms",
+        }
+        conn = await asyncpg.connect(str(target), server_settings=settings)
+        try:
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", ARCHIVE_LOCK):
+                return ArchiveResult(skipped=True)
+            ops = _PgOps(conn, before)
+            return await _run(ops, call, backend, out_dir, before, batch, max_requests, pause)
+        finally:
+            await conn.close()  # also releases the advisory lock
     finally:
-        await conn.close()  # also releases the advisory lock
+        call.close()
 
 
 # -- reading an archive back ------------------------------------------------------------------

@@ -20,6 +20,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -36,6 +37,7 @@ FORBIDDEN_KEY_MODE = 0o077
 ENCRYPTED_PKCS8_LABEL = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+T = TypeVar("T")
 
 
 def check_private_key_file(path: Path) -> None:
@@ -84,30 +86,34 @@ def read_passphrase(env_name: str) -> bytes | None:
 
 def load_cert_file(path: Path) -> list[x509.Certificate]:
     """All certificates of a PEM (one or more) or DER file; ``ConfigError`` names it."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read certificate file ({exc.strerror})") from None
-    try:
-        if b"-----BEGIN" in data:
-            return x509.load_pem_x509_certificates(data)
-        return [x509.load_der_x509_certificate(data)]
-    except ValueError:
-        raise ConfigError(f"{path}: not a PEM or DER certificate file") from None
+    return _load_pem_or_der(
+        path,
+        "certificate file",
+        x509.load_pem_x509_certificates,
+        lambda data: [x509.load_der_x509_certificate(data)],
+    )
 
 
 def load_crl(path: Path) -> x509.CertificateRevocationList:
     """A PEM or DER CRL; ``ConfigError`` names the file."""
+    return _load_pem_or_der(path, "CRL", x509.load_pem_x509_crl, x509.load_der_x509_crl)
+
+
+def _load_pem_or_der(
+    path: Path, what: str, from_pem: Callable[[bytes], T], from_der: Callable[[bytes], T]
+) -> T:
+    """Read ``path`` and parse it as PEM (it has a BEGIN line) or else DER.
+
+    Errors name the file and ``what`` it should be, never a byte of its content.
+    """
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read CRL ({exc.strerror})") from None
+        raise ConfigError(f"{path}: cannot read {what} ({exc.strerror})") from None
     try:
-        if b"-----BEGIN" in data:
-            return x509.load_pem_x509_crl(data)
-        return x509.load_der_x509_crl(data)
+        return from_pem(data) if b"-----BEGIN" in data else from_der(data)
     except ValueError:
-        raise ConfigError(f"{path}: not a PEM or DER CRL") from None
+        raise ConfigError(f"{path}: not a PEM or DER {what}") from None
 
 
 def is_encrypted_pem(data: bytes) -> bool:

@@ -166,6 +166,11 @@ ADMISSION = Gauge(
     ["what"],
     registry=REGISTRY,
 )
+CALENDAR_UNCOVERED = Counter(
+    "gateway_calendar_uncovered_total",
+    "Payments routed on a date beyond the loaded calendars (weekday rule applied)",
+    registry=REGISTRY,
+)
 LIFECYCLE = Gauge(
     "gateway_lifecycle_state",
     "1 for the daemon's current lifecycle state",

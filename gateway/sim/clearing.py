@@ -39,13 +39,11 @@ from typing import IO, Any, Final
 from urllib.parse import urlsplit
 
 import aiomqtt
-import paho.mqtt.client as paho
 import structlog
 from cryptography import x509
 from lxml import etree
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.clearing.documents import (
     MSG_TP_RECEIPT,
@@ -67,6 +65,7 @@ from gateway.clearing.documents import (
     serialize,
     transaction_ids,
 )
+from gateway.clearing.mqtt_client import PubackClient
 from gateway.clock import Clock, SystemClock
 from gateway.errors import ConfigError, GatewayError
 from gateway.keys.xmldsig import SigningKey, load_signing_key, sign_enveloped, verify_pinned
@@ -125,43 +124,16 @@ class PublishRefused(Exception):
     """The broker answered a PUBLISH with a failure reason code (FACTS.md "MQTT")."""
 
 
-class _SimClient(aiomqtt.Client):
-    """aiomqtt's client plus the MQTT 5 PUBACK reason code, which ``publish()`` drops."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._acks: dict[int, asyncio.Future[ReasonCode]] = {}
-        self.pending_calls_threshold = 1_000_000  # we wait on our own futures
-
-    def _on_publish(
-        self,
-        client: paho.Client,
-        userdata: Any,
-        mid: int,
-        reason_code: ReasonCode,
-        properties: Properties,
-    ) -> None:
-        fut = self._acks.pop(mid, None)
-        if fut is not None and not fut.done():
-            fut.set_result(reason_code)
-        super()._on_publish(client, userdata, mid, reason_code, properties)
+class _SimClient(PubackClient):
+    """The PUBACK-aware client; a failure reason code becomes :class:`PublishRefused`."""
 
     async def publish_checked(self, topic: str, payload: bytes, properties: Properties) -> None:
         """QoS 1, not retained; returns after a successful PUBACK (clearing.md §1)."""
-        info = self._client.publish(topic, payload, qos=1, retain=False, properties=properties)
-        if info.rc != paho.MQTT_ERR_SUCCESS:
-            raise aiomqtt.MqttCodeError(info.rc, "could not publish")
-        fut: asyncio.Future[ReasonCode] = asyncio.get_running_loop().create_future()
-        self._acks[info.mid] = fut
         try:
-            async with asyncio.timeout(BROKER_TIMEOUT_S):
-                code = await fut
+            code = await self.publish_qos1(topic, payload, properties, BROKER_TIMEOUT_S)
         except TimeoutError:
             raise aiomqtt.MqttError("no PUBACK in time") from None
-        finally:
-            if self._acks.get(info.mid) is fut:
-                del self._acks[info.mid]
-        if code.is_failure:
+        if code is not None and code.is_failure:
             raise PublishRefused(str(code))
 
 

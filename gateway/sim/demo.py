@@ -31,6 +31,8 @@ from gateway.clock import SHANGHAI, BusinessClock
 from gateway.keys.devpki import DevPki
 from gateway.keys.xmldsig import load_signing_key
 from gateway.net.tls import client_context
+from gateway.paths import data_root
+from gateway.routing.calendar_files import load_calendars
 from gateway.sim.clearing import ClearingSimConfig, ClearingSimulator
 from gateway.sim.erp import ErpClient, Payment, Reply, build_request, transfer_body
 from gateway.testing import start_broker
@@ -43,9 +45,10 @@ def _say(msg: str) -> None:
 
 
 def business_start(now: datetime | None = None) -> datetime:
-    """10:00 Asia/Shanghai on today's date, or the next Monday at a weekend."""
+    """10:00 Asia/Shanghai on today, or the next working day by the shipped calendars."""
+    cal = load_calendars(data_root() / "routing" / "calendar")
     d = (now or datetime.now(SHANGHAI)).astimezone(SHANGHAI).date()
-    while d.weekday() >= 5:
+    while not cal.is_working_day(d):
         d += timedelta(days=1)
     return datetime(d.year, d.month, d.day, 10, 0, tzinfo=SHANGHAI)
 

@@ -22,16 +22,22 @@ from gateway.config import Config, load_config
 from gateway.keys.devpki import DevPki
 from gateway.keys.xmldsig import load_signing_key
 from gateway.net.tls import client_context
+from gateway.paths import default_config_path
+from gateway.routing.calendar_files import load_calendars
 from gateway.server import Gateway
 from gateway.sim.clearing import ClearingSimConfig, ClearingSimulator
 from gateway.sim.erp import ErpClient
 
 
 def recent_friday_10() -> datetime:
-    """10:00 Asia/Shanghai on the latest Friday up to today: a working day in the past,
-    inside the dev PKI's validity whatever day the suite runs."""
+    """10:00 Asia/Shanghai on the latest working Friday up to today (by the shipped
+    calendars): every engine is open, inside the dev PKI's validity whatever day
+    the suite runs."""
+    cal = load_calendars(default_config_path().parent.parent / "routing" / "calendar")
     d = datetime.now(SHANGHAI).date()
     d -= timedelta(days=(d.weekday() - 4) % 7)
+    while not cal.is_working_day(d):
+        d -= timedelta(days=7)
     return datetime(d.year, d.month, d.day, 10, 0, tzinfo=SHANGHAI)
 
 

@@ -151,19 +151,21 @@ def test_sigterm_drains_and_exits_zero(tmp_path: Path, dev_pki: DevPki, broker: 
         encoding="utf-8",
     )
     ports = tmp_path / "ports.json"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gateway.cli.gatewayd",
-            "--config",
-            str(overlay),
-            "--ports-file",
-            str(ports),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    log_path = tmp_path / "gatewayd.log"
+    with log_path.open("wb") as log_fh:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli.gatewayd",
+                "--config",
+                str(overlay),
+                "--ports-file",
+                str(ports),
+            ],
+            stdout=log_fh,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 60
         while not ports.exists():
@@ -171,15 +173,19 @@ def test_sigterm_drains_and_exits_zero(tmp_path: Path, dev_pki: DevPki, broker: 
             assert time.monotonic() < deadline
             time.sleep(0.05)
         proc.send_signal(signal.SIGHUP)  # reload with nothing changed: stays up
-        time.sleep(0.5)
-        assert proc.poll() is None
+        deadline = time.monotonic() + 30
+        while b'"reloaded"' not in log_path.read_bytes():
+            assert proc.poll() is None, "gatewayd died on SIGHUP"
+            assert time.monotonic() < deadline, "no reload within 30 s of SIGHUP"
+            time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0
-    events = [json.loads(x)["event"] for x in out.decode().splitlines() if x.startswith("{")]
+    out = log_path.read_text()
+    events = [json.loads(x)["event"] for x in out.splitlines() if x.startswith("{")]
     assert "reloaded" in events
     assert "draining" in events
     assert events[-1] == "stopped"
