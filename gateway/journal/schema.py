@@ -60,6 +60,10 @@ def opt_datetime(us: int | None) -> datetime | None:
     return None if us is None else from_micros(us)
 
 
+#: Amounts are stored as 64-bit integers of fen (SQLite INTEGER, PostgreSQL bigint).
+MAX_FEN = 2**63 - 1
+
+
 def to_fen(amount: Decimal) -> int:
     """A CNY amount as integer fen; more than two decimals is an error, not a rounding."""
     if not amount.is_finite():
@@ -67,6 +71,8 @@ def to_fen(amount: Decimal) -> int:
     fen = amount.scaleb(2)
     if fen != fen.to_integral_value():
         raise ValueError("amount has more than two decimals")
+    if abs(fen) > MAX_FEN:
+        raise ValueError("amount does not fit a 64-bit count of fen")
     return int(fen)
 
 

@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from gateway.clock import SHANGHAI
-from gateway.journal.records import NewItem, NewRequest
+from gateway.journal.records import DailyLimit, NewItem, NewRequest
 from gateway.model import BizType, Engine, Priority, State
 
 T0 = datetime(2026, 11, 27, 10, 0, 0, 123456, tzinfo=SHANGHAI)
@@ -68,6 +68,44 @@ def request(
     )
 
 
+#: The daily limit the capped requests carry: 1000.00 on the work date (corplink.md §6).
+CAP = DailyLimit(day=WORK_DATE, cap=Decimal("1000.00"))
+
+
+def capped(msg_id: str, amount: str, *, limit: DailyLimit = CAP, oper: str = "op01") -> NewRequest:
+    """A one-item PAY request of ``amount`` under a daily limit for operator ``oper``."""
+    base = request(msg_id, item(amount=amount))
+    return NewRequest(
+        corp_id=base.corp_id,
+        msg_id=base.msg_id,
+        oper_id=oper,
+        trn_code=base.trn_code,
+        digest=base.digest,
+        received_at=base.received_at,
+        items=base.items,
+        daily_limit=limit,
+    )
+
+
 def at(seconds: float) -> datetime:
     """T0 plus some seconds."""
     return T0 + timedelta(seconds=seconds)
+
+
+#: Requests every backend refuses with ``ValueError`` before writing anything.
+INVALID_REQUESTS = [
+    request("v", item(amount="1.005")),
+    request("v", item(amount="NaN")),
+    request("v", item(), item()),  # two items without SeqNo
+    request("v", item(seq_no=1), item(seq_no=1)),
+    request("v", item(state=State.SENT)),
+    request("v", item(state=State.HELD)),  # no release_at
+    request("v", item(state=State.HELD, release_at=datetime(2026, 11, 27, 11, 0))),  # naive
+    request("v", item(engine=None)),
+    request("v", item(state=State.REJECTED)),  # no reason code
+    request("v", received_at=datetime(2026, 11, 27, 10, 0)),  # naive
+]
+
+#: An amount beyond a 64-bit count of fen: refused with ``ValueError`` by both stores.
+BEYOND_BIGINT = request("v", item(amount="1E+30"))
+INVALID_REQUESTS.append(BEYOND_BIGINT)

@@ -1,23 +1,26 @@
-"""The engine side: HELD release, packaging queries, outbound messages, receipts."""
+"""The engine side: HELD release, packaging queries, outbound messages, receipts.
+
+Runs against both backends (``[sqlite]``, ``[postgres]``); several nodes on
+one PostgreSQL database are tested in test_postgres_nodes.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import date
-from pathlib import Path
 
 import pytest
 
 from gateway.journal.records import AcceptOutcome, NewItem, NewOutbound, OutState, TxResult
-from gateway.journal.sqlite import SqliteStore
 from gateway.model import BizType, Engine, State
 
+from .conftest import JournalStore, StoreFactory
 from .helpers import BEPS_RCVR, HVPS_RCVR, T0, WORK_DATE, at, item, request
 
 OTHER_RCVR = "313100000013"
 
 
-async def states(store: SqliteStore, msg_id: str, seq_no: int | None = None) -> list[State]:
+async def states(store: JournalStore, msg_id: str, seq_no: int | None = None) -> list[State]:
     view = await store.item_status("C100000001", msg_id, seq_no)
     assert view is not None
     return [t.state for t in view.history]
@@ -37,11 +40,11 @@ def outbound(msg_id: str, *item_ids: int, engine: Engine = Engine.HVPS) -> NewOu
     )
 
 
-async def queued_ids(store: SqliteStore, engine: Engine = Engine.HVPS) -> list[int]:
+async def queued_ids(store: JournalStore, engine: Engine = Engine.HVPS) -> list[int]:
     return [q.item_id for q in await store.claim_queued(engine, 100)]
 
 
-async def sent_message(store: SqliteStore, msg_id: str = "out-1", *, n: int = 1) -> list[int]:
+async def sent_message(store: JournalStore, msg_id: str = "out-1", *, n: int = 1) -> list[int]:
     """Journal ``n`` HVPS payments, put them in one outbound message, mark it sent."""
     for i in range(n):
         await store.accept(request(f"{msg_id}-pay-{i}"))
@@ -54,7 +57,7 @@ async def sent_message(store: SqliteStore, msg_id: str = "out-1", *, n: int = 1)
 # -- HELD release -------------------------------------------------------------
 
 
-async def test_release_held_moves_due_items_oldest_first(store: SqliteStore) -> None:
+async def test_release_held_moves_due_items_oldest_first(store: JournalStore) -> None:
     for name, release in (("late", at(300)), ("early", at(100)), ("mid", at(200))):
         await store.accept(request(name, item(state=State.HELD, release_at=release)))
     assert await store.release_held(at(50), 10) == 0
@@ -79,7 +82,7 @@ async def test_release_held_moves_due_items_oldest_first(store: SqliteStore) -> 
 # -- packaging queries ----------------------------------------------------------
 
 
-async def test_pending_groups_and_claim_by_group(store: SqliteStore) -> None:
+async def test_pending_groups_and_claim_by_group(store: JournalStore) -> None:
     def beps(seq: int, rcvr: str, biz: BizType = BizType.CREDIT) -> NewItem:
         return item(seq_no=seq, engine=Engine.BEPS, receiver=rcvr, biz_type=biz)
 
@@ -104,7 +107,7 @@ async def test_pending_groups_and_claim_by_group(store: SqliteStore) -> None:
     assert await store.pending_groups(Engine.INTRA) == []
 
 
-async def test_claimed_item_carries_everything_for_the_document(store: SqliteStore) -> None:
+async def test_claimed_item_carries_everything_for_the_document(store: JournalStore) -> None:
     ref = (await store.accept(request("m-doc"))).record.gw_ref
     (q,) = await store.claim_queued(Engine.HVPS, 10)
     assert (q.tx_id, q.end_to_end_id, q.corp_id, q.seq_no) == (ref, "m-doc", "C100000001", None)
@@ -120,7 +123,7 @@ async def test_claimed_item_carries_everything_for_the_document(store: SqliteSto
 # -- outbound messages ------------------------------------------------------------
 
 
-async def test_create_outbound_links_items_and_stays_pending(store: SqliteStore) -> None:
+async def test_create_outbound_links_items_and_stays_pending(store: JournalStore) -> None:
     await store.accept(request("m-1"))
     ids = await queued_ids(store)
     await store.create_outbound([outbound("out-1", *ids)])
@@ -137,7 +140,7 @@ async def test_create_outbound_links_items_and_stays_pending(store: SqliteStore)
     assert await states(store, "m-1") == [State.ACCEPTED, State.QUEUED]
 
 
-async def test_create_outbound_is_all_or_nothing(store: SqliteStore) -> None:
+async def test_create_outbound_is_all_or_nothing(store: JournalStore) -> None:
     await store.accept(request("ok"))
     await store.accept(request("held", item(state=State.HELD, release_at=at(99))))
     (ok_id,) = await queued_ids(store)
@@ -157,7 +160,7 @@ async def test_create_outbound_is_all_or_nothing(store: SqliteStore) -> None:
     assert [r.msg_id for r in await store.unsent_outbound(10)] == ["out-e"]
 
 
-async def test_a_failing_op_does_not_spoil_its_batch(store: SqliteStore) -> None:
+async def test_a_failing_op_does_not_spoil_its_batch(store: JournalStore) -> None:
     await store.accept(request("m-0"))
     (item_id,) = await queued_ids(store)
     results = await asyncio.gather(
@@ -172,7 +175,7 @@ async def test_a_failing_op_does_not_spoil_its_batch(store: SqliteStore) -> None
     assert len(await queued_ids(store)) == 20
 
 
-async def test_mark_sent_is_idempotent(store: SqliteStore) -> None:
+async def test_mark_sent_is_idempotent(store: JournalStore) -> None:
     await sent_message(store)
     await store.mark_sent("out-1", at(3))
     assert await store.unsent_outbound(10) == []
@@ -183,7 +186,7 @@ async def test_mark_sent_is_idempotent(store: SqliteStore) -> None:
         await store.mark_sent("no-such-message", at(3))
 
 
-async def test_due_for_resend_and_mark_resent(store: SqliteStore) -> None:
+async def test_due_for_resend_and_mark_resent(store: JournalStore) -> None:
     await sent_message(store)
     assert await store.due_for_resend(at(1), 10) == []
     assert [r.msg_id for r in await store.due_for_resend(at(2), 10)] == ["out-1"]
@@ -199,7 +202,7 @@ async def test_due_for_resend_and_mark_resent(store: SqliteStore) -> None:
         await store.mark_resent("no-such-message", at(3))
 
 
-async def test_receipt_acks_items_once(store: SqliteStore) -> None:
+async def test_receipt_acks_items_once(store: JournalStore) -> None:
     await sent_message(store, n=2)
     assert await store.apply_receipt("out-1", at(3))
     assert await store.apply_receipt("out-1", at(4))
@@ -212,7 +215,7 @@ async def test_receipt_acks_items_once(store: SqliteStore) -> None:
     assert not await store.apply_receipt("unknown", at(3))
 
 
-async def test_receipt_that_overtakes_the_puback(store: SqliteStore) -> None:
+async def test_receipt_that_overtakes_the_puback(store: JournalStore) -> None:
     await store.accept(request("m-fast"))
     await store.create_outbound([outbound("out-fast", *await queued_ids(store))])
     assert await store.apply_receipt("out-fast", at(2))
@@ -222,7 +225,7 @@ async def test_receipt_that_overtakes_the_puback(store: SqliteStore) -> None:
     assert await store.due_for_resend(at(999), 10) == []
 
 
-async def test_tx_status_settles_rejects_and_never_moves_final_states(store: SqliteStore) -> None:
+async def test_tx_status_settles_rejects_and_never_moves_final_states(store: JournalStore) -> None:
     await sent_message(store, n=3)
     await store.apply_receipt("out-1", at(3))
     results = [
@@ -250,7 +253,7 @@ async def test_tx_status_settles_rejects_and_never_moves_final_states(store: Sql
     ]
 
 
-async def test_tx_status_matches_by_tx_id_first(store: SqliteStore) -> None:
+async def test_tx_status_matches_by_tx_id_first(store: JournalStore) -> None:
     ref = (await store.accept(request("m-tx"))).record.gw_ref
     await store.create_outbound([outbound("out-tx", *await queued_ids(store))])
     await store.mark_sent("out-tx", at(2))
@@ -265,7 +268,7 @@ async def test_tx_status_matches_by_tx_id_first(store: SqliteStore) -> None:
         await store.apply_tx_status("out-tx", [TxResult(ref, None, "PDNG")], at(5))
 
 
-async def test_tx_status_when_the_990_was_lost(store: SqliteStore) -> None:
+async def test_tx_status_when_the_990_was_lost(store: JournalStore) -> None:
     await sent_message(store, n=2)
     results = [TxResult(tx_id=None, end_to_end_id="out-1-pay-0", status="ACSC")]
     assert await store.apply_tx_status("out-1", results, at(9)) == 2
@@ -280,7 +283,7 @@ async def test_tx_status_when_the_990_was_lost(store: SqliteStore) -> None:
     assert await store.due_for_resend(at(999), 10) == []  # no more re-sends
 
 
-async def test_ambiguous_end_to_end_id_is_skipped(store: SqliteStore) -> None:
+async def test_ambiguous_end_to_end_id_is_skipped(store: JournalStore) -> None:
     await store.accept(request("same", corp_id="C100000001"))
     await store.accept(request("same", corp_id="C100000002"))
     await store.create_outbound([outbound("out-amb", *await queued_ids(store))])
@@ -289,7 +292,7 @@ async def test_ambiguous_end_to_end_id_is_skipped(store: SqliteStore) -> None:
     assert await store.apply_tx_status("out-amb", results, at(3)) == 0
 
 
-async def test_summary_counts_by_engine_state_and_reason(store: SqliteStore) -> None:
+async def test_summary_counts_by_engine_state_and_reason(store: JournalStore) -> None:
     await store.accept(request("a"))
     await store.accept(request("b"))
     await store.accept(request("c", item(state=State.HELD, release_at=at(5))))
@@ -309,9 +312,8 @@ async def test_summary_counts_by_engine_state_and_reason(store: SqliteStore) -> 
     }
 
 
-async def test_sequences_are_durable_and_reserve_ranges(db_path: Path) -> None:
-    store = SqliteStore(db_path)
-    await store.start()
+async def test_sequences_are_durable_and_reserve_ranges(make_store: StoreFactory) -> None:
+    store = await make_store()
     assert await store.next_sequence("hvps") == 1
     assert await store.next_sequence("hvps", 5) == 2
     assert await store.next_sequence("beps") == 1
@@ -320,9 +322,5 @@ async def test_sequences_are_durable_and_reserve_ranges(db_path: Path) -> None:
     firsts = await asyncio.gather(*(store.next_sequence("hvps") for _ in range(20)))
     assert sorted(firsts) == list(range(7, 27))
     await store.close()
-    again = SqliteStore(db_path)
-    await again.start()
-    try:
-        assert await again.next_sequence("hvps") == 27
-    finally:
-        await again.close()
+    again = await make_store(node="B")
+    assert await again.next_sequence("hvps") == 27

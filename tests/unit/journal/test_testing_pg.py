@@ -10,7 +10,8 @@ import pytest
 from gateway import testing_pg
 from gateway.journal.postgres import PostgresStore
 from gateway.testing_pg import PgServer
-from tests.unit.journal.helpers import request
+
+from .helpers import request
 
 
 async def test_the_private_server_is_local_durable_and_not_the_machines(

@@ -11,96 +11,32 @@ printed MsgId must be found, exactly once, with its items.
 from __future__ import annotations
 
 import asyncio
-import os
-import random
-import signal
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import asyncpg
 import pytest
 
 from gateway.journal.postgres import PostgresStore
 from gateway.testing_pg import PgServer
-from tests.unit.journal.helpers import request
 
 from .conftest import StoreFactory
-
-REPO = Path(__file__).resolve().parents[3]
-
-CHILD = textwrap.dedent(
-    """
-    import asyncio, sys
-    from tests.unit.journal.helpers import request
-    from gateway.journal.postgres import PostgresStore
-
-    async def worker(store, w, n):
-        for i in range(n):
-            msg_id = f"w{w}-{i}"
-            outcome = await store.accept(request(msg_id))
-            assert outcome.created
-            sys.stdout.write(msg_id + "\\n")
-            sys.stdout.flush()
-
-    async def main():
-        nodes = [PostgresStore(sys.argv[1], node=n, pool_size=4) for n in "AB"]
-        for node in nodes:
-            await node.start()
-        sys.stdout.write("ready\\n")
-        sys.stdout.flush()
-        await asyncio.gather(*(worker(nodes[w % 2], w, 100_000) for w in range(8)))
-
-    asyncio.run(main())
-    """
-)
+from .crash import assert_all_journaled, run_until_killed
+from .helpers import request
 
 
-def crash_client(dsn: str, seed: int) -> list[str]:
-    """Run the child, SIGKILL it after a random number of acknowledgements."""
-    kill_after = random.Random(seed).randint(1, 300)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, dsn],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    acked: list[str] = []
-    try:
-        assert proc.stdout.readline() == b"ready\n", proc.stderr.read() if proc.stderr else ""
-        while len(acked) < kill_after:
-            line = proc.stdout.readline()
-            assert line.endswith(b"\n"), "child died early"
-            acked.append(line.decode().strip())
-        proc.send_signal(signal.SIGKILL)
-        rest, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    # Everything the child wrote before dying was acknowledged; a torn last line was not.
-    acked += [line.decode() for line in rest.split(b"\n")[:-1]]
-    assert proc.returncode == -signal.SIGKILL
-    return acked
+@pytest.fixture
+def backend() -> str:
+    """PostgreSQL only in this module."""
+    return "postgres"
 
 
 @pytest.mark.parametrize("seed", [1, 2])
 async def test_every_acknowledged_request_survives_client_and_server_crash(
     pg_server: PgServer, dsn: str, seed: int
 ) -> None:
-    acked = await asyncio.to_thread(crash_client, dsn, seed)
+    acked = await asyncio.to_thread(run_until_killed, "postgres", dsn, seed)
     assert acked
     await asyncio.to_thread(pg_server.restart, "immediate")
-    store = PostgresStore(dsn)
-    await store.start()
-    try:
-        for msg_id in acked:
-            assert await store.find_request("C100000001", msg_id) is not None, msg_id
-    finally:
-        await store.close()
+    await assert_all_journaled(PostgresStore(dsn), acked)
     sql = await asyncpg.connect(dsn)
     try:
         orphans = await sql.fetchval(

@@ -20,11 +20,17 @@ from gateway.journal import postgres_schema
 from gateway.journal.postgres import PostgresStore
 from gateway.journal.records import NewOutbound, QueuedItem, TxResult
 from gateway.model import Engine, State
-from tests.unit.journal.helpers import BEPS_RCVR, at, item, request
 
 from .conftest import StoreFactory
+from .helpers import BEPS_RCVR, at, item, request
 
 OTHER_RCVR = "313100000013"
+
+
+@pytest.fixture
+def backend() -> str:
+    """PostgreSQL only in this module."""
+    return "postgres"
 
 
 def package(msg_id: str, items: list[QueuedItem]) -> NewOutbound:
