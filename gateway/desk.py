@@ -71,7 +71,9 @@ class Refusal:
 
     @property
     def ret_msg(self) -> str:
-        return f"{self.code.text}: {self.detail}" if self.detail else self.code.text
+        if not self.detail or self.detail == self.code.text:
+            return self.code.text
+        return f"{self.code.text}: {self.detail}"
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,9 @@ class GatewayError(Exception):
     @property
     def ret_msg(self) -> str:
         """The RetMsg to put on the wire."""
-        return f"{self.code.text}: {self.detail}" if self.detail else self.code.text
+        if not self.detail or self.detail == self.code.text:
+            return self.code.text
+        return f"{self.code.text}: {self.detail}"
 
 
 def _rebuild(

@@ -394,6 +394,7 @@ class Gateway:
                     tls=self._ring.current("tls", self.clock.now()).cert.serial_number,
                 )
             except (OSError, ValueError, ssl.SSLError) as exc:
+                metrics.KEY_SWAP_FAILURES.inc()
                 log.warning("tls_swap_failed", error=str(exc)[:200])
             self._publish_expiry()
 

@@ -166,6 +166,11 @@ ADMISSION = Gauge(
     ["what"],
     registry=REGISTRY,
 )
+KEY_SWAP_FAILURES = Counter(
+    "gateway_key_swap_failures_total",
+    "Scheduled TLS context swaps at a key ring change that failed (old certificate kept)",
+    registry=REGISTRY,
+)
 CALENDAR_UNCOVERED = Counter(
     "gateway_calendar_uncovered_total",
     "Payments routed on a date beyond the loaded calendars (weekday rule applied)",

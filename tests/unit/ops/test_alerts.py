@@ -55,6 +55,13 @@ def test_every_alert_has_severity_and_summary() -> None:
         "GatewayAckLatencyHigh",
         "GatewayJournalCommitSlow",
         "GatewayNotReady",
+        "GatewaySignatureFailuresRising",
+        "GatewayCertificateExpiringSoon",
+        "GatewayCertificateExpiryImminent",
+        "GatewayCrlNextUpdateSoon",
+        "GatewayCrlStale",
+        "GatewayCalendarNotLoaded",
+        "GatewayKeySwapFailed",
     }
     assert expected <= {str(a["alert"]) for a in alerts}
     for alert in alerts:
