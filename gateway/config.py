@@ -112,6 +112,10 @@ class JournalConfig:
     dsn: str = ""
     pool_size: int = 10
     lease: float = 30.0
+    retention_days: int = 400
+    archive_dir: Path | None = None
+    archive_interval: float = 3600.0
+    archive_batch: int = 500
 
 
 @dataclass(frozen=True)
@@ -255,6 +259,10 @@ class Config:
         return self.journal.path or self.state_path / "journal.sqlite3"
 
     @property
+    def archive_path(self) -> Path:
+        return self.journal.archive_dir or self.state_path / "archive"
+
+    @property
     def keys_dir(self) -> Path:
         return self.keys.dir or self.state_path / "pki"
 
@@ -381,6 +389,7 @@ _PATH_KEYS = (
     ("journal", "path"),
     ("routing", "directory"),
     ("routing", "calendars"),
+    ("journal", "archive_dir"),
     ("admin", "socket"),
 )
 
@@ -503,6 +512,11 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"{src}: journal.backend must be sqlite or postgres")
     if cfg.journal.backend == "postgres" and not cfg.journal.dsn:
         raise ConfigError(f'{src}: journal.dsn is required with backend = "postgres"')
+    j = cfg.journal
+    if j.retention_days < 1 or j.archive_interval < 0 or not 1 <= j.archive_batch <= 10_000:
+        raise ConfigError(
+            f"{src}: journal.retention_days >= 1, archive_interval >= 0, archive_batch 1..10000"
+        )
     if _dsn_has_password(cfg.journal.dsn):
         raise ConfigError(
             f"{src}: journal.dsn must not carry a password; use PGPASSWORD or ~/.pgpass"

@@ -18,7 +18,8 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -31,6 +32,7 @@ from gateway.config import Config
 from gateway.desk import DeskSetup
 from gateway.engines.runner import EngineRunner, EngineSettings, Redelivery
 from gateway.journal.postgres import PostgresStore
+from gateway.journal.retention import archive_once
 from gateway.journal.sqlite import SqliteStore
 from gateway.journal.store import Store
 from gateway.keys import expiry, files
@@ -272,6 +274,8 @@ class Gateway:
             "redelivery",
         )
         self._spawn(self._release_held(), "release_held")
+        if cfg.journal.archive_interval > 0:
+            self._spawn(self._archive_journal(), "journal_archive")
 
         self.admission = Admission(cfg.admission)
         gate = AdmissionGate(self.admission)
@@ -461,6 +465,30 @@ class Gateway:
             for what in ("tracked_addresses", "tracked_corps", "active_bans", "open_connections"):
                 metrics.ADMISSION.labels(what).set(snap.get(what, 0))
             await asyncio.sleep(5.0)
+
+    async def _archive_journal(self) -> None:
+        """Retention (corplink.md §7): archive, then remove, old requests whose items are final."""
+        j = self.cfg.journal
+        target: Path | str = j.dsn if j.backend == "postgres" else self.cfg.journal_path
+        while True:
+            await asyncio.sleep(j.archive_interval)
+            before = self.clock.now() - timedelta(days=j.retention_days)
+            try:
+                res = await archive_once(
+                    j.backend, target, self.cfg.archive_path, before=before, batch=j.archive_batch
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # nothing is removed before it is archived; the next pass retries
+                log.exception("journal_archive_failed")
+                continue
+            if res.requests or res.daily_totals:
+                log.info(
+                    "journal_archived",
+                    requests=res.requests,
+                    outbound=res.outbound,
+                    file=str(res.path),
+                )
 
     async def _watchdog(self) -> None:
         interval = sdnotify.watchdog_interval()
