@@ -27,6 +27,13 @@ from gateway.desk import Desk, DeskSetup, InboundClearing, Inspection
 from gateway.journal.records import QueuedItem
 from gateway.model import Response
 from gateway.ops import metrics
+from gateway.ops.deathsig import die_with_parent
+
+
+def _init_worker(setup: DeskSetup) -> None:
+    """Worker initializer: die with the forkserver (and so with gatewayd), then build the desk."""
+    die_with_parent()
+    _d.init_worker(setup)
 
 
 class WorkerPool:
@@ -57,10 +64,11 @@ class WorkerPool:
             self._inline = Desk(self.setup)
             return
         ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["gateway.ops.deathsig"])  # the forkserver dies with us
         pool = ProcessPoolExecutor(
             max_workers=self.processes,
             mp_context=ctx,
-            initializer=_d.init_worker,
+            initializer=_init_worker,
             initargs=(self.setup,),
         )
         loop = asyncio.get_running_loop()
