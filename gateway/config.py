@@ -209,6 +209,13 @@ class ObservabilityConfig:
 
 
 @dataclass(frozen=True)
+class CodecConfig:
+    """Optional official schemas for payloads the gateway also checks by its own rules."""
+
+    pain001_xsd_dir: Path | None = None
+
+
+@dataclass(frozen=True)
 class LoadConfig:
     """Global load shedding (5002, nothing journaled; DESIGN.md principle 4)."""
 
@@ -243,6 +250,7 @@ class Config:
     admin: AdminConfig = field(default_factory=AdminConfig)
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)
     load: LoadConfig = field(default_factory=LoadConfig)
+    codec: CodecConfig = field(default_factory=CodecConfig)
     sources: tuple[str, ...] = ()
 
     # -- derived values --------------------------------------------------
@@ -390,6 +398,7 @@ _PATH_KEYS = (
     ("routing", "directory"),
     ("routing", "calendars"),
     ("journal", "archive_dir"),
+    ("codec", "pain001_xsd_dir"),
     ("admin", "socket"),
 )
 

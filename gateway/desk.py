@@ -9,8 +9,12 @@ clock: ``now`` is passed in (DESIGN.md principle 5), so a desk is a pure
 function of its inputs and can live in any process.
 
 Order of checks (corplink.md §8): 1002 → 1003/1004 → [per-CorpId rate, in the
-event loop] → 2001–2007 → [3001/3002 in the event loop] → 4006 (reported
-back as ``deferred`` so the event loop applies it after replay/freshness).
+event loop] → 2001–2007 → [3001/3002 in the event loop] → 4004/4006 (reported
+back as ``deferred`` so the event loop applies them after replay/freshness).
+
+Batches (PAYROLL, PAIN001, MT101) are admitted as a whole (corplink.md §4):
+every item's amount goes through the credential checks (a refusal names the
+first offending item's ``SeqNo``), every payer account through enrolment.
 """
 
 from __future__ import annotations
@@ -32,10 +36,10 @@ from gateway.journal.records import QueuedItem, TxResult
 from gateway.keys.enrolment import Registry
 from gateway.keys.kinds import KindPolicy
 from gateway.keys.ring import KeyRing, ring_from_config
-from gateway.keys.trust import TrustStore
+from gateway.keys.trust import TrustStore, fingerprint
 from gateway.keys.verifier import RequestVerifier
-from gateway.keys.xmldsig import sign_enveloped, verify_pinned
-from gateway.model import Head, Request, Response, Transfer
+from gateway.keys.xmldsig import Verified, sign_enveloped, verify_pinned
+from gateway.model import Batch, Head, Request, Response, Transfer, TrnCode
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class DeskSetup:
     stale_crl_policy: str = "fail_closed"
     passphrase: bytes | None = None
     require_encrypted: bool = False  # production: unencrypted private keys are refused
+    pain001_xsd_dir: Path | None = None  # codec.pain001_xsd_dir: official ISO schema folder
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,7 @@ class Desk:
 
     def __init__(self, setup: DeskSetup) -> None:
         self.setup = setup
-        self.codec = CorpLinkCodec(setup.schema_path)
+        self.codec = CorpLinkCodec(setup.schema_path, pain001_xsd_dir=setup.pain001_xsd_dir)
         trust = TrustStore.from_files(
             list(setup.client_ca),
             list(setup.crls),
@@ -152,6 +157,7 @@ class Desk:
 
         try:
             self.codec.validate(root)
+            self.codec.check_payload(root)
         except GatewayError as exc:
             return refuse(exc, "schema")
         timings["decode"] = time.perf_counter() - t
@@ -182,11 +188,7 @@ class Desk:
         except GatewayError as exc:
             return refuse(exc, "decode")
         req_head = request.head if request is not None else business.head  # type: ignore[union-attr]
-        amounts: Sequence[Decimal] = (
-            (request.body.amount,)
-            if request is not None and isinstance(request.body, Transfer)
-            else ()
-        )
+        amounts = _amounts(request, business)
         try:
             creds = self.verifier.check_credentials(
                 verified,
@@ -198,6 +200,8 @@ class Desk:
                 now,
             )
         except GatewayError as exc:
+            if exc.code is RetCode.NOT_PERMITTED and request is not None:
+                exc = self._name_item(exc, verified, req_head, request)
             return refuse(exc, "credentials")
         if business is not None:
             return Inspection(
@@ -224,9 +228,9 @@ class Desk:
             signer=creds.signer,
         )
         deferred = None
-        if isinstance(request.body, Transfer):
+        if isinstance(request.body, Transfer | Batch):
             try:
-                self.registry.check_account(request.head.corp_id, request.body.payer_acct)
+                self._check_payers(request.head, request.body)
             except GatewayError as exc:
                 deferred = Refusal(
                     exc.code,
@@ -239,6 +243,58 @@ class Desk:
                 )
         cap = self.kinds.daily_cap(creds.signer.kind, creds.operator.daily_limit)
         return Inspection(request=request, deferred=deferred, timings=timings, daily_cap=cap)
+
+    def _check_payers(self, head: Head, body: Transfer | Batch) -> None:
+        """4006 unless every payer account is enrolled for CorpId (corplink.md §4, §8).
+
+        A batch is refused as a whole.  PAIN001 and MT101 may name a payer per
+        instruction or transaction, so their refusal names the first item of
+        the offending one; a PAYROLL has one ``PayerAcct`` for all its items.
+        """
+        if isinstance(body, Transfer):
+            self.registry.check_account(head.corp_id, body.payer_acct)
+            return
+        for acct, seq_no in body.payer_accounts():
+            try:
+                self.registry.check_account(head.corp_id, acct)
+            except GatewayError as exc:
+                if head.trn_code == TrnCode.PAYROLL:
+                    raise
+                raise GatewayError(exc.code, f"{exc.detail} (SeqNo {seq_no})") from None
+
+    def _name_item(
+        self, exc: GatewayError, verified: Verified, head: Head, request: Request
+    ) -> GatewayError:
+        """A batch's 2006 for an amount names the first offending item (corplink.md §4).
+
+        Run only on the refusal path: the item is found by re-checking the
+        kind's and the operator's per-item limits one amount at a time,
+        provided the request passes them with no amounts at all (otherwise
+        the refusal is about the TrnCode or the certificate, not an item).
+        """
+        body = request.body
+        if not isinstance(body, Batch):
+            return exc
+        kind = self.kinds.kind_of(verified.signer)
+        try:
+            operator = self.registry.check_signer(
+                head.corp_id, head.oper_id, fingerprint(verified.signer)
+            )
+            self.kinds.check(kind, head.trn_code, ())
+        except GatewayError:
+            return exc
+        corp = self.registry.corporate(head.corp_id)
+        if corp is not None and corp.trn_codes is not None and head.trn_code not in corp.trn_codes:
+            return exc
+        for item in body.items:
+            amount = item.transfer.amount
+            try:
+                self.kinds.check(kind, head.trn_code, (amount,))
+            except GatewayError as item_exc:
+                return GatewayError(item_exc.code, f"{item_exc.detail} (SeqNo {item.seq_no})")
+            if operator.max_item is not None and amount > operator.max_item:
+                return GatewayError(exc.code, f"{exc.detail} (SeqNo {item.seq_no})")
+        return exc
 
     # -- outbound CorpLink ------------------------------------------------
     def render(self, rsp: Response) -> bytes:
@@ -280,6 +336,18 @@ class Desk:
             orgnl, results = documents.parse_pacs002(env.document)
             return InboundClearing(env.msg_tp, env.msg_id, orgnl, tuple(results))
         return InboundClearing(env.msg_tp, env.msg_id)
+
+
+def _amounts(request: Request | None, business: BusinessRuleError | None) -> Sequence[Decimal]:
+    """The item amounts the credential checks judge (corplink.md §6): one for PAY, one
+    per item of a batch, those that decoded when an amount broke a rule (4004)."""
+    if request is None:
+        return business.amounts if business is not None else ()
+    if isinstance(request.body, Transfer):
+        return (request.body.amount,)
+    if isinstance(request.body, Batch):
+        return request.body.amounts()
+    return ()
 
 
 # -- process-global desk for worker processes --------------------------------

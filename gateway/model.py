@@ -104,7 +104,46 @@ class StatusQuery:
     seq_no: int | None = None
 
 
-Body = Transfer | StatusQuery
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One item of a batch: a PAYROLL ``Item``, a PAIN001 ``CdtTrfTxInf`` or an MT101
+    sequence B (corplink.md §4).
+
+    ``seq_no`` is the PAYROLL ``SeqNo`` or the transaction's position (1..n),
+    the key of per-item status.  ``bic`` is set when the payee bank was given
+    as a BIC (PAIN001 ``BICFI``, MT101 ``57A``); when it was given only that
+    way, ``transfer.payee_bank_code`` is ``""``.
+    """
+
+    seq_no: int
+    transfer: Transfer
+    bic: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A batch of credits (PAYROLL, PAIN001, MT101), corplink.md §4.
+
+    Admitted or refused as a whole (credentials, schema, amounts, payer
+    enrolment, daily limit); routed item by item (routing.md §3).  Items are
+    in SeqNo order, 1..n; a PAYROLL's payer is copied into every item's transfer.
+    """
+
+    items: tuple[BatchItem, ...]
+
+    def amounts(self) -> tuple[Decimal, ...]:
+        """Every item's amount, in item order (credential limits, corplink.md §6)."""
+        return tuple(item.transfer.amount for item in self.items)
+
+    def payer_accounts(self) -> tuple[tuple[str, int], ...]:
+        """Each distinct payer account with the SeqNo of its first item, in item order."""
+        seen: dict[str, int] = {}
+        for item in self.items:
+            seen.setdefault(item.transfer.payer_acct, item.seq_no)
+        return tuple(seen.items())
+
+
+Body = Transfer | StatusQuery | Batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,3 +222,4 @@ class Response:
     status: StatusView | None = None
     encoding: str = "UTF-8"
     extra: dict[str, str] = field(default_factory=dict)
+    items: tuple[StatusView, ...] | None = None  # batch responses: Body/Items, one per item

@@ -7,29 +7,48 @@ This is the one boundary where a ``GatewayError`` becomes a response (STYLE.md
 habit 7): every refusal is rendered, signed and counted here with its reason
 word, and an unexpected exception becomes 9999 with nothing journaled and
 nothing internal sent to the client.
+
+Batches (PAYROLL, PAIN001, MT101; corplink.md §4) follow the same order as a
+PAY, admitted or refused as a whole up to the business rules: amounts (4004)
+and payer enrolment (4006) refuse the batch, so does the daily limit (2006,
+checked by the journal over the non-rejected items).  Routing is per item
+(routing.md §3): an item whose bank code is malformed, unknown or inactive,
+given only as a BIC (the directory has no BIC column, routing.md §2), or
+whose engine is closed under policy ``reject`` is journaled REJECTED with that
+code, and the others QUEUED or HELD; the 0000 answer lists every item in
+``Items``.  When *no* item can be routed, nothing is journaled: the batch is
+refused with the first item's code and every item's reason, and the MsgId
+stays free for a corrected batch — as a PAY with a bad bank code is.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
 import structlog
 
 from gateway.clock import Clock
+from gateway.codec.corplink_decode import MAX_BATCH_ITEMS
 from gateway.desk import Inspection, Refusal
 from gateway.errors import GatewayError, RetCode
 from gateway.journal.records import DailyLimit, NewItem, NewRequest, RequestRecord
 from gateway.journal.store import Store
 from gateway.model import (
+    Batch,
+    BatchItem,
+    BizType,
     Engine,
     Head,
     Request,
     Response,
+    Route,
     State,
     StatusQuery,
     StatusView,
@@ -47,7 +66,22 @@ from gateway.workers import WorkerPool
 
 log = structlog.get_logger("gateway.pipeline")
 
-JOURNALED = frozenset({TrnCode.PAY.value})
+BATCHES = frozenset({TrnCode.PAYROLL.value, TrnCode.PAIN001.value, TrnCode.MT101.value})
+"""TrnCodes carrying many transfers, answered with ``Items`` (corplink.md §4, §5)."""
+JOURNALED = frozenset({TrnCode.PAY.value}) | BATCHES
+"""TrnCodes whose 0000 means "durably journaled" (corplink.md §5): replay applies."""
+
+MAX_STATUS_ITEMS = 1_000
+"""Most items a STATUS without SeqNo lists for a batch (corplink.md §4 allows
+50,000): the first ones by SeqNo, with the count in RetMsg; the others are
+asked for one by one with SeqNo.  Keeps a routine poll cheap to read and sign."""
+
+_ROUTE_SLICE = 2_000
+"""Batch items routed between yields to the event loop (~3.5 µs each, so a
+50,000-item PAYROLL never holds the loop for more than a few milliseconds)."""
+
+_READ_CHUNK = 64
+"""Item status reads in flight at once when listing a batch's items."""
 
 
 #: The CorpId of a request, found in the raw bytes without parsing, for the
@@ -121,7 +155,8 @@ class Pipeline:
         out = await pool.render(rsp)
         elapsed = time.perf_counter() - t0
         metrics.REQUESTS.labels(rsp.trn_code or "-", rsp.ret_code).inc()
-        if rsp.ret_code == RetCode.OK.value and rsp.trn_code in JOURNALED:
+        if rsp.ret_code == RetCode.OK.value and rsp.trn_code == TrnCode.PAY.value:
+            # single transfers only: a 50,000-item batch would swamp the 50 ms budget
             metrics.ACK_LATENCY.observe(elapsed)
         return out
 
@@ -195,6 +230,8 @@ class Pipeline:
         try:
             if isinstance(req.body, Transfer):
                 return await self._pay(req, ins, now)
+            if isinstance(req.body, Batch):
+                return await self._batch(req, req.body, ins, now)
             if isinstance(req.body, StatusQuery):
                 self._check_fresh(req, now)
                 return await self._status(req, req.body, now)
@@ -238,6 +275,12 @@ class Pipeline:
             self._check_fresh(req, now)
             if ins.deferred is not None:
                 raise GatewayError(ins.deferred.code, ins.deferred.detail)
+            if body.biz_type is BizType.DEBIT:
+                # routing.md §3 sends debits to BEPS as beps.127 (pacs.003) packages;
+                # until that package type exists, refuse rather than hold forever.
+                raise GatewayError(
+                    RetCode.UNKNOWN_TRNCODE, "BizType DEBIT (beps.127) not supported yet"
+                )
             router = self._router()
             route = router.route(body, now)
             if not router.calendar.covers(now.date()):
@@ -250,52 +293,16 @@ class Pipeline:
             if existing is not None:
                 return await self._replay(req, existing, now)
             raise
-        state = State.HELD if route.release_at is not None else State.QUEUED
-        item = NewItem(
-            seq_no=None,
-            payer_acct=body.payer_acct,
-            payer_name=body.payer_name,
-            payee_acct=body.payee_acct,
-            payee_name=body.payee_name,
-            payee_bank_code=body.payee_bank_code,
-            amount=body.amount,
-            ccy=body.ccy,
-            priority=body.priority,
-            biz_type=body.biz_type,
-            purpose=body.purpose,
-            state=state,
-            engine=route.engine,
-            receiver=route.receiver,
-            work_date=route.work_date,
-            release_at=route.release_at,
-        )
-        t = time.perf_counter()
-        outcome = await self._store.accept(
-            NewRequest(
-                corp_id=head.corp_id,
-                msg_id=head.msg_id,
-                oper_id=head.oper_id,
-                trn_code=head.trn_code,
-                digest=req.digest,
-                received_at=now,
-                items=(item,),
-                daily_limit=(
-                    DailyLimit(now.date(), ins.daily_cap) if ins.daily_cap is not None else None
-                ),
-            )
-        )
-        metrics.STAGE_SECONDS.labels("journal").observe(time.perf_counter() - t)
-        if outcome.over_limit:
-            raise GatewayError(RetCode.NOT_PERMITTED, "daily limit of this operator reached")
-        if not outcome.created:  # lost a race with a concurrent resend
-            assert outcome.record is not None  # noqa: S101 - set whenever not over_limit
-            return await self._replay(req, outcome.record, now)
-        assert outcome.record is not None  # noqa: S101 - created implies a record
+        item = _new_item(None, body, route)
+        state = item.state
+        journaled = await self._journal(req, ins, now, (item,))
+        if isinstance(journaled, Response):
+            return journaled
         metrics.ITEMS_ROUTED.labels(route.engine.value, state.value).inc()
         self._wake(route.engine)
         log.info(
             "accepted",
-            gw_ref=outcome.record.gw_ref,
+            gw_ref=journaled.gw_ref,
             engine=route.engine.value,
             state=state.value,
             amount=str(body.amount),
@@ -310,30 +317,187 @@ class Pipeline:
             release_at=route.release_at,
             history=(Transition(State.ACCEPTED, now), Transition(state, now)),
         )
-        return self._ok(req, now, outcome.record.gw_ref, status, dup=False)
+        return self._ok(req, now, journaled.gw_ref, status, dup=False)
+
+    async def _batch(self, req: Request, batch: Batch, ins: Inspection, now: datetime) -> Response:
+        """PAYROLL, PAIN001, MT101: whole-batch admission, per-item routing (module docstring)."""
+        head = req.head
+        try:
+            self._check_fresh(req, now)
+            if ins.deferred is not None:  # 4006 for the batch (4004 came as _deferred_only)
+                raise GatewayError(ins.deferred.code, ins.deferred.detail)
+        except GatewayError:
+            existing = await self._store.find_request(head.corp_id, head.msg_id)
+            if existing is not None:
+                return await self._replay(req, existing, now)
+            raise
+        t = time.perf_counter()
+        items = await self._route_items(batch, now)
+        metrics.STAGE_SECONDS.labels("route").observe(time.perf_counter() - t)
+        routed = [item for item in items if item.state is not State.REJECTED]
+        if not routed:
+            existing = await self._store.find_request(head.corp_id, head.msg_id)
+            if existing is not None:
+                return await self._replay(req, existing, now)
+            return self._unroutable(req, items, now)
+        journaled = await self._journal(req, ins, now, items)
+        if isinstance(journaled, Response):
+            return journaled
+        counts = Counter(
+            (item.engine.value if item.engine is not None else "-", item.state.value)
+            for item in items
+        )
+        for (engine, state), n in counts.items():
+            metrics.ITEMS_ROUTED.labels(engine, state).inc(n)
+        for engine in {item.engine for item in routed if item.engine is not None}:
+            self._wake(engine)
+        rejected = len(items) - len(routed)
+        log.info(
+            "accepted",
+            gw_ref=journaled.gw_ref,
+            items=len(items),
+            rejected=rejected,
+            amount=str(sum(item.amount for item in routed)),
+            payer_acct=mask_account(items[0].payer_acct),
+            **{f"{k}_ms": round(v * 1000, 3) for k, v in ins.timings.items()},
+        )
+        note = f"{len(items)} items, {rejected} rejected" if rejected else f"{len(items)} items"
+        return replace(
+            self._ok(req, now, journaled.gw_ref, None, dup=False),
+            ret_msg=f"{RetCode.OK.text}: {note}",
+            items=tuple(_item_view(item) for item in items),
+        )
+
+    async def _route_items(self, batch: Batch, now: datetime) -> tuple[NewItem, ...]:
+        """Each item on its own against one router version (routing.md §2, §3)."""
+        router = self._router()
+        if not router.calendar.covers(now.date()):
+            metrics.CALENDAR_UNCOVERED.inc()  # routing.md §4: weekday rule, alert
+        out: list[NewItem] = []
+        for n, item in enumerate(batch.items, start=1):
+            out.append(_route_item(router, item, now))
+            if n % _ROUTE_SLICE == 0:
+                await asyncio.sleep(0)  # let other connections' frames through
+        return tuple(out)
+
+    def _unroutable(self, req: Request, items: Sequence[NewItem], now: datetime) -> Response:
+        """No item of a batch can be routed: refuse it whole with the first item's code,
+        listing every item's reason; nothing is journaled (module docstring)."""
+        first = items[0]
+        code = RetCode(first.reason_code)
+        detail = f"no item can be routed; SeqNo {first.seq_no}: {first.reason_text}"
+        refusal = _refusal_for(GatewayError(code, detail), req.head, req.encoding)
+        return replace(self._refuse(refusal, now), items=tuple(_item_view(i) for i in items))
+
+    async def _journal(
+        self, req: Request, ins: Inspection, now: datetime, items: tuple[NewItem, ...]
+    ) -> RequestRecord | Response:
+        """Journal durably (the 0000 promise, corplink.md §5); a lost race answers as replay.
+
+        The operator's daily limit is checked in the same transaction over the
+        non-rejected items (2006, corplink.md §6: a batch as a whole).
+        """
+        head = req.head
+        t = time.perf_counter()
+        outcome = await self._store.accept(
+            NewRequest(
+                corp_id=head.corp_id,
+                msg_id=head.msg_id,
+                oper_id=head.oper_id,
+                trn_code=head.trn_code,
+                digest=req.digest,
+                received_at=now,
+                items=items,
+                daily_limit=(
+                    DailyLimit(now.date(), ins.daily_cap) if ins.daily_cap is not None else None
+                ),
+            )
+        )
+        metrics.STAGE_SECONDS.labels("journal").observe(time.perf_counter() - t)
+        if outcome.over_limit:
+            raise GatewayError(RetCode.NOT_PERMITTED, "daily limit of this operator reached")
+        if not outcome.created:  # lost a race with a concurrent resend
+            assert outcome.record is not None  # noqa: S101 - set whenever not over_limit
+            return await self._replay(req, outcome.record, now)
+        assert outcome.record is not None  # noqa: S101 - created implies a record
+        return outcome.record
 
     async def _replay(self, req: Request, existing: RequestRecord, now: datetime) -> Response:
-        """corplink.md §7: same digest → the original answer with Dup=true; else 3001."""
+        """corplink.md §7: same digest → the original answer with Dup=true; else 3001.
+
+        A batch is answered with every item's current status in ``Items``, as
+        compact as the original answer (no History).
+        """
         if existing.digest != req.digest:
             raise GatewayError(RetCode.DUPLICATE_MSGID, f"MsgId {req.head.msg_id}")
         metrics.DUPLICATES.inc()
-        status = await self._store.item_status(req.head.corp_id, req.head.msg_id)
+        corp, msg = req.head.corp_id, req.head.msg_id
+        if existing.trn_code in BATCHES:
+            views = await self._item_views(corp, msg, None)
+            rsp = self._ok(req, now, existing.gw_ref, None, dup=True)
+            return replace(rsp, items=tuple(replace(v, history=()) for v in views))
+        status = await self._store.item_status(corp, msg)
         return self._ok(req, now, existing.gw_ref, status, dup=True)
 
-    async def _status(self, req: Request, query: StatusQuery, now: datetime) -> Response:
-        view = await self._store.item_status(req.head.corp_id, query.orig_msg_id, query.seq_no)
-        rec = await self._store.find_request(req.head.corp_id, query.orig_msg_id)
-        if view is None or rec is None:
-            return Response(
-                trn_code=req.head.trn_code,
-                corp_id=req.head.corp_id,
-                msg_id=req.head.msg_id,
-                rsp_time=now,
-                ret_code=RetCode.OK.value,
-                ret_msg=f"no request with OrigMsgId {query.orig_msg_id}",
-                encoding=req.encoding,
+    async def _item_views(self, corp_id: str, msg_id: str, limit: int | None) -> list[StatusView]:
+        """Status of a batch's items SeqNo 1, 2, … (they are exactly 1..n, corplink.md §4),
+        at most ``limit``; read a chunk at a time."""
+        views: list[StatusView] = []
+        seq = 1
+        while limit is None or len(views) < limit:
+            size = _READ_CHUNK if limit is None else min(_READ_CHUNK, limit - len(views))
+            found = await asyncio.gather(
+                *(self._store.item_status(corp_id, msg_id, s) for s in range(seq, seq + size))
             )
-        return self._ok(req, now, rec.gw_ref, view, dup=False, ret_msg="found")
+            for view in found:
+                if view is None:
+                    return views
+                views.append(view)
+            seq += size
+        return views
+
+    async def _item_count(self, corp_id: str, msg_id: str, known: int) -> int:
+        """How many items a batch has, knowing item ``known`` exists: a binary search
+        over SeqNo (items are 1..n), about 16 reads for 50,000."""
+        lo, hi = known, MAX_BATCH_ITEMS
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if await self._store.item_status(corp_id, msg_id, mid) is None:
+                hi = mid - 1
+            else:
+                lo = mid
+        return lo
+
+    async def _status(self, req: Request, query: StatusQuery, now: datetime) -> Response:
+        """One item's status, or for a batch asked without SeqNo its items (corplink.md §4, §5).
+
+        A batch lists at most ``MAX_STATUS_ITEMS`` items (SeqNo 1..1,000), each
+        with its History; RetMsg then gives the count and asks for the others by
+        SeqNo.
+        """
+        corp, orig = req.head.corp_id, query.orig_msg_id
+        view = await self._store.item_status(corp, orig, query.seq_no)
+        rec = await self._store.find_request(corp, orig)
+        if view is None or rec is None:
+            missing = f"no request with OrigMsgId {orig}"
+            if rec is not None:
+                missing = f"no item SeqNo {query.seq_no} in OrigMsgId {orig}"
+            return replace(self._ok(req, now, None, None, dup=False), ret_msg=missing)
+        if query.seq_no is not None or view.seq_no is None:
+            return self._ok(req, now, rec.gw_ref, view, dup=False, ret_msg="found")
+        views = await self._item_views(corp, orig, MAX_STATUS_ITEMS)
+        found = f"found: {len(views)} items"
+        if len(views) == MAX_STATUS_ITEMS and await self._store.item_status(
+            corp, orig, MAX_STATUS_ITEMS + 1
+        ):
+            total = await self._item_count(corp, orig, MAX_STATUS_ITEMS + 1)
+            found = (
+                f"found: {total} items, SeqNo 1-{MAX_STATUS_ITEMS} listed;"
+                " ask with SeqNo for the others"
+            )
+        return replace(
+            self._ok(req, now, rec.gw_ref, None, dup=False, ret_msg=found), items=tuple(views)
+        )
 
     # -- responses -------------------------------------------------------
     def _ok(
@@ -386,6 +550,65 @@ class Pipeline:
             encoding=refusal.encoding,
             retry_after_ms=refusal.retry_after_ms,
         )
+
+
+def _new_item(seq_no: int | None, transfer: Transfer, outcome: Route | GatewayError) -> NewItem:
+    """The journal item of a routed transfer (QUEUED, or HELD until ``release_at``), or of
+    a batch item that routing refused (REJECTED with the code, corplink.md §4)."""
+    route = outcome if isinstance(outcome, Route) else None
+    error = outcome if isinstance(outcome, GatewayError) else None
+    if route is None:
+        state = State.REJECTED
+    else:
+        state = State.HELD if route.release_at is not None else State.QUEUED
+    return NewItem(
+        seq_no=seq_no,
+        payer_acct=transfer.payer_acct,
+        payer_name=transfer.payer_name,
+        payee_acct=transfer.payee_acct,
+        payee_name=transfer.payee_name,
+        payee_bank_code=transfer.payee_bank_code,
+        amount=transfer.amount,
+        ccy=transfer.ccy,
+        priority=transfer.priority,
+        biz_type=transfer.biz_type,
+        purpose=transfer.purpose,
+        state=state,
+        engine=None if route is None else route.engine,
+        receiver=None if route is None else route.receiver,
+        work_date=None if route is None else route.work_date,
+        release_at=None if route is None else route.release_at,
+        reason_code=None if error is None else error.code.value,
+        reason_text=None if error is None else error.detail or error.code.text,
+    )
+
+
+def _route_item(router: Router, item: BatchItem, now: datetime) -> NewItem:
+    """One batch item routed on its own (routing.md §3); its refusal is its own (§4).
+
+    A payee bank given only as a BIC is 4001: the directory has no BIC column
+    (routing.md §2), so no BIC can be mapped to a bank code.
+    """
+    try:
+        if not item.transfer.payee_bank_code:
+            raise GatewayError(RetCode.BANK_CODE_UNKNOWN, "BIC not in the directory")
+        return _new_item(item.seq_no, item.transfer, router.route(item.transfer, now))
+    except GatewayError as exc:
+        return _new_item(item.seq_no, item.transfer, exc)
+
+
+def _item_view(item: NewItem) -> StatusView:
+    """A batch item's status as journaled, for the answer's ``Items`` (no History:
+    ACCEPTED and the first state share the request's instant)."""
+    return StatusView(
+        state=item.state,
+        engine=item.engine,
+        work_date=item.work_date,
+        release_at=item.release_at,
+        reason_code=item.reason_code,
+        reason_text=item.reason_text,
+        seq_no=item.seq_no,
+    )
 
 
 def _internal(ins: Inspection | None) -> Refusal:

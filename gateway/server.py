@@ -88,6 +88,7 @@ def desk_setup(cfg: Config) -> DeskSetup:
         stale_crl_policy=k.stale_crl_policy,
         passphrase=read_passphrase(cfg),
         require_encrypted=cfg.environment == "production",
+        pain001_xsd_dir=cfg.codec.pain001_xsd_dir,
     )
 
 

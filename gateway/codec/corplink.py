@@ -22,6 +22,15 @@ Decisions on the order within the schema stage (§8 lists "schema (1003,
   whose ``Document`` is another pain.001 version → 1004 (unsupported payload).
 - Then the XSD (1003, naming the first offending element), then the Body
   element against the TrnCode (1003 naming the Body child).
+- Then ``check_payload``: what the batch payloads need beyond the XSD —
+  PAYROLL's item count and ``SeqNo`` 1..n, the pain.001 document (the
+  official schema when configured, then the pain.001 codec's rules) and the
+  MT101 block structure — still 1003/1004 of the schema stage, so answered
+  before any signature work (§8).  Their amount errors (4004) wait for the
+  decode stage, which raises them as ``BusinessRuleError``.
+
+Each PAIN001 ``CdtTrfTxInf`` and each MT101 sequence B becomes a
+``BatchItem`` with ``seq_no`` = its position (1..n), like a PAYROLL item.
 """
 
 from __future__ import annotations
@@ -41,14 +50,18 @@ from gateway.codec.corplink_decode import (
     NS,
     PAIN001_NS,
     BusinessRuleError,
+    check_batch,
     children,
-    decode_request,
+    decode_body,
+    decode_parts,
     optional_text,
 )
 from gateway.codec.corplink_render import render_response, serialize
+from gateway.codec.mt101 import parse_mt101, to_transfers
+from gateway.codec.pain001 import decode_pain001, load_schema
 from gateway.codec.xmlparse import local_name
 from gateway.errors import GatewayError, RetCode
-from gateway.model import Request, Response, TrnCode
+from gateway.model import Batch, BatchItem, Body, Head, Request, Response, TrnCode
 from gateway.paths import corplink_schema_path
 
 __all__ = ["BusinessRuleError", "CorpLinkCodec", "PartialHead", "serialize"]
@@ -89,9 +102,17 @@ class CorpLinkCodec:
     own codec.
     """
 
-    def __init__(self, schema_path: Path | None = None) -> None:
+    def __init__(
+        self, schema_path: Path | None = None, *, pain001_xsd_dir: Path | None = None
+    ) -> None:
+        """``pain001_xsd_dir``: the official ISO 20022 schema folder, when the
+        configuration names one; PAIN001 documents are then validated against
+        ``pain.001.001.09.xsd`` too (``ConfigError`` here if it cannot be read)."""
         path = schema_path if schema_path is not None else corplink_schema_path()
         self._schema = etree.XMLSchema(etree.parse(str(path), _SCHEMA_PARSER))
+        self._pain001_xsd_dir = pain001_xsd_dir
+        if pain001_xsd_dir is not None:
+            load_schema(pain001_xsd_dir)  # fail at start, not at the first PAIN001
 
     # -- stage 1: echoes for early refusals ---------------------------------
 
@@ -135,21 +156,83 @@ class CorpLinkCodec:
         if last.tag != DS_SIGNATURE:  # the XSD admits any element of the ds namespace
             raise GatewayError(RetCode.SCHEMA, f"{local_name(last.tag)}: expected Signature")
 
+    def check_payload(self, root: etree._Element) -> None:
+        """The batch payloads' schema-stage rules (1003, 1004), on a ``validate``d root.
+
+        PAYROLL: 1-50,000 items numbered 1..n; PAIN001: the pain.001 document;
+        MT101: the FIN block structure and fields (corplink.md §4, §8).  An
+        amount error (4004) passes here: it is a business rule, answered
+        after the credential and replay checks by ``decode``.
+        """
+        trn = optional_text(children(children(root)["Head"]), "TrnCode")
+        if trn not in _BATCH_PAYLOADS:
+            return
+        payload = next(children(root)["Body"].iterchildren(etree.Element))
+        try:
+            if trn == TrnCode.PAYROLL:
+                check_batch(payload)
+            elif trn == TrnCode.PAIN001:
+                decode_pain001(payload, xsd_dir=self._pain001_xsd_dir)
+            else:
+                parse_mt101(payload.text or "")
+        except GatewayError as exc:
+            if exc.code is not RetCode.AMOUNT_INVALID:
+                raise
+
     # -- stage 4: typed request --------------------------------------------
 
     def decode(self, signed_root: etree._Element, encoding: str) -> Request:
         """The typed request from the verified root (Signature removed).
 
-        Raises 1004 for TrnCodes not decoded yet (everything but PAY and
-        STATUS) and ``BusinessRuleError`` (4004) for amount rules.
+        Raises 1004 for TrnCodes not decoded yet (NTFY, INQ, RPLY, BAL) and
+        ``BusinessRuleError`` (4004) for amount rules, in any item of a batch.
         """
-        return decode_request(signed_root, encoding)
+        head, payload, digest = decode_parts(signed_root)
+        body: Body
+        if head.trn_code in _OWN_CODECS:
+            body = self._payload_batch(head, payload, digest)
+        else:
+            body = decode_body(head, payload, digest)
+        return Request(head, body, digest, encoding)
+
+    def _payload_batch(self, head: Head, payload: etree._Element, digest: str) -> Batch:
+        """A PAIN001 document or an MT101 message as a batch, one item per transaction.
+
+        The codecs' 4004 becomes ``BusinessRuleError``, answered after §8's
+        replay and freshness checks like a PAYROLL's.
+        """
+        try:
+            if head.trn_code == TrnCode.PAIN001:
+                found = [
+                    (i.seq_no, i.transfer, i.bic)
+                    for i in decode_pain001(payload, xsd_dir=self._pain001_xsd_dir)
+                ]
+            else:
+                found = [
+                    (i.seq_no, i.transfer, i.bic)
+                    for i in to_transfers(parse_mt101(payload.text or ""))
+                ]
+        except GatewayError as exc:
+            if exc.code is RetCode.AMOUNT_INVALID:
+                raise BusinessRuleError(
+                    exc.code, exc.detail or exc.code.text, head=head, digest=digest
+                ) from None
+            raise
+        return Batch(items=tuple(BatchItem(seq, transfer, bic) for seq, transfer, bic in found))
 
     # -- stage 5: response ---------------------------------------------------
 
     def render(self, rsp: Response) -> etree._Element:
         """The unsigned ``CorpLinkRsp`` tree; sign it, then ``serialize`` it."""
         return render_response(rsp)
+
+
+_BATCH_PAYLOADS: Final = frozenset(
+    {TrnCode.PAYROLL.value, TrnCode.PAIN001.value, TrnCode.MT101.value}
+)
+"""TrnCodes whose payload has schema-stage rules beyond the XSD (``check_payload``)."""
+_OWN_CODECS: Final = frozenset({TrnCode.PAIN001.value, TrnCode.MT101.value})
+"""TrnCodes whose payload is decoded by its own codec (pain001, mt101)."""
 
 
 def _match(text: str | None, pattern: re.Pattern[str]) -> str:

@@ -11,6 +11,12 @@ and run here because this is where the text becomes a ``Decimal``.  §8 puts
 replay and freshness (3001, 3002) *before* business rules, so a 4004 is
 raised as ``BusinessRuleError`` carrying the decoded Head and the digest: the
 pipeline can answer 3001/3002 first and send the 4004 only if those pass.
+
+A PAYROLL ``Batch`` (corplink.md §4) is one request: its structural rules
+that the XSD cannot say cheaply — at most 50,000 items, ``SeqNo`` exactly
+1..n — are schema rules (1003, ``check_batch``, run in the schema stage
+before the signature), and an amount error in any item refuses the whole
+batch with 4004 naming the item's ``SeqNo``.
 """
 
 from __future__ import annotations
@@ -27,7 +33,10 @@ from lxml import etree
 from gateway.codec.xmlparse import local_name
 from gateway.errors import GatewayError, RetCode
 from gateway.model import (
+    Batch,
+    BatchItem,
     BizType,
+    Body,
     Head,
     Priority,
     Request,
@@ -67,6 +76,10 @@ _AMOUNT_TEXT: Final = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,2})?")
 
 _E = TypeVar("_E", bound=Enum)
 
+MAX_BATCH_ITEMS: Final = 50_000
+"""corplink.md §4: a ``Batch`` holds 1-50,000 ``Item`` elements (the XSD says
+``unbounded``: a maxOccurs of 50,000 would compile a huge automaton)."""
+
 _CENT: Final = Decimal("0.01")
 _CCY: Final = "CNY"
 
@@ -80,10 +93,21 @@ class BusinessRuleError(GatewayError):
     that does not care still sees a plain ``GatewayError``.
     """
 
-    def __init__(self, code: RetCode, detail: str, *, head: Head, digest: str) -> None:
+    def __init__(
+        self,
+        code: RetCode,
+        detail: str,
+        *,
+        head: Head,
+        digest: str,
+        amounts: tuple[Decimal, ...] = (),
+    ) -> None:
         super().__init__(code, detail)
         self.head = head
         self.digest = digest
+        # The amounts that did decode: the credential checks (2006, corplink.md
+        # §6) still see every valid item of a batch, since §8 puts them first.
+        self.amounts = amounts
 
 
 def content_digest(head: etree._Element, body: etree._Element) -> str:
@@ -108,7 +132,17 @@ def _c14n(element: etree._Element) -> bytes:
 
 
 def decode_request(root: etree._Element, encoding: str) -> Request:
-    """Build the typed ``Request`` for PAY or STATUS (corplink.md §4)."""
+    """Build the typed ``Request`` for PAY, STATUS or PAYROLL (corplink.md §4).
+
+    PAIN001 and MT101 bodies are decoded by ``CorpLinkCodec`` with their own
+    codecs; here they are 1004 like every TrnCode not decoded yet.
+    """
+    head, payload, digest = decode_parts(root)
+    return Request(head, decode_body(head, payload, digest), digest, encoding)
+
+
+def decode_parts(root: etree._Element) -> tuple[Head, etree._Element, str]:
+    """The typed Head, the Body's element and the idempotency digest (corplink.md §2, §7)."""
     if root.tag != CORPLINK:
         raise GatewayError(RetCode.SCHEMA, f"{local_name(root.tag)}: expected CorpLink")
     parts = children(root)
@@ -124,10 +158,17 @@ def decode_request(root: etree._Element, encoding: str) -> Request:
             f"{local_name(None if payload is None else payload.tag)}: "
             f"does not match TrnCode {head.trn_code}",
         )
+    return head, payload, digest
+
+
+def decode_body(head: Head, payload: etree._Element, digest: str) -> Body:
+    """The typed Body of PAY, STATUS or PAYROLL; 1004 for the other TrnCodes."""
     if head.trn_code == TrnCode.PAY:
-        return Request(head, _decode_transfer(payload, head, digest), digest, encoding)
+        return _decode_transfer(payload, head, digest)
     if head.trn_code == TrnCode.STATUS:
-        return Request(head, _decode_status_query(payload), digest, encoding)
+        return _decode_status_query(payload)
+    if head.trn_code == TrnCode.PAYROLL:
+        return _decode_batch(payload, head, digest)
     raise GatewayError(RetCode.UNKNOWN_TRNCODE, f"TrnCode {head.trn_code} not supported yet")
 
 
@@ -229,6 +270,81 @@ def _amount(text: str, ccy: str | None, head: Head, digest: str) -> Decimal:
             RetCode.AMOUNT_INVALID, "Amount: must be greater than zero", head=head, digest=digest
         )
     return value
+
+
+def check_batch(batch: etree._Element) -> list[tuple[int, etree._Element]]:
+    """PAYROLL's schema rules beyond the XSD (1003, corplink.md §4); returns (SeqNo, Item).
+
+    1-50,000 ``Item`` elements whose ``SeqNo`` are exactly 1..n: the XSD
+    already makes each ``SeqNo`` an int in 1..50,000 and unique, so every
+    one being ≤ n is enough.  The refusal names the first offending item.
+    """
+    items = [child for child in batch if child.tag == _ITEM]
+    n = len(items)
+    if n > MAX_BATCH_ITEMS:
+        raise GatewayError(RetCode.SCHEMA, f"Batch: more than {MAX_BATCH_ITEMS} items")
+    numbered = []
+    for item in items:
+        seq = _seq_no(item)
+        if not 1 <= seq <= n:
+            raise GatewayError(
+                RetCode.SCHEMA, f"SeqNo: {seq} outside 1..{n} (items are numbered 1..n)"
+            )
+        numbered.append((seq, item))
+    return numbered
+
+
+_ITEM: Final = q("Item")
+_SEQ_NO: Final = q("SeqNo")
+
+
+def _seq_no(item: etree._Element) -> int:
+    seq_el = item.find(_SEQ_NO)
+    try:
+        return int((seq_el.text if seq_el is not None else None) or "")
+    except ValueError:
+        raise GatewayError(RetCode.SCHEMA, "SeqNo: invalid value") from None
+
+
+def _decode_batch(el: etree._Element, head: Head, digest: str) -> Batch:
+    """A PAYROLL ``Batch``: one transfer per ``Item`` from the batch's payer (corplink.md §4).
+
+    Amounts are judged for every item; the first error (in document order)
+    refuses the batch with 4004 naming its ``SeqNo``, carrying the amounts
+    of the items that decoded so the credential checks still see them.
+    """
+    fields = children(el)
+    payer_acct = _text(fields, "PayerAcct", "Batch")
+    payer_name = _text(fields, "PayerName", "Batch")
+    items: list[BatchItem] = []
+    amounts: list[Decimal] = []
+    failure: str | None = None
+    for seq, item_el in check_batch(el):
+        item = children(item_el)
+        amount_el = _element(item, "Amount", "Item")
+        try:
+            amount = _amount(amount_el.text or "", amount_el.get("Ccy"), head, digest)
+        except BusinessRuleError as exc:
+            failure = failure or f"{exc.detail} (SeqNo {seq})"
+            continue
+        amounts.append(amount)
+        transfer = Transfer(
+            payer_acct=payer_acct,
+            payer_name=payer_name,
+            payee_acct=_text(item, "PayeeAcct", "Item"),
+            payee_name=_text(item, "PayeeName", "Item"),
+            payee_bank_code=_text(item, "PayeeBankCode", "Item"),
+            amount=amount,
+            ccy=_CCY,
+            purpose=optional_text(item, "Purpose") or None,
+        )
+        items.append(BatchItem(seq_no=seq, transfer=transfer))
+    if failure is not None:
+        raise BusinessRuleError(
+            RetCode.AMOUNT_INVALID, failure, head=head, digest=digest, amounts=tuple(amounts)
+        )
+    items.sort(key=lambda item: item.seq_no)  # per-item status and journal order by SeqNo
+    return Batch(items=tuple(items))
 
 
 def _decode_status_query(el: etree._Element) -> StatusQuery:

@@ -11,6 +11,7 @@ fails and the result always validates against ``codecs/corplink.xsd``.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
 
@@ -34,6 +35,7 @@ _GW_REF: Final = q("GwRef")
 _DUP: Final = q("Dup")
 _RETRY_AFTER_MS: Final = q("RetryAfterMs")
 _STATUS: Final = q("Status")
+_ITEMS: Final = q("Items")
 _SEQ_NO: Final = q("SeqNo")
 _STATE: Final = q("State")
 _ENGINE: Final = q("Engine")
@@ -92,8 +94,10 @@ def _leaf(parent: etree._Element, tag: str, text: str) -> None:
 def render_response(rsp: Response) -> etree._Element:
     """The unsigned ``CorpLinkRsp`` tree for ``rsp`` (corplink.md §5).
 
-    ``Body`` carries ``Status`` when the response has one; Items,
-    Notifications and Balance bodies come with their TrnCodes.
+    ``Body`` carries ``Status`` when the response has one, or ``Items`` (one
+    ``Status`` with ``SeqNo`` per batch item: PAYROLL, PAIN001, MT101 and a
+    STATUS about a batch); Notifications and Balance bodies come with their
+    TrnCodes.
     """
     root = etree.Element(CORPLINK_RSP, nsmap={None: NS})  # type: ignore[dict-item]  # stubs lack None
     head = etree.SubElement(root, _HEAD)
@@ -108,10 +112,25 @@ def render_response(rsp: Response) -> etree._Element:
     _leaf(head, _DUP, "true" if rsp.dup else "false")
     if rsp.retry_after_ms is not None:
         _leaf(head, _RETRY_AFTER_MS, str(max(0, rsp.retry_after_ms)))
-    if rsp.status is not None:
+    listed = [view for view in rsp.items or () if view.seq_no is not None]
+    if listed:
+        render_items(etree.SubElement(root, _BODY), listed)
+    elif rsp.status is not None:
         body = etree.SubElement(root, _BODY)
         render_status(body, rsp.status)
     return root
+
+
+def render_items(parent: etree._Element, views: Sequence[StatusView]) -> etree._Element:
+    """Append ``Items``: one ``Status`` per batch item, ``SeqNo`` first (corplink.md §4, §5).
+
+    Every view must carry ``seq_no`` (the schema requires it inside ``Items``;
+    ``render_response`` leaves out views without one).
+    """
+    items = etree.SubElement(parent, _ITEMS)
+    for view in views:
+        render_status(items, view)
+    return items
 
 
 def render_status(parent: etree._Element, view: StatusView) -> etree._Element:

@@ -105,7 +105,6 @@ def test_status_sample_and_seq_no(codec: CorpLinkCodec) -> None:
     [
         ("BAL", "<BalanceQuery><Acct>6222020200001234</Acct></BalanceQuery>"),
         ("NTFY", "<NotifyPull/>"),
-        ("MT101", "<MT>x</MT>"),
     ],
 )
 def test_other_trncodes_are_not_decoded_yet(codec: CorpLinkCodec, trn: str, body: str) -> None:
