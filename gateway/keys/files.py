@@ -35,7 +35,12 @@ CREDENTIAL_NAME = "gateway-key-passphrase"
 FORBIDDEN_KEY_MODE = 0o077
 #: PEM label of an encrypted PKCS#8 key (RFC 5958 §3 / RFC 7468 §11).
 # (split so that secret scanners do not take the PEM label for key material)
-ENCRYPTED_PKCS8_LABEL = b" ".join((b"-----BEGIN ENCRYPTED", b"PRIVATE KEY-----"))
+ENCRYPTED_PKCS8_LABEL = b" ".join(
+    (
+        b"-----BEGIN ENCRYPTED",
+        b"PRIVATE KEY-----",
+    )
+)
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 T = TypeVar("T")
