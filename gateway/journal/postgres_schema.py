@@ -448,7 +448,12 @@ CREATE TABLE daily_totals (                          -- corplink.md §6 daily li
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+_V3 = """
+-- retention passes (gateway.journal.retention) select requests by age
+CREATE INDEX requests_received ON requests (received_at, id);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 """``MIGRATIONS[n]`` takes a database from version n to n + 1.  Append, never edit."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
