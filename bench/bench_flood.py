@@ -70,6 +70,7 @@ from gateway.net.framing import encode_frame  # noqa: E402
 from gateway.net.tls import client_context  # noqa: E402
 from gateway.sim.erp import Payment, build_request, transfer_body  # noqa: E402
 from gateway.testing import Broker, start_broker  # noqa: E402
+from tests.hostile.tools import descendants, stop_process, vm_hwm  # noqa: E402
 
 ATTACKER_IP = "127.0.0.2"  # loopback is a /8 on Linux: a second source address
 GOOD = (
@@ -166,45 +167,15 @@ class Daemon:
 
     def peak_rss_mib(self) -> dict[str, float]:
         assert self.proc is not None
-        out = {"main": _vm_hwm(self.proc.pid) / 1024}
-        for n, child in enumerate(_descendants(self.proc.pid)):
-            kib = _vm_hwm(child)
+        out = {"main": vm_hwm(self.proc.pid) / 1024}
+        for n, child in enumerate(descendants(self.proc.pid)):
+            kib = vm_hwm(child)
             if kib:
                 out[f"child{n}"] = kib / 1024
         return out
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-
-def _vm_hwm(pid: int) -> int:
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
-
-
-def _descendants(pid: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            with contextlib.suppress(OSError):
-                stat = Path(f"/proc/{d}/stat").read_text()
-                parents[int(d)] = int(stat[stat.rfind(")") + 2 :].split()[1])
-    found, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        kids = [c for c, pp in parents.items() if pp == p]
-        found += kids
-        todo += kids
-    return found
+        stop_process(self.proc)
 
 
 # ------------------------------------------------------------- good clients

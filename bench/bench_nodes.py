@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import multiprocessing as mp
 import os
 import shutil
 import signal
@@ -178,23 +177,6 @@ def one_run(
     )
 
 
-def start_generators(args: argparse.Namespace, pki: DevPki) -> list[tuple[BaseProcess, Connection]]:
-    per_conn = int(args.max_guess * 1.05 * (args.warmup + args.duration) / args.connections)
-    ctx = mp.get_context("fork")  # no thread runs yet; children inherit the imports
-    gens: list[tuple[BaseProcess, Connection]] = []
-    procs = max(2, min(args.gen_procs, args.connections))  # at least one per node
-    for g in range(procs):
-        conns = tuple(range(g, args.connections, procs))
-        spec = bp.GenSpec(conns, per_conn + args.window, pki.dir, args.window, args.mix)
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=bp.gen_main, args=(spec, child), daemon=True)
-        proc.start()
-        gens.append((proc, parent))
-    took = max(pipe.recv() for _, pipe in gens)
-    print(f"pre-signed {per_conn * args.connections} PAYs in {took:.1f} s", flush=True)
-    return gens
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="1 vs 2 gatewayd nodes on PostgreSQL (bench/README.md)")
     add = p.add_argument
@@ -222,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         pki = generate_dev_pki(tmp / "pki")
-        gens = start_generators(args, pki)
+        bp.start_generators(gens, args, pki, args.max_guess, 2)  # at least one per node
         pg = start_postgres()
         runs: dict[int, list[Run]] = {1: [], 2: []}
         for n in range(args.repeat):  # interleaved, so drift of the shared machine hits both
@@ -249,13 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted: shutting down", file=sys.stderr)
         return 130
     finally:
-        for proc, pipe in gens:
-            with contextlib.suppress(OSError, ValueError):
-                pipe.send(None)
-            proc.join(5)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(5)
+        bp.stop_generators(gens)
         if pg is not None:
             pg.destroy()
         if args.keep:

@@ -258,6 +258,44 @@ def gen_main(spec: GenSpec, pipe: Connection) -> None:
 # ------------------------------------------------------------ CPU accounting
 
 
+def start_generators(
+    gens: list[tuple[BaseProcess, Connection]],
+    args: argparse.Namespace,
+    pki: DevPki,
+    per_s: float,
+    min_procs: int,
+) -> None:
+    """Fork the load generators and wait until each has pre-signed its PAYs.
+
+    Each one is appended to `gens` as soon as it starts, so that `stop_generators`
+    in the caller's finally block reaps those that started if a later one fails.
+    Shared with bench_nodes.py.
+    """
+    per_conn = int(per_s * 1.05 * (args.warmup + args.duration) / args.connections)
+    ctx = mp.get_context("fork")  # no thread runs yet; children inherit the imports
+    procs = max(min_procs, min(args.gen_procs, args.connections))
+    for g in range(procs):
+        conns = tuple(range(g, args.connections, procs))
+        spec = GenSpec(conns, per_conn + args.window, pki.dir, args.window, args.mix)
+        parent, child = ctx.Pipe()
+        gp = ctx.Process(target=gen_main, args=(spec, child), daemon=True)
+        gp.start()
+        gens.append((gp, parent))
+    took = max(pipe.recv() for _, pipe in gens)
+    print(f"pre-signed {per_conn * args.connections} PAYs in {took:.1f} s", flush=True)
+
+
+def stop_generators(gens: list[tuple[BaseProcess, Connection]]) -> None:
+    """Tell each generator to exit, then terminate any that do not."""
+    for proc, pipe in gens:
+        with contextlib.suppress(OSError, ValueError):
+            pipe.send(None)
+        proc.join(5)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(5)
+
+
 def _stat(path: str) -> tuple[int, int]:
     """(ppid, utime+stime ticks) from a /proc stat file; (0, 0) once it is gone."""
     try:
@@ -569,19 +607,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         pki = generate_dev_pki(tmp / "pki")
         configure_logging("warning")
-        per_s = args.rate or args.max_guess
-        per_conn = int(per_s * 1.05 * (args.warmup + args.duration) / args.connections)
-        ctx = mp.get_context("fork")  # no thread runs yet; children inherit the imports
-        procs = max(1, min(args.gen_procs, args.connections))
-        for g in range(procs):
-            conns = tuple(range(g, args.connections, procs))
-            spec = GenSpec(conns, per_conn + args.window, pki.dir, args.window, args.mix)
-            parent, child = ctx.Pipe()
-            gp = ctx.Process(target=gen_main, args=(spec, child), daemon=True)
-            gp.start()
-            gens.append((gp, parent))
-        took = max(pipe.recv() for _, pipe in gens)
-        print(f"pre-signed {per_conn * args.connections} PAYs in {took:.1f} s", flush=True)
+        start_generators(gens, args, pki, args.rate or args.max_guess, 1)
         runs: list[RunStats] = []
         for n in range(args.repeat):
             (run_dir := tmp / f"run{n + 1}").mkdir()
@@ -605,13 +631,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted: shutting down", file=sys.stderr)
         return 130
     finally:
-        for proc, pipe in gens:
-            with contextlib.suppress(OSError, ValueError):
-                pipe.send(None)
-            proc.join(5)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(5)
+        stop_generators(gens)
         if args.keep:
             print(f"kept {tmp}")
         else:

@@ -28,13 +28,18 @@ async def expect_1001_then_close(h: Hostile, reader: asyncio.StreamReader) -> No
     assert await closed_by_peer(reader)
 
 
+async def send_expecting_1001_then_close(h: Hostile, listener: str, data: bytes) -> None:
+    """Open a connection on ``listener``, send ``data``, expect the 1001 and the close."""
+    reader, writer = await h.open(listener)
+    writer.write(data)
+    await writer.drain()
+    await expect_1001_then_close(h, reader)
+    writer.close()
+
+
 async def test_non_digit_header(hostile: Hostile) -> None:
     for header in (b"12ab5678", b" 0000123", b"+0000123", b"GET / HTTP/1.1\r\n\r\n"):
-        reader, writer = await hostile.open("tcp")
-        writer.write(header + b"<CorpLink/>")
-        await writer.drain()
-        await expect_1001_then_close(hostile, reader)
-        writer.close()
+        await send_expecting_1001_then_close(hostile, "tcp", header + b"<CorpLink/>")
     await hostile.serves()
 
 
@@ -53,11 +58,7 @@ async def test_length_above_the_limit_is_refused_from_the_header_alone(hostile: 
     """1001 arrives although no body byte was sent: the daemon decided on the header
     and never waited for (or buffered) the body."""
     for header in (b"%08d" % (MIB + 1), b"99999999"):
-        reader, writer = await hostile.open("tcp")
-        writer.write(header)
-        await writer.drain()
-        await expect_1001_then_close(hostile, reader)
-        writer.close()
+        await send_expecting_1001_then_close(hostile, "tcp", header)
     await hostile.serves()
 
 
@@ -84,21 +85,13 @@ async def test_length_above_the_limit_while_the_body_streams(hostile: Hostile) -
 
 
 async def test_zero_length_frame(hostile: Hostile) -> None:
-    reader, writer = await hostile.open("tcp")
-    writer.write(b"00000000")
-    await writer.drain()
-    await expect_1001_then_close(hostile, reader)
-    writer.close()
+    await send_expecting_1001_then_close(hostile, "tcp", b"00000000")
     await hostile.serves()
 
 
 async def test_lying_length_stalls_into_1001_after_the_frame_deadline(hostile: Hostile) -> None:
     """Claims 900 KB, sends 10 bytes, stalls: 1001 once frame_timeout (1 s) has passed."""
-    reader, writer = await hostile.open("strict")
-    writer.write(b"%08d" % 900_000 + b"<CorpLink ")
-    await writer.drain()
-    await expect_1001_then_close(hostile, reader)
-    writer.close()
+    await send_expecting_1001_then_close(hostile, "strict", b"%08d" % 900_000 + b"<CorpLink ")
     await hostile.serves()
 
 

@@ -312,24 +312,30 @@ class DaemonProcess:
     def peak_rss_kib(self) -> dict[str, int]:
         """VmHWM (peak resident set) of the daemon and each of its worker processes."""
         assert self.proc is not None
-        out = {"main": _vm_hwm(self.proc.pid)}
-        for child in _children(self.proc.pid):
-            hwm = _vm_hwm(child)
+        out = {"main": vm_hwm(self.proc.pid)}
+        for child in descendants(self.proc.pid):
+            hwm = vm_hwm(child)
             if hwm:
                 out[f"child {child}"] = hwm
         return out
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
 
-def _vm_hwm(pid: int) -> int:
+def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM (the daemon's graceful stop), 30 s to exit, then SIGKILL. Shared with bench_flood.py."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def vm_hwm(pid: int) -> int:
+    """VmHWM (peak resident set, KiB) of ``pid``; 0 once it has gone. Shared with bench_flood.py."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
@@ -339,7 +345,7 @@ def _vm_hwm(pid: int) -> int:
     return 0
 
 
-def _children(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     """Descendants of ``pid`` (worker processes and the forkserver)."""
     parents: dict[int, int] = {}
     for d in os.listdir("/proc"):

@@ -20,13 +20,14 @@ from lxml import etree
 from gateway.cli.gatewayctl import main as gatewayctl_main
 from gateway.config import Config
 from gateway.errors import GatewayError
-from gateway.keys.devpki import DevPki, rewrite_crl
+from gateway.keys.devpki import DevPki, PrivateKey, renew_certificate, rewrite_crl
 from gateway.keys.ring import KeyRing, KeyVersion
 from gateway.keys.xmldsig import load_signing_key, verify_pinned
 from gateway.net.tls import client_context
 from gateway.server import Gateway
 from gateway.sim.clearing import ClearingSimConfig, ClearingSimulator
 from gateway.sim.erp import Payment
+from tests.integration.harness import Erp, gateway_config
 
 PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 PAYERS = {"C100000001": "6222000000000001", "C100000002": "6222000000000101"}
@@ -60,6 +61,26 @@ def newest(pki: DevPki, role: str) -> KeyVersion:
     return KeyRing.load(pki.ring, pki.dir, None, with_keys=False).versions(role)[-1]
 
 
+def renewed_for_400_days(
+    pki: DevPki, template: x509.Certificate
+) -> tuple[PrivateKey, x509.Certificate]:
+    """A new key and a certificate like ``template``, valid 400 days either side of ``pki.now``."""
+    return renew_certificate(
+        pki,
+        template,
+        not_before=pki.now - timedelta(days=400),
+        not_after=pki.now + timedelta(days=400),
+    )
+
+
+async def fresh_client_pays(gw: Gateway, pki: DevPki, msg_id: str, now: datetime) -> str:
+    """The RetCode a new mutual-TLS client of C100000002 (op01) gets for one payment."""
+    fresh = await Erp(gw, pki).client("C100000002", "op01")
+    ret_code = (await fresh.pay(msg_id, now, pay("C100000002"))).ret_code
+    await fresh.close()
+    return ret_code
+
+
 # ------------------------------------------------------------------ gatewayctl
 
 
@@ -74,6 +95,14 @@ def ctl_overlay(tmp_path: Path, cfg: Config) -> Path:
         encoding="utf-8",
     )
     return p
+
+
+def ctl_setup(tmp_path: Path, dev_pki: DevPki, broker_url: str) -> tuple[DevPki, Config, Path]:
+    """The usual start of a key test: a private PKI copy, a gateway config on it
+    (state under ``tmp_path/gw``) and the gatewayctl overlay that finds its keys."""
+    pki = copy_pki(dev_pki, tmp_path / "pki")
+    cfg = gateway_config(tmp_path / "gw", pki, broker_url)
+    return pki, cfg, ctl_overlay(tmp_path, cfg)
 
 
 async def gatewayctl_keys(overlay: Path, cfg: Config, *args: str) -> int:

@@ -26,7 +26,7 @@ from tests.integration.keys_support import (
     cert_of,
     copy_pki,
     crl_file,
-    ctl_overlay,
+    ctl_setup,
     gatewayctl_keys,
     pay,
     sample,
@@ -44,10 +44,8 @@ REVOKED_MSG = REVOKED  # the detail equals the code's text, so it is not repeate
 async def test_crl_import_bites_on_the_next_message_of_an_open_connection(
     tmp_path: Path, dev_pki: DevPki, broker: Broker
 ) -> None:
-    pki = copy_pki(dev_pki, tmp_path / "pki")
+    pki, cfg, overlay = ctl_setup(tmp_path, dev_pki, broker.url)
     clock = BusinessClock(FRIDAY_10)
-    cfg = gateway_config(tmp_path / "gw", pki, broker.url)
-    overlay = ctl_overlay(tmp_path, cfg)
     _, op01 = pki.client("C100000001", "op01")
     # the CA's next CRL, as security staff receive it: DER, one serial, a later lastUpdate
     new_crl = crl_file(pki, tmp_path / "next.crl", [op01], last_update=pki.now + timedelta(hours=1))
@@ -73,10 +71,8 @@ async def test_crl_import_bites_on_the_next_message_of_an_open_connection(
 async def test_crl_import_refuses_an_older_or_foreign_crl_and_keeps_the_old_one(
     tmp_path: Path, dev_pki: DevPki, broker: Broker
 ) -> None:
-    pki = copy_pki(dev_pki, tmp_path / "pki")
+    pki, cfg, overlay = ctl_setup(tmp_path, dev_pki, broker.url)
     clock = BusinessClock(FRIDAY_10)
-    cfg = gateway_config(tmp_path / "gw", pki, broker.url)
-    overlay = ctl_overlay(tmp_path, cfg)
     _, op01 = pki.client("C100000001", "op01")
     installed = pki.client_crl.read_bytes()
     older = crl_file(pki, tmp_path / "older.crl", [op01], last_update=pki.now - timedelta(days=1))
@@ -99,10 +95,8 @@ async def test_crl_import_refuses_an_older_or_foreign_crl_and_keeps_the_old_one(
 async def test_gatewayctl_revoke_bites_at_once_and_survives_a_restart(
     tmp_path: Path, dev_pki: DevPki, broker: Broker
 ) -> None:
-    pki = copy_pki(dev_pki, tmp_path / "pki")
+    pki, cfg, overlay = ctl_setup(tmp_path, dev_pki, broker.url)
     clock = BusinessClock(FRIDAY_10)
-    cfg = gateway_config(tmp_path / "gw", pki, broker.url)
-    overlay = ctl_overlay(tmp_path, cfg)
     _, op01 = pki.client("C100000001", "op01")
     async with running_gateway(cfg, clock) as gw:
         erp = Erp(gw, pki)

@@ -18,14 +18,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from structlog.testing import capture_logs
 
 from gateway.clock import BusinessClock, FrozenClock
-from gateway.keys.devpki import DevPki, renew_certificate
+from gateway.keys.devpki import DevPki
 from gateway.keys.files import write_private_key
 from gateway.ops.admin import call
 from gateway.sim.erp import ErpClient
 from gateway.testing import Broker
 from tests.integration.harness import (
     Erp,
-    gateway_config,
     recent_friday_10,
     running_gateway,
     wait_for_state,
@@ -33,15 +32,16 @@ from tests.integration.harness import (
 from tests.integration.keys_support import (
     cert_of,
     clearing_sim,
-    copy_pki,
-    ctl_overlay,
+    ctl_setup,
     der,
     eventually,
+    fresh_client_pays,
     gatewayctl_keys,
     newest,
     overlap_days,
     pay,
     pem,
+    renewed_for_400_days,
     sample,
     scrape,
     server_cert_der,
@@ -62,10 +62,8 @@ DROPPED_SIGNATURE = 'gateway_inbound_dropped_total{reason="signature"}'
 async def test_response_key_rotation_while_a_client_stays_connected(
     tmp_path: Path, dev_pki: DevPki, broker: Broker
 ) -> None:
-    pki = copy_pki(dev_pki, tmp_path / "pki")
+    pki, cfg, overlay = ctl_setup(tmp_path, dev_pki, broker.url)
     clock = BusinessClock(FRIDAY_10)
-    cfg = gateway_config(tmp_path / "gw", pki, broker.url)
-    overlay = ctl_overlay(tmp_path, cfg)
     old = cert_of(pki.response_cert)
     async with running_gateway(cfg, clock) as gw:
         c = await Erp(gw, pki).client()  # pins the old response certificate
@@ -107,10 +105,8 @@ async def test_tls_certificate_swap_with_a_live_connection(
 ) -> None:
     """At the activation, with no reload, new handshakes get the new certificate; the
     connection opened before keeps working."""
-    pki = copy_pki(dev_pki, tmp_path / "pki")
+    pki, cfg, overlay = ctl_setup(tmp_path, dev_pki, broker.url)
     clock = BusinessClock(FRIDAY_10)
-    cfg = gateway_config(tmp_path / "gw", pki, broker.url)
-    overlay = ctl_overlay(tmp_path, cfg)
     old_der = der(cert_of(pki.server_cert))
     async with running_gateway(cfg, clock) as gw:
         live = await Erp(gw, pki).client()
@@ -145,19 +141,12 @@ async def test_tls_certificate_swap_with_a_live_connection(
 async def test_a_bad_new_tls_key_pair_leaves_handshakes_working(
     tmp_path: Path, dev_pki: DevPki, broker: Broker
 ) -> None:
-    pki = copy_pki(dev_pki, tmp_path / "pki")
+    pki, cfg, overlay = ctl_setup(tmp_path, dev_pki, broker.url)
     clock = BusinessClock(FRIDAY_10)
-    cfg = gateway_config(tmp_path / "gw", pki, broker.url)
-    overlay = ctl_overlay(tmp_path, cfg)
     old_der = der(cert_of(pki.server_cert))
     ring_before = pki.ring.read_text()
     # a new TLS version, active at once, whose key is not its certificate's
-    _, cert = renew_certificate(
-        pki,
-        cert_of(pki.server_cert),
-        not_before=pki.now - timedelta(days=400),
-        not_after=pki.now + timedelta(days=400),
-    )
+    _, cert = renewed_for_400_days(pki, cert_of(pki.server_cert))
     (pki.dir / "server-bad.pem").write_bytes(pem(cert))
     write_private_key(ec.generate_private_key(ec.SECP256R1()), pki.dir / "server-bad.key", None)
     async with running_gateway(cfg, clock) as gw:
@@ -179,10 +168,8 @@ async def test_a_bad_new_tls_key_pair_leaves_handshakes_working(
         answer = await call(cfg.admin_socket, {"op": "reload"})
         assert answer["ok"] is False
         assert await server_cert_der(gw, pki) == old_der
-        fresh = await Erp(gw, pki).client("C100000002", "op01")
-        assert (await fresh.pay("BAD-2", clock.now(), pay("C100000002"))).ret_code == "0000"
+        assert await fresh_client_pays(gw, pki, "BAD-2", clock.now()) == "0000"
         assert (await live.pay("BAD-3", clock.now(), pay())).ret_code == "0000"
-        await fresh.close()
 
         # a rotation accepted by the reload whose key file breaks before its
         # activation: the swap at the activation fails and the old certificate stays
@@ -205,9 +192,7 @@ async def test_a_bad_new_tls_key_pair_leaves_handshakes_working(
             assert await eventually(swap_failed, timeout=3.0)
         assert await server_cert_der(gw, pki) == old_der
         assert (await live.pay("BAD-4", clock.now(), pay())).ret_code == "0000"
-        fresh = await Erp(gw, pki).client("C100000002", "op01")
-        assert (await fresh.pay("BAD-5", clock.now(), pay("C100000002"))).ret_code == "0000"
-        await fresh.close()
+        assert await fresh_client_pays(gw, pki, "BAD-5", clock.now()) == "0000"
         await live.close()
 
 
@@ -215,19 +200,12 @@ async def test_clearing_side_rotation_accepts_both_keys_during_the_overlap_only(
     tmp_path: Path, dev_pki: DevPki, broker: Broker
 ) -> None:
     """A frozen clock: the overlap's end is reached by setting it, not by waiting."""
-    pki = copy_pki(dev_pki, tmp_path / "pki")
+    pki, cfg, overlay = ctl_setup(tmp_path, dev_pki, broker.url)
     clock = FrozenClock(FRIDAY_10)
-    cfg = gateway_config(tmp_path / "gw", pki, broker.url)
-    overlay = ctl_overlay(tmp_path, cfg)
     old_key, old_cert = pki.clearing_system_key, pki.clearing_system_cert
     # the clearing system's new self-signed certificate and key (kept on its side)
     new_key, new_cert = tmp_path / "cs-new.key", tmp_path / "cs-new.pem"
-    key, cert = renew_certificate(
-        pki,
-        cert_of(old_cert),
-        not_before=pki.now - timedelta(days=400),
-        not_after=pki.now + timedelta(days=400),
-    )
+    key, cert = renewed_for_400_days(pki, cert_of(old_cert))
     write_private_key(key, new_key, None)
     new_cert.write_bytes(pem(cert))
     record = tmp_path / "rec.jsonl"

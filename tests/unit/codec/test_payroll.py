@@ -30,10 +30,9 @@ from gateway.paths import corplink_schema_path
 from tests.conftest import shared_xsd_dir
 
 from .builders import SAMPLES, request, without_signature
+from .test_corplink_render import T0, response, signed_placeholder
 
 NS = "urn:corplink:1"
-DS = "http://www.w3.org/2000/09/xmldsig#"
-T0 = datetime(2026, 11, 27, 10, 0, 0, 12_000, tzinfo=SHANGHAI)
 
 
 @pytest.fixture(scope="module")
@@ -271,21 +270,17 @@ def test_mt101_amount_error_is_a_business_rule(codec: CorpLinkCodec) -> None:
 def items_response(views: tuple[StatusView, ...], **fields: object) -> Response:
     base: dict[str, object] = {
         "trn_code": "PAYROLL",
-        "corp_id": "C100000001",
         "msg_id": "PR-1",
-        "rsp_time": T0,
-        "ret_code": "0000",
         "ret_msg": "accepted: 3 items, 1 rejected",
         "gw_ref": "GW20261127A000000042",
         "items": views,
     }
     base.update(fields)
-    return Response(**base)  # type: ignore[arg-type]
+    return response(**base)
 
 
 def valid(schema: etree.XMLSchema, root: etree._Element) -> bool:
-    etree.SubElement(root, f"{{{DS}}}Signature", nsmap={"ds": DS})
-    return schema.validate(root)
+    return schema.validate(signed_placeholder(root))
 
 
 VIEWS = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from gateway.keys.devpki import DevPki, generate_dev_pki, issue_client_cert, ren
 from gateway.keys.enrolment import Registry
 from gateway.keys.files import write_encrypted_pkcs8
 from gateway.keys.kinds import KindPolicy
-from gateway.keys.ring import KeyRing
+from gateway.keys.ring import KeyRing, KeyVersion
 from gateway.keys.trust import TrustStore, fingerprint, read_deny_list
 from gateway.keys.xmldsig import sign_enveloped, verify_enveloped
 from gateway.model import CredentialKind
@@ -336,19 +336,32 @@ def _bank_issued(pki: DevPki, tmp_path: Path, role_cert: Path) -> tuple[Path, Pa
     return key_path, cert_path
 
 
-def test_rotate_imports_an_encrypted_production_key(pki: DevPki, tmp_path: Path) -> None:
-    key_path, cert_path = _bank_issued(pki, tmp_path, pki.clearing_cert)
-    t1 = (pki.now + timedelta(days=2)).replace(microsecond=0)
-    version = admin.rotate(
+def _import_clearing(
+    pki: DevPki,
+    activate: datetime,
+    key_file: Path,
+    cert_file: Path,
+    *,
+    require_encrypted: bool = False,
+) -> KeyVersion:
+    """``gatewayctl keys rotate clearing --key-file --cert-file``: import a bank-issued pair."""
+    return admin.rotate(
         pki.dir,
         "ring.toml",
         "clearing",
-        activate=t1,
+        activate=activate,
         passphrase=PASSPHRASE,
-        key_file=key_path,
-        cert_file=cert_path,
+        key_file=key_file,
+        cert_file=cert_file,
+        require_encrypted=require_encrypted,
         now=pki.now,
     )
+
+
+def test_rotate_imports_an_encrypted_production_key(pki: DevPki, tmp_path: Path) -> None:
+    key_path, cert_path = _bank_issued(pki, tmp_path, pki.clearing_cert)
+    t1 = (pki.now + timedelta(days=2)).replace(microsecond=0)
+    version = _import_clearing(pki, t1, key_path, cert_path)
     assert version.cert == load_cert(cert_path)
     assert version.key_path is not None and version.key_path.parent == pki.dir
     ring = KeyRing.load(pki.ring, pki.dir, PASSPHRASE)
@@ -361,55 +374,18 @@ def test_rotate_import_refusals_keep_the_ring(pki: DevPki, tmp_path: Path) -> No
     ring_before = pki.ring.read_bytes()
     files_before = sorted(os.listdir(pki.dir))
     with pytest.raises(ConfigError, match="does not match"):  # key of another certificate
-        admin.rotate(
-            pki.dir,
-            "ring.toml",
-            "clearing",
-            activate=t1,
-            passphrase=PASSPHRASE,
-            key_file=key_path,
-            cert_file=pki.clearing_cert,
-            now=pki.now,
-        )
+        _import_clearing(pki, t1, key_path, pki.clearing_cert)
     plain = tmp_path / "plain.key"
     plain.write_bytes(pki.clearing_key.read_bytes())
     plain.chmod(0o600)
     with pytest.raises(ConfigError, match="not encrypted"):
-        admin.rotate(
-            pki.dir,
-            "ring.toml",
-            "clearing",
-            activate=t1,
-            passphrase=PASSPHRASE,
-            key_file=plain,
-            cert_file=pki.clearing_cert,
-            require_encrypted=True,
-            now=pki.now,
-        )
+        _import_clearing(pki, t1, plain, pki.clearing_cert, require_encrypted=True)
     key_path.chmod(0o644)
     with pytest.raises(ConfigError, match="gives access to group or others"):
-        admin.rotate(
-            pki.dir,
-            "ring.toml",
-            "clearing",
-            activate=t1,
-            passphrase=PASSPHRASE,
-            key_file=key_path,
-            cert_file=cert_path,
-            now=pki.now,
-        )
+        _import_clearing(pki, t1, key_path, cert_path)
     key_path.chmod(0o600)
     with pytest.raises(admin.AdminError, match="not valid at its activation"):
-        admin.rotate(
-            pki.dir,
-            "ring.toml",
-            "clearing",
-            activate=pki.now + timedelta(days=500),
-            passphrase=PASSPHRASE,
-            key_file=key_path,
-            cert_file=cert_path,
-            now=pki.now,
-        )
+        _import_clearing(pki, pki.now + timedelta(days=500), key_path, cert_path)
     assert pki.ring.read_bytes() == ring_before
     assert sorted(os.listdir(pki.dir)) == files_before
 
