@@ -68,7 +68,7 @@ import asyncpg
 
 from gateway.clock import SHANGHAI
 from gateway.journal import schema
-from gateway.journal.records import OutState, RequestRecord
+from gateway.journal.records import OutboundRecord, OutState, RequestRecord
 from gateway.model import BizType, Engine, Priority, State, StatusView, Transition
 
 T = TypeVar("T")
@@ -168,18 +168,9 @@ class ArchivedRequest:
 
 
 @dataclass(frozen=True)
-class ArchivedOutbound:
-    msg_id: str
-    engine: Engine
-    msg_tp: str
-    topic: str
-    receiver: str
-    work_date: date
-    payload: bytes
-    state: OutState
-    attempts: int
-    created_at: datetime
-    last_sent_at: datetime | None
+class ArchivedOutbound(OutboundRecord):
+    """An outbound message as archived: the journal record plus when it was receipted."""
+
     acked_at: datetime | None
 
 
