@@ -367,32 +367,6 @@ def _desk() -> Desk:
     return _DESK
 
 
-def w_inspect(
-    body: bytes, peer_ip: str, now: datetime, corp_retry_after_ms: int | None = None
-) -> Inspection:
-    return _desk().inspect(body, peer_ip, now, corp_retry_after_ms)
-
-
-def w_render(rsp: Response) -> bytes:
-    return _desk().render(rsp)
-
-
-def w_seal(
-    msg_tp: str,
-    msg_id: str,
-    sender: str,
-    receiver: str,
-    created: datetime,
-    work_date: date,
-    items: Sequence[QueuedItem],
-) -> bytes:
-    return _desk().seal(msg_tp, msg_id, sender, receiver, created, work_date, items)
-
-
-def w_open_inbound(payload: bytes, now: datetime) -> InboundClearing:
-    return _desk().open_inbound(payload, now)
-
-
 @dataclass(frozen=True)
 class WorkerFailure:
     """An unexpected exception inside a batched call, carried back by value."""
@@ -400,12 +374,8 @@ class WorkerFailure:
     error: str
 
 
-_OPS: dict[str, str] = {
-    "inspect": "inspect",
-    "render": "render",
-    "seal": "seal",
-    "open_inbound": "open_inbound",
-}
+#: The desk methods a batch may call (anything else is a programming error).
+_OPS = frozenset({"inspect", "render", "seal", "open_inbound"})
 
 
 def w_many(calls: list[tuple[str, tuple[object, ...]]]) -> list[object]:
@@ -419,7 +389,9 @@ def w_many(calls: list[tuple[str, tuple[object, ...]]]) -> list[object]:
     out: list[object] = []
     for op, args in calls:
         try:
-            out.append(getattr(desk, _OPS[op])(*args))
+            if op not in _OPS:
+                raise ValueError(f"unknown desk call {op!r}")
+            out.append(getattr(desk, op)(*args))
         except (GatewayError, ValueError) as exc:
             out.append(exc)
         except Exception as exc:  # noqa: BLE001 - reported per call, never leaks to a client
