@@ -84,12 +84,19 @@ async def running_gateway(cfg: Config, clock: Clock | None = None) -> AsyncItera
 
 @contextlib.asynccontextmanager
 async def running_clearing_sim(
-    pki: DevPki, broker_url: str, record: Path, **kw: Any
+    pki: DevPki,
+    broker_url: str,
+    record: Path,
+    *,
+    key_cert: tuple[Path, Path] | None = None,
+    **kw: Any,
 ) -> AsyncIterator[ClearingSimulator]:
+    """The clearing simulator, signing with the PKI's clearing-system key or ``key_cert``."""
+    key, cert = key_cert or (pki.clearing_system_key, pki.clearing_system_cert)
     sim = ClearingSimulator(
         ClearingSimConfig(
             broker_url=broker_url,
-            sign_key=load_signing_key(pki.clearing_system_key, pki.clearing_system_cert),
+            sign_key=load_signing_key(key, cert),
             gateway_certs=tuple(x509.load_pem_x509_certificates(pki.clearing_cert.read_bytes())),
             record_path=record,
             **kw,

@@ -22,12 +22,12 @@ from gateway.config import Config
 from gateway.errors import GatewayError
 from gateway.keys.devpki import DevPki, PrivateKey, renew_certificate, rewrite_crl
 from gateway.keys.ring import KeyRing, KeyVersion
-from gateway.keys.xmldsig import load_signing_key, verify_pinned
+from gateway.keys.xmldsig import verify_pinned
 from gateway.net.tls import client_context
 from gateway.server import Gateway
-from gateway.sim.clearing import ClearingSimConfig, ClearingSimulator
+from gateway.sim.clearing import ClearingSimulator
 from gateway.sim.erp import Payment
-from tests.integration.harness import Erp, gateway_config
+from tests.integration.harness import Erp, gateway_config, running_clearing_sim
 
 PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 PAYERS = {"C100000001": "6222000000000001", "C100000002": "6222000000000101"}
@@ -218,22 +218,8 @@ async def clearing_sim(
     pki: DevPki, broker_url: str, key: Path, cert: Path, record: Path
 ) -> AsyncIterator[ClearingSimulator]:
     """The clearing simulator signing with ``key``/``cert`` (a clearing system's key)."""
-    sim = ClearingSimulator(
-        ClearingSimConfig(
-            broker_url=broker_url,
-            sign_key=load_signing_key(key, cert),
-            gateway_certs=tuple(x509.load_pem_x509_certificates(pki.clearing_cert.read_bytes())),
-            record_path=record,
-        )
-    )
-    ready = asyncio.Event()
-    task = asyncio.create_task(sim.run(ready))
-    await asyncio.wait_for(ready.wait(), 15)
-    try:
+    async with running_clearing_sim(pki, broker_url, record, key_cert=(key, cert)) as sim:
         yield sim
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 def overlap_days(delta: timedelta) -> str:
