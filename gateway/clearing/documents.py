@@ -2,8 +2,8 @@
 
 The code lives in two modules of one concern each: ``envelope`` (the
 ``ClrMsg`` envelope, the ccms.990 receipt, MsgIds, topics, the hardened
-parse of a message) and ``pacs`` (the ISO 20022 pacs.008 and pacs.002
-Documents).  Engines, the link and the simulators import from here.
+parse of a message) and ``pacs`` (the ISO 20022 pacs.008, pacs.003 and
+pacs.002 Documents).  Engines, the link and the simulators import from here.
 """
 
 from __future__ import annotations
@@ -38,12 +38,16 @@ from gateway.clearing.pacs import (
     PACS008_NAME,
     TX_STATUSES,
     CreditTx,
+    DebitTx,
     GroupHeader,
     build_pacs002,
+    build_pacs003,
     build_pacs008,
+    build_payment_document,
     format_amount,
     parse_amount,
     parse_pacs002,
+    parse_pacs003,
     parse_pacs008,
     transaction_ids,
 )
@@ -63,13 +67,16 @@ __all__ = [
     "PACS008_NAME",
     "TX_STATUSES",
     "CreditTx",
+    "DebitTx",
     "Envelope",
     "GroupHeader",
     "Receipt",
     "TxResult",
     "build_envelope",
     "build_pacs002",
+    "build_pacs003",
     "build_pacs008",
+    "build_payment_document",
     "build_receipt",
     "engine_of_topic",
     "format_amount",
@@ -82,6 +89,7 @@ __all__ = [
     "parse_envelope",
     "parse_message",
     "parse_pacs002",
+    "parse_pacs003",
     "parse_pacs008",
     "parse_receipt",
     "serialize",

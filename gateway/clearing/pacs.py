@@ -1,9 +1,12 @@
-"""ISO 20022 Documents of the clearing link: pacs.008 and pacs.002 (clearing.md §4), sans-IO.
+"""ISO 20022 Documents of the clearing link: pacs.008, pacs.003, pacs.002 (clearing.md §4).
 
-``build_pacs008`` follows the field mapping of clearing.md §4 exactly and
-produces Documents that validate against the official ``pacs.008.001.08``
-schema (the tests check it with the schema files in ``shared/xsd``; the
-daemon never needs them at run time).  Builders refuse, with ``ValueError``,
+Sans-IO.  ``build_pacs008`` (hvps.111, beps.121, intra.111) follows the field
+mapping of clearing.md §4 exactly; ``build_pacs003`` (the beps.127 debit
+package) carries the same fields with creditor and debtor turned round (see
+its docstring); ``build_payment_document`` picks one by MsgTp.  They produce
+Documents that validate against the official ``pacs.008.001.08`` and
+``pacs.003.001.08`` schemas (the tests check it with the schema files in
+``shared/xsd``; the daemon never needs them at run time).  Builders refuse, with ``ValueError``,
 any input that would make an invalid Document (an id over 35 characters, an
 amount with fractions of a fen) rather than silently round or truncate money
 or identifiers.  Parsers read only what the mapping defines and raise
@@ -17,11 +20,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Final
+from typing import Final, TypeVar
 
 from lxml import etree
 
 from gateway.clearing.envelope import (
+    MSG_TP_BEPS_DEBIT,
+    MSG_TP_FOR_ENGINE,
     child,
     child_text,
     element_text,
@@ -44,7 +49,8 @@ PACS003_NAME: Final = "pacs.003.001.08"
 CLEARING_SYSTEM: Final = "CNAPS"
 #: clearing.md §4: settlement through the clearing system.
 SETTLEMENT_METHOD: Final = "CLRG"
-#: pacs.008 requires ChrgBr; SLEV (service level) is the neutral value for domestic clearing.
+#: pacs.008 and pacs.003 require ChrgBr; SLEV (service level) is the neutral value
+#: for domestic clearing.
 CHARGE_BEARER: Final = "SLEV"
 #: corplink.md §4: the gateway moves CNY only.
 CURRENCY: Final = "CNY"
@@ -111,12 +117,12 @@ def _sub(parent: etree._Element, ns: str, name: str, text: str | None = None) ->
     return elem
 
 
-# ---------------------------------------------------------------------- pacs.008
+# ------------------------------------------------------------- pacs.008 and pacs.003
 
 
 @dataclass(frozen=True, slots=True)
 class GroupHeader:
-    """``GrpHdr`` of a pacs.008 as read back (clearing.md §4)."""
+    """``GrpHdr`` of a pacs.008 or pacs.003 as read back (clearing.md §4)."""
 
     msg_id: str
     nb_of_txs: int
@@ -127,8 +133,8 @@ class GroupHeader:
 
 
 @dataclass(frozen=True, slots=True)
-class CreditTx:
-    """One ``CdtTrfTxInf``, in the terms of clearing.md §4's mapping."""
+class _Tx:
+    """The fields clearing.md §4 maps, in ISO 20022 terms (debtor: the party debited)."""
 
     end_to_end_id: str
     tx_id: str | None
@@ -143,28 +149,80 @@ class CreditTx:
     purpose: str | None
 
 
-def _agent(parent: etree._Element, name: str, member_id: str) -> None:
-    mmb = _sub(
-        _sub(_sub(parent, NS_PACS008, name), NS_PACS008, "FinInstnId"), NS_PACS008, "ClrSysMmbId"
-    )
-    _sub(_sub(mmb, NS_PACS008, "ClrSysId"), NS_PACS008, "Cd", CLEARING_SYSTEM)
-    _sub(mmb, NS_PACS008, "MmbId", _check_text(member_id, MAX35, f"{name} member id"))
+@dataclass(frozen=True, slots=True)
+class CreditTx(_Tx):
+    """One pacs.008 ``CdtTrfTxInf``: the debtor is our corporate (it pays)."""
 
 
-def _party(parent: etree._Element, name: str, party_name: str, acct_name: str, acct: str) -> None:
-    _sub(
-        _sub(parent, NS_PACS008, name),
-        NS_PACS008,
-        "Nm",
-        _check_text(party_name, MAX140, f"{name}/Nm"),
-    )
-    acct_el = _sub(parent, NS_PACS008, acct_name)
-    _sub(
-        _sub(_sub(acct_el, NS_PACS008, "Id"), NS_PACS008, "Othr"),
-        NS_PACS008,
-        "Id",
-        _check_text(acct, MAX34, f"{acct_name}/Id/Othr/Id"),
-    )
+@dataclass(frozen=True, slots=True)
+class DebitTx(_Tx):
+    """One pacs.003 ``DrctDbtTxInf``: the creditor is our corporate (it collects)."""
+
+
+_T = TypeVar("_T", CreditTx, DebitTx)
+
+
+def _agent(parent: etree._Element, ns: str, name: str, member_id: str) -> None:
+    mmb = _sub(_sub(_sub(parent, ns, name), ns, "FinInstnId"), ns, "ClrSysMmbId")
+    _sub(_sub(mmb, ns, "ClrSysId"), ns, "Cd", CLEARING_SYSTEM)
+    _sub(mmb, ns, "MmbId", _check_text(member_id, MAX35, f"{name} member id"))
+
+
+def _party(
+    parent: etree._Element, ns: str, name: str, party_name: str, acct_name: str, acct: str
+) -> None:
+    _sub(_sub(parent, ns, name), ns, "Nm", _check_text(party_name, MAX140, f"{name}/Nm"))
+    acct_id = _sub(_sub(_sub(parent, ns, acct_name), ns, "Id"), ns, "Othr")
+    _sub(acct_id, ns, "Id", _check_text(acct, MAX34, f"{acct_name}/Id/Othr/Id"))
+
+
+def _package(
+    ns: str,
+    body_name: str,
+    label: str,
+    msg_id: str,
+    created: datetime,
+    settle_date: date,
+    items: Sequence[QueuedItem],
+) -> tuple[etree._Element, etree._Element]:
+    """``Document`` and its message element with the ``GrpHdr`` both Documents share.
+
+    ``NbOfTxs``, ``CtrlSum`` and ``TtlIntrBkSttlmAmt`` are exact sums of the
+    items (clearing.md §4, routing.md §5); ``IntrBkSttlmDt`` is the work date.
+    """
+    if not items:
+        raise ValueError(f"a {label} needs at least one transaction")
+    for item in items:
+        if item.ccy != CURRENCY:
+            raise ValueError(f"currency {item.ccy!r} is not {CURRENCY}")
+        format_amount(item.amount, "IntrBkSttlmAmt")
+    total = format_amount(sum((item.amount for item in items), Decimal(0)), "CtrlSum")
+    doc = new_document(ns, "Document")
+    body = _sub(doc, ns, body_name)
+    hdr = _sub(body, ns, "GrpHdr")
+    _sub(hdr, ns, "MsgId", _check_text(msg_id, MAX35, "GrpHdr/MsgId"))
+    _sub(hdr, ns, "CreDtTm", format_datetime(created))
+    _sub(hdr, ns, "NbOfTxs", str(len(items)))
+    _sub(hdr, ns, "CtrlSum", total)
+    _sub(hdr, ns, "TtlIntrBkSttlmAmt", total).set("Ccy", CURRENCY)
+    _sub(hdr, ns, "IntrBkSttlmDt", settle_date.isoformat())
+    _sub(_sub(hdr, ns, "SttlmInf"), ns, "SttlmMtd", SETTLEMENT_METHOD)
+    return doc, body
+
+
+def _payment_head(tx: etree._Element, ns: str, item: QueuedItem) -> None:
+    """``PmtId``, ``IntrBkSttlmAmt`` and ``ChrgBr``: the same first fields in both Documents."""
+    pmt_id = _sub(tx, ns, "PmtId")
+    end_to_end = _check_text(item.end_to_end_id, MAX35, "PmtId/EndToEndId")
+    _sub(pmt_id, ns, "EndToEndId", end_to_end)
+    _sub(pmt_id, ns, "TxId", _check_text(item.tx_id, MAX35, "PmtId/TxId"))
+    _sub(tx, ns, "IntrBkSttlmAmt", format_amount(item.amount)).set("Ccy", CURRENCY)
+    _sub(tx, ns, "ChrgBr", CHARGE_BEARER)
+
+
+def _remittance(tx: etree._Element, ns: str, purpose: str | None) -> None:
+    if purpose:
+        _sub(_sub(tx, ns, "RmtInf"), ns, "Ustrd", _check_text(purpose, MAX140, "RmtInf/Ustrd"))
 
 
 def build_pacs008(
@@ -181,51 +239,72 @@ def build_pacs008(
     12-digit participant code; the creditor agent is each item's payee bank
     code (12 digits, or the 6-digit internal code for INTRA).
     """
-    if not items:
-        raise ValueError("a pacs.008 needs at least one transaction")
-    amounts = []
+    ns = NS_PACS008
+    doc, body = _package(ns, "FIToFICstmrCdtTrf", "pacs.008", msg_id, created, settle_date, items)
     for item in items:
-        if item.ccy != CURRENCY:
-            raise ValueError(f"currency {item.ccy!r} is not {CURRENCY}")
-        format_amount(item.amount, "IntrBkSttlmAmt")
-        amounts.append(item.amount)
-    total = format_amount(sum(amounts, Decimal(0)), "CtrlSum")
-
-    doc = new_document(NS_PACS008, "Document")
-    body = _sub(doc, NS_PACS008, "FIToFICstmrCdtTrf")
-    hdr = _sub(body, NS_PACS008, "GrpHdr")
-    _sub(hdr, NS_PACS008, "MsgId", _check_text(msg_id, MAX35, "GrpHdr/MsgId"))
-    _sub(hdr, NS_PACS008, "CreDtTm", format_datetime(created))
-    _sub(hdr, NS_PACS008, "NbOfTxs", str(len(items)))
-    _sub(hdr, NS_PACS008, "CtrlSum", total)
-    _sub(hdr, NS_PACS008, "TtlIntrBkSttlmAmt", total).set("Ccy", CURRENCY)
-    _sub(hdr, NS_PACS008, "IntrBkSttlmDt", settle_date.isoformat())
-    _sub(_sub(hdr, NS_PACS008, "SttlmInf"), NS_PACS008, "SttlmMtd", SETTLEMENT_METHOD)
-
-    for item in items:
-        tx = _sub(body, NS_PACS008, "CdtTrfTxInf")
-        pmt_id = _sub(tx, NS_PACS008, "PmtId")
-        _sub(
-            pmt_id,
-            NS_PACS008,
-            "EndToEndId",
-            _check_text(item.end_to_end_id, MAX35, "PmtId/EndToEndId"),
-        )
-        _sub(pmt_id, NS_PACS008, "TxId", _check_text(item.tx_id, MAX35, "PmtId/TxId"))
-        _sub(tx, NS_PACS008, "IntrBkSttlmAmt", format_amount(item.amount)).set("Ccy", CURRENCY)
-        _sub(tx, NS_PACS008, "ChrgBr", CHARGE_BEARER)
-        _party(tx, "Dbtr", item.payer_name, "DbtrAcct", item.payer_acct)
-        _agent(tx, "DbtrAgt", debtor_agent)
-        _agent(tx, "CdtrAgt", item.payee_bank_code)
-        _party(tx, "Cdtr", item.payee_name, "CdtrAcct", item.payee_acct)
-        if item.purpose:
-            _sub(
-                _sub(tx, NS_PACS008, "RmtInf"),
-                NS_PACS008,
-                "Ustrd",
-                _check_text(item.purpose, MAX140, "RmtInf/Ustrd"),
-            )
+        tx = _sub(body, ns, "CdtTrfTxInf")
+        _payment_head(tx, ns, item)
+        _party(tx, ns, "Dbtr", item.payer_name, "DbtrAcct", item.payer_acct)
+        _agent(tx, ns, "DbtrAgt", debtor_agent)
+        _agent(tx, ns, "CdtrAgt", item.payee_bank_code)
+        _party(tx, ns, "Cdtr", item.payee_name, "CdtrAcct", item.payee_acct)
+        _remittance(tx, ns, item.purpose)
     return doc
+
+
+def build_pacs003(
+    msg_id: str,
+    created: datetime,
+    settle_date: date,
+    items: Sequence[QueuedItem],
+    creditor_agent: str,
+) -> etree._Element:
+    """The pacs.003.001.08 ``Document`` of a beps.127 debit package (clearing.md §4).
+
+    A debit (truncated cheque, routing.md §3) is collected *by* our
+    corporate, so the roles turn round against pacs.008: the Transfer's
+    payer (the corporate's enrolled account) is ``Cdtr``/``CdtrAcct`` with
+    ``CdtrAgt`` = ``creditor_agent``, our 12-digit participant; its payee
+    (e.g. the cheque's drawer) is ``Dbtr``/``DbtrAcct`` with ``DbtrAgt`` =
+    the payee bank code.  ``GrpHdr``, ``PmtId`` (EndToEndId = the corporate's
+    MsgId, TxId = the gateway reference), ``IntrBkSttlmAmt``, ``ChrgBr`` and
+    ``RmtInf/Ustrd`` are as in pacs.008.  ``DrctDbtTx`` (mandate data) is
+    optional in the schema and left out: a cheque carries no mandate.
+    Elements follow the schema's order (``DrctDbtTxInf``: PmtId,
+    IntrBkSttlmAmt, ChrgBr, Cdtr, CdtrAcct, CdtrAgt, Dbtr, DbtrAcct,
+    DbtrAgt, RmtInf).
+    """
+    ns = NS_PACS003
+    doc, body = _package(ns, "FIToFICstmrDrctDbt", "pacs.003", msg_id, created, settle_date, items)
+    for item in items:
+        tx = _sub(body, ns, "DrctDbtTxInf")
+        _payment_head(tx, ns, item)
+        _party(tx, ns, "Cdtr", item.payer_name, "CdtrAcct", item.payer_acct)
+        _agent(tx, ns, "CdtrAgt", creditor_agent)
+        _party(tx, ns, "Dbtr", item.payee_name, "DbtrAcct", item.payee_acct)
+        _agent(tx, ns, "DbtrAgt", item.payee_bank_code)
+        _remittance(tx, ns, item.purpose)
+    return doc
+
+
+def build_payment_document(
+    msg_tp: str,
+    msg_id: str,
+    created: datetime,
+    work_date: date,
+    items: Sequence[QueuedItem],
+    sender: str,
+) -> etree._Element:
+    """The Document clearing.md §4 assigns to ``msg_tp``: pacs.003 for beps.127, else pacs.008.
+
+    ``sender`` is our participant: the debtor agent of a credit, the creditor
+    agent of a debit.  ``ValueError`` for a type that carries no payment.
+    """
+    if msg_tp == MSG_TP_BEPS_DEBIT:
+        return build_pacs003(msg_id, created, work_date, items, sender)
+    if msg_tp in MSG_TP_FOR_ENGINE.values():
+        return build_pacs008(msg_id, created, work_date, items, sender)
+    raise ValueError(f"{msg_tp!r} is not a payment message type")
 
 
 def _read_amount(elem: etree._Element, name: str) -> tuple[Decimal, str]:
@@ -235,15 +314,14 @@ def _read_amount(elem: etree._Element, name: str) -> tuple[Decimal, str]:
     return parse_amount(element_text(elem, name), name), ccy
 
 
-def _read_tx(tx: etree._Element) -> CreditTx:
-    ns = NS_PACS008
+def _read_tx(tx: etree._Element, ns: str, cls: type[_T]) -> _T:
     amount, ccy = _read_amount(child(tx, ns, "IntrBkSttlmAmt"), "IntrBkSttlmAmt")
     end_to_end = child_text(tx, ns, "PmtId", "EndToEndId")
     tx_id = optional_text(tx, ns, "PmtId", "TxId")
     for value, name in ((end_to_end, "EndToEndId"), (tx_id, "TxId")):
         if value is not None and len(value) > MAX35:
             raise ValueError(f"PmtId/{name} too long")
-    return CreditTx(
+    return cls(
         end_to_end_id=end_to_end,
         tx_id=tx_id,
         amount=amount,
@@ -258,16 +336,13 @@ def _read_tx(tx: etree._Element) -> CreditTx:
     )
 
 
-def parse_pacs008(document: etree._Element) -> tuple[GroupHeader, list[CreditTx]]:
-    """Read a pacs.008.001.08 Document per clearing.md §4's mapping.
-
-    Checks that ``NbOfTxs``, ``CtrlSum`` and ``TtlIntrBkSttlmAmt`` (when
-    present) agree with the transactions.  ``ValueError`` with a short reason.
-    """
-    ns = NS_PACS008
+def _parse_package(
+    document: etree._Element, ns: str, body_name: str, tx_name: str, cls: type[_T]
+) -> tuple[GroupHeader, list[_T]]:
+    """``GrpHdr`` and transactions, with ``NbOfTxs``/``CtrlSum``/total checked against them."""
     if document.tag != f"{{{ns}}}Document":
-        raise ValueError("Document is not pacs.008.001.08")
-    body = child(document, ns, "FIToFICstmrCdtTrf")
+        raise ValueError(f"Document is not {ns.rsplit(':', 1)[-1]}")
+    body = child(document, ns, body_name)
     hdr = child(body, ns, "GrpHdr")
     nb_text = child_text(hdr, ns, "NbOfTxs")
     if not _NUMERIC.fullmatch(nb_text):
@@ -285,9 +360,9 @@ def parse_pacs008(document: etree._Element) -> tuple[GroupHeader, list[CreditTx]
         settle_date=parse_date(settle_text, "GrpHdr/IntrBkSttlmDt") if settle_text else None,
         created=parse_datetime(child_text(hdr, ns, "CreDtTm"), "GrpHdr/CreDtTm"),
     )
-    txs = [_read_tx(tx) for tx in body.iterchildren(f"{{{ns}}}CdtTrfTxInf")]
+    txs = [_read_tx(tx, ns, cls) for tx in body.iterchildren(f"{{{ns}}}{tx_name}")]
     if not txs:
-        raise ValueError("no CdtTrfTxInf")
+        raise ValueError(f"no {tx_name}")
     if header.nb_of_txs != len(txs):
         raise ValueError("GrpHdr/NbOfTxs does not match the transactions")
     tx_sum = sum((t.amount for t in txs), Decimal(0))
@@ -296,6 +371,20 @@ def parse_pacs008(document: etree._Element) -> tuple[GroupHeader, list[CreditTx]
     if total is not None and total != tx_sum:
         raise ValueError("GrpHdr/TtlIntrBkSttlmAmt does not match the transactions")
     return header, txs
+
+
+def parse_pacs008(document: etree._Element) -> tuple[GroupHeader, list[CreditTx]]:
+    """Read a pacs.008.001.08 Document per clearing.md §4's mapping.
+
+    Checks that ``NbOfTxs``, ``CtrlSum`` and ``TtlIntrBkSttlmAmt`` (when
+    present) agree with the transactions.  ``ValueError`` with a short reason.
+    """
+    return _parse_package(document, NS_PACS008, "FIToFICstmrCdtTrf", "CdtTrfTxInf", CreditTx)
+
+
+def parse_pacs003(document: etree._Element) -> tuple[GroupHeader, list[DebitTx]]:
+    """Read a beps.127's pacs.003.001.08 Document, with the checks of ``parse_pacs008``."""
+    return _parse_package(document, NS_PACS003, "FIToFICstmrDrctDbt", "DrctDbtTxInf", DebitTx)
 
 
 def transaction_ids(document: etree._Element) -> list[tuple[str | None, str | None]]:
@@ -445,12 +534,16 @@ __all__ = [
     "PACS008_NAME",
     "TX_STATUSES",
     "CreditTx",
+    "DebitTx",
     "GroupHeader",
     "build_pacs002",
+    "build_pacs003",
     "build_pacs008",
+    "build_payment_document",
     "format_amount",
     "parse_amount",
     "parse_pacs002",
+    "parse_pacs003",
     "parse_pacs008",
     "transaction_ids",
 ]

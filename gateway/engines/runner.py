@@ -3,11 +3,13 @@
 INTRA and HVPS send one message per payment (real time); BEPS packs items per
 (receiving participant, business type, work date) and closes a package at
 ``max_items``, ``max_wait`` after its first item, or at the 16:00 work-day
-cutoff (routing.md §5).  Engines work from the journal (an outbox, DESIGN.md
-principle 1): a message is journaled (PENDING) with its final signed bytes and
-MsgId *before* it is published, so a crash at any point re-publishes the same
-bytes under the same MsgId, never a second MsgId for one payment
-(clearing.md §1).
+cutoff (routing.md §5): credits travel as beps.121 packages, debits (truncated
+cheques, ``BizType=DEBIT``) as beps.127 packages (clearing.md §4), so one
+package never mixes business types or work dates.  Engines work from the
+journal (an outbox, DESIGN.md principle 1): a message is journaled (PENDING)
+with its final signed bytes and MsgId *before* it is published, so a crash at
+any point re-publishes the same bytes under the same MsgId, never a second
+MsgId for one payment (clearing.md §1).
 """
 
 from __future__ import annotations
@@ -32,7 +34,19 @@ from gateway.workers import WorkerPool
 
 log = structlog.get_logger("gateway.engines")
 
-MSG_TP = {Engine.INTRA: "intra.111", Engine.HVPS: "hvps.111", Engine.BEPS: "beps.121"}
+
+def msg_tp_for(engine: Engine, biz_type: BizType) -> str:
+    """The clearing message type that carries ``engine``'s items of ``biz_type`` (clearing.md §4).
+
+    Only BEPS has a debit message (beps.127, routing.md §3); a debit on another
+    engine raises ``ValueError`` rather than travel as a credit, which would
+    move the money the wrong way.
+    """
+    if biz_type is BizType.DEBIT:
+        if engine is not Engine.BEPS:
+            raise ValueError(f"no debit message type on {engine.value} (routing.md §3: BEPS only)")
+        return documents.MSG_TP_BEPS_DEBIT
+    return documents.MSG_TP_FOR_ENGINE[engine]
 
 
 @dataclass(frozen=True)
@@ -103,6 +117,15 @@ class EngineRunner:
                     await self._wake.wait()
             self._wake.clear()
 
+    async def run_once(self) -> bool:
+        """One round of ``run``: package what is ready and publish it (PUBACKs journaled).
+
+        True when work remains that time will make ready (a BEPS package still
+        filling, a full in-flight window, the link down).  ``run`` loops on it;
+        tests drive it directly under a frozen clock.
+        """
+        return await self._pass()
+
     async def _pass(self) -> bool:
         """One round; True when work remains that a timer will make ready."""
         if not self._link.is_connected:
@@ -121,7 +144,10 @@ class EngineRunner:
             first = await self._store.next_sequence(self._seq_name(), len(items))
             now = self._clock.now()
             outs = [
-                await self._seal(first + i, now, it.receiver, [it]) for i, it in enumerate(items)
+                await self._seal(
+                    first + i, now, it.receiver, [it], msg_tp_for(self.s.engine, it.biz_type)
+                )
+                for i, it in enumerate(items)
             ]
             await self._store.create_outbound(outs)
             await self._publish_all(outs)
@@ -132,8 +158,7 @@ class EngineRunner:
         groups = await self._store.pending_groups(Engine.BEPS)
         waiting = False
         for g in groups:
-            if g.biz_type is not BizType.CREDIT:
-                continue  # debit packages (beps.127) arrive with the calendar issue
+            msg_tp = msg_tp_for(Engine.BEPS, g.biz_type)
             if not self._beps_ready(g, now):
                 waiting = True
                 continue
@@ -148,7 +173,7 @@ class EngineRunner:
                 if not items:
                     break
                 seq = await self._store.next_sequence(self._seq_name(), 1)
-                out = await self._seal(seq, self._clock.now(), g.receiver, items)
+                out = await self._seal(seq, self._clock.now(), g.receiver, items, msg_tp)
                 await self._store.create_outbound([out])
                 await self._publish_all([out])
                 if len(items) < self.s.max_items:
@@ -173,10 +198,9 @@ class EngineRunner:
         return f"out-{self._clock.now():%Y%m%d}"
 
     async def _seal(
-        self, seq: int, now: datetime, receiver: str, items: list[QueuedItem]
+        self, seq: int, now: datetime, receiver: str, items: list[QueuedItem], msg_tp: str
     ) -> NewOutbound:
         msg_id = documents.out_msg_id(self.s.participant, now.date(), seq)
-        msg_tp = MSG_TP[self.s.engine]
         work_date = items[0].work_date
         payload = await self._pool().seal(
             msg_tp, msg_id, self.s.participant, receiver, now, work_date, items

@@ -118,8 +118,9 @@ async def test_refusals_carry_the_spec_codes(
             r = await c.pay(msg_id, now, p)
             assert (r.msg_id, r.ret_code) == (msg_id, code), r.ret_msg
             assert r.gw_ref is None
-        debit = await c.pay("R-DEBIT", now, pay("104100000004", "1.00", biz_type="DEBIT"))
-        assert (debit.ret_code, debit.gw_ref) == ("1004", None)  # beps.127 comes with issue 3
+        # routing.md §3: an own branch is INTRA, which has no debit message (clearing.md §4)
+        debit = await c.pay("R-DEBIT", now, pay("103290000018", "1.00", biz_type="DEBIT"))
+        assert (debit.ret_code, debit.gw_ref) == ("1004", None)
         assert "DEBIT" in debit.ret_msg
         stale = await c.pay("R-3002", now - timedelta(seconds=301), pay("104100000004", "1.00"))
         assert stale.ret_code == "3002"
