@@ -8,7 +8,9 @@ receiver does); answers each new message on ``{prefix}/{engine}/in`` with a
 signed ``ccms.990`` receipt and, for payment messages, a signed ``ccms.900``
 (pacs.002) with ACSC or RJCT per transaction (§4).  A re-sent MsgId gets the
 same receipt and, once decided, the same status again — never a second
-decision.
+decision.  BEPS netting rounds, injected incoming credits and inquiries,
+and the answers to the gateway's ccms.314 live in the component
+``gateway.sim.clearing_rounds``, hooked into the answer path below.
 
 Decisions are a pure function of ``(seed, EndToEndId, TxId)``, so they are
 reproducible across runs and restarts and do not depend on arrival order.
@@ -34,6 +36,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Final
 from urllib.parse import urlsplit
@@ -61,6 +64,7 @@ from gateway.clearing.documents import (
     out_msg_id,
     parse_envelope,
     parse_message,
+    parse_pacs003,
     parse_pacs008,
     serialize,
     transaction_ids,
@@ -69,6 +73,7 @@ from gateway.clearing.mqtt_client import PubackClient
 from gateway.clock import Clock, SystemClock
 from gateway.errors import ConfigError, GatewayError
 from gateway.keys.xmldsig import SigningKey, load_signing_key, sign_enveloped, verify_pinned
+from gateway.sim.clearing_rounds import ClearingRounds
 
 log = structlog.get_logger("gateway.sim.clearing")
 
@@ -118,6 +123,20 @@ class ClearingSimConfig:
     #: how many MsgIds' answers are kept for replay to a re-send (bounded memory)
     remember: int = 200_000
     clock: Clock = field(default_factory=SystemClock)
+    # netting, incoming credits, inquiries (gateway.sim.clearing_rounds, clearing.md §4)
+    #: answer BEPS packages ACSP and net them in rounds (off: ACSC, settled gross)
+    netting: bool = False
+    #: seconds between scheduled netting rounds; 0: only run_netting_round()
+    netting_interval: float = 0.0
+    #: seconds between a round's beps.netting and its beps.settle
+    settle_delay_rounds: float = 0.5
+    #: added to each round's first DbtSum: a clearing system that disagrees
+    netting_skew: Decimal = Decimal(0)
+    #: Rcvr of what the simulator originates (netting, incoming credits, inquiries)
+    gateway_participant: str = "103100000019"
+    #: seconds between the ccms.990 of a gateway ccms.314 and its ccms.315
+    reply_delay: float = 0.2
+    reply_text: str = "款项已入账 / credited to payee"
 
 
 class PublishRefused(Exception):
@@ -193,6 +212,19 @@ class ClearingSimulator:
         # clearing.md §3: MsgIds are participant + date + sequence; a per-start
         # base keeps a restarted simulator from reusing an earlier run's MsgIds
         self._seq = (int(time.time()) % 100_000) * 100_000
+        self.rounds = ClearingRounds(
+            config,
+            self.stats,
+            publish=lambda topic, payload, tp, mid: self._publish(topic, _Reply(payload, tp, mid)),
+            spawn=self._spawn,
+            next_msg_id=self._next_msg_id,
+        )
+        # clearing.md §4, §6: netting rounds, incoming credits, inquiries and replies
+        self.run_netting_round = self.rounds.run_netting_round
+        self.inject_credit = self.rounds.inject_credit
+        self.inject_inquiry = self.rounds.inject_inquiry
+        self.replies_received = self.rounds.replies_received
+        self.inquiries_received = self.rounds.inquiries_received
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -203,6 +235,7 @@ class ClearingSimulator:
         first connection and after every reconnection.
         """
         self._open_record()
+        self.rounds.start()
         backoff = RECONNECT_MIN_S
         try:
             while True:
@@ -312,11 +345,13 @@ class ClearingSimulator:
                 schema.assertValid(etree.ElementTree(copy.deepcopy(env.document)))
             except etree.DocumentInvalid as exc:
                 return f"schema: {exc}"[:200]
-        if ns == NS_PACS008:
-            try:
+        try:
+            if ns == NS_PACS008:
                 parse_pacs008(env.document)
-            except ValueError as exc:
-                return str(exc)
+            elif ns == NS_PACS003:
+                parse_pacs003(env.document)  # NbOfTxs / CtrlSum agree, without an xsd_dir too
+        except ValueError as exc:
+            return str(exc)
         return None
 
     def _decide(
@@ -349,6 +384,7 @@ class ClearingSimulator:
         received: datetime,
     ) -> None:
         """The ccms.990 after ``receipt_delay``, then the ccms.900 after ``settle_delay``."""
+        self.rounds.note(env)  # a ccms.314/315 is recorded before its receipt goes out
         if self.config.receipt_delay > 0:
             await asyncio.sleep(self.config.receipt_delay)
         receipt = build_receipt(env.msg_id, received)
@@ -356,7 +392,9 @@ class ClearingSimulator:
         await self._publish(answer.reply_topic, answer.receipt)
         self.stats["receipts"] += 1
         if results is None:
+            await self.rounds.after_receipt(env, answer.reply_topic)
             return
+        results = self.rounds.statuses(env, results)  # ACSP when BEPS is netted
         if self.config.settle_delay > 0:
             await asyncio.sleep(self.config.settle_delay)
         msg_id = self._next_msg_id(env.work_date)
@@ -374,6 +412,7 @@ class ClearingSimulator:
         answer.status = self._signed(MSG_TP_STATUS, env, status, msg_id)
         await self._publish(answer.reply_topic, answer.status)
         self.stats["statuses"] += 1
+        self.rounds.accepted(env, results)  # into the round ledger once the ACSP is out
         self.stats["settled"] += sum(1 for r in results if r.status != "RJCT")
         self.stats["rejected"] += sum(1 for r in results if r.status == "RJCT")
 
@@ -526,6 +565,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--participant", default="000000000000", help="Sndr of the answers")
     p.add_argument("--client-id", default="clearing-sim")
+    p.add_argument("--netting", action="store_true", help="answer BEPS ACSP and net in rounds")
+    p.add_argument("--netting-interval", type=float, default=0.0, help="seconds between rounds")
+    p.add_argument("--reply-delay", type=float, default=0.2, help="seconds before a ccms.315")
+    p.add_argument("--gateway-participant", default="103100000019", help="Rcvr of injected msgs")
     p.add_argument("--tls-ca", type=Path, help="CA file for mqtts://")
     p.add_argument("--tls-cert", type=Path, help="client certificate for mqtts://")
     p.add_argument("--tls-key", type=Path, help="client key for mqtts://")
@@ -559,6 +602,10 @@ def _config(args: argparse.Namespace) -> ClearingSimConfig:
         seed=args.seed,
         participant=args.participant,
         client_id=args.client_id,
+        netting=args.netting,
+        netting_interval=args.netting_interval,
+        reply_delay=args.reply_delay,
+        gateway_participant=args.gateway_participant,
         tls_context=tls,
     )
 
