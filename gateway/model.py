@@ -143,7 +143,43 @@ class Batch:
         return tuple(seen.items())
 
 
-Body = Transfer | StatusQuery | Batch
+@dataclass(frozen=True, slots=True)
+class NotifyPull:
+    """NTFY Body ``NotifyPull``: notifications after cursor ``after`` (corplink.md §4).
+
+    ``after`` is the last ``NtfyId`` the client has seen (0: from the start);
+    ``max`` is at most 500 (default 100).
+    """
+
+    after: int = 0
+    max: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Inquiry:
+    """INQ Body ``Inquiry``: a question about an earlier payment (corplink.md §4)."""
+
+    orig_msg_id: str
+    text: str
+    seq_no: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """RPLY Body ``Reply``: the answer to an inquiry this corporate received."""
+
+    inq_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceQuery:
+    """BAL Body ``BalanceQuery``: answered by the core banking system (clearing.md §5)."""
+
+    acct: str
+
+
+Body = Transfer | StatusQuery | Batch | NotifyPull | Inquiry | Reply | BalanceQuery
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +238,74 @@ class StatusView:
     history: tuple[Transition, ...] = ()
 
 
+class NoticeKind(str, Enum):
+    """What a CorpLink notification reports (corplink.md §4 ``NTFY``)."""
+
+    CREDIT = "CREDIT"  # an incoming credit to an enrolled account (clearing.md §6)
+    STATUS = "STATUS"  # a payment reached a final state (SETTLED / REJECTED)
+    INQUIRY = "INQUIRY"  # another bank asked about a payment (ccms.314); answer with RPLY
+    REPLY = "REPLY"  # the answer to this corporate's INQ arrived (ccms.315)
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One notification as NTFY returns it; fields not relevant to ``kind`` are None.
+
+    CREDIT: ``gw_ref`` (the gateway's reference of the credit), ``acct`` (the
+    enrolled creditor account), ``amount``, ``counterparty_acct`` /
+    ``counterparty_name`` / ``counterparty_bank`` (the payer), ``engine``,
+    ``work_date``, ``text`` (remittance information).
+    STATUS: ``orig_msg_id``, ``seq_no``, ``state``, ``reason_code``, ``text``
+    (reason text), ``engine``, ``work_date``.
+    INQUIRY: ``inq_id`` (to quote in RPLY), ``orig_msg_id``/``seq_no`` (our
+    payment asked about) or ``gw_ref`` (the incoming credit asked about),
+    ``text``.
+    REPLY: ``inq_id`` (from the INQ response's GwRef), ``orig_msg_id``,
+    ``seq_no``, ``text``.
+    """
+
+    ntfy_id: int
+    kind: NoticeKind
+    at: datetime
+    orig_msg_id: str | None = None
+    seq_no: int | None = None
+    gw_ref: str | None = None
+    inq_id: str | None = None
+    state: State | None = None
+    reason_code: str | None = None
+    engine: Engine | None = None
+    work_date: date | None = None
+    acct: str | None = None
+    amount: Decimal | None = None
+    counterparty_acct: str | None = None
+    counterparty_name: str | None = None
+    counterparty_bank: str | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Notices:
+    """The NTFY response Body: notifications after the cursor, oldest first.
+
+    ``last`` is the NtfyId to send as ``After`` next time (the request's
+    ``After`` when nothing was new); ``more`` says another pull would return more.
+    """
+
+    notices: tuple[Notice, ...]
+    last: int
+    more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """The BAL response Body, from the core's ``BalRsp`` (clearing.md §5)."""
+
+    acct: str
+    ccy: str
+    balance: Decimal
+    available: Decimal
+
+
 @dataclass(frozen=True, slots=True)
 class Response:
     """A CorpLink response before rendering, corplink.md §5.
@@ -223,3 +327,5 @@ class Response:
     encoding: str = "UTF-8"
     extra: dict[str, str] = field(default_factory=dict)
     items: tuple[StatusView, ...] | None = None  # batch responses: Body/Items, one per item
+    notices: Notices | None = None  # NTFY responses: Body/Notifications
+    balance: Balance | None = None  # BAL responses: Body/Balance

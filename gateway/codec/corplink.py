@@ -184,8 +184,10 @@ class CorpLinkCodec:
     def decode(self, signed_root: etree._Element, encoding: str) -> Request:
         """The typed request from the verified root (Signature removed).
 
-        Raises 1004 for TrnCodes not decoded yet (NTFY, INQ, RPLY, BAL) and
-        ``BusinessRuleError`` (4004) for amount rules, in any item of a batch.
+        Every TrnCode of corplink.md §4 decodes: NTFY, INQ, RPLY and BAL to
+        ``NotifyPull``, ``Inquiry``, ``Reply`` and ``BalanceQuery`` (their rules
+        are all in the XSD, 1003 in ``validate``).  Raises ``BusinessRuleError``
+        (4004) for amount rules, in any item of a batch.
         """
         head, payload, digest = decode_parts(signed_root)
         body: Body

@@ -17,12 +17,17 @@ that the XSD cannot say cheaply — at most 50,000 items, ``SeqNo`` exactly
 1..n — are schema rules (1003, ``check_batch``, run in the schema stage
 before the signature), and an amount error in any item refuses the whole
 batch with 4004 naming the item's ``SeqNo``.
+
+The bodies of STATUS, NTFY, INQ, RPLY and BAL hold no business rule: the
+XSD says all there is (lengths, patterns, ``After`` 0..2^63-1, ``Max``
+1..500, 1003 in the schema stage), so they decode without Head or digest.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -33,12 +38,16 @@ from lxml import etree
 from gateway.codec.xmlparse import local_name
 from gateway.errors import GatewayError, RetCode
 from gateway.model import (
+    BalanceQuery,
     Batch,
     BatchItem,
     BizType,
     Body,
     Head,
+    Inquiry,
+    NotifyPull,
     Priority,
+    Reply,
     Request,
     StatusQuery,
     Transfer,
@@ -132,10 +141,10 @@ def _c14n(element: etree._Element) -> bytes:
 
 
 def decode_request(root: etree._Element, encoding: str) -> Request:
-    """Build the typed ``Request`` for PAY, STATUS or PAYROLL (corplink.md §4).
+    """Build the typed ``Request`` for a TrnCode with a CorpLink Body (corplink.md §4).
 
     PAIN001 and MT101 bodies are decoded by ``CorpLinkCodec`` with their own
-    codecs; here they are 1004 like every TrnCode not decoded yet.
+    codecs; here they are 1004.
     """
     head, payload, digest = decode_parts(root)
     return Request(head, decode_body(head, payload, digest), digest, encoding)
@@ -162,14 +171,16 @@ def decode_parts(root: etree._Element) -> tuple[Head, etree._Element, str]:
 
 
 def decode_body(head: Head, payload: etree._Element, digest: str) -> Body:
-    """The typed Body of PAY, STATUS or PAYROLL; 1004 for the other TrnCodes."""
-    if head.trn_code == TrnCode.PAY:
+    """The typed Body of every TrnCode but PAIN001 and MT101 (1004 here, corplink.md §4)."""
+    trn = head.trn_code
+    if trn == TrnCode.PAY:
         return _decode_transfer(payload, head, digest)
-    if head.trn_code == TrnCode.STATUS:
-        return _decode_status_query(payload)
-    if head.trn_code == TrnCode.PAYROLL:
+    if trn == TrnCode.PAYROLL:
         return _decode_batch(payload, head, digest)
-    raise GatewayError(RetCode.UNKNOWN_TRNCODE, f"TrnCode {head.trn_code} not supported yet")
+    simple = _SIMPLE_BODIES.get(trn)
+    if simple is None:
+        raise GatewayError(RetCode.UNKNOWN_TRNCODE, f"TrnCode {trn} not supported here")
+    return simple(payload)
 
 
 _NS_PREFIX: Final = f"{{{NS}}}"
@@ -347,11 +358,65 @@ def _decode_batch(el: etree._Element, head: Head, digest: str) -> Batch:
     return Batch(items=tuple(items))
 
 
+def _optional_int(fields: dict[str, etree._Element], name: str) -> int | None:
+    """An optional integer element; the XSD already fixed its range (1003 otherwise)."""
+    text = optional_text(fields, name)
+    try:
+        return None if text is None else int(text)
+    except ValueError:
+        raise GatewayError(RetCode.SCHEMA, f"{name}: invalid value") from None
+
+
 def _decode_status_query(el: etree._Element) -> StatusQuery:
     fields = children(el)
-    seq_no = optional_text(fields, "SeqNo")
-    try:
-        seq = None if seq_no is None else int(seq_no)
-    except ValueError:
-        raise GatewayError(RetCode.SCHEMA, "SeqNo: invalid value") from None
-    return StatusQuery(orig_msg_id=_text(fields, "OrigMsgId", "StatusQuery"), seq_no=seq)
+    return StatusQuery(
+        orig_msg_id=_text(fields, "OrigMsgId", "StatusQuery"),
+        seq_no=_optional_int(fields, "SeqNo"),
+    )
+
+
+DEFAULT_NTFY_MAX: Final = 100
+"""``NotifyPull/Max`` when absent (corplink.md §4 says only "≤ 500")."""
+
+
+def _decode_notify_pull(el: etree._Element) -> NotifyPull:
+    """NTFY ``NotifyPull``: ``After`` (a NtfyId, 0 when absent) and ``Max`` (1..500,
+    default 100); the XSD bounds both (corplink.md §4)."""
+    fields = children(el)
+    after = _optional_int(fields, "After")
+    limit = _optional_int(fields, "Max")
+    return NotifyPull(
+        after=0 if after is None else after,
+        max=DEFAULT_NTFY_MAX if limit is None else limit,
+    )
+
+
+def _decode_inquiry(el: etree._Element) -> Inquiry:
+    """INQ ``Inquiry``: the payment asked about and the question, 1-500 characters."""
+    fields = children(el)
+    return Inquiry(
+        orig_msg_id=_text(fields, "OrigMsgId", "Inquiry"),
+        text=_text(fields, "Text", "Inquiry"),
+        seq_no=_optional_int(fields, "SeqNo"),
+    )
+
+
+def _decode_reply(el: etree._Element) -> Reply:
+    """RPLY ``Reply``: the ``InqId`` of an INQUIRY notification and the answer."""
+    fields = children(el)
+    return Reply(inq_id=_text(fields, "InqId", "Reply"), text=_text(fields, "Text", "Reply"))
+
+
+def _decode_balance_query(el: etree._Element) -> BalanceQuery:
+    """BAL ``BalanceQuery``: one account; enrolment is the pipeline's check (4006)."""
+    return BalanceQuery(acct=_text(children(el), "Acct", "BalanceQuery"))
+
+
+_SIMPLE_BODIES: Final[dict[str, Callable[[etree._Element], Body]]] = {
+    TrnCode.STATUS.value: _decode_status_query,
+    TrnCode.NTFY.value: _decode_notify_pull,
+    TrnCode.INQ.value: _decode_inquiry,
+    TrnCode.RPLY.value: _decode_reply,
+    TrnCode.BAL.value: _decode_balance_query,
+}
+"""The bodies that need neither the Head nor the digest (no business rule inside)."""

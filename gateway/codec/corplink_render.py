@@ -4,8 +4,11 @@
 it (``gateway.keys.xmldsig.sign_enveloped`` appends ``ds:Signature``) and then
 calls ``serialize`` with the request's encoding.  Every value that comes from
 a client or from outside (echoed TrnCode/CorpId/MsgId, RetMsg details, reason
-texts from clearing systems) is made schema-safe here, so rendering never
-fails and the result always validates against ``codecs/corplink.xsd``.
+texts from clearing systems, names and texts of incoming credits and
+inquiries, the core's balances) is made schema-safe here, so rendering never
+fails and the result always validates against ``codecs/corplink.xsd``: an
+optional element whose value the schema would refuse is left out, text is
+cleaned and cut to the schema's length.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Final
 
 from lxml import etree
@@ -20,7 +24,8 @@ from lxml import etree
 from gateway.clock import SHANGHAI
 from gateway.codec.corplink_decode import NS, q
 from gateway.codec.xmlparse import GB18030, GBK, UTF8
-from gateway.model import Response, StatusView
+from gateway.errors import RetCode
+from gateway.model import Balance, Notice, Notices, Response, StatusView
 
 CORPLINK_RSP: Final = q("CorpLinkRsp")
 _HEAD: Final = q("Head")
@@ -44,6 +49,24 @@ _RELEASE_AT: Final = q("ReleaseAt")
 _REASON: Final = q("Reason")
 _HISTORY: Final = q("History")
 _STEP: Final = q("Step")
+_NOTIFICATIONS: Final = q("Notifications")
+_NTFY: Final = q("Ntfy")
+_NTFY_ID: Final = q("NtfyId")
+_KIND: Final = q("Kind")
+_TIME: Final = q("Time")
+_ORIG_MSG_ID: Final = q("OrigMsgId")
+_INQ_ID: Final = q("InqId")
+_ACCT: Final = q("Acct")
+_AMOUNT: Final = q("Amount")
+_CPTY_ACCT: Final = q("CptyAcct")
+_CPTY_NAME: Final = q("CptyName")
+_CPTY_BANK_CODE: Final = q("CptyBankCode")
+_TEXT: Final = q("Text")
+_LAST: Final = q("Last")
+_MORE: Final = q("More")
+_BALANCE: Final = q("Balance")
+_BAL: Final = q("Bal")
+_AVAIL: Final = q("Avail")
 
 # What the response schema allows for echoed identifiers (corplink.md §2, §8):
 # anything else is sent as empty rather than producing an invalid response.
@@ -57,6 +80,19 @@ _REASON_CODE_RE: Final = re.compile(r"[A-Z0-9]{4}")
 _NOT_XML_CHAR: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 MAX_RET_MSG: Final = 500
 """``RetMsg`` maxLength in the XSD; longer details are cut."""
+_ACCT_RE: Final = re.compile(r"[0-9A-Za-z]{1,32}")
+_BANK_CODE_RE: Final = re.compile(r"[0-9]{12}|[0-9]{6}")
+_CCY_RE: Final = re.compile(r"[A-Z]{3}")
+_MAX_SEQ_NO: Final = 50_000
+MAX_NTFY: Final = 500
+"""Notifications in one NTFY response: ``Max`` is at most 500 (corplink.md §4)."""
+_MAX_NTFY_ID: Final = 2**63 - 1
+"""NtfyId and cursor range in the XSD (a signed 64-bit column)."""
+_MAX_CPTY_ACCT: Final = 34
+_MAX_CPTY_NAME: Final = 140
+_MAX_TEXT: Final = 500
+_CENT: Final = Decimal("0.01")
+_MAX_AMOUNT: Final = Decimal("999999999999999.99")
 
 _XML_DECL: Final[dict[str, bytes]] = {
     GBK: b'<?xml version="1.0" encoding="GBK"?>\n',
@@ -94,19 +130,29 @@ def _leaf(parent: etree._Element, tag: str, text: str) -> None:
 def render_response(rsp: Response) -> etree._Element:
     """The unsigned ``CorpLinkRsp`` tree for ``rsp`` (corplink.md §5).
 
-    ``Body`` carries ``Status`` when the response has one, or ``Items`` (one
-    ``Status`` with ``SeqNo`` per batch item: PAYROLL, PAIN001, MT101 and a
-    STATUS about a batch); Notifications and Balance bodies come with their
-    TrnCodes.
+    ``Body`` carries one of, in this precedence: ``Items`` (one ``Status``
+    with ``SeqNo`` per batch item: PAYROLL, PAIN001, MT101 and a STATUS about
+    a batch), ``Status`` (PAY, STATUS, and INQ about the payment asked
+    about), ``Notifications`` (NTFY) or ``Balance`` (BAL).  Without any of
+    them there is no Body (refusals, RPLY).  A ``balance`` that the schema
+    cannot carry turns the response into 9999 without a Body.
     """
+    ret_code = rsp.ret_code if _RET_CODE_RE.fullmatch(rsp.ret_code) else RetCode.INTERNAL.value
+    ret_msg = rsp.ret_msg
+    balance = rsp.balance
+    if balance is not None and _balance_fields(balance) is None:
+        balance = None
+        # The core answered something the contract cannot carry (clearing.md §5):
+        # better an honest 9999 than a 0000 without its Balance.
+        ret_code, ret_msg = RetCode.INTERNAL.value, RetCode.INTERNAL.text
     root = etree.Element(CORPLINK_RSP, nsmap={None: NS})  # type: ignore[dict-item]  # stubs lack None
     head = etree.SubElement(root, _HEAD)
     _leaf(head, _TRN_CODE, _echo(rsp.trn_code, _TRN_ECHO))
     _leaf(head, _CORP_ID, _echo(rsp.corp_id, _CORP_ID_ECHO))
     _leaf(head, _MSG_ID, _echo(rsp.msg_id, _MSG_ID_ECHO))
     _leaf(head, _RSP_TIME, format_instant(rsp.rsp_time))
-    _leaf(head, _RET_CODE, rsp.ret_code if _RET_CODE_RE.fullmatch(rsp.ret_code) else "9999")
-    _leaf(head, _RET_MSG, _text(rsp.ret_msg, MAX_RET_MSG))
+    _leaf(head, _RET_CODE, ret_code)
+    _leaf(head, _RET_MSG, _text(ret_msg, MAX_RET_MSG))
     if rsp.gw_ref is not None and _REF.fullmatch(rsp.gw_ref):
         _leaf(head, _GW_REF, rsp.gw_ref)
     _leaf(head, _DUP, "true" if rsp.dup else "false")
@@ -116,8 +162,11 @@ def render_response(rsp: Response) -> etree._Element:
     if listed:
         render_items(etree.SubElement(root, _BODY), listed)
     elif rsp.status is not None:
-        body = etree.SubElement(root, _BODY)
-        render_status(body, rsp.status)
+        render_status(etree.SubElement(root, _BODY), rsp.status)
+    elif rsp.notices is not None:
+        render_notifications(etree.SubElement(root, _BODY), rsp.notices)
+    elif balance is not None:
+        render_balance(etree.SubElement(root, _BODY), balance)
     return root
 
 
@@ -156,6 +205,121 @@ def render_status(parent: etree._Element, view: StatusView) -> etree._Element:
         for step in view.history:
             etree.SubElement(history, _STEP, State=step.state.value, At=format_instant(step.at))
     return status
+
+
+def render_notifications(parent: etree._Element, notices: Notices) -> etree._Element:
+    """Append ``Notifications`` (corplink.md §4 NTFY): ``Ntfy`` oldest first, ``Last``, ``More``.
+
+    At most ``MAX_NTFY``: were more given, the rest is left for the next pull
+    (``Last`` is then the last one sent, ``More`` true).  A notice whose
+    NtfyId the schema cannot carry (not 1..2^63-1, or repeated) is skipped.
+    """
+    out = etree.SubElement(parent, _NOTIFICATIONS)
+    last, more = notices.last, notices.more
+    sent: set[int] = set()
+    for notice in notices.notices:
+        if not 1 <= notice.ntfy_id <= _MAX_NTFY_ID or notice.ntfy_id in sent:
+            continue
+        if len(sent) == MAX_NTFY:  # cut: the next pull starts after the last one sent
+            last, more = max(sent), True
+            break
+        sent.add(notice.ntfy_id)
+        render_notice(out, notice)
+    _leaf(out, _LAST, str(min(max(last, 0), _MAX_NTFY_ID)))
+    _leaf(out, _MORE, "true" if more else "false")
+    return out
+
+
+def render_notice(parent: etree._Element, notice: Notice) -> etree._Element:
+    """Append one ``Ntfy``: every field the notice holds, in the XSD's order.
+
+    ``reason_code`` with ``text`` becomes ``<Reason Code="...">text</Reason>``,
+    as in ``Status``; ``Text`` then does not repeat it.  Without a (valid)
+    reason code the text is ``Text``.
+    """
+    ntfy = etree.SubElement(parent, _NTFY)
+    _leaf(ntfy, _NTFY_ID, str(notice.ntfy_id))
+    _leaf(ntfy, _KIND, notice.kind.value)
+    _leaf(ntfy, _TIME, format_instant(notice.at))
+    _optional(ntfy, _ORIG_MSG_ID, notice.orig_msg_id, _MSG_ID_ECHO)
+    if notice.seq_no is not None and 1 <= notice.seq_no <= _MAX_SEQ_NO:
+        _leaf(ntfy, _SEQ_NO, str(notice.seq_no))
+    _optional(ntfy, _GW_REF, notice.gw_ref, _REF)
+    _optional(ntfy, _INQ_ID, notice.inq_id, _MSG_ID_ECHO)  # InqIdType: like a MsgId
+    if notice.state is not None:
+        _leaf(ntfy, _STATE, notice.state.value)
+    text = notice.text
+    if notice.reason_code is not None and _REASON_CODE_RE.fullmatch(notice.reason_code):
+        reason = etree.SubElement(ntfy, _REASON, Code=notice.reason_code)
+        reason.text = _text(text or "")
+        text = None
+    if notice.engine is not None:
+        _leaf(ntfy, _ENGINE, notice.engine.value)
+    if notice.work_date is not None:
+        _leaf(ntfy, _WORK_DATE, notice.work_date.isoformat())
+    _optional(ntfy, _ACCT, notice.acct, _ACCT_RE)
+    amount = None if notice.amount is None else format_amount(notice.amount)
+    if amount is not None and notice.amount is not None and notice.amount > 0:
+        etree.SubElement(ntfy, _AMOUNT, Ccy="CNY").text = amount
+    cpty_acct = notice.counterparty_acct
+    if cpty_acct and len(cpty_acct) <= _MAX_CPTY_ACCT and not _NOT_XML_CHAR.search(cpty_acct):
+        _leaf(ntfy, _CPTY_ACCT, cpty_acct)  # an account number is never cut or altered
+    if notice.counterparty_name:
+        _leaf(ntfy, _CPTY_NAME, _text(notice.counterparty_name, _MAX_CPTY_NAME))
+    _optional(ntfy, _CPTY_BANK_CODE, notice.counterparty_bank, _BANK_CODE_RE)
+    if text:
+        _leaf(ntfy, _TEXT, _text(text, _MAX_TEXT))
+    return ntfy
+
+
+def _optional(
+    parent: etree._Element, tag: str, value: str | None, pattern: re.Pattern[str]
+) -> None:
+    if value is not None and pattern.fullmatch(value):
+        _leaf(parent, tag, value)
+
+
+def format_amount(value: Decimal) -> str | None:
+    """Wire amount with exactly two decimals (``-1234.50``, never ``-0.00``), or None
+    when the schema cannot carry it: not finite, not whole cents, or more than
+    15 integer digits (corplink.md §4)."""
+    if not value.is_finite() or abs(value) > _MAX_AMOUNT:
+        return None
+    cents = value.quantize(_CENT)
+    if cents != value:
+        return None
+    return f"{abs(cents) if cents == 0 else cents:f}"
+
+
+def _balance_fields(balance: Balance) -> tuple[str, str, str, str] | None:
+    """(Acct, Ccy, Bal, Avail) as written, or None when one cannot be (clearing.md §5)."""
+    bal, avail = format_amount(balance.balance), format_amount(balance.available)
+    if (
+        bal is None
+        or avail is None
+        or not _ACCT_RE.fullmatch(balance.acct)
+        or not _CCY_RE.fullmatch(balance.ccy)
+    ):
+        return None
+    return balance.acct, balance.ccy, bal, avail
+
+
+def render_balance(parent: etree._Element, balance: Balance) -> etree._Element:
+    """Append ``Balance``: ``Acct``, ``Bal`` and ``Avail`` with the account's ``Ccy``.
+
+    ``ValueError`` when the schema cannot carry the balance (an account or
+    currency out of pattern, an amount not in whole cents or beyond 15
+    digits); ``render_response`` answers 9999 instead of calling this then.
+    """
+    fields = _balance_fields(balance)
+    if fields is None:
+        raise ValueError("balance cannot be rendered")
+    acct, ccy, bal, avail = fields
+    out = etree.SubElement(parent, _BALANCE)
+    _leaf(out, _ACCT, acct)
+    etree.SubElement(out, _BAL, Ccy=ccy).text = bal
+    etree.SubElement(out, _AVAIL, Ccy=ccy).text = avail
+    return out
 
 
 def serialize(root: etree._Element, encoding: str) -> bytes:

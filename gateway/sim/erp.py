@@ -4,6 +4,11 @@ It builds request XML by hand as an outside developer would, signs it with
 the XMLDSig profile (corplink.md §3), frames it (§1), pipelines requests on
 one connection and matches responses by MsgId, verifying every response's
 signature against the gateway's published response certificate.
+
+Bodies for every CorpLink TrnCode but the batch ones (PAY, STATUS, NTFY, INQ,
+RPLY, BAL; §4) have a builder here; responses are read into ``Reply`` with
+its ``Status``, ``Notifications`` and ``Balance`` bodies (§5) as plain
+client-side dataclasses — never the gateway's own model.
 """
 
 from __future__ import annotations
@@ -11,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -97,6 +102,102 @@ def status_body(orig_msg_id: str, seq_no: int | None = None) -> etree._Element:
     return q
 
 
+def notify_body(after: int | None = None, max_items: int | None = None) -> etree._Element:
+    """NTFY ``NotifyPull``: what came after NtfyId ``after`` (the last response's
+    ``Notifications.last``), at most ``max_items`` (1..500; the gateway's default 100)."""
+    n = etree.Element(f"{{{NS}}}NotifyPull", nsmap=_NSMAP)
+    if after is not None:
+        _el(n, "After", str(after))
+    if max_items is not None:
+        _el(n, "Max", str(max_items))
+    return n
+
+
+def inquiry_body(orig_msg_id: str, text: str, seq_no: int | None = None) -> etree._Element:
+    """INQ ``Inquiry`` about an earlier payment (a batch item with ``seq_no``)."""
+    i = etree.Element(f"{{{NS}}}Inquiry", nsmap=_NSMAP)
+    _el(i, "OrigMsgId", orig_msg_id)
+    if seq_no is not None:
+        _el(i, "SeqNo", str(seq_no))
+    _el(i, "Text", text)
+    return i
+
+
+def reply_body(inq_id: str, text: str) -> etree._Element:
+    """RPLY ``Reply`` to an INQUIRY notification, quoting its ``inq_id``."""
+    r = etree.Element(f"{{{NS}}}Reply", nsmap=_NSMAP)
+    _el(r, "InqId", inq_id)
+    _el(r, "Text", text)
+    return r
+
+
+def balance_body(acct: str) -> etree._Element:
+    """BAL ``BalanceQuery`` for one enrolled account."""
+    b = etree.Element(f"{{{NS}}}BalanceQuery", nsmap=_NSMAP)
+    _el(b, "Acct", acct)
+    return b
+
+
+def encode_request(root: etree._Element, encoding: str = "UTF-8") -> bytes:
+    """A signed request's bytes: UTF-8, or GBK/GB18030 for a legacy ERP (corplink.md §1).
+
+    The GB encodings are written with Python's codecs and a declaration naming
+    them; the signature covers the canonical form, so it survives the encoding.
+    """
+    if encoding.upper() == "UTF-8":
+        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    codec = {"GBK": "gbk", "GB18030": "gb18030"}[encoding.upper()]
+    decl = f'<?xml version="1.0" encoding="{encoding.upper()}"?>\n'
+    return (decl + etree.tostring(root, encoding="unicode")).encode(codec, "xmlcharrefreplace")
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One ``Ntfy`` of an NTFY response (corplink.md §4); absent elements are None.
+
+    ``text`` is the ``Text`` element, or the ``Reason`` text of a STATUS
+    notification (the gateway never sends both).
+    """
+
+    ntfy_id: int
+    kind: str  # CREDIT, STATUS, INQUIRY or REPLY
+    time: datetime
+    orig_msg_id: str | None = None
+    seq_no: int | None = None
+    gw_ref: str | None = None
+    inq_id: str | None = None
+    state: str | None = None
+    reason_code: str | None = None
+    engine: str | None = None
+    work_date: date | None = None
+    acct: str | None = None
+    amount: Decimal | None = None
+    ccy: str | None = None
+    cpty_acct: str | None = None
+    cpty_name: str | None = None
+    cpty_bank_code: str | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class Notifications:
+    """An NTFY response Body: send ``last`` as ``After`` next; pull again while ``more``."""
+
+    items: tuple[Notification, ...]
+    last: int
+    more: bool
+
+
+@dataclass(frozen=True)
+class AccountBalance:
+    """A BAL response Body: ledger balance and available amount (may be negative)."""
+
+    acct: str
+    ccy: str
+    balance: Decimal
+    available: Decimal
+
+
 @dataclass
 class Reply:
     """A verified response, reduced to what an ERP reads."""
@@ -110,19 +211,30 @@ class Reply:
     engine: str | None
     reason: str | None
     raw: bytes = field(repr=False, default=b"")
+    notifications: Notifications | None = None  # NTFY
+    balance: AccountBalance | None = None  # BAL
 
 
 def parse_reply(raw: bytes, gateway_certs: Sequence[x509.Certificate]) -> Reply:
+    """Verify a response against the gateway's certificates, then read it."""
     root = etree.fromstring(raw, _PARSER)
     verified = verify_pinned(root, gateway_certs)
-    r = verified.signed_root
-    ns = {"c": NS}
+    return read_reply(verified.signed_root, raw)
+
+
+_C = {"c": NS}
+
+
+def read_reply(r: etree._Element, raw: bytes = b"") -> Reply:
+    """Read a ``CorpLinkRsp`` whose signature was already checked (or a sample)."""
 
     def text(path: str) -> str | None:
-        found = r.find(path, ns)
+        found = r.find(path, _C)
         return found.text if found is not None else None
 
-    reason = r.find("c:Body/c:Status/c:Reason", ns)
+    reason = r.find("c:Body/c:Status/c:Reason", _C)
+    ntfy = r.find("c:Body/c:Notifications", _C)
+    bal = r.find("c:Body/c:Balance", _C)
     return Reply(
         msg_id=text("c:Head/c:MsgId") or "",
         ret_code=text("c:Head/c:RetCode") or "",
@@ -135,6 +247,59 @@ def parse_reply(raw: bytes, gateway_certs: Sequence[x509.Certificate]) -> Reply:
             f"{reason.get('Code')} {reason.text or ''}".strip() if reason is not None else None
         ),
         raw=raw,
+        notifications=None if ntfy is None else _read_notifications(ntfy),
+        balance=None if bal is None else _read_balance(bal),
+    )
+
+
+def _read_notifications(el: etree._Element) -> Notifications:
+    return Notifications(
+        items=tuple(_read_notification(n) for n in el.iterfind("c:Ntfy", _C)),
+        last=int(el.findtext("c:Last", "0", _C)),
+        more=el.findtext("c:More", "false", _C).strip() in ("true", "1"),
+    )
+
+
+def _read_notification(n: etree._Element) -> Notification:
+    def opt(name: str) -> str | None:
+        return n.findtext(f"c:{name}", None, _C)
+
+    reason = n.find("c:Reason", _C)
+    amount = n.find("c:Amount", _C)
+    seq_no, work_date = opt("SeqNo"), opt("WorkDate")
+    text = opt("Text")
+    if text is None and reason is not None:
+        text = reason.text or ""
+    return Notification(
+        ntfy_id=int(opt("NtfyId") or "0"),
+        kind=opt("Kind") or "",
+        time=datetime.fromisoformat(opt("Time") or ""),
+        orig_msg_id=opt("OrigMsgId"),
+        seq_no=None if seq_no is None else int(seq_no),
+        gw_ref=opt("GwRef"),
+        inq_id=opt("InqId"),
+        state=opt("State"),
+        reason_code=None if reason is None else reason.get("Code"),
+        engine=opt("Engine"),
+        work_date=None if work_date is None else date.fromisoformat(work_date),
+        acct=opt("Acct"),
+        amount=None if amount is None else Decimal(amount.text or ""),
+        ccy=None if amount is None else amount.get("Ccy"),
+        cpty_acct=opt("CptyAcct"),
+        cpty_name=opt("CptyName"),
+        cpty_bank_code=opt("CptyBankCode"),
+        text=text,
+    )
+
+
+def _read_balance(el: etree._Element) -> AccountBalance:
+    bal = el.find("c:Bal", _C)
+    avail = el.find("c:Avail", _C)
+    return AccountBalance(
+        acct=el.findtext("c:Acct", "", _C),
+        ccy=(bal.get("Ccy") if bal is not None else None) or "",
+        balance=Decimal((bal.text if bal is not None else None) or "0"),
+        available=Decimal((avail.text if avail is not None else None) or "0"),
     )
 
 
@@ -195,9 +360,9 @@ class ErpClient:
                     fut.set_exception(ConnectionError("connection closed"))
             self._pending.clear()
 
-    def sign(self, root: etree._Element) -> bytes:
+    def sign(self, root: etree._Element, encoding: str = "UTF-8") -> bytes:
         sign_enveloped(root, self.signer)
-        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+        return encode_request(root, encoding)
 
     async def send_raw(self, body: bytes, msg_id: str) -> Reply:
         """Send an already signed body; the reply is matched by ``msg_id``."""
@@ -210,10 +375,16 @@ class ErpClient:
         return await fut
 
     async def request(
-        self, trn_code: str, msg_id: str, send_time: datetime, body: etree._Element
+        self,
+        trn_code: str,
+        msg_id: str,
+        send_time: datetime,
+        body: etree._Element,
+        *,
+        encoding: str = "UTF-8",
     ) -> Reply:
         root = build_request(trn_code, self.corp_id, self.oper_id, msg_id, send_time, body)
-        return await self.send_raw(self.sign(root), msg_id)
+        return await self.send_raw(self.sign(root, encoding), msg_id)
 
     async def pay(self, msg_id: str, send_time: datetime, payment: Payment) -> Reply:
         return await self.request("PAY", msg_id, send_time, transfer_body(payment))
@@ -222,6 +393,56 @@ class ErpClient:
         self, msg_id: str, send_time: datetime, orig_msg_id: str, seq_no: int | None = None
     ) -> Reply:
         return await self.request("STATUS", msg_id, send_time, status_body(orig_msg_id, seq_no))
+
+    async def notify_pull(
+        self,
+        msg_id: str,
+        send_time: datetime,
+        after: int | None = None,
+        max_items: int | None = None,
+    ) -> Reply:
+        """NTFY: ``reply.notifications`` holds what came after ``after``."""
+        return await self.request("NTFY", msg_id, send_time, notify_body(after, max_items))
+
+    async def pull_all(
+        self, msg_ids: Iterator[str], send_time: datetime, after: int = 0
+    ) -> list[Notification]:
+        """NTFY until ``More`` is false, each pull with the next MsgId of ``msg_ids``."""
+        found: list[Notification] = []
+        while True:
+            reply = await self.notify_pull(next(msg_ids), send_time, after, 500)
+            page = reply.notifications
+            if reply.ret_code != "0000" or page is None:
+                raise RuntimeError(f"NTFY refused: {reply.ret_code} {reply.ret_msg}")
+            found.extend(page.items)
+            after = page.last
+            if not page.more:
+                return found
+
+    async def inquire(
+        self,
+        msg_id: str,
+        send_time: datetime,
+        orig_msg_id: str,
+        text: str,
+        seq_no: int | None = None,
+        *,
+        encoding: str = "UTF-8",
+    ) -> Reply:
+        """INQ: ``reply.gw_ref`` is the inquiry's InqId, ``reply.state`` the payment's."""
+        body = inquiry_body(orig_msg_id, text, seq_no)
+        return await self.request("INQ", msg_id, send_time, body, encoding=encoding)
+
+    async def reply_inquiry(
+        self, msg_id: str, send_time: datetime, inq_id: str, text: str, *, encoding: str = "UTF-8"
+    ) -> Reply:
+        """RPLY to an INQUIRY notification."""
+        body = reply_body(inq_id, text)
+        return await self.request("RPLY", msg_id, send_time, body, encoding=encoding)
+
+    async def query_balance(self, msg_id: str, send_time: datetime, acct: str) -> Reply:
+        """BAL: ``reply.balance`` holds the account's balance."""
+        return await self.request("BAL", msg_id, send_time, balance_body(acct))
 
     async def next_unmatched(self, timeout: float) -> Reply:
         return await asyncio.wait_for(self._unmatched.get(), timeout)

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from lxml import etree
 
+from gateway.clock import SHANGHAI
 from gateway.codec.xmlparse import parse_body
+from gateway.keys.xmldsig import SigningKey
+from gateway.model import Response
 from gateway.paths import data_root
 
 SAMPLES = data_root() / "codecs" / "samples"
@@ -44,6 +53,31 @@ def status_query(orig: str = "20261127-000001", seq_no: str | None = None) -> st
     return f"<StatusQuery><OrigMsgId>{orig}</OrigMsgId>{seq}</StatusQuery>"
 
 
+def _optional(name: str, value: str | None) -> str:
+    return "" if value is None else f"<{name}>{value}</{name}>"
+
+
+def notify_pull(after: str | None = None, max_: str | None = None) -> str:
+    return f"<NotifyPull>{_optional('After', after)}{_optional('Max', max_)}</NotifyPull>"
+
+
+def inquiry(
+    text: str = "where is it?", orig: str = "20261127-000001", seq_no: str | None = None
+) -> str:
+    return (
+        f"<Inquiry><OrigMsgId>{orig}</OrigMsgId>{_optional('SeqNo', seq_no)}"
+        f"<Text>{text}</Text></Inquiry>"
+    )
+
+
+def reply(text: str = "credited on 27 Nov", inq_id: str = "IQ20261127000007") -> str:
+    return f"<Reply><InqId>{inq_id}</InqId><Text>{text}</Text></Reply>"
+
+
+def balance_query(acct: str = "6222020200001234") -> str:
+    return f"<BalanceQuery><Acct>{acct}</Acct></BalanceQuery>"
+
+
 def request(
     body: str | None = None,
     *,
@@ -72,3 +106,50 @@ def without_signature(root: etree._Element) -> etree._Element:
     for sig in copy.findall(f"{{{DS}}}Signature"):
         copy.remove(sig)
     return copy
+
+
+# -- responses -------------------------------------------------------------------------
+
+T0 = datetime(2026, 11, 27, 10, 0, 0, 12_000, tzinfo=SHANGHAI)
+
+
+def response(**fields: object) -> Response:
+    """A PAY 0000 response at ``T0``, with ``fields`` replaced or added."""
+    base: dict[str, object] = {
+        "trn_code": "PAY",
+        "corp_id": "C100000001",
+        "msg_id": "20261127-000001",
+        "rsp_time": T0,
+        "ret_code": "0000",
+        "ret_msg": "accepted",
+    }
+    base.update(fields)
+    return Response(**base)  # type: ignore[arg-type]
+
+
+def signed_placeholder(root: etree._Element) -> etree._Element:
+    """The XSD wants the gateway's ds:Signature last; its inside is not the schema's business."""
+    etree.SubElement(root, f"{{{DS}}}Signature", nsmap={"ds": DS})
+    return root
+
+
+def assert_valid(schema: etree.XMLSchema, root: etree._Element) -> None:
+    assert schema.validate(signed_placeholder(root)), schema.error_log
+
+
+def self_signed(common_name: str = "gateway") -> SigningKey:
+    """A P-256 key with a self-signed certificate valid around now, for signing in tests."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .sign(key, hashes.SHA256())
+    )
+    return SigningKey(key, (cert,))

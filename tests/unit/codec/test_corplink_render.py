@@ -6,10 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import xmlschema
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from lxml import etree
 from signxml import (  # type: ignore[attr-defined]
     CanonicalizationMethod,
@@ -23,12 +20,12 @@ from signxml import (  # type: ignore[attr-defined]
 from gateway.clock import SHANGHAI
 from gateway.codec.corplink import CorpLinkCodec, serialize
 from gateway.codec.xmlparse import parse_body
-from gateway.model import Engine, Response, State, StatusView, Transition
+from gateway.model import Engine, State, StatusView, Transition
 from gateway.paths import corplink_schema_path
 
+from .builders import T0, assert_valid, response, self_signed, signed_placeholder
+
 NS = "{urn:corplink:1}"
-DS = "http://www.w3.org/2000/09/xmldsig#"
-T0 = datetime(2026, 11, 27, 10, 0, 0, 12_000, tzinfo=SHANGHAI)
 
 
 @pytest.fixture(scope="module")
@@ -39,29 +36,6 @@ def codec() -> CorpLinkCodec:
 @pytest.fixture(scope="module")
 def schema() -> etree.XMLSchema:
     return etree.XMLSchema(etree.parse(str(corplink_schema_path())))
-
-
-def signed_placeholder(root: etree._Element) -> etree._Element:
-    """The XSD wants the gateway's ds:Signature last; its inside is not the schema's business."""
-    etree.SubElement(root, f"{{{DS}}}Signature", nsmap={"ds": DS})
-    return root
-
-
-def assert_valid(schema: etree.XMLSchema, root: etree._Element) -> None:
-    assert schema.validate(signed_placeholder(root)), schema.error_log
-
-
-def response(**fields: object) -> Response:
-    base: dict[str, object] = {
-        "trn_code": "PAY",
-        "corp_id": "C100000001",
-        "msg_id": "20261127-000001",
-        "rsp_time": T0,
-        "ret_code": "0000",
-        "ret_msg": "accepted",
-    }
-    base.update(fields)
-    return Response(**base)  # type: ignore[arg-type]
 
 
 HELD = StatusView(
@@ -224,19 +198,8 @@ def test_serialize_refuses_other_encodings(codec: CorpLinkCodec) -> None:
 def test_signed_response_validates_and_verifies_after_serialisation(
     codec: CorpLinkCodec, schema: etree.XMLSchema, encoding: str
 ) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gateway")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(hours=1))
-        .sign(key, hashes.SHA256())
-    )
+    gateway_key = self_signed()
+    key, cert = gateway_key.key, gateway_key.chain[0]
     signer = XMLSigner(
         method=methods.enveloped,
         signature_algorithm=SignatureMethod.ECDSA_SHA256,

@@ -25,7 +25,18 @@ def refused(codec: CorpLinkCodec, text: str) -> GatewayError:
     return info.value
 
 
-@pytest.mark.parametrize("name", ["pay.xml", "status.xml", "pay-gb18030.xml"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "pay.xml",
+        "status.xml",
+        "pay-gb18030.xml",
+        "ntfy.xml",
+        "inq.xml",
+        "rply-gb18030.xml",
+        "bal.xml",
+    ],
+)
 def test_samples_are_valid(codec: CorpLinkCodec, name: str) -> None:
     codec.validate(root_of((SAMPLES / name).read_bytes()))
 
@@ -53,7 +64,7 @@ def test_valid_pay_bodies(codec: CorpLinkCodec, body: str) -> None:
     ("trn", "body"),
     [
         ("STATUS", status_query(seq_no="7")),
-        ("NTFY", "<NotifyPull><After>N-42</After><Max>500</Max></NotifyPull>"),
+        ("NTFY", "<NotifyPull><After>42</After><Max>500</Max></NotifyPull>"),
         ("INQ", "<Inquiry><OrigMsgId>M1</OrigMsgId><Text>where is it?</Text></Inquiry>"),
         ("RPLY", "<Reply><InqId>Q-1</InqId><Text>paid</Text></Reply>"),
         ("BAL", "<BalanceQuery><Acct>6222020200001234</Acct></BalanceQuery>"),
