@@ -43,7 +43,11 @@ Several nodes, one database:
   slower node's ``create_outbound`` fails whole.  Lease times use the
   database clock, never the nodes' (the store reads no business clock).
 - **Receipts** lock their outbound row first, so two nodes applying the same
-  ccms.990/900 at once apply it once.
+  ccms.990/900 at once apply it once.  A ccms.900 that makes items final
+  writes their STATUS notifications in the same statement (corplink.md §4
+  NTFY), under the per-corporate NTFY ordering locks
+  (``correspondence_postgres``, which holds the rest of the correspondence
+  part: inquiries, incoming credits, netting).
 
 What this does not share out: ``unsent_outbound`` / ``due_for_resend``
 return the same messages to every node, so two nodes may re-publish one
@@ -63,6 +67,11 @@ import asyncpg
 
 from gateway.journal import postgres_schema as pg
 from gateway.journal import schema
+from gateway.journal.correspondence_postgres import (
+    STATUS_NOTICES,
+    PostgresCorrespondence,
+    lock_notices,
+)
 from gateway.journal.records import (
     AcceptOutcome,
     NewOutbound,
@@ -85,10 +94,7 @@ _CLOSE_GRACE: Final = 30.0
 _FREE = "(claimed_until IS NULL OR claimed_by = $2 OR claimed_until <= now())"
 """Not under another node's live lease ($2 is this node)."""
 
-_FIND_REQUEST = (
-    f"SELECT {pg.REQUEST_COLUMNS} FROM requests"  # noqa: S608 (constant fragments)
-    " WHERE corp_id = $1 AND msg_id = $2"
-)
+_FIND_REQUEST = pg.FIND_REQUEST
 _STATUS = """
 SELECT i.id, i.state, i.engine, i.work_date, i.release_at, i.reason_code, i.reason_text,
        i.seq_no, t.state AS t_state, t.at AS t_at
@@ -162,7 +168,7 @@ WITH moved AS (
 )
 SELECT id FROM moved
 """
-_FINISH = """
+_FINISH = f"""
 WITH u AS (
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
         AS u(id, state, code, text, ord)
@@ -171,10 +177,21 @@ WITH u AS (
            reason_code = CASE WHEN u.state = 'REJECTED' THEN u.code ELSE i.reason_code END,
            reason_text = CASE WHEN u.state = 'REJECTED' THEN u.text ELSE i.reason_text END
       FROM u WHERE i.id = u.id
+), trail AS (
+    INSERT INTO transitions (item_id, state, at, detail)
+    SELECT id, state, $5, CASE WHEN state = 'SETTLED' THEN $6 ELSE code END FROM u ORDER BY ord
 )
-INSERT INTO transitions (item_id, state, at, detail)
-SELECT id, state, $5, CASE WHEN state = 'SETTLED' THEN $6 ELSE code END FROM u ORDER BY ord
+{STATUS_NOTICES.format(at="$5")}
+"""  # noqa: S608 (built from our own constants; values are $n parameters)
+_TX_ITEMS = """
+SELECT i.id, i.tx_id, i.end_to_end_id, i.state, r.corp_id
+  FROM items i JOIN requests r ON r.id = i.request_id
+ WHERE i.out_msg_id = $1
+ ORDER BY i.id
+   FOR NO KEY UPDATE OF i
 """
+"""A ccms.900's candidate items, locked in id order (as netting and settlement lock
+theirs), so a concurrent beps.settle cannot slip between reading and updating."""
 _SUMMARY = """
 SELECT engine, state, reason_code, count(*) AS n FROM items
  GROUP BY engine, state, reason_code
@@ -186,7 +203,7 @@ class _OverLimit(Exception):
     """Raised inside a capped accept's transaction to roll it back."""
 
 
-class PostgresStore:
+class PostgresStore(PostgresCorrespondence):
     """The PostgreSQL journal.  ``node`` is the letter in every GwRef (corplink.md §5).
 
     ``dsn`` is a libpq-style URL (``postgresql://user@host:port/db``); the
@@ -515,12 +532,12 @@ class PostgresStore:
             changed = await _receipt(conn, msg_id, when)  # a ccms.900 implies the ccms.990
             if changed is None:
                 return 0
-            rows = await conn.fetch(
-                "SELECT id, tx_id, end_to_end_id, state FROM items WHERE out_msg_id = $1", msg_id
-            )
+            rows = await conn.fetch(_TX_ITEMS, msg_id)
             updates = pg.tx_status_changes(rows, results)
             if updates:
                 ids, states, codes, texts = (list(col) for col in zip(*updates, strict=True))
+                corps = {r["id"]: r["corp_id"] for r in rows}
+                await lock_notices(conn, (corps[i] for i in ids))
                 await conn.execute(_FINISH, ids, states, codes, texts, when, msg_id)
                 changed.update(ids)
             return len(changed)

@@ -254,6 +254,12 @@ OUTBOUND_COLUMNS: Final = (
     " created_at, last_sent_at"
 )
 
+FIND_REQUEST: Final = (
+    f"SELECT {REQUEST_COLUMNS} FROM requests"  # noqa: S608 (constant fragments)
+    " WHERE corp_id = $1 AND msg_id = $2"
+)
+"""The (CorpId, MsgId) lookup of dedupe (corplink.md §7); rows for :func:`request_record`."""
+
 
 def request_record(row: asyncpg.Record) -> RequestRecord:
     return RequestRecord(
@@ -453,7 +459,112 @@ _V3 = """
 CREATE INDEX requests_received ON requests (received_at, id);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+_V4 = """
+-- correspondence (corplink.md §4 NTFY/INQ/RPLY, clearing.md §4-§6, routing.md §5);
+-- the same tables as schema.py's version 4.
+
+ALTER TABLE items ADD COLUMN netting_round integer;  -- with work_date: the BEPS round
+CREATE INDEX items_ledger ON items (receiver, work_date, id)
+    WHERE engine = 'BEPS' AND state = 'ACKED';
+CREATE INDEX items_netted ON items (work_date, netting_round, id) WHERE state = 'NETTED';
+
+-- ntfy_id is the NTFY cursor (never reused); writers serialise per corporate
+-- (postgres.py) so that a corporate's ids become visible in increasing order.
+CREATE TABLE notifications (
+    ntfy_id           bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    corp_id           text        NOT NULL,
+    kind              text        NOT NULL CHECK (kind IN ('CREDIT', 'STATUS', 'INQUIRY', 'REPLY')),
+    at                timestamptz NOT NULL,
+    orig_msg_id       text,
+    seq_no            integer,
+    gw_ref            text,
+    inq_id            text,
+    state             text,
+    reason_code       text,
+    engine            text,
+    work_date         date,
+    acct              text,
+    amount_fen        bigint,
+    counterparty_acct text,
+    counterparty_name text,
+    counterparty_bank text,
+    text              text
+);
+CREATE INDEX notifications_by_corp ON notifications (corp_id, ntfy_id);
+
+CREATE TABLE inquiries (
+    direction      text        NOT NULL CHECK (direction IN ('OUT', 'IN')),
+    inq_id         text        NOT NULL,
+    state          text        NOT NULL CHECK (state IN ('OPEN', 'REPLIED')),
+    counterparty   text        NOT NULL,
+    text           text        NOT NULL,
+    created_at     timestamptz NOT NULL,
+    corp_id        text,
+    msg_id         text,
+    seq_no         integer,
+    credit_ref     text,
+    orgnl_msg_id   text,
+    orgnl_tx_id    text,
+    request_msg_id text,                             -- the INQ (OUT) or RPLY (IN) request
+    out_msg_id     text,                             -- our ccms.314 (OUT) or ccms.315 (IN)
+    reply_text     text,
+    replied_at     timestamptz,
+    PRIMARY KEY (direction, inq_id)
+);
+CREATE INDEX inquiries_by_request ON inquiries (corp_id, request_msg_id)
+    WHERE request_msg_id IS NOT NULL;
+
+CREATE TABLE incoming_credits (
+    gw_ref         text        PRIMARY KEY,
+    engine         text        NOT NULL CHECK (engine IN ('INTRA', 'HVPS', 'BEPS')),
+    msg_id         text        NOT NULL,
+    tx_id          text        NOT NULL,
+    end_to_end_id  text        NOT NULL,
+    sender         text        NOT NULL,
+    work_date      date        NOT NULL,
+    debtor_acct    text        NOT NULL,
+    debtor_name    text        NOT NULL,
+    debtor_bank    text        NOT NULL,
+    creditor_acct  text        NOT NULL,
+    creditor_name  text        NOT NULL,
+    amount_fen     bigint      NOT NULL,
+    purpose        text,
+    received_at    timestamptz NOT NULL,
+    corp_id        text,
+    state          text        NOT NULL CHECK (state IN ('CHECKING', 'POSTED', 'SUSPENSE')),
+    check_attempts integer     NOT NULL DEFAULT 0,
+    next_check_at  timestamptz,
+    netting_round  integer,
+    updated_at     timestamptz NOT NULL,
+    node           text        NOT NULL,             -- the node that received it
+    UNIQUE (sender, tx_id)
+);
+CREATE INDEX credits_checking ON incoming_credits (received_at, gw_ref)
+    WHERE state = 'CHECKING';
+CREATE INDEX credits_ledger ON incoming_credits (sender, work_date)
+    WHERE engine = 'BEPS' AND netting_round IS NULL;
+
+CREATE TABLE netting_rounds (
+    work_date     date        NOT NULL,
+    round         integer     NOT NULL,
+    counterparty  text        NOT NULL,
+    our_dbt_cnt   integer     NOT NULL,
+    our_dbt_fen   bigint      NOT NULL,
+    our_cdt_cnt   integer     NOT NULL,
+    our_cdt_fen   bigint      NOT NULL,
+    their_dbt_cnt integer     NOT NULL,
+    their_dbt_fen bigint      NOT NULL,
+    their_cdt_cnt integer     NOT NULL,
+    their_cdt_fen bigint      NOT NULL,
+    matched       boolean     NOT NULL,
+    items_netted  integer     NOT NULL,
+    at            timestamptz NOT NULL,
+    node          text        NOT NULL,
+    PRIMARY KEY (work_date, round, counterparty)
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 """``MIGRATIONS[n]`` takes a database from version n to n + 1.  Append, never edit."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

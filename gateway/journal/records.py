@@ -193,3 +193,175 @@ class StateCount:
     state: State
     reason_code: str | None
     count: int
+
+
+# -- correspondence: notifications, inquiries, incoming credits, netting ------
+# (corplink.md §4 NTFY/INQ/RPLY, clearing.md §4-§6, routing.md §5)
+
+
+class InquiryDirection(str, Enum):
+    OUT = "OUT"  # we asked (a corporate's INQ, or the automatic 有疑必查 of clearing.md §6)
+    IN = "IN"  # another bank asked us (inbound ccms.314); a corporate answers with RPLY
+
+
+class InquiryState(str, Enum):
+    OPEN = "OPEN"
+    REPLIED = "REPLIED"
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRef:
+    """What an INQ or an inbound ccms.314 needs to know about one of our items."""
+
+    item_id: int
+    corp_id: str
+    msg_id: str
+    seq_no: int | None
+    tx_id: str
+    end_to_end_id: str
+    engine: Engine | None
+    receiver: str | None  # the participant the payment went to (ccms.314's Rcvr)
+    work_date: date | None
+    state: State
+    out_msg_id: str | None  # the clearing message that carried it (ccms.314's OrgnlMsgId)
+
+
+@dataclass(frozen=True, slots=True)
+class NewInquiry:
+    """An inquiry to journal.  ``inq_id`` is ours for OUT (``IQ`` + date + sequence),
+    the asking bank's for IN.
+
+    OUT: ``corp_id``/``msg_id``/``seq_no`` name the corporate's payment (None
+    for an automatic inquiry about an incoming credit, which names
+    ``credit_ref`` instead); ``counterparty`` is the participant asked.
+    IN: ``orgnl_msg_id``/``orgnl_tx_id`` as received; the store finds the
+    corporate (our item's payer, or the incoming credit's enrolled owner).
+    """
+
+    inq_id: str
+    direction: InquiryDirection
+    counterparty: str
+    text: str
+    created_at: datetime
+    orgnl_msg_id: str | None = None
+    orgnl_tx_id: str | None = None
+    corp_id: str | None = None
+    msg_id: str | None = None
+    seq_no: int | None = None
+    credit_ref: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InquiryRecord:
+    inq_id: str
+    direction: InquiryDirection
+    state: InquiryState
+    counterparty: str
+    text: str
+    created_at: datetime
+    corp_id: str | None
+    msg_id: str | None  # OUT: the payment's MsgId; IN: the payment asked about, when ours
+    seq_no: int | None
+    credit_ref: str | None
+    orgnl_msg_id: str | None
+    orgnl_tx_id: str | None
+    request_msg_id: str | None  # OUT: the INQ request's MsgId; IN: the answering RPLY's
+    reply_text: str | None
+    replied_at: datetime | None
+
+
+class CreditState(str, Enum):
+    CHECKING = "CHECKING"  # waiting for the core's AcctCheck (retried on timeout)
+    POSTED = "POSTED"  # account and name matched: posted, corporate notified
+    SUSPENSE = "SUSPENSE"  # mismatch or unknown account: 暂收款, ccms.314 sent
+
+
+@dataclass(frozen=True, slots=True)
+class NewIncomingCredit:
+    """One incoming credit transaction (clearing.md §6), as received.
+
+    ``gw_ref`` is the gateway's own reference for it (``GI`` + date +
+    sequence); (``sender``, ``tx_id``) identifies it across re-deliveries.
+    ``corp_id`` is the corporate the creditor account is enrolled for, if any.
+    """
+
+    gw_ref: str
+    engine: Engine
+    msg_id: str  # the clearing message that carried it
+    tx_id: str
+    end_to_end_id: str
+    sender: str  # sending participant (envelope Sndr): the netting counterparty
+    work_date: date
+    debtor_acct: str
+    debtor_name: str
+    debtor_bank: str
+    creditor_acct: str
+    creditor_name: str
+    amount: Decimal
+    purpose: str | None
+    received_at: datetime
+    corp_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingCredit:
+    gw_ref: str
+    engine: Engine
+    msg_id: str
+    tx_id: str
+    sender: str
+    work_date: date
+    creditor_acct: str
+    creditor_name: str
+    debtor_acct: str
+    debtor_name: str
+    debtor_bank: str
+    amount: Decimal
+    purpose: str | None
+    corp_id: str | None
+    state: CreditState
+    check_attempts: int
+    next_check_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """One side of a bilateral position (routing.md §5, clearing.md §4 ``CptyPos``).
+
+    ``dbt``: what we sent the counterparty (our credit transfers: we pay);
+    ``cdt``: what it sent us (incoming credits, and our debit collections:
+    it pays).  ``net`` = cdt_sum - dbt_sum (positive: we receive).
+    """
+
+    dbt_cnt: int
+    dbt_sum: Decimal
+    cdt_cnt: int
+    cdt_sum: Decimal
+
+    @property
+    def net(self) -> Decimal:
+        return self.cdt_sum - self.dbt_sum
+
+
+@dataclass(frozen=True, slots=True)
+class NettingOutcome:
+    """Result of reconciling one ``CptyPos`` of a ``beps.netting`` round.
+
+    ``items_netted`` counts our items moved ACKED → NETTED (incoming credits,
+    which have no item state, are not counted though they are netted too).
+    """
+
+    matched: bool
+    ours: Figures
+    theirs: Figures
+    items_netted: int
+    already_applied: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementOutcome:
+    """Result of a ``beps.settle``: items NETTED in the round moved to SETTLED."""
+
+    items_settled: int
+    our_net: Decimal  # sum over the round's reconciled positions
+    rounds_known: bool  # False: no reconciled position for (WorkDt, Round)

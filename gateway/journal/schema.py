@@ -31,7 +31,18 @@ from pathlib import Path
 from typing import Any
 
 from gateway.clock import SHANGHAI
-from gateway.journal.records import NewItem, OutboundRecord, OutState, QueuedItem, RequestRecord
+from gateway.journal.records import (
+    Figures,
+    InquiryDirection,
+    NewInquiry,
+    NewItem,
+    NewOutbound,
+    NewRequest,
+    OutboundRecord,
+    OutState,
+    QueuedItem,
+    RequestRecord,
+)
 from gateway.model import BizType, Engine, Priority, State
 
 # -- value encoding ---------------------------------------------------------
@@ -141,7 +152,78 @@ def end_to_end_id(msg_id: str, seq_no: int | None) -> str:
     return msg_id[: MAX_ISO_ID - len(suffix)] + suffix
 
 
+# -- the netting ledger (both backends) ------------------------------------------
+
+
+def ledger_figures(items: Iterable[tuple[str, int]], credits: Iterable[int]) -> Figures:
+    """Our side of a bilateral position (routing.md §5) from the ledger's rows.
+
+    ``items``: (biz_type, fen) of our BEPS items; a CREDIT we send is paid by
+    us (dbt), a DEBIT (truncated cheque, beps.127) is paid to us (cdt).
+    ``credits``: fen of the incoming credits from the counterparty (cdt).
+    """
+    dbt_cnt = dbt_fen = cdt_cnt = cdt_fen = 0
+    for biz, fen in items:
+        if biz == BizType.DEBIT.value:
+            cdt_cnt, cdt_fen = cdt_cnt + 1, cdt_fen + fen
+        else:
+            dbt_cnt, dbt_fen = dbt_cnt + 1, dbt_fen + fen
+    for fen in credits:
+        cdt_cnt, cdt_fen = cdt_cnt + 1, cdt_fen + fen
+    return Figures(dbt_cnt, from_fen(dbt_fen), cdt_cnt, from_fen(cdt_fen))
+
+
+def figures_fen(figures: Figures) -> tuple[int, int, int, int]:
+    """(dbt_cnt, dbt fen, cdt_cnt, cdt fen): how a position is stored; refuses sub-fen sums."""
+    if min(figures.dbt_cnt, figures.cdt_cnt) < 0:
+        raise ValueError("a netting count cannot be negative")
+    return figures.dbt_cnt, to_fen(figures.dbt_sum), figures.cdt_cnt, to_fen(figures.cdt_sum)
+
+
+def fen_figures(dbt_cnt: int, dbt_fen: int, cdt_cnt: int, cdt_fen: int) -> Figures:
+    """The inverse of :func:`figures_fen`."""
+    return Figures(int(dbt_cnt), from_fen(int(dbt_fen)), int(cdt_cnt), from_fen(int(cdt_fen)))
+
+
+def check_open_inquiry(request: NewRequest, inquiry: NewInquiry, outbound: NewOutbound) -> None:
+    """INQ: a request without items opening an OUT inquiry about its own corporate's payment."""
+    check_bare(request, outbound)
+    if inquiry.direction is not InquiryDirection.OUT:
+        raise ValueError("an INQ opens an OUT inquiry")
+    if inquiry.corp_id not in (None, request.corp_id):
+        raise ValueError("an INQ asks about its own corporate's payment")
+
+
+def check_auto_inquiry(gw_ref: str, inquiry: NewInquiry, outbound: NewOutbound) -> None:
+    """The automatic ccms.314 about a suspended credit (clearing.md §6 有疑必查)."""
+    if inquiry.direction is not InquiryDirection.OUT:
+        raise ValueError("the automatic inquiry is an OUT inquiry")
+    if inquiry.credit_ref not in (None, gw_ref):
+        raise ValueError("the automatic inquiry must name the suspended credit")
+    if outbound.item_ids:
+        raise ValueError("a ccms.314 carries no items")
+
+
+def check_bare(request: NewRequest, outbound: NewOutbound) -> None:
+    """INQ / RPLY requests move no money: no items, and their ccms.314 / 315 carries none."""
+    if request.items:
+        raise ValueError("an INQ or RPLY request has no items")
+    if outbound.item_ids:
+        raise ValueError("a ccms.314 / ccms.315 carries no items")
+
+
+def netting_detail(day: str, round_no: int) -> str:
+    """The transition ``detail`` of NETTED / SETTLED moves: which round did it."""
+    return f"{day} round {round_no}"
+
+
 # -- rows <-> records --------------------------------------------------------
+
+FIND_REQUEST = (
+    "SELECT corp_id, msg_id, oper_id, trn_code, digest, gw_ref, received_at"
+    " FROM requests WHERE corp_id = ? AND msg_id = ?"
+)
+"""The (CorpId, MsgId) lookup of dedupe (corplink.md §7); rows for :func:`request_record`."""
 
 _FIRST_STATES = frozenset({State.QUEUED, State.HELD, State.REJECTED})
 
@@ -364,7 +446,116 @@ _V3 = """
 CREATE INDEX requests_received ON requests (received_at, id);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+_V4 = """
+-- correspondence (corplink.md §4 NTFY/INQ/RPLY, clearing.md §4-§6, routing.md §5)
+
+-- The BEPS netting round an item was netted in (with its work_date, the round's key).
+ALTER TABLE items ADD COLUMN netting_round INTEGER;
+-- The bilateral ledger (routing.md §5) reads BEPS items receipted, not yet netted;
+-- settlement reads a round's NETTED items.
+CREATE INDEX items_ledger ON items (receiver, work_date, id)
+    WHERE engine = 'BEPS' AND state = 'ACKED';
+CREATE INDEX items_netted ON items (work_date, netting_round, id) WHERE state = 'NETTED';
+
+-- NTFY (corplink.md §4): ntfy_id is the client's cursor, so it is never reused.
+-- Columns are the union of what the kinds carry (gateway.model.Notice).
+CREATE TABLE notifications (
+    ntfy_id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    corp_id           TEXT    NOT NULL,
+    kind              TEXT    NOT NULL CHECK (kind IN ('CREDIT', 'STATUS', 'INQUIRY', 'REPLY')),
+    at                INTEGER NOT NULL,
+    orig_msg_id       TEXT,
+    seq_no            INTEGER,
+    gw_ref            TEXT,
+    inq_id            TEXT,
+    state             TEXT,
+    reason_code       TEXT,
+    engine            TEXT,
+    work_date         TEXT,
+    acct              TEXT,
+    amount_fen        INTEGER,
+    counterparty_acct TEXT,
+    counterparty_name TEXT,
+    counterparty_bank TEXT,
+    text              TEXT
+) STRICT;
+CREATE INDEX notifications_by_corp ON notifications (corp_id, ntfy_id);
+
+-- ccms.314 / ccms.315 (clearing.md §4), both directions.  No foreign keys to
+-- requests or items: the retention pass may archive those first.
+CREATE TABLE inquiries (
+    direction      TEXT    NOT NULL CHECK (direction IN ('OUT', 'IN')),
+    inq_id         TEXT    NOT NULL,
+    state          TEXT    NOT NULL CHECK (state IN ('OPEN', 'REPLIED')),
+    counterparty   TEXT    NOT NULL,
+    text           TEXT    NOT NULL,
+    created_at     INTEGER NOT NULL,
+    corp_id        TEXT,
+    msg_id         TEXT,
+    seq_no         INTEGER,
+    credit_ref     TEXT,
+    orgnl_msg_id   TEXT,
+    orgnl_tx_id    TEXT,
+    request_msg_id TEXT,                            -- the INQ (OUT) or RPLY (IN) request
+    out_msg_id     TEXT,                            -- our ccms.314 (OUT) or ccms.315 (IN)
+    reply_text     TEXT,
+    replied_at     INTEGER,
+    PRIMARY KEY (direction, inq_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX inquiries_by_request ON inquiries (corp_id, request_msg_id)
+    WHERE request_msg_id IS NOT NULL;
+
+-- Incoming credits (clearing.md §6), keyed by our GI reference.
+CREATE TABLE incoming_credits (
+    gw_ref         TEXT    PRIMARY KEY,
+    engine         TEXT    NOT NULL,
+    msg_id         TEXT    NOT NULL,
+    tx_id          TEXT    NOT NULL,
+    end_to_end_id  TEXT    NOT NULL,
+    sender         TEXT    NOT NULL,
+    work_date      TEXT    NOT NULL,
+    debtor_acct    TEXT    NOT NULL,
+    debtor_name    TEXT    NOT NULL,
+    debtor_bank    TEXT    NOT NULL,
+    creditor_acct  TEXT    NOT NULL,
+    creditor_name  TEXT    NOT NULL,
+    amount_fen     INTEGER NOT NULL,
+    purpose        TEXT,
+    received_at    INTEGER NOT NULL,
+    corp_id        TEXT,
+    state          TEXT    NOT NULL CHECK (state IN ('CHECKING', 'POSTED', 'SUSPENSE')),
+    check_attempts INTEGER NOT NULL DEFAULT 0,
+    next_check_at  INTEGER,
+    netting_round  INTEGER,                         -- BEPS: the round it was netted in
+    updated_at     INTEGER NOT NULL,
+    UNIQUE (sender, tx_id)                          -- one credit across re-deliveries
+) STRICT, WITHOUT ROWID;
+CREATE INDEX credits_checking ON incoming_credits (received_at, gw_ref)
+    WHERE state = 'CHECKING';
+CREATE INDEX credits_ledger ON incoming_credits (sender, work_date)
+    WHERE engine = 'BEPS' AND netting_round IS NULL;
+
+-- One row per reconciled CptyPos of a beps.netting round (routing.md §5).
+CREATE TABLE netting_rounds (
+    work_date     TEXT    NOT NULL,
+    round         INTEGER NOT NULL,
+    counterparty  TEXT    NOT NULL,
+    our_dbt_cnt   INTEGER NOT NULL,
+    our_dbt_fen   INTEGER NOT NULL,
+    our_cdt_cnt   INTEGER NOT NULL,
+    our_cdt_fen   INTEGER NOT NULL,
+    their_dbt_cnt INTEGER NOT NULL,
+    their_dbt_fen INTEGER NOT NULL,
+    their_cdt_cnt INTEGER NOT NULL,
+    their_cdt_fen INTEGER NOT NULL,
+    matched       INTEGER NOT NULL CHECK (matched IN (0, 1)),
+    items_netted  INTEGER NOT NULL,
+    at            INTEGER NOT NULL,
+    PRIMARY KEY (work_date, round, counterparty)
+) STRICT, WITHOUT ROWID;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 """``MIGRATIONS[n]`` takes ``user_version`` n to n + 1.  Append, never edit."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -21,7 +21,12 @@ State rules (DESIGN.md principle 2), one transition row per change:
   ccms.990 (the clearing system evidently has it, so re-sending stops,
   clearing.md §1), then ACSC → SETTLED and RJCT → REJECTED (with its reason)
   from ACKED or NETTED; ACSP leaves the item ACKED (NETTED comes from
-  netting notifications, a later issue).
+  beps.netting, SETTLED also from beps.settle: ``correspondence_sqlite``).
+- A move to SETTLED or REJECTED after acceptance writes a STATUS
+  notification for the corporate in the same transaction (corplink.md §4 NTFY).
+
+The correspondence part of the protocol (notifications, inquiries, incoming
+credits, netting) lives in :mod:`gateway.journal.correspondence_sqlite`.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from typing import TypeVar
 
 from gateway.clock import SHANGHAI
 from gateway.journal import schema
+from gateway.journal.correspondence_sqlite import SqliteCorrespondence, notify_status
 from gateway.journal.records import (
     AcceptOutcome,
     NewOutbound,
@@ -59,10 +65,7 @@ T = TypeVar("T")
 _TX_STATUSES = frozenset({"ACSC", "ACSP", "RJCT"})
 _READ_THREADS = 2
 
-_FIND_REQUEST = (
-    "SELECT corp_id, msg_id, oper_id, trn_code, digest, gw_ref, received_at"
-    " FROM requests WHERE corp_id = ? AND msg_id = ?"
-)
+_FIND_REQUEST = schema.FIND_REQUEST
 _UNSENT = (
     "SELECT msg_id, engine, msg_tp, topic, receiver, work_date, payload, state, attempts,"
     " created_at, last_sent_at FROM outbound WHERE state = 'PENDING'"
@@ -76,7 +79,7 @@ _DUE = (
 _TRANSITION_INSERT = "INSERT INTO transitions (item_id, state, at, detail) VALUES (?, ?, ?, ?)"
 
 
-class SqliteStore:
+class SqliteStore(SqliteCorrespondence):
     """The SQLite journal.  ``node`` is the letter in every GwRef (corplink.md §5).
 
     ``await start()`` before use; ``await close()`` drains queued writes.
@@ -601,6 +604,7 @@ def _apply_status(
             "UPDATE items SET state = 'SETTLED', updated_at = ? WHERE id = ?", (when, item_id)
         )
         _transitions(conn, [item_id], State.SETTLED, when, msg_id)
+        notify_status(conn, [item_id], when)
     else:
         conn.execute(
             "UPDATE items SET state = 'REJECTED', updated_at = ?, reason_code = ?,"
@@ -608,6 +612,7 @@ def _apply_status(
             (when, result.reason_code, result.reason_text, item_id),
         )
         _transitions(conn, [item_id], State.REJECTED, when, result.reason_code)
+        notify_status(conn, [item_id], when)
     return True
 
 

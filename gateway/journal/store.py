@@ -15,16 +15,26 @@ from typing import Protocol
 
 from gateway.journal.records import (
     AcceptOutcome,
+    CreditState,
+    Figures,
+    IncomingCredit,
+    InquiryDirection,
+    InquiryRecord,
+    ItemRef,
+    NettingOutcome,
+    NewIncomingCredit,
+    NewInquiry,
     NewOutbound,
     NewRequest,
     OutboundRecord,
     PendingGroup,
     QueuedItem,
     RequestRecord,
+    SettlementOutcome,
     StateCount,
     TxResult,
 )
-from gateway.model import BizType, Engine, StatusView
+from gateway.model import BizType, Engine, Notice, StatusView
 
 
 class Store(Protocol):
@@ -118,3 +128,113 @@ class Store(Protocol):
 
     async def summary(self) -> list[StateCount]:
         """Item counts by engine, state and reason code."""
+
+    # -- correspondence (corplink.md §4 NTFY/INQ/RPLY, clearing.md §4-§6) ----
+    # Notifications have one global, strictly increasing NtfyId (the NTFY
+    # cursor).  Each notification is written in the same transaction as the
+    # change it reports, so a crash never loses or invents one.  STATUS
+    # notifications are written whenever an item of a corporate's request
+    # moves to SETTLED or REJECTED after its acceptance (at accept time the
+    # response already told the corporate).
+
+    async def pull_notices(self, corp_id: str, after: int, limit: int) -> list[Notice]:
+        """Notifications of ``corp_id`` with NtfyId > ``after``, oldest first, at most ``limit``."""
+
+    async def item_ref(self, corp_id: str, msg_id: str, seq_no: int | None) -> ItemRef | None:
+        """The item of a journaled request (the first, when ``seq_no`` is None)."""
+
+    async def open_inquiry(
+        self, request: NewRequest, inquiry: NewInquiry, outbound: NewOutbound
+    ) -> AcceptOutcome:
+        """INQ: journal the request (no items), the OUT inquiry and its ccms.314, atomically.
+
+        As ``accept``: an existing (CorpId, MsgId) writes nothing (``created``
+        False, the existing record).  ``outbound.item_ids`` is empty.
+        """
+
+    async def inquiry_for_request(self, corp_id: str, msg_id: str) -> InquiryRecord | None:
+        """The OUT inquiry an INQ request opened (for its Dup replay)."""
+
+    async def find_inquiry(self, inq_id: str, direction: InquiryDirection) -> InquiryRecord | None:
+        """An inquiry by its InqId and direction."""
+
+    async def answer_inquiry(
+        self, request: NewRequest, inq_id: str, text: str, outbound: NewOutbound
+    ) -> AcceptOutcome:
+        """RPLY: journal the request, mark the IN inquiry REPLIED with ``text``, and
+        journal its ccms.315, atomically (an existing (CorpId, MsgId) writes nothing).
+
+        Raises ``LookupError`` when no IN inquiry ``inq_id`` belongs to
+        ``request.corp_id``, ``ValueError`` when it is already REPLIED.
+        """
+
+    async def receive_inquiry(self, inquiry: NewInquiry) -> InquiryRecord | None:
+        """An inbound ccms.314: find whom it concerns by ``orgnl_tx_id`` (our item's
+        TxId: its payer corporate; an incoming credit's TxId: its enrolled
+        corporate), journal it (IN, OPEN) with an INQUIRY notification.
+
+        Idempotent by InqId (a re-delivery returns the existing record and
+        writes nothing); None when it concerns nothing we know.
+        """
+
+    async def receive_reply(self, inq_id: str, text: str, at: datetime) -> InquiryRecord | None:
+        """An inbound ccms.315 for an OUT inquiry: REPLIED, plus a REPLY notification
+        for its corporate (none for an automatic inquiry).  Idempotent; None if unknown."""
+
+    async def receive_credit(self, credit: NewIncomingCredit) -> IncomingCredit:
+        """Journal an incoming credit as CHECKING (next check: now).  Idempotent by
+        (sender, tx_id): a re-delivery returns the existing record unchanged."""
+
+    async def credits_to_check(self, now: datetime, limit: int) -> list[IncomingCredit]:
+        """CHECKING credits whose next check is due, oldest first."""
+
+    async def postpone_credit_check(self, gw_ref: str, next_at: datetime) -> None:
+        """The core did not answer: attempts+1, check again at ``next_at`` (clearing.md §5).
+
+        A credit no longer CHECKING is left alone; ``KeyError`` for an unknown one.
+        """
+
+    async def post_credit(self, gw_ref: str, at: datetime) -> bool:
+        """AcctCheck MATCH: CHECKING → POSTED, with a CREDIT notification when the
+        account is enrolled for a corporate.  False if not CHECKING (idempotent)."""
+
+    async def suspend_credit(
+        self, gw_ref: str, at: datetime, inquiry: NewInquiry, outbound: NewOutbound
+    ) -> bool:
+        """AcctCheck MISMATCH/UNKNOWN: CHECKING → SUSPENSE, and the automatic OUT
+        inquiry (``credit_ref`` = ``gw_ref``) with its ccms.314, atomically.
+        False if not CHECKING (idempotent: nothing written)."""
+
+    async def credit_state(self, gw_ref: str) -> CreditState | None:
+        """The state of an incoming credit (for tests and ``gatewayctl``)."""
+
+    async def ledger(self, work_date: object, counterparty: str) -> Figures:
+        """The bilateral ledger for (work date, counterparty) not yet netted.
+
+        dbt: our BEPS credit items to ``counterparty`` for that work date in
+        state ACKED (receipted, not rejected, not yet netted); cdt: BEPS
+        incoming credits from it (any state) not yet netted, plus our BEPS
+        debit items to it in state ACKED.
+        """
+
+    async def apply_netting(
+        self, work_date: object, round_no: int, counterparty: str, theirs: Figures, at: datetime
+    ) -> NettingOutcome:
+        """Reconcile one ``CptyPos`` of a beps.netting round against :meth:`ledger`.
+
+        Equal figures: the ledger's items move ACKED → NETTED (round recorded),
+        its incoming credits are marked netted in the round.  Different: nothing
+        moves.  Either way the round's row records both figures; re-applying
+        (same work date, round, counterparty) changes nothing and returns the
+        recorded outcome with ``already_applied``.
+        """
+
+    async def apply_settlement(
+        self, work_date: object, round_no: int, at: datetime
+    ) -> SettlementOutcome:
+        """beps.settle: the items NETTED in (work date, round) move to SETTLED.  Idempotent.
+
+        ``our_net`` sums our net over the round's matched positions (to compare
+        with the notice's ``Net``); ``rounds_known`` is False when no position
+        of (work date, round) was ever applied, matched or not.
+        """

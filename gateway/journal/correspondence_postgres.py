@@ -1,0 +1,686 @@
+"""The PostgreSQL journal's correspondence: notifications, inquiries, incoming credits, netting.
+
+Mixed into :class:`~gateway.journal.postgres.PostgresStore`, with the SQLite
+journal's semantics (``correspondence_sqlite.py`` is the reference).  Every
+change is one transaction (``_commit``: committed with ``synchronous_commit =
+on`` before the call returns); a notification is inserted in the same
+transaction as the change it reports.
+
+Several nodes, one database:
+
+- **The NTFY cursor** (corplink.md §4): ``ntfy_id`` comes from an identity
+  sequence, and sequence values are handed out in one order but committed in
+  another.  A client that read id 11 before id 10 committed would skip 10
+  for ever.  So every transaction that inserts notifications first takes a
+  transaction-scoped advisory lock per corporate (:func:`lock_notices`,
+  sorted, so two transactions never wait on each other in a cycle) and
+  inserts them as its last write: one corporate's notifications are numbered
+  and made visible in the same order, while different corporates proceed in
+  parallel.  The lock is released only after the commit is visible.
+- **Inquiries** are keyed by (direction, InqId); a re-delivered ccms.314 that
+  races another node's insert loses on the key (``ON CONFLICT DO NOTHING``)
+  and returns the winner's record.  RPLY and ccms.315 lock the inquiry row
+  (``FOR UPDATE``), so it is answered once.
+- **Incoming credits**: (sender, TxId) is unique (``ON CONFLICT DO
+  NOTHING``); state changes are ``UPDATE ... WHERE state = 'CHECKING'``, so
+  when two nodes check the same credit, one posts (or suspends) it and the
+  other gets False — one notification, one automatic inquiry.
+- **Netting**: one (work date, counterparty) is reconciled by one node at a
+  time (advisory lock); the ledger's rows are locked ``FOR NO KEY UPDATE``
+  in id order, counted, and exactly those move.  Settlement locks the
+  round's NETTED items in id order too, as a ccms.900 does its message's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import asyncpg
+
+from gateway.journal import postgres_schema as pg
+from gateway.journal import schema
+from gateway.journal.records import (
+    AcceptOutcome,
+    CreditState,
+    Figures,
+    IncomingCredit,
+    InquiryDirection,
+    InquiryRecord,
+    InquiryState,
+    ItemRef,
+    NettingOutcome,
+    NewIncomingCredit,
+    NewInquiry,
+    NewOutbound,
+    NewRequest,
+    RequestRecord,
+    SettlementOutcome,
+)
+from gateway.model import Engine, Notice, NoticeKind, State
+
+Conn = asyncpg.pool.PoolConnectionProxy
+T = TypeVar("T")
+
+NOTICE_LOCK: Final = 0x6E_74_66_79  # "ntfy": advisory lock class, object = hashtext(corp_id)
+NETTING_LOCK: Final = 0x6E_65_74_67  # "netg": advisory lock class, object = hashtext(day|cpty)
+"""Two-key advisory locks live apart from the one-key locks (migration, retention)."""
+
+_LOCK_NOTICES = """
+SELECT pg_advisory_xact_lock($1, s.k)
+  FROM (SELECT DISTINCT hashtext(c) AS k FROM unnest($2::text[]) AS c ORDER BY k) AS s
+"""
+_NOTICE_COLUMNS = (
+    "ntfy_id, kind, at, orig_msg_id, seq_no, gw_ref, inq_id, state, reason_code, engine,"
+    " work_date, acct, amount_fen, counterparty_acct, counterparty_name, counterparty_bank, text"
+)
+_NOTICE_FIELDS: Final = (
+    "orig_msg_id", "seq_no", "gw_ref", "inq_id", "state", "reason_code", "engine", "work_date",
+    "acct", "amount_fen", "counterparty_acct", "counterparty_name", "counterparty_bank", "text",
+)  # fmt: skip
+_NOTICE_INSERT = (
+    f"INSERT INTO notifications (corp_id, kind, at, {', '.join(_NOTICE_FIELDS)})"  # noqa: S608
+    f" VALUES ($1, $2, $3, {', '.join(f'${n}' for n in range(4, 4 + len(_NOTICE_FIELDS)))})"
+)
+STATUS_NOTICES: Final = """
+INSERT INTO notifications (corp_id, kind, at, orig_msg_id, seq_no, state, reason_code, text,
+                           engine, work_date)
+SELECT r.corp_id, 'STATUS', {at}, r.msg_id, i.seq_no, u.state,
+       CASE WHEN u.state = 'REJECTED' THEN u.code END,
+       CASE WHEN u.state = 'REJECTED' THEN u.text END, i.engine, i.work_date
+  FROM u JOIN items i ON i.id = u.id JOIN requests r ON r.id = i.request_id
+ ORDER BY u.ord
+"""
+"""A STATUS notification per row of CTE ``u`` (id, state, code, text, ord): the
+items' new final states (``{at}``: the parameter holding the time)."""
+
+_INQUIRY_COLUMNS = (
+    "inq_id, direction, state, counterparty, text, created_at, corp_id, msg_id, seq_no,"
+    " credit_ref, orgnl_msg_id, orgnl_tx_id, request_msg_id, reply_text, replied_at"
+)
+_FIND_INQUIRY = (
+    f"SELECT {_INQUIRY_COLUMNS} FROM inquiries"  # noqa: S608 (constant fragments)
+    " WHERE direction = $1 AND inq_id = $2"
+)
+_INSERT_INQUIRY = """
+INSERT INTO inquiries (direction, inq_id, state, counterparty, text, created_at, corp_id, msg_id,
+                       seq_no, credit_ref, orgnl_msg_id, orgnl_tx_id, request_msg_id, out_msg_id)
+VALUES ($1, $2, 'OPEN', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+ON CONFLICT (direction, inq_id) DO NOTHING
+RETURNING inq_id
+"""
+_CREDIT_COLUMNS = (
+    "gw_ref, engine, msg_id, tx_id, sender, work_date, creditor_acct, creditor_name,"
+    " debtor_acct, debtor_name, debtor_bank, amount_fen, purpose, corp_id, state,"
+    " check_attempts, next_check_at"
+)
+_INSERT_CREDIT = """
+INSERT INTO incoming_credits (gw_ref, engine, msg_id, tx_id, end_to_end_id, sender, work_date,
+                              debtor_acct, debtor_name, debtor_bank, creditor_acct,
+                              creditor_name, amount_fen, purpose, received_at, corp_id, state,
+                              check_attempts, next_check_at, updated_at, node)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 'CHECKING', 0,
+        $15, $15, $17)
+ON CONFLICT (sender, tx_id) DO NOTHING
+"""
+_BARE_REQUEST = """
+INSERT INTO requests (id, corp_id, msg_id, oper_id, trn_code, digest, gw_ref, received_at, node)
+SELECT n.id, $1, $2, $3, $4, $5, $6 || lpad(n.id::text, greatest(9, length(n.id::text)), '0'),
+       $7, $8
+  FROM (SELECT nextval('request_ids') AS id) AS n
+ WHERE NOT EXISTS (SELECT 1 FROM requests WHERE corp_id = $1 AND msg_id = $2)
+ON CONFLICT (corp_id, msg_id) DO NOTHING
+RETURNING gw_ref
+"""
+"""``postgres_schema.ACCEPT`` without items and daily total: an INQ / RPLY moves no money."""
+_ITEM_REF = """
+SELECT i.id AS item_id, r.corp_id, r.msg_id, i.seq_no, i.tx_id, i.end_to_end_id, i.engine,
+       i.receiver, i.work_date, i.state, i.out_msg_id
+  FROM requests r JOIN items i ON i.request_id = r.id
+ WHERE r.corp_id = $1 AND r.msg_id = $2 {seq}
+ ORDER BY i.id LIMIT 1
+"""
+_LEDGER_ITEMS = (
+    "SELECT id, biz_type, amount_fen FROM items WHERE engine = 'BEPS' AND state = 'ACKED'"
+    " AND receiver = $1 AND work_date = $2 ORDER BY id"
+)
+_LEDGER_CREDITS = (
+    "SELECT gw_ref, amount_fen FROM incoming_credits WHERE engine = 'BEPS'"
+    " AND netting_round IS NULL AND sender = $1 AND work_date = $2 ORDER BY gw_ref"
+)
+_LOCKED = " FOR NO KEY UPDATE"
+_NET = """
+WITH moved AS (
+    UPDATE items SET state = 'NETTED', netting_round = $2, updated_at = $3
+     WHERE id = ANY($1::bigint[]) AND state = 'ACKED'
+    RETURNING id
+), trail AS (
+    INSERT INTO transitions (item_id, state, at, detail)
+    SELECT id, 'NETTED', $3, $4 FROM moved ORDER BY id
+)
+SELECT count(*) FROM moved
+"""
+_ROUND = """
+SELECT our_dbt_cnt, our_dbt_fen, our_cdt_cnt, our_cdt_fen, their_dbt_cnt, their_dbt_fen,
+       their_cdt_cnt, their_cdt_fen, matched, items_netted
+  FROM netting_rounds WHERE work_date = $1 AND round = $2 AND counterparty = $3
+"""
+_SETTLE = f"""
+WITH u AS (
+    SELECT id, 'SETTLED'::text AS state, NULL::text AS code, NULL::text AS text, ord
+      FROM unnest($1::bigint[]) WITH ORDINALITY AS u(id, ord)
+), moved AS (
+    UPDATE items i SET state = 'SETTLED', updated_at = $2 FROM u WHERE i.id = u.id
+), trail AS (
+    INSERT INTO transitions (item_id, state, at, detail)
+    SELECT id, 'SETTLED', $2, $3 FROM u ORDER BY ord
+)
+{STATUS_NOTICES.format(at="$2")}
+"""  # noqa: S608 (built from our own constants; values are $n parameters)
+
+
+async def lock_notices(conn: Conn, corp_ids: Iterable[str | None]) -> None:
+    """Take the NTFY ordering locks of these corporates (module docstring).
+
+    Call it after every other lock the transaction takes, right before
+    inserting the notifications.
+    """
+    corps = sorted({c for c in corp_ids if c is not None})
+    if corps:
+        await conn.execute(_LOCK_NOTICES, NOTICE_LOCK, corps)
+
+
+class PostgresCorrespondence:
+    """The correspondence methods of :class:`~gateway.journal.postgres.PostgresStore`."""
+
+    node: str
+
+    if TYPE_CHECKING:
+        _conn: Callable[[], contextlib.AbstractAsyncContextManager[Conn]]
+        _commit: Callable[[], contextlib.AbstractAsyncContextManager[Conn]]
+
+    # -- notifications ------------------------------------------------------
+    async def pull_notices(self, corp_id: str, after: int, limit: int) -> list[Notice]:
+        if limit <= 0:
+            return []
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_NOTICE_COLUMNS} FROM notifications"  # noqa: S608 (constant)
+                " WHERE corp_id = $1 AND ntfy_id > $2 ORDER BY ntfy_id LIMIT $3",
+                corp_id,
+                after,
+                limit,
+            )
+        return [_notice(r) for r in rows]
+
+    async def item_ref(self, corp_id: str, msg_id: str, seq_no: int | None) -> ItemRef | None:
+        args: list[object] = [corp_id, msg_id]
+        if seq_no is not None:
+            args.append(seq_no)
+        sql = _ITEM_REF.format(seq="" if seq_no is None else "AND i.seq_no = $3")
+        async with self._conn() as conn:
+            row = await conn.fetchrow(sql, *args)
+        return None if row is None else _item_ref(row)
+
+    # -- inquiries ----------------------------------------------------------
+    async def open_inquiry(
+        self, request: NewRequest, inquiry: NewInquiry, outbound: NewOutbound
+    ) -> AcceptOutcome:
+        schema.check_open_inquiry(request, inquiry, outbound)
+        async with self._commit() as conn:
+            record = await _insert_request(conn, request, self.node)
+            if isinstance(record, AcceptOutcome):
+                return record
+            await _insert_inquiry(
+                conn,
+                inquiry,
+                corp_id=request.corp_id,
+                msg_id=inquiry.msg_id,
+                seq_no=inquiry.seq_no,
+                credit_ref=inquiry.credit_ref,
+                request_msg_id=request.msg_id,
+                out_msg_id=outbound.msg_id,
+            )
+            await _insert_outbound(conn, outbound, self.node)
+        return AcceptOutcome(created=True, record=record)
+
+    async def inquiry_for_request(self, corp_id: str, msg_id: str) -> InquiryRecord | None:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(
+                f"SELECT {_INQUIRY_COLUMNS} FROM inquiries"  # noqa: S608 (constant)
+                " WHERE corp_id = $1 AND request_msg_id = $2 AND direction = 'OUT'",
+                corp_id,
+                msg_id,
+            )
+        return None if row is None else _inquiry(row)
+
+    async def find_inquiry(self, inq_id: str, direction: InquiryDirection) -> InquiryRecord | None:
+        async with self._conn() as conn:
+            row = await conn.fetchrow(_FIND_INQUIRY, direction.value, inq_id)
+        return None if row is None else _inquiry(row)
+
+    async def answer_inquiry(
+        self, request: NewRequest, inq_id: str, text: str, outbound: NewOutbound
+    ) -> AcceptOutcome:
+        """The inquiry row is locked, so two RPLYs (on any nodes) answer it once."""
+        schema.check_bare(request, outbound)
+        replied = pg.aware(request.received_at)
+        async with self._commit() as conn:
+            record = await _insert_request(conn, request, self.node)
+            if isinstance(record, AcceptOutcome):
+                return record
+            found = await conn.fetchrow(
+                "SELECT state, corp_id FROM inquiries WHERE direction = 'IN' AND inq_id = $1"
+                " FOR UPDATE",
+                inq_id,
+            )
+            # Raising rolls the whole transaction back: the request row too.
+            if found is None or found["corp_id"] != request.corp_id:
+                raise LookupError(f"no inquiry {inq_id} for this corporate")
+            if found["state"] != InquiryState.OPEN.value:
+                raise ValueError(f"inquiry {inq_id} is already replied")
+            await conn.execute(
+                "UPDATE inquiries SET state = 'REPLIED', reply_text = $2, replied_at = $3,"
+                " request_msg_id = $4, out_msg_id = $5 WHERE direction = 'IN' AND inq_id = $1",
+                inq_id, text, replied, request.msg_id, outbound.msg_id,
+            )  # fmt: skip
+            await _insert_outbound(conn, outbound, self.node)
+        return AcceptOutcome(created=True, record=record)
+
+    async def receive_inquiry(self, inquiry: NewInquiry) -> InquiryRecord | None:
+        if inquiry.direction is not InquiryDirection.IN:
+            raise ValueError("an inbound ccms.314 is an IN inquiry")
+        at = pg.aware(inquiry.created_at)
+        async with self._commit() as conn:
+            existing = await conn.fetchrow(_FIND_INQUIRY, "IN", inquiry.inq_id)
+            if existing is not None or inquiry.orgnl_tx_id is None:
+                return None if existing is None else _inquiry(existing)
+            corp_id: str | None
+            msg_id: str | None = None
+            seq_no: int | None = None
+            credit_ref: str | None = None
+            ours = await conn.fetchrow(
+                "SELECT r.corp_id, r.msg_id, i.seq_no FROM items i"
+                " JOIN requests r ON r.id = i.request_id WHERE i.tx_id = $1",
+                inquiry.orgnl_tx_id,
+            )
+            if ours is not None:
+                corp_id, msg_id, seq_no = ours["corp_id"], ours["msg_id"], ours["seq_no"]
+            else:
+                credit = await conn.fetchrow(
+                    "SELECT corp_id, gw_ref FROM incoming_credits WHERE sender = $1 AND tx_id = $2",
+                    inquiry.counterparty,
+                    inquiry.orgnl_tx_id,
+                )
+                if credit is None:
+                    return None
+                corp_id, credit_ref = credit["corp_id"], credit["gw_ref"]
+            inserted = await _insert_inquiry(
+                conn,
+                inquiry,
+                corp_id=corp_id,
+                msg_id=msg_id,
+                seq_no=seq_no,
+                credit_ref=credit_ref,
+                request_msg_id=None,
+                out_msg_id=None,
+                on_conflict_nothing=True,
+            )
+            if inserted and corp_id is not None:
+                await lock_notices(conn, [corp_id])
+                await _notify(
+                    conn, corp_id, NoticeKind.INQUIRY, at,
+                    inq_id=inquiry.inq_id, orig_msg_id=msg_id, seq_no=seq_no,
+                    gw_ref=credit_ref, text=inquiry.text,
+                )  # fmt: skip
+            # Lost a race with another node: its committed row is visible to a new statement.
+            row = await conn.fetchrow(_FIND_INQUIRY, "IN", inquiry.inq_id)
+        return None if row is None else _inquiry(row)
+
+    async def receive_reply(self, inq_id: str, text: str, at: datetime) -> InquiryRecord | None:
+        when = pg.aware(at)
+        async with self._commit() as conn:
+            row = await conn.fetchrow(_FIND_INQUIRY + " FOR UPDATE", "OUT", inq_id)
+            if row is None:
+                return None
+            found = _inquiry(row)
+            if found.state is InquiryState.REPLIED:
+                return found
+            await conn.execute(
+                "UPDATE inquiries SET state = 'REPLIED', reply_text = $2, replied_at = $3"
+                " WHERE direction = 'OUT' AND inq_id = $1",
+                inq_id,
+                text,
+                when,
+            )
+            if found.corp_id is not None:
+                await lock_notices(conn, [found.corp_id])
+                await _notify(
+                    conn, found.corp_id, NoticeKind.REPLY, when,
+                    inq_id=inq_id, orig_msg_id=found.msg_id, seq_no=found.seq_no, text=text,
+                )  # fmt: skip
+        return dataclasses.replace(
+            found, state=InquiryState.REPLIED, reply_text=text, replied_at=pg.shanghai(when)
+        )
+
+    # -- incoming credits ---------------------------------------------------
+    async def receive_credit(self, credit: NewIncomingCredit) -> IncomingCredit:
+        args = (
+            credit.gw_ref, credit.engine.value, credit.msg_id, credit.tx_id,
+            credit.end_to_end_id, credit.sender, pg.work_day(credit.work_date),
+            credit.debtor_acct, credit.debtor_name, credit.debtor_bank, credit.creditor_acct,
+            credit.creditor_name, pg.fen(credit.amount), credit.purpose,
+            pg.aware(credit.received_at), credit.corp_id, self.node,
+        )  # fmt: skip
+        async with self._commit() as conn:
+            try:
+                await conn.execute(_INSERT_CREDIT, *args)
+            except asyncpg.UniqueViolationError as exc:
+                raise ValueError(f"incoming credit {credit.gw_ref} is already journaled") from exc
+            row = await conn.fetchrow(
+                f"SELECT {_CREDIT_COLUMNS} FROM incoming_credits"  # noqa: S608 (constant)
+                " WHERE sender = $1 AND tx_id = $2",
+                credit.sender,
+                credit.tx_id,
+            )
+        if row is None:  # pragma: no cover (inserted, or the conflicting row is committed)
+            raise RuntimeError("incoming credit vanished")
+        return _credit(row)
+
+    async def credits_to_check(self, now: datetime, limit: int) -> list[IncomingCredit]:
+        """Every node gets the same credits: checking twice is harmless (module docstring)."""
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_CREDIT_COLUMNS} FROM incoming_credits"  # noqa: S608 (constant)
+                " WHERE state = 'CHECKING' AND next_check_at <= $1"
+                " ORDER BY received_at, gw_ref LIMIT $2",
+                pg.aware(now),
+                max(limit, 0),
+            )
+        return [_credit(r) for r in rows]
+
+    async def postpone_credit_check(self, gw_ref: str, next_at: datetime) -> None:
+        """A credit no longer CHECKING is left alone; ``KeyError`` for an unknown one."""
+        when = pg.aware(next_at)
+        async with self._commit() as conn:
+            done = await conn.fetchval(
+                "UPDATE incoming_credits SET check_attempts = check_attempts + 1,"
+                " next_check_at = $2 WHERE gw_ref = $1 AND state = 'CHECKING' RETURNING 1",
+                gw_ref,
+                when,
+            )
+            if done is None and await _credit_state(conn, gw_ref) is None:
+                raise KeyError(gw_ref)
+
+    async def post_credit(self, gw_ref: str, at: datetime) -> bool:
+        when = pg.aware(at)
+        async with self._commit() as conn:
+            row = await conn.fetchrow(
+                "UPDATE incoming_credits SET state = 'POSTED', next_check_at = NULL,"
+                " updated_at = $2 WHERE gw_ref = $1 AND state = 'CHECKING'"
+                " RETURNING corp_id, creditor_acct, amount_fen, debtor_acct, debtor_name,"
+                " debtor_bank, engine, work_date, purpose",
+                gw_ref,
+                when,
+            )
+            if row is None:
+                return False
+            if (corp_id := row["corp_id"]) is not None:
+                await lock_notices(conn, [corp_id])
+                await _notify(
+                    conn, corp_id, NoticeKind.CREDIT, when,
+                    gw_ref=gw_ref, acct=row["creditor_acct"], amount_fen=row["amount_fen"],
+                    counterparty_acct=row["debtor_acct"], counterparty_name=row["debtor_name"],
+                    counterparty_bank=row["debtor_bank"], engine=row["engine"],
+                    work_date=row["work_date"], text=row["purpose"],
+                )  # fmt: skip
+        return True
+
+    async def suspend_credit(
+        self, gw_ref: str, at: datetime, inquiry: NewInquiry, outbound: NewOutbound
+    ) -> bool:
+        when = pg.aware(at)
+        schema.check_auto_inquiry(gw_ref, inquiry, outbound)
+        async with self._commit() as conn:
+            moved = await conn.fetchval(
+                "UPDATE incoming_credits SET state = 'SUSPENSE', next_check_at = NULL,"
+                " updated_at = $2 WHERE gw_ref = $1 AND state = 'CHECKING' RETURNING 1",
+                gw_ref,
+                when,
+            )
+            if moved is None:
+                return False
+            await _insert_inquiry(
+                conn,
+                inquiry,
+                corp_id=inquiry.corp_id,
+                msg_id=inquiry.msg_id,
+                seq_no=inquiry.seq_no,
+                credit_ref=gw_ref,
+                request_msg_id=None,
+                out_msg_id=outbound.msg_id,
+            )
+            await _insert_outbound(conn, outbound, self.node)
+        return True
+
+    async def credit_state(self, gw_ref: str) -> CreditState | None:
+        async with self._conn() as conn:
+            return await _credit_state(conn, gw_ref)
+
+    # -- BEPS netting -------------------------------------------------------
+    async def ledger(self, work_date: object, counterparty: str) -> Figures:
+        day = pg.work_day(work_date)
+        async with self._conn() as conn, conn.transaction(isolation="repeatable_read"):
+            items = await conn.fetch(_LEDGER_ITEMS, counterparty, day)  # one snapshot for both
+            credits = await conn.fetch(_LEDGER_CREDITS, counterparty, day)
+        return _figures(items, credits)
+
+    async def apply_netting(
+        self, work_date: object, round_no: int, counterparty: str, theirs: Figures, at: datetime
+    ) -> NettingOutcome:
+        day = pg.work_day(work_date)
+        when = pg.aware(at)
+        their_fen = schema.figures_fen(theirs)
+        detail = schema.netting_detail(day.isoformat(), round_no)
+        async with self._commit() as conn:
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+                NETTING_LOCK,
+                f"{day.isoformat()}|{counterparty}",
+            )
+            recorded = await conn.fetchrow(_ROUND, day, round_no, counterparty)
+            if recorded is not None:
+                return _recorded_outcome(recorded)
+            items = await conn.fetch(_LEDGER_ITEMS + _LOCKED, counterparty, day)
+            credits = await conn.fetch(_LEDGER_CREDITS + _LOCKED, counterparty, day)
+            ours = _figures(items, credits)
+            matched = ours == theirs
+            netted = 0
+            if matched:
+                ids = [r["id"] for r in items]
+                netted = int(await conn.fetchval(_NET, ids, round_no, when, detail))
+                await conn.execute(
+                    "UPDATE incoming_credits SET netting_round = $2 WHERE gw_ref = ANY($1::text[])",
+                    [r["gw_ref"] for r in credits],
+                    round_no,
+                )
+            await conn.execute(
+                "INSERT INTO netting_rounds VALUES"
+                " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                day, round_no, counterparty, *schema.figures_fen(ours), *their_fen, matched,
+                netted, when, self.node,
+            )  # fmt: skip
+        return NettingOutcome(matched=matched, ours=ours, theirs=theirs, items_netted=netted)
+
+    async def apply_settlement(
+        self, work_date: object, round_no: int, at: datetime
+    ) -> SettlementOutcome:
+        day = pg.work_day(work_date)
+        when = pg.aware(at)
+        detail = schema.netting_detail(day.isoformat(), round_no)
+        async with self._commit() as conn:
+            rounds = await conn.fetch(
+                "SELECT matched, our_dbt_fen, our_cdt_fen FROM netting_rounds"
+                " WHERE work_date = $1 AND round = $2",
+                day,
+                round_no,
+            )
+            rows = await conn.fetch(
+                "SELECT i.id, r.corp_id FROM items i JOIN requests r ON r.id = i.request_id"
+                " WHERE i.work_date = $1 AND i.netting_round = $2 AND i.state = 'NETTED'"
+                " ORDER BY i.id FOR NO KEY UPDATE OF i",
+                day,
+                round_no,
+            )
+            if rows:
+                await lock_notices(conn, (r["corp_id"] for r in rows))
+                await conn.execute(_SETTLE, [r["id"] for r in rows], when, detail)
+        net = sum(r["our_cdt_fen"] - r["our_dbt_fen"] for r in rounds if r["matched"])
+        return SettlementOutcome(
+            items_settled=len(rows), our_net=schema.from_fen(net), rounds_known=bool(rounds)
+        )
+
+
+# -- write helpers (inside the caller's transaction) ----------------------------
+
+
+async def _insert_request(
+    conn: Conn, request: NewRequest, node: str
+) -> RequestRecord | AcceptOutcome:
+    """The requests row with its GwRef (no items, no daily total), or the existing
+    request's ``AcceptOutcome`` (``created`` False) when (CorpId, MsgId) exists."""
+    received = pg.aware(request.received_at)
+    prefix = schema.gw_ref(received, node, 0)[:-9]
+    ref = await conn.fetchval(
+        _BARE_REQUEST,
+        request.corp_id, request.msg_id, request.oper_id, request.trn_code, request.digest,
+        prefix, received, node,
+    )  # fmt: skip
+    if ref is None:
+        # A duplicate, or lost the race: the conflicting row is committed, and a
+        # new statement (READ COMMITTED) sees it.
+        found = await conn.fetchrow(pg.FIND_REQUEST, request.corp_id, request.msg_id)
+        if found is None:  # pragma: no cover (the conflicting row is committed by now)
+            raise RuntimeError("duplicate request vanished")
+        return AcceptOutcome(created=False, record=pg.request_record(found))
+    return RequestRecord(
+        corp_id=request.corp_id,
+        msg_id=request.msg_id,
+        oper_id=request.oper_id,
+        trn_code=request.trn_code,
+        digest=request.digest,
+        gw_ref=ref,
+        received_at=pg.shanghai(received),
+    )
+
+
+async def _insert_inquiry(
+    conn: Conn,
+    inquiry: NewInquiry,
+    *,
+    corp_id: str | None,
+    msg_id: str | None,
+    seq_no: int | None,
+    credit_ref: str | None,
+    request_msg_id: str | None,
+    out_msg_id: str | None,
+    on_conflict_nothing: bool = False,
+) -> bool:
+    """Insert an inquiry (OPEN); a taken (direction, InqId) is ``ValueError``, or
+    False with ``on_conflict_nothing``."""
+    inserted = await conn.fetchval(
+        _INSERT_INQUIRY,
+        inquiry.direction.value, inquiry.inq_id, inquiry.counterparty, inquiry.text,
+        pg.aware(inquiry.created_at), corp_id, msg_id, seq_no, credit_ref, inquiry.orgnl_msg_id,
+        inquiry.orgnl_tx_id, request_msg_id, out_msg_id,
+    )  # fmt: skip
+    if inserted is None and not on_conflict_nothing:
+        raise ValueError(f"inquiry {inquiry.inq_id} is already journaled")
+    return inserted is not None
+
+
+async def _insert_outbound(conn: Conn, m: NewOutbound, node: str) -> None:
+    """An outbound message without items (a ccms.314 / ccms.315), PENDING."""
+    try:
+        await conn.execute(
+            "INSERT INTO outbound (msg_id, engine, msg_tp, topic, receiver, work_date, payload,"
+            " state, attempts, created_at, node)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, 'PENDING', 0, $8, $9)",
+            m.msg_id, m.engine.value, m.msg_tp, m.topic, m.receiver, pg.work_day(m.work_date),
+            m.payload, pg.aware(m.created_at), node,
+        )  # fmt: skip
+    except asyncpg.UniqueViolationError as exc:
+        raise ValueError(f"outbound MsgId {m.msg_id} is already journaled") from exc
+
+
+async def _notify(
+    conn: Conn, corp_id: str, kind: NoticeKind, when: datetime, **fields: object
+) -> None:
+    """Insert one notification; the caller holds :func:`lock_notices` for ``corp_id``."""
+    await conn.execute(
+        _NOTICE_INSERT, corp_id, kind.value, when, *(fields.get(f) for f in _NOTICE_FIELDS)
+    )
+
+
+async def _credit_state(conn: Conn, gw_ref: str) -> CreditState | None:
+    state = await conn.fetchval("SELECT state FROM incoming_credits WHERE gw_ref = $1", gw_ref)
+    return None if state is None else CreditState(state)
+
+
+# -- rows -> records ----------------------------------------------------------------
+
+
+def _figures(items: Sequence[asyncpg.Record], credits: Sequence[asyncpg.Record]) -> Figures:
+    return schema.ledger_figures(
+        ((r["biz_type"], r["amount_fen"]) for r in items), (r["amount_fen"] for r in credits)
+    )
+
+
+def _recorded_outcome(row: asyncpg.Record) -> NettingOutcome:
+    columns = ("dbt_cnt", "dbt_fen", "cdt_cnt", "cdt_fen")
+    return NettingOutcome(
+        matched=row["matched"],
+        ours=schema.fen_figures(*(row[f"our_{c}"] for c in columns)),
+        theirs=schema.fen_figures(*(row[f"their_{c}"] for c in columns)),
+        items_netted=row["items_netted"],
+        already_applied=True,
+    )
+
+
+def _opt(convert: Callable[[Any], T], value: Any) -> T | None:
+    return None if value is None else convert(value)
+
+
+def _notice(r: asyncpg.Record) -> Notice:
+    d = dict(r)
+    fen = d.pop("amount_fen")
+    return Notice(**{
+        **d, "kind": NoticeKind(d["kind"]), "at": pg.shanghai(d["at"]),
+        "state": _opt(State, d["state"]), "engine": _opt(Engine, d["engine"]),
+        "amount": _opt(schema.from_fen, fen),
+    })  # fmt: skip
+
+
+def _item_ref(r: asyncpg.Record) -> ItemRef:
+    d = dict(r)
+    return ItemRef(**{**d, "engine": _opt(Engine, d["engine"]), "state": State(d["state"])})
+
+
+def _inquiry(r: asyncpg.Record) -> InquiryRecord:
+    d = dict(r)
+    return InquiryRecord(**{
+        **d, "direction": InquiryDirection(d["direction"]), "state": InquiryState(d["state"]),
+        "created_at": pg.shanghai(d["created_at"]), "replied_at": pg.opt_shanghai(d["replied_at"]),
+    })  # fmt: skip
+
+
+def _credit(r: asyncpg.Record) -> IncomingCredit:
+    d = dict(r)
+    fen = d.pop("amount_fen")
+    return IncomingCredit(**{
+        **d, "engine": Engine(d["engine"]), "amount": schema.from_fen(fen),
+        "state": CreditState(d["state"]), "next_check_at": pg.opt_shanghai(d["next_check_at"]),
+    })  # fmt: skip
