@@ -1,4 +1,4 @@
-"""``gateway-sim``: the counterparties (clearing systems, ERP clients) and the demo."""
+"""``gateway-sim``: the counterparties (clearing, core banking, ERP clients) and the demo."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser(
         "clearing", help="the clearing systems (see gateway-sim clearing --help)", add_help=False
     )
+    sub.add_parser(
+        "core", help="the core banking system (see gateway-sim core --help)", add_help=False
+    )
     args, rest = p.parse_known_args(argv)
     if args.cmd == "demo":
         if rest:
@@ -23,6 +26,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway.sim.demo import main_demo
 
         return main_demo(args.state_dir, args.reject_ratio, args.keep)
+    if args.cmd == "core":
+        from gateway.sim.core import run_core_sim
+
+        return run_core_sim(rest)
     from gateway.sim.clearing import run_clearing_sim
 
     return run_clearing_sim(rest)
