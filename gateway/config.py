@@ -201,6 +201,19 @@ class ClearingConfig:
 
 
 @dataclass(frozen=True)
+class CoreConfig:
+    """The core banking link (clearing.md §5): balances and account checks over MQTT 5."""
+
+    enabled: bool = True
+    url: str = ""  # empty: the clearing broker (clearing.url)
+    request_topic: str = "core/req"
+    response_prefix: str = "core/rsp"
+    timeout: float = 3.0
+    recheck_interval: float = 30.0  # an incoming credit's next AcctCheck after no answer
+    max_checks: int = 20  # concurrent account checks of incoming credits
+
+
+@dataclass(frozen=True)
 class ObservabilityConfig:
     metrics_bind: str = "127.0.0.1"
     metrics_port: int = 9464
@@ -246,6 +259,7 @@ class Config:
     engines: EnginesConfig = field(default_factory=EnginesConfig)
     windows: WindowsConfig = field(default_factory=WindowsConfig)
     clearing: ClearingConfig = field(default_factory=ClearingConfig)
+    core: CoreConfig = field(default_factory=CoreConfig)
     observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)
@@ -532,6 +546,11 @@ def validate(cfg: Config) -> None:
         )
     if not cfg.clearing.url.startswith(("mqtt://", "mqtts://")):
         raise ConfigError(f"{src}: clearing.url must start with mqtt:// or mqtts://")
+    core = cfg.core
+    if core.url and not core.url.startswith(("mqtt://", "mqtts://")):
+        raise ConfigError(f"{src}: core.url must be empty or start with mqtt:// or mqtts://")
+    if core.timeout <= 0 or core.recheck_interval <= 0 or core.max_checks < 1:
+        raise ConfigError(f"{src}: core.timeout and core.recheck_interval > 0, max_checks >= 1")
     if cfg.clearing.session_expiry < 86_400:
         raise ConfigError(f"{src}: clearing.session_expiry must be at least 86400 (clearing.md §1)")
     if cfg.load.max_pending < 1 or cfg.load.max_journal_backlog < 1 or cfg.load.max_body_bytes < 1:

@@ -22,12 +22,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from gateway.clearing import documents
+from lxml import etree
+
+from gateway.clearing import ccms, documents
 from gateway.codec.corplink import BusinessRuleError, CorpLinkCodec, serialize
 from gateway.codec.xmlparse import parse_body
 from gateway.config import KeysConfig
@@ -96,12 +98,23 @@ class Inspection:
 
 @dataclass(frozen=True)
 class InboundClearing:
-    """A verified inbound clearing message, reduced to what the receipt handler applies."""
+    """A verified inbound clearing message, reduced to what the handlers apply.
+
+    ``sndr`` and ``work_date`` come from the envelope; at most one of the
+    document fields is set, by MsgTp (clearing.md §4).
+    """
 
     msg_tp: str
     msg_id: str
     orgnl_msg_id: str | None = None
     results: tuple[TxResult, ...] = ()
+    sndr: str = ""
+    work_date: date | None = None
+    netting: ccms.NettingNotice | None = None
+    settlement: ccms.SettlementNotice | None = None
+    inquiry: ccms.InquiryDoc | None = None
+    reply: ccms.ReplyDoc | None = None
+    credits: tuple[documents.CreditTx, ...] = ()
 
 
 class Desk:
@@ -314,8 +327,12 @@ class Desk:
         work_date: date,
         items: Sequence[QueuedItem],
     ) -> bytes:
-        """Build, sign and serialise one outbound clearing message (clearing.md §3–4)."""
-        doc = documents.build_pacs008(msg_id, created, work_date, items, sender)
+        """Build, sign and serialise one outbound clearing message (clearing.md §3–4).
+
+        The Document follows ``msg_tp``: pacs.003 for a beps.127 debit package,
+        pacs.008 for the credit types.
+        """
+        doc = documents.build_payment_document(msg_tp, msg_id, created, work_date, items, sender)
         env = documents.build_envelope(msg_tp, msg_id, sender, receiver, created, work_date, doc)
         sign_enveloped(env, self.ring.signer("clearing", created))
         return documents.serialize(env)
@@ -335,7 +352,44 @@ class Desk:
         if env.msg_tp == "ccms.900":
             orgnl, results = documents.parse_pacs002(env.document)
             return InboundClearing(env.msg_tp, env.msg_id, orgnl, tuple(results))
-        return InboundClearing(env.msg_tp, env.msg_id)
+        tp, doc = env.msg_tp, env.document
+        base = InboundClearing(tp, env.msg_id, sndr=env.sndr, work_date=env.work_date)
+        if tp == ccms.MSG_TP_NETTING:
+            return replace(base, netting=ccms.parse_netting(doc))
+        if tp == ccms.MSG_TP_SETTLE:
+            return replace(base, settlement=ccms.parse_settlement(doc))
+        if tp == ccms.MSG_TP_INQUIRY:
+            return replace(base, inquiry=ccms.parse_inquiry(doc))
+        if tp == ccms.MSG_TP_REPLY:
+            return replace(base, reply=ccms.parse_reply(doc))
+        if tp in _CREDIT_MSG_TPS:
+            _hdr, txs = documents.parse_pacs008(doc)
+            return replace(base, credits=tuple(txs))
+        return base
+
+    def seal_ccms(
+        self,
+        msg_tp: str,
+        msg_id: str,
+        sender: str,
+        receiver: str,
+        created: datetime,
+        work_date: date,
+        fields: tuple[str, ...],
+    ) -> bytes:
+        """Build, sign and serialise a ccms.314 inquiry or ccms.315 reply (clearing.md §4)."""
+        doc: etree._Element
+        if msg_tp == ccms.MSG_TP_INQUIRY:
+            inq_id, orgnl_msg_id, orgnl_tx_id, text = fields
+            doc = ccms.build_inquiry(ccms.InquiryDoc(inq_id, orgnl_msg_id, orgnl_tx_id, text))
+        elif msg_tp == ccms.MSG_TP_REPLY:
+            inq_id, text = fields
+            doc = ccms.build_reply(ccms.ReplyDoc(inq_id, text))
+        else:
+            raise ValueError(f"seal_ccms cannot build {msg_tp}")
+        env = documents.build_envelope(msg_tp, msg_id, sender, receiver, created, work_date, doc)
+        sign_enveloped(env, self.ring.signer("clearing", created))
+        return documents.serialize(env)
 
 
 def _amounts(request: Request | None, business: BusinessRuleError | None) -> Sequence[Decimal]:
@@ -375,7 +429,8 @@ class WorkerFailure:
 
 
 #: The desk methods a batch may call (anything else is a programming error).
-_OPS = frozenset({"inspect", "render", "seal", "open_inbound"})
+_OPS = frozenset({"inspect", "render", "seal", "seal_ccms", "open_inbound"})
+_CREDIT_MSG_TPS = frozenset({"hvps.111", "beps.121", "intra.111"})
 
 
 def w_many(calls: list[tuple[str, tuple[object, ...]]]) -> list[object]:

@@ -36,16 +36,21 @@ import structlog
 
 from gateway.clock import Clock
 from gateway.codec.corplink_decode import MAX_BATCH_ITEMS
+from gateway.correspondence.corplink import CorplinkCorrespondence
 from gateway.desk import Inspection, Refusal
 from gateway.errors import GatewayError, RetCode
 from gateway.journal.records import DailyLimit, NewItem, NewRequest, RequestRecord
 from gateway.journal.store import Store
 from gateway.model import (
+    BalanceQuery,
     Batch,
     BatchItem,
     BizType,
     Engine,
     Head,
+    Inquiry,
+    NotifyPull,
+    Reply,
     Request,
     Response,
     Route,
@@ -68,7 +73,8 @@ log = structlog.get_logger("gateway.pipeline")
 
 BATCHES = frozenset({TrnCode.PAYROLL.value, TrnCode.PAIN001.value, TrnCode.MT101.value})
 """TrnCodes carrying many transfers, answered with ``Items`` (corplink.md §4, §5)."""
-JOURNALED = frozenset({TrnCode.PAY.value}) | BATCHES
+CORRESPONDENCE = frozenset({TrnCode.INQ.value, TrnCode.RPLY.value})
+JOURNALED = frozenset({TrnCode.PAY.value}) | BATCHES | CORRESPONDENCE
 """TrnCodes whose 0000 means "durably journaled" (corplink.md §5): replay applies."""
 
 MAX_STATUS_ITEMS = 1_000
@@ -121,7 +127,9 @@ class Pipeline:
         wake: Callable[[Engine], None],
         settings: PipelineSettings,
         admission: Admission | None = None,
+        correspondence: CorplinkCorrespondence | None = None,
     ) -> None:
+        self._corr = correspondence
         self._clock = clock
         self._pool = pool
         self._store = store
@@ -235,11 +243,36 @@ class Pipeline:
             if isinstance(req.body, StatusQuery):
                 self._check_fresh(req, now)
                 return await self._status(req, req.body, now)
+            if self._corr is not None:
+                return await self._correspondence(req, self._corr, now)
             raise GatewayError(RetCode.UNKNOWN_TRNCODE, f"TrnCode {head.trn_code}")
         except GatewayError as exc:
             return self._refuse(_refusal_for(exc, head, req.encoding), now)
         finally:
             structlog.contextvars.unbind_contextvars("corp_id", "msg_id")
+
+    async def _correspondence(
+        self, req: Request, corr: CorplinkCorrespondence, now: datetime
+    ) -> Response:
+        """NTFY, BAL (read-only) and INQ, RPLY (journaled: replay before freshness)."""
+        body = req.body
+        if isinstance(body, (Inquiry, Reply)):
+            try:
+                self._check_fresh(req, now)
+            except GatewayError:
+                existing = await self._store.find_request(req.head.corp_id, req.head.msg_id)
+                if existing is not None:
+                    return await self._replay(req, existing, now)
+                raise
+            if isinstance(body, Inquiry):
+                return await corr.inquire(req, body, now)
+            return await corr.reply(req, body, now)
+        self._check_fresh(req, now)
+        if isinstance(body, NotifyPull):
+            return await corr.notify(req, body, now)
+        if isinstance(body, BalanceQuery):
+            return await corr.balance(req, body, now)
+        raise GatewayError(RetCode.UNKNOWN_TRNCODE, f"TrnCode {req.head.trn_code}")
 
     async def _deferred_only(self, ins: Inspection, now: datetime) -> Response:
         """A request whose body broke a business rule in decode (4004): §8 order still holds."""
@@ -275,14 +308,15 @@ class Pipeline:
             self._check_fresh(req, now)
             if ins.deferred is not None:
                 raise GatewayError(ins.deferred.code, ins.deferred.detail)
-            if body.biz_type is BizType.DEBIT:
-                # routing.md §3 sends debits to BEPS as beps.127 (pacs.003) packages;
-                # until that package type exists, refuse rather than hold forever.
-                raise GatewayError(
-                    RetCode.UNKNOWN_TRNCODE, "BizType DEBIT (beps.127) not supported yet"
-                )
             router = self._router()
             route = router.route(body, now)
+            if body.biz_type is BizType.DEBIT and route.engine is not Engine.BEPS:
+                # routing.md §3 rule 1 sends own branches to INTRA, which has no
+                # debit message (clearing.md §4); a debit sent as a credit would
+                # move the money the wrong way.
+                raise GatewayError(
+                    RetCode.UNKNOWN_TRNCODE, "BizType DEBIT to an own branch: no intra-bank debit"
+                )
             if not router.calendar.covers(now.date()):
                 metrics.CALENDAR_UNCOVERED.inc()  # routing.md §4: weekday rule, alert
         except GatewayError:
@@ -428,6 +462,8 @@ class Pipeline:
         A batch is answered with every item's current status in ``Items``, as
         compact as the original answer (no History).
         """
+        if existing.trn_code in CORRESPONDENCE and self._corr is not None:
+            return await self._corr.replay(req, existing, now)
         if existing.digest != req.digest:
             raise GatewayError(RetCode.DUPLICATE_MSGID, f"MsgId {req.head.msg_id}")
         metrics.DUPLICATES.inc()

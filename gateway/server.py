@@ -29,14 +29,17 @@ from gateway.clearing.link import ClearingLink, LinkConfig
 from gateway.clearing.receipts import ReceiptHandler
 from gateway.clock import BusinessClock, Clock, SystemClock
 from gateway.config import Config
+from gateway.correspondence.service import Correspondence
 from gateway.desk import DeskSetup
 from gateway.engines.runner import EngineRunner, EngineSettings, Redelivery
 from gateway.journal.postgres import PostgresStore
+from gateway.journal.records import NewOutbound
 from gateway.journal.retention import archive_once
 from gateway.journal.sqlite import SqliteStore
 from gateway.journal.store import Store
 from gateway.keys import expiry, files
 from gateway.keys.devpki import generate_dev_pki
+from gateway.keys.enrolment import Registry
 from gateway.keys.ring import KeyRing, ring_from_config
 from gateway.model import Engine
 from gateway.net.admission import Admission
@@ -206,6 +209,8 @@ class Gateway:
         self._tls: dict[str, tuple[str, SwappableContext]] = {}
         self._ring_changed = asyncio.Event()
         self._ring: KeyRing
+        self._registry: Registry
+        self.correspondence: Correspondence | None = None
 
     # -- accessors used by collaborators (always the current version) ------
     def pool(self) -> WorkerPool:
@@ -220,6 +225,13 @@ class Gateway:
         runner = self._runners.get(engine)
         if runner is not None:
             runner.wake()
+
+    async def _publish_ccms(self, out: NewOutbound) -> bool:
+        """Publish a journaled ccms.314/315 through its engine's runner (throttle, in-flight)."""
+        runner = self._runners.get(out.engine)
+        if runner is None:
+            return False
+        return await runner.publish(out.msg_id, out.msg_tp, out.topic, out.payload, resend=False)
 
     def _receipted(self, msg_id: str) -> None:
         for runner in self._runners.values():
@@ -261,10 +273,23 @@ class Gateway:
             max_inflight=cfg.clearing.max_inflight,
             publish_timeout=cfg.clearing.publish_timeout,
         )
-        receipts = ReceiptHandler(self.store, self.pool, self.clock, on_receipt=[self._receipted])
+        self._registry = Registry.load(desk_setup(cfg).enrolment)
+        corr = Correspondence(
+            cfg, self.store, self.pool, self.clock, lambda: self._registry, self._publish_ccms
+        )
+        self.correspondence = corr
+        receipts = ReceiptHandler(
+            self.store,
+            self.pool,
+            self.clock,
+            on_receipt=[self._receipted],
+            correspondence=corr.inbound,
+        )
         self._link = ClearingLink(link_cfg, receipts)
         self._runners = {e: self._make_runner(e, self._link) for e in Engine}
         self._spawn(self._link.run(), "clearing_link")
+        for name, coro in corr.tasks().items():
+            self._spawn(coro, name)
         self._spawn(self._watch_link(), "link_watch")
         for engine, runner in self._runners.items():
             self._spawn(runner.run(), f"engine_{engine.value.lower()}")
@@ -293,6 +318,7 @@ class Gateway:
                 max_journal_backlog=cfg.load.max_journal_backlog,
             ),
             self.admission,
+            corr.corplink,
         )
         self._ring = self._load_ring()
         for lc in cfg.listeners:
@@ -528,6 +554,9 @@ class Gateway:
         if self._link is not None:
             with contextlib.suppress(Exception):
                 await self._link.close()
+        if self.correspondence is not None:
+            with contextlib.suppress(Exception):
+                await self.correspondence.close()
         await self.store.close()
         if self._pool is not None:
             await self._pool.close()
@@ -550,6 +579,7 @@ class Gateway:
                 new_tls = {
                     name: self._tls_context(mode, new_ring) for name, (mode, _) in self._tls.items()
                 }
+                new_registry = Registry.load(desk_setup(self.cfg).enrolment)
                 new_pool = WorkerPool(desk_setup(self.cfg), self.cfg.workers.processes)
                 await new_pool.start()
             except Exception as exc:  # noqa: BLE001 - any failure keeps the old version
@@ -558,6 +588,7 @@ class Gateway:
                 return {"ok": False, "reason": str(exc)[:300]}
             old_pool, self._pool = self._pool, new_pool
             self._router = new_router
+            self._registry = new_registry
             self._ring = new_ring
             self._ring_changed.set()
             for name, ctx in new_tls.items():

@@ -151,6 +151,23 @@ class WorkerPool:
         )
         return result
 
+    async def seal_ccms(
+        self,
+        msg_tp: str,
+        msg_id: str,
+        sender: str,
+        receiver: str,
+        created: datetime,
+        work_date: date,
+        fields: tuple[str, ...],
+    ) -> bytes:
+        """Sign a ccms.314 inquiry (fields: InqId, OrgnlMsgId, OrgnlTxId, Text) or a
+        ccms.315 reply (fields: InqId, Text) in a worker (clearing.md §4)."""
+        result: bytes = await self._call(
+            "seal_ccms", msg_tp, msg_id, sender, receiver, created, work_date, fields
+        )
+        return result
+
     async def open_inbound(self, payload: bytes, now: datetime) -> InboundClearing:
         result: InboundClearing = await self._call("open_inbound", payload, now)
         return result

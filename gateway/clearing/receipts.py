@@ -15,8 +15,10 @@ from collections.abc import Callable, Iterable
 import structlog
 
 from gateway.clock import Clock
+from gateway.correspondence.inbound import HANDLED, InboundCorrespondence
 from gateway.errors import GatewayError
 from gateway.journal.store import Store
+from gateway.model import Engine
 from gateway.ops import metrics
 from gateway.workers import WorkerPool
 
@@ -32,7 +34,9 @@ class ReceiptHandler:
         pool: Callable[[], WorkerPool],
         clock: Clock,
         on_receipt: Iterable[Callable[[str], None]] = (),
+        correspondence: InboundCorrespondence | None = None,
     ) -> None:
+        self._corr = correspondence
         self._store = store
         self._pool = pool
         self._clock = clock
@@ -70,8 +74,24 @@ class ReceiptHandler:
                         "SETTLED" if r.status == "ACSC" else "REJECTED",
                     ).inc()
             log.info("status_applied", orgnl_msg_id=msg.orgnl_msg_id, changed=changed)
+        elif self._corr is not None and msg.msg_tp in HANDLED:
+            if not await self._corr.handle(msg, _engine(topic)):
+                metrics.INBOUND_DROPPED.labels("malformed").inc()
+                log.warning("inbound_dropped", reason="incomplete", msg_tp=msg.msg_tp, topic=topic)
+                return
         else:
             metrics.INBOUND_DROPPED.labels("unsupported").inc()
             log.info("inbound_ignored", msg_tp=msg.msg_tp, topic=topic)
             return
         metrics.INBOUND.labels(msg.msg_tp).inc()
+
+
+def _engine(topic: str) -> Engine | None:
+    """``<prefix>/<engine>/in`` → the engine whose link carried the message."""
+    parts = topic.rsplit("/", 2)
+    if len(parts) < 3:
+        return None
+    try:
+        return Engine(parts[-2].upper())
+    except ValueError:
+        return None

@@ -182,3 +182,39 @@ LIFECYCLE = Gauge(
     ["state"],
     registry=REGISTRY,
 )
+NETTING_POSITIONS = Counter(
+    "gateway_netting_positions_total",
+    "BEPS netting positions reconciled against the bilateral ledger, by outcome"
+    " (matched, mismatch; routing.md §5)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+NETTING_MISMATCH = Gauge(
+    "gateway_netting_mismatch",
+    "1 while the latest netting round or settlement disagreed with the gateway's ledger"
+    " (alert; cleared by the next matching round)",
+    registry=REGISTRY,
+)
+INQUIRIES = Counter(
+    "gateway_inquiries_total",
+    "Inquiries (ccms.314) and replies (ccms.315) by direction and kind",
+    ["direction", "kind"],
+    registry=REGISTRY,
+)
+INCOMING_CREDITS = Counter(
+    "gateway_incoming_credits_total",
+    "Incoming credits by outcome (received, posted, suspense, check_timeout)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+CORE_REQUESTS = Counter(
+    "gateway_core_requests_total",
+    "Requests to the core banking system by kind (balance, account_check) and outcome",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
+NOTICES_PULLED = Counter(
+    "gateway_notices_pulled_total",
+    "Notifications delivered through NTFY",
+    registry=REGISTRY,
+)

@@ -34,6 +34,8 @@ from gateway.net.tls import client_context
 from gateway.paths import data_root
 from gateway.routing.calendar_files import load_calendars
 from gateway.sim.clearing import ClearingSimConfig, ClearingSimulator
+from gateway.sim.core import CoreSimConfig, CoreSimulator, demo_accounts
+from gateway.sim.demo_tour import correspondence_tour
 from gateway.sim.erp import ErpClient, Payment, Reply, build_request, transfer_body
 from gateway.testing import start_broker
 
@@ -177,6 +179,7 @@ async def run_demo(state: Path, *, reject_ratio: float, keep: bool) -> int:
             stderr=subprocess.STDOUT,
         )
     sim_task: asyncio.Task[None] | None = None
+    core_task: asyncio.Task[None] | None = None
     try:
         ports = await _wait_ports(ports_file, proc, 60)
         listeners = ports["listeners"]
@@ -201,12 +204,23 @@ async def run_demo(state: Path, *, reject_ratio: float, keep: bool) -> int:
                 settle_delay=0.3,
                 record_path=state / "clearing-record.jsonl",
                 seed=7,
+                netting=True,
+                netting_interval=3.0,
+                settle_delay_rounds=0.5,
+                reply_delay=0.3,
             )
         )
         ready = asyncio.Event()
         sim_task = asyncio.create_task(sim.run(ready))
         await asyncio.wait_for(ready.wait(), 15)
-        _say("demo: clearing simulator subscribed (HVPS, BEPS, intra-bank clearing centre)")
+        core = CoreSimulator(CoreSimConfig(broker_url=broker.url, accounts=demo_accounts()))
+        core_ready = asyncio.Event()
+        core_task = asyncio.create_task(core.run(core_ready))
+        await asyncio.wait_for(core_ready.wait(), 15)
+        _say(
+            "demo: clearing simulator subscribed (HVPS, BEPS with netting rounds every 3 s,"
+            " intra-bank clearing centre); core banking simulator answering core/req"
+        )
 
         gw_certs = x509.load_pem_x509_certificates(pki.response_cert.read_bytes())
         tls = client_context(pki.server_ca)
@@ -285,6 +299,35 @@ async def run_demo(state: Path, *, reject_ratio: float, keep: bool) -> int:
                 _say(f"demo: waiting for clearing: {len(final)}/{len(accepted)} final; now {line}")
                 last = line
             await asyncio.sleep(0.5)
+
+        async def client_for(corp_id: str, oper_id: str) -> ErpClient:
+            if (corp_id, oper_id) not in clients:
+                kp, cp = pki.client(corp_id, oper_id)
+                c = ErpClient(
+                    host,
+                    int(port),
+                    corp_id=corp_id,
+                    oper_id=oper_id,
+                    signer=load_signing_key(kp, cp),
+                    gateway_certs=gw_certs,
+                    ssl_context=client_context(pki.server_ca, cp, kp),
+                )
+                await c.connect()
+                clients[(corp_id, oper_id)] = c
+            return clients[(corp_id, oper_id)]
+
+        settled_c1 = [
+            r
+            for p, r in accepted
+            if p.corp_id == "C100000001"
+            and p.oper_id == "op01"
+            and final.get(p.msg_id) is not None
+            and final[p.msg_id].state == "SETTLED"
+        ]
+        hvps = [r for r in settled_c1 if r.engine == "HVPS"] or settled_c1
+        tour_failures = await correspondence_tour(
+            client_for, clock, sim, hvps[0], settled_c1[-1], planned[0].msg_id.split("-")[0]
+        )
         for c in clients.values():
             await c.close()
 
@@ -309,17 +352,25 @@ async def run_demo(state: Path, *, reject_ratio: float, keep: bool) -> int:
             _say(f"  {eng:6s} {n['sent']:5d} {n['SETTLED']:8d} {n['REJECTED']:9d}  {why}")
         codes = sorted({r.ret_code for _, r in refused} | {other.ret_code, tampered.ret_code})
         _say(f"  refused at the door: {len(refused) + 2} ({', '.join(codes)})")
+        _say(
+            f"  BEPS netting: {sim.stats['netting_rounds']} rounds reconciled and settled"
+            f" ({sim.stats['accepted_for_netting']} items netted, NETTED -> SETTLED)"
+        )
         _say(f"  clearing simulator: {json.dumps(sim.stats, sort_keys=True)}")
         missing = sum(c["not final"] for c in by_engine.values())
         if missing:
             _say(f"demo: {missing} payments did not reach a final state in time")
             return 1
+        if tour_failures:
+            _say(f"demo: {tour_failures} correspondence steps did not work out")
+            return 1
         _say("demo: every accepted payment is SETTLED or REJECTED with a reason")
         return 0
     finally:
-        if sim_task is not None:
-            sim_task.cancel()
-            await asyncio.gather(sim_task, return_exceptions=True)
+        for task in (sim_task, core_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:

@@ -26,6 +26,7 @@ from gateway.paths import default_config_path
 from gateway.routing.calendar_files import load_calendars
 from gateway.server import Gateway
 from gateway.sim.clearing import ClearingSimConfig, ClearingSimulator
+from gateway.sim.core import CoreSimConfig, CoreSimulator, demo_accounts
 from gateway.sim.erp import ErpClient
 
 
@@ -102,6 +103,21 @@ async def running_clearing_sim(
             **kw,
         )
     )
+    ready = asyncio.Event()
+    task = asyncio.create_task(sim.run(ready))
+    await asyncio.wait_for(ready.wait(), 15)
+    try:
+        yield sim
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def running_core_sim(broker_url: str, **kw: Any) -> AsyncIterator[CoreSimulator]:
+    """The core banking simulator with the demo's accounts (clearing.md §5)."""
+    kw.setdefault("accounts", demo_accounts())
+    sim = CoreSimulator(CoreSimConfig(broker_url=broker_url, **kw))
     ready = asyncio.Event()
     task = asyncio.create_task(sim.run(ready))
     await asyncio.wait_for(ready.wait(), 15)
