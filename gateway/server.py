@@ -472,17 +472,18 @@ class Gateway:
             self.health.checks["clearing_link"] = False
 
     async def _release_held(self) -> None:
-        """HELD → QUEUED at the opening, at a throttled rate (routing.md §4)."""
-        rate = max(
-            self.cfg.engines.intra.release_rate,
-            self.cfg.engines.hvps.release_rate,
-            self.cfg.engines.beps.release_rate,
-        )
+        """HELD → QUEUED at the opening, each engine at its own throttled rate
+        (``engines.<engine>.release_rate`` per second; routing.md §4: no thundering herd)."""
+        rates = {
+            Engine.INTRA: self.cfg.engines.intra.release_rate,
+            Engine.HVPS: self.cfg.engines.hvps.release_rate,
+            Engine.BEPS: self.cfg.engines.beps.release_rate,
+        }
         while True:
-            n = await self.store.release_held(self.clock.now(), max(1, int(rate)))
-            if n:
-                for r in self._runners.values():
-                    r.wake()
+            now = self.clock.now()
+            for engine, rate in rates.items():
+                if await self.store.release_held(now, max(1, int(rate)), engine):
+                    self._wake(engine)
             await asyncio.sleep(1.0)
 
     async def _admission_gauges(self) -> None:

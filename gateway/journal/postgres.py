@@ -106,6 +106,7 @@ SELECT i.id, i.state, i.engine, i.work_date, i.release_at, i.reason_code, i.reas
 _RELEASE = """
 WITH due AS (
     SELECT id FROM items WHERE state = 'HELD' AND release_at <= $1
+       AND ($3::text IS NULL OR engine = $3)
      ORDER BY release_at, id LIMIT $2
        FOR NO KEY UPDATE SKIP LOCKED
 ), moved AS (
@@ -375,14 +376,16 @@ class PostgresStore(PostgresCorrespondence):
         )
 
     # -- the engine side --------------------------------------------------
-    async def release_held(self, now: datetime, limit: int) -> int:
+    async def release_held(self, now: datetime, limit: int, engine: Engine | None = None) -> int:
         """``SKIP LOCKED``: two nodes releasing at once take different rows."""
         at = pg.aware(now)
         if limit <= 0:
             return 0
         async with self._conn() as conn:
             started = time.perf_counter()
-            moved = await conn.fetchval(_RELEASE, at, limit)
+            moved = await conn.fetchval(
+                _RELEASE, at, limit, None if engine is None else engine.value
+            )
             _committed(started)
         return int(moved)
 

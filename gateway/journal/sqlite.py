@@ -298,7 +298,7 @@ class SqliteStore(SqliteCorrespondence):
         return await self._read(read)
 
     # -- the engine side --------------------------------------------------
-    async def release_held(self, now: datetime, limit: int) -> int:
+    async def release_held(self, now: datetime, limit: int, engine: Engine | None = None) -> int:
         at = to_micros(now)
         if limit <= 0:
             return 0
@@ -307,8 +307,8 @@ class SqliteStore(SqliteCorrespondence):
             ids = conn.execute(
                 "UPDATE items SET state = 'QUEUED', queued_at = ?1, updated_at = ?1"
                 " WHERE id IN (SELECT id FROM items WHERE state = 'HELD' AND release_at <= ?1"
-                " ORDER BY release_at, id LIMIT ?2) RETURNING id",
-                (at, limit),
+                " AND (?3 IS NULL OR engine = ?3) ORDER BY release_at, id LIMIT ?2) RETURNING id",
+                (at, limit, None if engine is None else engine.value),
             ).fetchall()
             _transitions(conn, sorted(item_id for (item_id,) in ids), State.QUEUED, at, None)
             return len(ids)

@@ -72,8 +72,9 @@ class Store(Protocol):
         """Status with transition history of one item (the first, for a PAY)."""
 
     # -- the engine side --------------------------------------------------
-    async def release_held(self, now: datetime, limit: int) -> int:
-        """Move at most ``limit`` HELD items whose release_at <= now to QUEUED."""
+    async def release_held(self, now: datetime, limit: int, engine: Engine | None = None) -> int:
+        """Move at most ``limit`` HELD items whose release_at <= now to QUEUED
+        (of one engine, when given: each engine has its own release rate)."""
 
     async def pending_groups(self, engine: Engine) -> list[PendingGroup]:
         """QUEUED items not yet in an outbound message, grouped for packaging."""

@@ -79,6 +79,20 @@ async def test_release_held_moves_due_items_oldest_first(store: JournalStore) ->
     assert await store.release_held(at(300), 0) == 0
 
 
+async def test_release_held_per_engine_leaves_other_engines_held(store: JournalStore) -> None:
+    """Each engine releases at its own rate (engines.<engine>.release_rate, routing.md §4)."""
+    await store.accept(request("h", item(state=State.HELD, release_at=at(100))))
+    await store.accept(
+        request("i", item(state=State.HELD, release_at=at(100), engine=Engine.INTRA))
+    )
+    assert await store.release_held(at(200), 10, Engine.BEPS) == 0
+    assert await store.release_held(at(200), 10, Engine.INTRA) == 1
+    hvps = await store.item_status("C100000001", "h")
+    assert hvps is not None and hvps.state is State.HELD
+    assert await store.release_held(at(200), 10, Engine.HVPS) == 1
+    assert await store.release_held(at(200), 10) == 0
+
+
 # -- packaging queries ----------------------------------------------------------
 
 
