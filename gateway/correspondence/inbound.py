@@ -16,6 +16,7 @@ Every handler is idempotent: the link delivers at least once (clearing.md §1).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 
@@ -33,6 +34,7 @@ from gateway.ops.logs import mask_account
 
 log = structlog.get_logger("gateway.correspondence")
 
+CORPLINK_INQ_ID = re.compile(r"[A-Za-z0-9-]{1,35}")
 CREDIT_MSG_TPS = frozenset({"hvps.111", "beps.121", "intra.111"})
 HANDLED = CREDIT_MSG_TPS | {"beps.netting", "beps.settle", "ccms.314", "ccms.315"}
 
@@ -146,6 +148,13 @@ class InboundCorrespondence:
     async def _inquiry(self, msg: InboundClearing, now: datetime) -> None:
         doc = msg.inquiry
         assert doc is not None  # noqa: S101
+        if not CORPLINK_INQ_ID.fullmatch(doc.inq_id):
+            # A corporate quotes the InqId in RPLY, whose schema allows only
+            # [A-Za-z0-9-]{1,35} (codecs/corplink.xsd): such an inquiry could never be
+            # answered through CorpLink, so operations answer it by hand.
+            metrics.INQUIRIES.labels("in", "inquiry_unusable_id").inc()
+            log.warning("inquiry_id_not_representable", inq_id=doc.inq_id[:35], sndr=msg.sndr)
+            return
         rec = await self._store.receive_inquiry(
             NewInquiry(
                 inq_id=doc.inq_id,
