@@ -254,6 +254,7 @@ class Gateway:
             log.warning("generating_dev_pki", dir=str(cfg.keys_dir))
             generate_dev_pki(cfg.keys_dir)
         self._router = build_router(cfg)
+        metrics.DIRECTORY_CODES.set(len(self._router.directory))
         self._pool = WorkerPool(desk_setup(cfg), cfg.workers.processes)
         await self._pool.start()
         await self.store.start()
@@ -585,6 +586,7 @@ class Gateway:
                 await new_pool.start()
             except Exception as exc:  # noqa: BLE001 - any failure keeps the old version
                 log.warning("reload_refused", reason=str(exc)[:300])
+                metrics.RELOADS.labels("refused").inc()
                 sdnotify.ready()
                 return {"ok": False, "reason": str(exc)[:300]}
             old_pool, self._pool = self._pool, new_pool
@@ -599,6 +601,8 @@ class Gateway:
                 await old_pool.close()
             sdnotify.ready()
             cal = new_router.calendar
+            metrics.RELOADS.labels("applied").inc()
+            metrics.DIRECTORY_CODES.set(len(new_dir))
             log.info(
                 "reloaded", directory=new_dir.version, codes=len(new_dir), calendar=cal.version
             )

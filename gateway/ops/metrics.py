@@ -218,3 +218,15 @@ NOTICES_PULLED = Counter(
     "Notifications delivered through NTFY",
     registry=REGISTRY,
 )
+RELOADS = Counter(
+    "gateway_reloads_total",
+    "Reloads (SIGHUP / gatewayctl reload) by outcome: applied, or refused with the old"
+    " directory, calendars, registry and keys kept (routing.md §2)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+DIRECTORY_CODES = Gauge(
+    "gateway_directory_codes",
+    "Bank codes in the directory version in use",
+    registry=REGISTRY,
+)

@@ -17,6 +17,7 @@ from gateway.cli.gatewayctl import main as gatewayctl_main
 from gateway.clock import BusinessClock
 from gateway.keys.devpki import DevPki
 from gateway.ops.admin import call
+from gateway.ops.metrics import REGISTRY
 from gateway.sim.erp import Payment
 from gateway.testing import Broker
 from tests.integration.harness import (
@@ -121,9 +122,14 @@ async def test_gatewayctl_status_and_a_refused_directory_reload(
         # a directory that drops most codes is refused and the old one kept (routing.md §2)
         lines = directory.read_text(encoding="utf-8").splitlines()
         directory.write_text("\n".join(lines[:5]) + "\n", encoding="utf-8")
+        refused = REGISTRY.get_sample_value("gateway_reloads_total", {"outcome": "refused"})
         answer = await call(cfg.admin_socket, {"op": "reload"})
         assert answer["ok"] is False
         assert "drop" in answer["reason"]
+        assert (
+            REGISTRY.get_sample_value("gateway_reloads_total", {"outcome": "refused"})
+            == (refused or 0) + 1
+        )
         assert (await c.pay("G-2", clock.now(), payment("105100000017"))).ret_code == "0000"
         # a directory that removes one bank: accepted, and the bank is gone at once
         directory.write_text(
