@@ -36,6 +36,19 @@ HEADER: tuple[str, ...] = (
 )
 """The columns, in order (routing.md §2)."""
 
+BIC_HEADER: tuple[str, ...] = (*HEADER, "bic")
+"""routing.md §2's columns plus an optional trailing ``bic``: corplink.md §4 lets an
+MT101 (57A) or a pain.001 (BICFI) name the payee bank by a BIC "that the directory
+maps", and the nine columns have no place for one.  A file with the nine columns
+is read as before; one with this header maps each listed BIC to its row."""
+
+_BIC = re.compile(r"\A[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?\Z")
+
+
+def bic11(bic: str) -> str:
+    """A BIC in its 11-character form (a BIC8 is the head office: ``XXX``)."""
+    return bic if len(bic) == 11 else bic + "XXX"
+
 KINDS = frozenset({"cnaps", "internal"})
 STATUSES = frozenset({"active", "suspended", "closed"})
 CODE_LENGTH: dict[str, int] = {"cnaps": 12, "internal": 6}
@@ -90,6 +103,7 @@ class BankEntry:
     valid_from: date | None
     valid_to: date | None
     internal: str | None  # our own branches' 12-digit codes: their 6-digit internal code
+    bic: str | None = None  # optional BIC column: this row's BIC (11-character form)
 
     def usable_on(self, d: date) -> bool:
         """routing.md §2: active and ``valid_from ≤ d ≤ valid_to`` (empty = open-ended)."""
@@ -107,12 +121,17 @@ class Directory:
     raise :class:`DirectoryError` on the first problem.
     """
 
-    __slots__ = ("_by_code", "_by_internal", "source", "version")
+    __slots__ = ("_by_bic", "_by_code", "_by_internal", "source", "version")
 
     def __init__(self, entries: Iterable[BankEntry], *, version: str, source: str) -> None:
         self._by_code: dict[str, BankEntry] = {}
         self._by_internal: dict[str, BankEntry] = {}
+        self._by_bic: dict[str, BankEntry] = {}
         for entry in entries:
+            if entry.bic is not None:
+                if entry.bic in self._by_bic:
+                    raise DirectoryError(source, f"duplicate BIC {entry.bic}")
+                self._by_bic[entry.bic] = entry
             if entry.code in self._by_code:
                 raise DirectoryError(source, f"duplicate code {entry.code}")
             self._by_code[entry.code] = entry
@@ -155,10 +174,13 @@ class Directory:
             if header is None:
                 raise DirectoryError(source, "empty file", line=1)
             names = tuple(cell.strip() for cell in header)
-            if names != HEADER:
+            if names not in (HEADER, BIC_HEADER):
                 raise DirectoryError(
-                    source, f"header must be {','.join(HEADER)}", line=reader.line_num
+                    source,
+                    f"header must be {','.join(HEADER)} (optionally followed by ,bic)",
+                    line=reader.line_num,
                 )
+            columns = len(names)
             entries: list[BankEntry] = []
             first_line: dict[str, int] = {}
             internal_line: dict[str, int] = {}
@@ -168,7 +190,7 @@ class Directory:
                 line, end = end + 1, reader.line_num
                 if not row or all(not cell.strip() for cell in row):
                     continue  # blank lines (e.g. a trailing one) carry nothing
-                entry = _entry(row, source, line)
+                entry = _entry(row, source, line, columns)
                 if entry.code in first_line:
                     raise DirectoryError(
                         source,
@@ -199,6 +221,13 @@ class Directory:
     def get(self, code: str) -> BankEntry | None:
         """The row whose ``code`` is exactly ``code`` (12- or 6-digit), if any."""
         return self._by_code.get(code)
+
+    def by_bic(self, bic: str) -> BankEntry | None:
+        """The row a BIC maps to: the exact BIC, else its head office (``XXX``) row."""
+        if not _BIC.match(bic):
+            return None
+        full = bic11(bic)
+        return self._by_bic.get(full) or self._by_bic.get(full[:8] + "XXX")
 
     def by_internal(self, internal_code: str) -> BankEntry | None:
         """The 12-digit (cnaps) row whose ``internal`` column is ``internal_code``."""
@@ -245,18 +274,23 @@ def _version(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:VERSION_HEX]
 
 
-def _entry(row: list[str], source: str, line: int) -> BankEntry:
+def _entry(row: list[str], source: str, line: int, columns: int = len(HEADER)) -> BankEntry:
     """Validate one data row; every refusal names its column (1-based and by name)."""
-    if len(row) != len(HEADER):
-        raise DirectoryError(source, f"expected {len(HEADER)} columns, found {len(row)}", line=line)
+    if len(row) != columns:
+        raise DirectoryError(source, f"expected {columns} columns, found {len(row)}", line=line)
     cells = [cell.strip() for cell in row]
 
     def fail(index: int, problem: str) -> DirectoryError:
-        return DirectoryError(source, problem, line=line, column=f"{index + 1} ({HEADER[index]})")
+        return DirectoryError(
+            source, problem, line=line, column=f"{index + 1} ({BIC_HEADER[index]})"
+        )
 
     for index, cell in enumerate(cells):
         if _CONTROL.search(cell):
             raise fail(index, "control character")
+    bic = cells.pop() if columns == len(BIC_HEADER) else ""
+    if bic and not _BIC.match(bic):
+        raise fail(9, "bic must be 8 or 11 characters: 4 letters, 2 letters, 2 and 3 more")
     code, name, kind, participant, city, status, valid_from, valid_to, internal = cells
     if kind not in KINDS:
         raise fail(2, f"kind must be one of {', '.join(sorted(KINDS))}")
@@ -286,6 +320,7 @@ def _entry(row: list[str], source: str, line: int) -> BankEntry:
         valid_from=start,
         valid_to=end,
         internal=internal or None,
+        bic=bic11(bic) if bic else None,
     )
 
 

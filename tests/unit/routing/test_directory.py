@@ -234,3 +234,40 @@ def test_check_replacement_refuses_more_than_the_allowed_share() -> None:
     old.check_replacement(_numbered(17), max_drop=0.2)
     with pytest.raises(DirectoryError):
         old.check_replacement(_numbered(19), max_drop=0.0)
+
+
+# -- the optional bic column (corplink.md §4: "a BIC that the directory maps") ----------
+
+BIC_HEAD = HEAD + ",bic"
+
+
+def with_bic(*rows: str) -> Directory:
+    return Directory.parse("\n".join((BIC_HEAD, *rows)) + "\n", "dir.csv")
+
+
+def test_a_bic_column_maps_bic8_and_bic11_to_their_rows() -> None:
+    d = with_bic(ICBC + ",ICBKCNBJ", OURS + ",DEMOCNSHXXX", BRANCH + ",")
+    icbc = d.by_bic("ICBKCNBJ")
+    assert icbc is not None and icbc.code == "102100099996"
+    assert d.by_bic("ICBKCNBJXXX") is icbc
+    assert d.by_bic("ICBKCNBJ400") is icbc  # an unlisted branch: its head office row
+    shanghai = d.by_bic("DEMOCNSH")
+    assert shanghai is not None and shanghai.code == "103290000018"
+    assert d.by_bic("BKCHCNBJ") is None
+    assert d.by_bic("not a bic") is None
+    branch = d.get("100018")
+    assert branch is not None and branch.bic is None
+
+
+def test_a_file_without_the_bic_column_maps_no_bic() -> None:
+    d = Directory.parse(text(ICBC), "dir.csv")
+    assert d.by_bic("ICBKCNBJ") is None
+
+
+def test_a_malformed_or_repeated_bic_refuses_the_file() -> None:
+    with pytest.raises(DirectoryError, match=r"10 \(bic\)"):
+        with_bic(ICBC + ",icbkcnbj")
+    with pytest.raises(DirectoryError, match="duplicate BIC ICBKCNBJXXX"):
+        with_bic(ICBC + ",ICBKCNBJ", OURS + ",ICBKCNBJXXX")
+    with pytest.raises(DirectoryError, match="expected 10 columns"):
+        with_bic(ICBC)

@@ -333,3 +333,27 @@ def test_policy_is_validated() -> None:
         RoutingPolicy(hold_policy={Engine.HVPS: "queue"})
     assert RoutingPolicy().holds(Engine.HVPS)
     assert RoutingPolicy(hold_policy={}).holds(Engine.INTRA)
+
+
+def test_a_batch_item_named_by_bic_is_routed_through_the_directory_bic_column() -> None:
+    """corplink.md §4: MT101 57A / pain.001 BICFI "a BIC that the directory maps"."""
+    from dataclasses import replace
+
+    from gateway.model import BatchItem, State
+    from gateway.pipeline import _route_item
+
+    rows = (data_root() / "routing" / "directory.csv").read_text(encoding="utf-8").splitlines()
+    with_bic = [rows[0] + ",bic"] + [
+        r + (",ICBKCNBJ" if r.startswith(ICBC) else ",") for r in rows[1:] if r
+    ]
+    router = Router(BANK, Directory.parse("\n".join(with_bic) + "\n", "bic.csv"), CAL)
+    by_bic = BatchItem(1, replace(transfer(), payee_bank_code=""), bic="ICBKCNBJ")
+    routed = _route_item(router, by_bic, FRIDAY_10)
+    assert (routed.state, routed.engine, routed.payee_bank_code) == (
+        State.QUEUED,
+        Engine.BEPS,
+        ICBC,
+    )
+    unknown = _route_item(router, replace(by_bic, bic="BKCHCNBJ"), FRIDAY_10)
+    assert (unknown.state, unknown.reason_code) == (State.REJECTED, "4001")
+    assert _route_item(ROUTER, by_bic, FRIDAY_10).reason_code == "4001"  # no bic column
