@@ -301,9 +301,11 @@ class Redelivery:
             await asyncio.sleep(min(5.0, max(0.2, self._timeout / 4)))
 
     async def _pass(self) -> None:
+        # "now" before publishing: a message this pass publishes is not due for a re-send
+        # in the same pass (it was SENT a moment ago, after this instant).
+        now = self._clock.now()
         for rec in await self._store.unsent_outbound(1000):
             await self._send(rec, resend=False)
-        now = self._clock.now()
         # At start, everything SENT without a receipt is re-sent at once: the
         # crash may have lost it anywhere between us and the clearing system.
         before = now if self._first else now - timedelta(seconds=self._timeout)
