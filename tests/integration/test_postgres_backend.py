@@ -80,8 +80,9 @@ async def test_two_nodes_share_one_database_and_settle_everything_once(
         ca = await Erp(a, dev_pki).client()
         cb = await Erp(b, dev_pki).client()
         codes = ["102290000011", "104290003791", "103290000018", "104100000004"]
+        sent_a = clock.now()  # the resend below repeats this SendTime (same Head digest)
         ra = await asyncio.gather(
-            *(ca.pay(f"PA-{i}", clock.now(), pay(i, codes[i % 4])) for i in range(20))
+            *(ca.pay(f"PA-{i}", sent_a, pay(i, codes[i % 4])) for i in range(20))
         )
         rb = await asyncio.gather(
             *(cb.pay(f"PB-{i}", clock.now(), pay(i, codes[i % 4])) for i in range(20))
@@ -90,7 +91,7 @@ async def test_two_nodes_share_one_database_and_settle_everything_once(
         assert all(r.gw_ref and r.gw_ref[10] == "A" for r in ra)
         assert all(r.gw_ref and r.gw_ref[10] == "B" for r in rb)
         # one journal: a resend to the OTHER node is a Dup of the original
-        again = await cb.pay("PA-0", clock.now(), pay(0, codes[0]))
+        again = await cb.pay("PA-0", sent_a, pay(0, codes[0]))
         assert (again.ret_code, again.dup, again.gw_ref) == ("0000", True, ra[0].gw_ref)
         for i in range(20):
             await wait_for_state(ca, clock.now(), f"PB-{i}", ["SETTLED", "REJECTED"])
