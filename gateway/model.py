@@ -12,6 +12,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 
+from gateway.errors import RetCode
+
 
 class TrnCode(str, Enum):
     """corplink.md §4."""
@@ -329,3 +331,35 @@ class Response:
     items: tuple[StatusView, ...] | None = None  # batch responses: Body/Items, one per item
     notices: Notices | None = None  # NTFY responses: Body/Notifications
     balance: Balance | None = None  # BAL responses: Body/Balance
+
+
+DUPLICATE_TEXT = "duplicate of an accepted request"
+"""``RetMsg`` of the original answer replayed with ``Dup`` true (corplink.md §7)."""
+
+
+def ok_response(
+    req: Request,
+    now: datetime,
+    gw_ref: str | None,
+    *,
+    ret_msg: str | None = None,
+    status: StatusView | None = None,
+    dup: bool = False,
+) -> Response:
+    """A ``0000`` answer to ``req`` (corplink.md §5): its TrnCode, CorpId and MsgId, in
+    its encoding.  ``ret_msg`` defaults to "accepted", or :data:`DUPLICATE_TEXT` for a
+    replay; callers add a Body (``items``, ``notices``, ``balance``) with ``replace``."""
+    if ret_msg is None:
+        ret_msg = DUPLICATE_TEXT if dup else RetCode.OK.text
+    return Response(
+        trn_code=req.head.trn_code,
+        corp_id=req.head.corp_id,
+        msg_id=req.head.msg_id,
+        rsp_time=now,
+        ret_code=RetCode.OK.value,
+        ret_msg=ret_msg,
+        gw_ref=gw_ref,
+        dup=dup,
+        status=status,
+        encoding=req.encoding,
+    )

@@ -39,7 +39,7 @@ from gateway.codec.corplink_decode import MAX_BATCH_ITEMS
 from gateway.correspondence.corplink import CorplinkCorrespondence
 from gateway.desk import Inspection, Refusal
 from gateway.errors import GatewayError, RetCode
-from gateway.journal.records import DailyLimit, NewItem, NewRequest, RequestRecord
+from gateway.journal.records import DailyLimit, NewItem, RequestRecord, new_request
 from gateway.journal.store import Store
 from gateway.model import (
     BalanceQuery,
@@ -60,6 +60,7 @@ from gateway.model import (
     Transfer,
     Transition,
     TrnCode,
+    ok_response,
 )
 from gateway.net.admission import Decision
 from gateway.net.listener import ConnInfo
@@ -351,7 +352,7 @@ class Pipeline:
             release_at=route.release_at,
             history=(Transition(State.ACCEPTED, now), Transition(state, now)),
         )
-        return self._ok(req, now, journaled.gw_ref, status, dup=False)
+        return ok_response(req, now, journaled.gw_ref, status=status)
 
     async def _batch(self, req: Request, batch: Batch, ins: Inspection, now: datetime) -> Response:
         """PAYROLL, PAIN001, MT101: whole-batch admission, per-item routing (module docstring)."""
@@ -396,11 +397,8 @@ class Pipeline:
             **{f"{k}_ms": round(v * 1000, 3) for k, v in ins.timings.items()},
         )
         note = f"{len(items)} items, {rejected} rejected" if rejected else f"{len(items)} items"
-        return replace(
-            self._ok(req, now, journaled.gw_ref, None, dup=False),
-            ret_msg=f"{RetCode.OK.text}: {note}",
-            items=tuple(_item_view(item) for item in items),
-        )
+        rsp = ok_response(req, now, journaled.gw_ref, ret_msg=f"{RetCode.OK.text}: {note}")
+        return replace(rsp, items=tuple(_item_view(item) for item in items))
 
     async def _route_items(self, batch: Batch, now: datetime) -> tuple[NewItem, ...]:
         """Each item on its own against one router version (routing.md §2, §3)."""
@@ -431,22 +429,9 @@ class Pipeline:
         The operator's daily limit is checked in the same transaction over the
         non-rejected items (2006, corplink.md §6: a batch as a whole).
         """
-        head = req.head
         t = time.perf_counter()
-        outcome = await self._store.accept(
-            NewRequest(
-                corp_id=head.corp_id,
-                msg_id=head.msg_id,
-                oper_id=head.oper_id,
-                trn_code=head.trn_code,
-                digest=req.digest,
-                received_at=now,
-                items=items,
-                daily_limit=(
-                    DailyLimit(now.date(), ins.daily_cap) if ins.daily_cap is not None else None
-                ),
-            )
-        )
+        limit = DailyLimit(now.date(), ins.daily_cap) if ins.daily_cap is not None else None
+        outcome = await self._store.accept(new_request(req, now, items, limit))
         metrics.STAGE_SECONDS.labels("journal").observe(time.perf_counter() - t)
         if outcome.over_limit:
             raise GatewayError(RetCode.NOT_PERMITTED, "daily limit of this operator reached")
@@ -470,10 +455,10 @@ class Pipeline:
         corp, msg = req.head.corp_id, req.head.msg_id
         if existing.trn_code in BATCHES:
             views = await self._item_views(corp, msg, None)
-            rsp = self._ok(req, now, existing.gw_ref, None, dup=True)
+            rsp = ok_response(req, now, existing.gw_ref, dup=True)
             return replace(rsp, items=tuple(replace(v, history=()) for v in views))
         status = await self._store.item_status(corp, msg)
-        return self._ok(req, now, existing.gw_ref, status, dup=True)
+        return ok_response(req, now, existing.gw_ref, status=status, dup=True)
 
     async def _item_views(self, corp_id: str, msg_id: str, limit: int | None) -> list[StatusView]:
         """Status of a batch's items SeqNo 1, 2, … (they are exactly 1..n, corplink.md §4),
@@ -518,9 +503,9 @@ class Pipeline:
             missing = f"no request with OrigMsgId {orig}"
             if rec is not None:
                 missing = f"no item SeqNo {query.seq_no} in OrigMsgId {orig}"
-            return replace(self._ok(req, now, None, None, dup=False), ret_msg=missing)
+            return ok_response(req, now, None, ret_msg=missing)
         if query.seq_no is not None or view.seq_no is None:
-            return self._ok(req, now, rec.gw_ref, view, dup=False, ret_msg="found")
+            return ok_response(req, now, rec.gw_ref, ret_msg="found", status=view)
         views = await self._item_views(corp, orig, MAX_STATUS_ITEMS)
         found = f"found: {len(views)} items"
         if len(views) == MAX_STATUS_ITEMS and await self._store.item_status(
@@ -531,34 +516,9 @@ class Pipeline:
                 f"found: {total} items, SeqNo 1-{MAX_STATUS_ITEMS} listed;"
                 " ask with SeqNo for the others"
             )
-        return replace(
-            self._ok(req, now, rec.gw_ref, None, dup=False, ret_msg=found), items=tuple(views)
-        )
+        return replace(ok_response(req, now, rec.gw_ref, ret_msg=found), items=tuple(views))
 
     # -- responses -------------------------------------------------------
-    def _ok(
-        self,
-        req: Request,
-        now: datetime,
-        gw_ref: str | None,
-        status: StatusView | None,
-        *,
-        dup: bool,
-        ret_msg: str | None = None,
-    ) -> Response:
-        return Response(
-            trn_code=req.head.trn_code,
-            corp_id=req.head.corp_id,
-            msg_id=req.head.msg_id,
-            rsp_time=now,
-            ret_code=RetCode.OK.value,
-            ret_msg=ret_msg or ("duplicate of an accepted request" if dup else RetCode.OK.text),
-            gw_ref=gw_ref,
-            dup=dup,
-            status=status,
-            encoding=req.encoding,
-        )
-
     def _refuse(self, refusal: Refusal, now: datetime, reason: str | None = None) -> Response:
         word = reason or refusal.code.reason
         metrics.REFUSALS.labels(refusal.stage, word).inc()
@@ -622,13 +582,17 @@ def _new_item(seq_no: int | None, transfer: Transfer, outcome: Route | GatewayEr
 def _route_item(router: Router, item: BatchItem, now: datetime) -> NewItem:
     """One batch item routed on its own (routing.md §3); its refusal is its own (§4).
 
-    A payee bank given only as a BIC is 4001: the directory has no BIC column
-    (routing.md §2), so no BIC can be mapped to a bank code.
+    A payee bank given only as a BIC is mapped through the directory's optional
+    ``bic`` column (corplink.md §4); a BIC it does not list is 4001.
     """
     try:
-        if not item.transfer.payee_bank_code:
-            raise GatewayError(RetCode.BANK_CODE_UNKNOWN, "BIC not in the directory")
-        return _new_item(item.seq_no, item.transfer, router.route(item.transfer, now))
+        transfer = item.transfer
+        if not transfer.payee_bank_code:
+            entry = router.directory.by_bic(item.bic) if item.bic else None
+            if entry is None:
+                raise GatewayError(RetCode.BANK_CODE_UNKNOWN, "BIC not in the directory")
+            transfer = replace(transfer, payee_bank_code=entry.code)
+        return _new_item(item.seq_no, transfer, router.route(transfer, now))
     except GatewayError as exc:
         return _new_item(item.seq_no, item.transfer, exc)
 

@@ -3,19 +3,28 @@
 Tests never use the machine's own broker on 1883: each starts its own
 mosquitto bound to 127.0.0.1 on a free port, with persistence in a temp
 folder, so runs are isolated and pass on a machine where nothing runs.
+:func:`running_simulator` runs a counterparty simulator beside it for the
+length of a test.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from gateway.sim.cli_options import Simulator
+
+    SimT = TypeVar("SimT", bound=Simulator)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -121,3 +130,25 @@ def running_broker(workdir: Path) -> Iterator[Broker]:
         yield broker
     finally:
         broker.stop()
+
+
+@contextlib.asynccontextmanager
+async def running_simulator(
+    sim: SimT, *, ready: asyncio.Event | None = None, timeout: float = 15.0
+) -> AsyncIterator[SimT]:
+    """Run ``sim.run(ready)`` (the clearing or core simulator) in a task for the block.
+
+    Enters once ``ready`` is set, i.e. the simulator's subscription is
+    confirmed (``TimeoutError`` after ``timeout`` seconds); cancels and awaits
+    the task at the end, so an error it died of is raised, not lost.
+    """
+    ready = ready or asyncio.Event()
+    task = asyncio.create_task(sim.run(ready))
+    try:
+        async with asyncio.timeout(timeout):
+            await ready.wait()
+        yield sim
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

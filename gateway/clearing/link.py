@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -52,6 +51,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.clearing.mqtt_client import PubackClient, PublishNotSent
+from gateway.clearing.reconnect import keep_connected
 from gateway.ops.metrics import INBOUND_DROPPED, LINK_RECONNECTS, LINK_UP
 
 log = structlog.get_logger("gateway.clearing")
@@ -352,24 +352,19 @@ class ClearingLink:
             raise RuntimeError("ClearingLink.run() is already running")
         self._running = True
         self._stopped.clear()
-        attempt = 0
+        cfg = self._config
         try:
-            while not self._closing.is_set():
-                if attempt:
-                    LINK_RECONNECTS.inc()
-                error = await self._connection(quiet=attempt > 0)
-                if self._closing.is_set():
-                    break
-                attempt = 1 if error is None else attempt + 1
-                if await self._backoff(attempt):
-                    break
+            await keep_connected(
+                self._connection, self._closing, cfg.reconnect_min, cfg.reconnect_max,
+                on_retry=LINK_RECONNECTS.inc,
+            )  # fmt: skip
         finally:
             if self._mark_down():
                 log.info("clearing_link_closed")
             self._running = False
             self._stopped.set()
 
-    async def _connection(self, *, quiet: bool) -> str | None:
+    async def _connection(self, quiet: bool) -> str | None:
         """One connection's life; returns why it could not connect, or None once it was up."""
         try:
             client = self._new_client()
@@ -416,16 +411,6 @@ class ClearingLink:
         self._down.set()
         LINK_UP.set(0)
         return was_up
-
-    async def _backoff(self, attempt: int) -> bool:
-        """Sleep ``reconnect_min·2^(n-1)`` capped at ``reconnect_max``, jittered; True if closed."""
-        cfg = self._config
-        delay = min(cfg.reconnect_max, cfg.reconnect_min * 2 ** min(attempt - 1, 30))
-        delay = random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not a secret
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(delay):
-                await self._closing.wait()
-        return self._closing.is_set()
 
     async def close(self) -> None:
         """Disconnect cleanly: let the handler in progress finish, then send DISCONNECT.

@@ -30,8 +30,8 @@ from gateway.journal.records import (
     InquiryDirection,
     InquiryState,
     NewInquiry,
-    NewRequest,
     RequestRecord,
+    new_request,
 )
 from gateway.journal.store import Store
 from gateway.keys.enrolment import Registry
@@ -47,6 +47,7 @@ from gateway.model import (
     Response,
     StatusView,
     TrnCode,
+    ok_response,
 )
 from gateway.ops import metrics
 from gateway.ops.logs import mask_account
@@ -93,7 +94,8 @@ class CorplinkCorrespondence:
         rows = rows[:limit]
         last = rows[-1].ntfy_id if rows else pull.after
         metrics.NOTICES_PULLED.inc(len(rows))
-        rsp = ok(req, now, None, f"{len(rows)} notifications" + (", more waiting" if more else ""))
+        found = f"{len(rows)} notifications" + (", more waiting" if more else "")
+        rsp = ok_response(req, now, None, ret_msg=found)
         return replace(rsp, notices=Notices(tuple(rows), last, more))
 
     # -- INQ ----------------------------------------------------------------
@@ -138,7 +140,7 @@ class CorplinkCorrespondence:
         metrics.INQUIRIES.labels("out", "inquiry").inc()
         log.info("inquiry_sent", inq_id=inq_id, out_msg_id=out.msg_id, engine=ref.engine.value)
         status = await self._store.item_status(head.corp_id, inq.orig_msg_id, inq.seq_no)
-        return ok(req, now, inq_id, "inquiry sent", status=status)
+        return ok_response(req, now, inq_id, ret_msg="inquiry sent", status=status)
 
     # -- RPLY ---------------------------------------------------------------
     async def reply(self, req: Request, rp: Reply, now: datetime) -> Response:
@@ -180,7 +182,7 @@ class CorplinkCorrespondence:
         metrics.INQUIRIES.labels("out", "reply").inc()
         log.info("reply_sent", inq_id=rp.inq_id, out_msg_id=out.msg_id)
         assert outcome.record is not None  # noqa: S101 - created implies a record
-        return ok(req, now, outcome.record.gw_ref, "reply sent")
+        return ok_response(req, now, outcome.record.gw_ref, ret_msg="reply sent")
 
     # -- BAL ----------------------------------------------------------------
     async def balance(self, req: Request, q: BalanceQuery, now: datetime) -> Response:
@@ -202,7 +204,7 @@ class CorplinkCorrespondence:
                 RetCode.PAYER_NOT_ENROLLED, "Acct unknown to the core banking system"
             )
         metrics.CORE_REQUESTS.labels("balance", "ok").inc()
-        return replace(ok(req, now, None, "balance"), balance=result.balance)
+        return replace(ok_response(req, now, None, ret_msg="balance"), balance=result.balance)
 
     # -- replay (corplink.md §7) -------------------------------------------
     async def replay(self, req: Request, existing: RequestRecord, now: datetime) -> Response:
@@ -217,8 +219,8 @@ class CorplinkCorrespondence:
             if inq is not None and inq.msg_id is not None:
                 status = await self._store.item_status(head.corp_id, inq.msg_id, inq.seq_no)
             ref = inq.inq_id if inq is not None else existing.gw_ref
-            return ok(req, now, ref, "duplicate of an accepted request", status=status, dup=True)
-        return ok(req, now, existing.gw_ref, "duplicate of an accepted request", dup=True)
+            return ok_response(req, now, ref, status=status, dup=True)
+        return ok_response(req, now, existing.gw_ref, dup=True)
 
     async def _lost_race(self, req: Request, outcome: AcceptOutcome, now: datetime) -> Response:
         """Another request with this MsgId was journaled between our lookup and our write."""
@@ -230,39 +232,3 @@ def found_engine(counterparty: str) -> Engine:
     """The link for a reply when the inquiry names no payment of ours: a 6-digit
     internal code is our own clearing centre, anything else BEPS (clearing.md §2)."""
     return Engine.INTRA if len(counterparty) == 6 else Engine.BEPS
-
-
-def new_request(req: Request, now: datetime) -> NewRequest:
-    head = req.head
-    return NewRequest(
-        corp_id=head.corp_id,
-        msg_id=head.msg_id,
-        oper_id=head.oper_id,
-        trn_code=head.trn_code,
-        digest=req.digest,
-        received_at=now,
-        items=(),
-    )
-
-
-def ok(
-    req: Request,
-    now: datetime,
-    gw_ref: str | None,
-    ret_msg: str,
-    *,
-    status: StatusView | None = None,
-    dup: bool = False,
-) -> Response:
-    return Response(
-        trn_code=req.head.trn_code,
-        corp_id=req.head.corp_id,
-        msg_id=req.head.msg_id,
-        rsp_time=now,
-        ret_code=RetCode.OK.value,
-        ret_msg=ret_msg,
-        gw_ref=gw_ref,
-        dup=dup,
-        status=status,
-        encoding=req.encoding,
-    )

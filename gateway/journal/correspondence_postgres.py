@@ -35,14 +35,28 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import asyncpg
 
 from gateway.journal import postgres_schema as pg
 from gateway.journal import schema
+from gateway.journal.correspondence_rows import (
+    CREDIT_COLUMNS,
+    INQUIRY_COLUMNS,
+    NOTICE_COLUMNS,
+    NOTICE_FIELDS,
+    ROUND_COLUMNS,
+    Decoding,
+    credit_of,
+    inquiry_of,
+    item_ref_of,
+    ledger_figures,
+    notice_of,
+    recorded_outcome,
+)
 from gateway.journal.records import (
     AcceptOutcome,
     CreditState,
@@ -60,10 +74,15 @@ from gateway.journal.records import (
     RequestRecord,
     SettlementOutcome,
 )
-from gateway.model import Engine, Notice, NoticeKind, State
+from gateway.model import Notice, NoticeKind
 
 Conn = asyncpg.pool.PoolConnectionProxy
 T = TypeVar("T")
+Build = Callable[[asyncpg.Record, Decoding], T]
+"""A record from a row (``correspondence_rows``)."""
+
+_DECODING = Decoding(instant=pg.shanghai, day=lambda day: day)
+"""``timestamptz`` read back in the clock's zone; a ``date`` column is already a date."""
 
 NOTICE_LOCK: Final = 0x6E_74_66_79  # "ntfy": advisory lock class, object = hashtext(corp_id)
 NETTING_LOCK: Final = 0x6E_65_74_67  # "netg": advisory lock class, object = hashtext(day|cpty)
@@ -73,17 +92,9 @@ _LOCK_NOTICES = """
 SELECT pg_advisory_xact_lock($1, s.k)
   FROM (SELECT DISTINCT hashtext(c) AS k FROM unnest($2::text[]) AS c ORDER BY k) AS s
 """
-_NOTICE_COLUMNS = (
-    "ntfy_id, kind, at, orig_msg_id, seq_no, gw_ref, inq_id, state, reason_code, engine,"
-    " work_date, acct, amount_fen, counterparty_acct, counterparty_name, counterparty_bank, text"
-)
-_NOTICE_FIELDS: Final = (
-    "orig_msg_id", "seq_no", "gw_ref", "inq_id", "state", "reason_code", "engine", "work_date",
-    "acct", "amount_fen", "counterparty_acct", "counterparty_name", "counterparty_bank", "text",
-)  # fmt: skip
 _NOTICE_INSERT = (
-    f"INSERT INTO notifications (corp_id, kind, at, {', '.join(_NOTICE_FIELDS)})"  # noqa: S608
-    f" VALUES ($1, $2, $3, {', '.join(f'${n}' for n in range(4, 4 + len(_NOTICE_FIELDS)))})"
+    f"INSERT INTO notifications (corp_id, kind, at, {', '.join(NOTICE_FIELDS)})"  # noqa: S608
+    f" VALUES ($1, $2, $3, {', '.join(f'${n}' for n in range(4, 4 + len(NOTICE_FIELDS)))})"
 )
 STATUS_NOTICES: Final = """
 INSERT INTO notifications (corp_id, kind, at, orig_msg_id, seq_no, state, reason_code, text,
@@ -97,12 +108,8 @@ SELECT r.corp_id, 'STATUS', {at}, r.msg_id, i.seq_no, u.state,
 """A STATUS notification per row of CTE ``u`` (id, state, code, text, ord): the
 items' new final states (``{at}``: the parameter holding the time)."""
 
-_INQUIRY_COLUMNS = (
-    "inq_id, direction, state, counterparty, text, created_at, corp_id, msg_id, seq_no,"
-    " credit_ref, orgnl_msg_id, orgnl_tx_id, request_msg_id, reply_text, replied_at"
-)
 _FIND_INQUIRY = (
-    f"SELECT {_INQUIRY_COLUMNS} FROM inquiries"  # noqa: S608 (constant fragments)
+    f"SELECT {INQUIRY_COLUMNS} FROM inquiries"  # noqa: S608 (constant fragments)
     " WHERE direction = $1 AND inq_id = $2"
 )
 _INSERT_INQUIRY = """
@@ -112,11 +119,6 @@ VALUES ($1, $2, 'OPEN', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 ON CONFLICT (direction, inq_id) DO NOTHING
 RETURNING inq_id
 """
-_CREDIT_COLUMNS = (
-    "gw_ref, engine, msg_id, tx_id, sender, work_date, creditor_acct, creditor_name,"
-    " debtor_acct, debtor_name, debtor_bank, amount_fen, purpose, corp_id, state,"
-    " check_attempts, next_check_at"
-)
 _INSERT_CREDIT = """
 INSERT INTO incoming_credits (gw_ref, engine, msg_id, tx_id, end_to_end_id, sender, work_date,
                               debtor_acct, debtor_name, debtor_bank, creditor_acct,
@@ -163,11 +165,10 @@ WITH moved AS (
 )
 SELECT count(*) FROM moved
 """
-_ROUND = """
-SELECT our_dbt_cnt, our_dbt_fen, our_cdt_cnt, our_cdt_fen, their_dbt_cnt, their_dbt_fen,
-       their_cdt_cnt, their_cdt_fen, matched, items_netted
-  FROM netting_rounds WHERE work_date = $1 AND round = $2 AND counterparty = $3
-"""
+_ROUND = (
+    f"SELECT {ROUND_COLUMNS} FROM netting_rounds"  # noqa: S608 (constant fragments)
+    " WHERE work_date = $1 AND round = $2 AND counterparty = $3"
+)
 _SETTLE = f"""
 WITH u AS (
     SELECT id, 'SETTLED'::text AS state, NULL::text AS code, NULL::text AS text, ord
@@ -202,28 +203,35 @@ class PostgresCorrespondence:
         _conn: Callable[[], contextlib.AbstractAsyncContextManager[Conn]]
         _commit: Callable[[], contextlib.AbstractAsyncContextManager[Conn]]
 
+    async def _all(self, build: Build[T], sql: str, *args: object) -> list[T]:
+        """The records of every row ``sql`` reads (no transaction: one statement)."""
+        async with self._conn() as conn:
+            rows = await conn.fetch(sql, *args)
+        return [build(r, _DECODING) for r in rows]
+
+    async def _one(self, build: Build[T], sql: str, *args: object) -> T | None:
+        """The record of the first row ``sql`` reads, or None."""
+        async with self._conn() as conn:
+            row = await conn.fetchrow(sql, *args)
+        return None if row is None else build(row, _DECODING)
+
     # -- notifications ------------------------------------------------------
     async def pull_notices(self, corp_id: str, after: int, limit: int) -> list[Notice]:
         if limit <= 0:
             return []
-        async with self._conn() as conn:
-            rows = await conn.fetch(
-                f"SELECT {_NOTICE_COLUMNS} FROM notifications"  # noqa: S608 (constant)
-                " WHERE corp_id = $1 AND ntfy_id > $2 ORDER BY ntfy_id LIMIT $3",
-                corp_id,
-                after,
-                limit,
-            )
-        return [_notice(r) for r in rows]
+        return await self._all(
+            notice_of,
+            f"SELECT {NOTICE_COLUMNS} FROM notifications"  # noqa: S608 (constant)
+            " WHERE corp_id = $1 AND ntfy_id > $2 ORDER BY ntfy_id LIMIT $3",
+            corp_id, after, limit,
+        )  # fmt: skip
 
     async def item_ref(self, corp_id: str, msg_id: str, seq_no: int | None) -> ItemRef | None:
         args: list[object] = [corp_id, msg_id]
         if seq_no is not None:
             args.append(seq_no)
         sql = _ITEM_REF.format(seq="" if seq_no is None else "AND i.seq_no = $3")
-        async with self._conn() as conn:
-            row = await conn.fetchrow(sql, *args)
-        return None if row is None else _item_ref(row)
+        return await self._one(item_ref_of, sql, *args)
 
     # -- inquiries ----------------------------------------------------------
     async def open_inquiry(
@@ -248,19 +256,15 @@ class PostgresCorrespondence:
         return AcceptOutcome(created=True, record=record)
 
     async def inquiry_for_request(self, corp_id: str, msg_id: str) -> InquiryRecord | None:
-        async with self._conn() as conn:
-            row = await conn.fetchrow(
-                f"SELECT {_INQUIRY_COLUMNS} FROM inquiries"  # noqa: S608 (constant)
-                " WHERE corp_id = $1 AND request_msg_id = $2 AND direction = 'OUT'",
-                corp_id,
-                msg_id,
-            )
-        return None if row is None else _inquiry(row)
+        return await self._one(
+            inquiry_of,
+            f"SELECT {INQUIRY_COLUMNS} FROM inquiries"  # noqa: S608 (constant)
+            " WHERE corp_id = $1 AND request_msg_id = $2 AND direction = 'OUT'",
+            corp_id, msg_id,
+        )  # fmt: skip
 
     async def find_inquiry(self, inq_id: str, direction: InquiryDirection) -> InquiryRecord | None:
-        async with self._conn() as conn:
-            row = await conn.fetchrow(_FIND_INQUIRY, direction.value, inq_id)
-        return None if row is None else _inquiry(row)
+        return await self._one(inquiry_of, _FIND_INQUIRY, direction.value, inq_id)
 
     async def answer_inquiry(
         self, request: NewRequest, inq_id: str, text: str, outbound: NewOutbound
@@ -297,7 +301,7 @@ class PostgresCorrespondence:
         async with self._commit() as conn:
             existing = await conn.fetchrow(_FIND_INQUIRY, "IN", inquiry.inq_id)
             if existing is not None or inquiry.orgnl_tx_id is None:
-                return None if existing is None else _inquiry(existing)
+                return None if existing is None else inquiry_of(existing, _DECODING)
             corp_id: str | None
             msg_id: str | None = None
             seq_no: int | None = None
@@ -338,7 +342,7 @@ class PostgresCorrespondence:
                 )  # fmt: skip
             # Lost a race with another node: its committed row is visible to a new statement.
             row = await conn.fetchrow(_FIND_INQUIRY, "IN", inquiry.inq_id)
-        return None if row is None else _inquiry(row)
+        return None if row is None else inquiry_of(row, _DECODING)
 
     async def receive_reply(self, inq_id: str, text: str, at: datetime) -> InquiryRecord | None:
         when = pg.aware(at)
@@ -346,7 +350,7 @@ class PostgresCorrespondence:
             row = await conn.fetchrow(_FIND_INQUIRY + " FOR UPDATE", "OUT", inq_id)
             if row is None:
                 return None
-            found = _inquiry(row)
+            found = inquiry_of(row, _DECODING)
             if found.state is InquiryState.REPLIED:
                 return found
             await conn.execute(
@@ -381,26 +385,24 @@ class PostgresCorrespondence:
             except asyncpg.UniqueViolationError as exc:
                 raise ValueError(f"incoming credit {credit.gw_ref} is already journaled") from exc
             row = await conn.fetchrow(
-                f"SELECT {_CREDIT_COLUMNS} FROM incoming_credits"  # noqa: S608 (constant)
+                f"SELECT {CREDIT_COLUMNS} FROM incoming_credits"  # noqa: S608 (constant)
                 " WHERE sender = $1 AND tx_id = $2",
                 credit.sender,
                 credit.tx_id,
             )
         if row is None:  # pragma: no cover (inserted, or the conflicting row is committed)
             raise RuntimeError("incoming credit vanished")
-        return _credit(row)
+        return credit_of(row, _DECODING)
 
     async def credits_to_check(self, now: datetime, limit: int) -> list[IncomingCredit]:
         """Every node gets the same credits: checking twice is harmless (module docstring)."""
-        async with self._conn() as conn:
-            rows = await conn.fetch(
-                f"SELECT {_CREDIT_COLUMNS} FROM incoming_credits"  # noqa: S608 (constant)
-                " WHERE state = 'CHECKING' AND next_check_at <= $1"
-                " ORDER BY received_at, gw_ref LIMIT $2",
-                pg.aware(now),
-                max(limit, 0),
-            )
-        return [_credit(r) for r in rows]
+        return await self._all(
+            credit_of,
+            f"SELECT {CREDIT_COLUMNS} FROM incoming_credits"  # noqa: S608 (constant)
+            " WHERE state = 'CHECKING' AND next_check_at <= $1"
+            " ORDER BY received_at, gw_ref LIMIT $2",
+            pg.aware(now), max(limit, 0),
+        )  # fmt: skip
 
     async def postpone_credit_check(self, gw_ref: str, next_at: datetime) -> None:
         """A credit no longer CHECKING is left alone; ``KeyError`` for an unknown one."""
@@ -476,7 +478,7 @@ class PostgresCorrespondence:
         async with self._conn() as conn, conn.transaction(isolation="repeatable_read"):
             items = await conn.fetch(_LEDGER_ITEMS, counterparty, day)  # one snapshot for both
             credits = await conn.fetch(_LEDGER_CREDITS, counterparty, day)
-        return _figures(items, credits)
+        return ledger_figures(items, credits)
 
     async def apply_netting(
         self, work_date: object, round_no: int, counterparty: str, theirs: Figures, at: datetime
@@ -493,10 +495,10 @@ class PostgresCorrespondence:
             )
             recorded = await conn.fetchrow(_ROUND, day, round_no, counterparty)
             if recorded is not None:
-                return _recorded_outcome(recorded)
+                return recorded_outcome(recorded)
             items = await conn.fetch(_LEDGER_ITEMS + _LOCKED, counterparty, day)
             credits = await conn.fetch(_LEDGER_CREDITS + _LOCKED, counterparty, day)
-            ours = _figures(items, credits)
+            ours = ledger_figures(items, credits)
             matched = ours == theirs
             netted = 0
             if matched:
@@ -566,15 +568,7 @@ async def _insert_request(
         if found is None:  # pragma: no cover (the conflicting row is committed by now)
             raise RuntimeError("duplicate request vanished")
         return AcceptOutcome(created=False, record=pg.request_record(found))
-    return RequestRecord(
-        corp_id=request.corp_id,
-        msg_id=request.msg_id,
-        oper_id=request.oper_id,
-        trn_code=request.trn_code,
-        digest=request.digest,
-        gw_ref=ref,
-        received_at=pg.shanghai(received),
-    )
+    return request.record(ref, pg.shanghai(received))
 
 
 async def _insert_inquiry(
@@ -621,66 +615,10 @@ async def _notify(
 ) -> None:
     """Insert one notification; the caller holds :func:`lock_notices` for ``corp_id``."""
     await conn.execute(
-        _NOTICE_INSERT, corp_id, kind.value, when, *(fields.get(f) for f in _NOTICE_FIELDS)
+        _NOTICE_INSERT, corp_id, kind.value, when, *(fields.get(f) for f in NOTICE_FIELDS)
     )
 
 
 async def _credit_state(conn: Conn, gw_ref: str) -> CreditState | None:
     state = await conn.fetchval("SELECT state FROM incoming_credits WHERE gw_ref = $1", gw_ref)
     return None if state is None else CreditState(state)
-
-
-# -- rows -> records ----------------------------------------------------------------
-
-
-def _figures(items: Sequence[asyncpg.Record], credits: Sequence[asyncpg.Record]) -> Figures:
-    return schema.ledger_figures(
-        ((r["biz_type"], r["amount_fen"]) for r in items), (r["amount_fen"] for r in credits)
-    )
-
-
-def _recorded_outcome(row: asyncpg.Record) -> NettingOutcome:
-    columns = ("dbt_cnt", "dbt_fen", "cdt_cnt", "cdt_fen")
-    return NettingOutcome(
-        matched=row["matched"],
-        ours=schema.fen_figures(*(row[f"our_{c}"] for c in columns)),
-        theirs=schema.fen_figures(*(row[f"their_{c}"] for c in columns)),
-        items_netted=row["items_netted"],
-        already_applied=True,
-    )
-
-
-def _opt(convert: Callable[[Any], T], value: Any) -> T | None:
-    return None if value is None else convert(value)
-
-
-def _notice(r: asyncpg.Record) -> Notice:
-    d = dict(r)
-    fen = d.pop("amount_fen")
-    return Notice(**{
-        **d, "kind": NoticeKind(d["kind"]), "at": pg.shanghai(d["at"]),
-        "state": _opt(State, d["state"]), "engine": _opt(Engine, d["engine"]),
-        "amount": _opt(schema.from_fen, fen),
-    })  # fmt: skip
-
-
-def _item_ref(r: asyncpg.Record) -> ItemRef:
-    d = dict(r)
-    return ItemRef(**{**d, "engine": _opt(Engine, d["engine"]), "state": State(d["state"])})
-
-
-def _inquiry(r: asyncpg.Record) -> InquiryRecord:
-    d = dict(r)
-    return InquiryRecord(**{
-        **d, "direction": InquiryDirection(d["direction"]), "state": InquiryState(d["state"]),
-        "created_at": pg.shanghai(d["created_at"]), "replied_at": pg.opt_shanghai(d["replied_at"]),
-    })  # fmt: skip
-
-
-def _credit(r: asyncpg.Record) -> IncomingCredit:
-    d = dict(r)
-    fen = d.pop("amount_fen")
-    return IncomingCredit(**{
-        **d, "engine": Engine(d["engine"]), "amount": schema.from_fen(fen),
-        "state": CreditState(d["state"]), "next_check_at": pg.opt_shanghai(d["next_check_at"]),
-    })  # fmt: skip

@@ -28,9 +28,23 @@ import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from gateway.journal import schema
+from gateway.journal.correspondence_rows import (
+    CREDIT_COLUMNS,
+    INQUIRY_COLUMNS,
+    NOTICE_COLUMNS,
+    NOTICE_FIELDS,
+    ROUND_COLUMNS,
+    Decoding,
+    credit_of,
+    inquiry_of,
+    item_ref_of,
+    ledger_figures,
+    notice_of,
+    recorded_outcome,
+)
 from gateway.journal.records import (
     AcceptOutcome,
     CreditState,
@@ -48,15 +62,14 @@ from gateway.journal.records import (
     RequestRecord,
     SettlementOutcome,
 )
-from gateway.journal.schema import from_micros, opt_datetime, to_micros
-from gateway.model import Engine, Notice, NoticeKind, State
+from gateway.journal.schema import from_micros, to_micros
+from gateway.model import Notice, NoticeKind, State
 
 T = TypeVar("T")
 
-_NOTICE_COLUMNS = (
-    "ntfy_id, kind, at, orig_msg_id, seq_no, gw_ref, inq_id, state, reason_code, engine,"
-    " work_date, acct, amount_fen, counterparty_acct, counterparty_name, counterparty_bank, text"
-)
+_DECODING = Decoding(instant=from_micros, day=date.fromisoformat)
+"""Instants are integer microseconds, work dates ISO text (``schema.py``)."""
+
 _NOTICE_INSERT = (
     "INSERT INTO notifications (corp_id, kind, at, orig_msg_id, seq_no, gw_ref, inq_id, state,"
     " reason_code, engine, work_date, acct, amount_fen, counterparty_acct, counterparty_name,"
@@ -64,10 +77,6 @@ _NOTICE_INSERT = (
     " :inq_id, :state, :reason_code, :engine, :work_date, :acct, :amount_fen,"
     " :counterparty_acct, :counterparty_name, :counterparty_bank, :text)"
 )
-_NOTICE_FIELDS = (
-    "orig_msg_id", "seq_no", "gw_ref", "inq_id", "state", "reason_code", "engine", "work_date",
-    "acct", "amount_fen", "counterparty_acct", "counterparty_name", "counterparty_bank", "text",
-)  # fmt: skip
 _STATUS_NOTICE = """
 INSERT INTO notifications (corp_id, kind, at, orig_msg_id, seq_no, state, reason_code, text,
                            engine, work_date)
@@ -77,18 +86,9 @@ SELECT r.corp_id, 'STATUS', ?1, r.msg_id, i.seq_no, i.state,
   FROM items i JOIN requests r ON r.id = i.request_id
  WHERE i.id = ?2
 """
-_INQUIRY_COLUMNS = (
-    "inq_id, direction, state, counterparty, text, created_at, corp_id, msg_id, seq_no,"
-    " credit_ref, orgnl_msg_id, orgnl_tx_id, request_msg_id, reply_text, replied_at"
-)
 _FIND_INQUIRY = (
-    f"SELECT {_INQUIRY_COLUMNS} FROM inquiries"  # noqa: S608 (constant fragments)
+    f"SELECT {INQUIRY_COLUMNS} FROM inquiries"  # noqa: S608 (constant fragments)
     " WHERE direction = ? AND inq_id = ?"
-)
-_CREDIT_COLUMNS = (
-    "gw_ref, engine, msg_id, tx_id, sender, work_date, creditor_acct, creditor_name,"
-    " debtor_acct, debtor_name, debtor_bank, amount_fen, purpose, corp_id, state,"
-    " check_attempts, next_check_at"
 )
 _ITEM_REF = """
 SELECT i.id AS item_id, r.corp_id, r.msg_id, i.seq_no, i.tx_id, i.end_to_end_id, i.engine,
@@ -105,8 +105,7 @@ _LEDGER_CREDITS = (
     " AND netting_round IS NULL AND sender = ? AND work_date = ? ORDER BY gw_ref"
 )
 _ROUND = (
-    "SELECT our_dbt_cnt, our_dbt_fen, our_cdt_cnt, our_cdt_fen, their_dbt_cnt, their_dbt_fen,"
-    " their_cdt_cnt, their_cdt_fen, matched, items_netted FROM netting_rounds"
+    f"SELECT {ROUND_COLUMNS} FROM netting_rounds"  # noqa: S608 (constant fragments)
     " WHERE work_date = ? AND round = ? AND counterparty = ?"
 )
 
@@ -128,13 +127,13 @@ class SqliteCorrespondence:
             return []
 
         def read(conn: sqlite3.Connection) -> list[Notice]:
-            rows = _named(
+            found = _named(
                 conn,
-                f"SELECT {_NOTICE_COLUMNS} FROM notifications"  # noqa: S608 (constant)
+                f"SELECT {NOTICE_COLUMNS} FROM notifications"  # noqa: S608 (constant)
                 " WHERE corp_id = ? AND ntfy_id > ? ORDER BY ntfy_id LIMIT ?",
                 (corp_id, after, limit),
             )
-            return [_notice(row) for row in rows]
+            return [notice_of(row, _DECODING) for row in found]
 
         return await self._read(read)
 
@@ -143,7 +142,7 @@ class SqliteCorrespondence:
         params: tuple[object, ...] = (corp_id, msg_id) + (() if seq_no is None else (seq_no,))
 
         def read(conn: sqlite3.Connection) -> ItemRef | None:
-            return next(map(_item_ref, _named(conn, sql, params)), None)
+            return _first(item_ref_of, _named(conn, sql, params))
 
         return await self._read(read)
 
@@ -176,13 +175,13 @@ class SqliteCorrespondence:
 
     async def inquiry_for_request(self, corp_id: str, msg_id: str) -> InquiryRecord | None:
         def read(conn: sqlite3.Connection) -> InquiryRecord | None:
-            rows = _named(
+            found = _named(
                 conn,
-                f"SELECT {_INQUIRY_COLUMNS} FROM inquiries"  # noqa: S608 (constant)
+                f"SELECT {INQUIRY_COLUMNS} FROM inquiries"  # noqa: S608 (constant)
                 " WHERE corp_id = ? AND request_msg_id = ? AND direction = 'OUT'",
                 (corp_id, msg_id),
             )
-            return next(map(_inquiry, rows), None)
+            return _first(inquiry_of, found)
 
         return await self._read(read)
 
@@ -314,11 +313,11 @@ class SqliteCorrespondence:
                 raise ValueError(f"incoming credit {credit.gw_ref} is already journaled") from exc
             (row,) = _named(
                 conn,
-                f"SELECT {_CREDIT_COLUMNS} FROM incoming_credits"  # noqa: S608 (constant)
+                f"SELECT {CREDIT_COLUMNS} FROM incoming_credits"  # noqa: S608 (constant)
                 " WHERE sender = ? AND tx_id = ?",
                 (credit.sender, credit.tx_id),
             )
-            return _credit(row)
+            return credit_of(row, _DECODING)
 
         return await self._write(write)
 
@@ -326,14 +325,14 @@ class SqliteCorrespondence:
         due = to_micros(now)
 
         def read(conn: sqlite3.Connection) -> list[IncomingCredit]:
-            rows = _named(
+            found = _named(
                 conn,
-                f"SELECT {_CREDIT_COLUMNS} FROM incoming_credits"  # noqa: S608 (constant)
+                f"SELECT {CREDIT_COLUMNS} FROM incoming_credits"  # noqa: S608 (constant)
                 " WHERE state = 'CHECKING' AND next_check_at <= ?"
                 " ORDER BY received_at, gw_ref LIMIT ?",
                 (due, max(limit, 0)),
             )
-            return [_credit(row) for row in rows]
+            return [credit_of(row, _DECODING) for row in found]
 
         return await self._read(read)
 
@@ -414,10 +413,7 @@ class SqliteCorrespondence:
         day = schema.date_text(work_date)
 
         def read(conn: sqlite3.Connection) -> Figures:
-            items, credits = _ledger_rows(conn, day, counterparty)
-            return schema.ledger_figures(
-                ((biz, fen) for _, biz, fen in items), (fen for _, fen in credits)
-            )
+            return ledger_figures(*_ledger_rows(conn, day, counterparty))
 
         return await self._read(read)
 
@@ -430,17 +426,15 @@ class SqliteCorrespondence:
         detail = schema.netting_detail(day, round_no)
 
         def write(conn: sqlite3.Connection) -> NettingOutcome:
-            recorded = conn.execute(_ROUND, (day, round_no, counterparty)).fetchone()
-            if recorded is not None:
-                return _recorded_outcome(recorded)
+            recorded = _named(conn, _ROUND, (day, round_no, counterparty))
+            if recorded:
+                return recorded_outcome(recorded[0])
             items, credits = _ledger_rows(conn, day, counterparty)
-            ours = schema.ledger_figures(
-                ((biz, fen) for _, biz, fen in items), (fen for _, fen in credits)
-            )
+            ours = ledger_figures(items, credits)
             matched = ours == theirs
             netted = 0
             if matched:
-                ids = json.dumps([item_id for item_id, _, _ in items])
+                ids = json.dumps([r["id"] for r in items])
                 moved = conn.execute(
                     "UPDATE items SET state = 'NETTED', netting_round = ?, updated_at = ?"
                     " WHERE id IN (SELECT value FROM json_each(?)) AND state = 'ACKED'"
@@ -452,7 +446,7 @@ class SqliteCorrespondence:
                 conn.execute(
                     "UPDATE incoming_credits SET netting_round = ?"
                     " WHERE gw_ref IN (SELECT value FROM json_each(?))",
-                    (round_no, json.dumps([ref for ref, _ in credits])),
+                    (round_no, json.dumps([r["gw_ref"] for r in credits])),
                 )
             conn.execute(
                 "INSERT INTO netting_rounds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -512,7 +506,7 @@ def _transitions(
 def _notify(
     conn: sqlite3.Connection, corp_id: str, kind: NoticeKind, when: int, **fields: object
 ) -> None:
-    values: dict[str, object] = dict.fromkeys(_NOTICE_FIELDS)
+    values: dict[str, object] = dict.fromkeys(NOTICE_FIELDS)
     values.update(fields, corp_id=corp_id, kind=kind.value, at=when)
     conn.execute(_NOTICE_INSERT, values)
 
@@ -528,15 +522,7 @@ def _insert_request(conn: sqlite3.Connection, request: NewRequest, node: str) ->
     ).fetchone()  # fmt: skip
     ref = schema.gw_ref(request.received_at, node, request_id)
     conn.execute("UPDATE requests SET gw_ref = ? WHERE id = ?", (ref, request_id))
-    return RequestRecord(
-        corp_id=request.corp_id,
-        msg_id=request.msg_id,
-        oper_id=request.oper_id,
-        trn_code=request.trn_code,
-        digest=request.digest,
-        gw_ref=ref,
-        received_at=from_micros(received),
-    )
+    return request.record(ref, from_micros(received))
 
 
 def _insert_inquiry(
@@ -578,13 +564,12 @@ def _insert_outbound(conn: sqlite3.Connection, m: NewOutbound) -> None:
 
 def _ledger_rows(
     conn: sqlite3.Connection, day: str, counterparty: str
-) -> tuple[list[tuple[int, str, int]], list[tuple[str, int]]]:
-    """The ledger's items (id, biz_type, fen) and credits (gw_ref, fen), not yet netted."""
-    items = conn.execute(_LEDGER_ITEMS, (counterparty, day)).fetchall()
-    credits = conn.execute(_LEDGER_CREDITS, (counterparty, day)).fetchall()
+) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
+    """The ledger's items (id, biz_type, amount_fen) and credits (gw_ref, amount_fen), not
+    yet netted."""
     return (
-        [(int(i), str(biz), int(fen)) for i, biz, fen in items],
-        [(str(ref), int(fen)) for ref, fen in credits],
+        _named(conn, _LEDGER_ITEMS, (counterparty, day)),
+        _named(conn, _LEDGER_CREDITS, (counterparty, day)),
     )
 
 
@@ -594,21 +579,12 @@ def _ledger_rows(
 def _find_inquiry(
     conn: sqlite3.Connection, direction: InquiryDirection, inq_id: str
 ) -> InquiryRecord | None:
-    return next(map(_inquiry, _named(conn, _FIND_INQUIRY, (direction.value, inq_id))), None)
+    return _first(inquiry_of, _named(conn, _FIND_INQUIRY, (direction.value, inq_id)))
 
 
 def _credit_state(conn: sqlite3.Connection, gw_ref: str) -> CreditState | None:
     row = conn.execute("SELECT state FROM incoming_credits WHERE gw_ref = ?", (gw_ref,)).fetchone()
     return None if row is None else CreditState(row[0])
-
-
-def _recorded_outcome(row: Sequence[Any]) -> NettingOutcome:
-    ours = schema.fen_figures(*row[0:4])
-    theirs = schema.fen_figures(*row[4:8])
-    return NettingOutcome(
-        matched=bool(row[8]), ours=ours, theirs=theirs, items_netted=int(row[9]),
-        already_applied=True,
-    )  # fmt: skip
 
 
 def _named(conn: sqlite3.Connection, sql: str, params: Sequence[object]) -> list[sqlite3.Row]:
@@ -618,42 +594,5 @@ def _named(conn: sqlite3.Connection, sql: str, params: Sequence[object]) -> list
     return cur.execute(sql, params).fetchall()
 
 
-def _opt(convert: Callable[[Any], T], value: Any) -> T | None:
-    return None if value is None else convert(value)
-
-
-def _notice(row: sqlite3.Row) -> Notice:
-    d = dict(row)
-    fen = d.pop("amount_fen")
-    return Notice(**{
-        **d, "kind": NoticeKind(d["kind"]), "at": from_micros(d["at"]),
-        "state": _opt(State, d["state"]), "engine": _opt(Engine, d["engine"]),
-        "work_date": schema.opt_date(d["work_date"]),
-        "amount": _opt(schema.from_fen, fen),
-    })  # fmt: skip
-
-
-def _item_ref(row: sqlite3.Row) -> ItemRef:
-    d = dict(row)
-    return ItemRef(**{
-        **d, "engine": _opt(Engine, d["engine"]), "work_date": schema.opt_date(d["work_date"]),
-        "state": State(d["state"]),
-    })  # fmt: skip
-
-
-def _inquiry(row: sqlite3.Row) -> InquiryRecord:
-    d = dict(row)
-    return InquiryRecord(**{
-        **d, "direction": InquiryDirection(d["direction"]), "state": InquiryState(d["state"]),
-        "created_at": from_micros(d["created_at"]), "replied_at": opt_datetime(d["replied_at"]),
-    })  # fmt: skip
-
-
-def _credit(row: sqlite3.Row) -> IncomingCredit:
-    d = dict(row)
-    fen = d.pop("amount_fen")
-    return IncomingCredit(**{
-        **d, "engine": Engine(d["engine"]), "work_date": date.fromisoformat(d["work_date"]),
-        "amount": schema.from_fen(fen), "state": CreditState(d["state"]),
-        "next_check_at": opt_datetime(d["next_check_at"]),
-    })  # fmt: skip
+def _first(build: Callable[[sqlite3.Row, Decoding], T], found: list[sqlite3.Row]) -> T | None:
+    return build(found[0], _DECODING) if found else None

@@ -330,15 +330,7 @@ class PostgresStore(PostgresCorrespondence):
                 row = await conn.fetchrow(pg.ACCEPT, *args)  # autocommit: one statement
             _committed(started)
             if row is not None:
-                record = RequestRecord(
-                    corp_id=request.corp_id,
-                    msg_id=request.msg_id,
-                    oper_id=request.oper_id,
-                    trn_code=request.trn_code,
-                    digest=request.digest,
-                    gw_ref=row["gw_ref"],
-                    received_at=pg.shanghai(request.received_at),
-                )
+                record = request.record(row["gw_ref"], pg.shanghai(request.received_at))
                 return AcceptOutcome(created=True, record=record)
             # A duplicate, or lost the race: a new statement sees the winner.
             found = await conn.fetchrow(_FIND_REQUEST, request.corp_id, request.msg_id)

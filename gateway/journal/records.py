@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 
-from gateway.model import BizType, Engine, Priority, State
+from gateway.model import BizType, Engine, Priority, Request, State
 
 
 class OutState(str, Enum):
@@ -75,6 +75,40 @@ class NewRequest:
     received_at: datetime
     items: tuple[NewItem, ...]
     daily_limit: DailyLimit | None = None
+
+    def record(self, gw_ref: str, received_at: datetime) -> RequestRecord:
+        """The journaled request, once the journal gave it ``gw_ref``; ``received_at`` as
+        the journal reads it back (in the clock's zone)."""
+        return RequestRecord(
+            corp_id=self.corp_id,
+            msg_id=self.msg_id,
+            oper_id=self.oper_id,
+            trn_code=self.trn_code,
+            digest=self.digest,
+            gw_ref=gw_ref,
+            received_at=received_at,
+        )
+
+
+def new_request(
+    req: Request,
+    received_at: datetime,
+    items: tuple[NewItem, ...] = (),
+    daily_limit: DailyLimit | None = None,
+) -> NewRequest:
+    """What the journal keeps of a verified request: its Head's keys and the digest
+    (corplink.md §7), with ``items`` (none for INQ and RPLY, which move no money)."""
+    head = req.head
+    return NewRequest(
+        corp_id=head.corp_id,
+        msg_id=head.msg_id,
+        oper_id=head.oper_id,
+        trn_code=head.trn_code,
+        digest=req.digest,
+        received_at=received_at,
+        items=items,
+        daily_limit=daily_limit,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -246,15 +246,7 @@ class SqliteStore(SqliteCorrespondence):
                 " SELECT id, state, ?, reason_code FROM items WHERE request_id = ? ORDER BY id",
                 (received, request_id),
             )
-            record = RequestRecord(
-                corp_id=request.corp_id,
-                msg_id=request.msg_id,
-                oper_id=request.oper_id,
-                trn_code=request.trn_code,
-                digest=request.digest,
-                gw_ref=ref,
-                received_at=from_micros(received),
-            )
+            record = request.record(ref, from_micros(received))
             return AcceptOutcome(created=True, record=record)
 
         return await self._write(write)

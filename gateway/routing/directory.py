@@ -49,6 +49,7 @@ def bic11(bic: str) -> str:
     """A BIC in its 11-character form (a BIC8 is the head office: ``XXX``)."""
     return bic if len(bic) == 11 else bic + "XXX"
 
+
 KINDS = frozenset({"cnaps", "internal"})
 STATUSES = frozenset({"active", "suspended", "closed"})
 CODE_LENGTH: dict[str, int] = {"cnaps": 12, "internal": 6}

@@ -23,14 +23,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import copy
 import hashlib
 import json
 import os
-import signal
 import ssl
-import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -70,10 +67,17 @@ from gateway.clearing.documents import (
     transaction_ids,
 )
 from gateway.clearing.mqtt_client import PubackClient
+from gateway.clearing.reconnect import keep_connected
 from gateway.clock import Clock, SystemClock
 from gateway.errors import ConfigError, GatewayError
 from gateway.keys.xmldsig import SigningKey, load_signing_key, sign_enveloped, verify_pinned
 from gateway.sim.clearing_rounds import ClearingRounds
+from gateway.sim.cli_options import (
+    add_broker_option,
+    add_tls_options,
+    broker_tls,
+    run_until_signalled,
+)
 
 log = structlog.get_logger("gateway.sim.clearing")
 
@@ -236,20 +240,19 @@ class ClearingSimulator:
         """
         self._open_record()
         self.rounds.start()
-        backoff = RECONNECT_MIN_S
+
+        async def connection(quiet: bool) -> str | None:
+            sessions = self._sessions
+            try:
+                # clearing.md §1: start clean once, then resume the session so
+                # messages published while we were away are delivered
+                await self._session(clean=self._sessions == 0, ready=ready)
+            except aiomqtt.MqttError as exc:
+                log.warning("clearing_sim_disconnected", error=str(exc))
+            return None if self._sessions > sessions else "not connected"
+
         try:
-            while True:
-                sessions = self._sessions
-                try:
-                    # clearing.md §1: start clean once, then resume the session so
-                    # messages published while we were away are delivered
-                    await self._session(clean=self._sessions == 0, ready=ready)
-                except aiomqtt.MqttError as exc:
-                    log.warning("clearing_sim_disconnected", error=str(exc))
-                if self._sessions > sessions:  # it was up: retry soon, then back off
-                    backoff = RECONNECT_MIN_S
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, RECONNECT_MAX_S)
+            await keep_connected(connection, asyncio.Event(), RECONNECT_MIN_S, RECONNECT_MAX_S)
         finally:
             for task in list(self._tasks):
                 task.cancel()
@@ -546,7 +549,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="gateway-sim clearing",
         description="Simulate the clearing systems (HVPS, BEPS, clearing centre) on MQTT.",
     )
-    p.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="mqtt://host:port or mqtts://")
+    add_broker_option(p)
     p.add_argument("--prefix", default="clearing", help="topic prefix (clearing.md §2)")
     p.add_argument("--key", type=Path, required=True, help="clearing systems' signing key (PEM)")
     p.add_argument("--cert", type=Path, required=True, help="its certificate (PEM)")
@@ -569,9 +572,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--netting-interval", type=float, default=0.0, help="seconds between rounds")
     p.add_argument("--reply-delay", type=float, default=0.2, help="seconds before a ccms.315")
     p.add_argument("--gateway-participant", default="103100000019", help="Rcvr of injected msgs")
-    p.add_argument("--tls-ca", type=Path, help="CA file for mqtts://")
-    p.add_argument("--tls-cert", type=Path, help="client certificate for mqtts://")
-    p.add_argument("--tls-key", type=Path, help="client key for mqtts://")
+    add_tls_options(p)
     return p
 
 
@@ -584,11 +585,6 @@ def _config(args: argparse.Namespace) -> ClearingSimConfig:
             certs.extend(x509.load_pem_x509_certificates(path.read_bytes()))
         except (OSError, ValueError):
             raise ConfigError(f"{path}: not a readable PEM certificate file") from None
-    tls = None
-    if args.broker.startswith("mqtts://"):
-        tls = ssl.create_default_context(cafile=str(args.tls_ca) if args.tls_ca else None)
-        if args.tls_cert:
-            tls.load_cert_chain(str(args.tls_cert), str(args.tls_key) if args.tls_key else None)
     return ClearingSimConfig(
         broker_url=args.broker,
         sign_key=key,
@@ -606,30 +602,14 @@ def _config(args: argparse.Namespace) -> ClearingSimConfig:
         netting_interval=args.netting_interval,
         reply_delay=args.reply_delay,
         gateway_participant=args.gateway_participant,
-        tls_context=tls,
+        tls_context=broker_tls(args),
     )
-
-
-async def _serve(sim: ClearingSimulator) -> None:
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, task.cancel if task else (lambda: None))
-    with contextlib.suppress(asyncio.CancelledError):
-        await sim.run()
 
 
 def run_clearing_sim(argv: Sequence[str]) -> int:
     """``gateway-sim clearing [options]``: run until SIGINT/SIGTERM; 0 on a clean stop."""
     args = _parser().parse_args(list(argv))
-    try:
-        sim = ClearingSimulator(_config(args))
-    except (ConfigError, ValueError, OSError, ssl.SSLError) as exc:
-        sys.stderr.write(f"gateway-sim clearing: {exc}\n")
-        return 2
-    asyncio.run(_serve(sim))
-    return 0
+    return run_until_signalled("gateway-sim clearing", lambda: ClearingSimulator(_config(args)))
 
 
 __all__ = [

@@ -179,7 +179,8 @@ class ClearingRounds:
         self._to_answer: dict[str, InquiryDoc] = {}  # ccms.314 MsgId → inquiry awaiting reply
         # MsgId → (the participant that would ask about it, its work date)
         self._origins: dict[str, tuple[str, date]] = {}
-        self._netted_event = asyncio.Event()  # set (and replaced) whenever items are netted
+        # set (and replaced) whenever items are netted or a ccms.314 / ccms.315 is recorded
+        self._changed = asyncio.Event()
 
     def start(self) -> None:
         """Start the scheduled rounds (called by the simulator's ``run``)."""
@@ -214,6 +215,7 @@ class ClearingRounds:
         else:
             self.replies_received[doc.inq_id] = doc.text
             self._stats["replies_received"] += 1
+        self._note_change()
         log.info("clearing_sim_ccms_received", msg_id=env.msg_id, msg_tp=env.msg_tp)
 
     async def after_receipt(self, env: Envelope, reply_topic: str) -> None:
@@ -255,8 +257,17 @@ class ClearingRounds:
                 continue
             position.add(credit_side=credit_side, amount=found.pop(0))
             self._stats["accepted_for_netting"] += 1
-        event, self._netted_event = self._netted_event, asyncio.Event()
+        self._note_change()
+
+    def _note_change(self) -> None:
+        event, self._changed = self._changed, asyncio.Event()
         event.set()
+
+    async def wait_until(self, check: Callable[[], bool]) -> None:
+        """Return once ``check()`` holds, asking again after each change it could see:
+        items accepted into the ledger, a ccms.314 or ccms.315 recorded."""
+        while not check():
+            await self._changed.wait()
 
     async def wait_netted(self, count: int) -> None:
         """Return once ``count`` package items in all were accepted into the ledger.
@@ -264,8 +275,7 @@ class ClearingRounds:
         An item enters the ledger just after its ACSP was published, so a
         peer that saw the ccms.900 awaits this before asking for a round.
         """
-        while self._stats["accepted_for_netting"] < count:
-            await self._netted_event.wait()
+        await self.wait_until(lambda: self._stats["accepted_for_netting"] >= count)
 
     # -- netting rounds ------------------------------------------------------------
 

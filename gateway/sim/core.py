@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import ssl
-import sys
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,7 +35,7 @@ import structlog
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gateway.clearing.core import (
+from gateway.clearing.core_documents import (
     AccountCheck,
     build_acct_check_rsp,
     build_bal_rsp,
@@ -47,9 +45,16 @@ from gateway.clearing.core import (
 )
 from gateway.clearing.link import parse_url
 from gateway.clearing.mqtt_client import PubackClient, PublishNotSent
+from gateway.clearing.reconnect import keep_connected
 from gateway.errors import ConfigError
 from gateway.keys.devpki import DEMO_CORPORATES
 from gateway.ops.logs import mask_account
+from gateway.sim.cli_options import (
+    add_broker_option,
+    add_tls_options,
+    broker_tls,
+    run_until_signalled,
+)
 
 log = structlog.get_logger("gateway.sim.core")
 
@@ -188,18 +193,17 @@ class CoreSimulator:
 
         ``ready`` is set each time the subscription is confirmed.
         """
-        backoff = RECONNECT_MIN_S
+
+        async def connection(quiet: bool) -> str | None:
+            sessions = self._sessions
+            try:
+                await self._session(ready)
+            except (aiomqtt.MqttError, OSError) as exc:
+                log.warning("core_sim_disconnected", error=str(exc))
+            return None if self._sessions > sessions else "not connected"
+
         try:
-            while True:
-                sessions = self._sessions
-                try:
-                    await self._session(ready)
-                except (aiomqtt.MqttError, OSError) as exc:
-                    log.warning("core_sim_disconnected", error=str(exc))
-                if self._sessions > sessions:  # it was up: retry soon, then back off
-                    backoff = RECONNECT_MIN_S
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, RECONNECT_MAX_S)
+            await keep_connected(connection, asyncio.Event(), RECONNECT_MIN_S, RECONNECT_MAX_S)
         finally:
             for task in list(self._tasks):
                 task.cancel()
@@ -301,7 +305,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="gateway-sim core",
         description="Simulate the core banking system on MQTT 5 (clearing.md §5).",
     )
-    p.add_argument("--broker", default="mqtt://127.0.0.1:1883", help="mqtt://host:port or mqtts://")
+    add_broker_option(p)
     p.add_argument(
         "--accounts", type=Path, help='TOML with [accounts."<number>"] tables (default: demo set)'
     )
@@ -311,9 +315,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--request-topic", default="core/req")
     p.add_argument("--client-id", default="core-sim")
-    p.add_argument("--tls-ca", type=Path, help="CA file for mqtts://")
-    p.add_argument("--tls-cert", type=Path, help="client certificate for mqtts://")
-    p.add_argument("--tls-key", type=Path, help="client key for mqtts://")
+    add_tls_options(p)
     return p
 
 
@@ -323,11 +325,7 @@ def core_sim_config(argv: Sequence[str]) -> CoreSimConfig:
     if args.delay < 0:
         raise ValueError("--delay must be >= 0")
     accounts = load_accounts(args.accounts) if args.accounts else demo_accounts()
-    tls = None
-    if args.broker.startswith("mqtts://"):
-        tls = ssl.create_default_context(cafile=str(args.tls_ca) if args.tls_ca else None)
-        if args.tls_cert:
-            tls.load_cert_chain(str(args.tls_cert), str(args.tls_key) if args.tls_key else None)
+    tls = broker_tls(args)
     parse_url(args.broker)
     return CoreSimConfig(
         broker_url=args.broker,
@@ -340,28 +338,12 @@ def core_sim_config(argv: Sequence[str]) -> CoreSimConfig:
     )
 
 
-async def _serve(sim: CoreSimulator) -> None:
-    task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, task.cancel if task else (lambda: None))
-    with contextlib.suppress(asyncio.CancelledError):
-        await sim.run()
-
-
 def run_core_sim(argv: Sequence[str]) -> int:
     """``gateway-sim core [options]``: run until SIGINT/SIGTERM.
 
     Returns 0 on a clean stop, 2 when the options or the accounts file are invalid.
     """
-    try:
-        sim = CoreSimulator(core_sim_config(argv))
-    except (ConfigError, ValueError, OSError, ssl.SSLError) as exc:
-        sys.stderr.write(f"gateway-sim core: {exc}\n")
-        return 2
-    asyncio.run(_serve(sim))
-    return 0
+    return run_until_signalled("gateway-sim core", lambda: CoreSimulator(core_sim_config(argv)))
 
 
 __all__ = [

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Final
 
 from gateway.clock import BusinessClock
 from gateway.sim.clearing import ClearingSimulator
-from gateway.sim.erp import ErpClient, Notification, Reply
+from gateway.sim.erp import ErpClient, Reply
 
 ClientFor = Callable[[str, str], Awaitable[ErpClient]]
 
@@ -27,29 +28,52 @@ def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
-async def _notice(
-    client: ErpClient,
-    clock: BusinessClock,
-    ids: Iterator[str],
-    match: Callable[[Notification], bool],
-    timeout: float = 30.0,
-) -> Notification | None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for n in await client.pull_all(ids, clock.now()):
-            if match(n):
-                return n
-        await asyncio.sleep(0.3)
-    return None
+@dataclass(frozen=True)
+class DemoCredit:
+    """An incoming credit from another bank (clearing.md §6), injected at the clearing
+    simulator; ``creditor_name`` decides the core's account check (``gateway-sim core``'s
+    demo accounts name 6222000000000101 "Demo Manufacturing Ltd.")."""
+
+    engine: str
+    sender: str  # the sending participant, also the debtor's bank
+    debtor_acct: str
+    debtor_name: str
+    creditor_name: str
+    amount: Decimal
+    purpose: str | None = None
+    creditor_acct: str = "6222000000000101"  # C100000002's account
+
+    async def inject(self, sim: ClearingSimulator) -> str:
+        """Publish it to the gateway; returns its TxId."""
+        _, tx_id = await sim.inject_credit(
+            engine=self.engine, sender=self.sender, debtor_acct=self.debtor_acct,
+            debtor_name=self.debtor_name, debtor_bank=self.sender,
+            creditor_acct=self.creditor_acct, creditor_name=self.creditor_name,
+            amount=self.amount, purpose=self.purpose,
+        )  # fmt: skip
+        return tx_id
 
 
-async def _until(check: Callable[[], bool], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        await asyncio.sleep(0.2)
-    return False
+MATCHING_CREDIT: Final = DemoCredit(
+    "BEPS", "105100000017", "6228480000000001", "汇款贸易公司", "Demo Manufacturing Ltd.",
+    Decimal("8888.88"), "货款",
+)  # fmt: skip
+"""The account check says MATCH: posted, and a CREDIT notification for C100000002."""
+MISMATCHED_CREDIT: Final = DemoCredit(
+    "HVPS", "104100000004", "6228480000000002", "另一汇款公司", "Wrong Name Ltd.",
+    Decimal("60000.00"),
+)  # fmt: skip
+"""The account check says MISMATCH: suspense and an automatic ccms.314 (有疑必查)."""
+
+
+async def _within(waiting: Awaitable[None], timeout: float = 30.0) -> bool:
+    """True if ``waiting`` finished within ``timeout`` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            await waiting
+    except TimeoutError:
+        return False
+    return True
 
 
 async def correspondence_tour(
@@ -83,35 +107,18 @@ async def correspondence_tour(
         f"  INQ about {inquire_about.msg_id} -> {inq.ret_code} InqId {inq.gw_ref}"
         f" (ccms.314 to the payee's bank; payment {inq.state})"
     )
-    reply = await _notice(c1, clock, ids, lambda n: n.kind == "REPLY" and n.inq_id == inq.gw_ref)
+    reply = await c1.wait_notice(
+        ids, clock.now, lambda n: n.kind == "REPLY" and n.inq_id == inq.gw_ref, timeout=30.0
+    )
     if reply is None:
         failures += 1
         _say("  no REPLY notification arrived")
     else:
         _say(f"  NTFY #{reply.ntfy_id} REPLY {reply.inq_id}: {reply.text} (from ccms.315)")
 
-    _, good = await sim.inject_credit(
-        engine="BEPS",
-        sender="105100000017",
-        debtor_acct="6228480000000001",
-        debtor_name="汇款贸易公司",
-        debtor_bank="105100000017",
-        creditor_acct="6222000000000101",
-        creditor_name="Demo Manufacturing Ltd.",
-        amount=Decimal("8888.88"),
-        purpose="货款",
-    )
-    _, bad = await sim.inject_credit(
-        engine="HVPS",
-        sender="104100000004",
-        debtor_acct="6228480000000002",
-        debtor_name="另一汇款公司",
-        debtor_bank="104100000004",
-        creditor_acct="6222000000000101",
-        creditor_name="Wrong Name Ltd.",
-        amount=Decimal("60000.00"),
-    )
-    credit = await _notice(c2, clock, ids, lambda n: n.kind == "CREDIT")
+    await MATCHING_CREDIT.inject(sim)
+    bad = await MISMATCHED_CREDIT.inject(sim)
+    credit = await c2.wait_notice(ids, clock.now, lambda n: n.kind == "CREDIT", timeout=30.0)
     if credit is None:
         failures += 1
         _say("  no CREDIT notification arrived")
@@ -120,7 +127,10 @@ async def correspondence_tour(
             f"  incoming BEPS credit {credit.amount} from {credit.cpty_name}: account check MATCH"
             f" -> posted, NTFY #{credit.ntfy_id} CREDIT {credit.gw_ref} for C100000002"
         )
-    if await _until(lambda: any(d.orgnl_tx_id == bad for d in sim.inquiries_received.values())):
+    asked_back = sim.rounds.wait_until(
+        lambda: any(d.orgnl_tx_id == bad for d in sim.inquiries_received.values())
+    )
+    if await _within(asked_back):
         _say(
             "  incoming HVPS credit 60000.00 with a wrong name: MISMATCH -> suspense (暂收款),"
             " automatic ccms.314 to the sending bank (有疑必查)"
@@ -133,18 +143,19 @@ async def correspondence_tour(
     inq_id = await sim.inject_inquiry(
         orgnl_msg_id="-", orgnl_tx_id=answered_payment.gw_ref, text="收款人户名不符，请核实"
     )
-    asked = await _notice(c1, clock, ids, lambda n: n.kind == "INQUIRY" and n.inq_id == inq_id)
+    asked = await c1.wait_notice(
+        ids, clock.now, lambda n: n.kind == "INQUIRY" and n.inq_id == inq_id, timeout=30.0
+    )
     if asked is None:
         failures += 1
         _say("  no INQUIRY notification arrived")
     else:
         _say(f"  NTFY #{asked.ntfy_id} INQUIRY {inq_id} about {asked.orig_msg_id}: {asked.text}")
         ans = await c1.reply_inquiry(f"{run}-RPLY1", clock.now(), inq_id, "户名无误，请入账")
-        got = await _until(lambda: inq_id in sim.replies_received)
+        got = await _within(sim.rounds.wait_until(lambda: inq_id in sim.replies_received))
         _say(
             f"  RPLY {inq_id} -> {ans.ret_code}; ccms.315 "
             + ("received by the other bank" if got else "NOT received")
         )
         failures += 0 if got else 1
-    del good
     return failures

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -418,6 +418,31 @@ class ErpClient:
             after = page.last
             if not page.more:
                 return found
+
+    async def wait_notice(
+        self,
+        msg_ids: Iterator[str],
+        now: Callable[[], datetime],
+        match: Callable[[Notification], bool],
+        *,
+        timeout: float = 20.0,
+        interval: float = 0.2,
+    ) -> Notification | None:
+        """Pull every notification (``pull_all`` from cursor 0) until one ``match``es.
+
+        NTFY is a pull (corplink.md §4): nothing tells a client that a
+        notification is waiting, so it asks again every ``interval`` seconds,
+        each time sent at ``now()``.  Returns None after ``timeout`` seconds.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            for n in await self.pull_all(msg_ids, now()):
+                if match(n):
+                    return n
+            if loop.time() >= deadline:
+                return None
+            await asyncio.sleep(interval)
 
     async def inquire(
         self,

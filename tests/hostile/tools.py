@@ -29,7 +29,6 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,13 @@ from gateway.net.framing import HEADER_LEN, encode_frame, parse_header
 from gateway.net.tls import client_context
 from gateway.server import Gateway
 from gateway.sim.erp import NS, Payment, Reply, build_request, parse_reply, transfer_body
-from tests.integration.harness import Erp, gateway_config, recent_friday_10, running_gateway
+from tests.integration.harness import (
+    Erp,
+    gateway_config,
+    recent_friday_10,
+    running_gateway,
+)
+from tests.integration.harness import payment as demo_payment
 
 FRIDAY_10 = recent_friday_10()
 REPO = Path(__file__).resolve().parents[2]
@@ -77,15 +82,8 @@ def msg_id(prefix: str = "H") -> str:
 
 
 def payment(amount: str = "1.00", code: str = "104100000004") -> Payment:
-    return Payment(
-        payer_acct="6222000000000001",
-        payer_name="示范贸易有限公司",
-        payee_acct="6217000011112222",
-        payee_name="收款人",
-        payee_bank_code=code,
-        amount=Decimal(amount),
-        purpose="货款",
-    )
+    """The harness's demo PAY (C100000001 to ``code``), amount first as the hostile tests use it."""
+    return demo_payment(code, amount)
 
 
 def q(tag: str) -> str:

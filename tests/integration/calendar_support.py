@@ -17,7 +17,6 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +38,10 @@ from gateway.keys.xmldsig import verify_pinned
 from gateway.paths import default_config_path
 from gateway.routing.calendar import WorkCalendar
 from gateway.routing.calendar_files import load_calendars
-from gateway.sim.erp import Payment, Reply
+from gateway.server import Gateway
+from gateway.sim.erp import ErpClient, Reply
 from gateway.testing import Broker
-from tests.integration.harness import gateway_config
+from tests.integration.harness import Erp, gateway_config, running_clearing_sim, running_gateway
 
 CAL: WorkCalendar = load_calendars(default_config_path().parent.parent / "routing" / "calendar")
 """The shipped calendars (routing/calendar/*.toml), as the daemon loads them."""
@@ -86,20 +86,6 @@ def is_weekday_holiday(day: date) -> bool:
     return day in CAL.holidays and day.weekday() < 5
 
 
-def transfer(code: str, amount: str, **kw: Any) -> Payment:
-    """A PAY of the dev PKI's demo corporate (C100000001, enrolled payer account)."""
-    return Payment(
-        payer_acct="6222000000000001",
-        payer_name="示范贸易有限公司",
-        payee_acct="6217000011112222",
-        payee_name="收款人",
-        payee_bank_code=code,
-        amount=Decimal(amount),
-        purpose="货款",
-        **kw,
-    )
-
-
 def clocked_config(
     tmp: Path, pki: DevPki, broker: Broker, start: datetime, extra: dict[str, Any] | None = None
 ) -> Config:
@@ -107,6 +93,32 @@ def clocked_config(
     ``clock.start`` ISO 8601 with offset, ``clock.rate``, ``environment = "test"``)."""
     over: dict[str, Any] = {"clock": {"start": start.isoformat(), "rate": 1.0}}
     return gateway_config(tmp, pki, broker.url, {**over, **(extra or {})})
+
+
+@contextlib.asynccontextmanager
+async def clocked_gateway(
+    tmp: Path,
+    pki: DevPki,
+    broker: Broker,
+    start: datetime,
+    extra: dict[str, Any] | None = None,
+    *,
+    clearing: bool = True,
+) -> AsyncIterator[tuple[Gateway, ErpClient]]:
+    """The daemon on its business clock from ``start`` (:func:`clocked_config`, state in
+    ``tmp/gw``), the clearing simulator beside it unless ``clearing`` is False (record
+    ``tmp/rec.jsonl``), and a connected ERP client of C100000001, closed at the end."""
+    cfg = clocked_config(tmp / "gw", pki, broker, start, extra)
+    async with contextlib.AsyncExitStack() as stack:
+        if clearing:
+            sim = running_clearing_sim(pki, broker.url, tmp / "rec.jsonl")
+            await stack.enter_async_context(sim)
+        gw = await stack.enter_async_context(running_gateway(cfg))
+        erp = await Erp(gw, pki).client()
+        try:
+            yield gw, erp
+        finally:
+            await erp.close()
 
 
 async def until(clock: Clock, instant: datetime) -> None:

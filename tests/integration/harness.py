@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,8 @@ from gateway.routing.calendar_files import load_calendars
 from gateway.server import Gateway
 from gateway.sim.clearing import ClearingSimConfig, ClearingSimulator
 from gateway.sim.core import CoreSimConfig, CoreSimulator, demo_accounts
-from gateway.sim.erp import ErpClient
+from gateway.sim.erp import ErpClient, Payment
+from gateway.testing import running_simulator
 
 
 def recent_friday_10() -> datetime:
@@ -40,6 +42,21 @@ def recent_friday_10() -> datetime:
     while not cal.is_working_day(d):
         d -= timedelta(days=7)
     return datetime(d.year, d.month, d.day, 10, 0, tzinfo=SHANGHAI)
+
+
+def payment(code: str, amount: str, **fields: Any) -> Payment:
+    """A PAY of the dev PKI's demo corporate C100000001 from its enrolled account
+    6222000000000001 to ``code``'s bank; ``fields`` replace any other Transfer field."""
+    values: dict[str, Any] = {
+        "payer_acct": "6222000000000001",
+        "payer_name": "示范贸易有限公司",
+        "payee_acct": "6217000011112222",
+        "payee_name": "收款人",
+        "payee_bank_code": code,
+        "amount": Decimal(amount),
+        "purpose": "货款",
+    }
+    return Payment(**{**values, **fields})
 
 
 def gateway_config(
@@ -103,29 +120,16 @@ async def running_clearing_sim(
             **kw,
         )
     )
-    ready = asyncio.Event()
-    task = asyncio.create_task(sim.run(ready))
-    await asyncio.wait_for(ready.wait(), 15)
-    try:
+    async with running_simulator(sim):
         yield sim
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 @contextlib.asynccontextmanager
 async def running_core_sim(broker_url: str, **kw: Any) -> AsyncIterator[CoreSimulator]:
     """The core banking simulator with the demo's accounts (clearing.md §5)."""
     kw.setdefault("accounts", demo_accounts())
-    sim = CoreSimulator(CoreSimConfig(broker_url=broker_url, **kw))
-    ready = asyncio.Event()
-    task = asyncio.create_task(sim.run(ready))
-    await asyncio.wait_for(ready.wait(), 15)
-    try:
+    async with running_simulator(CoreSimulator(CoreSimConfig(broker_url=broker_url, **kw))) as sim:
         yield sim
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
 
 
 @dataclass

@@ -7,7 +7,6 @@ import asyncio
 import json
 import shutil
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -16,11 +15,12 @@ from lxml import etree
 from gateway.clock import BusinessClock
 from gateway.keys.devpki import DevPki, issue_client_cert
 from gateway.net.framing import encode_frame
-from gateway.sim.erp import Payment, build_request, parse_reply, transfer_body
+from gateway.sim.erp import build_request, parse_reply, transfer_body
 from gateway.testing import Broker
 from tests.integration.harness import (
     Erp,
     gateway_config,
+    payment,
     recent_friday_10,
     running_clearing_sim,
     running_gateway,
@@ -29,19 +29,6 @@ from tests.integration.harness import (
 
 FRIDAY_10 = recent_friday_10()
 GWREF_PREFIX = f"GW{FRIDAY_10:%Y%m%d}A"
-
-
-def pay(code: str, amount: str, payer: str = "6222000000000001", **kw: str) -> Payment:
-    return Payment(
-        payer_acct=payer,
-        payer_name="示范贸易有限公司",
-        payee_acct="6217000011112222",
-        payee_name="收款人",
-        payee_bank_code=code,
-        amount=Decimal(amount),
-        purpose="货款",
-        **kw,  # type: ignore[arg-type]
-    )
 
 
 def records(path: Path) -> list[dict[str, object]]:
@@ -59,11 +46,11 @@ async def test_three_engines_end_to_end(tmp_path: Path, dev_pki: DevPki, broker:
     ):
         erp = await Erp(gw, dev_pki).client()
         cases = {
-            "E2E-INTRA": (pay("103290000018", "1234.56"), "INTRA"),
-            "E2E-HVPS": (pay("104100000004", "50000.00"), "HVPS"),
-            "E2E-URGT": (pay("104100000004", "10.00", priority="URGT"), "HVPS"),
-            "E2E-BEPS": (pay("105100000017", "49999.99"), "BEPS"),
-            "E2E-INT6": (pay("100022", "5.00"), "INTRA"),
+            "E2E-INTRA": (payment("103290000018", "1234.56"), "INTRA"),
+            "E2E-HVPS": (payment("104100000004", "50000.00"), "HVPS"),
+            "E2E-URGT": (payment("104100000004", "10.00", priority="URGT"), "HVPS"),
+            "E2E-BEPS": (payment("105100000017", "49999.99"), "BEPS"),
+            "E2E-INT6": (payment("100022", "5.00"), "INTRA"),
         }
         replies = await asyncio.gather(*(erp.pay(m, clock.now(), p) for m, (p, _) in cases.items()))
         for (m, (_, engine)), r in zip(cases.items(), replies, strict=True):
@@ -91,7 +78,7 @@ async def test_rejection_by_clearing_reaches_status_with_reason(
         running_gateway(cfg, clock) as gw,
     ):
         erp = await Erp(gw, dev_pki).client()
-        r = await erp.pay("REJ-1", clock.now(), pay("102100099996", "70000.00"))
+        r = await erp.pay("REJ-1", clock.now(), payment("102100099996", "70000.00"))
         assert r.ret_code == "0000"
         assert await wait_for_state(erp, clock.now(), "REJ-1", ["REJECTED"]) == "REJECTED"
         st = await erp.status("REJ-Q", clock.now(), "REJ-1")
@@ -109,49 +96,56 @@ async def test_refusals_carry_the_spec_codes(
         c = await erp.client()
         now = clock.now()
         cases = [
-            ("R-4001", pay("999999999999", "1.00"), "4001"),
-            ("R-4002", pay("12345", "1.00"), "4002"),
-            ("R-4003", pay("102651020123", "1.00"), "4003"),
-            ("R-4006", pay("104100000004", "1.00", payer="6222999999999999"), "4006"),
+            ("R-4001", payment("999999999999", "1.00"), "4001"),
+            ("R-4002", payment("12345", "1.00"), "4002"),
+            ("R-4003", payment("102651020123", "1.00"), "4003"),
+            ("R-4006", payment("104100000004", "1.00", payer_acct="6222999999999999"), "4006"),
         ]
         for msg_id, p, code in cases:
             r = await c.pay(msg_id, now, p)
             assert (r.msg_id, r.ret_code) == (msg_id, code), r.ret_msg
             assert r.gw_ref is None
         # routing.md §3: an own branch is INTRA, which has no debit message (clearing.md §4)
-        debit = await c.pay("R-DEBIT", now, pay("103290000018", "1.00", biz_type="DEBIT"))
+        debit = await c.pay("R-DEBIT", now, payment("103290000018", "1.00", biz_type="DEBIT"))
         assert (debit.ret_code, debit.gw_ref) == ("1004", None)
         assert "DEBIT" in debit.ret_msg
-        stale = await c.pay("R-3002", now - timedelta(seconds=301), pay("104100000004", "1.00"))
+        stale = await c.pay("R-3002", now - timedelta(seconds=301), payment("104100000004", "1.00"))
         assert stale.ret_code == "3002"
         sent = now - timedelta(seconds=299)
-        fresh = await c.pay("R-OK", sent, pay("104100000004", "1.00"))
+        fresh = await c.pay("R-OK", sent, payment("104100000004", "1.00"))
         assert fresh.ret_code == "0000"
         # corplink.md §7: same MsgId, same Head+Body → original answer with Dup, even once
         # its SendTime is stale; other content (a new SendTime, another amount) → 3001
-        again = await c.pay("R-OK", sent, pay("104100000004", "1.00"))
+        again = await c.pay("R-OK", sent, payment("104100000004", "1.00"))
         assert (again.ret_code, again.dup, again.gw_ref) == ("0000", True, fresh.gw_ref)
         assert again.state in {"QUEUED", "SENT", "ACKED"}
-        other = await c.pay("R-OK", sent, pay("104100000004", "2.00"))
+        other = await c.pay("R-OK", sent, payment("104100000004", "2.00"))
         assert other.ret_code == "3001"
-        assert (await c.pay("R-OK", now, pay("104100000004", "1.00"))).ret_code == "3001"
+        assert (await c.pay("R-OK", now, payment("104100000004", "1.00"))).ret_code == "3001"
         # a byte changed after signing → 2001
         root = build_request(
-            "PAY", "C100000001", "op01", "R-2001", now, transfer_body(pay("104100000004", "1.00"))
+            "PAY",
+            "C100000001",
+            "op01",
+            "R-2001",
+            now,
+            transfer_body(payment("104100000004", "1.00")),
         )
         body = c.sign(root).replace(b">1.00<", b">9.00<")
         assert (await c.send_raw(body, "R-2001")).ret_code == "2001"
         await c.close()
         # a file certificate: 49,999.99 allowed, 50,000.00 refused (corplink.md §6)
         f = await erp.client("C100000001", "op02")
-        assert (await f.pay("F-1", now, pay("105100000017", "49999.99"))).ret_code == "0000"
-        assert (await f.pay("F-2", now, pay("105100000017", "50000.00"))).ret_code == "2006"
+        assert (await f.pay("F-1", now, payment("105100000017", "49999.99"))).ret_code == "0000"
+        assert (await f.pay("F-2", now, payment("105100000017", "50000.00"))).ret_code == "2006"
         await f.close()
         # the certificate of another corporate → 2005
         other_corp = await erp.client(
             "C100000001", "op01", key_cert=dev_pki.client("C100000002", "op01")
         )
-        assert (await other_corp.pay("X-1", now, pay("104100000004", "1.00"))).ret_code == "2005"
+        assert (
+            await other_corp.pay("X-1", now, payment("104100000004", "1.00"))
+        ).ret_code == "2005"
         await other_corp.close()
 
 
@@ -164,7 +158,7 @@ async def test_certificate_from_untrusted_ca_and_expired(
     cfg = gateway_config(tmp_path / "gw", pki, broker.url)
     async with running_gateway(cfg, clock) as gw:
         c = await Erp(gw, pki).client(key_cert=self_signed, listener="tcp")
-        r = await c.pay("U-1", clock.now(), pay("104100000004", "1.00"))
+        r = await c.pay("U-1", clock.now(), payment("104100000004", "1.00"))
         assert r.ret_code == "2002"
         await c.close()
 
@@ -194,7 +188,9 @@ async def test_bad_frame_gets_1001_then_close_and_daemon_serves_on(
         assert reply.ret_code == "1002"
         writer.close()
         c = await Erp(gw, dev_pki).client()
-        assert (await c.pay("AFTER-1", clock.now(), pay("104100000004", "1.00"))).ret_code == "0000"
+        assert (
+            await c.pay("AFTER-1", clock.now(), payment("104100000004", "1.00"))
+        ).ret_code == "0000"
         await c.close()
 
 
@@ -208,7 +204,7 @@ async def test_hvps_before_opening_is_held_and_released_at_nine(
         running_gateway(cfg, clock) as gw,
     ):
         c = await Erp(gw, dev_pki).client()
-        r = await c.pay("H-1", clock.now(), pay("104100000004", "80000.00"))
+        r = await c.pay("H-1", clock.now(), payment("104100000004", "80000.00"))
         assert (r.ret_code, r.state, r.engine) == ("0000", "HELD", "HVPS")
         root = etree.fromstring(r.raw)
         release = root.findtext(".//{urn:corplink:1}ReleaseAt")
@@ -236,7 +232,7 @@ async def test_beps_items_are_packaged_per_participant(
         codes = ["102290000011", "102581000013", "104290003791"] * 3
         rs = await asyncio.gather(
             *(
-                c.pay(f"B-{i}", clock.now(), pay(code, f"{100 + i}.00"))
+                c.pay(f"B-{i}", clock.now(), payment(code, f"{100 + i}.00"))
                 for i, code in enumerate(codes)
             )
         )
@@ -260,7 +256,7 @@ async def test_resend_after_receipt_timeout_keeps_the_msgid(
     rec = tmp_path / "rec.jsonl"
     async with running_gateway(cfg, clock) as gw:
         c = await Erp(gw, dev_pki).client()
-        r = await c.pay("RS-1", clock.now(), pay("104100000004", "60000.00"))
+        r = await c.pay("RS-1", clock.now(), payment("104100000004", "60000.00"))
         assert r.ret_code == "0000"
         await wait_for_state(c, clock.now(), "RS-1", ["SENT"])
         await asyncio.sleep(1.5)  # no clearing system yet: no ccms.990 comes back
@@ -286,10 +282,13 @@ async def test_worker_processes_serve_the_same_pipeline(
     ):
         c = await Erp(gw, dev_pki).client()
         rs = await asyncio.gather(
-            *(c.pay(f"W-{i}", clock.now(), pay("105100000017", f"{i + 1}.00")) for i in range(40))
+            *(
+                c.pay(f"W-{i}", clock.now(), payment("105100000017", f"{i + 1}.00"))
+                for i in range(40)
+            )
         )
         assert [r.ret_code for r in rs] == ["0000"] * 40
-        bad = await c.pay("W-BAD", clock.now(), pay("999999999999", "1.00"))
+        bad = await c.pay("W-BAD", clock.now(), payment("999999999999", "1.00"))
         assert bad.ret_code == "4001"
         await wait_for_state(c, clock.now(), "W-39", ["SETTLED"])
         await c.close()

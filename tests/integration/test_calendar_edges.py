@@ -34,15 +34,16 @@ from tests.integration.calendar_support import (
     answer,
     clearing_tap,
     clocked_config,
+    clocked_gateway,
     is_weekday_holiday,
     latest_day,
     shanghai,
-    transfer,
     until,
 )
 from tests.integration.harness import (
     Erp,
     gateway_config,
+    payment,
     running_clearing_sim,
     running_gateway,
     wait_for_state,
@@ -52,7 +53,7 @@ ONE_DAY = timedelta(days=1)
 
 
 async def pay(erp: ErpClient, clock_now: datetime, msg_id: str, code: str, amount: str) -> Answer:
-    return answer(await erp.pay(msg_id, clock_now, transfer(code, amount)))
+    return answer(await erp.pay(msg_id, clock_now, payment(code, amount)))
 
 
 async def status(erp: ErpClient, clock_now: datetime, orig: str) -> Answer:
@@ -78,12 +79,7 @@ async def test_hvps_at_085959_is_held_until_0900_then_settles(
 ) -> None:
     day = latest_day(CAL.is_working_day, "working day")
     nine = shanghai(day, 9)
-    cfg = clocked_config(tmp_path / "gw", dev_pki, broker, nine - LEAD)
-    async with (
-        running_clearing_sim(dev_pki, broker.url, tmp_path / "rec.jsonl"),
-        running_gateway(cfg) as gw,
-    ):
-        erp = await Erp(gw, dev_pki).client()
+    async with clocked_gateway(tmp_path, dev_pki, broker, nine - LEAD) as (gw, erp):
         held = before(await pay(erp, gw.clock.now(), "H-0859", HVPS_CODE, HVPS_AMOUNT), nine)
         assert (held.ret_code, held.state, held.engine) == ("0000", "HELD", "HVPS")
         assert (held.release_at, held.work_date) == (nine, day)
@@ -92,7 +88,6 @@ async def test_hvps_at_085959_is_held_until_0900_then_settles(
         done = await status(erp, gw.clock.now(), "H-0859")
         assert done.work_date == day
         assert done.stepped("QUEUED") >= nine  # released at the opening, not before
-        await erp.close()
 
 
 # -- 2. the 2018 HVPS profile: 20:30 the evening before a working day -> 17:15 ----------
@@ -113,12 +108,7 @@ async def test_hvps_2018_opens_at_2030_the_evening_before_a_working_day(
         f"working day after a {'working day' if eve_works else 'day off'}",
     )
     opening = shanghai(day - ONE_DAY, 20, 30)
-    cfg = clocked_config(tmp_path / "gw", dev_pki, broker, opening - LEAD, HVPS_2018)
-    async with (
-        running_clearing_sim(dev_pki, broker.url, tmp_path / "rec.jsonl"),
-        running_gateway(cfg) as gw,
-    ):
-        erp = await Erp(gw, dev_pki).client()
+    async with clocked_gateway(tmp_path, dev_pki, broker, opening - LEAD, HVPS_2018) as (gw, erp):
         held = before(await pay(erp, gw.clock.now(), "E-2029", HVPS_CODE, HVPS_AMOUNT), opening)
         assert (held.ret_code, held.state, held.engine) == ("0000", "HELD", "HVPS")
         assert (held.release_at, held.work_date) == (opening, day)
@@ -131,7 +121,6 @@ async def test_hvps_2018_opens_at_2030_the_evening_before_a_working_day(
         for msg_id in ("E-2029", "E-2030"):
             assert await wait_for_state(erp, gw.clock.now(), msg_id, ["SETTLED"]) == "SETTLED"
         assert (await status(erp, gw.clock.now(), "E-2029")).work_date == day
-        await erp.close()
 
 
 @pytest.mark.parametrize("morrow", ["working-morrow", "day-off-morrow"])
@@ -148,12 +137,7 @@ async def test_hvps_2018_cutoff_at_1715_holds_until_2030_before_the_next_working
     nxt = CAL.next_working_day(day)
     assert (nxt == day + ONE_DAY) is morrow_works
     cutoff = shanghai(day, 17, 15)
-    cfg = clocked_config(tmp_path / "gw", dev_pki, broker, cutoff - LEAD, HVPS_2018)
-    async with (
-        running_clearing_sim(dev_pki, broker.url, tmp_path / "rec.jsonl"),
-        running_gateway(cfg) as gw,
-    ):
-        erp = await Erp(gw, dev_pki).client()
+    async with clocked_gateway(tmp_path, dev_pki, broker, cutoff - LEAD, HVPS_2018) as (gw, erp):
         last = before(await pay(erp, gw.clock.now(), "C-1714", HVPS_CODE, HVPS_AMOUNT), cutoff)
         assert (last.ret_code, last.engine, last.release_at, last.work_date) == (
             "0000",
@@ -170,7 +154,6 @@ async def test_hvps_2018_cutoff_at_1715_holds_until_2030_before_the_next_working
         assert held.work_date == nxt
         assert await wait_for_state(erp, gw.clock.now(), "C-1714", ["SETTLED"]) == "SETTLED"
         assert (await status(erp, gw.clock.now(), "C-1715")).state == "HELD"
-        await erp.close()
 
 
 # -- 3 and 7. a public holiday: INTRA and HVPS closed, BEPS runs ------------------------
@@ -189,12 +172,7 @@ async def test_holiday_holds_intra_and_hvps_while_beps_runs(
     holiday = last_holiday_before_a_working_day()
     nxt = holiday + ONE_DAY
     midnight = shanghai(nxt, 0)
-    cfg = clocked_config(tmp_path / "gw", dev_pki, broker, midnight - LEAD)
-    async with (
-        running_clearing_sim(dev_pki, broker.url, tmp_path / "rec.jsonl"),
-        running_gateway(cfg) as gw,
-    ):
-        erp = await Erp(gw, dev_pki).client()
+    async with clocked_gateway(tmp_path, dev_pki, broker, midnight - LEAD) as (gw, erp):
         now = gw.clock.now()
         intra, hvps, beps = await asyncio.gather(
             pay(erp, now, "HOL-INTRA", INTRA_CODE, "1234.56"),
@@ -218,7 +196,6 @@ async def test_holiday_holds_intra_and_hvps_while_beps_runs(
         assert (await status(erp, gw.clock.now(), "HOL-INTRA")).stepped("QUEUED") >= midnight
         assert await wait_for_state(erp, gw.clock.now(), "HOL-BEPS", ["SETTLED"]) == "SETTLED"
         assert (await status(erp, gw.clock.now(), "HOL-HVPS")).state == "HELD"
-        await erp.close()
 
 
 async def test_holiday_credit_limit_sends_mid_amounts_to_hvps_on_a_holiday_only(
@@ -228,9 +205,9 @@ async def test_holiday_credit_limit_sends_mid_amounts_to_hvps_on_a_holiday_only(
     nxt = holiday + ONE_DAY
     midnight = shanghai(nxt, 0)
     limits = {"routing": {"credit_limit": "50000.00", "holiday_credit_limit": "20000.00"}}
-    cfg = clocked_config(tmp_path / "gw", dev_pki, broker, midnight - LEAD, limits)
-    async with running_gateway(cfg) as gw:
-        erp = await Erp(gw, dev_pki).client()
+    async with clocked_gateway(
+        tmp_path, dev_pki, broker, midnight - LEAD, limits, clearing=False
+    ) as (gw, erp):
         now = gw.clock.now()
         mid, small = await asyncio.gather(
             pay(erp, now, "HCL-HOL-MID", BEPS_CODE, "30000.00"),
@@ -252,7 +229,6 @@ async def test_holiday_credit_limit_sends_mid_amounts_to_hvps_on_a_holiday_only(
             None,
             nxt,
         )
-        await erp.close()
 
 
 # -- 4. a make-up working Saturday (调休) ------------------------------------------------
@@ -263,12 +239,7 @@ async def test_make_up_saturday_opens_hvps_at_0900(
 ) -> None:
     saturday = latest_day(lambda d: d in CAL.workdays and d.weekday() == 5, "make-up Saturday")
     nine = shanghai(saturday, 9)
-    cfg = clocked_config(tmp_path / "gw", dev_pki, broker, nine - LEAD)
-    async with (
-        running_clearing_sim(dev_pki, broker.url, tmp_path / "rec.jsonl"),
-        running_gateway(cfg) as gw,
-    ):
-        erp = await Erp(gw, dev_pki).client()
+    async with clocked_gateway(tmp_path, dev_pki, broker, nine - LEAD) as (gw, erp):
         early = before(await pay(erp, gw.clock.now(), "SAT-0859", HVPS_CODE, HVPS_AMOUNT), nine)
         assert (early.state, early.release_at, early.work_date) == ("HELD", nine, saturday)
         await until(gw.clock, nine)
@@ -288,7 +259,6 @@ async def test_make_up_saturday_opens_hvps_at_0900(
         assert intra.state != "HELD"
         for msg_id in ("SAT-0859", "SAT-HVPS", "SAT-INTRA"):
             assert await wait_for_state(erp, gw.clock.now(), msg_id, ["SETTLED"]) == "SETTLED"
-        await erp.close()
 
 
 # -- 5. the BEPS work date switches at 16:00 --------------------------------------------
@@ -314,15 +284,13 @@ async def test_beps_work_date_follows_each_answers_side_of_1600(
     """
     day = working_day() if kind == "working" else weekday_holiday()
     cutoff = shanghai(day, 16)
-    cfg = clocked_config(tmp_path / "gw", dev_pki, broker, cutoff - LEAD)
-    async with running_gateway(cfg) as gw:
-        erp = await Erp(gw, dev_pki).client()
+    daemon = clocked_gateway(tmp_path, dev_pki, broker, cutoff - LEAD, clearing=False)
+    async with daemon as (gw, erp):
         seen: list[Answer] = [await pay(erp, gw.clock.now(), "CUT-0", BEPS_CODE, BEPS_AMOUNT)]
         await until(gw.clock, cutoff - timedelta(milliseconds=60))
         while seen[-1].rsp_time < cutoff:
             assert len(seen) < 5000, "the business clock did not pass 16:00"
             seen.append(await pay(erp, gw.clock.now(), f"CUT-{len(seen)}", BEPS_CODE, BEPS_AMOUNT))
-        await erp.close()
     early = [a for a in seen if a.rsp_time < cutoff]
     late = [a for a in seen if a.rsp_time >= cutoff]
     assert early and late
@@ -414,12 +382,7 @@ async def test_reject_policy_answers_4005_and_journals_nothing(
     day = working_day()
     nine = shanghai(day, 9)
     reject = {"engines": {"hvps": {"hold_policy": "reject"}}}
-    cfg = clocked_config(tmp_path / "gw", dev_pki, broker, nine - LEAD, reject)
-    async with (
-        running_clearing_sim(dev_pki, broker.url, tmp_path / "rec.jsonl"),
-        running_gateway(cfg) as gw,
-    ):
-        erp = await Erp(gw, dev_pki).client()
+    async with clocked_gateway(tmp_path, dev_pki, broker, nine - LEAD, reject) as (gw, erp):
         sent_at = gw.clock.now()
         refused = before(await pay(erp, sent_at, "RJ-1", HVPS_CODE, HVPS_AMOUNT), nine)
         assert (refused.ret_code, refused.gw_ref, refused.state) == ("4005", None, None)
@@ -437,7 +400,6 @@ async def test_reject_policy_answers_4005_and_journals_nothing(
         )
         assert again.gw_ref is not None and again.state != "HELD"
         assert await wait_for_state(erp, gw.clock.now(), "RJ-1", ["SETTLED"]) == "SETTLED"
-        await erp.close()
 
 
 # -- 9. held messages survive a restart ---------------------------------------------------

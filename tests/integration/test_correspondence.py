@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 from gateway.clock import BusinessClock
 from gateway.keys.devpki import DevPki
 from gateway.ops.metrics import REGISTRY
-from gateway.sim.erp import ErpClient, Notification, Payment
+from gateway.sim.demo_tour import MATCHING_CREDIT, MISMATCHED_CREDIT
 from gateway.testing import Broker
 from tests.integration.harness import (
     Erp,
     gateway_config,
+    payment,
     recent_friday_10,
     running_clearing_sim,
     running_core_sim,
@@ -29,39 +30,11 @@ from tests.integration.harness import (
 
 FRIDAY_10 = recent_friday_10()
 OTHER_BANK = "104100000004"  # a direct participant of another bank (routing/directory.csv)
-
-
-def pay(code: str, amount: str, payer: str = "6222000000000001") -> Payment:
-    return Payment(
-        payer_acct=payer,
-        payer_name="示范贸易有限公司",
-        payee_acct="6217000000000099",
-        payee_name="收款公司",
-        payee_bank_code=code,
-        amount=Decimal(amount),
-        purpose="货款",
-    )
+WAIT = 20.0  # bound on waiting for the clearing simulator to see a message
 
 
 def ids(prefix: str) -> Iterator[str]:
     return (f"{prefix}-{n}" for n in itertools.count(1))
-
-
-async def wait_notice(
-    erp: ErpClient,
-    clock: BusinessClock,
-    msg_ids: Iterator[str],
-    match: Callable[[Notification], bool],
-    timeout: float = 20.0,
-) -> Notification:
-    """Pull NTFY (cursor from 0) until a notification matches."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        for n in await erp.pull_all(msg_ids, clock.now()):
-            if match(n):
-                return n
-        await asyncio.sleep(0.2)
-    raise AssertionError("no matching notification arrived")
 
 
 async def test_inq_ccms314_ccms315_ntfy_round_trip(
@@ -76,7 +49,7 @@ async def test_inq_ccms314_ccms315_ntfy_round_trip(
         running_gateway(cfg, clock) as gw,
     ):
         erp = await Erp(gw, dev_pki).client()
-        r = await erp.pay("P-1", clock.now(), pay(OTHER_BANK, "70000.00"))
+        r = await erp.pay("P-1", clock.now(), payment(OTHER_BANK, "70000.00"))
         assert r.ret_code == "0000", r.ret_msg
         await wait_for_state(erp, clock.now(), "P-1", ["SETTLED"])
 
@@ -89,10 +62,10 @@ async def test_inq_ccms314_ccms315_ntfy_round_trip(
         other = await erp.inquire("Q-1", clock.now(), "P-1", "another text")
         assert other.ret_code == "3001"
 
-        reply = await wait_notice(
-            erp, clock, ids("N1"), lambda n: n.kind == "REPLY" and n.inq_id == inq.gw_ref
+        reply = await erp.wait_notice(
+            ids("N1"), clock.now, lambda n: n.kind == "REPLY" and n.inq_id == inq.gw_ref
         )
-        assert reply.text == "已入账 credited"
+        assert reply is not None and reply.text == "已入账 credited"
         assert reply.orig_msg_id == "P-1"
         assert sim.stats["inquiries_received"] == 1  # one ccms.314 despite the Dup
 
@@ -111,7 +84,7 @@ async def test_inquiry_from_another_bank_is_notified_and_answered_with_rply(
         running_gateway(cfg, clock) as gw,
     ):
         erp = await Erp(gw, dev_pki).client()
-        r = await erp.pay("P-9", clock.now(), pay(OTHER_BANK, "1200.00"))
+        r = await erp.pay("P-9", clock.now(), payment(OTHER_BANK, "1200.00"))
         assert r.ret_code == "0000" and r.gw_ref
         await wait_for_state(erp, clock.now(), "P-9", ["SETTLED"])
         inq_id = await sim.inject_inquiry(
@@ -120,18 +93,16 @@ async def test_inquiry_from_another_bank_is_notified_and_answered_with_rply(
             text="收款人户名不符，请核实",
             sender=OTHER_BANK,
         )
-        seen = await wait_notice(
-            erp, clock, ids("N2"), lambda n: n.kind == "INQUIRY" and n.inq_id == inq_id
+        seen = await erp.wait_notice(
+            ids("N2"), clock.now, lambda n: n.kind == "INQUIRY" and n.inq_id == inq_id
         )
-        assert seen.orig_msg_id == "P-9"
+        assert seen is not None and seen.orig_msg_id == "P-9"
         assert seen.text == "收款人户名不符，请核实"
 
         ans = await erp.reply_inquiry("A-1", clock.now(), inq_id, "户名正确：收款公司")
         assert ans.ret_code == "0000", ans.ret_msg
-        for _ in range(100):
-            if inq_id in sim.replies_received:
-                break
-            await asyncio.sleep(0.1)
+        async with asyncio.timeout(WAIT):
+            await sim.rounds.wait_until(lambda: inq_id in sim.replies_received)
         assert sim.replies_received[inq_id] == "户名正确：收款公司"
         twice = await erp.reply_inquiry("A-2", clock.now(), inq_id, "again")
         assert twice.ret_code == "1004" and "answered" in twice.ret_msg
@@ -180,39 +151,23 @@ async def test_incoming_credit_matched_is_notified_and_mismatched_is_inquired(
         running_gateway(cfg, clock) as gw,
     ):
         erp = await Erp(gw, dev_pki).client("C100000002")
-        _, good_tx = await sim.inject_credit(
-            engine="BEPS",
-            sender="105100000017",
-            debtor_acct="6228480000000001",
-            debtor_name="汇款公司",
-            debtor_bank="105100000017",
-            creditor_acct="6222000000000101",
-            creditor_name="Demo Manufacturing Ltd.",
-            amount=Decimal("8888.88"),
-            purpose="货款",
+        good_tx = await MATCHING_CREDIT.inject(sim)
+        bad_tx = await MISMATCHED_CREDIT.inject(sim)
+        credit = await erp.wait_notice(ids("N3"), clock.now, lambda n: n.kind == "CREDIT")
+        assert credit is not None
+        good = MATCHING_CREDIT
+        assert (credit.acct, credit.amount, credit.engine, credit.cpty_name) == (
+            good.creditor_acct,
+            good.amount,
+            good.engine,
+            good.debtor_name,
         )
-        _, bad_tx = await sim.inject_credit(
-            engine="HVPS",
-            sender=OTHER_BANK,
-            debtor_acct="6228480000000002",
-            debtor_name="另一汇款公司",
-            debtor_bank=OTHER_BANK,
-            creditor_acct="6222000000000101",
-            creditor_name="Wrong Name Ltd.",
-            amount=Decimal("60000.00"),
-        )
-        credit = await wait_notice(erp, clock, ids("N3"), lambda n: n.kind == "CREDIT")
-        assert (credit.acct, credit.amount, credit.engine) == (
-            "6222000000000101",
-            Decimal("8888.88"),
-            "BEPS",
-        )
-        assert credit.cpty_name == "汇款公司" and credit.gw_ref and credit.gw_ref.startswith("GI")
+        assert credit.gw_ref and credit.gw_ref.startswith("GI")
         # the mismatch: suspense, and an automatic ccms.314 to the sending bank (有疑必查)
-        for _ in range(100):
-            if any(d.orgnl_tx_id == bad_tx for d in sim.inquiries_received.values()):
-                break
-            await asyncio.sleep(0.1)
+        async with asyncio.timeout(WAIT):
+            await sim.rounds.wait_until(
+                lambda: any(d.orgnl_tx_id == bad_tx for d in sim.inquiries_received.values())
+            )
         auto = [d for d in sim.inquiries_received.values() if d.orgnl_tx_id == bad_tx]
         assert len(auto) == 1 and "suspense" in auto[0].text
         notices = await erp.pull_all(ids("N4"), clock.now())
@@ -241,7 +196,7 @@ async def test_netting_round_nets_then_settles_and_a_mismatch_is_detected(
         for n, (code, amount) in enumerate(
             [("105100000017", "100.00"), ("105100000017", "250.50"), (OTHER_BANK, "999.99")], 1
         ):
-            r = await erp.pay(f"NB-{n}", clock.now(), pay(code, amount))
+            r = await erp.pay(f"NB-{n}", clock.now(), payment(code, amount))
             assert r.ret_code == "0000" and r.engine == "BEPS", r.ret_msg
         for n in (1, 2, 3):
             assert await wait_for_state(erp, clock.now(), f"NB-{n}", ["ACKED"]) == "ACKED"
@@ -253,13 +208,13 @@ async def test_netting_round_nets_then_settles_and_a_mismatch_is_detected(
         for n in (1, 2, 3):
             assert await wait_for_state(erp, clock.now(), f"NB-{n}", ["SETTLED"]) == "SETTLED"
         assert _gauge("gateway_netting_mismatch") == 0
-        settled = await wait_notice(
-            erp, clock, ids("N5"), lambda n: n.kind == "STATUS" and n.orig_msg_id == "NB-3"
+        settled = await erp.wait_notice(
+            ids("N5"), clock.now, lambda n: n.kind == "STATUS" and n.orig_msg_id == "NB-3"
         )
-        assert settled.state == "SETTLED"
+        assert settled is not None and settled.state == "SETTLED"
 
         # a round whose figures differ from the ledger: alert, nothing moves
-        r = await erp.pay("NB-4", clock.now(), pay("105100000017", "10.00"))
+        r = await erp.pay("NB-4", clock.now(), payment("105100000017", "10.00"))
         assert r.ret_code == "0000"
         await wait_for_state(erp, clock.now(), "NB-4", ["ACKED"])
         await sim.rounds.wait_netted(4)

@@ -42,6 +42,7 @@ from tests.conftest import shared_xsd_dir
 from tests.integration.harness import (
     Erp,
     gateway_config,
+    payment,
     recent_friday_10,
     running_clearing_sim,
     running_gateway,
@@ -250,16 +251,8 @@ async def test_the_desk_seals_a_debit_package_as_a_signed_pacs003(
 
 
 def pay(code: str, amount: str, **kw: str) -> Payment:
-    return Payment(
-        payer_acct="6222000000000001",  # enrolled for C100000001: the account that collects
-        payer_name="示范贸易有限公司",
-        payee_acct="6217000011112222",  # the cheque's drawer
-        payee_name="出票人",
-        payee_bank_code=code,
-        amount=Decimal(amount),
-        purpose="支票截留 No.00012345",
-        **kw,
-    )
+    """C100000001's enrolled account (the payer) collects from the cheque's drawer (the payee)."""
+    return payment(code, amount, payee_name="出票人", purpose="支票截留 No.00012345", **kw)
 
 
 async def test_a_debit_pay_settles_through_a_beps127_package(

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import os
+import copy
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
-from pathlib import Path
 
+from hypothesis import strategies as st
 from lxml import etree
 
 from gateway.clock import SHANGHAI
 from gateway.journal.records import QueuedItem
 from gateway.model import BizType, Engine, Priority
+from tests.conftest import shared_xsd_dir
 
 OUR_PARTICIPANT = "103100000019"
 PEER_PARTICIPANT = "104100000004"
@@ -23,12 +24,20 @@ _NAMES = ("上海示例贸易有限公司", "北京某某科技股份有限公�
 _PURPOSES = ("货款", "工资 2026年11月", None, "service fee 服务费 #42")
 
 
-def xsd_dir() -> Path:
-    """The official schemas in <repo>/../shared/xsd, or $GATEWAY_SHARED_XSD (never copied)."""
-    override = os.environ.get("GATEWAY_SHARED_XSD")
-    if override:
-        return Path(override).resolve()
-    return (Path(__file__).resolve().parents[3] / ".." / "shared" / "xsd").resolve()
+xsd_dir = shared_xsd_dir
+"""The official schemas in <repo>/../shared/xsd, or $GATEWAY_SHARED_XSD (never copied)."""
+
+XML_TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Cn", "Co")), min_size=1, max_size=60
+)
+"""Names and purposes for property tests: any character a Document can carry as text
+(no surrogates, controls, unassigned or private-use code points)."""
+AMOUNTS = st.lists(
+    st.integers(min_value=1, max_value=10**15).map(lambda fen: Decimal(fen).scaleb(-2)),
+    min_size=1,
+    max_size=5,
+)
+"""A package's amounts for property tests: 1 to 5 items of 0.01 up to 10^13 yuan."""
 
 
 @cache
@@ -38,6 +47,35 @@ def schema(name: str) -> etree.XMLSchema:
     if not path.is_file():
         raise FileNotFoundError(f"official schema {path} missing (set GATEWAY_SHARED_XSD)")
     return etree.XMLSchema(etree.parse(str(path)))
+
+
+def assert_valid(doc: etree._Element, name: str) -> None:
+    """``doc`` is valid against the official schema ``name`` (error log as the message)."""
+    xsd = schema(name)
+    if not xsd.validate(etree.ElementTree(copy.deepcopy(doc))):
+        raise AssertionError(str(xsd.error_log))
+
+
+def xpath_text(doc: etree._Element, path: str, namespaces: dict[str, str]) -> str:
+    """The text of the one element (or the value of the one attribute) at ``path``."""
+    found = doc.xpath(path, namespaces=namespaces)
+    assert isinstance(found, list)
+    assert len(found) == 1, path
+    return str(found[0].text if isinstance(found[0], etree._Element) else found[0])
+
+
+def set_text(doc: etree._Element, path: str, namespaces: dict[str, str], value: str | None) -> None:
+    """Change the first element at ``path`` in place: new text, or removed when ``value`` is None."""
+    found = doc.xpath(path, namespaces=namespaces)
+    assert isinstance(found, list)
+    target = found[0]
+    assert isinstance(target, etree._Element)
+    if value is None:
+        parent = target.getparent()
+        assert parent is not None
+        parent.remove(target)
+    else:
+        target.text = value
 
 
 def item(

@@ -25,23 +25,21 @@ from gateway.clearing.documents import (
 )
 from gateway.journal.records import QueuedItem
 from tests.unit.clearing.pacs_samples import (
+    AMOUNTS,
     CREATED,
     OUR_PARTICIPANT,
     WORK_DATE,
+    XML_TEXT,
+    assert_valid,
     item,
     package,
-    schema,
+    set_text,
+    xpath_text,
 )
 
 MSG_ID = "103100000019202611270000000042"
 P8 = {"p": NS_PACS008}
 P2 = {"p": NS_PACS002}
-
-
-def assert_valid(doc: etree._Element, name: str) -> None:
-    xsd = schema(name)
-    if not xsd.validate(etree.ElementTree(copy.deepcopy(doc))):
-        raise AssertionError(str(xsd.error_log))
 
 
 def expected_tx(it: QueuedItem) -> CreditTx:
@@ -61,10 +59,7 @@ def expected_tx(it: QueuedItem) -> CreditTx:
 
 
 def text(doc: etree._Element, path: str) -> str:
-    found = doc.xpath(path, namespaces=P8)
-    assert isinstance(found, list)
-    assert len(found) == 1, path
-    return str(found[0].text if isinstance(found[0], etree._Element) else found[0])
+    return xpath_text(doc, path, P8)
 
 
 # ---------------------------------------------------------------------- pacs.008
@@ -185,16 +180,7 @@ def test_builder_refuses_an_empty_package_and_a_naive_time() -> None:
 
 def _mutated(path: str, value: str | None) -> etree._Element:
     doc = build_pacs008(MSG_ID, CREATED, WORK_DATE, [item(1), item(2)], OUR_PARTICIPANT)
-    found = doc.xpath(path, namespaces=P8)
-    assert isinstance(found, list)
-    target = found[0]
-    assert isinstance(target, etree._Element)
-    if value is None:
-        parent = target.getparent()
-        assert parent is not None
-        parent.remove(target)
-    else:
-        target.text = value
+    set_text(doc, path, P8, value)
     return doc
 
 
@@ -235,28 +221,23 @@ def test_transaction_ids_survive_a_broken_document() -> None:
     ]
 
 
-_xml_text = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Cn", "Co")), min_size=1, max_size=60
-)
-
-
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    cents=st.lists(st.integers(min_value=1, max_value=10**15), min_size=1, max_size=5),
-    payee=_xml_text,
-    purpose=st.none() | _xml_text,
+    amounts=AMOUNTS,
+    payee=XML_TEXT,
+    purpose=st.none() | XML_TEXT,
 )
 def test_any_valid_items_round_trip_and_validate(
-    cents: list[int], payee: str, purpose: str | None
+    amounts: list[Decimal], payee: str, purpose: str | None
 ) -> None:
     items = [
-        item(n, amount=Decimal(c).scaleb(-2), payee_name=payee, purpose=purpose)
-        for n, c in enumerate(cents, start=1)
+        item(n, amount=amount, payee_name=payee, purpose=purpose)
+        for n, amount in enumerate(amounts, start=1)
     ]
     doc = build_pacs008(MSG_ID, CREATED, WORK_DATE, items, OUR_PARTICIPANT)
     assert_valid(doc, "pacs.008.001.08")
     header, txs = parse_pacs008(etree.fromstring(etree.tostring(doc)))
-    assert header.ctrl_sum == sum(Decimal(c).scaleb(-2) for c in cents)
+    assert header.ctrl_sum == sum(amounts)
     assert txs == [expected_tx(i) for i in items]
 
 

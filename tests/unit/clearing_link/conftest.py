@@ -1,4 +1,7 @@
-"""Fixtures for the clearing-link tests: real mosquitto brokers, no mocks."""
+"""Fixtures for the clearing-link tests: real mosquitto brokers, no mocks.
+
+The plain ``broker`` comes from tests/conftest.py; this adds brokers with extra settings.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.testing import Broker, start_broker
 from tests.unit.clearing_link.helpers import CustomBroker
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = start_broker(tmp_path / "broker")
-    try:
-        yield b
-    finally:
-        b.stop()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.clearing.core import CoreConfig, CoreLink
 from gateway.clearing.link import ClearingLink, InboundHandler, LinkConfig
 from gateway.ops.metrics import REGISTRY
 from gateway.testing import free_port, mosquitto_path
@@ -129,6 +130,22 @@ async def running(
         await link.close()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@contextlib.asynccontextmanager
+async def running_core_link(config: CoreConfig, limit: float = 10.0) -> AsyncIterator[CoreLink]:
+    """A core link whose ``run()`` task is up and subscribed; closed, and its task
+    finished by that alone (``close`` stops ``run``), at the end."""
+    link = CoreLink(config)
+    task = asyncio.create_task(link.run())
+    try:
+        async with asyncio.timeout(limit):
+            await link.wait_connected()
+        yield link
+    finally:
+        await link.close()
+        async with asyncio.timeout(limit):
             await task
 
 

@@ -34,8 +34,8 @@ from gateway.clearing.core import (
     parse_request,
 )
 from gateway.sim.core import CoreAccount, CoreSimConfig, CoreSimulator
-from gateway.testing import Broker
-from tests.unit.clearing_link.helpers import CustomBroker, eventually
+from gateway.testing import Broker, running_simulator
+from tests.unit.clearing_link.helpers import CustomBroker, eventually, running_core_link
 
 WAIT = 10.0  # bound on any single wait; tests finish far sooner
 ACCOUNTS = {
@@ -52,33 +52,13 @@ def core_config(url: str, node: str = "n1", **kw: object) -> CoreConfig:
     return CoreConfig(broker_url=url, client_id=f"gw-core-{node}", node=node, **kw)  # type: ignore[arg-type]
 
 
-@contextlib.asynccontextmanager
-async def running_link(config: CoreConfig) -> AsyncIterator[CoreLink]:
-    link = CoreLink(config)
-    task = asyncio.create_task(link.run())
-    try:
-        async with asyncio.timeout(WAIT):
-            await link.wait_connected()
-        yield link
-    finally:
-        await link.close()
-        async with asyncio.timeout(WAIT):
-            await task
+def running_link(config: CoreConfig) -> contextlib.AbstractAsyncContextManager[CoreLink]:
+    return running_core_link(config, WAIT)
 
 
-@contextlib.asynccontextmanager
-async def running_sim(url: str, **kw: object) -> AsyncIterator[CoreSimulator]:
+def running_sim(url: str, **kw: object) -> contextlib.AbstractAsyncContextManager[CoreSimulator]:
     sim = CoreSimulator(CoreSimConfig(broker_url=url, accounts=ACCOUNTS, **kw))  # type: ignore[arg-type]
-    ready = asyncio.Event()
-    task = asyncio.create_task(sim.run(ready))
-    try:
-        async with asyncio.timeout(WAIT):
-            await ready.wait()
-        yield sim
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    return running_simulator(sim, timeout=WAIT)
 
 
 class Responder:

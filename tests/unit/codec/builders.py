@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -11,9 +12,10 @@ from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from gateway.clock import SHANGHAI
+from gateway.codec.corplink import CorpLinkCodec
 from gateway.codec.xmlparse import parse_body
 from gateway.keys.xmldsig import SigningKey
-from gateway.model import Response
+from gateway.model import Engine, Notice, NoticeKind, Request, Response, State
 from gateway.paths import data_root
 
 SAMPLES = data_root() / "codecs" / "samples"
@@ -108,6 +110,13 @@ def without_signature(root: etree._Element) -> etree._Element:
     return copy
 
 
+def decode(codec: CorpLinkCodec, body: str | bytes) -> Request:
+    """parse → validate → (signature layer) → decode, as the pipeline runs them."""
+    parsed = parse_body(body.encode() if isinstance(body, str) else body)
+    codec.validate(parsed.root)
+    return codec.decode(without_signature(parsed.root), parsed.encoding)
+
+
 # -- responses -------------------------------------------------------------------------
 
 T0 = datetime(2026, 11, 27, 10, 0, 0, 12_000, tzinfo=SHANGHAI)
@@ -125,6 +134,73 @@ def response(**fields: object) -> Response:
     }
     base.update(fields)
     return Response(**base)  # type: ignore[arg-type]
+
+
+# -- notices: one of each kind an NTFY page carries (corplink.md §4) ---------------------
+
+DAY = date(2026, 11, 27)
+
+CREDIT = Notice(
+    ntfy_id=42,
+    kind=NoticeKind.CREDIT,
+    at=T0,
+    gw_ref="GI20261127000001",
+    engine=Engine.HVPS,
+    work_date=DAY,
+    acct="6222020200001234",
+    amount=Decimal("88000.00"),
+    counterparty_acct="31050161393600000123",
+    counterparty_name="上海贝塔零部件有限公司",
+    counterparty_bank="105290036005",
+    text="货款 发票号 2026-1127",
+)
+SETTLED = Notice(
+    ntfy_id=43,
+    kind=NoticeKind.STATUS,
+    at=T0 + timedelta(seconds=1),
+    orig_msg_id="20261127-000001",
+    state=State.SETTLED,
+    engine=Engine.HVPS,
+    work_date=DAY,
+)
+REJECTED = Notice(
+    ntfy_id=44,
+    kind=NoticeKind.STATUS,
+    at=T0 + timedelta(seconds=2),
+    orig_msg_id="20261127-000004",
+    seq_no=3,
+    state=State.REJECTED,
+    reason_code="AC01",
+    text="incorrect account number",
+    engine=Engine.BEPS,
+    work_date=DAY,
+)
+INQUIRY = Notice(
+    ntfy_id=45,
+    kind=NoticeKind.INQUIRY,
+    at=T0 + timedelta(seconds=3),
+    inq_id="IQ20261127000007",
+    orig_msg_id="20261127-000001",
+    text="请核实收款人户名。",
+)
+INQUIRY_ABOUT_CREDIT = Notice(
+    ntfy_id=46,
+    kind=NoticeKind.INQUIRY,
+    at=T0 + timedelta(seconds=4),
+    inq_id="Q-FROM-OTHER-BANK",
+    gw_ref="GI20261127000001",
+    text="Was this credit posted?",
+)
+REPLY = Notice(
+    ntfy_id=47,
+    kind=NoticeKind.REPLY,
+    at=T0 + timedelta(seconds=5),
+    inq_id="IQ20261127000003",
+    orig_msg_id="20261126-000042",
+    seq_no=12,
+    text="Credited to the payee on 2026-11-27.",
+)
+ALL = (CREDIT, SETTLED, REJECTED, INQUIRY, INQUIRY_ABOUT_CREDIT, REPLY)
 
 
 def signed_placeholder(root: etree._Element) -> etree._Element:

@@ -4,36 +4,30 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from gateway.codec.corplink import BusinessRuleError, CorpLinkCodec
 from gateway.codec.corplink_decode import content_digest, decode_request
 from gateway.codec.xmlparse import parse_body
 from gateway.errors import GatewayError, RetCode
-from gateway.model import BizType, Priority, Request, StatusQuery, Transfer
+from gateway.model import BizType, Priority, StatusQuery, Transfer
 
-from .builders import SAMPLES, request, root_of, status_query, transfer, without_signature
-
-
-@pytest.fixture(scope="module")
-def codec() -> CorpLinkCodec:
-    return CorpLinkCodec()
-
-
-def decode(codec: CorpLinkCodec, body: str | bytes) -> Request:
-    """parse → validate → (signature layer) → decode, as the pipeline runs them."""
-    parsed = parse_body(body.encode() if isinstance(body, str) else body)
-    codec.validate(parsed.root)
-    return codec.decode(without_signature(parsed.root), parsed.encoding)
+from .builders import (
+    SAMPLES,
+    decode,
+    request,
+    root_of,
+    self_signed,
+    status_query,
+    transfer,
+    without_signature,
+)
 
 
 def test_pay_sample_decodes_to_a_typed_transfer(codec: CorpLinkCodec) -> None:
@@ -235,19 +229,8 @@ def test_digest_differs_when_any_field_differs(codec: CorpLinkCodec, field: str)
 
 
 def write_client_key(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "op01")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(hours=1))
-        .sign(key, hashes.SHA256())
-    )
+    signing = self_signed("op01")
+    key, (cert,) = signing.key, signing.chain
     key_path, cert_path = directory / "key.pem", directory / "cert.pem"
     key_path.write_bytes(
         key.private_bytes(

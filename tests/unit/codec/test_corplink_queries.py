@@ -5,31 +5,18 @@ from __future__ import annotations
 import pytest
 
 from gateway.codec.corplink import CorpLinkCodec
-from gateway.codec.xmlparse import parse_body
 from gateway.errors import GatewayError, RetCode
-from gateway.model import BalanceQuery, Inquiry, NotifyPull, Reply, Request
+from gateway.model import BalanceQuery, Inquiry, NotifyPull, Reply
 
 from .builders import (
     SAMPLES,
     balance_query,
+    decode,
     inquiry,
     notify_pull,
     reply,
     request,
-    without_signature,
 )
-
-
-@pytest.fixture(scope="module")
-def codec() -> CorpLinkCodec:
-    return CorpLinkCodec()
-
-
-def decode(codec: CorpLinkCodec, body: str | bytes) -> Request:
-    """parse → validate → (signature layer) → decode, as the pipeline runs them."""
-    parsed = parse_body(body.encode() if isinstance(body, str) else body)
-    codec.validate(parsed.root)
-    return codec.decode(without_signature(parsed.root), parsed.encoding)
 
 
 def refused(codec: CorpLinkCodec, text: str | bytes) -> GatewayError:

@@ -28,16 +28,6 @@ from .builders import T0, assert_valid, response, self_signed, signed_placeholde
 NS = "{urn:corplink:1}"
 
 
-@pytest.fixture(scope="module")
-def codec() -> CorpLinkCodec:
-    return CorpLinkCodec()
-
-
-@pytest.fixture(scope="module")
-def schema() -> etree.XMLSchema:
-    return etree.XMLSchema(etree.parse(str(corplink_schema_path())))
-
-
 HELD = StatusView(
     state=State.HELD,
     engine=Engine.HVPS,

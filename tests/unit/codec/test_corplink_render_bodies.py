@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -25,83 +24,23 @@ from gateway.model import (
 )
 from gateway.paths import corplink_schema_path
 
-from .builders import SAMPLES, T0, assert_valid, response, signed_placeholder
+from .builders import (
+    ALL,
+    CREDIT,
+    DAY,
+    INQUIRY,
+    INQUIRY_ABOUT_CREDIT,
+    REJECTED,
+    REPLY,
+    SAMPLES,
+    SETTLED,
+    T0,
+    assert_valid,
+    response,
+    signed_placeholder,
+)
 
 NS = "{urn:corplink:1}"
-DAY = date(2026, 11, 27)
-
-
-@pytest.fixture(scope="module")
-def codec() -> CorpLinkCodec:
-    return CorpLinkCodec()
-
-
-@pytest.fixture(scope="module")
-def schema() -> etree.XMLSchema:
-    return etree.XMLSchema(etree.parse(str(corplink_schema_path())))
-
-
-CREDIT = Notice(
-    ntfy_id=42,
-    kind=NoticeKind.CREDIT,
-    at=T0,
-    gw_ref="GI20261127000001",
-    engine=Engine.HVPS,
-    work_date=DAY,
-    acct="6222020200001234",
-    amount=Decimal("88000.00"),
-    counterparty_acct="31050161393600000123",
-    counterparty_name="上海贝塔零部件有限公司",
-    counterparty_bank="105290036005",
-    text="货款 发票号 2026-1127",
-)
-SETTLED = Notice(
-    ntfy_id=43,
-    kind=NoticeKind.STATUS,
-    at=T0 + timedelta(seconds=1),
-    orig_msg_id="20261127-000001",
-    state=State.SETTLED,
-    engine=Engine.HVPS,
-    work_date=DAY,
-)
-REJECTED = Notice(
-    ntfy_id=44,
-    kind=NoticeKind.STATUS,
-    at=T0 + timedelta(seconds=2),
-    orig_msg_id="20261127-000004",
-    seq_no=3,
-    state=State.REJECTED,
-    reason_code="AC01",
-    text="incorrect account number",
-    engine=Engine.BEPS,
-    work_date=DAY,
-)
-INQUIRY = Notice(
-    ntfy_id=45,
-    kind=NoticeKind.INQUIRY,
-    at=T0 + timedelta(seconds=3),
-    inq_id="IQ20261127000007",
-    orig_msg_id="20261127-000001",
-    text="请核实收款人户名。",
-)
-INQUIRY_ABOUT_CREDIT = Notice(
-    ntfy_id=46,
-    kind=NoticeKind.INQUIRY,
-    at=T0 + timedelta(seconds=4),
-    inq_id="Q-FROM-OTHER-BANK",
-    gw_ref="GI20261127000001",
-    text="Was this credit posted?",
-)
-REPLY = Notice(
-    ntfy_id=47,
-    kind=NoticeKind.REPLY,
-    at=T0 + timedelta(seconds=5),
-    inq_id="IQ20261127000003",
-    orig_msg_id="20261126-000042",
-    seq_no=12,
-    text="Credited to the payee on 2026-11-27.",
-)
-ALL = (CREDIT, SETTLED, REJECTED, INQUIRY, INQUIRY_ABOUT_CREDIT, REPLY)
 
 
 def ntfy_response(notices: tuple[Notice, ...], last: int, *, more: bool = False) -> Response:

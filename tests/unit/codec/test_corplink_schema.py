@@ -14,11 +14,6 @@ from .builders import DS, SAMPLES, SIGNATURE, head, request, root_of, status_que
 PAIN = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
 
 
-@pytest.fixture(scope="module")
-def codec() -> CorpLinkCodec:
-    return CorpLinkCodec()
-
-
 def refused(codec: CorpLinkCodec, text: str) -> GatewayError:
     with pytest.raises(GatewayError) as info:
         codec.validate(root_of(text))

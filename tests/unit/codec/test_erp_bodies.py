@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Callable
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -38,12 +38,7 @@ from gateway.model import (
 from gateway.net.framing import HEADER_LEN, encode_frame, parse_header
 from gateway.sim import erp
 
-from .builders import SAMPLES, T0, response, self_signed
-
-
-@pytest.fixture(scope="module")
-def codec() -> CorpLinkCodec:
-    return CorpLinkCodec()
+from .builders import CREDIT, INQUIRY, REJECTED, REPLY, SAMPLES, T0, response, self_signed
 
 
 @pytest.fixture(scope="module")
@@ -115,49 +110,6 @@ def test_built_requests_decode_to_the_typed_body(
 
 
 # -- responses: gateway render → erp read -------------------------------------------------
-
-CREDIT = Notice(
-    ntfy_id=42,
-    kind=NoticeKind.CREDIT,
-    at=T0,
-    gw_ref="GI20261127000001",
-    engine=Engine.HVPS,
-    work_date=date(2026, 11, 27),
-    acct="6222020200001234",
-    amount=Decimal("88000.00"),
-    counterparty_acct="31050161393600000123",
-    counterparty_name="上海贝塔零部件有限公司",
-    counterparty_bank="105290036005",
-    text="货款",
-)
-REJECTED = Notice(
-    ntfy_id=44,
-    kind=NoticeKind.STATUS,
-    at=T0 + timedelta(seconds=2),
-    orig_msg_id="PR-1",
-    seq_no=3,
-    state=State.REJECTED,
-    reason_code="AC01",
-    text="incorrect account number",
-    engine=Engine.BEPS,
-    work_date=date(2026, 11, 27),
-)
-INQUIRY = Notice(
-    ntfy_id=45,
-    kind=NoticeKind.INQUIRY,
-    at=T0 + timedelta(seconds=3),
-    inq_id="IQ20261127000007",
-    orig_msg_id="20261127-000001",
-    text="请核实收款人户名。",
-)
-REPLY = Notice(
-    ntfy_id=47,
-    kind=NoticeKind.REPLY,
-    at=T0 + timedelta(seconds=5),
-    inq_id="IQ20261127000003",
-    orig_msg_id="20261126-000042",
-    text="Credited on 2026-11-27.",
-)
 
 
 def as_client_sees(n: Notice) -> erp.Notification:

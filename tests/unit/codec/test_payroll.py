@@ -26,23 +26,12 @@ from gateway.model import (
     Transfer,
     Transition,
 )
-from gateway.paths import corplink_schema_path
 from tests.conftest import shared_xsd_dir
 
 from .builders import SAMPLES, request, without_signature
 from .test_corplink_render import T0, response, signed_placeholder
 
 NS = "urn:corplink:1"
-
-
-@pytest.fixture(scope="module")
-def codec() -> CorpLinkCodec:
-    return CorpLinkCodec()
-
-
-@pytest.fixture(scope="module")
-def schema() -> etree.XMLSchema:
-    return etree.XMLSchema(etree.parse(str(corplink_schema_path())))
 
 
 def item(seq: object, amount: str = "100.00", code: str = "105100000017", extra: str = "") -> str:

@@ -44,15 +44,10 @@ def bare(
     msg_id: str, trn_code: str = "INQ", *, corp_id: str = CORP, seconds: float = 0
 ) -> NewRequest:
     """An INQ / RPLY request: journaled like a PAY, without items."""
-    return NewRequest(
-        corp_id=corp_id,
-        msg_id=msg_id,
-        oper_id="op01",
-        trn_code=trn_code,
-        digest="e" * 64,
-        received_at=at(seconds),
-        items=(),
+    made = request(
+        msg_id, corp_id=corp_id, digest="e" * 64, received_at=at(seconds), trn_code=trn_code
     )
+    return replace(made, items=())
 
 
 def message(msg_id: str, msg_tp: str = "ccms.314", receiver: str = BEPS_RCVR) -> NewOutbound:

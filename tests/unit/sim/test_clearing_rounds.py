@@ -8,7 +8,8 @@ mosquitto: it signs with the dev PKI's gateway clearing key, publishes to
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 
 import pytest
@@ -29,7 +30,7 @@ from gateway.clearing.envelope import build_envelope, out_msg_id, serialize
 from gateway.clearing.pacs import build_pacs003, build_pacs008, parse_pacs002, parse_pacs008
 from gateway.journal.records import Figures, QueuedItem, TxResult
 from gateway.keys.devpki import DevPki
-from gateway.keys.xmldsig import SigningKey, load_signing_key, sign_enveloped
+from gateway.keys.xmldsig import SigningKey, sign_enveloped
 from gateway.model import Engine
 from gateway.sim.clearing import ClearingSimConfig, ClearingSimulator, _config, _parser
 from gateway.testing import Broker
@@ -55,22 +56,22 @@ OTHER_PARTICIPANT = "105100000017"
 CREDIT_SENDER = "102100099996"
 
 
-@pytest.fixture(scope="module")
-def gateway_key(dev_pki: DevPki) -> SigningKey:
-    return load_signing_key(dev_pki.clearing_key, dev_pki.clearing_cert)
-
-
-@pytest.fixture(scope="module")
-def system_key(dev_pki: DevPki) -> SigningKey:
-    return load_signing_key(dev_pki.clearing_system_key, dev_pki.clearing_system_cert)
-
-
 def config(
     broker: Broker, system_key: SigningKey, gateway_key: SigningKey, **kw: object
 ) -> ClearingSimConfig:
     """Netting on, no artificial delays: every wait below is for a message, never a timer."""
     base: dict[str, object] = {"netting": True, "settle_delay_rounds": 0.0, "reply_delay": 0.0}
     return sim_config(broker, system_key, gateway_key, **(base | kw))
+
+
+@contextlib.asynccontextmanager
+async def both_sides(
+    broker: Broker, system_key: SigningKey, gateway_key: SigningKey, **kw: object
+) -> AsyncIterator[tuple[ClearingSimulator, Gateway]]:
+    """The simulator (``config(**kw)``) and the test's gateway side, both connected."""
+    sim_cfg = config(broker, system_key, gateway_key, **kw)
+    async with running(sim_cfg) as sim, gateway_side(broker, system_key) as gw:
+        yield sim, gw
 
 
 def signed(
@@ -230,10 +231,7 @@ async def test_skew_makes_a_consistent_but_disagreeing_notice(
 async def test_skew_below_zero_is_refused_and_the_round_is_kept(
     broker: Broker, system_key: SigningKey, gateway_key: SigningKey
 ) -> None:
-    async with (
-        running(config(broker, system_key, gateway_key)) as sim,
-        gateway_side(broker, system_key) as gw,
-    ):
+    async with both_sides(broker, system_key, gateway_key) as (sim, gw):
         await send_package(gw, gateway_key, 1, [item(1, amount=Decimal("1.00"))])
         await sim.rounds.wait_netted(1)
         with pytest.raises(ValueError, match="DbtSum must not be negative"):
@@ -281,10 +279,7 @@ async def test_injected_credit_is_a_valid_signed_pacs008_to_the_gateway(
     msg_tp: str,
     topic: str,
 ) -> None:
-    async with (
-        running(config(broker, system_key, gateway_key)) as sim,
-        gateway_side(broker, system_key) as gw,
-    ):
+    async with both_sides(broker, system_key, gateway_key) as (sim, gw):
         kwargs = {
             "engine": engine, "sender": CREDIT_SENDER, "debtor_acct": "6217000000000009",
             "debtor_name": "北京某某科技股份有限公司", "debtor_bank": "102100000072",
@@ -339,10 +334,7 @@ async def test_injected_credit_refuses_an_unknown_engine_or_sender(
 async def test_injected_inquiry_comes_from_the_bank_the_payment_went_to(
     broker: Broker, system_key: SigningKey, gateway_key: SigningKey
 ) -> None:
-    async with (
-        running(config(broker, system_key, gateway_key)) as sim,
-        gateway_side(broker, system_key) as gw,
-    ):
+    async with both_sides(broker, system_key, gateway_key) as (sim, gw):
         sent = item(1)
         await send_package(gw, gateway_key, 1, [sent], rcvr=OTHER_PARTICIPANT)
         orgnl = out_msg_id(OUR_PARTICIPANT, WORK_DATE, 1)
@@ -396,10 +388,7 @@ async def test_gateway_inquiry_gets_a_receipt_then_a_reply_once(
 async def test_gateway_reply_is_recorded_once_and_a_malformed_one_is_not(
     broker: Broker, system_key: SigningKey, gateway_key: SigningKey
 ) -> None:
-    async with (
-        running(config(broker, system_key, gateway_key)) as sim,
-        gateway_side(broker, system_key) as gw,
-    ):
+    async with both_sides(broker, system_key, gateway_key) as (sim, gw):
         inq_id = await sim.inject_inquiry(orgnl_msg_id="M1", orgnl_tx_id="T1", text="请核实")
         await next_of(gw, "ccms.314")
         _, good = signed(gateway_key, "ccms.315", 1, build_reply(ReplyDoc(inq_id, "已核实")))

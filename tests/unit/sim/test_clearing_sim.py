@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,15 +33,15 @@ from gateway.clearing.documents import (
     serialize,
 )
 from gateway.journal.records import QueuedItem
-from gateway.keys.devpki import DevPki, generate_dev_pki
-from gateway.keys.xmldsig import SigningKey, load_signing_key, sign_enveloped, verify_pinned
+from gateway.keys.devpki import DevPki
+from gateway.keys.xmldsig import SigningKey, sign_enveloped, verify_pinned
 from gateway.sim.clearing import (
     REJECT_REASONS,
     ClearingSimConfig,
     ClearingSimulator,
     run_clearing_sim,
 )
-from gateway.testing import Broker, start_broker
+from gateway.testing import Broker, running_simulator
 from tests.unit.clearing.pacs_samples import (
     CREATED,
     OUR_PARTICIPANT,
@@ -56,30 +56,6 @@ WAIT = 10.0  # upper bound for any single wait; tests finish far sooner
 SIM_PARTICIPANT = "000000000000"
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
-    return generate_dev_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="module")
-def gateway_key(pki: DevPki) -> SigningKey:
-    return load_signing_key(pki.clearing_key, pki.clearing_cert)
-
-
-@pytest.fixture(scope="module")
-def system_key(pki: DevPki) -> SigningKey:
-    return load_signing_key(pki.clearing_system_key, pki.clearing_system_cert)
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    b = start_broker(tmp_path / "broker")
-    try:
-        yield b
-    finally:
-        b.stop()
-
-
 def sim_config(
     broker: Broker, system_key: SigningKey, gateway_key: SigningKey, **kw: object
 ) -> ClearingSimConfig:
@@ -91,21 +67,10 @@ def sim_config(
     )
 
 
-@contextlib.asynccontextmanager
-async def running(
+def running(
     config: ClearingSimConfig, ready: asyncio.Event | None = None
-) -> AsyncIterator[ClearingSimulator]:
-    sim = ClearingSimulator(config)
-    ready = ready or asyncio.Event()
-    task = asyncio.create_task(sim.run(ready))
-    try:
-        async with asyncio.timeout(WAIT):
-            await ready.wait()
-        yield sim
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+) -> contextlib.AbstractAsyncContextManager[ClearingSimulator]:
+    return running_simulator(ClearingSimulator(config), ready=ready, timeout=WAIT)
 
 
 @dataclass
@@ -431,13 +396,13 @@ def test_cli_refuses_unreadable_files(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "BEGIN" not in err
 
 
-def test_cli_refuses_a_bad_broker_url(pki: DevPki, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_refuses_a_bad_broker_url(dev_pki: DevPki, capsys: pytest.CaptureFixture[str]) -> None:
     code = run_clearing_sim(
         [
             "--broker", "http://127.0.0.1:1",
-            "--key", str(pki.clearing_system_key),
-            "--cert", str(pki.clearing_system_cert),
-            "--gateway-cert", str(pki.clearing_cert),
+            "--key", str(dev_pki.clearing_system_key),
+            "--cert", str(dev_pki.clearing_system_cert),
+            "--gateway-cert", str(dev_pki.clearing_cert),
         ]
     )  # fmt: skip
     assert code == 2

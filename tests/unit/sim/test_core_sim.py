@@ -11,7 +11,6 @@ import contextlib
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -33,8 +32,8 @@ from gateway.sim.core import (
     load_accounts,
     run_core_sim,
 )
-from gateway.testing import Broker
-from tests.unit.clearing_link.helpers import eventually
+from gateway.testing import Broker, running_simulator
+from tests.unit.clearing_link.helpers import eventually, running_core_link
 
 WAIT = 10.0
 
@@ -58,32 +57,13 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@contextlib.asynccontextmanager
-async def link_to(url: str, timeout: float = 3.0) -> AsyncIterator[CoreLink]:
-    link = CoreLink(CoreConfig(broker_url=url, client_id="gw-test", node="t", timeout=timeout))
-    task = asyncio.create_task(link.run())
-    try:
-        async with asyncio.timeout(WAIT):
-            await link.wait_connected()
-        yield link
-    finally:
-        await link.close()
-        await task
+def link_to(url: str, timeout: float = 3.0) -> contextlib.AbstractAsyncContextManager[CoreLink]:
+    config = CoreConfig(broker_url=url, client_id="gw-test", node="t", timeout=timeout)
+    return running_core_link(config, WAIT)
 
 
-@contextlib.asynccontextmanager
-async def sim_running(config: CoreSimConfig) -> AsyncIterator[CoreSimulator]:
-    sim = CoreSimulator(config)
-    ready = asyncio.Event()
-    task = asyncio.create_task(sim.run(ready))
-    try:
-        async with asyncio.timeout(WAIT):
-            await ready.wait()
-        yield sim
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+def sim_running(config: CoreSimConfig) -> contextlib.AbstractAsyncContextManager[CoreSimulator]:
+    return running_simulator(CoreSimulator(config), timeout=WAIT)
 
 
 # ------------------------------------------------------------------------- accounts
