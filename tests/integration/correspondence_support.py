@@ -218,11 +218,8 @@ async def wait_notice(
     match: Callable[[Notification], bool],
     timeout: float = 20.0,
 ) -> Notification:
-    """Pull NTFY (cursor from 0) until a notification matches."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for n in await erp.pull_all(msg_ids, now()):
-            if match(n):
-                return n
-        await asyncio.sleep(0.1)
-    raise AssertionError("no matching notification arrived")
+    """:meth:`ErpClient.wait_notice`, failing the test when nothing matches in time."""
+    found = await erp.wait_notice(msg_ids, now, match, timeout=timeout, interval=0.1)
+    if found is None:
+        raise AssertionError("no matching notification arrived")
+    return found
