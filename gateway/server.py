@@ -511,13 +511,8 @@ class Gateway:
             except Exception:  # nothing is removed before it is archived; the next pass retries
                 log.exception("journal_archive_failed")
                 continue
-            if res.requests or res.daily_totals:
-                log.info(
-                    "journal_archived",
-                    requests=res.requests,
-                    outbound=res.outbound,
-                    file=str(res.path),
-                )
+            if res.path is not None:
+                log.info("journal_archived", file=str(res.path), **res.counts())
 
     async def _watchdog(self) -> None:
         interval = sdnotify.watchdog_interval()

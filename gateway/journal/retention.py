@@ -23,10 +23,28 @@ moment loses nothing:
    than ``before``, every item final).  An outbound message is deleted with
    the last item that references it; a daily total with its day.
 
+The correspondence tables (migration 4) and item-less outbound messages
+have no items to wait for; each leaves by its own rule of "old and final",
+in the same two phases (exported in keyset batches, deleted in batches that
+re-check the rule and that the row did not change since it was exported):
+
+- notifications (NTFY, corplink.md §4) by ``at``: the NtfyId cursor is never
+  reused (AUTOINCREMENT / identity), so a client's ``After`` stays valid;
+- inquiries (ccms.314 / 315, clearing.md §4) by ``created_at``, in any
+  state: one unanswered for the whole retention period is history too;
+- incoming credits (clearing.md §6) by ``received_at``, only POSTED or
+  SUSPENSE: a CHECKING credit still waits for the core and never leaves;
+- netting rounds (routing.md §5) by work date before the cutoff's date,
+  unless an item the round netted still waits (NETTED) for its beps.settle;
+- outbound messages without items (ccms.314 / 315) by ``created_at``, once
+  receipted (ACKED): the outbox is done with them.
+
 A crash between the phases leaves rows that are already archived: the next
 pass archives them again (archive files are at-least-once; readers dedupe by
-GwRef and outbound MsgId).  A crash inside phase 1 leaves a ``*.tmp`` file
-and no deletion.
+GwRef, outbound MsgId, NtfyId, (direction, InqId), credit GwRef and
+(work date, round, counterparty)).  A crash inside phase 1 leaves a ``*.tmp``
+file and no deletion.  These tables have no foreign keys between them, so a
+crash between two of their batches leaves a journal as consistent as before.
 
 Not blocking the hot path: every batch is its own short transaction.
 SQLite: a separate connection on the same file with ``busy_timeout``; WAL
@@ -37,13 +55,18 @@ PostgreSQL: a separate asyncpg connection on the same DSN with
 ``synchronous_commit = on`` and a ``lock_timeout``; a session advisory lock
 makes one node archive at a time (the others return ``skipped``).
 
-File format (``format`` 1), one JSON object per line, UTF-8: a header
+File format (``format`` 2), one JSON object per line, UTF-8: a header
 ``{"kind": "archive", ...}``, then ``request`` lines (the request with its
-items, each with its ``transitions``), ``outbound`` lines (``payload_b64``)
-and ``daily_total`` lines.  Instants are ISO 8601 in Asia/Shanghai with
-microseconds, work dates ISO dates, amounts decimal strings.  The name is
-``journal-<first day>-<last day>-<content hash>.jsonl.gz`` (received dates
-of the requests inside).  :func:`read_archive` reads it back into records.
+items, each with its ``transitions``), ``outbound`` lines (``payload_b64``),
+``notification``, ``inquiry``, ``incoming_credit`` and ``netting_round``
+lines (their table's columns; ``amount_fen`` as ``amount``, a notification's
+``kind`` as ``notice_kind``, a round's ``*_fen`` as ``*_sum``) and
+``daily_total`` lines.  Format 1 is format 2 without the four new kinds.
+Instants are ISO 8601 in Asia/Shanghai with microseconds, work dates ISO
+dates, amounts decimal strings.  The name is
+``journal-<first day>-<last day>-<content hash>.jsonl.gz``: the dates of the
+records inside (a request's received date, a notification's time, ...).
+:func:`read_archive` reads it back into records.
 """
 
 from __future__ import annotations
@@ -68,13 +91,35 @@ import asyncpg
 
 from gateway.clock import SHANGHAI
 from gateway.journal import schema
-from gateway.journal.records import OutboundRecord, OutState, RequestRecord
-from gateway.model import BizType, Engine, Priority, State, StatusView, Transition
+from gateway.journal.records import (
+    CreditState,
+    Figures,
+    IncomingCredit,
+    InquiryDirection,
+    InquiryRecord,
+    InquiryState,
+    OutboundRecord,
+    OutState,
+    RequestRecord,
+)
+from gateway.model import (
+    BizType,
+    Engine,
+    Notice,
+    NoticeKind,
+    Priority,
+    State,
+    StatusView,
+    Transition,
+)
 
 T = TypeVar("T")
 
-FORMAT: Final = 1
-"""Archive line format version, in each file's header line."""
+FORMAT: Final = 2
+"""Archive line format version, in each file's header line (2: the correspondence lines)."""
+
+READABLE_FORMATS: Final = frozenset({1, 2})
+"""What :func:`read_archive` reads: version 1 files are version 2 without the new kinds."""
 
 ARCHIVE_LOCK: Final = 0x67_77_61_72_63_68  # "gwarch": PostgreSQL advisory lock key
 """Held for a whole pass, so two nodes never archive at once (PostgreSQL)."""
@@ -99,7 +144,11 @@ _OUT_COLS: Final = (
 
 @dataclass(frozen=True)
 class ArchiveResult:
-    """One pass: rows removed (all of them are in ``path``), or ``skipped``."""
+    """One pass: rows removed (all of them are in ``path``), or ``skipped``.
+
+    ``outbound`` counts every outbound row removed: the messages of archived
+    requests and the item-less ones (ccms.314 / ccms.315).
+    """
 
     requests: int = 0
     items: int = 0
@@ -107,9 +156,27 @@ class ArchiveResult:
     outbound: int = 0
     daily_totals: int = 0
     path: Path | None = None  # None: nothing was old and final enough
-    first_received: datetime | None = None
+    first_received: datetime | None = None  # of the requests archived
     last_received: datetime | None = None
     skipped: bool = False  # PostgreSQL: another node was archiving
+    notifications: int = 0
+    inquiries: int = 0
+    incoming_credits: int = 0
+    netting_rounds: int = 0
+
+    def counts(self) -> dict[str, int]:
+        """Rows removed per kind, for the pass's one log line."""
+        return {
+            "requests": self.requests, "items": self.items, "transitions": self.transitions,
+            "outbound": self.outbound, "daily_totals": self.daily_totals,
+            "notifications": self.notifications, "inquiries": self.inquiries,
+            "incoming_credits": self.incoming_credits, "netting_rounds": self.netting_rounds,
+        }  # fmt: skip
+
+    @property
+    def removed(self) -> int:
+        """Rows removed in all; 0 when the pass found nothing (or was skipped)."""
+        return sum(self.counts().values())
 
 
 @dataclass(frozen=True)
@@ -182,7 +249,51 @@ class ArchivedDailyTotal:
     total: Decimal
 
 
-Archived = ArchivedRequest | ArchivedOutbound | ArchivedDailyTotal
+@dataclass(frozen=True)
+class ArchivedNotification:
+    """An NTFY notification (corplink.md §4) and the corporate it was for."""
+
+    corp_id: str
+    notice: Notice
+
+
+@dataclass(frozen=True)
+class ArchivedInquiry(InquiryRecord):
+    """An inquiry (clearing.md §4 ccms.314 / 315) plus the outbound message of it."""
+
+    out_msg_id: str | None
+
+
+@dataclass(frozen=True)
+class ArchivedCredit(IncomingCredit):
+    """An incoming credit in a final state (clearing.md §6), with what the journal kept."""
+
+    end_to_end_id: str
+    received_at: datetime
+    netting_round: int | None
+    updated_at: datetime
+    node: str | None  # PostgreSQL: the node that received it; SQLite keeps none
+
+
+@dataclass(frozen=True)
+class ArchivedNettingRound:
+    """One reconciled ``CptyPos`` of a beps.netting round (routing.md §5)."""
+
+    work_date: date
+    round: int
+    counterparty: str
+    ours: Figures
+    theirs: Figures
+    matched: bool
+    items_netted: int
+    at: datetime
+    node: str | None
+
+
+Archived = (
+    ArchivedRequest | ArchivedOutbound | ArchivedDailyTotal | ArchivedNotification
+    | ArchivedInquiry | ArchivedCredit | ArchivedNettingRound
+)  # fmt: skip
 
 
 # -- value encoding, the same for both backends -------------------------------------------
@@ -273,6 +384,181 @@ def _assemble(
         })  # fmt: skip
     lines.extend(_outbound_line(row) for row in outbound)
     return _Batch(keys, lines, instants)
+
+
+# -- tables archived row by row ---------------------------------------------------------------
+# Notifications, inquiries, incoming credits, netting rounds (migration 4) and item-less
+# outbound messages (ccms.314 / ccms.315) have no items to wait for: each table has its own
+# rule of "old and final", and the same two steps.  Rows are exported in keyset batches
+# (primary key order), and deleted by their key *and* the exported value of the columns
+# that can still change (``guard``), so a row that moved between export and delete (an
+# inquiry replied, a credit netted) stays for the next pass, which archives it anew.
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _opt_amount(fen: object) -> str | None:
+    return None if fen is None else _amount(fen)
+
+
+def _payload(value: Any) -> str:
+    return base64.b64encode(bytes(value)).decode("ascii")
+
+
+_Cols = tuple[tuple[str, str, Callable[[Any], Any]], ...]
+"""(column, line field, encoding), in SELECT order; ``node`` exists on PostgreSQL only."""
+
+
+@dataclass(frozen=True)
+class _Table:
+    line: str  # the archive line kind
+    field: str  # the ArchiveResult count
+    table: str
+    key: tuple[str, ...]  # primary key: keyset order
+    guard: tuple[str, ...]  # what may still change: re-checked by the delete
+    pg_types: tuple[str, ...]  # of key + guard: the delete's unnest() arrays
+    cols: _Cols
+    rule: str  # old and final; ``{b}`` is the cutoff
+    by_day: bool  # the cutoff is the Asia/Shanghai date, else the instant
+    day_of: str  # line field whose date names the file
+
+    @property
+    def match(self) -> str:
+        return ", ".join((*self.key, *self.guard))
+
+    def select(self, mark: str, keyset: bool) -> str:
+        """Candidates, oldest key first: ``{mark}1`` cutoff, ``2`` limit, ``3..`` keyset."""
+        pg = mark == "$"
+        cols = ", ".join("NULL" if c == "node" and not pg else c for c, _, _ in self.cols)
+        after = ""
+        if keyset:
+            marks = ", ".join(
+                f"${n + 3}::{ty}" if pg else f"?{n + 3}"
+                for n, ty in enumerate(self.pg_types[: len(self.key)])
+            )
+            after = f" AND ({', '.join(self.key)}) > ({marks})"
+        return (
+            f"SELECT {self.match}, {cols} FROM {self.table}"  # noqa: S608 (constant fragments)
+            f" WHERE {self.rule.format(b=f'{mark}1')}{after}"
+            f" ORDER BY {', '.join(self.key)} LIMIT {mark}2"
+        )
+
+    def delete(self, mark: str) -> str:
+        """The exported rows that still match and still qualify, in one statement."""
+        n = len(self.pg_types)
+        if mark == "$":
+            arrays = ", ".join(f"${i + 1}::{ty}[]" for i, ty in enumerate(self.pg_types))
+            rows, bound = f"SELECT * FROM unnest({arrays})", f"${n + 1}"  # noqa: S608 (constants)
+        else:
+            values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(n))
+            rows, bound = f"SELECT {values} FROM json_each(?1)", "?2"  # noqa: S608 (constants)
+        return (
+            f"DELETE FROM {self.table} WHERE ({self.match}) IN ({rows})"  # noqa: S608 (constants)
+            f" AND {self.rule.format(b=bound)}"
+        )
+
+    def line_of(self, row: Sequence[Any]) -> dict[str, Any]:
+        """A row's exported columns (after the match values) → one archive line."""
+        n = len(self.key) + len(self.guard)
+        line: dict[str, Any] = {"kind": self.line}
+        line.update((name, enc(v)) for (_, name, enc), v in zip(self.cols, row[n:], strict=True))
+        return line
+
+
+_TABLES: Final = (
+    _Table(
+        "notification", "notifications", "notifications", ("ntfy_id",), (), ("bigint",),
+        (("ntfy_id", "ntfy_id", int), ("corp_id", "corp_id", _same),
+         ("kind", "notice_kind", _same), ("at", "at", _instant),
+         ("orig_msg_id", "orig_msg_id", _same), ("seq_no", "seq_no", _same),
+         ("gw_ref", "gw_ref", _same), ("inq_id", "inq_id", _same), ("state", "state", _same),
+         ("reason_code", "reason_code", _same), ("engine", "engine", _same),
+         ("work_date", "work_date", _day), ("acct", "acct", _same),
+         ("amount_fen", "amount", _opt_amount),
+         ("counterparty_acct", "counterparty_acct", _same),
+         ("counterparty_name", "counterparty_name", _same),
+         ("counterparty_bank", "counterparty_bank", _same), ("text", "text", _same)),
+        "at < {b}", by_day=False, day_of="at",
+    ),
+    # any state: an inquiry nobody answered in 400 days is history too (corplink.md §7)
+    _Table(
+        "inquiry", "inquiries", "inquiries", ("direction", "inq_id"), ("state",),
+        ("text", "text", "text"),
+        (("direction", "direction", _same), ("inq_id", "inq_id", _same),
+         ("state", "state", _same), ("counterparty", "counterparty", _same),
+         ("text", "text", _same), ("created_at", "created_at", _instant),
+         ("corp_id", "corp_id", _same), ("msg_id", "msg_id", _same),
+         ("seq_no", "seq_no", _same), ("credit_ref", "credit_ref", _same),
+         ("orgnl_msg_id", "orgnl_msg_id", _same), ("orgnl_tx_id", "orgnl_tx_id", _same),
+         ("request_msg_id", "request_msg_id", _same), ("out_msg_id", "out_msg_id", _same),
+         ("reply_text", "reply_text", _same), ("replied_at", "replied_at", _instant)),
+        "created_at < {b}", by_day=False, day_of="created_at",
+    ),
+    # final states only: a CHECKING credit is still waiting for the core (clearing.md §6)
+    _Table(
+        "incoming_credit", "incoming_credits", "incoming_credits", ("gw_ref",),
+        ("state", "coalesce(netting_round, -1)"), ("text", "text", "integer"),
+        (("gw_ref", "gw_ref", _same), ("engine", "engine", _same), ("msg_id", "msg_id", _same),
+         ("tx_id", "tx_id", _same), ("end_to_end_id", "end_to_end_id", _same),
+         ("sender", "sender", _same), ("work_date", "work_date", _day),
+         ("debtor_acct", "debtor_acct", _same), ("debtor_name", "debtor_name", _same),
+         ("debtor_bank", "debtor_bank", _same), ("creditor_acct", "creditor_acct", _same),
+         ("creditor_name", "creditor_name", _same), ("amount_fen", "amount", _amount),
+         ("purpose", "purpose", _same), ("received_at", "received_at", _instant),
+         ("corp_id", "corp_id", _same), ("state", "state", _same),
+         ("check_attempts", "check_attempts", int),
+         ("next_check_at", "next_check_at", _instant),
+         ("netting_round", "netting_round", _same), ("updated_at", "updated_at", _instant),
+         ("node", "node", _same)),
+        "received_at < {b} AND state IN ('POSTED', 'SUSPENSE')", by_day=False,
+        day_of="received_at",
+    ),
+    # a round stays while items it netted still wait for their beps.settle (routing.md §5)
+    _Table(
+        "netting_round", "netting_rounds", "netting_rounds", ("work_date", "round", "counterparty"),
+        (), ("date", "integer", "text"),
+        (("work_date", "work_date", _day), ("round", "round", int),
+         ("counterparty", "counterparty", _same), ("our_dbt_cnt", "our_dbt_cnt", int),
+         ("our_dbt_fen", "our_dbt_sum", _amount), ("our_cdt_cnt", "our_cdt_cnt", int),
+         ("our_cdt_fen", "our_cdt_sum", _amount), ("their_dbt_cnt", "their_dbt_cnt", int),
+         ("their_dbt_fen", "their_dbt_sum", _amount), ("their_cdt_cnt", "their_cdt_cnt", int),
+         ("their_cdt_fen", "their_cdt_sum", _amount), ("matched", "matched", bool),
+         ("items_netted", "items_netted", int), ("at", "at", _instant),
+         ("node", "node", _same)),
+        "work_date < {b} AND NOT EXISTS (SELECT 1 FROM items i WHERE i.state = 'NETTED'"
+        " AND i.work_date = netting_rounds.work_date AND i.netting_round = netting_rounds.round)",
+        by_day=True, day_of="work_date",
+    ),
+    # item-less messages (ccms.314 / 315): receipted, so the outbox is done with them
+    _Table(
+        "outbound", "outbound", "outbound", ("msg_id",), (), ("text",),
+        (("msg_id", "msg_id", _same), ("engine", "engine", _same), ("msg_tp", "msg_tp", _same),
+         ("topic", "topic", _same), ("receiver", "receiver", _same),
+         ("work_date", "work_date", _day), ("payload", "payload_b64", _payload),
+         ("state", "state", _same), ("attempts", "attempts", int),
+         ("created_at", "created_at", _instant), ("last_sent_at", "last_sent_at", _instant),
+         ("acked_at", "acked_at", _instant)),
+        "created_at < {b} AND state = 'ACKED'"
+        " AND NOT EXISTS (SELECT 1 FROM items i WHERE i.out_msg_id = outbound.msg_id)",
+        by_day=False, day_of="created_at",
+    ),
+)  # fmt: skip
+_STATEMENTS: Final = {
+    (t.line, mark): (t.select(mark, keyset=False), t.select(mark, keyset=True), t.delete(mark))
+    for t in _TABLES
+    for mark in ("?", "$")
+}
+"""(line kind, parameter mark) → (first batch, next batches, delete), built once."""
+
+
+@dataclass
+class _Rows:
+    """One keyset batch of a :data:`_TABLES` table."""
+
+    matches: list[tuple[Any, ...]]  # key + guard values, what the delete re-checks
+    lines: list[dict[str, Any]]
 
 
 # -- the archive file -----------------------------------------------------------------------
@@ -489,10 +775,26 @@ class _Sqlite:
         return requests, items, trails, outbound
 
     def delete_totals(self, before_day: str) -> int:
+        return self._write("DELETE FROM daily_totals WHERE day < ?", (before_day,))
+
+    def read_table(
+        self, t: _Table, bound: object, after: tuple[Any, ...] | None, limit: int
+    ) -> _Rows:
+        first, rest, _ = _STATEMENTS[t.line, "?"]
+        sql = first if after is None else rest
+        rows = self.conn.execute(sql, (bound, limit, *(after or ()))).fetchall()
+        n = len(t.key) + len(t.guard)
+        return _Rows([tuple(r[:n]) for r in rows], [t.line_of(r) for r in rows])
+
+    def delete_table(self, t: _Table, bound: object, matches: Sequence[tuple[Any, ...]]) -> int:
+        return self._write(_STATEMENTS[t.line, "?"][2], (json.dumps(list(matches)), bound))
+
+    def _write(self, sql: str, params: Sequence[object]) -> int:
+        """One statement in its own short write transaction; the rows it changed."""
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
-            n = c.execute("DELETE FROM daily_totals WHERE day < ?", (before_day,)).rowcount
+            n = c.execute(sql, params).rowcount
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")
@@ -520,6 +822,14 @@ class _SqliteOps:
 
     async def delete_totals(self) -> int:
         return await self.call(self.db.delete_totals, self.before_day)
+
+    async def read_table(self, t: _Table, after: tuple[Any, ...] | None, limit: int) -> _Rows:
+        bound = self.before_day if t.by_day else self.cutoff
+        return await self.call(self.db.read_table, t, bound, after, limit)
+
+    async def delete_table(self, t: _Table, matches: Sequence[tuple[Any, ...]]) -> int:
+        bound = self.before_day if t.by_day else self.cutoff
+        return await self.call(self.db.delete_table, t, bound, matches)
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------
@@ -564,6 +874,23 @@ class _PgOps:
         status = await self.conn.execute("DELETE FROM daily_totals WHERE day < $1", self.before_day)
         return _count(status)
 
+    async def read_table(self, t: _Table, after: tuple[Any, ...] | None, limit: int) -> _Rows:
+        first, rest, _ = _STATEMENTS[t.line, "$"]
+        bound = self.before_day if t.by_day else self.before
+        if after is None:
+            rows = await self.conn.fetch(first, bound, limit)
+        else:
+            rows = await self.conn.fetch(rest, bound, limit, *after)
+        n = len(t.key) + len(t.guard)
+        lines = await asyncio.to_thread(lambda: [t.line_of(tuple(r)) for r in rows])
+        return _Rows([tuple(r)[:n] for r in rows], lines)
+
+    async def delete_table(self, t: _Table, matches: Sequence[tuple[Any, ...]]) -> int:
+        """One statement: PostgreSQL re-checks the rule and the guard on the row it locks."""
+        bound = self.before_day if t.by_day else self.before
+        columns = [list(c) for c in zip(*matches, strict=True)]
+        return _count(await self.conn.execute(_STATEMENTS[t.line, "$"][2], *columns, bound))
+
 
 def _count(status: str) -> int:
     """``DELETE 12`` → 12 (asyncpg returns the command tag)."""
@@ -578,6 +905,36 @@ class _Ops(Protocol):
     async def totals(self) -> list[Sequence[Any]]: ...
     async def delete(self, ids: Sequence[int]) -> tuple[int, int, int, int]: ...
     async def delete_totals(self) -> int: ...
+    async def read_table(self, t: _Table, after: tuple[Any, ...] | None, limit: int) -> _Rows: ...
+    async def delete_table(self, t: _Table, matches: Sequence[tuple[Any, ...]]) -> int: ...
+
+
+def _write_once(lines: Sequence[dict[str, Any]], seen_out: set[str]) -> list[dict[str, Any]]:
+    """Lines without outbound messages already in the file (shared by several requests)."""
+    kept = [ln for ln in lines if ln["kind"] != "outbound" or ln["msg_id"] not in seen_out]
+    seen_out.update(ln["msg_id"] for ln in kept if ln["kind"] == "outbound")
+    return kept
+
+
+async def _export_table(
+    ops: _Ops, call: _Serial, file: _ArchiveFile, t: _Table, pace: tuple[int, int, float],
+    seen_out: set[str],
+) -> tuple[list[tuple[Any, ...]], list[str]]:  # fmt: skip
+    """Phase 1 for one of :data:`_TABLES`: its rows to delete, the dates of their lines."""
+    batch, limit, pause = pace
+    matches: list[tuple[Any, ...]] = []
+    days: list[str] = []
+    after: tuple[Any, ...] | None = None
+    while len(matches) < limit:
+        got = await ops.read_table(t, after, min(batch, limit - len(matches)))
+        if not got.matches:
+            break
+        await call(file.write, _write_once(got.lines, seen_out))
+        matches.extend(got.matches)
+        days.extend(str(ln[t.day_of])[:10] for ln in got.lines)
+        after = got.matches[-1][: len(t.key)]
+        await asyncio.sleep(pause)
+    return matches, days
 
 
 async def _run(
@@ -593,6 +950,8 @@ async def _run(
     }
     exported: list[int] = []
     received: list[datetime] = []
+    days: list[str] = []  # of every record in the file: its name
+    rows: dict[str, list[tuple[Any, ...]]] = {}  # per table: what phase 2 deletes
     file = await call(_ArchiveFile, out_dir, header)
     try:
         after: tuple[object, int] | None = None
@@ -601,26 +960,27 @@ async def _run(
             got = await ops.read(after, min(batch, max_requests - len(exported)))
             if not got.keys:
                 break
-            # an outbound message shared by requests of several batches: written once per file
-            lines = [ln for ln in got.lines
-                     if ln["kind"] != "outbound" or ln["msg_id"] not in seen_out]  # fmt: skip
-            seen_out.update(ln["msg_id"] for ln in lines if ln["kind"] == "outbound")
-            await call(file.write, lines)
+            await call(file.write, _write_once(got.lines, seen_out))
             exported.extend(rid for _, rid in got.keys)
             received.extend(got.received)
             after = got.keys[-1]
             await asyncio.sleep(pause)
+        days.extend(at.date().isoformat() for at in received)
+        for t in _TABLES:
+            rows[t.field], more = await _export_table(
+                ops, call, file, t, (batch, max_requests, pause), seen_out
+            )
+            days.extend(more)
         old_totals = await ops.totals()
-        if not exported and not old_totals:
+        if not exported and not old_totals and not any(rows.values()):
             await call(file.discard)
             return ArchiveResult()
         await call(file.write, [
             {"kind": "daily_total", "corp_id": c, "oper_id": o, "day": _day(d), "total": _amount(f)}
             for c, o, d, f in old_totals
         ])  # fmt: skip
-        first = min(received).date().isoformat() if received else header["before"][:10]
-        last = max(received).date().isoformat() if received else first
-        path = await call(file.commit, first, last)
+        first = min(days) if days else header["before"][:10]
+        path = await call(file.commit, first, max(days) if days else first)
     except BaseException:
         await call(file.discard)
         raise
@@ -629,16 +989,26 @@ async def _run(
         done = await ops.delete(exported[start : start + batch])
         counts = [a + b for a, b in zip(counts, done, strict=True)]
         await asyncio.sleep(pause)
+    removed: dict[str, int] = {}
+    for t in _TABLES:
+        removed[t.field] = 0
+        for start in range(0, len(rows[t.field]), batch):
+            removed[t.field] += await ops.delete_table(t, rows[t.field][start : start + batch])
+            await asyncio.sleep(pause)
     totals_removed = await ops.delete_totals() if old_totals else 0
     return ArchiveResult(
         requests=counts[0],
         items=counts[1],
         transitions=counts[2],
-        outbound=counts[3],
+        outbound=counts[3] + removed["outbound"],
         daily_totals=totals_removed,
         path=path,
         first_received=min(received) if received else None,
         last_received=max(received) if received else None,
+        notifications=removed["notifications"],
+        inquiries=removed["inquiries"],
+        incoming_credits=removed["incoming_credits"],
+        netting_rounds=removed["netting_rounds"],
     )
 
 
@@ -652,13 +1022,16 @@ async def archive_once(
     max_requests: int = 100_000,
     pause: float = 0.01,
 ) -> ArchiveResult:
-    """Archive and remove the requests received before ``before`` whose items are all final.
+    """Archive and remove the requests received before ``before`` whose items are all final,
+    and the correspondence rows and item-less outbound messages old and final enough
+    (module docstring).
 
     ``backend`` is ``"sqlite"`` (``target``: the journal file) or ``"postgres"``
     (``target``: the DSN, without a password).  The caller passes ``before`` =
     now − retention (corplink.md §7, default 400 days); it must be an aware
-    datetime.  At most ``max_requests`` per pass, ``batch`` per transaction,
-    ``pause`` seconds between batches (room for the hot path's writer).
+    datetime.  At most ``max_requests`` requests, and as many rows of each other
+    table, per pass; ``batch`` per transaction, ``pause`` seconds between batches
+    (room for the hot path's writer).
     """
     if before.tzinfo is None or before.utcoffset() is None:
         raise ValueError("before must carry a UTC offset")
@@ -742,14 +1115,85 @@ def _parse(d: dict[str, Any]) -> Archived:
         return ArchivedDailyTotal(
             d["corp_id"], d["oper_id"], date.fromisoformat(d["day"]), Decimal(d["total"])
         )
-    raise ValueError(f"unknown archive line kind {kind!r}")
+    reader = _READERS.get(str(kind))
+    if reader is None:
+        raise ValueError(f"unknown archive line kind {kind!r}")
+    return reader(d)
+
+
+def _opt_day(text: str | None) -> date | None:
+    return None if text is None else date.fromisoformat(text)
+
+
+def _notification(d: dict[str, Any]) -> ArchivedNotification:
+    return ArchivedNotification(d["corp_id"], Notice(
+        ntfy_id=int(d["ntfy_id"]), kind=NoticeKind(d["notice_kind"]),
+        at=datetime.fromisoformat(d["at"]), orig_msg_id=d["orig_msg_id"], seq_no=d["seq_no"],
+        gw_ref=d["gw_ref"], inq_id=d["inq_id"],
+        state=None if d["state"] is None else State(d["state"]), reason_code=d["reason_code"],
+        engine=None if d["engine"] is None else Engine(d["engine"]),
+        work_date=_opt_day(d["work_date"]), acct=d["acct"],
+        amount=None if d["amount"] is None else Decimal(d["amount"]),
+        counterparty_acct=d["counterparty_acct"], counterparty_name=d["counterparty_name"],
+        counterparty_bank=d["counterparty_bank"], text=d["text"],
+    ))  # fmt: skip
+
+
+def _inquiry(d: dict[str, Any]) -> ArchivedInquiry:
+    return ArchivedInquiry(
+        inq_id=d["inq_id"], direction=InquiryDirection(d["direction"]),
+        state=InquiryState(d["state"]), counterparty=d["counterparty"], text=d["text"],
+        created_at=datetime.fromisoformat(d["created_at"]), corp_id=d["corp_id"],
+        msg_id=d["msg_id"], seq_no=d["seq_no"], credit_ref=d["credit_ref"],
+        orgnl_msg_id=d["orgnl_msg_id"], orgnl_tx_id=d["orgnl_tx_id"],
+        request_msg_id=d["request_msg_id"], reply_text=d["reply_text"],
+        replied_at=_opt_at(d["replied_at"]), out_msg_id=d["out_msg_id"],
+    )  # fmt: skip
+
+
+def _credit(d: dict[str, Any]) -> ArchivedCredit:
+    return ArchivedCredit(
+        gw_ref=d["gw_ref"], engine=Engine(d["engine"]), msg_id=d["msg_id"], tx_id=d["tx_id"],
+        sender=d["sender"], work_date=date.fromisoformat(d["work_date"]),
+        creditor_acct=d["creditor_acct"], creditor_name=d["creditor_name"],
+        debtor_acct=d["debtor_acct"], debtor_name=d["debtor_name"],
+        debtor_bank=d["debtor_bank"], amount=Decimal(d["amount"]), purpose=d["purpose"],
+        corp_id=d["corp_id"], state=CreditState(d["state"]),
+        check_attempts=int(d["check_attempts"]), next_check_at=_opt_at(d["next_check_at"]),
+        end_to_end_id=d["end_to_end_id"], received_at=datetime.fromisoformat(d["received_at"]),
+        netting_round=d["netting_round"], updated_at=datetime.fromisoformat(d["updated_at"]),
+        node=d["node"],
+    )  # fmt: skip
+
+
+def _netting_round(d: dict[str, Any]) -> ArchivedNettingRound:
+    def side(who: str) -> Figures:
+        return Figures(
+            int(d[f"{who}_dbt_cnt"]), Decimal(d[f"{who}_dbt_sum"]),
+            int(d[f"{who}_cdt_cnt"]), Decimal(d[f"{who}_cdt_sum"]),
+        )  # fmt: skip
+
+    return ArchivedNettingRound(
+        work_date=date.fromisoformat(d["work_date"]), round=int(d["round"]),
+        counterparty=d["counterparty"], ours=side("our"), theirs=side("their"),
+        matched=bool(d["matched"]), items_netted=int(d["items_netted"]),
+        at=datetime.fromisoformat(d["at"]), node=d["node"],
+    )  # fmt: skip
+
+
+_READERS: Final[dict[str, Callable[[dict[str, Any]], Archived]]] = {
+    "notification": _notification,
+    "inquiry": _inquiry,
+    "incoming_credit": _credit,
+    "netting_round": _netting_round,
+}
 
 
 def read_archive(path: Path) -> Iterator[Archived]:
     """The records of one archive file, in file order; ``ValueError`` on a foreign file."""
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         header = json.loads(fh.readline() or "{}")
-        if header.get("kind") != "archive" or header.get("format") != FORMAT:
+        if header.get("kind") != "archive" or header.get("format") not in READABLE_FORMATS:
             raise ValueError("not a journal archive of a known format")
         for line in fh:
             if line.strip():
@@ -759,10 +1203,15 @@ def read_archive(path: Path) -> Iterator[Archived]:
 __all__ = [
     "ARCHIVE_LOCK",
     "FORMAT",
+    "READABLE_FORMATS",
     "ArchiveResult",
     "Archived",
+    "ArchivedCredit",
     "ArchivedDailyTotal",
+    "ArchivedInquiry",
     "ArchivedItem",
+    "ArchivedNettingRound",
+    "ArchivedNotification",
     "ArchivedOutbound",
     "ArchivedRequest",
     "ArchivedTransition",
