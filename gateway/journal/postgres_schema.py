@@ -564,7 +564,18 @@ CREATE TABLE netting_rounds (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+_V5 = """
+-- retention passes (gateway.journal.retention_tables): one index per correspondence table
+-- on (the time column its rule bounds, primary key), the keyset order of the pass; the same
+-- indexes as schema.py's version 5.  Plain CREATE INDEX: migrate() is one transaction.
+CREATE INDEX notifications_at ON notifications (at, ntfy_id);
+CREATE INDEX inquiries_created ON inquiries (created_at, direction, inq_id);
+CREATE INDEX credits_final ON incoming_credits (received_at, gw_ref)
+    WHERE state IN ('POSTED', 'SUSPENSE');
+CREATE INDEX outbound_acked ON outbound (created_at, msg_id) WHERE state = 'ACKED';
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 """``MIGRATIONS[n]`` takes a database from version n to n + 1.  Append, never edit."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

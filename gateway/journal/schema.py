@@ -555,7 +555,20 @@ CREATE TABLE netting_rounds (
 ) STRICT, WITHOUT ROWID;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+_V5 = """
+-- retention passes (gateway.journal.retention_tables) select each correspondence table by
+-- the time column its rule bounds, oldest first, in keyset batches of (time, primary key):
+-- one index each, so a pass reads only the old rows, never the whole table (corplink.md §7)
+CREATE INDEX notifications_at ON notifications (at, ntfy_id);
+CREATE INDEX inquiries_created ON inquiries (created_at, direction, inq_id);
+-- only final credits leave (clearing.md §6); the query repeats this WHERE word for word
+CREATE INDEX credits_final ON incoming_credits (received_at, gw_ref)
+    WHERE state IN ('POSTED', 'SUSPENSE');
+-- item-less ccms.314 / 315 leave once receipted; the pass checks "item-less" per row
+CREATE INDEX outbound_acked ON outbound (created_at, msg_id) WHERE state = 'ACKED';
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 """``MIGRATIONS[n]`` takes ``user_version`` n to n + 1.  Append, never edit."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
