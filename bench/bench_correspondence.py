@@ -6,7 +6,10 @@ Run on purpose (not part of the test suite)::
                                          [--sizes 1000,10000] [--counterparties 4]
                                          [--notices 100000] [--corporates 100] [--page 500]
                                          [--credits 500] [--concurrency 32]
-                                         [--only netting,ntfy,credits] [--dir DIR] [--pool 10]
+                                         [--only netting,ntfy,credits,settle-latency]
+                                         [--settle-items 10000] [--settle-chunks 1000000000,500]
+                                         [--rate 200] [--lead 1.0]
+                                         [--dir DIR] [--pool 10]
 
 Three measurements on the journal's correspondence methods (gateway/journal/store.py),
 each with a fresh journal, medians over ``--repeat`` runs:
@@ -34,13 +37,24 @@ each with a fresh journal, medians over ``--repeat`` runs:
    ``post_credit`` (MATCH: POSTED plus a CREDIT notification), for
    ``--credits`` credits, one caller and ``--concurrency`` callers.  The daemon
    also reserves a ``next_sequence("credit")`` per credit (not timed here).
+4. **Accept latency during a settlement** (``--only settle-latency``, not in
+   the default set; corplink.md §5: no 0000 before the journal write):
+   ``--settle-items`` BEPS items netted in one round as in 1., then a steady
+   stream of one-item PAY ``accept()`` calls (``--rate`` per second, open
+   loop: each call its own concurrent caller, started at its due time, as
+   independent ERP sessions send) runs for ``--lead`` seconds, then while
+   ``apply_settlement()`` runs, then ``--lead`` / 2 seconds more.  An
+   accept's latency counts from its due time to its return (the journal
+   write is durable: the 0000 could go out).  Once per ``--settle-chunks``
+   value (``settle_chunk``: items per settlement transaction; 1,000,000,000
+   is the whole round in one transaction, as before chunking).
 
 ``sqlite``: every journal is a fresh file in a temp dir (on the file system of
 ``--dir`` if given).  ``postgres``: one private server for the whole run
 (``gateway.testing_pg``: fsync on, synchronous_commit on), a fresh schema per
 journal, one ``PostgresStore`` with ``--pool`` connections (the daemon's default 10).
 
-``--quick``: one run, N = 1,000, 20,000 notices, 300 credits (10-25 s).
+``--quick``: one run, N = 1,000, 20,000 notices, 300 credits, 2,000 items settled (10-25 s).
 """
 
 from __future__ import annotations
@@ -48,6 +62,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import statistics
 import sys
 import tempfile
@@ -429,6 +444,118 @@ async def bench_credits(
     return rows
 
 
+# -- 4. accept latency during a settlement ----------------------------------------------------
+
+
+def pay_request(n: int) -> NewRequest:
+    """A one-item PAY (HVPS, QUEUED): what the stream journals while the round settles."""
+    payment = NewItem(
+        seq_no=None,
+        payer_acct="6222000011112222",
+        payer_name="Acme Trading Co",
+        payee_acct=f"62170000{n:08d}",
+        payee_name="Zhang San",
+        payee_bank_code="104100000004",
+        amount=Decimal(n % 997 + 1),
+        ccy="CNY",
+        priority=Priority.NORM,
+        biz_type=BizType.CREDIT,
+        purpose="invoice",
+        state=State.QUEUED,
+        engine=Engine.HVPS,
+        receiver="104100000004",
+        work_date=WORK_DATE,
+    )
+    return NewRequest(
+        corp_id="P000000001",
+        msg_id=f"PAY{n:08d}",
+        oper_id="op01",
+        trn_code="PAY",
+        digest="d" * 64,
+        received_at=at(400 + n / 1000),
+        items=(payment,),
+    )
+
+
+@dataclass(frozen=True)
+class LatencyRun:
+    settle_s: float
+    before: list[float]  # latencies (s) of accepts finished before the settlement began
+    during: list[float]  # latencies (s) of accepts whose [due, done] overlaps the settlement
+
+
+async def settle_latency_run(
+    journal: Journal, n: int, chunk: int, rate: float, lead: float
+) -> LatencyRun:
+    async with journal() as store:
+        await journal_acked(store, n, 100, 4)
+        for cpty in COUNTERPARTIES[:4]:
+            figures = await store.ledger(WORK_DATE, cpty)
+            assert (await store.apply_netting(WORK_DATE, 1, cpty, figures, at(200))).matched
+        store.settle_chunk = chunk
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        samples: list[tuple[float, float]] = []  # (due, done), loop time
+        inflight: set[asyncio.Task[None]] = set()
+
+        async def send(k: int, due: float) -> None:
+            assert (await store.accept(pay_request(k))).created
+            samples.append((due, loop.time()))
+
+        async def stream() -> None:
+            """Open loop: one task per request at its due time, however many are waiting."""
+            start = loop.time()
+            for k in itertools.count():
+                due = start + k / rate
+                if (wait := due - loop.time()) > 0:
+                    await asyncio.sleep(wait)
+                if stop.is_set():
+                    return
+                task = asyncio.create_task(send(k, due))
+                inflight.add(task)
+                task.add_done_callback(inflight.discard)
+
+        sender = asyncio.create_task(stream())
+        await asyncio.sleep(lead)
+        began = loop.time()
+        out = await store.apply_settlement(WORK_DATE, 1, at(300))
+        ended = loop.time()
+        assert out.items_settled == n, out
+        await asyncio.sleep(lead / 2)
+        stop.set()
+        await sender
+        await asyncio.gather(*inflight)
+    return LatencyRun(
+        settle_s=ended - began,
+        before=[done - due for due, done in samples if done < began],
+        during=[done - due for due, done in samples if due < ended and done > began],
+    )
+
+
+async def bench_settle_latency(
+    journal: Journal, args: argparse.Namespace, repeat: int
+) -> list[list[str]]:
+    rows = []
+    for chunk in args.settle_chunks:
+        runs = [
+            await settle_latency_run(journal, args.settle_items, chunk, args.rate, args.lead)
+            for _ in range(repeat)
+        ]
+
+        def med(values: Iterable[float]) -> str:
+            return f"{statistics.median(values) * 1e3:.1f}"
+
+        label = "whole round" if chunk >= args.settle_items else f"{chunk:,}"
+        rows.append([
+            label, med(r.settle_s for r in runs),
+            f"{statistics.median(len(r.during) for r in runs):.0f}",
+            med(pct(r.before, 50) for r in runs), med(pct(r.before, 99) for r in runs),
+            med(pct(r.during, 50) for r in runs), med(pct(r.during, 99) for r in runs),
+            f"{max(max(r.during) for r in runs) * 1e3:.1f}",
+        ])  # fmt: skip
+    return rows
+
+
 # -- output ---------------------------------------------------------------------------------------
 
 
@@ -480,6 +607,16 @@ async def run(args: argparse.Namespace, journal: Journal) -> None:
             ["callers", "credits", "credits/s", "p50 ms", "p99 ms"],
             rows,
         )
+    if "settle-latency" in parts:
+        rows = await bench_settle_latency(journal, args, repeat)
+        table(
+            f"4. accept() latency while apply_settlement() of {args.settle_items:,} items runs,"
+            f" {args.rate:g} accepts/s (open loop), median of {repeat}"
+            " (max: over all runs)",
+            ["settle_chunk", "settle ms", "accepts during", "before p50 ms", "p99 ms",
+             "during p50 ms", "p99 ms", "max ms"],
+            rows,
+        )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -494,7 +631,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--page", type=int, default=500, help="ntfy: pull_notices limit")
     parser.add_argument("--credits", type=int, default=None, help="credits per run (500)")
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--only", default="netting,ntfy,credits")
+    parser.add_argument("--only", default="netting,ntfy,credits", help="or settle-latency")
+    parser.add_argument("--settle-items", type=int, default=None, help="settle-latency (10000)")
+    parser.add_argument(
+        "--settle-chunks", default="1000000000,500", help="settle-latency: settle_chunk values"
+    )
+    parser.add_argument("--rate", type=float, default=200.0, help="settle-latency: accepts/s")
+    parser.add_argument("--lead", type=float, default=1.0, help="settle-latency: s before")
     parser.add_argument("--dir", type=Path, default=None, help="sqlite: where the files go")
     parser.add_argument("--pool", type=int, default=10, help="postgres: connections")
     args = parser.parse_args(argv)
@@ -503,9 +646,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.sizes = [int(s) for s in (args.sizes or ("1000" if quick else "1000,10000")).split(",")]
     args.notices = args.notices or (20_000 if quick else 100_000)
     args.credits = args.credits or (300 if quick else 500)
-    if args.notices % (PER_REQUEST * args.corporates) or any(s % PER_REQUEST for s in args.sizes):
+    args.settle_items = args.settle_items or (2_000 if quick else 10_000)
+    args.settle_chunks = [int(c) for c in args.settle_chunks.split(",")]
+    sizes = [*args.sizes, args.settle_items]
+    if args.notices % (PER_REQUEST * args.corporates) or any(s % PER_REQUEST for s in sizes):
         parser.error(f"--notices must be a multiple of {PER_REQUEST} x --corporates,"
-                     f" --sizes of {PER_REQUEST}")  # fmt: skip
+                     f" --sizes and --settle-items of {PER_REQUEST}")  # fmt: skip
     print(f"correspondence benchmark, backend {args.backend}", flush=True)
     started = time.perf_counter()
     with journals(args.backend, args.dir, args.pool) as journal:

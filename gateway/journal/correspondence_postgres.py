@@ -27,8 +27,10 @@ Several nodes, one database:
   other gets False — one notification, one automatic inquiry.
 - **Netting**: one (work date, counterparty) is reconciled by one node at a
   time (advisory lock); the ledger's rows are locked ``FOR NO KEY UPDATE``
-  in id order, counted, and exactly those move.  Settlement locks the
-  round's NETTED items in id order too, as a ccms.900 does its message's.
+  in id order, counted, and exactly those move (one transaction per
+  counterparty: its ``netting_rounds`` row makes a re-delivery a no-op).
+  Settlement locks the round's NETTED items in id order too, as a ccms.900
+  does its message's, a chunk (``settle_chunk``) per transaction.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Final, TypeVar
 
 import asyncpg
@@ -49,12 +51,13 @@ from gateway.journal.correspondence_rows import (
     NOTICE_COLUMNS,
     NOTICE_FIELDS,
     ROUND_COLUMNS,
+    SETTLE_CHUNK,
     Decoding,
     credit_of,
     inquiry_of,
     item_ref_of,
     ledger_figures,
-    notice_of,
+    notices_of,
     recorded_outcome,
 )
 from gateway.journal.records import (
@@ -169,6 +172,13 @@ _ROUND = (
     f"SELECT {ROUND_COLUMNS} FROM netting_rounds"  # noqa: S608 (constant fragments)
     " WHERE work_date = $1 AND round = $2 AND counterparty = $3"
 )
+_NETTED = """
+SELECT i.id, r.corp_id FROM items i JOIN requests r ON r.id = i.request_id
+ WHERE i.work_date = $1 AND i.netting_round = $2 AND i.state = 'NETTED'
+ ORDER BY i.id LIMIT $3
+   FOR NO KEY UPDATE OF i
+"""
+"""The next chunk of a round to settle, locked (a row settled meanwhile is skipped)."""
 _SETTLE = f"""
 WITH u AS (
     SELECT id, 'SETTLED'::text AS state, NULL::text AS code, NULL::text AS text, ord
@@ -198,6 +208,8 @@ class PostgresCorrespondence:
     """The correspondence methods of :class:`~gateway.journal.postgres.PostgresStore`."""
 
     node: str
+    settle_chunk: int = SETTLE_CHUNK
+    """Items per settlement transaction (``SETTLE_CHUNK``); tests and the bench change it."""
 
     if TYPE_CHECKING:
         _conn: Callable[[], contextlib.AbstractAsyncContextManager[Conn]]
@@ -219,12 +231,13 @@ class PostgresCorrespondence:
     async def pull_notices(self, corp_id: str, after: int, limit: int) -> list[Notice]:
         if limit <= 0:
             return []
-        return await self._all(
-            notice_of,
-            f"SELECT {NOTICE_COLUMNS} FROM notifications"  # noqa: S608 (constant)
-            " WHERE corp_id = $1 AND ntfy_id > $2 ORDER BY ntfy_id LIMIT $3",
-            corp_id, after, limit,
-        )  # fmt: skip
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                f"SELECT {NOTICE_COLUMNS} FROM notifications"  # noqa: S608 (constant)
+                " WHERE corp_id = $1 AND ntfy_id > $2 ORDER BY ntfy_id LIMIT $3",
+                corp_id, after, limit,
+            )  # fmt: skip
+        return notices_of(rows, _DECODING)
 
     async def item_ref(self, corp_id: str, msg_id: str, seq_no: int | None) -> ItemRef | None:
         args: list[object] = [corp_id, msg_id]
@@ -520,9 +533,21 @@ class PostgresCorrespondence:
     async def apply_settlement(
         self, work_date: object, round_no: int, at: datetime
     ) -> SettlementOutcome:
+        """In chunks of ``settle_chunk`` items, one transaction each (``SETTLE_CHUNK``),
+        as the SQLite journal does: a round is settled when none of its items is NETTED
+        any more, and a re-delivered beps.settle continues an interrupted one.
+
+        Two nodes settling the same round lock its NETTED items in id order, one
+        chunk at a time: each waits for the other's locked rows, skips them once
+        they are SETTLED and goes on; the one whose chunk comes up short stops
+        (what is left is in the other's chunk).
+        """
         day = pg.work_day(work_date)
         when = pg.aware(at)
         detail = schema.netting_detail(day.isoformat(), round_no)
+        chunk = self.settle_chunk
+        if chunk < 1:
+            raise ValueError("settle_chunk must be at least 1")
         async with self._commit() as conn:
             rounds = await conn.fetch(
                 "SELECT matched, our_dbt_fen, our_cdt_fen FROM netting_rounds"
@@ -530,23 +555,32 @@ class PostgresCorrespondence:
                 day,
                 round_no,
             )
-            rows = await conn.fetch(
-                "SELECT i.id, r.corp_id FROM items i JOIN requests r ON r.id = i.request_id"
-                " WHERE i.work_date = $1 AND i.netting_round = $2 AND i.state = 'NETTED'"
-                " ORDER BY i.id FOR NO KEY UPDATE OF i",
-                day,
-                round_no,
-            )
-            if rows:
-                await lock_notices(conn, (r["corp_id"] for r in rows))
-                await conn.execute(_SETTLE, [r["id"] for r in rows], when, detail)
+            moved = await settle_next(conn, day, round_no, when, detail, chunk)
+        settled = moved
+        while moved == chunk:  # a short chunk was the last: nothing NETTED was left
+            async with self._commit() as conn:
+                moved = await settle_next(conn, day, round_no, when, detail, chunk)
+            settled += moved
         net = sum(r["our_cdt_fen"] - r["our_dbt_fen"] for r in rounds if r["matched"])
         return SettlementOutcome(
-            items_settled=len(rows), our_net=schema.from_fen(net), rounds_known=bool(rounds)
+            items_settled=settled, our_net=schema.from_fen(net), rounds_known=bool(rounds)
         )
 
 
 # -- write helpers (inside the caller's transaction) ----------------------------
+
+
+async def settle_next(
+    conn: Conn, day: date, round_no: int, when: datetime, detail: str, limit: int
+) -> int:
+    """One chunk of a settlement: at most ``limit`` of the round's NETTED items, locked
+    in id order (index ``items_netted``), to SETTLED with their transitions and STATUS
+    notifications.  Returns how many moved."""
+    rows = await conn.fetch(_NETTED, day, round_no, limit)
+    if rows:
+        await lock_notices(conn, (r["corp_id"] for r in rows))
+        await conn.execute(_SETTLE, [r["id"] for r in rows], when, detail)
+    return len(rows)
 
 
 async def _insert_request(

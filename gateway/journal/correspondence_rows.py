@@ -7,7 +7,9 @@ only in how a row hands back an instant (integer microseconds or
 ``timestamptz``) and a work date (ISO text or ``date``): each backend passes
 its :class:`Decoding`, and both build the very same records, so what NTFY,
 INQ and the netting reconciliation read cannot drift apart between backends
-(corplink.md §4, clearing.md §4-§6).  The SQL itself stays per backend.
+(corplink.md §4, clearing.md §4-§6).  The SQL itself stays per backend;
+the one policy both share, how many items a settlement transaction moves
+(:data:`SETTLE_CHUNK`), is here too.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ NOTICE_FIELDS: Final = (
 )  # fmt: skip
 """A notification's optional columns: what a change may say about itself."""
 NOTICE_COLUMNS: Final = ", ".join(("ntfy_id", "kind", "at", *NOTICE_FIELDS))
-"""What :func:`notice_of` reads (``SELECT {NOTICE_COLUMNS} FROM notifications``)."""
+"""What :func:`notices_of` reads (``SELECT {NOTICE_COLUMNS} FROM notifications``), in
+this order: ``Notice``'s own field order, with ``amount_fen`` for its ``amount``."""
 INQUIRY_COLUMNS: Final = (
     "inq_id, direction, state, counterparty, text, created_at, corp_id, msg_id, seq_no,"
     " credit_ref, orgnl_msg_id, orgnl_tx_id, request_msg_id, reply_text, replied_at"
@@ -63,6 +66,24 @@ ROUND_COLUMNS: Final = (
 """What :func:`recorded_outcome` reads from ``netting_rounds``."""
 
 
+SETTLE_CHUNK: Final = 500
+"""Items a ``beps.settle`` moves per transaction (``apply_settlement``, routing.md §5).
+
+A round can hold tens of thousands of items; settled in one transaction
+(measured ~0.4-0.8 s for 10,000, ``bench/bench_correspondence.py``), SQLite's
+single writer would journal no PAY meanwhile, and no 0000 can precede its
+journal write (corplink.md §5).  Chunks of 500 (~20-40 ms each) let other
+writes commit in between.  Each chunk is atomic (items, their transitions
+and STATUS notifications), and a later chunk picks up whatever is still
+NETTED, so an interrupted settlement is finished by re-applying it.
+"""
+
+_KINDS: Final = {k.value: k for k in NoticeKind}
+_STATES: Final[dict[str | None, State | None]] = {None: None, **{s.value: s for s in State}}
+_ENGINES: Final[dict[str | None, Engine | None]] = {None: None, **{e.value: e for e in Engine}}
+"""Stored text → enum member, for :func:`notices_of` (NULL stays None)."""
+
+
 @dataclass(frozen=True)
 class Decoding:
     """How one backend hands back the values SQL types differ on."""
@@ -77,14 +98,41 @@ def _opt(convert: Callable[[Any], T], value: Any) -> T | None:
     return None if value is None else convert(value)
 
 
-def notice_of(row: Row, dec: Decoding) -> Notice:
-    d = dict(row)
-    fen = d.pop("amount_fen")
-    return Notice(**{
-        **d, "kind": NoticeKind(d["kind"]), "at": dec.instant(d["at"]),
-        "state": _opt(State, d["state"]), "engine": _opt(Engine, d["engine"]),
-        "work_date": _opt(dec.day, d["work_date"]), "amount": _opt(schema.from_fen, fen),
-    })  # fmt: skip
+def notices_of(rows: Iterable[Iterable[Any]], dec: Decoding) -> list[Notice]:
+    """NTFY's page: rows read as ``SELECT {NOTICE_COLUMNS}``, by position, in order.
+
+    The hot read of corplink.md §4 (a page of up to 500 notifications per
+    pull), so it is cheaper than the other mappers: positional rows (plain
+    tuples or ``asyncpg.Record``), enums from prebuilt maps instead of a
+    lookup by value, and each distinct instant and work date converted once
+    per page (a settlement writes thousands of notices with the same time
+    and date).  What remains is mostly building the frozen ``Notice`` itself.
+    """
+    instants: dict[Any, datetime] = {}
+    days: dict[Any, date | None] = {None: None}
+    notices: list[Notice] = []
+    append = notices.append
+    from_fen = schema.from_fen
+    for (
+        ntfy_id, kind, at, orig_msg_id, seq_no, gw_ref, inq_id, state, reason_code, engine,
+        work_date, acct, amount_fen, counterparty_acct, counterparty_name, counterparty_bank,
+        text,
+    ) in rows:  # fmt: skip
+        when = instants.get(at)
+        if when is None:
+            when = instants[at] = dec.instant(at)
+        if work_date in days:
+            day = days[work_date]
+        else:
+            day = days[work_date] = dec.day(work_date)
+        amount = None if amount_fen is None else from_fen(amount_fen)
+        notice = Notice(
+            ntfy_id, _KINDS[kind], when, orig_msg_id, seq_no, gw_ref, inq_id, _STATES[state],
+            reason_code, _ENGINES[engine], day, acct, amount, counterparty_acct,
+            counterparty_name, counterparty_bank, text,
+        )  # fmt: skip
+        append(notice)
+    return notices
 
 
 def item_ref_of(row: Row, dec: Decoding) -> ItemRef:
@@ -141,11 +189,12 @@ __all__ = [
     "NOTICE_COLUMNS",
     "NOTICE_FIELDS",
     "ROUND_COLUMNS",
+    "SETTLE_CHUNK",
     "Decoding",
     "credit_of",
     "inquiry_of",
     "item_ref_of",
     "ledger_figures",
-    "notice_of",
+    "notices_of",
     "recorded_outcome",
 ]

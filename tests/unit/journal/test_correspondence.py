@@ -8,12 +8,15 @@ Runs against both backends (``[sqlite]``, ``[postgres]``).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
+from gateway.journal import correspondence_postgres, correspondence_sqlite
+from gateway.journal.correspondence_rows import NOTICE_COLUMNS
 from gateway.journal.records import (
     CreditState,
     Figures,
@@ -27,7 +30,8 @@ from gateway.journal.records import (
     OutState,
     TxResult,
 )
-from gateway.model import BizType, Engine, NoticeKind, State
+from gateway.journal.sqlite import SqliteStore
+from gateway.model import BizType, Engine, Notice, NoticeKind, State
 
 from .conftest import JournalStore, StoreFactory
 from .helpers import BEPS_RCVR, HVPS_RCVR, WORK_DATE, at, item, request
@@ -622,3 +626,137 @@ async def test_notices_of_one_corporate_from_two_nodes_keep_cursor_order(
     assert len(notices) == 40
     assert [n.ntfy_id for n in notices] == sorted(n.ntfy_id for n in notices)
     assert sorted(n.gw_ref or "" for n in notices) == sorted(f"GI{n}" for n in range(40))
+
+
+# -- settlement in chunks (correspondence_rows.SETTLE_CHUNK) ------------------------------
+
+ROUND_ITEMS = [("s1", 1), ("s1", 2), ("s1", 3), ("s2", 1), ("s2", 2)]
+"""Five BEPS credits netted in round 1: s1 of CORP (1.00, 2.00, 3.00), s2 of OTHER_CORP."""
+
+
+class Crash(Exception):
+    """The gateway died inside a settlement transaction (it is rolled back)."""
+
+
+async def netted_round(store: JournalStore) -> None:
+    await store.accept(request("s1", beps(1, "1.00"), beps(2, "2.00"), beps(3, "3.00")))
+    await store.accept(request("s2", beps(1, "4.00"), beps(2, "5.00"), corp_id=OTHER_CORP))
+    await send_and_ack(store, "P1", Engine.BEPS)
+    figures = await store.ledger(WORK_DATE, BEPS_RCVR)
+    outcome = await store.apply_netting(WORK_DATE, 1, BEPS_RCVR, figures, at(100))
+    assert (outcome.matched, outcome.items_netted) == (True, 5)
+
+
+async def settled_notices(store: JournalStore) -> list[tuple[str | None, int | None]]:
+    """The STATUS SETTLED notices of both corporates, in NtfyId order."""
+    notices = await store.pull_notices(CORP, 0, 100) + await store.pull_notices(OTHER_CORP, 0, 100)
+    assert all((n.kind, n.state) == (NoticeKind.STATUS, State.SETTLED) for n in notices)
+    return [(n.orig_msg_id, n.seq_no) for n in sorted(notices, key=lambda n: n.ntfy_id)]
+
+
+async def settled_once(store: JournalStore, msg_id: str, seq_no: int) -> bool:
+    """True when the item is SETTLED with exactly one SETTLED transition."""
+    corp = CORP if msg_id == "s1" else OTHER_CORP
+    view = await store.item_status(corp, msg_id, seq_no)
+    assert view is not None
+    settled = [t for t in view.history if t.state is State.SETTLED]
+    assert len(settled) <= 1
+    return view.state is State.SETTLED and len(settled) == 1
+
+
+def test_notice_columns_are_read_in_the_notice_field_order() -> None:
+    """``notices_of`` reads rows by position: ``SELECT {NOTICE_COLUMNS}`` must follow Notice."""
+    names = ["amount_fen" if f.name == "amount" else f.name for f in fields(Notice)]
+    assert NOTICE_COLUMNS.split(", ") == names
+
+
+@pytest.mark.parametrize("chunk", [2, 5])
+async def test_settlement_larger_than_a_chunk_settles_the_whole_round(
+    store: JournalStore, chunk: int
+) -> None:
+    """Five items in chunks of 2 (2 + 2 + 1) or of 5 (5, then an empty chunk)."""
+    await netted_round(store)
+    store.settle_chunk = chunk
+    outcome = await store.apply_settlement(WORK_DATE, 1, at(200))
+    assert (outcome.items_settled, outcome.our_net, outcome.rounds_known) == (
+        5, Decimal("-15.00"), True,
+    )  # fmt: skip
+    assert [await settled_once(store, m, s) for m, s in ROUND_ITEMS] == [True] * 5
+    assert await settled_notices(store) == ROUND_ITEMS  # in item order, across chunks
+    again = await store.apply_settlement(WORK_DATE, 1, at(201))
+    assert (again.items_settled, again.our_net, again.rounds_known) == (
+        0, Decimal("-15.00"), True,
+    )  # fmt: skip
+    assert len(await settled_notices(store)) == 5
+
+
+async def test_settlement_interrupted_between_chunks_is_finished_by_reapplying(
+    store: JournalStore, make_store: StoreFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first chunk commits, the second dies before its commit: the re-delivered
+    beps.settle (on a restarted store) settles the rest, each item once."""
+    await netted_round(store)
+    store.settle_chunk = 2
+    calls = 0
+    if isinstance(store, SqliteStore):
+        real = correspondence_sqlite.settle_next
+
+        def dies_in_second(*args: Any) -> int:
+            nonlocal calls
+            calls += 1
+            moved = real(*args)  # the writes are done, the commit never happens
+            if calls == 2:
+                raise Crash
+            return moved
+
+        monkeypatch.setattr(correspondence_sqlite, "settle_next", dies_in_second)
+    else:
+        real_pg = correspondence_postgres.settle_next
+
+        async def dies_in_second_pg(*args: Any) -> int:
+            nonlocal calls
+            calls += 1
+            moved = await real_pg(*args)
+            if calls == 2:
+                raise Crash
+            return moved
+
+        monkeypatch.setattr(correspondence_postgres, "settle_next", dies_in_second_pg)
+    with pytest.raises(Crash):
+        await store.apply_settlement(WORK_DATE, 1, at(200))
+    monkeypatch.undo()
+
+    assert await settled_notices(store) == ROUND_ITEMS[:2]  # the first chunk, no more
+    assert [await settled_once(store, m, s) for m, s in ROUND_ITEMS] == [True] * 2 + [False] * 3
+    assert await history(store, "s1", 3) == [
+        State.ACCEPTED, State.QUEUED, State.SENT, State.ACKED, State.NETTED,
+    ]  # fmt: skip
+    restarted = await make_store(node="A")
+    outcome = await restarted.apply_settlement(WORK_DATE, 1, at(300))
+    assert (outcome.items_settled, outcome.our_net, outcome.rounds_known) == (
+        3, Decimal("-15.00"), True,
+    )  # fmt: skip
+    assert [await settled_once(restarted, m, s) for m, s in ROUND_ITEMS] == [True] * 5
+    assert await settled_notices(restarted) == ROUND_ITEMS
+    assert (await restarted.apply_settlement(WORK_DATE, 1, at(301))).items_settled == 0
+
+
+async def test_two_nodes_settling_one_round_in_chunks_settle_each_item_once(
+    make_store: StoreFactory,
+) -> None:
+    a = await make_store(node="A")
+    b = await make_store(node="B")
+    await netted_round(a)
+    a.settle_chunk = b.settle_chunk = 2
+    outcomes = await asyncio.gather(*(s.apply_settlement(WORK_DATE, 1, at(200)) for s in (a, b)))
+    assert sum(o.items_settled for o in outcomes) == 5
+    assert [await settled_once(b, m, s) for m, s in ROUND_ITEMS] == [True] * 5
+    assert sorted(await settled_notices(a)) == ROUND_ITEMS
+
+
+async def test_a_settle_chunk_below_one_is_refused(store: JournalStore) -> None:
+    await netted_round(store)
+    store.settle_chunk = 0
+    with pytest.raises(ValueError, match="settle_chunk"):
+        await store.apply_settlement(WORK_DATE, 1, at(200))
+    assert await settled_notices(store) == []
