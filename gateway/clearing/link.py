@@ -116,6 +116,10 @@ class LinkConfig:
     tls_key: Path | None = None
     protocol: int = 5
     """5, or 4 for MQTT 3.1.1 brokers (clearing.md §1)."""
+    handler_attempts: int = 3
+    """Tries of the inbound handler per message before it is given up (acknowledged)."""
+    handler_retry_delay: float = 0.5
+    """Seconds before the second try, doubling after: rides out a journal blip."""
 
     def __post_init__(self) -> None:
         scheme, _host, _port = parse_url(self.url)
@@ -129,6 +133,8 @@ class LinkConfig:
             )
         if not 1 <= self.receive_maximum <= 65_535:
             raise ValueError("clearing link: receive_maximum must be within 1..65535")
+        if self.handler_attempts < 1 or self.handler_retry_delay < 0:
+            raise ValueError("clearing link: handler_attempts >= 1, handler_retry_delay >= 0")
         for name in ("keepalive", "max_inflight", "max_queued"):
             if getattr(self, name) < 1:
                 raise ValueError(f"clearing link: {name} must be >= 1")
@@ -454,30 +460,52 @@ class ClearingLink:
             client.ack(message)
 
     async def _deliver(self, message: aiomqtt.Message) -> None:
-        """Hand one inbound message to the handler; a failing handler is counted, not fatal.
+        """Hand one inbound message to the handler; a failing handler is retried, then
+        counted, never fatal.
 
-        A handler exception acknowledges the message anyway: the broker would
-        not redeliver it on this connection, and holding it would block a
-        Receive Maximum slot and bring the same poison message back on every
-        reconnect.  Cancellation and a crash do not acknowledge: the broker
-        redelivers (at least once, clearing.md §1; receivers deduplicate by
-        MsgId).
+        A handler exception is retried ``handler_attempts`` times with a doubling
+        delay: a journal that failed a moment (a PostgreSQL failover, a busy
+        disk) must not lose a settlement notice or an incoming credit, which
+        no one would send again.  After the last try the message is
+        acknowledged anyway: the broker would not redeliver it on this
+        connection, and holding it would block a Receive Maximum slot and bring
+        the same poison message back on every reconnect.  Cancellation and a
+        crash do not acknowledge: the broker redelivers (at least once,
+        clearing.md §1; receivers deduplicate by MsgId).
         """
         payload = message.payload
         if not isinstance(payload, bytes | bytearray):
             payload = str(payload).encode()
         props = _user_properties(message.properties)
         topic = message.topic.value
-        try:
-            await self._on_message(topic, bytes(payload), props)
-        except Exception:  # any handler bug must not stop the link
-            INBOUND_DROPPED.labels(reason="handler_error").inc()
-            log.exception(
-                "inbound_handler_error",
-                topic=topic,
-                msg_tp=props.get("MsgTp"),
-                msg_id=props.get("MsgId"),
-            )
+        cfg = self._config
+        delay = cfg.handler_retry_delay
+        for attempt in range(1, cfg.handler_attempts + 1):
+            try:
+                await self._on_message(topic, bytes(payload), props)
+            except Exception:  # any handler failure must not stop the link
+                if attempt < cfg.handler_attempts:
+                    log.warning(
+                        "inbound_handler_retry",
+                        topic=topic,
+                        msg_tp=props.get("MsgTp"),
+                        msg_id=props.get("MsgId"),
+                        attempt=attempt,
+                        exc_info=True,
+                    )
+                    await asyncio.sleep(delay)
+                    delay *= 2
+                    continue
+                INBOUND_DROPPED.labels(reason="handler_error").inc()
+                log.exception(
+                    "inbound_handler_error",
+                    topic=topic,
+                    msg_tp=props.get("MsgTp"),
+                    msg_id=props.get("MsgId"),
+                    attempts=attempt,
+                )
+            else:
+                return
 
     # -- construction ----------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -52,6 +53,29 @@ async def test_handler_error_is_logged_counted_and_the_link_keeps_running(broker
     async with running(cfg, again):
         await again.wait_for(1)
     assert again.payloads == [b"after"]
+
+
+async def test_a_handler_failing_once_is_retried_and_nothing_is_dropped(broker: Broker) -> None:
+    """A journal blip (one failed write) must not lose a beps.settle or a credit."""
+    inbox = Inbox()
+    failures = 0
+
+    async def handler(topic: str, payload: bytes, props: dict[str, str]) -> None:
+        nonlocal failures
+        if failures == 0:
+            failures += 1
+            raise OSError("journal busy")
+        await inbox(topic, payload, props)
+
+    dropped = sample("gateway_inbound_dropped_total", reason="handler_error")
+    cfg = replace(config(broker.url, "gw-retry", "clearing/+/in"), handler_retry_delay=0.05)
+    with capture_logs() as logs:
+        async with running(cfg, handler):
+            await _publish(broker, "clearing/beps/in", b"settle", ("MsgTp", "beps.settle"))
+            await inbox.wait_for(1)
+    assert inbox.payloads == [b"settle"]
+    assert sample("gateway_inbound_dropped_total", reason="handler_error") == dropped
+    assert [e["attempt"] for e in logs if e["event"] == "inbound_handler_retry"] == [1]
 
 
 async def test_messages_are_handled_one_at_a_time_in_order(broker: Broker) -> None:
