@@ -56,7 +56,7 @@ class AccountIndex:
 
 
 def _figures_text(f: Figures) -> str:
-    return f"dbt {f.dbt_cnt}/{f.dbt_sum} cdt {f.cdt_cnt}/{f.cdt_sum} net {f.net}"
+    return f"dbt {f.dbt_cnt}/{f.dbt_sum:.2f} cdt {f.cdt_cnt}/{f.cdt_sum:.2f} net {f.net:.2f}"
 
 
 class InboundCorrespondence:

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from gateway.clock import BusinessClock
 from gateway.keys.devpki import DevPki
 from gateway.ops.metrics import REGISTRY
@@ -181,6 +183,11 @@ def _gauge(name: str) -> float | None:
     return REGISTRY.get_sample_value(name)
 
 
+def _mismatches() -> float:
+    found = REGISTRY.get_sample_value("gateway_netting_positions_total", {"outcome": "mismatch"})
+    return found or 0.0
+
+
 async def test_netting_round_nets_then_settles_and_a_mismatch_is_detected(
     tmp_path: Path, dev_pki: DevPki, broker: Broker
 ) -> None:
@@ -218,13 +225,19 @@ async def test_netting_round_nets_then_settles_and_a_mismatch_is_detected(
         assert r.ret_code == "0000"
         await wait_for_state(erp, clock.now(), "NB-4", ["ACKED"])
         await sim.rounds.wait_netted(4)
-        await sim.run_netting_round(skew=Decimal("0.01"))
-        for _ in range(100):
-            if _gauge("gateway_netting_mismatch") == 1:
-                break
-            await asyncio.sleep(0.1)
+        mismatches = _mismatches()
+        with capture_logs() as logs:
+            await sim.run_netting_round(skew=Decimal("0.01"))
+            for _ in range(100):
+                if _gauge("gateway_netting_mismatch") == 1:
+                    break
+                await asyncio.sleep(0.1)
         assert _gauge("gateway_netting_mismatch") == 1
-        before = _gauge('gateway_netting_positions_total{outcome="mismatch"}')
+        assert _mismatches() == mismatches + 1
+        (line,) = [e for e in logs if e["event"] == "netting_mismatch"]
+        # both figures, ours and theirs, for the counterparty (routing.md §5)
+        assert line["cpty"] == "105100000017"
+        assert line["ours"] == "dbt 1/10.00 cdt 0/0.00 net -10.00"
+        assert line["theirs"] == "dbt 1/10.01 cdt 0/0.00 net -10.01"
         assert await wait_for_state(erp, clock.now(), "NB-4", ["ACKED"]) == "ACKED"
-        assert before is None or before >= 1
         await erp.close()
