@@ -4,8 +4,12 @@ It starts a private mosquitto on a free port, runs the real ``gatewayd`` as a
 subprocess on its embedded defaults (plus an overlay that points it at that
 broker, picks free ports and sets a business clock at 10:00 on a working day
 so every engine is open), plays the clearing systems with the clearing
-simulator and a few corporate ERP clients, and ends with a summary per
-engine: sent, settled, rejected with reasons.
+simulator (BEPS netting rounds every 3 s, then settlement notices) and the
+core banking system with the core simulator, drives a few corporate ERP
+clients, and ends with a summary per engine: sent, settled, rejected with
+reasons.  Its second half (:mod:`gateway.sim.demo_tour`) is correspondence:
+BAL, an inquiry and its reply, incoming credits (one matching, one into
+suspense with an automatic inquiry) and another bank's inquiry answered.
 """
 
 from __future__ import annotations
