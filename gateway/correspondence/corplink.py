@@ -7,7 +7,8 @@
   transaction, then publishes it.  The response's ``GwRef`` is the InqId the
   ``REPLY`` notification will quote; its Body is the payment's Status.
 - ``RPLY`` answers an inquiry this corporate received (an ``INQUIRY``
-  notification's InqId) with a ``ccms.315``, journaled the same way.
+  notification's InqId) with a ``ccms.315``, journaled the same way and
+  sent back on the clearing link the ``ccms.314`` arrived on (clearing.md §2).
 - ``BAL`` asks the core banking system; no answer within ``core.timeout``
   is 6001 (clearing.md §5).
 
@@ -28,6 +29,7 @@ from gateway.errors import GatewayError, RetCode
 from gateway.journal.records import (
     AcceptOutcome,
     InquiryDirection,
+    InquiryRecord,
     InquiryState,
     NewInquiry,
     RequestRecord,
@@ -132,6 +134,7 @@ class CorplinkCorrespondence:
             corp_id=head.corp_id,
             msg_id=inq.orig_msg_id,
             seq_no=ref.seq_no,
+            engine=ref.engine,
         )
         outcome = await self._store.open_inquiry(new_request(req, now), inquiry, out)
         if not outcome.created:
@@ -153,13 +156,9 @@ class CorplinkCorrespondence:
             raise GatewayError(RetCode.UNKNOWN_TRNCODE, f"no inquiry {rp.inq_id} for this CorpId")
         if found.state is InquiryState.REPLIED:
             raise GatewayError(RetCode.UNKNOWN_TRNCODE, f"inquiry {rp.inq_id} already answered")
-        engine = None
-        if found.msg_id is not None:
-            ref = await self._store.item_ref(head.corp_id, found.msg_id, found.seq_no)
-            engine = ref.engine if ref is not None else None
         out = await self._outbox.build(
             MSG_TP_REPLY,
-            engine or found_engine(found.counterparty),
+            await self._reply_engine(head.corp_id, found),
             found.counterparty,
             (rp.inq_id, rp.text),
             now,
@@ -183,6 +182,20 @@ class CorplinkCorrespondence:
         log.info("reply_sent", inq_id=rp.inq_id, out_msg_id=out.msg_id)
         assert outcome.record is not None  # noqa: S101 - created implies a record
         return ok_response(req, now, outcome.record.gw_ref, ret_msg="reply sent")
+
+    async def _reply_engine(self, corp_id: str, found: InquiryRecord) -> Engine:
+        """The link a ccms.315 goes out on: the one its ccms.314 arrived on (clearing.md §2).
+
+        An inquiry journaled before migration 6 has no engine: then the link of
+        the payment it asks about, else :func:`found_engine`.
+        """
+        if found.engine is not None:
+            return found.engine
+        if found.msg_id is not None:
+            ref = await self._store.item_ref(corp_id, found.msg_id, found.seq_no)
+            if ref is not None and ref.engine is not None:
+                return ref.engine
+        return found_engine(found.counterparty)
 
     # -- BAL ----------------------------------------------------------------
     async def balance(self, req: Request, q: BalanceQuery, now: datetime) -> Response:

@@ -111,6 +111,7 @@ class CreditChecker:
             orgnl_msg_id=c.msg_id,
             orgnl_tx_id=c.tx_id,
             credit_ref=c.gw_ref,
+            engine=c.engine,
         )
         if await self._store.suspend_credit(c.gw_ref, now, inquiry, out):
             self._outbox.send_soon(out)

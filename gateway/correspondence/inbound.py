@@ -82,7 +82,7 @@ class InboundCorrespondence:
         elif msg.settlement is not None:
             await self._settlement(msg.settlement, now)
         elif msg.inquiry is not None:
-            await self._inquiry(msg, now)
+            await self._inquiry(msg, engine, now)
         elif msg.reply is not None:
             rec = await self._store.receive_reply(msg.reply.inq_id, msg.reply.text, now)
             metrics.INQUIRIES.labels("in", "reply" if rec is not None else "reply_unknown").inc()
@@ -145,7 +145,9 @@ class InboundCorrespondence:
             items=out.items_settled,
         )
 
-    async def _inquiry(self, msg: InboundClearing, now: datetime) -> None:
+    async def _inquiry(self, msg: InboundClearing, engine: Engine | None, now: datetime) -> None:
+        """Journal a ccms.314 with the link it arrived on: the ccms.315 answering it goes
+        back on that link (clearing.md §2), whatever the payment or credit asked about."""
         doc = msg.inquiry
         assert doc is not None  # noqa: S101
         if not CORPLINK_INQ_ID.fullmatch(doc.inq_id):
@@ -164,6 +166,7 @@ class InboundCorrespondence:
                 created_at=now,
                 orgnl_msg_id=doc.orgnl_msg_id,
                 orgnl_tx_id=doc.orgnl_tx_id,
+                engine=engine,
             )
         )
         if rec is None:

@@ -12,9 +12,11 @@ items, each with its ``transitions``), ``outbound`` lines (``payload_b64``),
 lines (their table's columns; ``amount_fen`` as ``amount``, a notification's
 ``kind`` as ``notice_kind``, a round's ``*_fen`` as ``*_sum``: the column
 lists are in :mod:`gateway.journal.retention_tables`) and ``daily_total``
-lines.  Format 1 is format 2 without the four new kinds.  Instants are ISO
-8601 in Asia/Shanghai with microseconds, work dates ISO dates, amounts
-decimal strings.  The name is
+lines.  Format 1 is format 2 without the four new kinds.  An ``inquiry``
+line's ``engine`` (journal migration 6) is optional: lines written before
+it have none and read back with ``engine`` None, so the format stays 2.
+Instants are ISO 8601 in Asia/Shanghai with microseconds, work dates ISO
+dates, amounts decimal strings.  The name is
 ``journal-<first day>-<last day>-<content hash>.jsonl.gz``: the dates of the
 records inside (a request's received date, a notification's time, ...).
 
@@ -413,6 +415,7 @@ def _inquiry(d: dict[str, Any]) -> ArchivedInquiry:
         orgnl_msg_id=d["orgnl_msg_id"], orgnl_tx_id=d["orgnl_tx_id"],
         request_msg_id=d["request_msg_id"], reply_text=d["reply_text"],
         replied_at=_opt_at(d["replied_at"]), out_msg_id=d["out_msg_id"],
+        engine=None if d.get("engine") is None else Engine(d["engine"]),
     )  # fmt: skip
 
 

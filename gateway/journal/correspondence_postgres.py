@@ -117,8 +117,9 @@ _FIND_INQUIRY = (
 )
 _INSERT_INQUIRY = """
 INSERT INTO inquiries (direction, inq_id, state, counterparty, text, created_at, corp_id, msg_id,
-                       seq_no, credit_ref, orgnl_msg_id, orgnl_tx_id, request_msg_id, out_msg_id)
-VALUES ($1, $2, 'OPEN', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                       seq_no, credit_ref, orgnl_msg_id, orgnl_tx_id, request_msg_id, out_msg_id,
+                       engine)
+VALUES ($1, $2, 'OPEN', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 ON CONFLICT (direction, inq_id) DO NOTHING
 RETURNING inq_id
 """
@@ -624,6 +625,7 @@ async def _insert_inquiry(
         inquiry.direction.value, inquiry.inq_id, inquiry.counterparty, inquiry.text,
         pg.aware(inquiry.created_at), corp_id, msg_id, seq_no, credit_ref, inquiry.orgnl_msg_id,
         inquiry.orgnl_tx_id, request_msg_id, out_msg_id,
+        None if inquiry.engine is None else inquiry.engine.value,
     )  # fmt: skip
     if inserted is None and not on_conflict_nothing:
         raise ValueError(f"inquiry {inquiry.inq_id} is already journaled")

@@ -50,7 +50,7 @@ NOTICE_COLUMNS: Final = ", ".join(("ntfy_id", "kind", "at", *NOTICE_FIELDS))
 this order: ``Notice``'s own field order, with ``amount_fen`` for its ``amount``."""
 INQUIRY_COLUMNS: Final = (
     "inq_id, direction, state, counterparty, text, created_at, corp_id, msg_id, seq_no,"
-    " credit_ref, orgnl_msg_id, orgnl_tx_id, request_msg_id, reply_text, replied_at"
+    " credit_ref, orgnl_msg_id, orgnl_tx_id, request_msg_id, reply_text, replied_at, engine"
 )
 """What :func:`inquiry_of` reads."""
 CREDIT_COLUMNS: Final = (
@@ -148,7 +148,7 @@ def inquiry_of(row: Row, dec: Decoding) -> InquiryRecord:
     return InquiryRecord(**{
         **d, "direction": InquiryDirection(d["direction"]), "state": InquiryState(d["state"]),
         "created_at": dec.instant(d["created_at"]),
-        "replied_at": _opt(dec.instant, d["replied_at"]),
+        "replied_at": _opt(dec.instant, d["replied_at"]), "engine": _ENGINES[d["engine"]],
     })  # fmt: skip
 
 

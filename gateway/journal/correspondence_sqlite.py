@@ -576,10 +576,11 @@ def _insert_inquiry(
         conn.execute(
             "INSERT INTO inquiries (direction, inq_id, state, counterparty, text, created_at,"
             " corp_id, msg_id, seq_no, credit_ref, orgnl_msg_id, orgnl_tx_id, request_msg_id,"
-            " out_msg_id) VALUES (?, ?, 'OPEN', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " out_msg_id, engine) VALUES (?, ?, 'OPEN', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (inquiry.direction.value, inquiry.inq_id, inquiry.counterparty, inquiry.text,
              to_micros(inquiry.created_at), corp_id, msg_id, seq_no, credit_ref,
-             inquiry.orgnl_msg_id, inquiry.orgnl_tx_id, request_msg_id, out_msg_id),
+             inquiry.orgnl_msg_id, inquiry.orgnl_tx_id, request_msg_id, out_msg_id,
+             None if inquiry.engine is None else inquiry.engine.value),
         )  # fmt: skip
     except sqlite3.IntegrityError as exc:
         raise ValueError(f"inquiry {inquiry.inq_id} is already journaled") from exc

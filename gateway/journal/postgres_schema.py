@@ -575,7 +575,13 @@ CREATE INDEX credits_final ON incoming_credits (received_at, gw_ref)
 CREATE INDEX outbound_acked ON outbound (created_at, msg_id) WHERE state = 'ACKED';
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+_V6 = """
+-- the clearing link an inquiry travels on (clearing.md §2), as schema.py's version 6: an IN
+-- inquiry's ccms.315 goes back on the link its ccms.314 arrived on; older rows stay NULL.
+ALTER TABLE inquiries ADD COLUMN engine text CHECK (engine IN ('INTRA', 'HVPS', 'BEPS'));
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 """``MIGRATIONS[n]`` takes a database from version n to n + 1.  Append, never edit."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

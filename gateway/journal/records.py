@@ -270,6 +270,13 @@ class NewInquiry:
     ``credit_ref`` instead); ``counterparty`` is the participant asked.
     IN: ``orgnl_msg_id``/``orgnl_tx_id`` as received; the store finds the
     corporate (our item's payer, or the incoming credit's enrolled owner).
+
+    ``engine`` is the clearing link the inquiry travels on: OUT, the link of
+    the payment or credit asked about (our ccms.314 went out on it); IN, the
+    link the ccms.314 arrived on, where the ccms.315 answering it goes back
+    (clearing.md §2: ``{prefix}/{engine}/in`` → ``{prefix}/{engine}/out``).
+    None only where the topic named no engine (and for rows journaled before
+    migration 6).
     """
 
     inq_id: str
@@ -283,6 +290,7 @@ class NewInquiry:
     msg_id: str | None = None
     seq_no: int | None = None
     credit_ref: str | None = None
+    engine: Engine | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +310,7 @@ class InquiryRecord:
     request_msg_id: str | None  # OUT: the INQ request's MsgId; IN: the answering RPLY's
     reply_text: str | None
     replied_at: datetime | None
+    engine: Engine | None  # the link it travels on (NewInquiry); None: journaled before v6
 
 
 class CreditState(str, Enum):

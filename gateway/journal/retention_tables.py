@@ -146,7 +146,8 @@ TABLES: Final = (
          ("seq_no", "seq_no", _same), ("credit_ref", "credit_ref", _same),
          ("orgnl_msg_id", "orgnl_msg_id", _same), ("orgnl_tx_id", "orgnl_tx_id", _same),
          ("request_msg_id", "request_msg_id", _same), ("out_msg_id", "out_msg_id", _same),
-         ("reply_text", "reply_text", _same), ("replied_at", "replied_at", instant_text)),
+         ("reply_text", "reply_text", _same), ("replied_at", "replied_at", instant_text),
+         ("engine", "engine", _same)),
         "created_at < {b}", by_day=False, day_of="created_at", since="created_at",
     ),
     # final states only: a CHECKING credit is still waiting for the core (clearing.md §6)

@@ -568,7 +568,14 @@ CREATE INDEX credits_final ON incoming_credits (received_at, gw_ref)
 CREATE INDEX outbound_acked ON outbound (created_at, msg_id) WHERE state = 'ACKED';
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+_V6 = """
+-- the clearing link an inquiry travels on (clearing.md §2): an IN inquiry's ccms.315 goes
+-- back on the link its ccms.314 arrived on.  Rows from before stay NULL: the reply then
+-- falls back to the payment's engine, else the counterparty's (gateway.correspondence).
+ALTER TABLE inquiries ADD COLUMN engine TEXT;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 """``MIGRATIONS[n]`` takes ``user_version`` n to n + 1.  Append, never edit."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

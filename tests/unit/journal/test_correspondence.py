@@ -395,6 +395,66 @@ async def test_receive_reply_notifies_once(store: JournalStore) -> None:
     assert await store.receive_reply("IQ-unknown", "x", at(62)) is None
 
 
+# -- the link an inquiry travels on (migration 6, clearing.md §2) ---------------------------
+
+
+async def test_an_out_inquiry_keeps_the_link_of_its_payment(store: JournalStore) -> None:
+    await store.accept(request("pay-1"))
+    ours = replace(out_inquiry("IQ1"), engine=Engine.HVPS)
+    assert (await store.open_inquiry(bare("inq-1"), ours, message("Q1"))).created
+    found = await store.find_inquiry("IQ1", InquiryDirection.OUT)
+    assert found is not None and found.engine is Engine.HVPS
+    assert await store.inquiry_for_request(CORP, "inq-1") == found
+    replied = await store.receive_reply("IQ1", "funds returned", at(60))
+    assert replied is not None and replied.engine is Engine.HVPS
+    assert await store.find_inquiry("IQ1", InquiryDirection.OUT) == replied
+
+
+async def test_an_in_inquiry_keeps_the_link_it_arrived_on(store: JournalStore) -> None:
+    ref = (await store.accept(request("pay-1"))).record
+    assert ref is not None
+    await store.receive_credit(credit("GI1", "T-1", engine=Engine.HVPS, sender=HVPS_RCVR))
+    # about our HVPS payment, asked on the bank's INTRA link: INTRA is where it came from
+    about_payment = replace(in_inquiry("B-IQ-1", ref.gw_ref), engine=Engine.INTRA)
+    got = await store.receive_inquiry(about_payment)
+    assert got is not None and got.engine is Engine.INTRA
+    # a re-delivery on another link is the same inquiry: the first link stays
+    again = await store.receive_inquiry(replace(about_payment, engine=Engine.BEPS))
+    assert again == got
+    # about an incoming HVPS credit, asked on HVPS
+    about_credit = replace(in_inquiry("B-IQ-2", "T-1", sender=HVPS_RCVR), engine=Engine.HVPS)
+    credit_inq = await store.receive_inquiry(about_credit)
+    assert credit_inq is not None
+    assert (credit_inq.credit_ref, credit_inq.engine) == ("GI1", Engine.HVPS)
+    # answering it changes its state, not its link
+    outcome = await store.answer_inquiry(
+        bare("rply-1", "RPLY", seconds=40), "B-IQ-2", "payee confirmed", message("R1", "ccms.315")
+    )
+    assert outcome.created
+    answered = await store.find_inquiry("B-IQ-2", InquiryDirection.IN)
+    assert answered is not None
+    assert (answered.state, answered.engine) == (InquiryState.REPLIED, Engine.HVPS)
+    # a topic that named no engine: journaled without one
+    await store.receive_credit(credit("GI2", "T-2"))
+    unnamed = await store.receive_inquiry(in_inquiry("B-IQ-3", "T-2"))
+    assert unnamed is not None and unnamed.engine is None
+    found = await store.find_inquiry("B-IQ-3", InquiryDirection.IN)
+    assert found is not None and found.engine is None
+
+
+async def test_the_automatic_inquiry_keeps_the_link_of_its_credit(store: JournalStore) -> None:
+    await store.receive_credit(credit("GI1", "T-1", engine=Engine.INTRA, sender=HVPS_RCVR))
+    auto = NewInquiry(
+        inq_id="IQ20261127000001", direction=InquiryDirection.OUT, counterparty=HVPS_RCVR,
+        text="creditor account unknown", created_at=at(20), orgnl_msg_id="M-T-1",
+        orgnl_tx_id="T-1", credit_ref="GI1", engine=Engine.INTRA,
+    )  # fmt: skip
+    assert await store.suspend_credit("GI1", at(20), auto, message("Q1"))
+    found = await store.find_inquiry("IQ20261127000001", InquiryDirection.OUT)
+    assert found is not None
+    assert (found.credit_ref, found.engine) == ("GI1", Engine.INTRA)
+
+
 # -- incoming credits -------------------------------------------------------------------
 
 
