@@ -48,17 +48,22 @@ from gateway.journal import schema
 from gateway.journal.correspondence_rows import (
     CREDIT_COLUMNS,
     INQUIRY_COLUMNS,
+    INQUIRY_INSERT_COLUMNS,
     NOTICE_COLUMNS,
     NOTICE_FIELDS,
     ROUND_COLUMNS,
     SETTLE_CHUNK,
     Decoding,
+    InquiryLinks,
+    asked_links,
     credit_of,
     inquiry_of,
+    inquiry_params,
     item_ref_of,
     ledger_figures,
     notices_of,
     recorded_outcome,
+    suspense_links,
 )
 from gateway.journal.records import (
     AcceptOutcome,
@@ -115,14 +120,12 @@ _FIND_INQUIRY = (
     f"SELECT {INQUIRY_COLUMNS} FROM inquiries"  # noqa: S608 (constant fragments)
     " WHERE direction = $1 AND inq_id = $2"
 )
-_INSERT_INQUIRY = """
-INSERT INTO inquiries (direction, inq_id, state, counterparty, text, created_at, corp_id, msg_id,
-                       seq_no, credit_ref, orgnl_msg_id, orgnl_tx_id, request_msg_id, out_msg_id,
-                       engine)
+_INSERT_INQUIRY = f"""
+INSERT INTO inquiries ({INQUIRY_INSERT_COLUMNS})
 VALUES ($1, $2, 'OPEN', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 ON CONFLICT (direction, inq_id) DO NOTHING
 RETURNING inq_id
-"""
+"""  # noqa: S608 (constant fragments)
 _INSERT_CREDIT = """
 INSERT INTO incoming_credits (gw_ref, engine, msg_id, tx_id, end_to_end_id, sender, work_date,
                               debtor_acct, debtor_name, debtor_bank, creditor_acct,
@@ -256,16 +259,7 @@ class PostgresCorrespondence:
             record = await _insert_request(conn, request, self.node)
             if isinstance(record, AcceptOutcome):
                 return record
-            await _insert_inquiry(
-                conn,
-                inquiry,
-                corp_id=request.corp_id,
-                msg_id=inquiry.msg_id,
-                seq_no=inquiry.seq_no,
-                credit_ref=inquiry.credit_ref,
-                request_msg_id=request.msg_id,
-                out_msg_id=outbound.msg_id,
-            )
+            await _insert_inquiry(conn, inquiry, asked_links(request, inquiry, outbound))
             await _insert_outbound(conn, outbound, self.node)
         return AcceptOutcome(created=True, record=record)
 
@@ -336,17 +330,8 @@ class PostgresCorrespondence:
                 if credit is None:
                     return None
                 corp_id, credit_ref = credit["corp_id"], credit["gw_ref"]
-            inserted = await _insert_inquiry(
-                conn,
-                inquiry,
-                corp_id=corp_id,
-                msg_id=msg_id,
-                seq_no=seq_no,
-                credit_ref=credit_ref,
-                request_msg_id=None,
-                out_msg_id=None,
-                on_conflict_nothing=True,
-            )
+            links = InquiryLinks(corp_id, msg_id, seq_no, credit_ref)
+            inserted = await _insert_inquiry(conn, inquiry, links, on_conflict_nothing=True)
             if inserted and corp_id is not None:
                 await lock_notices(conn, [corp_id])
                 await _notify(
@@ -469,16 +454,7 @@ class PostgresCorrespondence:
             )
             if moved is None:
                 return False
-            await _insert_inquiry(
-                conn,
-                inquiry,
-                corp_id=inquiry.corp_id,
-                msg_id=inquiry.msg_id,
-                seq_no=inquiry.seq_no,
-                credit_ref=gw_ref,
-                request_msg_id=None,
-                out_msg_id=outbound.msg_id,
-            )
+            await _insert_inquiry(conn, inquiry, suspense_links(inquiry, gw_ref, outbound))
             await _insert_outbound(conn, outbound, self.node)
         return True
 
@@ -607,26 +583,11 @@ async def _insert_request(
 
 
 async def _insert_inquiry(
-    conn: Conn,
-    inquiry: NewInquiry,
-    *,
-    corp_id: str | None,
-    msg_id: str | None,
-    seq_no: int | None,
-    credit_ref: str | None,
-    request_msg_id: str | None,
-    out_msg_id: str | None,
-    on_conflict_nothing: bool = False,
+    conn: Conn, inquiry: NewInquiry, links: InquiryLinks, *, on_conflict_nothing: bool = False
 ) -> bool:
     """Insert an inquiry (OPEN); a taken (direction, InqId) is ``ValueError``, or
     False with ``on_conflict_nothing``."""
-    inserted = await conn.fetchval(
-        _INSERT_INQUIRY,
-        inquiry.direction.value, inquiry.inq_id, inquiry.counterparty, inquiry.text,
-        pg.aware(inquiry.created_at), corp_id, msg_id, seq_no, credit_ref, inquiry.orgnl_msg_id,
-        inquiry.orgnl_tx_id, request_msg_id, out_msg_id,
-        None if inquiry.engine is None else inquiry.engine.value,
-    )  # fmt: skip
+    inserted = await conn.fetchval(_INSERT_INQUIRY, *inquiry_params(inquiry, links, pg.aware))
     if inserted is None and not on_conflict_nothing:
         raise ValueError(f"inquiry {inquiry.inq_id} is already journaled")
     return inserted is not None

@@ -29,6 +29,9 @@ from gateway.journal.records import (
     InquiryState,
     ItemRef,
     NettingOutcome,
+    NewInquiry,
+    NewOutbound,
+    NewRequest,
 )
 from gateway.model import Engine, Notice, NoticeKind, State
 
@@ -175,6 +178,71 @@ def recorded_outcome(row: Row) -> NettingOutcome:
     )
 
 
+@dataclass(frozen=True)
+class InquiryLinks:
+    """What an inquiry row points at besides the inquiry: the corporate and payment
+    (or incoming credit) it is about, and the messages that carried it.
+
+    Each of the three ways an inquiry is journaled fills them in its own way
+    (:func:`asked_links`, :func:`suspense_links`, and a received ccms.314's
+    lookup); both backends insert exactly these (:func:`inquiry_params`).
+    """
+
+    corp_id: str | None
+    msg_id: str | None
+    seq_no: int | None
+    credit_ref: str | None
+    request_msg_id: str | None = None
+    """The corporate's INQ request, for an inquiry it asked for."""
+    out_msg_id: str | None = None
+    """Our ccms.314 carrying an OUT inquiry."""
+
+
+def asked_links(request: NewRequest, inquiry: NewInquiry, outbound: NewOutbound) -> InquiryLinks:
+    """An OUT inquiry a corporate asked for with INQ (corplink.md §4), sent as ``outbound``."""
+    return InquiryLinks(
+        corp_id=request.corp_id,
+        msg_id=inquiry.msg_id,
+        seq_no=inquiry.seq_no,
+        credit_ref=inquiry.credit_ref,
+        request_msg_id=request.msg_id,
+        out_msg_id=outbound.msg_id,
+    )
+
+
+def suspense_links(inquiry: NewInquiry, gw_ref: str, outbound: NewOutbound) -> InquiryLinks:
+    """The automatic OUT inquiry about incoming credit ``gw_ref`` put in suspense
+    (clearing.md §6), sent as ``outbound``."""
+    return InquiryLinks(
+        corp_id=inquiry.corp_id,
+        msg_id=inquiry.msg_id,
+        seq_no=inquiry.seq_no,
+        credit_ref=gw_ref,
+        out_msg_id=outbound.msg_id,
+    )
+
+
+INQUIRY_INSERT_COLUMNS: Final = (
+    "direction, inq_id, state, counterparty, text, created_at, corp_id, msg_id, seq_no,"
+    " credit_ref, orgnl_msg_id, orgnl_tx_id, request_msg_id, out_msg_id, engine"
+)
+"""What an inserted inquiry fills: ``state`` is the literal ``'OPEN'``, the rest
+:func:`inquiry_params` in this order."""
+
+
+def inquiry_params(
+    inquiry: NewInquiry, links: InquiryLinks, instant: Callable[[datetime], object]
+) -> tuple[object, ...]:
+    """An inquiry's insert parameters (``INQUIRY_INSERT_COLUMNS`` but ``state``);
+    ``instant`` stores ``created_at`` the backend's way."""
+    return (
+        inquiry.direction.value, inquiry.inq_id, inquiry.counterparty, inquiry.text,
+        instant(inquiry.created_at), links.corp_id, links.msg_id, links.seq_no,
+        links.credit_ref, inquiry.orgnl_msg_id, inquiry.orgnl_tx_id, links.request_msg_id,
+        links.out_msg_id, None if inquiry.engine is None else inquiry.engine.value,
+    )  # fmt: skip
+
+
 def ledger_figures(items: Iterable[Row], credits: Iterable[Row]) -> Figures:
     """Our side of a position from the ledger's rows: items (``biz_type``, ``amount_fen``)
     and incoming credits (``amount_fen``), as :func:`schema.ledger_figures` counts them."""
@@ -186,15 +254,20 @@ def ledger_figures(items: Iterable[Row], credits: Iterable[Row]) -> Figures:
 __all__ = [
     "CREDIT_COLUMNS",
     "INQUIRY_COLUMNS",
+    "INQUIRY_INSERT_COLUMNS",
     "NOTICE_COLUMNS",
     "NOTICE_FIELDS",
     "ROUND_COLUMNS",
     "SETTLE_CHUNK",
     "Decoding",
+    "InquiryLinks",
+    "asked_links",
     "credit_of",
     "inquiry_of",
+    "inquiry_params",
     "item_ref_of",
     "ledger_figures",
     "notices_of",
     "recorded_outcome",
+    "suspense_links",
 ]

@@ -40,17 +40,22 @@ from gateway.journal import schema
 from gateway.journal.correspondence_rows import (
     CREDIT_COLUMNS,
     INQUIRY_COLUMNS,
+    INQUIRY_INSERT_COLUMNS,
     NOTICE_COLUMNS,
     NOTICE_FIELDS,
     ROUND_COLUMNS,
     SETTLE_CHUNK,
     Decoding,
+    InquiryLinks,
+    asked_links,
     credit_of,
     inquiry_of,
+    inquiry_params,
     item_ref_of,
     ledger_figures,
     notices_of,
     recorded_outcome,
+    suspense_links,
 )
 from gateway.journal.records import (
     AcceptOutcome,
@@ -166,16 +171,7 @@ class SqliteCorrespondence:
             if row is not None:
                 return AcceptOutcome(created=False, record=schema.request_record(row))
             record = _insert_request(conn, request, node)
-            _insert_inquiry(
-                conn,
-                inquiry,
-                corp_id=request.corp_id,
-                msg_id=inquiry.msg_id,
-                seq_no=inquiry.seq_no,
-                credit_ref=inquiry.credit_ref,
-                request_msg_id=request.msg_id,
-                out_msg_id=outbound.msg_id,
-            )
+            _insert_inquiry(conn, inquiry, asked_links(request, inquiry, outbound))
             _insert_outbound(conn, outbound)
             return AcceptOutcome(created=True, record=record)
 
@@ -255,16 +251,7 @@ class SqliteCorrespondence:
                 if credit is None:
                     return None
                 corp_id, credit_ref = credit
-            _insert_inquiry(
-                conn,
-                inquiry,
-                corp_id=corp_id,
-                msg_id=msg_id,
-                seq_no=seq_no,
-                credit_ref=credit_ref,
-                request_msg_id=None,
-                out_msg_id=None,
-            )
+            _insert_inquiry(conn, inquiry, InquiryLinks(corp_id, msg_id, seq_no, credit_ref))
             if corp_id is not None:
                 _notify(
                     conn, corp_id, NoticeKind.INQUIRY, at,
@@ -398,16 +385,7 @@ class SqliteCorrespondence:
             ).fetchone()
             if row is None:
                 return False
-            _insert_inquiry(
-                conn,
-                inquiry,
-                corp_id=inquiry.corp_id,
-                msg_id=inquiry.msg_id,
-                seq_no=inquiry.seq_no,
-                credit_ref=gw_ref,
-                request_msg_id=None,
-                out_msg_id=outbound.msg_id,
-            )
+            _insert_inquiry(conn, inquiry, suspense_links(inquiry, gw_ref, outbound))
             _insert_outbound(conn, outbound)
             return True
 
@@ -561,27 +539,13 @@ def _insert_request(conn: sqlite3.Connection, request: NewRequest, node: str) ->
     return request.record(ref, from_micros(received))
 
 
-def _insert_inquiry(
-    conn: sqlite3.Connection,
-    inquiry: NewInquiry,
-    *,
-    corp_id: str | None,
-    msg_id: str | None,
-    seq_no: int | None,
-    credit_ref: str | None,
-    request_msg_id: str | None,
-    out_msg_id: str | None,
-) -> None:
+def _insert_inquiry(conn: sqlite3.Connection, inquiry: NewInquiry, links: InquiryLinks) -> None:
     try:
         conn.execute(
-            "INSERT INTO inquiries (direction, inq_id, state, counterparty, text, created_at,"
-            " corp_id, msg_id, seq_no, credit_ref, orgnl_msg_id, orgnl_tx_id, request_msg_id,"
-            " out_msg_id, engine) VALUES (?, ?, 'OPEN', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (inquiry.direction.value, inquiry.inq_id, inquiry.counterparty, inquiry.text,
-             to_micros(inquiry.created_at), corp_id, msg_id, seq_no, credit_ref,
-             inquiry.orgnl_msg_id, inquiry.orgnl_tx_id, request_msg_id, out_msg_id,
-             None if inquiry.engine is None else inquiry.engine.value),
-        )  # fmt: skip
+            f"INSERT INTO inquiries ({INQUIRY_INSERT_COLUMNS})"  # noqa: S608 (constant)
+            " VALUES (?, ?, 'OPEN', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            inquiry_params(inquiry, links, to_micros),
+        )
     except sqlite3.IntegrityError as exc:
         raise ValueError(f"inquiry {inquiry.inq_id} is already journaled") from exc
 

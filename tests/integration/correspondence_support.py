@@ -19,15 +19,11 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from lxml import etree
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -38,6 +34,7 @@ from gateway.keys.xmldsig import SigningKey, sign_enveloped
 from gateway.ops.metrics import REGISTRY
 from gateway.sim.erp import ErpClient, Notification
 from gateway.testing import Broker
+from tests.certs import self_signed_key
 
 SIM_PARTICIPANT = "000000000000"
 """The clearing simulator's own participant code (ClearingSimConfig.participant)."""
@@ -106,20 +103,7 @@ class StepClock:
 
 def unknown_signer(common_name: str = "Not The Clearing System") -> SigningKey:
     """A P-256 key with a self-signed certificate valid now: well-formed, never pinned."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return SigningKey(key, (cert,))
+    return self_signed_key(common_name, valid=timedelta(days=1))
 
 
 _SEQ = [int(time.time()) % 100_000 * 100_000 + 50_000]

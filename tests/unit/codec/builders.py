@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from gateway.clock import SHANGHAI
@@ -17,6 +13,7 @@ from gateway.codec.xmlparse import parse_body
 from gateway.keys.xmldsig import SigningKey
 from gateway.model import Engine, Notice, NoticeKind, Request, Response, State
 from gateway.paths import data_root
+from tests.certs import self_signed_key
 
 SAMPLES = data_root() / "codecs" / "samples"
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -215,17 +212,4 @@ def assert_valid(schema: etree.XMLSchema, root: etree._Element) -> None:
 
 def self_signed(common_name: str = "gateway") -> SigningKey:
     """A P-256 key with a self-signed certificate valid around now, for signing in tests."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(hours=1))
-        .sign(key, hashes.SHA256())
-    )
-    return SigningKey(key, (cert,))
+    return self_signed_key(common_name, valid=timedelta(hours=1))

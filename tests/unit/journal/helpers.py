@@ -1,11 +1,18 @@
-"""Builders for journal test data: requests, items, times."""
+"""Builders for journal test data: requests, items, times, journals of older releases."""
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import pytest
 
 from gateway.clock import SHANGHAI
+from gateway.journal import postgres_schema, schema
 from gateway.journal.records import DailyLimit, NewItem, NewRequest
 from gateway.model import BizType, Engine, Priority, State
 
@@ -109,3 +116,70 @@ INVALID_REQUESTS = [
 #: An amount beyond a 64-bit count of fen: refused with ``ValueError`` by both stores.
 BEYOND_BIGINT = request("v", item(amount="1E+30"))
 INVALID_REQUESTS.append(BEYOND_BIGINT)
+
+
+# -- journals as an older release left them (migration tests) ---------------------------
+
+
+def journal_of(backend: str, request: pytest.FixtureRequest) -> Path | str:
+    """The test's journal: the SQLite file, or the DSN of the PostgreSQL schema."""
+    if backend == "sqlite":
+        path: Path = request.getfixturevalue("db_path")
+        return path
+    dsn: str = request.getfixturevalue("dsn")
+    return dsn
+
+
+async def build_journal_at(
+    journal: Path | str,
+    version: int,
+    *,
+    sqlite_rows: Callable[[sqlite3.Connection], None],
+    pg_rows: Callable[[asyncpg.Connection], Awaitable[None]],
+) -> None:
+    """Build ``journal`` as the release at schema ``version`` left it: its first
+    ``version`` migrations, then the caller's rows, in one transaction."""
+    if isinstance(journal, Path):
+        conn = sqlite3.connect(journal, isolation_level=None)
+        try:
+            conn.executescript(
+                "BEGIN;\n"
+                + "\n".join(schema.MIGRATIONS[:version])
+                + f"\nPRAGMA user_version = {version};\nCOMMIT;"
+            )
+            sqlite_rows(conn)
+        finally:
+            conn.close()
+        return
+    sql = await asyncpg.connect(journal)
+    try:
+        async with sql.transaction():
+            await sql.execute(postgres_schema._VERSION_TABLE)
+            for number, migration in enumerate(postgres_schema.MIGRATIONS[:version], start=1):
+                await sql.execute(migration)
+                await sql.execute(
+                    "INSERT INTO schema_version (version, node) VALUES ($1, 'A')", number
+                )
+            await pg_rows(sql)
+    finally:
+        await sql.close()
+
+
+async def version_and_names(
+    journal: Path | str, *, sqlite_query: str, pg_query: str
+) -> tuple[int, set[str]]:
+    """The journal's schema version and the names its catalogue query lists (first column)."""
+    if isinstance(journal, Path):
+        conn = sqlite3.connect(journal)
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            names = {str(r[0]) for r in conn.execute(sqlite_query)}
+        finally:
+            conn.close()
+        return version, names
+    sql = await asyncpg.connect(journal)
+    try:
+        version = int(await sql.fetchval("SELECT max(version) FROM schema_version"))
+        return version, {str(r[0]) for r in await sql.fetch(pg_query)}
+    finally:
+        await sql.close()

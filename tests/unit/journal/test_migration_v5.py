@@ -21,6 +21,7 @@ from gateway.journal import postgres_schema, schema
 from gateway.model import NoticeKind
 
 from .conftest import StoreFactory
+from .helpers import build_journal_at, journal_of, version_and_names
 
 AT = datetime(2025, 7, 15, 10, 0, tzinfo=SHANGHAI)
 CORP = "C100000001"
@@ -35,60 +36,29 @@ def test_both_backends_count_the_same_migrations() -> None:
 
 @pytest.fixture
 def journal(backend: str, request: pytest.FixtureRequest) -> Path | str:
-    """The test's journal: the SQLite file, or the DSN of the PostgreSQL schema."""
-    if backend == "sqlite":
-        path: Path = request.getfixturevalue("db_path")
-        return path
-    dsn: str = request.getfixturevalue("dsn")
-    return dsn
+    return journal_of(backend, request)
 
 
 async def _version_4(journal: Path | str) -> None:
     """Build a journal as the release before migration 5 left it, with one notification."""
-    if isinstance(journal, Path):
-        conn = sqlite3.connect(journal, isolation_level=None)
-        try:
-            conn.executescript(
-                "BEGIN;\n"
-                + "\n".join(schema.MIGRATIONS[:4])
-                + "\nPRAGMA user_version = 4;\nCOMMIT;"
-            )
-            conn.execute(
-                _NOTICE.format(p="?, 'CREDIT', ?, 'GI-1', 'old'"), (CORP, schema.to_micros(AT))
-            )
-        finally:
-            conn.close()
-        return
-    sql = await asyncpg.connect(journal)
-    try:
-        async with sql.transaction():
-            await sql.execute(postgres_schema._VERSION_TABLE)
-            for version, migration in enumerate(postgres_schema.MIGRATIONS[:4], start=1):
-                await sql.execute(migration)
-                await sql.execute(
-                    "INSERT INTO schema_version (version, node) VALUES ($1, 'A')", version
-                )
-            await sql.execute(_NOTICE.format(p="$1, 'CREDIT', $2, 'GI-1', 'old'"), CORP, AT)
-    finally:
-        await sql.close()
+
+    def sqlite_rows(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            _NOTICE.format(p="?, 'CREDIT', ?, 'GI-1', 'old'"), (CORP, schema.to_micros(AT))
+        )
+
+    async def pg_rows(sql: asyncpg.Connection) -> None:
+        await sql.execute(_NOTICE.format(p="$1, 'CREDIT', $2, 'GI-1', 'old'"), CORP, AT)
+
+    await build_journal_at(journal, 4, sqlite_rows=sqlite_rows, pg_rows=pg_rows)
 
 
 async def _version_and_indexes(journal: Path | str) -> tuple[int, set[str]]:
-    if isinstance(journal, Path):
-        conn = sqlite3.connect(journal)
-        try:
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            names = {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master")}
-        finally:
-            conn.close()
-        return version, names
-    sql = await asyncpg.connect(journal)
-    try:
-        version = int(await sql.fetchval("SELECT max(version) FROM schema_version"))
-        query = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
-        return version, {str(r["indexname"]) for r in await sql.fetch(query)}
-    finally:
-        await sql.close()
+    return await version_and_names(
+        journal,
+        sqlite_query="SELECT name FROM sqlite_master",
+        pg_query="SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()",
+    )
 
 
 async def test_a_version_4_journal_gains_the_retention_indexes_and_keeps_its_rows(

@@ -36,6 +36,7 @@ from gateway.journal.retention import archive_once
 from gateway.model import Engine, NoticeKind
 
 from .conftest import StoreFactory
+from .helpers import build_journal_at, journal_of, version_and_names
 
 AT = datetime(2025, 7, 15, 10, 0, tzinfo=SHANGHAI)
 CORP = "C100000001"
@@ -55,77 +56,46 @@ def test_both_backends_count_the_same_migrations() -> None:
 
 @pytest.fixture
 def journal(backend: str, request: pytest.FixtureRequest) -> Path | str:
-    """The test's journal: the SQLite file, or the DSN of the PostgreSQL schema."""
-    if backend == "sqlite":
-        path: Path = request.getfixturevalue("db_path")
-        return path
-    dsn: str = request.getfixturevalue("dsn")
-    return dsn
+    return journal_of(backend, request)
 
 
 async def _version_5(journal: Path | str) -> None:
     """Build a journal as the release before migration 6 left it, with one IN inquiry."""
-    if isinstance(journal, Path):
-        conn = sqlite3.connect(journal, isolation_level=None)
-        try:
-            conn.executescript(
-                "BEGIN;\n"
-                + "\n".join(schema.MIGRATIONS[:5])
-                + "\nPRAGMA user_version = 5;\nCOMMIT;"
-            )
-            at = schema.to_micros(AT)
-            conn.execute(
-                _INQUIRY.format(p="'IN', 'SQ-OLD', 'OPEN', ?, 'is it yours?', ?, ?, 'GI-1',"
-                                  " 'M-1', 'T-1'"),
-                (BANK, at, CORP),
-            )  # fmt: skip
-            conn.execute(
-                _NOTICE.format(p="?, 'INQUIRY', ?, 'GI-1', 'SQ-OLD', 'is it yours?'"), (CORP, at)
-            )
-        finally:
-            conn.close()
-        return
-    sql = await asyncpg.connect(journal)
-    try:
-        async with sql.transaction():
-            await sql.execute(postgres_schema._VERSION_TABLE)
-            for version, migration in enumerate(postgres_schema.MIGRATIONS[:5], start=1):
-                await sql.execute(migration)
-                await sql.execute(
-                    "INSERT INTO schema_version (version, node) VALUES ($1, 'A')", version
-                )
-            await sql.execute(
-                _INQUIRY.format(p="'IN', 'SQ-OLD', 'OPEN', $1, 'is it yours?', $2, $3, 'GI-1',"
-                                  " 'M-1', 'T-1'"),
-                BANK, AT, CORP,
-            )  # fmt: skip
-            await sql.execute(
-                _NOTICE.format(p="$1, 'INQUIRY', $2, 'GI-1', 'SQ-OLD', 'is it yours?'"), CORP, AT
-            )
-    finally:
-        await sql.close()
+
+    def sqlite_rows(conn: sqlite3.Connection) -> None:
+        at = schema.to_micros(AT)
+        conn.execute(
+            _INQUIRY.format(p="'IN', 'SQ-OLD', 'OPEN', ?, 'is it yours?', ?, ?, 'GI-1',"
+                              " 'M-1', 'T-1'"),
+            (BANK, at, CORP),
+        )  # fmt: skip
+        conn.execute(
+            _NOTICE.format(p="?, 'INQUIRY', ?, 'GI-1', 'SQ-OLD', 'is it yours?'"), (CORP, at)
+        )
+
+    async def pg_rows(sql: asyncpg.Connection) -> None:
+        await sql.execute(
+            _INQUIRY.format(p="'IN', 'SQ-OLD', 'OPEN', $1, 'is it yours?', $2, $3, 'GI-1',"
+                              " 'M-1', 'T-1'"),
+            BANK, AT, CORP,
+        )  # fmt: skip
+        await sql.execute(
+            _NOTICE.format(p="$1, 'INQUIRY', $2, 'GI-1', 'SQ-OLD', 'is it yours?'"), CORP, AT
+        )
+
+    await build_journal_at(journal, 5, sqlite_rows=sqlite_rows, pg_rows=pg_rows)
 
 
 async def _version_and_columns(journal: Path | str) -> tuple[int, set[str]]:
     """The schema version and the columns of ``inquiries``."""
-    if isinstance(journal, Path):
-        conn = sqlite3.connect(journal)
-        try:
-            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-            names = {str(r[1]) for r in conn.execute("PRAGMA table_info(inquiries)")}
-        finally:
-            conn.close()
-        return version, names
-    sql = await asyncpg.connect(journal)
-    try:
-        version = int(await sql.fetchval("SELECT max(version) FROM schema_version"))
-        query = (
+    return await version_and_names(
+        journal,
+        sqlite_query="SELECT name FROM pragma_table_info('inquiries')",
+        pg_query=(
             "SELECT column_name FROM information_schema.columns"
             " WHERE table_schema = current_schema() AND table_name = 'inquiries'"
-        )
-        return version, {str(r["column_name"]) for r in await sql.fetch(query)}
-    finally:
-        await sql.close()
+        ),
+    )
 
 
 async def test_a_version_5_journal_gains_inquiry_engines_and_keeps_its_rows(

@@ -10,17 +10,16 @@ from __future__ import annotations
 import base64
 import copy
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from gateway.errors import ConfigError, GatewayError, RetCode
@@ -32,6 +31,7 @@ from gateway.keys.xmldsig import (
     verify_enveloped,
     verify_pinned,
 )
+from tests.certs import self_signed_cert
 
 from .docs import (
     ECDSA_SHA256,
@@ -71,18 +71,7 @@ def refuse(root: etree._Element, fragment: str = "") -> GatewayError:
 
 
 def self_signed(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "odd key")])
-    now = datetime.now(UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    return self_signed_cert(key, "odd key", before=timedelta(hours=1), after=timedelta(days=1))
 
 
 def write_pem(tmp_path: Path, name: str, key: object, cert: x509.Certificate) -> tuple[Path, Path]:
