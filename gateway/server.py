@@ -49,6 +49,7 @@ from gateway.net.tls import SwappableContext, server_context
 from gateway.ops import metrics, sdnotify
 from gateway.ops.admin import AdminServer
 from gateway.ops.health import HealthServer, HealthState, Lifecycle
+from gateway.ops.views import VIEWS, journal_view
 from gateway.paths import corplink_schema_path
 from gateway.pipeline import Pipeline, PipelineSettings
 from gateway.routing.calendar import WorkCalendar
@@ -630,4 +631,6 @@ class Gateway:
             }
         if op == "reload":
             return await self.reload()
+        if op in VIEWS:  # read-only journal views for operations (gateway/ops/views.py)
+            return await journal_view(op, cmd, self.store, self.router(), self.clock)
         return {"ok": False, "reason": f"unknown op {op!r}"}

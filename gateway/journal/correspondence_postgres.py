@@ -47,11 +47,14 @@ from gateway.journal import postgres_schema as pg
 from gateway.journal import schema
 from gateway.journal.correspondence_rows import (
     CREDIT_COLUMNS,
+    CREDITS_IN_STATE,
     INQUIRY_COLUMNS,
     INQUIRY_INSERT_COLUMNS,
     NOTICE_COLUMNS,
     NOTICE_FIELDS,
+    OPEN_INQUIRIES_ORDER,
     ROUND_COLUMNS,
+    ROUND_VIEW_COLUMNS,
     SETTLE_CHUNK,
     Decoding,
     InquiryLinks,
@@ -63,6 +66,7 @@ from gateway.journal.correspondence_rows import (
     ledger_figures,
     notices_of,
     recorded_outcome,
+    round_view_of,
     suspense_links,
 )
 from gateway.journal.records import (
@@ -75,6 +79,7 @@ from gateway.journal.records import (
     InquiryState,
     ItemRef,
     NettingOutcome,
+    NettingRoundView,
     NewIncomingCredit,
     NewInquiry,
     NewOutbound,
@@ -541,6 +546,31 @@ class PostgresCorrespondence:
         net = sum(r["our_cdt_fen"] - r["our_dbt_fen"] for r in rounds if r["matched"])
         return SettlementOutcome(
             items_settled=settled, our_net=schema.from_fen(net), rounds_known=bool(rounds)
+        )
+
+    # -- operations views (read only) ---------------------------------------
+    async def credits_in_state(self, state: CreditState, limit: int) -> list[IncomingCredit]:
+        return await self._all(
+            credit_of,
+            f"SELECT {CREDIT_COLUMNS} FROM incoming_credits"  # noqa: S608 (constant fragments)
+            f" WHERE {CREDITS_IN_STATE[state]} ORDER BY received_at, gw_ref LIMIT $1",
+            max(limit, 0),
+        )
+
+    async def open_inquiries(self, limit: int) -> list[InquiryRecord]:
+        return await self._all(
+            inquiry_of,
+            f"SELECT {INQUIRY_COLUMNS} FROM inquiries"  # noqa: S608 (constant fragments)
+            f" WHERE state = 'OPEN' {OPEN_INQUIRIES_ORDER} LIMIT $1",
+            max(limit, 0),
+        )
+
+    async def netting_rounds(self, work_date: object) -> list[NettingRoundView]:
+        return await self._all(
+            round_view_of,
+            f"SELECT {ROUND_VIEW_COLUMNS} FROM netting_rounds"  # noqa: S608 (constant fragments)
+            " WHERE work_date = $1 ORDER BY round, counterparty",
+            pg.work_day(work_date),
         )
 
 

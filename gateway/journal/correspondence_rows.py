@@ -29,6 +29,7 @@ from gateway.journal.records import (
     InquiryState,
     ItemRef,
     NettingOutcome,
+    NettingRoundView,
     NewInquiry,
     NewOutbound,
     NewRequest,
@@ -67,6 +68,22 @@ ROUND_COLUMNS: Final = (
     " their_cdt_cnt, their_cdt_fen, matched, items_netted"
 )
 """What :func:`recorded_outcome` reads from ``netting_rounds``."""
+ROUND_VIEW_COLUMNS: Final = f"work_date, round, counterparty, {ROUND_COLUMNS}, at"
+"""What :func:`round_view_of` reads from ``netting_rounds``."""
+OPEN_INQUIRIES_ORDER: Final = "ORDER BY created_at, direction, inq_id"
+"""``open_inquiries``' order: the retention index ``inquiries_created`` (migration 5)
+read in its own order, so a page stops after ``limit`` OPEN rows instead of sorting."""
+CREDITS_IN_STATE: Final = {
+    CreditState.CHECKING: "state = 'CHECKING'",
+    CreditState.POSTED: "state IN ('POSTED', 'SUSPENSE') AND state = 'POSTED'",
+    CreditState.SUSPENSE: "state IN ('POSTED', 'SUSPENSE') AND state = 'SUSPENSE'",
+}
+"""``credits_in_state``' WHERE per state (literals, never a parameter): each repeats
+word for word the condition of a partial index on (received_at, gw_ref),
+``credits_checking`` (migration 4) or ``credits_final`` (migration 5), because
+SQLite uses a partial index only for a query whose WHERE contains the index's
+own; read in index order, oldest first, a page costs ``limit`` rows, not a
+sort of every credit ever received."""
 
 
 SETTLE_CHUNK: Final = 500
@@ -165,16 +182,43 @@ def credit_of(row: Row, dec: Decoding) -> IncomingCredit:
     })  # fmt: skip
 
 
+_SIDES: Final = ("dbt_cnt", "dbt_fen", "cdt_cnt", "cdt_fen")
+
+
+def _round_figures(d: dict[str, Any]) -> tuple[Figures, Figures]:
+    """Our and their figures of a ``netting_rounds`` row (``ROUND_COLUMNS``)."""
+    return (
+        schema.fen_figures(*(d[f"our_{c}"] for c in _SIDES)),
+        schema.fen_figures(*(d[f"their_{c}"] for c in _SIDES)),
+    )
+
+
 def recorded_outcome(row: Row) -> NettingOutcome:
     """A round already reconciled (``ROUND_COLUMNS``): the same answer again, applied once."""
     d = dict(row)
-    sides = ("dbt_cnt", "dbt_fen", "cdt_cnt", "cdt_fen")
+    ours, theirs = _round_figures(d)
     return NettingOutcome(
         matched=bool(d["matched"]),
-        ours=schema.fen_figures(*(d[f"our_{c}"] for c in sides)),
-        theirs=schema.fen_figures(*(d[f"their_{c}"] for c in sides)),
+        ours=ours,
+        theirs=theirs,
         items_netted=int(d["items_netted"]),
         already_applied=True,
+    )
+
+
+def round_view_of(row: Row, dec: Decoding) -> NettingRoundView:
+    """A ``netting_rounds`` row (``ROUND_VIEW_COLUMNS``) for operations."""
+    d = dict(row)
+    ours, theirs = _round_figures(d)
+    return NettingRoundView(
+        work_date=dec.day(d["work_date"]),
+        round_no=int(d["round"]),
+        counterparty=d["counterparty"],
+        ours=ours,
+        theirs=theirs,
+        matched=bool(d["matched"]),
+        items_netted=int(d["items_netted"]),
+        at=dec.instant(d["at"]),
     )
 
 
@@ -252,12 +296,15 @@ def ledger_figures(items: Iterable[Row], credits: Iterable[Row]) -> Figures:
 
 
 __all__ = [
+    "CREDITS_IN_STATE",
     "CREDIT_COLUMNS",
     "INQUIRY_COLUMNS",
     "INQUIRY_INSERT_COLUMNS",
     "NOTICE_COLUMNS",
     "NOTICE_FIELDS",
+    "OPEN_INQUIRIES_ORDER",
     "ROUND_COLUMNS",
+    "ROUND_VIEW_COLUMNS",
     "SETTLE_CHUNK",
     "Decoding",
     "InquiryLinks",
@@ -269,5 +316,6 @@ __all__ = [
     "ledger_figures",
     "notices_of",
     "recorded_outcome",
+    "round_view_of",
     "suspense_links",
 ]

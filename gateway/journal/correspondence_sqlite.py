@@ -39,11 +39,14 @@ from typing import TYPE_CHECKING, TypeVar
 from gateway.journal import schema
 from gateway.journal.correspondence_rows import (
     CREDIT_COLUMNS,
+    CREDITS_IN_STATE,
     INQUIRY_COLUMNS,
     INQUIRY_INSERT_COLUMNS,
     NOTICE_COLUMNS,
     NOTICE_FIELDS,
+    OPEN_INQUIRIES_ORDER,
     ROUND_COLUMNS,
+    ROUND_VIEW_COLUMNS,
     SETTLE_CHUNK,
     Decoding,
     InquiryLinks,
@@ -55,6 +58,7 @@ from gateway.journal.correspondence_rows import (
     ledger_figures,
     notices_of,
     recorded_outcome,
+    round_view_of,
     suspense_links,
 )
 from gateway.journal.records import (
@@ -67,6 +71,7 @@ from gateway.journal.records import (
     InquiryState,
     ItemRef,
     NettingOutcome,
+    NettingRoundView,
     NewIncomingCredit,
     NewInquiry,
     NewOutbound,
@@ -481,6 +486,29 @@ class SqliteCorrespondence:
             items_settled=settled, our_net=schema.from_fen(net), rounds_known=bool(rounds)
         )
 
+    # -- operations views (read only) ---------------------------------------
+    async def credits_in_state(self, state: CreditState, limit: int) -> list[IncomingCredit]:
+        sql = (
+            f"SELECT {CREDIT_COLUMNS} FROM incoming_credits"  # noqa: S608 (constant fragments)
+            f" WHERE {CREDITS_IN_STATE[state]} ORDER BY received_at, gw_ref LIMIT ?"
+        )
+        return await self._read(lambda conn: _all(credit_of, _named(conn, sql, (max(limit, 0),))))
+
+    async def open_inquiries(self, limit: int) -> list[InquiryRecord]:
+        sql = (
+            f"SELECT {INQUIRY_COLUMNS} FROM inquiries"  # noqa: S608 (constant fragments)
+            f" WHERE state = 'OPEN' {OPEN_INQUIRIES_ORDER} LIMIT ?"
+        )
+        return await self._read(lambda conn: _all(inquiry_of, _named(conn, sql, (max(limit, 0),))))
+
+    async def netting_rounds(self, work_date: object) -> list[NettingRoundView]:
+        sql = (
+            f"SELECT {ROUND_VIEW_COLUMNS} FROM netting_rounds"  # noqa: S608 (constant fragments)
+            " WHERE work_date = ? ORDER BY round, counterparty"
+        )
+        day = schema.date_text(work_date)
+        return await self._read(lambda conn: _all(round_view_of, _named(conn, sql, (day,))))
+
 
 # -- write helpers (on the writer thread, inside its transaction) --------------
 
@@ -597,3 +625,7 @@ def _named(conn: sqlite3.Connection, sql: str, params: Sequence[object]) -> list
 
 def _first(build: Callable[[sqlite3.Row, Decoding], T], found: list[sqlite3.Row]) -> T | None:
     return build(found[0], _DECODING) if found else None
+
+
+def _all(build: Callable[[sqlite3.Row, Decoding], T], found: list[sqlite3.Row]) -> list[T]:
+    return [build(row, _DECODING) for row in found]

@@ -402,6 +402,26 @@ class NettingOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class NettingRoundView:
+    """One reconciled ``CptyPos`` as the journal's ``netting_rounds`` row keeps it,
+    for operations (``gatewayctl netting``, routing.md §5): both sides' figures, so a
+    mismatch can be taken up with the clearing centre without reading the table.
+
+    ``at`` is when the position was applied; ``items_netted`` as in
+    :class:`NettingOutcome`.
+    """
+
+    work_date: date
+    round_no: int
+    counterparty: str
+    ours: Figures
+    theirs: Figures
+    matched: bool
+    items_netted: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class SettlementOutcome:
     """Result of a ``beps.settle``: items NETTED in the round moved to SETTLED."""
 

@@ -22,6 +22,7 @@ from gateway.journal.records import (
     InquiryRecord,
     ItemRef,
     NettingOutcome,
+    NettingRoundView,
     NewIncomingCredit,
     NewInquiry,
     NewOutbound,
@@ -239,3 +240,21 @@ class Store(Protocol):
         with the notice's ``Net``); ``rounds_known`` is False when no position
         of (work date, round) was ever applied, matched or not.
         """
+
+    # -- operations views (read only: ``gatewayctl credits / inquiries / netting``) --
+
+    async def credits_in_state(self, state: CreditState, limit: int) -> list[IncomingCredit]:
+        """Up to ``limit`` incoming credits in ``state``, oldest received first.
+
+        SUSPENSE is the work list of clearing.md §6 (暂收款 waiting for the
+        sending bank's answer); CHECKING shows what a core outage holds back.
+        """
+
+    async def open_inquiries(self, limit: int) -> list[InquiryRecord]:
+        """Up to ``limit`` OPEN inquiries, both directions, oldest first (by
+        ``created_at``, then direction and InqId): what still waits for an
+        answer (corplink.md §4 INQ/RPLY, clearing.md §6)."""
+
+    async def netting_rounds(self, work_date: object) -> list[NettingRoundView]:
+        """Every reconciled position of ``work_date`` (a ``date`` or ISO text), by
+        round then counterparty, matched or not, with both figures (routing.md §5)."""

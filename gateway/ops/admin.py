@@ -2,7 +2,9 @@
 
 One JSON object per line in each direction over a Unix socket in the state
 folder (mode 0600: only the daemon's user may steer it).  Requests are
-``{"op": "status"}``, ``{"op": "reload"}``; answers always carry ``ok``.
+``{"op": "status"}``, ``{"op": "reload"}`` and the read-only journal views
+``credits``, ``inquiries``, ``netting`` (:mod:`gateway.ops.views`); answers
+always carry ``ok``.
 """
 
 from __future__ import annotations
