@@ -65,6 +65,16 @@ def new_document(ns: str, local: str) -> etree._Element:
 # ------------------------------------------------------------------ ids and topics
 
 
+def out_sequence(d: date) -> str:
+    """The journal sequence an outbound MsgId's number comes from, one per calendar day.
+
+    Engines and correspondence (ccms.314 / ccms.315) draw from the same one, and
+    the MsgId must carry the same date as the sequence it was drawn from, or
+    two days' numbers could meet in one MsgId (clearing.md §1: one MsgId per message).
+    """
+    return f"out-{d:%Y%m%d}"
+
+
 def out_msg_id(participant: str, d: date, seq: int) -> str:
     """The envelope MsgId: participant + yyyymmdd + 10-digit sequence (clearing.md §3).
 

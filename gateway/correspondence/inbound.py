@@ -24,6 +24,7 @@ import structlog
 
 from gateway.clearing.ccms import NettingNotice, SettlementNotice
 from gateway.clock import SHANGHAI, Clock
+from gateway.correspondence.outbox import dated_ref
 from gateway.desk import InboundClearing
 from gateway.journal.records import Figures, InquiryDirection, NewIncomingCredit, NewInquiry
 from gateway.journal.store import Store
@@ -181,8 +182,7 @@ class InboundCorrespondence:
     async def _credits(self, msg: InboundClearing, engine: Engine, now: datetime) -> None:
         work_date = msg.work_date or now.astimezone(SHANGHAI).date()
         for tx in msg.credits:
-            seq = await self._store.next_sequence("credit")
-            gw_ref = f"GI{now.astimezone(SHANGHAI):%Y%m%d}{seq:010d}"
+            gw_ref = await dated_ref(self._store, "GI", "credit", now)
             credit = await self._store.receive_credit(
                 NewIncomingCredit(
                     gw_ref=gw_ref,

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Final
 
 import structlog
 
-from gateway.clearing.envelope import out_msg_id, out_topic
+from gateway.clearing.envelope import out_msg_id, out_sequence, out_topic
 from gateway.clock import SHANGHAI, Clock
 from gateway.journal.records import NewOutbound
 from gateway.journal.store import Store
@@ -35,6 +35,13 @@ Publish = Callable[[NewOutbound], Awaitable[bool]]
 class OutboxSettings:
     participant: str  # our 12-digit direct participant (envelope Sndr)
     topic_prefix: str
+
+
+async def dated_ref(store: Store, prefix: str, sequence: str, now: datetime) -> str:
+    """``prefix`` + date (Asia/Shanghai) + a 10-digit number of a journal sequence:
+    unique across nodes sharing one journal (InqIds ``IQ…``, credit refs ``GI…``)."""
+    seq = await store.next_sequence(sequence)
+    return f"{prefix}{now.astimezone(SHANGHAI):%Y%m%d}{seq:010d}"
 
 
 class CcmsOutbox:
@@ -57,8 +64,7 @@ class CcmsOutbox:
 
     async def new_inq_id(self, now: datetime) -> str:
         """``IQ`` + date + 10-digit journal sequence: unique across nodes, 20 characters."""
-        seq = await self._store.next_sequence("inq")
-        return f"IQ{now.astimezone(SHANGHAI):%Y%m%d}{seq:010d}"
+        return await dated_ref(self._store, "IQ", "inq", now)
 
     async def build(
         self,
@@ -67,13 +73,12 @@ class CcmsOutbox:
         receiver: str,
         fields: tuple[str, ...],
         now: datetime,
-        work_date: date | None = None,
     ) -> NewOutbound:
-        """A signed ccms message with a fresh outbound MsgId (shared with the engines)."""
-        local = now.astimezone(SHANGHAI)
-        seq = await self._store.next_sequence(f"out-{local:%Y%m%d}")
-        msg_id = out_msg_id(self.s.participant, local.date(), seq)
-        wd = work_date or local.date()
+        """A signed ccms message with a fresh outbound MsgId (shared with the engines);
+        its WorkDt is the calendar date of ``now``."""
+        wd = now.astimezone(SHANGHAI).date()
+        seq = await self._store.next_sequence(out_sequence(wd))
+        msg_id = out_msg_id(self.s.participant, wd, seq)
         payload = await self._pool().seal_ccms(
             msg_tp, msg_id, self.s.participant, receiver, now, wd, fields
         )

@@ -141,8 +141,8 @@ class EngineRunner:
             )
             if not items:
                 return False
-            first = await self._store.next_sequence(self._seq_name(), len(items))
             now = self._clock.now()
+            first = await self._store.next_sequence(documents.out_sequence(now.date()), len(items))
             outs = [
                 await self._seal(
                     first + i, now, it.receiver, [it], msg_tp_for(self.s.engine, it.biz_type)
@@ -172,8 +172,9 @@ class EngineRunner:
                 )
                 if not items:
                     break
-                seq = await self._store.next_sequence(self._seq_name(), 1)
-                out = await self._seal(seq, self._clock.now(), g.receiver, items, msg_tp)
+                sealed_at = self._clock.now()
+                seq = await self._store.next_sequence(documents.out_sequence(sealed_at.date()), 1)
+                out = await self._seal(seq, sealed_at, g.receiver, items, msg_tp)
                 await self._store.create_outbound([out])
                 await self._publish_all([out])
                 if len(items) < self.s.max_items:
@@ -193,9 +194,6 @@ class EngineRunner:
         )
         current = now.date() if now < cutoff else now.date() + timedelta(days=1)
         return g.work_date < current
-
-    def _seq_name(self) -> str:
-        return f"out-{self._clock.now():%Y%m%d}"
 
     async def _seal(
         self, seq: int, now: datetime, receiver: str, items: list[QueuedItem], msg_tp: str
