@@ -286,6 +286,7 @@ class Gateway:
             self.clock,
             on_receipt=[self._receipted],
             correspondence=corr.inbound,
+            topic_prefix=cfg.clearing.topic_prefix,
         )
         self._link = ClearingLink(link_cfg, receipts)
         self._runners = {e: self._make_runner(e, self._link) for e in Engine}

@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterable
 
 import structlog
 
+from gateway.clearing.envelope import engine_of_topic
 from gateway.clock import Clock
 from gateway.correspondence.inbound import HANDLED, InboundCorrespondence
 from gateway.errors import GatewayError
 from gateway.journal.store import Store
-from gateway.model import Engine
 from gateway.ops import metrics
 from gateway.workers import WorkerPool
 
@@ -35,8 +35,10 @@ class ReceiptHandler:
         clock: Clock,
         on_receipt: Iterable[Callable[[str], None]] = (),
         correspondence: InboundCorrespondence | None = None,
+        topic_prefix: str = "clearing",
     ) -> None:
         self._corr = correspondence
+        self._prefix = topic_prefix
         self._store = store
         self._pool = pool
         self._clock = clock
@@ -54,6 +56,7 @@ class ReceiptHandler:
             log.warning("inbound_dropped", reason="malformed", topic=topic, detail=str(exc)[:200])
             return
         now = self._clock.now()
+        engine = engine_of_topic(self._prefix, topic)
         if msg.msg_tp == "ccms.990" and msg.orgnl_msg_id:
             known = await self._store.apply_receipt(msg.orgnl_msg_id, now)
             for cb in self._on_receipt:
@@ -70,12 +73,12 @@ class ReceiptHandler:
             for r in msg.results:
                 if r.status in ("ACSC", "RJCT"):
                     metrics.ITEM_FINAL.labels(
-                        topic.split("/")[-2].upper() if "/" in topic else "-",
+                        engine.value if engine is not None else "-",
                         "SETTLED" if r.status == "ACSC" else "REJECTED",
                     ).inc()
             log.info("status_applied", orgnl_msg_id=msg.orgnl_msg_id, changed=changed)
         elif self._corr is not None and msg.msg_tp in HANDLED:
-            if not await self._corr.handle(msg, _engine(topic)):
+            if not await self._corr.handle(msg, engine):
                 metrics.INBOUND_DROPPED.labels("malformed").inc()
                 log.warning("inbound_dropped", reason="incomplete", msg_tp=msg.msg_tp, topic=topic)
                 return
@@ -84,14 +87,3 @@ class ReceiptHandler:
             log.info("inbound_ignored", msg_tp=msg.msg_tp, topic=topic)
             return
         metrics.INBOUND.labels(msg.msg_tp).inc()
-
-
-def _engine(topic: str) -> Engine | None:
-    """``<prefix>/<engine>/in`` → the engine whose link carried the message."""
-    parts = topic.rsplit("/", 2)
-    if len(parts) < 3:
-        return None
-    try:
-        return Engine(parts[-2].upper())
-    except ValueError:
-        return None
