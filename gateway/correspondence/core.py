@@ -7,7 +7,7 @@ usable answer in time" here: 6001 for BAL, a later retry for a credit check.
 from __future__ import annotations
 
 from gateway.clearing.core import CoreError, CoreLink, CoreTimeout
-from gateway.correspondence.corplink import BalanceAsk, BalanceResult, CoreUnavailable
+from gateway.correspondence.corplink import BalanceAsk, CoreUnavailable
 from gateway.correspondence.credits import AccountCheck
 from gateway.model import Balance
 
@@ -15,7 +15,7 @@ from gateway.model import Balance
 def core_functions(link: CoreLink) -> tuple[BalanceAsk, AccountCheck]:
     """``(balance, check_account)`` over ``link``, raising :class:`CoreUnavailable`."""
 
-    async def balance(acct: str) -> BalanceResult:
+    async def balance(acct: str) -> Balance | None:
         try:
             ans = await link.balance(acct)
         except CoreTimeout:
@@ -23,15 +23,12 @@ def core_functions(link: CoreLink) -> tuple[BalanceAsk, AccountCheck]:
         except CoreError:
             raise CoreUnavailable("core banking system answered unreadably") from None
         if ans.result != "OK" or ans.balance is None:
-            return BalanceResult("UNKNOWN", None)
-        return BalanceResult(
-            "OK",
-            Balance(
-                acct=acct,
-                ccy=ans.ccy or "CNY",
-                balance=ans.balance,
-                available=ans.available if ans.available is not None else ans.balance,
-            ),
+            return None
+        return Balance(
+            acct=acct,
+            ccy=ans.ccy or "CNY",
+            balance=ans.balance,
+            available=ans.available if ans.available is not None else ans.balance,
         )
 
     async def check_account(acct: str, name: str) -> str:

@@ -19,7 +19,7 @@ for them as for payments (corplink.md §7): Dup with the original GwRef, or 3001
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 
 import structlog
@@ -64,13 +64,8 @@ class CoreUnavailable(Exception):
     """The core banking system did not answer in time (or answered nonsense)."""
 
 
-@dataclass(frozen=True)
-class BalanceResult:
-    result: str  # OK | UNKNOWN
-    balance: Balance | None
-
-
-BalanceAsk = Callable[[str], Awaitable[BalanceResult]]
+BalanceAsk = Callable[[str], Awaitable[Balance | None]]
+"""Asks the core for an account's balance; None: the core does not know the account."""
 
 
 class CorplinkCorrespondence:
@@ -206,18 +201,18 @@ class CorplinkCorrespondence:
             metrics.CORE_REQUESTS.labels("balance", "disabled").inc()
             raise GatewayError(RetCode.CORE_TIMEOUT, "core banking link not configured")
         try:
-            result = await self._balance(q.acct)
+            balance = await self._balance(q.acct)
         except CoreUnavailable as exc:
             metrics.CORE_REQUESTS.labels("balance", "timeout").inc()
             log.warning("core_no_answer", kind="balance", acct=mask_account(q.acct))
             raise GatewayError(RetCode.CORE_TIMEOUT, str(exc) or "no answer in time") from None
-        if result.balance is None:
+        if balance is None:
             metrics.CORE_REQUESTS.labels("balance", "unknown").inc()
             raise GatewayError(
                 RetCode.PAYER_NOT_ENROLLED, "Acct unknown to the core banking system"
             )
         metrics.CORE_REQUESTS.labels("balance", "ok").inc()
-        return replace(ok_response(req, now, None, ret_msg="balance"), balance=result.balance)
+        return replace(ok_response(req, now, None, ret_msg="balance"), balance=balance)
 
     # -- replay (corplink.md §7) -------------------------------------------
     async def replay(self, req: Request, existing: RequestRecord, now: datetime) -> Response:
