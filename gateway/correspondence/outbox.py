@@ -17,7 +17,7 @@ from typing import Final
 import structlog
 
 from gateway.clearing.envelope import out_msg_id, out_sequence, out_topic
-from gateway.clock import SHANGHAI, Clock
+from gateway.clock import SHANGHAI
 from gateway.journal.records import NewOutbound
 from gateway.journal.store import Store
 from gateway.model import Engine
@@ -52,13 +52,11 @@ class CcmsOutbox:
         settings: OutboxSettings,
         store: Store,
         pool: Callable[[], WorkerPool],
-        clock: Clock,
         publish: Publish,
     ) -> None:
         self.s = settings
         self._store = store
         self._pool = pool
-        self._clock = clock
         self._publish = publish
         self._tasks: set[asyncio.Task[None]] = set()
 

@@ -54,7 +54,6 @@ class Correspondence:
             OutboxSettings(cfg.bank.participant, cfg.clearing.topic_prefix),
             store,
             pool,
-            clock,
             publish,
         )
         self.core: CoreLink | None = None
