@@ -30,6 +30,7 @@ from pathlib import Path
 from lxml import etree
 
 from gateway.clearing import ccms, documents
+from gateway.clearing.envelope import CREDIT_MSG_TPS
 from gateway.codec.corplink import BusinessRuleError, CorpLinkCodec, serialize
 from gateway.codec.xmlparse import parse_body
 from gateway.config import KeysConfig
@@ -362,7 +363,7 @@ class Desk:
             return replace(base, inquiry=ccms.parse_inquiry(doc))
         if tp == ccms.MSG_TP_REPLY:
             return replace(base, reply=ccms.parse_reply(doc))
-        if tp in _CREDIT_MSG_TPS:
+        if tp in CREDIT_MSG_TPS:
             _hdr, txs = documents.parse_pacs008(doc)
             return replace(base, credits=tuple(txs))
         return base
@@ -430,7 +431,6 @@ class WorkerFailure:
 
 #: The desk methods a batch may call (anything else is a programming error).
 _OPS = frozenset({"inspect", "render", "seal", "seal_ccms", "open_inbound"})
-_CREDIT_MSG_TPS = frozenset({"hvps.111", "beps.121", "intra.111"})
 
 
 def w_many(calls: list[tuple[str, tuple[object, ...]]]) -> list[object]:

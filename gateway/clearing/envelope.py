@@ -38,6 +38,8 @@ MSG_TP_FOR_ENGINE: Final[dict[Engine, str]] = {
     Engine.HVPS: "hvps.111",
     Engine.BEPS: "beps.121",
 }
+CREDIT_MSG_TPS: Final = frozenset(MSG_TP_FOR_ENGINE.values())
+"""Payment MsgTps that, arriving on a ``/in`` topic, are incoming credits (clearing.md §6)."""
 MSG_TP_BEPS_DEBIT: Final = "beps.127"
 MSG_TP_RECEIPT: Final = "ccms.990"
 MSG_TP_STATUS: Final = "ccms.900"
@@ -346,6 +348,7 @@ def parse_receipt(document: etree._Element) -> Receipt:
 
 
 __all__ = [
+    "CREDIT_MSG_TPS",
     "MAX_MESSAGE_BYTES",
     "MSG_TP_BEPS_DEBIT",
     "MSG_TP_FOR_ENGINE",

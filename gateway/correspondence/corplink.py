@@ -24,7 +24,8 @@ from datetime import datetime
 
 import structlog
 
-from gateway.correspondence.outbox import MSG_TP_INQUIRY, MSG_TP_REPLY, CcmsOutbox
+from gateway.clearing.ccms import MSG_TP_INQUIRY, MSG_TP_REPLY
+from gateway.correspondence.outbox import CcmsOutbox
 from gateway.errors import GatewayError, RetCode
 from gateway.journal.records import (
     AcceptOutcome,

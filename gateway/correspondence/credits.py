@@ -16,9 +16,10 @@ from datetime import timedelta
 
 import structlog
 
+from gateway.clearing.ccms import MSG_TP_INQUIRY
 from gateway.clock import Clock
 from gateway.correspondence.corplink import CoreUnavailable
-from gateway.correspondence.outbox import MSG_TP_INQUIRY, CcmsOutbox
+from gateway.correspondence.outbox import CcmsOutbox
 from gateway.journal.records import IncomingCredit, InquiryDirection, NewInquiry
 from gateway.journal.store import Store
 from gateway.ops import metrics

@@ -22,7 +22,15 @@ from datetime import datetime
 
 import structlog
 
-from gateway.clearing.ccms import NettingNotice, SettlementNotice
+from gateway.clearing.ccms import (
+    MSG_TP_INQUIRY,
+    MSG_TP_NETTING,
+    MSG_TP_REPLY,
+    MSG_TP_SETTLE,
+    NettingNotice,
+    SettlementNotice,
+)
+from gateway.clearing.envelope import CREDIT_MSG_TPS
 from gateway.clock import SHANGHAI, Clock
 from gateway.correspondence.outbox import dated_ref
 from gateway.desk import InboundClearing
@@ -36,8 +44,7 @@ from gateway.ops.logs import mask_account
 log = structlog.get_logger("gateway.correspondence")
 
 CORPLINK_INQ_ID = re.compile(r"[A-Za-z0-9-]{1,35}")
-CREDIT_MSG_TPS = frozenset({"hvps.111", "beps.121", "intra.111"})
-HANDLED = CREDIT_MSG_TPS | {"beps.netting", "beps.settle", "ccms.314", "ccms.315"}
+HANDLED = CREDIT_MSG_TPS | {MSG_TP_NETTING, MSG_TP_SETTLE, MSG_TP_INQUIRY, MSG_TP_REPLY}
 
 
 class AccountIndex:

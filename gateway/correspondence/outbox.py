@@ -12,7 +12,6 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
 
 import structlog
 
@@ -25,8 +24,6 @@ from gateway.workers import WorkerPool
 
 log = structlog.get_logger("gateway.correspondence")
 
-MSG_TP_INQUIRY: Final = "ccms.314"
-MSG_TP_REPLY: Final = "ccms.315"
 
 Publish = Callable[[NewOutbound], Awaitable[bool]]
 
