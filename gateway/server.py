@@ -222,6 +222,13 @@ class Gateway:
         assert self._router is not None  # noqa: S101 - set in start()
         return self._router
 
+    async def clearing_link_up(self) -> None:
+        """Wait until the clearing link is connected and subscribed: READY means
+        CorpLink is served, while inbound clearing traffic flows only from here on
+        (a first start has no broker session queueing for it yet, clearing.md §1)."""
+        assert self._link is not None  # noqa: S101 - set in start()
+        await self._link.wait_connected()
+
     def _wake(self, engine: Engine) -> None:
         runner = self._runners.get(engine)
         if runner is not None:

@@ -93,6 +93,9 @@ async def running_gateway(cfg: Config, clock: Clock | None = None) -> AsyncItera
     if task in done:
         task.result()  # raises the start-up error
     assert ready in done, "gateway did not become ready"
+    # Inbound clearing messages published before the link's first subscription are
+    # not queued for it (no broker session yet): tests that inject right away wait.
+    await asyncio.wait_for(gw.clearing_link_up(), 30)
     try:
         yield gw
     finally:
