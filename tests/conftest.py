@@ -10,6 +10,7 @@ import pytest
 
 from gateway.keys.devpki import DevPki, generate_dev_pki
 from gateway.testing import Broker, start_broker
+from tests.business_dates import suite_now
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,7 +24,7 @@ def shared_xsd_dir() -> Path:
 @pytest.fixture(scope="session")
 def dev_pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
     """One throwaway PKI for the session (read-only for tests: copy it to change it)."""
-    return generate_dev_pki(tmp_path_factory.mktemp("pki"))
+    return generate_dev_pki(tmp_path_factory.mktemp("pki"), now=suite_now())
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ from gateway.routing.calendar_files import load_calendars
 from gateway.server import Gateway
 from gateway.sim.erp import ErpClient, Reply
 from gateway.testing import Broker
+from tests.business_dates import suite_today
 from tests.integration.harness import Erp, gateway_config, running_clearing_sim, running_gateway
 
 CAL: WorkCalendar = load_calendars(default_config_path().parent.parent / "routing" / "calendar")
@@ -73,7 +74,7 @@ def latest_day(pred: Callable[[date], bool], what: str) -> date:
     Skips the test when the shipped calendars offer none within the dev PKI's
     validity (the calendar files then need their next year).
     """
-    today = datetime.now(SHANGHAI).date()
+    today = suite_today()
     for back in range(SEARCH_BACK_DAYS + 1):
         day = today - timedelta(days=back)
         if pred(day):

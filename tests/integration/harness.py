@@ -30,14 +30,15 @@ from gateway.sim.clearing import ClearingSimConfig, ClearingSimulator
 from gateway.sim.core import CoreSimConfig, CoreSimulator, demo_accounts
 from gateway.sim.erp import ErpClient, Payment
 from gateway.testing import running_simulator
+from tests.business_dates import suite_today
 
 
 def recent_friday_10() -> datetime:
     """10:00 Asia/Shanghai on the latest working Friday up to today (by the shipped
-    calendars): every engine is open, inside the dev PKI's validity whatever day
+    calendars; "today" may be pinned with ``GATEWAY_TEST_DATE``): every engine is open, inside the dev PKI's validity whatever day
     the suite runs."""
     cal = load_calendars(default_config_path().parent.parent / "routing" / "calendar")
-    d = datetime.now(SHANGHAI).date()
+    d = suite_today()
     d -= timedelta(days=(d.weekday() - 4) % 7)
     while not cal.is_working_day(d):
         d -= timedelta(days=7)

@@ -363,6 +363,11 @@ async def test_non_payment_message_gets_a_receipt_only(
         assert [a.env.msg_tp for a in answers] == ["ccms.990", "ccms.990", "ccms.900"]
         assert parse_receipt(answers[0].env.document).orgnl_msg_id == inq_id
         assert parse_pacs002(answers[2].env.document)[0] == pay_id
+        # The simulator counts a status once its PUBACK is back, which can come after
+        # the subscriber here has the message: wait for the count, bounded.
+        async with asyncio.timeout(WAIT):
+            while sim.stats["statuses"] < 1:
+                await asyncio.sleep(0.01)
         assert sim.stats["statuses"] == 1
 
 
