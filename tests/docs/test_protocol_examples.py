@@ -29,7 +29,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import pytest
 from cryptography import x509
 from lxml import etree
 
@@ -254,7 +253,9 @@ async def test_the_xmlsec1_commands_sign_a_request_and_verify_the_answer(
     clock = BusinessClock(recent_friday_10())
     cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url)
     async with running_gateway(cfg, clock) as gw:
-        request = pay.request.replace("2026-11-27T10:00:00+08:00", clock.now().isoformat("T", "seconds"))
+        request = pay.request.replace(
+            "2026-11-27T10:00:00+08:00", clock.now().isoformat("T", "seconds")
+        )
         request = re.sub(r"<ds:Signature .*?</ds:Signature>", template.strip(), request, flags=re.S)
         (work / "request.xml").write_text(request, encoding="utf-8")
         proc = _run(sign_cmd, work)

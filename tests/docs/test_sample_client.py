@@ -43,10 +43,10 @@ async def test_sample_client_pays_and_asks_status(tmp_path: Path, broker: Broker
     assert code == 0, err
     rows = {line.split()[0]: line.split(maxsplit=6) for line in out.splitlines()}
     assert sorted(rows) == ["NTFY", "PAY", "STATUS"], out
-    trn, msg_id, ret, gw_ref, state, engine, _ = rows["PAY"]
+    _, msg_id, ret, gw_ref, state, engine, _ = rows["PAY"]
     assert (ret, engine) == ("0000", "BEPS") and gw_ref.startswith("GW"), out
     assert state in ("QUEUED", "SENT", "ACKED"), out
-    _, st_id, st_ret, _, st_state, st_engine, _ = rows["STATUS"]
+    _, st_id, st_ret, _, _, st_engine, _ = rows["STATUS"]
     assert (st_id, st_ret, st_engine) == (f"ST-{msg_id}", "0000", "BEPS"), out
     assert rows["NTFY"][2] == "0000", out
 
