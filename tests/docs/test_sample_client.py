@@ -13,6 +13,8 @@ import asyncio
 import sys
 from pathlib import Path
 
+import pytest
+
 from gateway.keys.devpki import generate_dev_pki
 from gateway.testing import Broker
 from tests.integration.harness import gateway_config, running_gateway
@@ -34,8 +36,12 @@ async def run_client(*args: str) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
-async def test_sample_client_pays_and_asks_status(tmp_path: Path, broker: Broker) -> None:
-    pki = generate_dev_pki(tmp_path / "pki")  # valid now: the client signs with the wall clock
+@pytest.mark.parametrize("key_type", ["ec", "rsa"])
+async def test_sample_client_pays_and_asks_status(
+    tmp_path: Path, broker: Broker, key_type: str
+) -> None:
+    # valid now: the client signs with the wall clock; ECDSA or RSA by the key it finds
+    pki = generate_dev_pki(tmp_path / "pki", key_type=key_type)
     cfg = gateway_config(tmp_path / "gw", pki, broker.url)
     async with running_gateway(cfg) as gw:
         host, port = gw.bound.listeners["tls"]
