@@ -108,7 +108,7 @@ async def exchange(port: int, ctx: ssl.SSLContext) -> bytes:
 
 
 def closes(listener: str, reason: str) -> float:
-    return CONNECTION_CLOSES.labels(listener, reason)._value.get()
+    return float(CONNECTION_CLOSES.labels(listener, reason)._value.get())
 
 
 def cert_of(path: Path) -> x509.Certificate:
