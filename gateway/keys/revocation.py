@@ -4,7 +4,8 @@ A client certificate is checked for revocation twice: by OpenSSL in the
 mutual-TLS handshake (``gateway.net.tls``) and by the trust store when a
 request's XMLDSig signer is verified (docs/protocol.md §3, RetCode 2004).
 Both ask this module, so a certificate cannot pass one and fail the other
-for a policy reason (the operator's view in docs/operations.md, "Revocation").
+for a policy reason (the operator's view: docs/operations.md, "TLS, client
+certificates and revocation").
 
 The policy:
 

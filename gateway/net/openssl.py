@@ -6,8 +6,9 @@ All three are single calls on the context's ``SSL_CTX``, made here with
 ``ctypes`` on the very libssl that ``ssl`` is linked to (found through the
 ``_ssl`` extension module, so the library and its ABI always match):
 
-- ``SSL_CTX_set1_groups_list``: only the groups of docs/protocol.md §1's
-  hardening (X25519, P-256, P-384) are accepted;
+- ``SSL_CTX_set1_groups_list``: only X25519, P-256 and P-384 are accepted
+  for key exchange (docs/operations.md, "TLS, client certificates and
+  revocation");
 - ``SSL_CTX_set_client_CA_list``: clients and scanners see which CAs the
   listener trusts ("Acceptable client certificate CA names");
 - ``SSL_CTX_set_verify`` with a callback: under ``stale_crl_policy =
