@@ -40,7 +40,9 @@ from gateway.journal.store import Store
 from gateway.keys import expiry, files
 from gateway.keys.devpki import generate_dev_pki
 from gateway.keys.enrolment import Registry
+from gateway.keys.revocation import RevocationPolicy
 from gateway.keys.ring import KeyRing, ring_from_config
+from gateway.keys.trust import read_deny_list
 from gateway.model import Engine
 from gateway.net.admission import Admission
 from gateway.net.listener import Listener, ListenerSpec
@@ -94,6 +96,13 @@ def desk_setup(cfg: Config) -> DeskSetup:
         require_encrypted=cfg.environment == "production",
         pain001_xsd_dir=cfg.codec.pain001_xsd_dir,
     )
+
+
+def read_denied(cfg: Config) -> frozenset[str]:
+    """The deny list's fingerprints (empty when none is configured or the file is absent)."""
+    k = cfg.resolved_keys()
+    deny = k.path(k.deny_list) if k.deny_list else None
+    return read_deny_list(deny) if deny is not None and deny.exists() else frozenset()
 
 
 def build_store(cfg: Config) -> Store:
@@ -209,6 +218,7 @@ class Gateway:
         self._reload_lock = asyncio.Lock()
         self._tls: dict[str, tuple[str, SwappableContext]] = {}
         self._ring_changed = asyncio.Event()
+        self._denied: frozenset[str] = frozenset()  # checked right after each TLS handshake
         self._ring: KeyRing
         self._registry: Registry
         self.correspondence: Correspondence | None = None
@@ -331,6 +341,7 @@ class Gateway:
             corr.corplink,
         )
         self._ring = self._load_ring()
+        self._denied = read_denied(cfg)
         for lc in cfg.listeners:
             ctx = None
             if lc.tls:
@@ -349,7 +360,9 @@ class Gateway:
                 max_inflight=lc.max_inflight,
                 max_connections=lc.max_connections,
             )
-            listener = Listener(spec, pipeline.handle, pipeline.bad_frame, gate, budget)
+            listener = Listener(
+                spec, pipeline.handle, pipeline.bad_frame, gate, budget, self._is_denied
+            )
             self.bound.listeners[lc.name] = await listener.start()
             self._listeners.append(listener)
 
@@ -383,17 +396,27 @@ class Gateway:
             with_keys=False,
         )
 
+    def _is_denied(self, fingerprint: str) -> bool:
+        return fingerprint in self._denied
+
     def _tls_context(self, client_cert: str, ring: KeyRing) -> ssl.SSLContext:
-        """A fully built and checked server context for the TLS key active now."""
+        """A fully built and checked server context for the TLS key active now.
+
+        Client certificates are checked against the CRLs read now, under the
+        same revocation policy as request signatures (gateway.keys.revocation).
+        """
         keys = self.cfg.resolved_keys()
         version = ring.current("tls", self.clock.now())
         assert version.key_path is not None  # noqa: S101 - the tls role always has a key
+        verify = client_cert != "none"
         return server_context(
             version.cert_path,
             version.key_path,
             client_cert=client_cert,
-            client_ca_paths=[keys.path(p) for p in keys.client_ca] if client_cert != "none" else [],
+            client_ca_paths=[keys.path(p) for p in keys.client_ca] if verify else [],
             passphrase=read_passphrase(self.cfg),
+            crl_paths=[keys.path(p) for p in keys.crls] if verify else [],
+            revocation=RevocationPolicy(keys.stale_crl_policy) if verify else None,
         )
 
     def _swap_tls(self, ring: KeyRing) -> None:
@@ -586,6 +609,7 @@ class Gateway:
                     name: self._tls_context(mode, new_ring) for name, (mode, _) in self._tls.items()
                 }
                 new_registry = Registry.load(desk_setup(self.cfg).enrolment)
+                new_denied = read_denied(self.cfg)
                 new_pool = WorkerPool(desk_setup(self.cfg), self.cfg.workers.processes)
                 await new_pool.start()
             except Exception as exc:  # noqa: BLE001 - any failure keeps the old version
@@ -596,6 +620,7 @@ class Gateway:
             old_pool, self._pool = self._pool, new_pool
             self._router = new_router
             self._registry = new_registry
+            self._denied = new_denied
             self._ring = new_ring
             self._ring_changed.set()
             for name, ctx in new_tls.items():

@@ -50,8 +50,10 @@ PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 #: Dev certificates start this long before ``now``: tests and the demo run on a
 #: business clock (routing.md §4) that may stand days or months in the past.
 BACKDATE = timedelta(days=400)
-#: corplink.md §3 / RFC 5280: the CRL is re-issued weekly in the dev PKI.
-CRL_LIFETIME = timedelta(days=7)
+#: The dev CRL is valid from BACKDATE before ``now`` to BACKDATE after it.  The
+#: TLS handshake judges a CRL by the system clock (docs/protocol.md §3), while
+#: tests issue the PKI as of a business date that may stand a year away.
+CRL_WINDOW = BACKDATE
 #: CAs outlive the certificates they issue by this many days.
 CA_EXTRA_DAYS = 365
 #: Who signs a test certificate: the client CA, itself, or (key path, cert path) of a CA.
@@ -619,13 +621,14 @@ def rewrite_crl(
 ) -> None:
     """Write ``client-crl.pem`` listing ``serials``, signed by the client CA.
 
-    Defaults: lastUpdate = the PKI's ``now``, nextUpdate 7 days later.  Tests
-    pass an old ``next_update`` to make a stale CRL.
+    Defaults: lastUpdate ``CRL_WINDOW`` before the PKI's ``now``, nextUpdate
+    ``CRL_WINDOW`` after it.  Tests pass an old ``next_update`` to make a
+    stale CRL.
     """
     ca = _load_cert(pki.client_ca)
     ca_key = _load_key(pki.client_ca_key)
-    last = pki.now if last_update is None else last_update
-    nxt = last + CRL_LIFETIME if next_update is None else next_update
+    last = pki.now - CRL_WINDOW if last_update is None else last_update
+    nxt = pki.now + CRL_WINDOW if next_update is None else next_update
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(ca.subject)

@@ -11,14 +11,12 @@ so the path is built and revocation checked here with plain certificate and
 CRL objects: issuer name AND issuer signature for every link, the CRL's own
 signature against the issuer, its nextUpdate, then a serial lookup.
 
-Revocation policy, documented for security staff:
-
-- A CA (or intermediate) with no CRL configured at all is accepted: the
-  deny list is then the only revocation means for its certificates.
-- A CRL past its nextUpdate makes the status unknown: ``fail_closed``
-  (default) refuses with 2004 "revocation status unknown (stale CRL)",
-  ``fail_open`` accepts.  The same applies when CRLs are configured for an
-  issuer's name but none carries a valid signature of that issuer.
+Revocation policy: ``gateway.keys.revocation``, shared with the TLS
+handshake.  A serial on a valid CRL of its issuer, or a certificate on the
+deny list, is refused with 2004.  No CRL for an issuing CA, a stale or
+not-yet-valid CRL, or CRLs without the issuer's valid signature make the
+status unknown: ``fail_closed`` (default) refuses with 2004 "revocation
+status unknown (...)", ``fail_open`` accepts.
 
 A ``TrustStore`` is immutable: a CRL, deny-list or anchor change builds a new
 store and swaps it in (DESIGN.md principle 6).  That is what makes the
@@ -40,8 +38,9 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 
 from gateway.errors import ConfigError, GatewayError, RetCode
 from gateway.keys.files import load_cert_file, load_crl
+from gateway.keys.revocation import STALE_POLICIES, RevocationPolicy, Unknown
 
-STALE_POLICIES = ("fail_closed", "fail_open")
+__all__ = ["STALE_POLICIES", "TrustStore", "fingerprint", "read_deny_list"]
 #: Longest path accepted: signer, up to 3 intermediates, anchor.
 MAX_PATH_LEN = 5
 #: Bound of the per-store chain cache (entries are small; cleared when full).
@@ -130,10 +129,11 @@ def _crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate
 class _Crl:
     """A CRL with its revoked serials pre-indexed."""
 
-    __slots__ = ("crl", "next_update", "serials")
+    __slots__ = ("crl", "last_update", "next_update", "serials")
 
     def __init__(self, crl: x509.CertificateRevocationList) -> None:
         self.crl = crl
+        self.last_update = crl.last_update_utc
         self.next_update = crl.next_update_utc
         self.serials = frozenset(r.serial_number for r in crl)
 
@@ -161,7 +161,7 @@ class TrustStore:
         self._anchors = tuple(ca_certs)
         self._anchor_fps = frozenset(fingerprint(ca) for ca in ca_certs)
         self._denied = frozenset(denied_fingerprints)
-        self._fail_closed = stale_crl_policy == "fail_closed"
+        self._policy = RevocationPolicy(stale_crl_policy)
         self.stale_crl_policy = stale_crl_policy
         self._crls_by_issuer: dict[x509.Name, list[_Crl]] = {}
         for crl in crls:
@@ -281,14 +281,25 @@ class TrustStore:
     def _check_crl(self, cert: x509.Certificate, issuer: x509.Certificate, now: datetime) -> None:
         candidates = self._crls_by_issuer.get(issuer.subject)
         if not candidates:
-            return  # no CRL configured for this CA: accepted (module docstring)
+            self._unknown(Unknown.NO_CRL)
+            return
         issuer_fp = fingerprint(issuer)
         valid = [c for c in candidates if self._crl_valid(c, issuer, issuer_fp)]
         if any(cert.serial_number in c.serials for c in valid):
             raise GatewayError(RetCode.CERT_REVOKED, "certificate revoked")
-        fresh = any(c.next_update is None or c.next_update >= now for c in valid)
-        if not fresh and self._fail_closed:
-            raise GatewayError(RetCode.CERT_REVOKED, "revocation status unknown (stale CRL)")
+        if not valid:
+            self._unknown(Unknown.BAD_CRL)
+            return
+        current = [c for c in valid if c.last_update <= now]
+        if not current:
+            self._unknown(Unknown.NOT_YET_VALID)
+        elif not any(c.next_update is None or c.next_update >= now for c in current):
+            self._unknown(Unknown.STALE)
+
+    def _unknown(self, why: Unknown) -> None:
+        """Apply the revocation policy to an unknown status (gateway.keys.revocation)."""
+        if not self._policy.accepts(why):
+            raise GatewayError(RetCode.CERT_REVOKED, RevocationPolicy.detail(why))
 
     def _crl_valid(self, entry: _Crl, issuer: x509.Certificate, issuer_fp: str) -> bool:
         key = (id(entry), issuer_fp)

@@ -7,13 +7,23 @@ accept, the frame deadline, the idle deadline, pipelined requests per
 connection and open connections.  ``drain`` is the graceful half of the
 daemon's shutdown (DESIGN.md "Operations": stop accepting, finish in-flight
 frames), bounded in time like uvicorn's.
+
+Revocation at the handshake (docs/protocol.md §3, the policy of
+``gateway.keys.revocation``): OpenSSL refuses a certificate on a CRL inside
+the handshake and the client gets the TLS alert.  The gateway's deny list
+has no hook inside a handshake in Python's ``ssl``, so it is checked right
+after it, before any frame is read: a denied certificate's connection is
+closed without a response and counted (``gateway_connection_closes_total``
+reason ``cert_denied``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -29,6 +39,7 @@ from gateway.net.session import (
     conn_info,
     peer_address,
 )
+from gateway.net.tls import send_handshake_alerts
 from gateway.ops.metrics import CONNECTION_CLOSES
 
 __all__ = ["BadFrameResponder", "ConnInfo", "Handler", "Listener", "ListenerSpec"]
@@ -45,6 +56,9 @@ TLS_SHUTDOWN_TIMEOUT: Final = 5.0
 """Seconds to wait for the peer's close_notify before aborting a TLS connection."""
 
 _conn_ids = itertools.count(1)  # unique across listeners, for log correlation
+
+DenyCheck = Callable[[str], bool]
+"""Lowercase hex SHA-256 of a client certificate's DER → True when it is denied."""
 
 
 class ConnectionGate(Protocol):
@@ -108,8 +122,10 @@ class Listener:
         bad_frame: BadFrameResponder,
         gate: ConnectionGate | None = None,
         budget: ByteBudget | None = None,
+        denied: DenyCheck | None = None,
     ) -> None:
         self.spec = spec
+        self._denied = denied
         self._budget = budget
         self._handler = handler
         self._bad_frame = bad_frame
@@ -128,6 +144,8 @@ class Listener:
         """Bind and start accepting; return the bound address (port resolved when 0)."""
         spec = self.spec
         tls = spec.ssl is not None
+        if tls:
+            send_handshake_alerts()
         # TLS is started by hand after the accept (not by start_server), so that
         # admission refuses a flooding address before any handshake CPU is spent
         # and handshake failures and timeouts are counted like other closes.
@@ -173,9 +191,17 @@ class Listener:
         try:
             await writer.start_tls(self.spec.ssl, ssl_handshake_timeout=self.spec.handshake_timeout)
         except (TimeoutError, ssl.SSLError, ConnectionError, OSError) as exc:
-            reason = "handshake_timeout" if isinstance(exc, TimeoutError) else "handshake_failed"
+            if isinstance(exc, TimeoutError):
+                reason = "handshake_timeout"
+            elif isinstance(exc, ssl.SSLCertVerificationError):
+                reason = "cert_refused"  # revoked, untrusted, expired: the alert says which
+            else:
+                reason = "handshake_failed"
+            detail = getattr(exc, "verify_message", None)
             CONNECTION_CLOSES.labels(self.spec.name, reason).inc()
-            log.info("connection_closed", listener=self.spec.name, peer=ip, reason=reason)
+            log.info(
+                "connection_closed", listener=self.spec.name, peer=ip, reason=reason, detail=detail
+            )
             writer.transport.abort()
             if self._gate is not None:
                 self._gate.release(ip)
@@ -185,7 +211,42 @@ class Listener:
             if self._gate is not None:
                 self._gate.release(ip)
             return
+        fp = self._denied_fingerprint(writer)
+        if fp is not None:
+            CONNECTION_CLOSES.labels(self.spec.name, "cert_denied").inc()
+            log.warning(
+                "connection_closed",
+                listener=self.spec.name,
+                peer=ip,
+                reason="cert_denied",
+                fingerprint=fp,
+            )
+            await self._close_denied(writer)
+            if self._gate is not None:
+                self._gate.release(ip)
+            return
         self._start_session(reader, writer, ip)
+
+    def _denied_fingerprint(self, writer: asyncio.StreamWriter) -> str | None:
+        """The client certificate's fingerprint when the deny list holds it."""
+        if self._denied is None:
+            return None
+        ssl_obj = writer.get_extra_info("ssl_object")
+        der = ssl_obj.getpeercert(binary_form=True) if isinstance(ssl_obj, ssl.SSLObject) else None
+        if der is None:
+            return None
+        fp = hashlib.sha256(der).hexdigest()
+        return fp if self._denied(fp) else None
+
+    @staticmethod
+    async def _close_denied(writer: asyncio.StreamWriter) -> None:
+        """Close with close_notify (the client reads EOF, no frame), bounded in time."""
+        writer.close()
+        try:
+            async with asyncio.timeout(TLS_SHUTDOWN_TIMEOUT):
+                await writer.wait_closed()
+        except (TimeoutError, ConnectionError, ssl.SSLError):
+            writer.transport.abort()
 
     def _start_session(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ip: str

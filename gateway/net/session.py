@@ -9,7 +9,9 @@ Rules enforced here (corplink.md §1 unless noted):
 
 - "once the first byte of a frame has arrived, the whole frame must arrive
   within 30 s": one deadline from the first header byte to the last body
-  byte, so a slow drip cannot stretch it.
+  byte, so a slow drip cannot stretch it.  Time spent waiting for the
+  gateway's own body budget (``ByteBudget``, backpressure) is added back to
+  it: the gateway's wait is not the client's delay.
 - "a connection with no frame for 300 s is closed": a quiet close, with no
   response, because idling is not an error.
 - a header that is not 8 digits, a length above the limit or a stall past the
@@ -306,16 +308,20 @@ class Session:
             except TimeoutError:
                 return "idle"
             self._at_boundary = False
-            async with asyncio.timeout(spec.frame_timeout):  # from the first byte on
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + spec.frame_timeout  # one deadline, from the first byte on
+            async with asyncio.timeout_at(deadline):
                 check_header_prefix(first)
                 header = first + await reader.readexactly(HEADER_LEN - 1)
                 length = parse_header(header, spec.max_body)  # before any body byte
             if self._banned is not None and self._banned(self.info.peer_ip):
                 return "banned"  # not one more body byte from a banned address (issue 5)
             if self._budget is not None:  # our own backpressure: not the client's deadline
+                waited_from = loop.time()
                 await self._budget.acquire(length)
+                deadline += loop.time() - waited_from
             try:
-                async with asyncio.timeout(spec.frame_timeout):
+                async with asyncio.timeout_at(deadline):
                     return await reader.readexactly(length)
             except BaseException:
                 if self._budget is not None:

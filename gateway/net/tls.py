@@ -6,6 +6,13 @@ version both sides offer, so allowing 1.2..1.3 is what "1.3 preferred" means
 on the wire.  Compression is off (CRIME) and renegotiation is refused
 (FACTS.md "asyncio, TLS, processes").
 
+Client certificates are checked for revocation in the handshake (the policy
+of ``gateway.keys.revocation``, docs/protocol.md §3): every CA on the path
+needs its CRL (``VERIFY_CRL_CHECK_CHAIN``), and a refused certificate gets a
+TLS alert (``gateway.net.listener``).  Only the key-exchange groups X25519,
+P-256 and P-384 are accepted, and the CertificateRequest names the client
+CAs (``gateway.net.openssl``: Python's ``ssl`` has no API for either).
+
 Certificate rotation (DESIGN.md principle 6) must never touch a context that
 live handshakes use: a failed half-reload of an ``SSLContext`` broke every
 later handshake (FACTS.md).  So a new context is built and checked in full
@@ -15,10 +22,20 @@ handshakes use it while open connections keep the one they started with.
 
 from __future__ import annotations
 
+import contextlib
 import ssl
+import tempfile
+from asyncio import sslproto
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+
+from cryptography.hazmat.primitives import serialization
+
+from gateway.errors import ConfigError
+from gateway.keys.files import load_crl
+from gateway.keys.revocation import RevocationPolicy
+from gateway.net import openssl
 
 ClientCertMode = Literal["none", "optional", "required"]
 
@@ -105,6 +122,31 @@ def _load_cas(ctx: ssl.SSLContext, ca_paths: Sequence[Path], what: str) -> None:
             raise ValueError(msg) from exc
 
 
+def _load_crls(ctx: ssl.SSLContext, crl_paths: Sequence[Path]) -> None:
+    """Load CRLs (PEM or DER) into the context's store.
+
+    ``load_verify_locations(cadata=...)`` takes certificates only; a PEM
+    *file* given as ``cafile`` may hold CRLs, so the CRLs are written as PEM
+    to a private temporary file that is removed at once.
+    """
+    pem = b""
+    for path in crl_paths:
+        try:
+            pem += load_crl(path).public_bytes(serialization.Encoding.PEM)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+    if not pem:
+        return
+    with tempfile.NamedTemporaryFile(prefix="gateway-crls-", suffix=".pem") as tmp:
+        tmp.write(pem)
+        tmp.flush()
+        try:
+            ctx.load_verify_locations(cafile=tmp.name)
+        except (ssl.SSLError, OSError) as exc:
+            msg = "CRL files could not be loaded into the TLS context"
+            raise ValueError(msg) from exc
+
+
 def server_context(
     cert_path: Path,
     key_path: Path,
@@ -112,6 +154,8 @@ def server_context(
     client_cert: str = "none",
     client_ca_paths: Sequence[Path] = (),
     passphrase: bytes | None = None,
+    crl_paths: Sequence[Path] = (),
+    revocation: RevocationPolicy | None = None,
 ) -> ssl.SSLContext:
     """Build a listener's server context, checked in full before it is used.
 
@@ -122,6 +166,12 @@ def server_context(
     client CAs without any, CAs given with mode ``"none"`` (they would be
     silently ignored), a missing file, a wrong passphrase or a certificate
     that does not match its key.
+
+    ``revocation`` turns on CRL checking of client certificates in the
+    handshake with the CRLs of ``crl_paths``: every CA on the client's path
+    needs one, and the policy decides an unknown status (no CRL, stale, not
+    yet valid).  ``None`` checks no revocation (tests and tools only; the
+    daemon always passes its policy).
     """
     if client_cert not in _VERIFY_MODES:
         msg = f"client_cert must be one of none, optional, required (got {client_cert!r})"
@@ -132,15 +182,24 @@ def server_context(
     if client_cert == "none" and client_ca_paths:
         msg = "client CA files are given but client_cert = 'none' would ignore them"
         raise ValueError(msg)
+    if crl_paths and revocation is None:
+        msg = "CRL files are given without a revocation policy"
+        raise ValueError(msg)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     _harden(ctx)
+    openssl.set_groups(ctx)
     _load_chain(ctx, cert_path, key_path, passphrase)
     if client_ca_paths:
         _load_cas(ctx, client_ca_paths, "client CA")
         if not ctx.get_ca_certs():
             msg = "client CA files hold no CA certificate"
             raise ValueError(msg)
+        openssl.set_client_ca_names(ctx, client_ca_paths)
     ctx.verify_mode = _VERIFY_MODES[client_cert]
+    if revocation is not None and client_cert != "none":
+        _load_crls(ctx, crl_paths)
+        ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
+        openssl.apply_revocation_policy(ctx, revocation)
     return ctx
 
 
@@ -173,10 +232,14 @@ class SwappableContext:
     certificate, key and client CAs while established connections continue
     undisturbed on the context they started with.
 
-    OpenSSL copies the verify mode and protocol range into each connection
-    before the callback runs, so those come from the first context: ``swap``
-    refuses a context that differs in them (changing ``client_cert`` is a
-    restart-only setting).  The first context's ``sni_callback`` is taken
+    OpenSSL copies the verify mode, verify flags (CRL checking), verify
+    callback (revocation policy), key-exchange groups and protocol range
+    into each connection before the callback runs, so those come from the
+    first context: ``swap`` refuses a context that differs in the mode, the
+    flags or the range (changing ``client_cert`` or ``stale_crl_policy`` is a
+    restart-only setting).  The certificate, key, client CAs and CRLs come
+    from the swapped-in context, which is how a CRL change reaches new
+    handshakes.  The first context's ``sni_callback`` is taken
     over by this object.
     """
 
@@ -205,6 +268,9 @@ class SwappableContext:
         if new.verify_mode != front.verify_mode:
             msg = "client certificate mode differs from the running listener's (restart needed)"
             raise ValueError(msg)
+        if new.verify_flags != front.verify_flags:
+            msg = "CRL checking differs from the running listener's (restart needed)"
+            raise ValueError(msg)
         if (new.minimum_version, new.maximum_version) != (
             front.minimum_version,
             front.maximum_version,
@@ -220,3 +286,34 @@ class SwappableContext:
         current = self._current
         if ssl_obj.context is not current:
             ssl_obj.context = current
+
+
+class _AlertingSSLProtocol(sslproto.SSLProtocol):
+    """asyncio's TLS protocol, but a failed handshake sends OpenSSL's alert first.
+
+    On a handshake error asyncio aborts the transport at once, and the alert
+    OpenSSL has just written (``certificate revoked``, ``unknown CA``,
+    ``handshake failure``...) stays in its outgoing buffer: the client sees a
+    bare close and cannot tell why.  This flushes that buffer to the socket
+    before the abort.
+    """
+
+    def _on_handshake_complete(self, handshake_exc: BaseException | None) -> None:
+        if handshake_exc is not None:
+            this: Any = self
+            with contextlib.suppress(Exception):
+                alert = this._outgoing.read()  # private: see the class docstring
+                if alert:
+                    this._transport.write(alert)
+        super()._on_handshake_complete(handshake_exc)
+
+
+def send_handshake_alerts() -> None:
+    """Make asyncio send the TLS alert of a failed handshake (idempotent).
+
+    asyncio builds its TLS protocol through the ``asyncio.sslproto`` module
+    attribute, so replacing it there covers every ``start_tls`` of the
+    process; the only change is the alert written before the close.
+    """
+    if not issubclass(sslproto.SSLProtocol, _AlertingSSLProtocol):
+        sslproto.SSLProtocol = _AlertingSSLProtocol  # type: ignore[misc]

@@ -19,6 +19,7 @@ import pytest
 from gateway.clock import BusinessClock
 from gateway.errors import ConfigError, RetCode
 from gateway.keys.devpki import DevPki, rewrite_crl
+from gateway.keys.files import load_crl
 from gateway.keys.trust import fingerprint
 from gateway.testing import Broker
 from tests.integration.harness import Erp, gateway_config, recent_friday_10, running_gateway
@@ -48,7 +49,11 @@ async def test_crl_import_bites_on_the_next_message_of_an_open_connection(
     clock = BusinessClock(FRIDAY_10)
     _, op01 = pki.client("C100000001", "op01")
     # the CA's next CRL, as security staff receive it: DER, one serial, a later lastUpdate
-    new_crl = crl_file(pki, tmp_path / "next.crl", [op01], last_update=pki.now + timedelta(hours=1))
+    # (than the installed one's) that is not in the future of the business clock: a CRL
+    # not yet valid leaves the status unknown (gateway/keys/revocation.py)
+    new_crl = crl_file(
+        pki, tmp_path / "next.crl", [op01], last_update=FRIDAY_10 - timedelta(hours=1)
+    )
     async with running_gateway(cfg, clock) as gw:
         erp = Erp(gw, pki)
         c = await erp.client("C100000001", "op01")
@@ -75,7 +80,10 @@ async def test_crl_import_refuses_an_older_or_foreign_crl_and_keeps_the_old_one(
     clock = BusinessClock(FRIDAY_10)
     _, op01 = pki.client("C100000001", "op01")
     installed = pki.client_crl.read_bytes()
-    older = crl_file(pki, tmp_path / "older.crl", [op01], last_update=pki.now - timedelta(days=1))
+    installed_at = load_crl(pki.client_crl).last_update_utc
+    older = crl_file(
+        pki, tmp_path / "older.crl", [op01], last_update=installed_at - timedelta(days=1)
+    )
     foreign_pki = replace(pki, dir=tmp_path / "foreign")  # a CRL of the bank CA instead
     foreign_pki.dir.mkdir()
     shutil.copy2(pki.server_ca, foreign_pki.client_ca)
@@ -125,8 +133,15 @@ async def test_gatewayctl_revoke_bites_at_once_and_survives_a_restart(
     assert "USBKey lost" in lines[0]
 
     async with running_gateway(cfg, clock) as gw:  # a restart: the deny list is on disk
-        c = await Erp(gw, pki).client("C100000001", "op01")
+        # the signature path (no client certificate in TLS) answers 2004 ...
+        c = await Erp(gw, pki).client("C100000001", "op01", listener="tcp")
         assert (await c.pay("DENY-5", clock.now(), pay())).ret_code == "2004"
+        await c.close()
+        # ... and a TLS connection with that certificate is closed right after the
+        # handshake (tests/integration/test_tls_revocation.py)
+        c = await Erp(gw, pki).client("C100000001", "op01")
+        with pytest.raises(ConnectionError):
+            await c.pay("DENY-6", clock.now(), pay())
         await c.close()
 
 
@@ -137,7 +152,9 @@ async def test_stale_crl_fails_closed_by_default_and_open_by_policy(
     clock = BusinessClock(FRIDAY_10)
     _, op02 = pki.client("C100000001", "op02")
     next_update = (FRIDAY_10 - timedelta(days=2)).replace(microsecond=0)
-    # a CRL that lists op02 and is past its nextUpdate on the business clock
+    # a CRL that lists op02 and is past its nextUpdate on the business clock; the
+    # clients use the TCP listener: this is the signature path (the handshake judges
+    # the CRL by the system clock: tests/integration/test_tls_revocation.py)
     rewrite_crl(
         pki,
         [cert_of(op02).serial_number],
@@ -149,11 +166,11 @@ async def test_stale_crl_fails_closed_by_default_and_open_by_policy(
     async with running_gateway(cfg, clock) as gw:
         before = sample(await scrape(gw), REVOKED_REFUSALS) or 0.0
         erp = Erp(gw, pki)
-        c = await erp.client("C100000001", "op01")
+        c = await erp.client("C100000001", "op01", listener="tcp")
         r = await c.pay("STALE-1", clock.now(), pay())
         assert r.ret_code == "2004"
         assert r.ret_msg == f"{REVOKED}: revocation status unknown (stale CRL)"
-        listed = await erp.client("C100000001", "op02")
+        listed = await erp.client("C100000001", "op02", listener="tcp")
         r = await listed.pay("STALE-2", clock.now(), pay())
         assert (r.ret_code, r.ret_msg) == ("2004", REVOKED_MSG)
         text = await scrape(gw)
@@ -167,10 +184,11 @@ async def test_stale_crl_fails_closed_by_default_and_open_by_policy(
     )
     async with running_gateway(open_cfg, clock) as gw:
         erp = Erp(gw, pki)
-        c = await erp.client("C100000001", "op01")
+        c = await erp.client("C100000001", "op01", listener="tcp")
         r = await c.pay("STALE-3", clock.now(), pay())
         assert r.ret_code == "0000", r.ret_msg
-        listed = await erp.client("C100000001", "op02")  # a listed serial is still refused
+        # a listed serial is still refused
+        listed = await erp.client("C100000001", "op02", listener="tcp")
         assert (await listed.pay("STALE-4", clock.now(), pay())).ret_code == "2004"
         assert sample(await scrape(gw), CRL_GAUGE) == next_update.timestamp()
         await c.close()

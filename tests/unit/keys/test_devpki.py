@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import stat
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from gateway.keys.devpki import DEMO_CORPORATES, CorpSpec, DevPki, generate_dev_pki
+from gateway.keys.devpki import BACKDATE, DEMO_CORPORATES, CorpSpec, DevPki, generate_dev_pki
 from gateway.keys.enrolment import Registry
 from gateway.keys.trust import TrustStore, fingerprint, read_deny_list
 from gateway.keys.xmldsig import load_signing_key
@@ -89,7 +89,10 @@ def test_crl_and_registry_match(pki: DevPki) -> None:
     assert crl.is_signature_valid(ca.public_key())  # type: ignore[arg-type]
     assert len(crl) == 0
     assert crl.next_update_utc is not None
-    assert (crl.next_update_utc - crl.last_update_utc).days == 7
+    # valid a BACKDATE either side of the PKI's now: the handshake judges it by the
+    # system clock, tests issue the PKI as of a pinned date up to a year away
+    assert crl.last_update_utc <= pki.now - BACKDATE + timedelta(seconds=1)
+    assert crl.next_update_utc >= pki.now + BACKDATE - timedelta(seconds=1)
     reg = Registry.load(pki.enrolment)
     for spec in DEMO_CORPORATES:
         for oper_id, _ in spec.operators:

@@ -81,7 +81,7 @@ def test_ca_certificate_cannot_sign_requests(pki: DevPki) -> None:
 def test_intermediate_must_be_supplied(pki: DevPki) -> None:
     sub_key, sub_cert = issue_intermediate_ca(pki)
     _, path = issue_client_cert(pki, "C100000001", "op01", USB, issuer=(sub_key, sub_cert))
-    trust = store(pki)
+    trust = store(pki, "fail_open")  # the intermediate has no CRL (test_intermediate_crl)
     assert code_of(trust, [cert(path)], pki) == "2002"
     assert code_of(trust, [cert(path), cert(sub_cert)], pki) == "ok"
 
@@ -128,7 +128,7 @@ def test_not_yet_valid(pki: DevPki) -> None:
 
 def test_validity_boundaries(pki: DevPki) -> None:
     leaf = cert(pki.client("C100000001", "op01")[1])
-    trust = TrustStore([cert(pki.client_ca)])
+    trust = TrustStore([cert(pki.client_ca)], stale_crl_policy="fail_open")  # validity only
     trust.check([leaf], leaf.not_valid_after_utc)
     with pytest.raises(GatewayError) as info:
         trust.check([leaf], leaf.not_valid_after_utc + timedelta(seconds=1))
@@ -185,6 +185,7 @@ def test_deny_list(fresh_pki: DevPki) -> None:
 
 def test_stale_crl_fail_closed_and_open(fresh_pki: DevPki) -> None:
     leaf = cert(fresh_pki.client("C100000001", "op01")[1])
+    rewrite_crl(fresh_pki, next_update=fresh_pki.now + timedelta(days=7))
     # CRL is fresh for 7 days
     assert code_of(store(fresh_pki), [leaf], fresh_pki, days=6) == "ok"
     with pytest.raises(GatewayError) as info:
@@ -200,10 +201,28 @@ def test_stale_crl_still_revokes_when_fail_open(fresh_pki: DevPki) -> None:
     assert code_of(store(fresh_pki, "fail_open"), [cert(leaf_path)], fresh_pki, days=8) == "2004"
 
 
-def test_no_crl_configured_is_accepted(fresh_pki: DevPki) -> None:
+def test_no_crl_configured_follows_the_policy(fresh_pki: DevPki) -> None:
+    """A CA without a CRL: status unknown, refused unless fail_open (gateway.keys.revocation)."""
     leaf = cert(fresh_pki.client("C100000001", "op01")[1])
-    trust = TrustStore.from_files([fresh_pki.client_ca])
+    with pytest.raises(GatewayError) as info:
+        TrustStore.from_files([fresh_pki.client_ca]).check([leaf], fresh_pki.now)
+    assert (info.value.code, info.value.detail) == (
+        RetCode.CERT_REVOKED,
+        "revocation status unknown (no CRL)",
+    )
+    trust = TrustStore.from_files([fresh_pki.client_ca], stale_crl_policy="fail_open")
     assert code_of(trust, [leaf], fresh_pki, days=30) == "ok"
+
+
+def test_crl_not_yet_valid_follows_the_policy(fresh_pki: DevPki) -> None:
+    leaf = cert(fresh_pki.client("C100000001", "op01")[1])
+    later = fresh_pki.now + timedelta(days=1)
+    rewrite_crl(fresh_pki, last_update=later, next_update=later + timedelta(days=7))
+    with pytest.raises(GatewayError) as info:
+        store(fresh_pki).check([leaf], fresh_pki.now)
+    assert info.value.detail == "revocation status unknown (CRL not yet valid)"
+    assert code_of(store(fresh_pki, "fail_open"), [leaf], fresh_pki) == "ok"
+    assert code_of(store(fresh_pki), [leaf], fresh_pki, days=2) == "ok"
 
 
 def test_crl_with_foreign_signature_is_a_config_error(fresh_pki: DevPki, pki_rsa: DevPki) -> None:
@@ -228,17 +247,18 @@ def test_intermediate_crl(fresh_pki: DevPki) -> None:
     _, path = issue_client_cert(fresh_pki, "C100000001", "op01", USB, issuer=(sub_key, sub_cert))
     leaf, sub = cert(path), cert(sub_cert)
     ca = cert(fresh_pki.client_ca)
+    root_crl = x509.load_pem_x509_crl(fresh_pki.client_crl.read_bytes())
     sub_crl = make_crl(sub, load_key(sub_key), [leaf.serial_number], fresh_pki.now)
     empty_sub_crl = make_crl(sub, load_key(sub_key), [], fresh_pki.now)
-    assert code_of(TrustStore([ca], [empty_sub_crl]), [leaf, sub], fresh_pki) == "ok"
-    assert code_of(TrustStore([ca], [sub_crl]), [leaf, sub], fresh_pki) == "2004"
+    assert code_of(TrustStore([ca], [root_crl, empty_sub_crl]), [leaf, sub], fresh_pki) == "ok"
+    assert code_of(TrustStore([ca], [root_crl, sub_crl]), [leaf, sub], fresh_pki) == "2004"
+    # the intermediate without a CRL of its own: status unknown (gateway.keys.revocation)
+    assert code_of(TrustStore([ca], [root_crl]), [leaf, sub], fresh_pki) == "2004"
     # a CRL that claims the intermediate's name but carries another key's signature
     forged = make_crl(sub, load_key(fresh_pki.client_ca_key), [], fresh_pki.now)
-    assert code_of(TrustStore([ca], [forged]), [leaf, sub], fresh_pki) == "2004"
-    assert (
-        code_of(TrustStore([ca], [forged], stale_crl_policy="fail_open"), [leaf, sub], fresh_pki)
-        == "ok"
-    )
+    assert code_of(TrustStore([ca], [root_crl, forged]), [leaf, sub], fresh_pki) == "2004"
+    open_store = TrustStore([ca], [root_crl, forged], stale_crl_policy="fail_open")
+    assert code_of(open_store, [leaf, sub], fresh_pki) == "ok"
     # the client CA's CRL revokes the intermediate itself
     revoke(fresh_pki, sub_cert)
     assert code_of(store(fresh_pki), [leaf, sub], fresh_pki) == "2004"

@@ -9,12 +9,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from gateway.errors import ConfigError, GatewayError, RetCode
 from gateway.keys import admin
-from gateway.keys.devpki import DevPki, generate_dev_pki, issue_client_cert, renew_certificate
+from gateway.keys.devpki import (
+    DevPki,
+    generate_dev_pki,
+    issue_client_cert,
+    renew_certificate,
+    rewrite_crl,
+)
 from gateway.keys.enrolment import Registry
 from gateway.keys.files import write_encrypted_pkcs8
 from gateway.keys.kinds import KindPolicy
@@ -141,11 +148,13 @@ def test_import_crl_of_an_unknown_issuer_is_refused(pki: DevPki, tmp_path: Path)
 def test_import_crl_older_than_the_installed_one_is_refused(
     pki: DevPki, tmp_path: Path, minutes: int, number: int | None, problem: str
 ) -> None:
+    installed = x509.load_pem_x509_crl(pki.client_crl.read_bytes()).last_update_utc
     crl = make_crl(
         pki.client_ca_key,
         pki.client_ca,
         [],
-        last_update=pki.now + timedelta(minutes=minutes),
+        last_update=installed + timedelta(minutes=minutes),
+        next_update=pki.now + timedelta(days=7),
         number=number,
     )
     path = tmp_path / "old.pem"
@@ -435,6 +444,7 @@ def test_seed_ring_from_single_files(pki: DevPki) -> None:
 
 def test_list_keys_states(pki: DevPki) -> None:
     t1 = (pki.now + timedelta(days=10)).replace(microsecond=0)
+    rewrite_crl(pki, next_update=pki.now + timedelta(days=7))
     admin.rotate(pki.dir, "ring.toml", "response", activate=t1, overlap_days=2, now=pki.now)
 
     def states(at_delta: timedelta) -> list[tuple[str, str, str]]:
@@ -446,7 +456,7 @@ def test_list_keys_states(pki: DevPki) -> None:
     assert ("response", "gateway-response.pem", "active") in before
     assert ("response", "gateway-response", "next") in before
     assert ("client_ca", "client-ca.pem", "trusted") in before
-    assert ("crl", "client-crl.pem", "stale") in before  # the dev CRL lives 7 days
+    assert ("crl", "client-crl.pem", "stale") in before  # this CRL lives 7 days
     during = states(timedelta(days=1))
     assert ("response", "gateway-response.pem", "overlap") in during
     assert ("response", "gateway-response", "active") in during
