@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import asyncpg
+import structlog
 
 from gateway.config import Config
 from gateway.errors import ConfigError, Unavailable
@@ -61,6 +62,8 @@ EX_TEMPFAIL = 75
 EX_CONFIG = 78
 
 T = TypeVar("T")
+
+log = structlog.get_logger("gateway.preflight")
 
 
 # -- 1. folders --------------------------------------------------------------------
@@ -267,6 +270,7 @@ def prepare_files(
     check_folders(cfg, create=create)
     router = load_router_data(cfg, build_router)
     if create and dev_pki_pending(cfg):
+        log.warning("generating_dev_pki", dir=str(cfg.keys_dir))
         generate_dev_pki(cfg.keys_dir)
     return router
 

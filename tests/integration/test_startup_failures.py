@@ -266,6 +266,14 @@ def test_error_in_a_worker_process_is_one_line(site: Site) -> None:
     both_fail(overlay, EX_CONFIG, str(keys / "client-ca.pem"))
 
 
+def test_schema_folder_without_the_schema(site: Site) -> None:
+    """The official pain.001 schema is loaded by every worker at start."""
+    empty = site.tmp / "xsd"
+    empty.mkdir()
+    overlay = site.overlay({"codec": {"pain001_xsd_dir": empty}, "workers": {"processes": 1}})
+    both_fail(overlay, EX_CONFIG, str(empty / "pain.001.001.09.xsd"), "cannot load")
+
+
 def test_key_file_readable_by_others(site: Site) -> None:
     keys = site.keys_copy()
     (keys / "server.key").chmod(0o644)
