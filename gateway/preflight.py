@@ -32,6 +32,7 @@ while CorpLink is served and journaled, and ``/readyz`` reports the link.
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import sqlite3
 import ssl
@@ -60,6 +61,8 @@ from gateway.workers import WorkerStartError
 EX_SOFTWARE = 70
 EX_TEMPFAIL = 75
 EX_CONFIG = 78
+#: Linux ``sun_path`` holds 108 bytes including the terminating NUL (unix(7)).
+MAX_UNIX_SOCKET_PATH = 107
 
 T = TypeVar("T")
 
@@ -161,6 +164,11 @@ def check_folders(cfg: Config, *, create: bool) -> None:
         _check_journal_file(cfg.journal_path)
     if cfg.journal.archive_interval > 0:
         check_folder(cfg.archive_path, "journal.archive_dir", missing_ok=True)
+    if len(os.fsencode(cfg.admin_socket)) > MAX_UNIX_SOCKET_PATH:
+        raise ConfigError(
+            f"admin.socket {cfg.admin_socket}: longer than a Unix socket path may be "
+            f"({MAX_UNIX_SOCKET_PATH} bytes)"
+        )
     check_folder(cfg.admin_socket.parent, "admin.socket", missing_ok=True, subject=cfg.admin_socket)
     if dev_pki_pending(cfg):
         check_folder(cfg.keys_dir, "keys.dir", missing_ok=True)

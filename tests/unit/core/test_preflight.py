@@ -99,6 +99,13 @@ def test_check_writes_nothing_and_start_creates_the_state_folder(tmp_path: Path)
     assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
 
 
+def test_admin_socket_path_too_long(tmp_path: Path) -> None:
+    sock = tmp_path / ("s" * 120) / "admin.sock"
+    cfg = load_config(None, {"state_dir": str(tmp_path), "admin": {"socket": str(sock)}})
+    with pytest.raises(ConfigError, match=r"^admin\.socket .*: longer than a Unix socket path"):
+        preflight.check_folders(cfg, create=False)
+
+
 def test_journal_that_is_a_folder(tmp_path: Path) -> None:
     (tmp_path / "j").mkdir()
     cfg = load_config(None, {"state_dir": str(tmp_path), "journal": {"path": str(tmp_path / "j")}})
