@@ -18,7 +18,6 @@ import structlog
 
 from gateway import __version__
 from gateway.config import Config, load_config
-from gateway.errors import ConfigError
 from gateway.ops.logs import configure_logging
 from gateway.preflight import describe
 from gateway.server import Gateway, check_config
@@ -84,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             note = check_config(cfg)
             print(f"configuration OK ({', '.join(cfg.sources)})" + (f"; {note}" if note else ""))
             return 0
-    except ConfigError as exc:
+    except Exception as exc:  # noqa: BLE001 - a configuration error (78), or else: one line
         return _fail(exc)
     configure_logging(cfg.observability.log_level, cfg.observability.log_format)
     try:
