@@ -13,6 +13,7 @@ an unwritable state folder is one whose parent is a regular file.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -25,14 +26,19 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from gateway.keys.devpki import DevPki
 from gateway.keys.files import write_encrypted_pkcs8
+from gateway.keys.xmldsig import load_signing_key
+from gateway.sim.erp import ErpClient, Reply
+from tests.integration.harness import payment, recent_friday_10
 
 REPO = Path(__file__).resolve().parents[2]
 EX_CONFIG, EX_TEMPFAIL = 78, 75
@@ -338,12 +344,35 @@ def _get(url: str) -> tuple[int, dict[str, Any]]:
         return exc.code, json.loads(exc.read())
 
 
+async def _pay(pki: DevPki, host: str, port: int, now: datetime) -> Reply:
+    key, cert = pki.client("C100000001", "op01")
+    client = ErpClient(
+        host,
+        port,
+        corp_id="C100000001",
+        oper_id="op01",
+        signer=load_signing_key(key, cert),
+        gateway_certs=x509.load_pem_x509_certificates(pki.response_cert.read_bytes()),
+    )
+    await client.connect()
+    try:
+        return await client.pay("BROKER-DOWN-1", now, payment("105100000017", "100.00"))
+    finally:
+        await client.close()
+
+
 def test_broker_down_is_not_a_start_failure(site: Site) -> None:
     """The clearing link connects and reconnects at run time (docs/clearing-link.md §1):
     with the broker down the daemon starts, serves and journals CorpLink, says it
     is not ready on /readyz, and logs the broker it cannot reach, once."""
     broker_port = free_port()
-    overlay = site.overlay({"clearing": {"url": f"mqtt://127.0.0.1:{broker_port}"}})
+    start = recent_friday_10()  # every engine open, inside the dev PKI's validity
+    overlay = site.overlay(
+        {
+            "clearing": {"url": f"mqtt://127.0.0.1:{broker_port}"},
+            "clock": {"start": start.isoformat()},
+        }
+    )
     checked = gatewayd(overlay, "--check-config")
     assert checked.returncode == 0, checked.stderr
     ports = site.tmp / "ports.json"
@@ -366,8 +395,13 @@ def test_broker_down_is_not_a_start_failure(site: Site) -> None:
         host, port = bound["metrics"]
         status, ready = _get(f"http://{host}:{port}/readyz")
         assert status == 503
-        assert ready["checks"] == {"clearing_link": False, "journal": True}
+        assert ready["checks"]["clearing_link"] is False
+        assert ready["checks"]["journal"] is True
         assert ready["lifecycle"] == "ready"
+        # CorpLink is served and journaled meanwhile: the payment waits for the link
+        tcp_host, tcp_port = bound["listeners"]["tcp"]
+        reply = asyncio.run(_pay(site.pki, tcp_host, tcp_port, start))
+        assert reply.ret_code == "0000", reply
         deadline = time.monotonic() + 30
         while b"clearing_link_connect_failed" not in err.read_bytes():
             assert time.monotonic() < deadline, err.read_text()
