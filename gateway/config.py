@@ -21,13 +21,25 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import datetime, time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from gateway.errors import ConfigError
 from gateway.net.admission import AdmissionConfig
 from gateway.paths import default_config_path
+from gateway.routing.windows import parse_schedules
 
-ENVIRONMENTS = ("production", "test", "demo")
+# Keys that take one of a few words: a wrong value is refused at load with the
+# list of allowed words (``_convert``), never found later at start.
+Environment = Literal["production", "test", "demo"]
+ClientCert = Literal["none", "optional", "required"]
+HoldPolicy = Literal["hold", "reject"]
+StaleCrlPolicy = Literal["fail_closed", "fail_open"]
+JournalBackend = Literal["sqlite", "postgres"]
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+LogFormat = Literal["json", "console"]
+SessionDays = Literal["working", "every"]
+
+ENVIRONMENTS: tuple[str, ...] = typing.get_args(Environment)
 
 
 @dataclass(frozen=True)
@@ -48,7 +60,7 @@ class ListenerConfig:
     bind: str = "127.0.0.1"
     port: int = 7443
     tls: bool = True
-    client_cert: str = "optional"
+    client_cert: ClientCert = "optional"
     max_body: int = 1_048_576
     handshake_timeout: float = 10.0
     frame_timeout: float = 30.0
@@ -94,7 +106,7 @@ class KeysConfig:
     passphrase_env: str = "GATEWAY_KEY_PASSPHRASE"
     usbkey_policy_oids: tuple[str, ...] = ("1.3.6.1.4.1.99999.1.1",)
     file_policy_oids: tuple[str, ...] = ("1.3.6.1.4.1.99999.1.2",)
-    stale_crl_policy: str = "fail_closed"
+    stale_crl_policy: StaleCrlPolicy = "fail_closed"
 
     def path(self, name: str) -> Path:
         """A key file name resolved against ``dir``."""
@@ -106,7 +118,7 @@ class KeysConfig:
 
 @dataclass(frozen=True)
 class JournalConfig:
-    backend: str = "sqlite"
+    backend: JournalBackend = "sqlite"
     path: Path | None = None
     max_batch: int = 512
     dsn: str = ""
@@ -133,7 +145,7 @@ class SessionConfig:
 
     open: str
     close: str
-    days: str = "working"
+    days: SessionDays = "working"
 
 
 @dataclass(frozen=True)
@@ -166,7 +178,7 @@ class WindowsConfig:
 class EngineConfig:
     """Per-engine window policy and outbound throttle (routing.md §4, §6)."""
 
-    hold_policy: str = "hold"
+    hold_policy: HoldPolicy = "hold"
     rate: float = 500.0
     max_inflight: int = 500
     release_rate: float = 200.0
@@ -217,8 +229,8 @@ class CoreConfig:
 class ObservabilityConfig:
     metrics_bind: str = "127.0.0.1"
     metrics_port: int = 9464
-    log_level: str = "info"
-    log_format: str = "json"
+    log_level: LogLevel = "info"
+    log_format: LogFormat = "json"
 
 
 @dataclass(frozen=True)
@@ -246,7 +258,7 @@ class AdminConfig:
 class Config:
     """The whole configuration tree."""
 
-    environment: str = "production"
+    environment: Environment = "production"
     state_dir: Path | None = None
     bank: BankConfig = field(default_factory=BankConfig)
     listeners: tuple[ListenerConfig, ...] = ()
@@ -318,6 +330,12 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+def _one_of(words: tuple[str, ...]) -> str:
+    """``"a", "b" or "c"``: the allowed values as they are written in TOML."""
+    quoted = [f'"{w}"' for w in words]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
+
 def _convert(value: Any, tp: Any, key: str, src: str, base: Path) -> Any:
     """Convert one TOML value to the field type ``tp``; errors name key and file."""
     origin = typing.get_origin(tp)
@@ -326,6 +344,11 @@ def _convert(value: Any, tp: Any, key: str, src: str, base: Path) -> Any:
         if value == "" and type(None) in typing.get_args(tp):
             return None
         return _convert(value, args[0], key, src, base)
+    if origin is typing.Literal:
+        allowed = typing.get_args(tp)
+        if isinstance(value, str) and value in allowed:
+            return value
+        raise ConfigError(f"{src}: {key} must be one of {_one_of(allowed)}")
     if is_dataclass(tp) and isinstance(tp, type):
         if not isinstance(value, dict):
             raise ConfigError(f"{src}: [{key}] must be a table")
@@ -557,3 +580,18 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"{src}: load.max_pending and load.max_journal_backlog must be >= 1")
     if cfg.observability.log_format not in ("json", "console"):
         raise ConfigError(f"{src}: observability.log_format must be json or console")
+    try:  # the operating windows are built here too, so a bad profile never waits for start
+        parse_schedules(windows_spec(cfg))
+    except ConfigError as exc:
+        raise ConfigError(f"{src}: {exc}") from None
+
+
+def windows_spec(cfg: Config) -> dict[str, object]:
+    """``[windows]`` as the tables ``parse_schedules`` reads; the BEPS work-day cutoff
+    comes from ``engines.beps.cutoff`` (docs/routing-rules.md §4)."""
+    w = cfg.windows
+    return {
+        "intra": w.intra.as_spec(),
+        "hvps": w.hvps.as_spec(),
+        "beps": {**w.beps.as_spec(), "cutoff": f"{cfg.engines.beps.cutoff:%H:%M}"},
+    }

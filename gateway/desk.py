@@ -34,7 +34,7 @@ from gateway.clearing.envelope import CREDIT_MSG_TPS
 from gateway.codec.corplink import BusinessRuleError, CorpLinkCodec, serialize
 from gateway.codec.xmlparse import parse_body
 from gateway.config import KeysConfig
-from gateway.errors import GatewayError, RetCode
+from gateway.errors import ConfigError, GatewayError, RetCode
 from gateway.journal.records import QueuedItem, TxResult
 from gateway.keys.enrolment import Registry
 from gateway.keys.kinds import KindPolicy
@@ -408,15 +408,44 @@ def _amounts(request: Request | None, business: BusinessRuleError | None) -> Seq
 # -- process-global desk for worker processes --------------------------------
 
 _DESK: Desk | None = None
+_DESK_ERROR: ConfigError | None = None
+
+
+def open_desk(setup: DeskSetup) -> Desk:
+    """Build a desk; any failure is one ``ConfigError`` line naming the file.
+
+    The start-up checks (``gateway.preflight``, ``gatewayd --check-config``) and
+    every worker build their desk through here, so both report the same line.
+    """
+    try:
+        return Desk(setup)
+    except ConfigError:
+        raise
+    except OSError as exc:
+        where = exc.filename or "key, schema or registry file"
+        raise ConfigError(f"{where}: {exc.strerror or exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a start-up failure is reported as one line
+        raise ConfigError(f"cannot build the desk: {type(exc).__name__}: {exc}") from None
 
 
 def init_worker(setup: DeskSetup) -> None:
-    """ProcessPoolExecutor initializer: build this process's desk once."""
-    global _DESK  # noqa: PLW0603 - one desk per worker process, by design
-    _DESK = Desk(setup)
+    """ProcessPoolExecutor initializer: build this process's desk once.
+
+    A failure is kept, not raised: an initializer that raises breaks the pool
+    (``BrokenProcessPool``) and prints a traceback from the child.  Kept, it
+    comes back to gatewayd as the ``ConfigError`` of the first call (the
+    start-up ping), which prints it as one line.
+    """
+    global _DESK, _DESK_ERROR  # noqa: PLW0603 - one desk per worker process, by design
+    try:
+        _DESK = open_desk(setup)
+    except ConfigError as exc:
+        _DESK_ERROR = exc
 
 
 def _desk() -> Desk:
+    if _DESK_ERROR is not None:
+        raise _DESK_ERROR
     if _DESK is None:  # pragma: no cover - initializer always runs first
         raise RuntimeError("worker desk not initialised")
     return _DESK

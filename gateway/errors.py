@@ -116,3 +116,12 @@ def _rebuild(
 
 class ConfigError(Exception):
     """Configuration is invalid; the message names the key and the file."""
+
+
+class Unavailable(Exception):
+    """A resource the daemon needs is down for now (a database, a port in use).
+
+    Unlike ``ConfigError`` this may heal by itself, so ``gatewayd`` exits with
+    EX_TEMPFAIL (75) and systemd starts it again (docs/operations.md).  The
+    message names the key and the resource.
+    """

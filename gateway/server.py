@@ -24,13 +24,13 @@ from typing import Any
 
 import structlog
 
-from gateway import __version__
+from gateway import __version__, preflight
 from gateway.clearing.link import ClearingLink, LinkConfig
 from gateway.clearing.receipts import ReceiptHandler
 from gateway.clock import BusinessClock, Clock, SystemClock
-from gateway.config import Config
+from gateway.config import Config, windows_spec
 from gateway.correspondence.service import Correspondence
-from gateway.desk import DeskSetup
+from gateway.desk import DeskSetup, open_desk
 from gateway.engines.runner import EngineRunner, EngineSettings, Redelivery
 from gateway.journal.postgres import PostgresStore
 from gateway.journal.records import NewOutbound
@@ -38,16 +38,14 @@ from gateway.journal.retention import archive_once
 from gateway.journal.sqlite import SqliteStore
 from gateway.journal.store import Store
 from gateway.keys import expiry, files
-from gateway.keys.devpki import generate_dev_pki
 from gateway.keys.enrolment import Registry
-from gateway.keys.revocation import RevocationPolicy
-from gateway.keys.ring import KeyRing, ring_from_config
+from gateway.keys.ring import KeyRing
 from gateway.keys.trust import read_deny_list
 from gateway.model import Engine
 from gateway.net.admission import Admission
 from gateway.net.listener import Listener, ListenerSpec
 from gateway.net.session import ByteBudget
-from gateway.net.tls import SwappableContext, server_context
+from gateway.net.tls import SwappableContext
 from gateway.ops import metrics, sdnotify
 from gateway.ops.admin import AdminServer
 from gateway.ops.health import HealthServer, HealthState, Lifecycle
@@ -144,13 +142,21 @@ def build_router(cfg: Config, directory: Directory | None = None) -> Router:
 
 def build_schedules(cfg: Config) -> dict[Engine, EngineSchedule]:
     """``[windows]`` as schedules; the BEPS cutoff comes from ``engines.beps.cutoff``."""
-    w = cfg.windows
-    spec: dict[str, object] = {
-        "intra": w.intra.as_spec(),
-        "hvps": w.hvps.as_spec(),
-        "beps": {**w.beps.as_spec(), "cutoff": f"{cfg.engines.beps.cutoff:%H:%M}"},
-    }
-    return parse_schedules(spec)
+    return parse_schedules(windows_spec(cfg))
+
+
+def check_config(cfg: Config) -> str | None:
+    """``gatewayd --check-config``: every file check of ``Gateway.start``, in its order,
+    writing nothing; the desk is built inline as each worker would build it.
+
+    Returns a note for the operator (the dev PKI start would generate), or None.
+    """
+    preflight.prepare_files(cfg, build_router, create=False)
+    if preflight.dev_pki_pending(cfg):
+        return f"a dev PKI will be generated in {cfg.keys_dir} at start"
+    preflight.prepare_keys(cfg, build_clock(cfg).now())
+    open_desk(desk_setup(cfg))
+    return None
 
 
 class AdmissionGate:
@@ -265,23 +271,34 @@ class Gateway:
 
     # -- lifecycle --------------------------------------------------------
     async def start(self) -> None:
+        """Check, then take the resources, then run (docs/operations.md, "Start-up checks").
+
+        The file checks are ``gateway.preflight``'s, the same that
+        ``gatewayd --check-config`` runs; then the workers build their desks,
+        the journal opens and every socket binds, all before any background
+        task starts, so a failure leaves nothing running and logs nothing but
+        the one line ``gatewayd`` prints.
+        """
         cfg = self.cfg
         self._set_lifecycle(Lifecycle.STARTING)
-        cfg.state_path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if cfg.keys.dev_pki and not (cfg.keys_dir / "client-ca.pem").exists():
-            log.warning("generating_dev_pki", dir=str(cfg.keys_dir))
-            generate_dev_pki(cfg.keys_dir)
-        self._router = build_router(cfg)
+        self._router = preflight.prepare_files(cfg, build_router, create=True)
         metrics.DIRECTORY_CODES.set(len(self._router.directory))
+        prepared = preflight.prepare_keys(cfg, self.clock.now())
+        self._ring, self._registry = prepared.ring, prepared.registry
         self._pool = WorkerPool(desk_setup(cfg), cfg.workers.processes)
         await self._pool.start()
-        await self.store.start()
+        await preflight.open_journal(cfg, self.store)
         self.health.checks["journal"] = True
 
         self._health_server = HealthServer(
             self.health, cfg.observability.metrics_bind, cfg.observability.metrics_port
         )
-        self.bound.metrics = await self._health_server.start()
+        self.bound.metrics = await preflight.bind(
+            "observability.metrics_port",
+            cfg.observability.metrics_bind,
+            cfg.observability.metrics_port,
+            self._health_server.start,
+        )
 
         link_cfg = LinkConfig(
             url=cfg.clearing.url,
@@ -292,7 +309,6 @@ class Gateway:
             max_inflight=cfg.clearing.max_inflight,
             publish_timeout=cfg.clearing.publish_timeout,
         )
-        self._registry = Registry.load(desk_setup(cfg).enrolment)
         corr = Correspondence(
             cfg, self.store, self.pool, self.clock, lambda: self._registry, self._publish_ccms
         )
@@ -307,21 +323,6 @@ class Gateway:
         )
         self._link = ClearingLink(link_cfg, receipts)
         self._runners = {e: self._make_runner(e, self._link) for e in Engine}
-        self._spawn(self._link.run(), "clearing_link")
-        for name, coro in corr.tasks().items():
-            self._spawn(coro, name)
-        self._spawn(self._watch_link(), "link_watch")
-        for engine, runner in self._runners.items():
-            self._spawn(runner.run(), f"engine_{engine.value.lower()}")
-        self._spawn(
-            Redelivery(
-                self._runners, self.store, self._link, self.clock, cfg.clearing.receipt_timeout
-            ).run(),
-            "redelivery",
-        )
-        self._spawn(self._release_held(), "release_held")
-        if cfg.journal.archive_interval > 0:
-            self._spawn(self._archive_journal(), "journal_archive")
 
         self.admission = Admission(cfg.admission)
         gate = AdmissionGate(self.admission)
@@ -340,12 +341,11 @@ class Gateway:
             self.admission,
             corr.corplink,
         )
-        self._ring = self._load_ring()
         self._denied = read_denied(cfg)
-        for lc in cfg.listeners:
+        for i, lc in enumerate(cfg.listeners):
             ctx = None
             if lc.tls:
-                holder = SwappableContext(self._tls_context(lc.client_cert, self._ring))
+                holder = SwappableContext(prepared.tls[lc.name])
                 self._tls[lc.name] = (lc.client_cert, holder)
                 ctx = holder.listener_context
             spec = ListenerSpec(
@@ -363,11 +363,33 @@ class Gateway:
             listener = Listener(
                 spec, pipeline.handle, pipeline.bad_frame, gate, budget, self._is_denied
             )
-            self.bound.listeners[lc.name] = await listener.start()
             self._listeners.append(listener)
+            self.bound.listeners[lc.name] = await preflight.bind(
+                f"listeners[{i}] ({lc.name})", lc.bind, lc.port, listener.start
+            )
 
         self._admin = AdminServer(cfg.admin_socket, self._admin_command)
-        await self._admin.start()
+        try:
+            await self._admin.start()
+        except OSError as exc:
+            raise preflight.bind_error("admin.socket", str(cfg.admin_socket), exc) from None
+
+        # Everything is in place: from here on, tasks run.
+        self._spawn(self._link.run(), "clearing_link")
+        for name, coro in corr.tasks().items():
+            self._spawn(coro, name)
+        self._spawn(self._watch_link(), "link_watch")
+        for engine, runner in self._runners.items():
+            self._spawn(runner.run(), f"engine_{engine.value.lower()}")
+        self._spawn(
+            Redelivery(
+                self._runners, self.store, self._link, self.clock, cfg.clearing.receipt_timeout
+            ).run(),
+            "redelivery",
+        )
+        self._spawn(self._release_held(), "release_held")
+        if cfg.journal.archive_interval > 0:
+            self._spawn(self._archive_journal(), "journal_archive")
         self._spawn(self._watchdog(), "watchdog")
         self._spawn(self._key_schedule(), "key_schedule")
         self._spawn(self._admission_gauges(), "admission_gauges")
@@ -387,37 +409,14 @@ class Gateway:
 
     # -- keys: TLS contexts from the ring, rotation, expiry metrics ----------
     def _load_ring(self) -> KeyRing:
-        cfg = self.cfg
-        return ring_from_config(
-            cfg.keys,
-            cfg.keys_dir,
-            read_passphrase(cfg),
-            require_encrypted=cfg.environment == "production",
-            with_keys=False,
-        )
+        return preflight.load_ring(self.cfg)
 
     def _is_denied(self, fingerprint: str) -> bool:
         return fingerprint in self._denied
 
     def _tls_context(self, client_cert: str, ring: KeyRing) -> ssl.SSLContext:
-        """A fully built and checked server context for the TLS key active now.
-
-        Client certificates are checked against the CRLs read now, under the
-        same revocation policy as request signatures (gateway.keys.revocation).
-        """
-        keys = self.cfg.resolved_keys()
-        version = ring.current("tls", self.clock.now())
-        assert version.key_path is not None  # noqa: S101 - the tls role always has a key
-        verify = client_cert != "none"
-        return server_context(
-            version.cert_path,
-            version.key_path,
-            client_cert=client_cert,
-            client_ca_paths=[keys.path(p) for p in keys.client_ca] if verify else [],
-            passphrase=read_passphrase(self.cfg),
-            crl_paths=[keys.path(p) for p in keys.crls] if verify else [],
-            revocation=RevocationPolicy(keys.stale_crl_policy) if verify else None,
-        )
+        """A fully built and checked server context for the TLS key active now."""
+        return preflight.tls_context(self.cfg, client_cert, ring, self.clock.now())
 
     def _swap_tls(self, ring: KeyRing) -> None:
         """Build every new context first; swap only when all built (a bad pair changes nothing)."""
@@ -563,6 +562,13 @@ class Gateway:
         """Start, wait for the trigger, then drain (STYLE.md: hypercorn's shutdown_trigger)."""
         try:
             await self.start()
+        except BaseException:
+            # A failed start undoes what it took, quietly: the caller reports
+            # the one cause (gatewayd prints one line), not a drain.
+            with contextlib.suppress(Exception):
+                await self.shutdown()
+            raise
+        try:
             await shutdown_trigger()
         finally:
             await self.shutdown()
@@ -571,10 +577,15 @@ class Gateway:
         """The fixed drain order, bounded in time (DESIGN.md Operations)."""
         if self.health.lifecycle is Lifecycle.STOPPED:
             return
+        started = self.ready.is_set()  # else: undoing a failed start, without log lines
         self._set_lifecycle(Lifecycle.DRAINING)
         sdnotify.stopping()
-        log.info("draining")
-        await asyncio.gather(*(ln.drain(timeout) for ln in self._listeners), return_exceptions=True)
+        if started:
+            log.info("draining")
+        await asyncio.gather(
+            *(ln.drain(timeout) if started else ln.close() for ln in self._listeners),
+            return_exceptions=True,
+        )
         if self._admin is not None:
             await self._admin.close()
         for task in self._tasks:
@@ -592,7 +603,8 @@ class Gateway:
         if self._health_server is not None:
             await self._health_server.close()
         self._set_lifecycle(Lifecycle.STOPPED)
-        log.info("stopped")
+        if started:
+            log.info("stopped")
 
     # -- reload and admin -------------------------------------------------
     async def reload(self) -> dict[str, Any]:

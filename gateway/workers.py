@@ -19,11 +19,13 @@ import asyncio
 import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import date, datetime
 from typing import Any
 
 from gateway import desk as _d
 from gateway.desk import Desk, DeskSetup, InboundClearing, Inspection
+from gateway.errors import ConfigError
 from gateway.journal.records import QueuedItem
 from gateway.model import Response
 from gateway.ops import metrics
@@ -34,6 +36,10 @@ def _init_worker(setup: DeskSetup) -> None:
     """Worker initializer: die with the forkserver (and so with gatewayd), then build the desk."""
     die_with_parent()
     _d.init_worker(setup)
+
+
+class WorkerStartError(RuntimeError):
+    """A worker process died before its desk answered (killed, out of memory)."""
 
 
 class WorkerPool:
@@ -61,7 +67,7 @@ class WorkerPool:
     async def start(self) -> None:
         """Build the desk(s); raises if the key material or schema cannot be loaded."""
         if self.processes == 0:
-            self._inline = Desk(self.setup)
+            self._inline = _d.open_desk(self.setup)
             return
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["gateway.ops.deathsig"])  # the forkserver dies with us
@@ -72,10 +78,22 @@ class WorkerPool:
             initargs=(self.setup,),
         )
         loop = asyncio.get_running_loop()
-        # Make every worker build its desk now, so errors surface at start.
-        await asyncio.gather(
-            *(loop.run_in_executor(pool, _d.w_ping) for _ in range(self.processes * 2))
+        # Make every worker build its desk now, so errors surface at start: a
+        # desk that cannot be built comes back as its ConfigError (one line);
+        # every answer is collected, so no failed future is left unread.
+        answers = await asyncio.gather(
+            *(loop.run_in_executor(pool, _d.w_ping) for _ in range(self.processes * 2)),
+            return_exceptions=True,
         )
+        failures = [a for a in answers if isinstance(a, BaseException)]
+        if failures:
+            await loop.run_in_executor(None, lambda: pool.shutdown(wait=True, cancel_futures=True))
+            first = next((f for f in failures if isinstance(f, ConfigError)), failures[0])
+            if isinstance(first, BrokenProcessPool):
+                raise WorkerStartError(
+                    f"workers.processes: a worker process died while starting ({first})"
+                )
+            raise first
         self._pool = pool
 
     async def _call(self, op: str, *args: Any) -> Any:

@@ -18,9 +18,9 @@ import structlog
 
 from gateway import __version__
 from gateway.config import Config, load_config
-from gateway.errors import ConfigError
 from gateway.ops.logs import configure_logging
-from gateway.server import Gateway
+from gateway.preflight import describe
+from gateway.server import Gateway, check_config
 
 log = structlog.get_logger("gateway.cli")
 
@@ -72,21 +72,33 @@ async def run(cfg: Config, ports_file: Path | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Exit 0; 78 (EX_CONFIG) for a configuration or file error; 75 (EX_TEMPFAIL) for
+    a resource that is down (database, port in use): one line on stderr, no
+    traceback (docs/operations.md, "Start-up checks")."""
     args = _parser().parse_args(argv)
     try:
         overrides = {"state_dir": str(args.state_dir)} if args.state_dir else None
         cfg = load_config(args.config, overrides)
-    except ConfigError as exc:
-        print(f"gatewayd: configuration error: {exc}", file=sys.stderr)
-        return 2
-    if args.check_config:
-        print(f"configuration OK ({', '.join(cfg.sources)})")
-        return 0
+        if args.check_config:
+            note = check_config(cfg)
+            print(f"configuration OK ({', '.join(cfg.sources)})" + (f"; {note}" if note else ""))
+            return 0
+    except Exception as exc:  # noqa: BLE001 - a configuration error (78), or else: one line
+        return _fail(exc)
     configure_logging(cfg.observability.log_level, cfg.observability.log_format)
     try:
         return asyncio.run(run(cfg, args.ports_file))
     except KeyboardInterrupt:  # pragma: no cover - handled by the signal handler
         return 130
+    except Exception as exc:  # every start-up failure is one line
+        log.debug("start_failed", exc_info=True)  # the traceback, for log_level = "debug"
+        return _fail(exc)
+
+
+def _fail(exc: BaseException) -> int:
+    status, line = describe(exc)
+    print(f"gatewayd: {line}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -154,7 +154,8 @@ class Listener:
         )
         self._accepting = True
         host, port = peer_address(self._server.sockets[0].getsockname())
-        log.info("listener_started", listener=spec.name, host=host, port=port, tls=tls)
+        # debug: gatewayd's one "started" line lists every bound address
+        log.debug("listener_started", listener=spec.name, host=host, port=port, tls=tls)
         return (host, port)
 
     def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -296,7 +297,7 @@ class Listener:
         self._stop_accepting()
         await self._cancel(set(self._handshakes) | set(self._sessions))
         await self._wait_server_closed()
-        log.info("listener_closed", listener=self.spec.name)
+        log.debug("listener_closed", listener=self.spec.name)  # a failed start closes quietly
 
     async def _wait_server_closed(self) -> None:
         if self._server is not None:

@@ -135,7 +135,7 @@ class HealthServer:
             self._on_connect, self._host, self._port, limit=self.MAX_HEAD_BYTES
         )
         host, port = self._server.sockets[0].getsockname()[:2]
-        log.info("health.listening", host=host, port=port)
+        log.debug("health.listening", host=host, port=port)  # also in gatewayd's "started"
         return str(host), int(port)
 
     async def close(self) -> None:

@@ -88,5 +88,5 @@ def test_check_config_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "configuration OK" in capsys.readouterr().out
     bad = tmp_path / "bad.toml"
     bad.write_text('[bank]\nclass_code = "1030"\n')
-    assert gatewayd_main(["--config", str(bad), "--check-config"]) == 2
+    assert gatewayd_main(["--config", str(bad), "--check-config"]) == 78  # EX_CONFIG
     assert "bank.class_code" in capsys.readouterr().err
