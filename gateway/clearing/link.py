@@ -303,6 +303,7 @@ class ClearingLink:
     def __init__(self, config: LinkConfig, on_message: InboundHandler | TwoPhaseHandler) -> None:
         self._config = config
         self._handler = two_phase(on_message)
+        self._window = asyncio.Semaphore(config.max_inflight)
         self._pipeline: InboundPipeline | None = None
         self._scheme, self._host, self._port = parse_url(config.url)
         if self._scheme == "mqtts":
@@ -351,10 +352,21 @@ class ClearingLink:
         await self._publish(topic, payload, props)
 
     async def _publish(self, topic: str, payload: bytes, props: Properties | None) -> None:
-        client = self._client
-        if client is None or not self._up.is_set():
-            raise PublishFailed("not_connected", "link is down")
-        code = await client.publish_acked(topic, payload, props, self._config.publish_timeout)
+        """Hand one message to paho only when its in-flight window has room.
+
+        paho queues what exceeds ``max_inflight`` and sends it later, even after
+        our PUBACK wait gave up on it: a message that timed out in that queue
+        and was then re-published went out twice under one MsgId (seen as the
+        clearing system's duplicates while the journal counted one attempt).
+        Waiting here instead keeps paho's queue empty, so a PUBACK timeout means
+        the message really was on the wire, and a message still waiting for room
+        is simply not sent when the link drops.
+        """
+        async with self._window:
+            client = self._client
+            if client is None or not self._up.is_set():
+                raise PublishFailed("not_connected", "link is down")
+            code = await client.publish_acked(topic, payload, props, self._config.publish_timeout)
         if code is not None and code.value >= _PUBACK_FAILURE:
             raise PublishFailed("refused", f"PUBACK {code}", reason_code=code.value)
 
