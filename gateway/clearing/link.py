@@ -360,13 +360,25 @@ class ClearingLink:
         clearing system's duplicates while the journal counted one attempt).
         Waiting here instead keeps paho's queue empty, so a PUBACK timeout means
         the message really was on the wire, and a message still waiting for room
-        is simply not sent when the link drops.
+        is simply not sent when the link drops.  A PUBACK timeout drops the
+        connection for the same reason.
         """
         async with self._window:
             client = self._client
             if client is None or not self._up.is_set():
                 raise PublishFailed("not_connected", "link is down")
-            code = await client.publish_acked(topic, payload, props, self._config.publish_timeout)
+            try:
+                code = await client.publish_acked(
+                    topic, payload, props, self._config.publish_timeout
+                )
+            except PublishFailed as exc:
+                if exc.reason == "timeout":
+                    # A broker that leaves a PUBACK out this long is stalled: drop the
+                    # connection, so what paho still holds dies with it instead of going
+                    # out later behind our back; the journal re-sends (same MsgId).
+                    log.warning("clearing_link_stalled", reason=str(exc))
+                    client.request_disconnect()
+                raise
         if code is not None and code.value >= _PUBACK_FAILURE:
             raise PublishFailed("refused", f"PUBACK {code}", reason_code=code.value)
 
