@@ -100,7 +100,9 @@ async def test_two_thousand_concurrent_publishes_complete_without_warnings(
 ) -> None:
     payload = bytes(2048)
     with caplog.at_level(logging.WARNING):
-        async with running(config(broker.url, "gw-load", max_inflight=100), Inbox()) as link:
+        # a load test, not a timeout test: a loaded CI machine may take seconds per PUBACK
+        load_cfg = config(broker.url, "gw-load", max_inflight=100, publish_timeout=15.0)
+        async with running(load_cfg, Inbox()) as link:
             results = await asyncio.gather(
                 *(
                     link.publish("clearing/beps/out", payload, msg_tp="beps.121", msg_id=f"M{i}")
