@@ -28,8 +28,8 @@ the next one.
 Request/response (``core/req`` with a response topic and correlation data,
 clearing.md §2/§5) is meant to plug in at two seams: :meth:`ClearingLink._publish`
 takes a ready ``Properties`` object (add ``ResponseTopic`` and
-``CorrelationData``), and :meth:`ClearingLink._deliver` is where a reply
-would be matched to its waiting future before the inbound handler sees it.
+``CorrelationData``), and the inbound handler is where a reply would be
+matched to its waiting future.
 """
 
 from __future__ import annotations
@@ -50,9 +50,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from gateway.clearing.inbound_pipeline import (
+    InboundPipeline,
+    RetryPolicy,
+    TwoPhaseHandler,
+    two_phase,
+)
 from gateway.clearing.mqtt_client import PubackClient, PublishNotSent
 from gateway.clearing.reconnect import keep_connected
-from gateway.ops.metrics import INBOUND_DROPPED, LINK_RECONNECTS, LINK_UP
+from gateway.ops.metrics import LINK_RECONNECTS, LINK_UP
 
 log = structlog.get_logger("gateway.clearing")
 
@@ -118,6 +124,9 @@ class LinkConfig:
     """5, or 4 for MQTT 3.1.1 brokers (clearing.md §1)."""
     handler_attempts: int = 3
     """Tries of the inbound handler per message before it is given up (acknowledged)."""
+    inbound_window: int = 100
+    """Inbound messages in progress at once (verified and applied together, acknowledged
+    in order); the broker's own in-flight limit may keep it lower."""
     handler_retry_delay: float = 0.5
     """Seconds before the second try, doubling after: rides out a journal blip."""
 
@@ -133,6 +142,8 @@ class LinkConfig:
             )
         if not 1 <= self.receive_maximum <= 65_535:
             raise ValueError("clearing link: receive_maximum must be within 1..65535")
+        if self.inbound_window < 1:
+            raise ValueError("clearing link: inbound_window must be >= 1")
         if self.handler_attempts < 1 or self.handler_retry_delay < 0:
             raise ValueError("clearing link: handler_attempts >= 1, handler_retry_delay >= 0")
         for name in ("keepalive", "max_inflight", "max_queued"):
@@ -277,18 +288,23 @@ class ClearingLink:
 
     ``run()`` is the long-lived task (connect, subscribe, dispatch, reconnect
     with backoff until cancelled or closed); ``publish()`` may be called
-    from any task while the link is up.  Inbound messages are handled one at
-    a time in arrival order, so PUBACKs go back in the order the PUBLISHes
-    came (MQTT 5 §4.6).  A handler may itself ``publish()`` (PUBACKs are read
-    outside the dispatch loop).  The MQTT 5 Receive Maximum asks the broker
-    to keep at most ``receive_maximum`` unacknowledged messages in our memory;
-    mosquitto 2.0.11 honours it only until the first PUBACK (measured), after
-    which its own ``max_inflight_messages`` is the bound.
+    from any task while the link is up.  Inbound messages go through a
+    window (:class:`InboundPipeline`): a two-phase handler's checks run
+    together and its commuting journal steps too, while PUBACKs go back in
+    the order the PUBLISHes came (MQTT 5 §4.6); a plain callable handler is
+    called one message at a time, in arrival order.  A handler may itself
+    ``publish()`` (PUBACKs are read outside the dispatch loop).  The MQTT 5
+    Receive Maximum asks the broker to keep at most ``receive_maximum``
+    unacknowledged messages in our memory; mosquitto 2.0.11 honours it only
+    until the first PUBACK (measured), after which its own
+    ``max_inflight_messages`` is the bound.
     """
 
-    def __init__(self, config: LinkConfig, on_message: InboundHandler) -> None:
+    def __init__(self, config: LinkConfig, on_message: InboundHandler | TwoPhaseHandler) -> None:
         self._config = config
-        self._on_message = on_message
+        self._handler = two_phase(on_message)
+        self._window = asyncio.Semaphore(config.max_inflight)
+        self._pipeline: InboundPipeline | None = None
         self._scheme, self._host, self._port = parse_url(config.url)
         if self._scheme == "mqtts":
             self._tls_context()  # fail at start-up on unreadable TLS files, not per reconnect
@@ -297,8 +313,6 @@ class ClearingLink:
         self._down = asyncio.Event()
         self._down.set()
         self._closing = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
         self._running = False
         self._stopped = asyncio.Event()
         self._stopped.set()
@@ -338,10 +352,33 @@ class ClearingLink:
         await self._publish(topic, payload, props)
 
     async def _publish(self, topic: str, payload: bytes, props: Properties | None) -> None:
-        client = self._client
-        if client is None or not self._up.is_set():
-            raise PublishFailed("not_connected", "link is down")
-        code = await client.publish_acked(topic, payload, props, self._config.publish_timeout)
+        """Hand one message to paho only when its in-flight window has room.
+
+        paho queues what exceeds ``max_inflight`` and sends it later, even after
+        our PUBACK wait gave up on it: a message that timed out in that queue
+        and was then re-published went out twice under one MsgId (seen as the
+        clearing system's duplicates while the journal counted one attempt).
+        Waiting here instead keeps paho's queue empty, so a PUBACK timeout means
+        the message really was on the wire, and a message still waiting for room
+        is simply not sent when the link drops.  A PUBACK timeout drops the
+        connection for the same reason.
+        """
+        async with self._window:
+            client = self._client
+            if client is None or not self._up.is_set():
+                raise PublishFailed("not_connected", "link is down")
+            try:
+                code = await client.publish_acked(
+                    topic, payload, props, self._config.publish_timeout
+                )
+            except PublishFailed as exc:
+                if exc.reason == "timeout":
+                    # A broker that leaves a PUBACK out this long is stalled: drop the
+                    # connection, so what paho still holds dies with it instead of going
+                    # out later behind our back; the journal re-sends (same MsgId).
+                    log.warning("clearing_link_stalled", reason=str(exc))
+                    client.request_disconnect()
+                raise
         if code is not None and code.value >= _PUBACK_FAILURE:
             raise PublishFailed("refused", f"PUBACK {code}", reason_code=code.value)
 
@@ -419,7 +456,7 @@ class ClearingLink:
         return was_up
 
     async def close(self) -> None:
-        """Disconnect cleanly: let the handler in progress finish, then send DISCONNECT.
+        """Disconnect cleanly: let the messages in progress finish, then send DISCONNECT.
 
         The session stays on the broker (session expiry), so messages that
         arrive meanwhile are delivered when a link with this client_id
@@ -428,7 +465,9 @@ class ClearingLink:
         self._closing.set()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_CLOSE_GRACE):
-                await self._idle.wait()
+                pipeline = self._pipeline
+                if pipeline is not None:
+                    await pipeline.drain()
         client = self._client
         if client is not None:
             client.request_disconnect()
@@ -449,63 +488,38 @@ class ClearingLink:
                 raise _SubscribeRefused(f"{topic}: {code}")
 
     async def _dispatch(self, client: _LinkClient) -> None:
-        async for message in client.messages:
-            if self._closing.is_set():
-                return  # not acknowledged: redelivered when the session resumes
-            self._idle.clear()
-            try:
-                await self._deliver(message)
-            finally:
-                self._idle.set()
-            client.ack(message)
-
-    async def _deliver(self, message: aiomqtt.Message) -> None:
-        """Hand one inbound message to the handler; a failing handler is retried, then
-        counted, never fatal.
-
-        A handler exception is retried ``handler_attempts`` times with a doubling
-        delay: a journal that failed a moment (a PostgreSQL failover, a busy
-        disk) must not lose a settlement notice or an incoming credit, which
-        no one would send again.  After the last try the message is
-        acknowledged anyway: the broker would not redeliver it on this
-        connection, and holding it would block a Receive Maximum slot and bring
-        the same poison message back on every reconnect.  Cancellation and a
-        crash do not acknowledge: the broker redelivers (at least once,
-        clearing.md §1; receivers deduplicate by MsgId).
-        """
-        payload = message.payload
-        if not isinstance(payload, bytes | bytearray):
-            payload = str(payload).encode()
-        props = _user_properties(message.properties)
-        topic = message.topic.value
+        """Feed inbound messages through a window (:mod:`gateway.clearing.inbound_pipeline`):
+        verified together, applied together where they commute, acknowledged in
+        arrival order on this very connection once applied."""
         cfg = self._config
-        delay = cfg.handler_retry_delay
-        for attempt in range(1, cfg.handler_attempts + 1):
-            try:
-                await self._on_message(topic, bytes(payload), props)
-            except Exception:  # any handler failure must not stop the link
-                if attempt < cfg.handler_attempts:
-                    log.warning(
-                        "inbound_handler_retry",
-                        topic=topic,
-                        msg_tp=props.get("MsgTp"),
-                        msg_id=props.get("MsgId"),
-                        attempt=attempt,
-                        exc_info=True,
-                    )
-                    await asyncio.sleep(delay)
-                    delay *= 2
-                    continue
-                INBOUND_DROPPED.labels(reason="handler_error").inc()
-                log.exception(
-                    "inbound_handler_error",
-                    topic=topic,
-                    msg_tp=props.get("MsgTp"),
-                    msg_id=props.get("MsgId"),
-                    attempts=attempt,
+        pipeline = InboundPipeline(
+            self._handler,
+            client.ack,
+            window=cfg.inbound_window,
+            retry=RetryPolicy(cfg.handler_attempts, cfg.handler_retry_delay),
+        )
+        self._pipeline = pipeline
+        try:
+            async for message in client.messages:
+                if self._closing.is_set():
+                    return  # not acknowledged: redelivered when the session resumes
+                payload = message.payload
+                if not isinstance(payload, bytes | bytearray):
+                    payload = str(payload).encode()
+                await pipeline.feed(
+                    message,
+                    message.topic.value,
+                    bytes(payload),
+                    _user_properties(message.properties),
                 )
-            else:
-                return
+        finally:
+            # what was applied gets its PUBACK before the connection goes (bounded:
+            # a stuck handler must not hold a reconnect or a drain forever)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_CLOSE_GRACE):
+                    await pipeline.drain()
+            await pipeline.close()
+            self._pipeline = None
 
     # -- construction ----------------------------------------------------------
 

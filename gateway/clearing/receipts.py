@@ -15,14 +15,19 @@ from collections.abc import Callable, Iterable
 import structlog
 
 from gateway.clearing.envelope import engine_of_topic
+from gateway.clearing.inbound_pipeline import Prepared
 from gateway.clock import Clock
 from gateway.correspondence.inbound import HANDLED, InboundCorrespondence
+from gateway.desk import InboundClearing
 from gateway.errors import GatewayError
 from gateway.journal.store import Store
 from gateway.ops import metrics
 from gateway.workers import WorkerPool
 
 log = structlog.get_logger("gateway.clearing")
+
+COMMUTING = frozenset({"ccms.990", "ccms.900"})
+"""Inbound types whose journal steps may run together, in any order (idempotent)."""
 
 
 class ReceiptHandler:
@@ -45,16 +50,34 @@ class ReceiptHandler:
         self._on_receipt = tuple(on_receipt)
 
     async def __call__(self, topic: str, payload: bytes, props: dict[str, str]) -> None:
+        """Both phases for one message (tests and callers outside the link)."""
+        await self.apply(await self.prepare(topic, payload, props))
+
+    async def prepare(self, topic: str, payload: bytes, props: dict[str, str]) -> Prepared:
+        """Verify one message (concurrently with the rest of the link's window).
+
+        Receipts and statuses commute (idempotent; a ``ccms.900`` implies its
+        ``ccms.990``), so only they run unordered; every other type is a barrier.
+        A refused message comes back with nothing to apply.
+        """
         try:
             msg = await self._pool().open_inbound(payload, self._clock.now())
         except GatewayError as exc:
             metrics.INBOUND_DROPPED.labels("signature").inc()
             log.warning("inbound_dropped", reason="signature", topic=topic, detail=exc.detail)
-            return
+            return Prepared(topic, props, ordered=False)
         except ValueError as exc:
             metrics.INBOUND_DROPPED.labels("malformed").inc()
             log.warning("inbound_dropped", reason="malformed", topic=topic, detail=str(exc)[:200])
+            return Prepared(topic, props, ordered=False)
+        return Prepared(topic, props, ordered=msg.msg_tp not in COMMUTING, work=msg)
+
+    async def apply(self, prepared: Prepared) -> None:
+        """The journal step of one verified message (see :meth:`prepare`)."""
+        msg: InboundClearing | None = prepared.work
+        if msg is None:
             return
+        topic = prepared.topic
         now = self._clock.now()
         engine = engine_of_topic(self._prefix, topic)
         if msg.msg_tp == "ccms.990" and msg.orgnl_msg_id:

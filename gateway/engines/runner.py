@@ -84,6 +84,7 @@ class EngineRunner:
         self._bucket = TokenBucket(settings.rate)
         self.inflight = InflightWindow(settings.max_inflight)
         self.publishing: set[str] = set()
+        self._publishes: set[asyncio.Task[None]] = set()
         self.topic = f"{settings.topic_prefix}/{settings.engine.value.lower()}/out"
 
     def wake(self) -> None:
@@ -95,6 +96,14 @@ class EngineRunner:
 
     async def run(self) -> None:
         """Loop until cancelled: package what is ready, publish it."""
+        try:
+            await self._loop()
+        finally:
+            for task in list(self._publishes):
+                task.cancel()  # unPUBACKed: PENDING in the journal, re-published at start
+            await asyncio.gather(*self._publishes, return_exceptions=True)
+
+    async def _loop(self) -> None:
         failing: str | None = None
         while True:
             try:
@@ -124,7 +133,9 @@ class EngineRunner:
         filling, a full in-flight window, the link down).  ``run`` loops on it;
         tests drive it directly under a frozen clock.
         """
-        return await self._pass()
+        pending = await self._pass()
+        await self.settle_publishes()
+        return pending
 
     async def _pass(self) -> bool:
         """One round; True when work remains that a timer will make ready."""
@@ -135,6 +146,9 @@ class EngineRunner:
         return await self._pass_single()
 
     async def _pass_single(self) -> bool:
+        """Claim, sign and journal batch after batch while earlier batches are
+        still waiting for their PUBACKs: the in-flight window, not our own
+        round trips, sets the pace (docs/routing-rules.md §6)."""
         while self.inflight.free > 0:
             items = await self._store.claim_queued(
                 self.s.engine, min(self.s.batch, self.inflight.free)
@@ -143,14 +157,16 @@ class EngineRunner:
                 return False
             now = self._clock.now()
             first = await self._store.next_sequence(documents.out_sequence(now.date()), len(items))
-            outs = [
-                await self._seal(
-                    first + i, now, it.receiver, [it], msg_tp_for(self.s.engine, it.biz_type)
+            outs = await asyncio.gather(
+                *(
+                    self._seal(
+                        first + i, now, it.receiver, [it], msg_tp_for(self.s.engine, it.biz_type)
+                    )
+                    for i, it in enumerate(items)
                 )
-                for i, it in enumerate(items)
-            ]
+            )
             await self._store.create_outbound(outs)
-            await self._publish_all(outs)
+            self._spawn_publish(outs)
         return True
 
     async def _pass_beps(self) -> bool:
@@ -176,7 +192,7 @@ class EngineRunner:
                 seq = await self._store.next_sequence(documents.out_sequence(sealed_at.date()), 1)
                 out = await self._seal(seq, sealed_at, g.receiver, items, msg_tp)
                 await self._store.create_outbound([out])
-                await self._publish_all([out])
+                self._spawn_publish([out])
                 if len(items) < self.s.max_items:
                     break
             else:
@@ -215,11 +231,33 @@ class EngineRunner:
             created_at=now,
         )
 
+    def _spawn_publish(self, outs: list[NewOutbound]) -> None:
+        """Publish ``outs`` in the background; their window slots are taken now."""
+        for o in outs:
+            self._reserve(o.msg_id)
+        task = asyncio.create_task(self._publish_all(outs))
+        self._publishes.add(task)
+        task.add_done_callback(self._published)
+
+    def _published(self, task: asyncio.Task[None]) -> None:
+        self._publishes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("publish_batch_failed", engine=self.s.engine.value, exc_info=task.exception())
+        self._wake.set()
+
+    async def settle_publishes(self) -> None:
+        """Wait for every background publish of this runner (tests, drain)."""
+        while self._publishes:
+            await asyncio.gather(*self._publishes, return_exceptions=True)
+
     async def _publish_all(self, outs: list[NewOutbound]) -> None:
-        """Publish a pass's new messages concurrently; journal their PUBACKs in one write."""
+        """Publish a batch concurrently; journal its PUBACKs in one write."""
         sent = await asyncio.gather(
             *(self._publish_once(o.msg_id, o.msg_tp, o.topic, o.payload) for o in outs)
         )
+        for o, ok in zip(outs, sent, strict=True):
+            if not ok:
+                self._release(o.msg_id)  # stays PENDING: the redelivery pass sends it
         done = [o for o, ok in zip(outs, sent, strict=True) if ok]
         if not done:
             return
@@ -243,16 +281,27 @@ class EngineRunner:
         finally:
             self.publishing.discard(msg_id)
 
-    def _count_sent(self, msg_id: str, msg_tp: str, *, resend: bool) -> None:
+    def _reserve(self, msg_id: str) -> None:
+        """A window slot from the hand-off on: a receipt may beat the PUBACK's journal write."""
         self.inflight.add(msg_id)
         metrics.OUTBOUND_INFLIGHT.labels(self.s.engine.value).set(len(self.inflight))
+
+    def _release(self, msg_id: str) -> None:
+        if self.inflight.discard(msg_id):
+            metrics.OUTBOUND_INFLIGHT.labels(self.s.engine.value).set(len(self.inflight))
+
+    def _count_sent(self, msg_id: str, msg_tp: str, *, resend: bool) -> None:
         metrics.OUTBOUND.labels(self.s.engine.value, msg_tp, "resend" if resend else "first").inc()
 
     async def publish(
         self, msg_id: str, msg_tp: str, topic: str, payload: bytes, *, resend: bool
     ) -> bool:
         """Publish one (re-delivered) message and journal its PUBACK."""
+        if msg_id in self.publishing:
+            return False
+        self._reserve(msg_id)
         if not await self._publish_once(msg_id, msg_tp, topic, payload):
+            self._release(msg_id)
             return False
         now = self._clock.now()
         if resend:

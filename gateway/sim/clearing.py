@@ -29,7 +29,6 @@ import json
 import os
 import ssl
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -78,6 +77,7 @@ from gateway.sim.cli_options import (
     broker_tls,
     run_until_signalled,
 )
+from gateway.sim.dedupe import MsgIdMemory
 
 log = structlog.get_logger("gateway.sim.clearing")
 
@@ -124,8 +124,11 @@ class ClearingSimConfig:
     participant: str = "000000000000"
     client_id: str = "clearing-sim"
     tls_context: ssl.SSLContext | None = None
-    #: how many MsgIds' answers are kept for replay to a re-send (bounded memory)
-    remember: int = 200_000
+    #: seconds a MsgId's answers are kept for replay to a re-send; at least twice the
+    #: gateway's receipt timeout (it re-sends after that), later ones are "late"
+    dedupe_window: float = 300.0
+    #: at most this many MsgIds' answers at once, whatever the window (bounded memory)
+    remember: int = 100_000
     clock: Clock = field(default_factory=SystemClock)
     # netting, incoming credits, inquiries (gateway.sim.clearing_rounds, clearing.md §4)
     #: answer BEPS packages ACSP and net them in rounds (off: ACSC, settled gross)
@@ -182,6 +185,7 @@ def _new_stats() -> dict[str, int]:
     keys = (
         "received",
         "duplicates",
+        "late_duplicates",
         "invalid",
         "schema_invalid",
         "receipts",
@@ -202,12 +206,12 @@ class ClearingSimulator:
         out_msg_id(config.participant, date(2000, 1, 1), 0)  # ValueError unless 12 digits
         self.config = config
         self.stats: dict[str, int] = _new_stats()
-        self.seen_end_to_end: Counter[str] = Counter()
-        self.seen_msg_ids: set[str] = set()
+        self.msg_ids: MsgIdMemory[_Answer] = MsgIdMemory(
+            config.dedupe_window, max_recent=config.remember
+        )
         self._host, self._port = _broker_address(config.broker_url, config.tls_context)
         self._schemas = _load_schemas(config.xsd_dir) if config.xsd_dir else {}
         self._parser = hardened_parser()
-        self._answers: dict[str, _Answer] = {}
         self._client: _SimClient | None = None
         self._up = asyncio.Event()
         self._sessions = 0  # successful connections so far
@@ -308,22 +312,24 @@ class ClearingSimulator:
 
         received = self.config.clock.now()
         ids = transaction_ids(env.document)
-        dup = env.msg_id in self.seen_msg_ids
-        if dup:
+        seen = self.msg_ids.seen(env.msg_id)
+        dup = seen != "new"
+        if seen == "recent":
             self.stats["duplicates"] += 1
             log.info("clearing_sim_duplicate", msg_id=env.msg_id, msg_tp=env.msg_tp)
-            answer = self._answers.get(env.msg_id)
+            answer = self.msg_ids.answer(env.msg_id)
             if answer is not None:
                 self._write_record(topic, env.msg_id, env.msg_tp, ids, dup=True, valid=True)
                 for reply in (answer.receipt, answer.status):
                     if reply is not None:
                         self._spawn(self._publish(answer.reply_topic, reply))
                 return
-            # answers forgotten (see ``remember``): decide again; decisions are a pure
-            # function of the transaction, so the outcome is the same
-        else:
-            self.seen_msg_ids.add(env.msg_id)
-            self.seen_end_to_end.update(e2e for e2e, _ in ids if e2e is not None)
+        elif seen == "late":
+            # past the window its answers are forgotten: decide again; decisions are
+            # a pure function of the transaction, so the outcome is the same
+            self.stats["duplicates"] += 1
+            self.stats["late_duplicates"] += 1
+            log.info("clearing_sim_late_duplicate", msg_id=env.msg_id, msg_tp=env.msg_tp)
         results, reason = self._decide(env, ids)
         if reason is not None:
             self.stats["schema_invalid"] += 1
@@ -332,9 +338,7 @@ class ClearingSimulator:
             topic, env.msg_id, env.msg_tp, ids, dup=dup, valid=reason is None, reason=reason
         )
         answer = _Answer(reply_topic=_reply_topic(topic))
-        self._answers[env.msg_id] = answer
-        while len(self._answers) > self.config.remember:
-            del self._answers[next(iter(self._answers))]  # oldest first (dicts keep order)
+        self.msg_ids.remember(env.msg_id, answer)
         self._spawn(self._answer(answer, env, results, received))
 
     def _check_document(self, env: Envelope) -> str | None:

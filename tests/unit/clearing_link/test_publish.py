@@ -100,7 +100,9 @@ async def test_two_thousand_concurrent_publishes_complete_without_warnings(
 ) -> None:
     payload = bytes(2048)
     with caplog.at_level(logging.WARNING):
-        async with running(config(broker.url, "gw-load", max_inflight=100), Inbox()) as link:
+        # a load test, not a timeout test: a loaded CI machine may take seconds per PUBACK
+        load_cfg = config(broker.url, "gw-load", max_inflight=100, publish_timeout=15.0)
+        async with running(load_cfg, Inbox()) as link:
             results = await asyncio.gather(
                 *(
                     link.publish("clearing/beps/out", payload, msg_tp="beps.121", msg_id=f"M{i}")
@@ -121,8 +123,49 @@ async def test_publish_times_out_when_the_broker_hangs(broker: Broker) -> None:
         finally:
             os.kill(broker.proc.pid, signal.SIGCONT)
         assert caught.value.reason == "timeout"
-        # the same MsgId goes again once the broker answers (clearing.md §1)
-        await link.publish("clearing/hvps/out", b"x", msg_tp="hvps.111", msg_id="M1")
+        # the stalled connection is dropped and a new one made; the same MsgId goes
+        # again once the broker answers (clearing.md §1)
+        async with asyncio.timeout(10):
+            await link.wait_disconnected()
+            await link.wait_connected()
+            await link.publish("clearing/hvps/out", b"x", msg_tp="hvps.111", msg_id="M1")
+
+
+async def test_a_publish_that_failed_never_goes_out_later(broker: Broker) -> None:
+    """Nothing waits in paho's queue beyond its in-flight window: when the broker
+    stalls, only the messages really on the wire may still arrive; the others
+    failed and were never handed over, so the journal's re-send is their only copy."""
+    received: list[bytes] = []
+    async with (
+        aiomqtt.Client(
+            broker.host, broker.port, identifier="sub-stall", clean_session=False
+        ) as sub,
+        running(config(broker.url, "gw-stall", publish_timeout=0.3, max_inflight=2), Inbox())
+        as link,
+    ):  # fmt: skip
+        await sub.subscribe("clearing/hvps/out", qos=1)
+        os.kill(broker.proc.pid, signal.SIGSTOP)
+        try:
+            results = await asyncio.gather(
+                *(
+                    link.publish("clearing/hvps/out", b"M%d" % i, msg_tp="hvps.111",
+                                 msg_id=f"M{i}")
+                    for i in range(10)
+                ),
+                return_exceptions=True,
+            )  # fmt: skip
+        finally:
+            os.kill(broker.proc.pid, signal.SIGCONT)
+        assert all(isinstance(r, PublishFailed) for r in results)
+
+        async def collect() -> None:
+            async for message in sub.messages:
+                received.append(bytes(message.payload))  # type: ignore[arg-type]
+
+        task = asyncio.create_task(collect())
+        await asyncio.sleep(1.5)
+        task.cancel()
+    assert len(received) <= 2, received  # at most the in-flight window, never all ten
 
 
 async def test_mqtt_311_round_trip_without_user_properties(broker: Broker) -> None:
