@@ -85,7 +85,7 @@ async def _fill_history(store: JournalStore) -> None:
 
 _SETTLE = f"UPDATE items SET state = 'SETTLED' WHERE seq_no <= {HISTORY}"  # noqa: S608
 _POSTED = (
-    "INSERT INTO incoming_credits (gw_ref, engine, msg_id, tx_id, end_to_end_id, sender,"  # noqa: S608
+    "INSERT INTO incoming_credits (gw_ref, engine, msg_id, tx_id, end_to_end_id, sender,"
     " work_date, debtor_acct, debtor_name, debtor_bank, creditor_acct, creditor_name,"
     " amount_fen, received_at, state, updated_at{node})"
     " SELECT 'GH' || i, 'BEPS', 'M' || i, 'H' || i, 'E' || i, '104100000004', {d}, '1', 'a',"
@@ -101,9 +101,7 @@ def _sqlite_plans(path: Path) -> list[str]:
             "(WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s"  # noqa: S608
             f" WHERE i < {HISTORY}) SELECT i FROM s)"
         )
-        conn.execute(
-            _POSTED.format(t="i", d="'2026-11-27'", n=series, node="", node_value="")
-        )
+        conn.execute(_POSTED.format(t="i", d="'2026-11-27'", n=series, node="", node_value=""))
         conn.execute("ANALYZE")
         return [
             "\n".join(str(r[3]) for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
@@ -119,9 +117,12 @@ async def _postgres_plans(dsn: str) -> list[str]:
         await conn.execute(_SETTLE)
         await conn.execute(
             _POSTED.format(
-                t="now() - i * interval '1 minute'", d="current_date",
-                n=f"generate_series(1, {HISTORY}) AS i", node=", node", node_value=", 'A'",
-            )  # fmt: skip
+                t="now() - i * interval '1 minute'",
+                d="current_date",
+                n=f"generate_series(1, {HISTORY}) AS i",
+                node=", node",
+                node_value=", 'A'",
+            )
         )
         await conn.execute("ANALYZE")
         return [
