@@ -4,7 +4,8 @@ Enough of PromQL for the project's own rules and dashboard: every
 ``gateway_...`` vector selector with its label matchers.  Recording rules'
 names (``gateway:...``) and other exporters' metrics (``up``) are not ours to
 create, so they are left out.  A regex matcher that is a plain alternation
-(``stage=~"signature|credentials"``) asks for a series of each alternative.
+(``stage=~"signature|credentials"``) asks for a series of each alternative;
+matchers on the target labels ``job`` and ``instance`` are Prometheus's own.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ _MATCHER = re.compile(r'(\w+)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
 _PLAIN_ALTERNATION = re.compile(r"[\w\-]+(\|[\w\-]+)+")
 
 Sample = tuple[str, dict[str, str]]
+
+TARGET_LABELS = frozenset({"job", "instance"})
+"""Labels Prometheus adds to every scraped series: no exporter exposes them."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,11 @@ class Selector:
 def selectors(expr: str) -> Iterator[Selector]:
     """Every ``gateway_`` selector of ``expr``; a plain alternation gives one per word."""
     for m in _SELECTOR.finditer(expr):
-        matchers = [tuple(x) for x in _MATCHER.findall(m.group(2) or "")]
+        matchers = [
+            (key, op, value)
+            for key, op, value in _MATCHER.findall(m.group(2) or "")
+            if key not in TARGET_LABELS
+        ]
         variants: list[list[tuple[str, str, str]]] = [[]]
         for key, op, value in matchers:
             if op == "=~" and _PLAIN_ALTERNATION.fullmatch(value):
