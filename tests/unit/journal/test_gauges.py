@@ -9,6 +9,8 @@ items, POSTED credits): a plan that scans a table fails.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
 
 import asyncpg
@@ -17,6 +19,8 @@ import pytest
 from gateway.journal import gauges, schema
 from gateway.journal.records import CreditState, InquiryDirection, NewInquiry
 from gateway.model import Engine, State
+from gateway.ops import metrics
+from gateway.ops.gauges import refresh_journal_gauges
 
 from .conftest import JournalStore
 from .helpers import BEPS_RCVR, at, item, request
@@ -155,3 +159,31 @@ async def test_counts_read_only_live_index_entries(
     counts = await store.live_counts()
     assert counts.items[(Engine.BEPS, State.QUEUED)] == 10
     assert counts.credits == {CreditState.CHECKING: 1, CreditState.SUSPENSE: 1}
+
+
+async def test_the_refresh_publishes_the_counts_as_gauges(store: JournalStore) -> None:
+    """gateway_items / gateway_credits follow the journal within one refresh."""
+    await store.accept(
+        request("m-g", item(engine=Engine.INTRA, state=State.HELD, release_at=at(3600)))
+    )
+    await store.receive_credit(credit("GI-g", "T-g"))
+    assert await store.suspend_credit("GI-g", at(20), auto_inquiry("GI-g", "T-g"), message("Q9"))
+
+    def value(name: str, **labels: str) -> float | None:
+        return metrics.REGISTRY.get_sample_value(name, labels)
+
+    metrics.ITEMS.labels("INTRA", "HELD").set(-1)  # whatever an earlier test left
+    task = asyncio.create_task(refresh_journal_gauges(store, interval=0.05))
+    try:
+        for _ in range(200):
+            if value("gateway_items", engine="INTRA", state="HELD") == 1:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert value("gateway_items", engine="INTRA", state="HELD") == 1
+    assert value("gateway_items", engine="HVPS", state="QUEUED") == 0
+    assert value("gateway_credits", state="SUSPENSE") == 1
+    assert value("gateway_credits", state="CHECKING") == 0
