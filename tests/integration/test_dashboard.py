@@ -162,7 +162,8 @@ async def test_every_panel_query_returns_series_from_a_real_prometheus(
     clock = BusinessClock(FRIDAY_10)
     cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url)
     async with (
-        running_clearing_sim(dev_pki, broker.url, tmp_path / "r.jsonl"),
+        # BEPS answered ACSP and netted only on demand: the payments stay ACKED, live
+        running_clearing_sim(dev_pki, broker.url, tmp_path / "r.jsonl", netting=True),
         running_gateway(cfg, clock) as gw,
     ):
         assert gw.bound.metrics is not None
@@ -224,3 +225,14 @@ async def test_every_panel_query_returns_series_from_a_real_prometheus(
             assert set(rates) == {"INTRA", "HVPS", "BEPS"}, doc
             assert max(rates.values()) > 0, doc
             print(f"\n{title}\n{expr}\n{json.dumps(doc, indent=2)}")
+
+            # the journal's gauges follow the traffic (refreshed every few seconds)
+            live = dict(panel_queries())["Live items by engine and state [A]"]
+
+            async def beps_items_counted() -> bool:
+                result = (await query(base, live))["data"]["result"]
+                return (
+                    sum(float(r["value"][1]) for r in result if r["metric"]["engine"] == "BEPS") > 0
+                )
+
+            await wait_until("the BEPS payments in gateway_items", beps_items_counted)
