@@ -48,6 +48,7 @@ from gateway.net.session import ByteBudget
 from gateway.net.tls import SwappableContext
 from gateway.ops import metrics, sdnotify
 from gateway.ops.admin import AdminServer
+from gateway.ops.gauges import refresh_journal_gauges
 from gateway.ops.health import HealthServer, HealthState, Lifecycle
 from gateway.ops.views import VIEWS, journal_view
 from gateway.paths import corplink_schema_path
@@ -393,6 +394,7 @@ class Gateway:
         self._spawn(self._watchdog(), "watchdog")
         self._spawn(self._key_schedule(), "key_schedule")
         self._spawn(self._admission_gauges(), "admission_gauges")
+        self._spawn(refresh_journal_gauges(self.store), "journal_gauges")
         self._publish_expiry()
         self._set_lifecycle(Lifecycle.READY)
         self.ready.set()

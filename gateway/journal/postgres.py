@@ -65,13 +65,14 @@ from typing import Final
 
 import asyncpg
 
+from gateway.journal import gauges, schema
 from gateway.journal import postgres_schema as pg
-from gateway.journal import schema
 from gateway.journal.correspondence_postgres import (
     STATUS_NOTICES,
     PostgresCorrespondence,
     lock_notices,
 )
+from gateway.journal.gauges import LiveCounts
 from gateway.journal.records import (
     AcceptOutcome,
     NewOutbound,
@@ -549,6 +550,13 @@ class PostgresStore(PostgresCorrespondence):
             )
             for r in rows
         ]
+
+    async def live_counts(self) -> LiveCounts:
+        async with self._conn() as conn, conn.transaction(readonly=True):
+            items = await conn.fetch(gauges.ITEMS_SQL)
+            credits = await conn.fetchrow(gauges.CREDITS_SQL)
+        assert credits is not None  # noqa: S101 - two scalar subqueries: always one row
+        return gauges.live_counts((tuple(r) for r in items), tuple(credits))
 
 
 # -- write helpers (inside the caller's transaction) ----------------------------

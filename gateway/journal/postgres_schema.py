@@ -581,7 +581,14 @@ _V6 = """
 ALTER TABLE inquiries ADD COLUMN engine text CHECK (engine IN ('INTRA', 'HVPS', 'BEPS'));
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+_V7 = """
+-- the suspense account's credits for the gateway_credits gauge, as schema.py's version 7:
+-- only SUSPENSE rows, counted every few seconds (gateway.journal.gauges).
+CREATE INDEX credits_suspense ON incoming_credits (received_at, gw_ref)
+    WHERE state = 'SUSPENSE';
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 """``MIGRATIONS[n]`` takes a database from version n to n + 1.  Append, never edit."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

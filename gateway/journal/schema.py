@@ -575,7 +575,15 @@ _V6 = """
 ALTER TABLE inquiries ADD COLUMN engine TEXT;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+_V7 = """
+-- the suspense account's credits (docs/clearing-link.md §6, 暂收款) for the gateway_credits gauge,
+-- counted every few seconds (gateway.journal.gauges): only SUSPENSE rows, never the
+-- POSTED bulk.  The gauge's query repeats this WHERE word for word.
+CREATE INDEX credits_suspense ON incoming_credits (received_at, gw_ref)
+    WHERE state = 'SUSPENSE';
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 """``MIGRATIONS[n]`` takes ``user_version`` n to n + 1.  Append, never edit."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -41,8 +41,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from gateway.clock import SHANGHAI
-from gateway.journal import schema
+from gateway.journal import gauges, schema
 from gateway.journal.correspondence_sqlite import SqliteCorrespondence, notify_status
+from gateway.journal.gauges import LiveCounts
 from gateway.journal.records import (
     AcceptOutcome,
     NewOutbound,
@@ -498,6 +499,13 @@ class SqliteStore(SqliteCorrespondence):
                 )
                 for engine, state, code, count in rows
             ]
+
+        return await self._read(read)
+
+    async def live_counts(self) -> LiveCounts:
+        def read(conn: sqlite3.Connection) -> LiveCounts:
+            items = conn.execute(gauges.ITEMS_SQL).fetchall()
+            return gauges.live_counts(items, conn.execute(gauges.CREDITS_SQL).fetchone())
 
         return await self._read(read)
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from gateway.journal.gauges import LiveCounts
 from gateway.journal.records import (
     AcceptOutcome,
     CreditState,
@@ -130,6 +131,10 @@ class Store(Protocol):
 
     async def summary(self) -> list[StateCount]:
         """Item counts by engine, state and reason code."""
+
+    async def live_counts(self) -> LiveCounts:
+        """Live items per (engine, state) and credits in CHECKING and SUSPENSE, for the
+        gauges; costs what is live, never the history (gateway/journal/gauges.py)."""
 
     # -- correspondence (corplink.md §4 NTFY/INQ/RPLY, clearing.md §4-§6) ----
     # Notifications have one global, strictly increasing NtfyId (the NTFY

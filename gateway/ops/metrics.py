@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from gateway.model import Engine, State
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 _LATENCY_BUCKETS = (
@@ -137,6 +139,13 @@ ITEM_FINAL = Counter(
     ["engine", "state"],
     registry=REGISTRY,
 )
+ITEMS = Gauge(
+    "gateway_items",
+    "Items in each non-final state, by engine, counted from the journal every few seconds"
+    " (final states: gateway_items_final_total)",
+    ["engine", "state"],
+    registry=REGISTRY,
+)
 LINK_UP = Gauge(
     "gateway_clearing_link_up", "1 while the MQTT clearing link is connected", registry=REGISTRY
 )
@@ -207,6 +216,13 @@ INCOMING_CREDITS = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+CREDITS = Gauge(
+    "gateway_credits",
+    "Incoming credits waiting for the core (CHECKING) or in the suspense account (SUSPENSE,"
+    " 暂收款), counted from the journal every few seconds",
+    ["state"],
+    registry=REGISTRY,
+)
 CORE_REQUESTS = Counter(
     "gateway_core_requests_total",
     "Requests to the core banking system by kind (balance, account_check) and outcome",
@@ -230,3 +246,93 @@ DIRECTORY_CODES = Gauge(
     "Bank codes in the directory version in use",
     registry=REGISTRY,
 )
+
+
+# -- series created at 0 at start -----------------------------------------------
+# A labelled series exists only once a label value is first used, and then
+# already at 1: ``rate()`` and ``increase()`` never see that first step, and a
+# dashboard panel has nothing to draw.  Every label value known in advance is
+# therefore created at 0 when this module is imported, before the first scrape.
+# Values that cannot be known in advance (a new reason word) are covered by
+# rules that also count a series that is new (conf/alerts.yml).
+
+_ENGINES = tuple(e.value for e in Engine)
+LIVE_ITEM_STATES = tuple(s.value for s in State if not s.final)
+"""The non-final item states ``gateway_items`` counts (docs/architecture.md, principle 2)."""
+GAUGED_CREDIT_STATES = ("CHECKING", "SUSPENSE")
+"""The incoming-credit states ``gateway_credits`` counts (docs/clearing-link.md §6)."""
+
+_CREDENTIAL_REASONS = (
+    "signature_invalid",
+    "cert_untrusted",
+    "cert_expired",
+    "cert_revoked",
+    "cert_not_enrolled",
+    "not_permitted",
+    "source_not_allowed",
+)
+REFUSAL_SERIES: dict[str, tuple[str, ...]] = {
+    "connect": ("conn_limit", "accept_rate", "banned"),
+    "admission": ("overloaded", "ip_rate", "rate_limited", "banned"),
+    "frame": ("header", "length", "empty", "frame_timeout"),
+    "parse": ("malformed_xml",),
+    "schema": ("schema", "unknown_trncode", "malformed_xml"),
+    "signature": _CREDENTIAL_REASONS,
+    "credentials": _CREDENTIAL_REASONS,
+    "decode": ("unknown_trncode", "schema"),
+    "replay": ("duplicate_msgid", "stale_sendtime"),
+    "business": (
+        "bank_code_unknown",
+        "bank_code_malformed",
+        "bank_not_active",
+        "amount_invalid",
+        "engine_closed",
+        "payer_not_enrolled",
+    ),
+    "pipeline": ("core_timeout",),
+    "internal": ("internal",),
+}
+"""(stage, reason word) pairs of ``gateway_refusals_total`` created at 0: the stages of
+docs/protocol.md §8's order with the RetCodes each can answer (``RetCode.reason``)."""
+
+INBOUND_DROP_REASONS = (
+    "signature",
+    "malformed",
+    "unknown_msg_id",
+    "unsupported",
+    "handler_error",
+)
+"""Reason words of ``gateway_inbound_dropped_total`` (gateway/clearing)."""
+
+
+def create_series() -> None:
+    """Create every series whose label values are known in advance, at 0 (idempotent)."""
+    for stage, reasons in REFUSAL_SERIES.items():
+        for reason in reasons:
+            REFUSALS.labels(stage, reason)
+    # 5001 and 5002 are answered before the TrnCode is read (admission, "-")
+    for code in ("5001", "5002"):
+        REQUESTS.labels("-", code)
+    for reason in INBOUND_DROP_REASONS:
+        INBOUND_DROPPED.labels(reason)
+    for outcome in ("applied", "refused"):
+        RELOADS.labels(outcome)
+    for outcome in ("matched", "mismatch"):
+        NETTING_POSITIONS.labels(outcome)
+    for outcome in ("received", "posted", "suspense", "check_timeout"):
+        INCOMING_CREDITS.labels(outcome)
+    for what in ("tracked_addresses", "tracked_corps", "active_bans", "open_connections"):
+        ADMISSION.labels(what)
+    for engine in _ENGINES:
+        OUTBOUND_INFLIGHT.labels(engine)
+        for state in ("QUEUED", "HELD"):
+            ITEMS_ROUTED.labels(engine, state)
+        for state in ("SETTLED", "REJECTED"):
+            ITEM_FINAL.labels(engine, state)
+        for state in LIVE_ITEM_STATES:
+            ITEMS.labels(engine, state)
+    for state in GAUGED_CREDIT_STATES:
+        CREDITS.labels(state)
+
+
+create_series()
