@@ -24,6 +24,11 @@ from gateway.server import Gateway
 
 log = structlog.get_logger("gateway.cli")
 
+NO_STATE_DIR = (
+    "state_dir is not set and $STATE_DIRECTORY (systemd's StateDirectory=) is absent: "
+    "set state_dir in the --config file or pass --state-dir (nothing was created)"
+)
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gatewayd", description="CorpLink payment gateway daemon")
@@ -79,6 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"gatewayd: configuration error: {exc}", file=sys.stderr)
         return 2
+    if cfg.state_dir is None and not os.environ.get("STATE_DIRECTORY"):
+        # A bare `gatewayd` would otherwise make ./gateway-state and a dev PKI
+        # wherever it happens to be started: a bank wants a refusal, not a guess.
+        print(f"gatewayd: configuration error: {NO_STATE_DIR}", file=sys.stderr)
+        return os.EX_CONFIG
     if args.check_config:
         print(f"configuration OK ({', '.join(cfg.sources)})")
         return 0
