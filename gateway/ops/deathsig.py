@@ -12,7 +12,7 @@ Only child processes may carry it. The process systemd (or a shell, or any
 wrapper) starts must outlive its starter: with the death signal set there, a
 gatewayd whose launching shell exits would drain and exit 0, and
 ``Restart=on-failure`` would not bring it back. So importing this module does
-nothing in gatewayd itself, which imports it for ``die_with_parent``; only the
+nothing in gatewayd itself (``gateway.workers`` imports it); only the
 forkserver, recognised by its command line, sets the signal at import.
 """
 
