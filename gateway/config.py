@@ -282,7 +282,11 @@ class Config:
     # -- derived values --------------------------------------------------
     @property
     def state_path(self) -> Path:
-        """The state folder: configured, else $STATE_DIRECTORY (systemd), else ./gateway-state."""
+        """The state folder: configured, else $STATE_DIRECTORY (systemd), else ./gateway-state.
+
+        ``gatewayd`` refuses to start on the last (``gateway.cli.gatewayd``); the
+        fallback only names where ``gatewayctl`` without ``--config`` looks.
+        """
         if self.state_dir is not None:
             return self.state_dir
         env = os.environ.get("STATE_DIRECTORY")

@@ -439,9 +439,15 @@ class Gateway:
         except (OSError, ValueError) as exc:
             log.warning("expiry_metrics_failed", error=str(exc)[:200])
 
+    def _active_serials(self) -> dict[str, str]:
+        """Each role's active certificate serial, in hex as ``gatewayctl keys list`` shows it."""
+        now = self.clock.now()
+        return {r: f"{self._ring.current(r, now).cert.serial_number:x}" for r in self._ring.roles}
+
     async def _key_schedule(self) -> None:
         """At each activation or overlap end: new TLS contexts for new handshakes, metrics."""
         rate = getattr(self.clock, "rate", 1.0)
+        active = self._active_serials()
         while True:
             now = self.clock.now()
             nxt = self._ring.next_change(now)
@@ -454,10 +460,11 @@ class Gateway:
             self._ring_changed.clear()
             try:
                 self._swap_tls(self._ring)
-                log.info(
-                    "keys_rotated",
-                    tls=self._ring.current("tls", self.clock.now()).cert.serial_number,
-                )
+                previous, active = active, self._active_serials()
+                # a reload that changed no active version (most do) rotated nothing
+                rotated = {r: s for r, s in active.items() if previous.get(r) != s}
+                if rotated:
+                    log.info("keys_rotated", **rotated)
             except (OSError, ValueError, ssl.SSLError) as exc:
                 metrics.KEY_SWAP_FAILURES.inc()
                 log.warning("tls_swap_failed", error=str(exc)[:200])

@@ -29,12 +29,12 @@ from gateway.errors import ConfigError
 from gateway.journal.records import QueuedItem
 from gateway.model import Response
 from gateway.ops import metrics
-from gateway.ops.deathsig import die_with_parent
+from gateway.ops.deathsig import die_with_forkserver
 
 
 def _init_worker(setup: DeskSetup) -> None:
     """Worker initializer: die with the forkserver (and so with gatewayd), then build the desk."""
-    die_with_parent()
+    die_with_forkserver()
     _d.init_worker(setup)
 
 

@@ -18,11 +18,17 @@ import structlog
 
 from gateway import __version__
 from gateway.config import Config, load_config
+from gateway.errors import ConfigError
 from gateway.ops.logs import configure_logging
 from gateway.preflight import describe
 from gateway.server import Gateway, check_config
 
 log = structlog.get_logger("gateway.cli")
+
+NO_STATE_DIR = (
+    "state_dir is not set and $STATE_DIRECTORY (systemd's StateDirectory=) is absent: "
+    "set state_dir in the --config file or pass --state-dir (nothing was created)"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -79,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         overrides = {"state_dir": str(args.state_dir)} if args.state_dir else None
         cfg = load_config(args.config, overrides)
+        if cfg.state_dir is None and not os.environ.get("STATE_DIRECTORY"):
+            # A bare `gatewayd` would otherwise make ./gateway-state and a dev PKI
+            # wherever it happens to be started: a bank wants a refusal, not a guess.
+            raise ConfigError(NO_STATE_DIR)
         if args.check_config:
             note = check_config(cfg)
             print(f"configuration OK ({', '.join(cfg.sources)})" + (f"; {note}" if note else ""))

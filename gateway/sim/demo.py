@@ -39,6 +39,7 @@ from gateway.paths import data_root
 from gateway.routing.calendar_files import load_calendars
 from gateway.sim.clearing import ClearingSimConfig, ClearingSimulator
 from gateway.sim.core import CoreSimConfig, CoreSimulator, demo_accounts
+from gateway.sim.demo_console import log_to_console, state_hints, stats_lines
 from gateway.sim.demo_tour import correspondence_tour
 from gateway.sim.erp import ErpClient, Payment, Reply, build_request, transfer_body
 from gateway.testing import start_broker
@@ -168,6 +169,7 @@ async def run_demo(state: Path, *, reject_ratio: float, keep: bool) -> int:
     ports_file = state / "ports.json"
     log_path = state / "gatewayd.log"
     clock = BusinessClock(start)
+    log_to_console(clock)
     with log_path.open("wb") as log_fh:
         proc = subprocess.Popen(
             [
@@ -195,7 +197,10 @@ async def run_demo(state: Path, *, reject_ratio: float, keep: bool) -> int:
             f"demo: gatewayd pid {proc.pid} ready: CorpLink TLS {host}:{port}, "
             f"metrics http://{metrics[0]}:{metrics[1]}/metrics, log {log_path}"
         )
-        _say(f"demo: business clock starts at {start.isoformat()}")
+        _say(
+            f"demo: business clock starts at {start.isoformat()}"
+            " (the simulators' log lines below show business time)"
+        )
         pki = DevPki.open(state / "gateway" / "pki")
         gw_clearing = x509.load_pem_x509_certificates(pki.clearing_cert.read_bytes())
         sim = ClearingSimulator(
@@ -360,7 +365,8 @@ async def run_demo(state: Path, *, reject_ratio: float, keep: bool) -> int:
             f"  BEPS netting: {sim.stats['netting_rounds']} rounds reconciled and settled"
             f" ({sim.stats['accepted_for_netting']} items netted, NETTED -> SETTLED)"
         )
-        _say(f"  clearing simulator: {json.dumps(sim.stats, sort_keys=True)}")
+        for line in stats_lines(sim.stats, core.stats):
+            _say(f"  {line}")
         missing = sum(c["not final"] for c in by_engine.values())
         if missing:
             _say(f"demo: {missing} payments did not reach a final state in time")
@@ -385,7 +391,9 @@ async def run_demo(state: Path, *, reject_ratio: float, keep: bool) -> int:
         if not keep:
             shutil.rmtree(state, ignore_errors=True)
         else:
-            _say(f"demo: state kept in {state}")
+            journal = state / "gateway" / "journal.sqlite3"
+            for line in state_hints(state, overlay, journal, log_path):
+                _say(line)
 
 
 def main_demo(state_dir: str | None, reject_ratio: float, keep: bool) -> int:

@@ -83,7 +83,10 @@ def test_relative_paths_resolve_against_the_file(tmp_path: Path) -> None:
     assert cfg.journal_path == tmp_path / "d" / "j" / "journal.db"
 
 
-def test_check_config_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_config_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path))  # as under systemd
     assert gatewayd_main(["--check-config"]) == 0
     assert "configuration OK" in capsys.readouterr().out
     bad = tmp_path / "bad.toml"
