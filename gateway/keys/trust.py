@@ -30,18 +30,23 @@ One call runs, in the order of docs/protocol.md §3:
    issuer has a CRL configured: ``certificate revoked`` is 2004, any other
    CRL error (stale, bad signature, no cRLSign...) makes the status unknown.
 
-Revocation policy (docs/protocol.md §3; the same at the TLS handshake):
+Revocation policy (docs/protocol.md §3; the TLS handshake must apply the same):
 
 - A CA (or intermediate) with no CRL configured at all is accepted: the
   deny list is then the only revocation means for its certificates.
   ``CRL_CHECK_ALL`` would refuse such a path outright, and it stops at the
   first level in doubt, hence one ``CRL_CHECK`` per level.
+- A CRL is judged by its nextUpdate only (RFC 5280 §6.3.3): one whose
+  lastUpdate lies after ``now`` is the newest word there is and is consulted
+  (OpenSSL alone would call it "not yet valid").  A business clock may stand
+  in the past (docs/operations.md, the clock section), and a CA's clock may
+  run a little ahead of ours.
 - A CRL past its nextUpdate makes the status unknown: ``fail_closed``
   (default) refuses with 2004 "revocation status unknown (stale CRL)",
-  ``fail_open`` accepts, unless the stale CRL still lists the certificate
-  (checked again with the time left out).  The same applies when CRLs are
-  configured for an issuer's name but none is valid for that issuer (wrong
-  signature, issuer without cRLSign).
+  ``fail_open`` accepts.  Either way a stale CRL that lists the certificate
+  still revokes it (checked again with the time left out).  The policy also
+  decides when CRLs are configured for an issuer's name but none is valid
+  for that issuer (wrong signature, issuer without cRLSign).
 
 A ``TrustStore`` is immutable: a CRL, deny-list or anchor change builds a new
 store and swaps it in (docs/architecture.md principle 6).  That is what makes
@@ -98,8 +103,10 @@ _CRL_CHECK = crypto.X509StoreFlags.CRL_CHECK
 _TIME_ERRORS = frozenset({9, 10, 13, 14})
 #: CERT_REVOKED → 2004.
 _REVOKED = 23
-#: CRL_NOT_YET_VALID, CRL_HAS_EXPIRED, ERROR_IN_CRL_LAST/NEXT_UPDATE_FIELD: a stale CRL.
-_CRL_TIME_ERRORS = frozenset({11, 12, 15, 16})
+#: CRL_NOT_YET_VALID: the CRL's lastUpdate is after ``now``.
+_CRL_NOT_YET_VALID = 11
+#: CRL_HAS_EXPIRED, ERROR_IN_CRL_LAST/NEXT_UPDATE_FIELD: a stale CRL.
+_CRL_TIME_ERRORS = frozenset({12, 15, 16})
 
 #: docs/protocol.md §3 profile for every key and signature on the path.
 _PROFILE_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
@@ -364,30 +371,39 @@ class TrustStore:
             crls = self._crls_by_issuer.get(issuer.subject)
             if not crls:
                 continue  # no CRL configured for this CA: accepted (module docstring)
-            issuers = path[depth + 1 : -1]
-            code, message, _ = self._openssl([cert, *issuers], _CRL_CHECK, now, crls)
+            target = [cert, *path[depth + 1 : -1]]
+            code, message, _ = self._openssl(target, _CRL_CHECK, now, crls)
+            if code == _CRL_NOT_YET_VALID or code in _CRL_TIME_ERRORS:
+                # Issued after ``now``, or stale: consulted all the same, with the
+                # time left out, since a CRL that lists the certificate revokes it
+                # whatever the policy (module docstring).
+                again, again_message, _ = self._openssl(
+                    target, _CRL_CHECK | _NO_CHECK_TIME, now, crls
+                )
+                if again == _REVOKED:
+                    raise GatewayError(RetCode.CERT_REVOKED, "certificate revoked")
+                if code == _CRL_NOT_YET_VALID:
+                    code, message = again, again_message
+                elif not self._fail_closed:
+                    continue  # fail_open: a stale CRL that does not list it
             if code == _REVOKED:
                 raise GatewayError(RetCode.CERT_REVOKED, "certificate revoked")
             if not code:
                 continue
-            stale = code in _CRL_TIME_ERRORS
             if self._fail_closed:
-                reason = "stale CRL" if stale else message
+                reason = "stale CRL" if code in _CRL_TIME_ERRORS else message
                 raise GatewayError(RetCode.CERT_REVOKED, f"revocation status unknown ({reason})")
-            if stale:  # fail_open: a stale CRL that lists the certificate still revokes it
-                again, _, _ = self._openssl(
-                    [cert, *issuers], _CRL_CHECK | _NO_CHECK_TIME, now, crls
-                )
-                if again == _REVOKED:
-                    raise GatewayError(RetCode.CERT_REVOKED, "certificate revoked")
 
     def _unchanged_between(self, path: Sequence[x509.Certificate]) -> tuple[datetime, datetime]:
-        """The interval in which no validity period or CRL the verdict used changes."""
+        """The interval in which no validity period or CRL the verdict used changes.
+
+        A CRL's lastUpdate is not a bound: before it the CRL is consulted all
+        the same (module docstring).
+        """
         ok_from = max(c.not_valid_before_utc for c in path)
         ok_until = min(c.not_valid_after_utc for c in path)
         for ca in path[1:]:
             for crl in self._crls_by_issuer.get(ca.subject, ()):
-                ok_from = max(ok_from, crl.last_update_utc)
                 if crl.next_update_utc is not None:
                     ok_until = min(ok_until, crl.next_update_utc)
         return ok_from, ok_until

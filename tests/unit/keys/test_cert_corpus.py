@@ -76,6 +76,13 @@ LISTED: dict[str, tuple[str, str]] = {
         "without a CRL (docs/protocol.md §3: revocation by CRLs and the deny list), "
         "openssl -crl_check_all refuses it",
     ),
+    "crl-not-yet-valid": (
+        "signature",
+        "RFC 5280 §6.3.3 judges a complete CRL by its nextUpdate only; the gateway "
+        "consults a CRL whose thisUpdate is after its clock (a business clock may stand "
+        "in the past, docs/protocol.md §3 revocation policy) where OpenSSL calls it not "
+        "yet valid",
+    ),
 }
 
 _ERROR_RE = re.compile(r"^error (\d+) at (\d+) depth lookup: (.*)$", re.MULTILINE)
