@@ -136,6 +136,24 @@ def fingerprint(cert: x509.Certificate) -> str:
     return fp
 
 
+_X509_CACHE: dict[str, crypto.X509] = {}
+
+
+def _openssl_cert(cert: x509.Certificate) -> crypto.X509:
+    """The pyOpenSSL twin of ``cert``, memoised by fingerprint (a DER round trip each).
+
+    One check verifies the same certificates up to four times (module
+    docstring); OpenSSL never modifies a certificate it verifies.
+    """
+    fp = fingerprint(cert)
+    twin = _X509_CACHE.get(fp)
+    if twin is None:
+        if len(_X509_CACHE) >= _FP_CACHE_SIZE:
+            _X509_CACHE.clear()
+        twin = _X509_CACHE[fp] = crypto.X509.from_cryptography(cert)
+    return twin
+
+
 def _untrusted(detail: str) -> GatewayError:
     return GatewayError(RetCode.CERT_UNTRUSTED, detail)
 
@@ -249,7 +267,7 @@ class TrustStore:
         if bad:
             raise ValueError("deny list entries must be lowercase hex SHA-256 fingerprints")
         self._anchors = tuple(ca_certs)
-        self._anchors_x509 = tuple(crypto.X509.from_cryptography(ca) for ca in ca_certs)
+        self._anchors_x509 = tuple(_openssl_cert(ca) for ca in ca_certs)
         self._denied = frozenset(denied_fingerprints)
         self._fail_closed = stale_crl_policy == "fail_closed"
         self.stale_crl_policy = stale_crl_policy
@@ -431,9 +449,9 @@ class TrustStore:
             raise RuntimeError("OpenSSL refused the sslclient purpose")
         if now is not None:
             store.set_time(now.astimezone(UTC))
-        leaf = crypto.X509.from_cryptography(chain[0])
-        rest = [crypto.X509.from_cryptography(c) for c in chain[1:]]
-        ctx = crypto.X509StoreContext(store, leaf, rest)
+        ctx = crypto.X509StoreContext(
+            store, _openssl_cert(chain[0]), [_openssl_cert(c) for c in chain[1:]]
+        )
         try:
             verified = ctx.get_verified_chain()
         except crypto.X509StoreContextError as exc:
