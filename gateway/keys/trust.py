@@ -67,10 +67,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.bindings.openssl.binding import Binding
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from OpenSSL import crypto
-from OpenSSL._util import lib as _ossl
 
 from gateway.errors import ConfigError, GatewayError, RetCode
 from gateway.keys.files import load_cert_file, load_crl
@@ -111,8 +111,12 @@ _CRL_TIME_ERRORS = frozenset({12, 15, 16})
 #: docs/protocol.md §3 profile for every key and signature on the path.
 _PROFILE_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
 _PROFILE_HASHES = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
+# pyOpenSSL has no call for the verification purpose; the OpenSSL binding it
+# is built on has.  Looked up at import, so a release without it stops the
+# daemon at start-up instead of refusing every certificate.
 #: The purpose OpenSSL gives a TLS server checking its client (``ssl_client``).
-_SSL_CLIENT: int = _ossl.X509_PURPOSE_SSL_CLIENT
+_SSL_CLIENT: int = Binding.lib.X509_PURPOSE_SSL_CLIENT
+_set_purpose = Binding.lib.X509_STORE_set_purpose
 
 
 _FP_CACHE: dict[int, tuple[x509.Certificate, str]] = {}
@@ -358,6 +362,8 @@ class TrustStore:
             if code:
                 return _untrusted(f"certificate not issued by a trusted client CA ({message})")
             problem = _profile_problem(path)
+        except RuntimeError:  # our own set-up failed: not the sender's fault
+            raise
         except Exception:  # noqa: BLE001 - hostile certificates: unreadable extensions etc.
             # KeyInfo is outside the signed content, so its bytes are the
             # sender's to choose: a certificate that cannot be read (duplicate
@@ -445,7 +451,7 @@ class TrustStore:
         for crl in crls:
             store.add_crl(crl)
         store.set_flags(flags)
-        if not crls and _ossl.X509_STORE_set_purpose(store._store, _SSL_CLIENT) != 1:
+        if not crls and _set_purpose(store._store, _SSL_CLIENT) != 1:
             raise RuntimeError("OpenSSL refused the sslclient purpose")
         if now is not None:
             store.set_time(now.astimezone(UTC))
