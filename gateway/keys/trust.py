@@ -74,12 +74,11 @@ from OpenSSL import crypto
 
 from gateway.errors import ConfigError, GatewayError, RetCode
 from gateway.keys.files import load_cert_file, load_crl
-from gateway.keys.xmldsig import MIN_RSA_BITS
+from gateway.keys.xmldsig import MAX_KEYINFO_CERTS, MIN_RSA_BITS
 
 STALE_POLICIES = ("fail_closed", "fail_open")
-#: Most certificates KeyInfo may carry: signer and up to 3 intermediates
-#: (with the anchor, a path of 5).  Bounds the work a hostile chain can cause.
-MAX_CHAIN_CERTS = 4
+#: Longest path accepted: signer, up to 3 intermediates, anchor.
+MAX_PATH_LEN = 5
 #: Bound of the per-store chain cache (entries are small; cleared when full).
 CHAIN_CACHE_SIZE = 10_000
 
@@ -328,8 +327,8 @@ class TrustStore:
         """
         if not chain:
             raise _untrusted("no certificate")
-        if len(chain) > MAX_CHAIN_CERTS:
-            raise _untrusted(f"more than {MAX_CHAIN_CERTS} certificates in KeyInfo")
+        if len(chain) > MAX_KEYINFO_CERTS:  # bounds the work a hostile chain can cause
+            raise _untrusted(f"more than {MAX_KEYINFO_CERTS} certificates")
         key = tuple(fingerprint(c) for c in chain)
         entry = self._paths.get(key)
         if entry is None:
@@ -361,6 +360,8 @@ class TrustStore:
             code, message, path = self._openssl(chain, flags=_STRICT | _NO_CHECK_TIME)
             if code:
                 return _untrusted(f"certificate not issued by a trusted client CA ({message})")
+            if len(path) > MAX_PATH_LEN:
+                return _untrusted(f"path longer than {MAX_PATH_LEN} certificates")
             problem = _profile_problem(path)
         except RuntimeError:  # our own set-up failed: not the sender's fault
             raise

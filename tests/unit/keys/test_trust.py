@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gateway.clock import SHANGHAI
 from gateway.errors import ConfigError, GatewayError, RetCode
@@ -22,6 +23,8 @@ from gateway.keys.devpki import (
 )
 from gateway.keys.trust import TrustStore, fingerprint, read_deny_list
 from gateway.model import CredentialKind
+
+from .corpus import Node, issue
 
 USB = CredentialKind.USBKEY
 
@@ -365,18 +368,32 @@ def test_fail_open_stale_level_does_not_hide_a_revoked_intermediate(fresh_pki: D
     assert code_of(open_store, [leaf, sub], fresh_pki) == "ok"
 
 
-def test_too_many_certificates_in_keyinfo(pki: DevPki) -> None:
-    leaf = cert(pki.client("C100000001", "op01")[1])
+def test_path_length_and_certificate_bounds(pki: DevPki) -> None:
+    """Signer, up to 3 intermediates and the anchor; at most 8 certificates (KeyInfo's bound)."""
+    ca = Node(cert(pki.client_ca), load_key(pki.client_ca_key))
+    subs = [ca]
+    for level in range(4):
+        subs.append(
+            issue(
+                f"Sub CA {level}",
+                ec.generate_private_key(ec.SECP256R1()),
+                subs[-1],
+                pki.now,
+                ca=True,
+            )
+        )
+    leaf3 = issue("C100000001-op01", ec.generate_private_key(ec.SECP256R1()), subs[3], pki.now)
+    leaf4 = issue("C100000001-op01", ec.generate_private_key(ec.SECP256R1()), subs[4], pki.now)
+    trust = store(pki)
+    three = [leaf3.cert, *(s.cert for s in subs[1:4])]
+    assert code_of(trust, three, pki) == "ok"
+    assert code_of(trust, [leaf4.cert, *(s.cert for s in subs[1:5])], pki) == "2002"
     filler = cert(pki.client("C100000002", "op01")[1])
-    assert code_of(store(pki), [leaf, filler, filler, filler], pki) == "ok"
-    assert code_of(store(pki), [leaf, filler, filler, filler, filler], pki) == "2002"
+    assert code_of(trust, [*three, *[filler] * 4], pki) == "ok"
+    assert code_of(trust, [*three, *[filler] * 5], pki) == "2002"
 
 
 def test_key_outside_the_profile_on_the_path_is_2001(pki: DevPki, tmp_path: Path) -> None:
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    from .corpus import Node, issue
-
     ca = Node(cert(pki.client_ca), load_key(pki.client_ca_key))
     weak = issue("Weak Sub CA", rsa.generate_private_key(65537, 1024), ca, pki.now, ca=True)  # noqa: S505
     leaf = issue("C100000001-op01", load_key(pki.client("C100000001", "op01")[0]), weak, pki.now)
