@@ -16,7 +16,7 @@ outside the §3 profile).  The gateway is asked twice where it can be:
   builder takes no CRLs.
 
 Every disagreement fails, unless ``LISTED`` names it with its reason.  Run
-with ``-s`` to see the agreement table.
+with ``-s`` (or ``-rP``) to see the agreement table.
 """
 
 from __future__ import annotations
@@ -264,9 +264,7 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def test_corpus_agrees_with_openssl(
-    corpus: tuple[datetime, list[Case], Server], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_corpus_agrees_with_openssl(corpus: tuple[datetime, list[Case], Server]) -> None:
     now, cases, server = corpus
     rows = list(run_corpus(cases, now, server))
     print(table(rows))
