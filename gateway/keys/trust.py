@@ -1,15 +1,34 @@
 """Client certificate trust: chain (2002), validity (2003), revocation (2004).
 
-corplink.md §3 fixes the order of these checks after the signature value:
-the chain to a configured client CA with key usage digitalSignature (2002),
-then the validity period of every certificate on the path at the gateway's
-``now`` (2003), then revocation by the issuer's CRL or the gateway's own deny
-list (2004).  The first failure answers.
+docs/protocol.md §3 fixes the order of these checks after the signature
+value: the chain to a configured client CA with key usage digitalSignature
+(2002), then the validity period of every certificate on the path at the
+gateway's ``now`` (2003), then revocation by the issuer's CRL or the
+gateway's own deny list (2004).  The first failure answers.
 
-``cryptography``'s ``x509.verification`` does not check revocation (FACTS.md),
-so the path is built and revocation checked here with plain certificate and
-CRL objects: issuer name AND issuer signature for every link, the CRL's own
-signature against the issuer, its nextUpdate, then a serial lookup.
+The path is validated by OpenSSL's own RFC 5280 implementation through
+pyOpenSSL (``X509Store`` / ``X509StoreContext``), never by a loop of ours:
+path building, every signature, basicConstraints and pathLen, name
+constraints, unknown critical extensions, ``X509_STRICT`` and the ``sslclient``
+purpose (key usage and extended key usage; the purpose OpenSSL applies to a
+client certificate in the TLS handshake, so both paths judge alike).  The
+check time is the business clock, pinned with ``X509Store.set_time``.  An
+``X509Store`` keeps the first time it was given, so each verification builds
+a small store of its own.
+
+One call runs, in the order of docs/protocol.md §3:
+
+1. the structure, time left out (``X509_V_FLAG_NO_CHECK_TIME``): any OpenSSL
+   error is 2002; then the keys and signature digests of the path against
+   the docs/protocol.md §3 profile (RSA >= 2048 bits, EC P-256/P-384/P-521,
+   SHA-2): outside it is 2001 (OpenSSL's "auth level" that would say so is
+   not reachable through pyOpenSSL).  Both are independent of the clock and
+   cached per chain;
+2. the same verification at ``now``: ``certificate has expired`` / ``is not
+   yet valid`` is 2003;
+3. the deny list, then one ``CRL_CHECK`` verification per certificate:
+   ``certificate revoked`` is 2004 (a CRL that lists it revokes it whatever
+   its dates), any other CRL error makes the status unknown.
 
 Revocation policy: ``gateway.keys.revocation``, shared with the TLS
 handshake.  A serial on a valid CRL of its issuer, or a certificate on the
@@ -19,8 +38,12 @@ status unknown: ``fail_closed`` (default) refuses with 2004 "revocation
 status unknown (...)", ``fail_open`` accepts.
 
 A ``TrustStore`` is immutable: a CRL, deny-list or anchor change builds a new
-store and swaps it in (DESIGN.md principle 6).  That is what makes the
-per-chain cache safe: it can never outlive the data it was computed from.
+store and swaps it in (docs/architecture.md principle 6).  That is what makes
+the per-chain cache safe: it can never outlive the data it was computed from.
+A chain that passed everything is remembered with the interval in which
+nothing it depends on changes (the validity of its certificates and of the
+CRLs of its issuers); inside it a call costs a dictionary look-up and the
+deny list.
 """
 
 from __future__ import annotations
@@ -28,17 +51,20 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.bindings.openssl.binding import Binding
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from OpenSSL import crypto
 
 from gateway.errors import ConfigError, GatewayError, RetCode
 from gateway.keys.files import load_cert_file, load_crl
-from gateway.keys.revocation import STALE_POLICIES, RevocationPolicy, Unknown
+from gateway.keys.revocation import OPENSSL_UNKNOWN, STALE_POLICIES, RevocationPolicy, Unknown
+from gateway.keys.xmldsig import MAX_KEYINFO_CERTS, MIN_RSA_BITS
 
 __all__ = ["STALE_POLICIES", "TrustStore", "fingerprint", "read_deny_list"]
 #: Longest path accepted: signer, up to 3 intermediates, anchor.
@@ -56,6 +82,30 @@ _CRL_KEY_TYPES = (
     ed25519.Ed25519PublicKey,
     ed448.Ed448PublicKey,
 )
+
+# --- OpenSSL verification flags and error codes (x509_vfy.h) ---------------------
+#: ``X509_V_FLAG_NO_CHECK_TIME``: pyOpenSSL's ``X509StoreFlags`` lacks it.
+_NO_CHECK_TIME = 0x200000
+_STRICT = crypto.X509StoreFlags.X509_STRICT
+_CRL_CHECK = crypto.X509StoreFlags.CRL_CHECK
+#: CERT_NOT_YET_VALID, CERT_HAS_EXPIRED, ERROR_IN_CERT_NOT_BEFORE/AFTER_FIELD → 2003.
+_TIME_ERRORS = frozenset({9, 10, 13, 14})
+#: CERT_REVOKED → 2004.
+_REVOKED = 23
+#: CRL_NOT_YET_VALID: the CRL's lastUpdate is after ``now``.
+_CRL_NOT_YET_VALID = 11
+#: CRL_HAS_EXPIRED, ERROR_IN_CRL_LAST/NEXT_UPDATE_FIELD: a stale CRL.
+_CRL_TIME_ERRORS = frozenset({12, 15, 16})
+
+#: docs/protocol.md §3 profile for every key and signature on the path.
+_PROFILE_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
+_PROFILE_HASHES = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
+# pyOpenSSL has no call for the verification purpose; the OpenSSL binding it
+# is built on has.  Looked up at import, so a release without it stops the
+# daemon at start-up instead of refusing every certificate.
+#: The purpose OpenSSL gives a TLS server checking its client (``ssl_client``).
+_SSL_CLIENT: int = Binding.lib.X509_PURPOSE_SSL_CLIENT
+_set_purpose = Binding.lib.X509_STORE_set_purpose
 
 
 _FP_CACHE: dict[int, tuple[x509.Certificate, str]] = {}
@@ -77,6 +127,24 @@ def fingerprint(cert: x509.Certificate) -> str:
         _FP_CACHE.clear()
     _FP_CACHE[id(cert)] = (cert, fp)
     return fp
+
+
+_X509_CACHE: dict[str, crypto.X509] = {}
+
+
+def _openssl_cert(cert: x509.Certificate) -> crypto.X509:
+    """The pyOpenSSL twin of ``cert``, memoised by fingerprint (a DER round trip each).
+
+    One check verifies the same certificates up to four times (module
+    docstring); OpenSSL never modifies a certificate it verifies.
+    """
+    fp = fingerprint(cert)
+    twin = _X509_CACHE.get(fp)
+    if twin is None:
+        if len(_X509_CACHE) >= _FP_CACHE_SIZE:
+            _X509_CACHE.clear()
+        twin = _X509_CACHE[fp] = crypto.X509.from_cryptography(cert)
+    return twin
 
 
 def _untrusted(detail: str) -> GatewayError:
@@ -105,17 +173,6 @@ def _is_ca(cert: x509.Certificate) -> bool:
     return usage is None or usage.key_cert_sign
 
 
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """Issuer name matches and the issuer's key verifies the certificate's signature."""
-    if cert.issuer != issuer.subject:
-        return False
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
 def _crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
     key = issuer.public_key()
     if not isinstance(key, _CRL_KEY_TYPES):
@@ -126,20 +183,64 @@ def _crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate
         return False
 
 
-class _Crl:
-    """A CRL with its revoked serials pre-indexed."""
+def _signer_problem(signer: x509.Certificate) -> str | None:
+    """docs/protocol.md §3 on the signer itself, beyond OpenSSL's ``sslclient`` purpose.
 
-    __slots__ = ("crl", "last_update", "next_update", "serials")
+    The purpose lets a certificate without keyUsage, or with keyAgreement
+    only, act as a TLS client; a request signature needs digitalSignature.
+    A CA certificate signs certificates, not requests.
+    """
+    usage = _key_usage(signer)
+    if usage is None or not usage.digital_signature:
+        return "certificate lacks key usage digitalSignature"
+    if _basic_ca(signer):
+        return "a CA certificate cannot sign requests"
+    return None
 
-    def __init__(self, crl: x509.CertificateRevocationList) -> None:
-        self.crl = crl
-        self.last_update = crl.last_update_utc
-        self.next_update = crl.next_update_utc
-        self.serials = frozenset(r.serial_number for r in crl)
+
+def _profile_problem(path: Sequence[x509.Certificate]) -> str | None:
+    """The first key or signature digest on ``path`` outside the docs/protocol.md §3 profile.
+
+    The anchor's own (self-)signature is not judged: it is trusted by
+    configuration (RFC 5280 §6.1.1 (d)), but its key signs the next link.
+    """
+    for depth, cert in enumerate(path):
+        key = cert.public_key()
+        if isinstance(key, rsa.RSAPublicKey):
+            if key.key_size < MIN_RSA_BITS:
+                return f"RSA key of {key.key_size} bits on the path (depth {depth})"
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            if not isinstance(key.curve, _PROFILE_CURVES):
+                return f"EC curve {key.curve.name} on the path (depth {depth})"
+        else:
+            return f"key type outside the profile on the path (depth {depth})"
+        if depth == len(path) - 1:
+            break
+        digest = cert.signature_hash_algorithm
+        if not isinstance(digest, _PROFILE_HASHES):
+            name = "none" if digest is None else digest.name
+            return f"signature digest {name} on the path (depth {depth})"
+    return None
+
+
+@dataclass(frozen=True)
+class _Passed:
+    """A chain that passed the clock-free checks; ``ok_from``/``ok_until`` once fully passed."""
+
+    path: tuple[x509.Certificate, ...]
+    ok_from: datetime | None = None
+    ok_until: datetime | None = None
+
+    def covers(self, now: datetime) -> bool:
+        return (
+            self.ok_from is not None
+            and self.ok_until is not None
+            and self.ok_from <= now < self.ok_until
+        )
 
 
 class TrustStore:
-    """Trust anchors, CRLs and the deny list for client certificates (corplink.md §3)."""
+    """Trust anchors, CRLs and the deny list for client certificates (docs/protocol.md §3)."""
 
     def __init__(
         self,
@@ -159,21 +260,19 @@ class TrustStore:
         if bad:
             raise ValueError("deny list entries must be lowercase hex SHA-256 fingerprints")
         self._anchors = tuple(ca_certs)
-        self._anchor_fps = frozenset(fingerprint(ca) for ca in ca_certs)
+        self._anchors_x509 = tuple(_openssl_cert(ca) for ca in ca_certs)
         self._denied = frozenset(denied_fingerprints)
         self._policy = RevocationPolicy(stale_crl_policy)
         self.stale_crl_policy = stale_crl_policy
-        self._crls_by_issuer: dict[x509.Name, list[_Crl]] = {}
+        self._crls_by_issuer: dict[x509.Name, list[x509.CertificateRevocationList]] = {}
         for crl in crls:
-            self._crls_by_issuer.setdefault(crl.issuer, []).append(_Crl(crl))
+            self._crls_by_issuer.setdefault(crl.issuer, []).append(crl)
         for ca in ca_certs:  # a CRL that names a configured CA must carry its signature
-            for entry in self._crls_by_issuer.get(ca.subject, ()):
-                if not _crl_signed_by(entry.crl, ca):
+            for crl in self._crls_by_issuer.get(ca.subject, ()):
+                if not _crl_signed_by(crl, ca):
                     raise ValueError(f"CRL of {ca.subject.rfc4514_string()} has a bad signature")
-        # (chain fingerprints) -> validated path or the 2002 refusal; see check()
-        self._paths: dict[tuple[str, ...], tuple[x509.Certificate, ...] | GatewayError] = {}
-        # (id of CRL entry, issuer fingerprint) -> signature valid
-        self._crl_sig_ok: dict[tuple[int, str], bool] = {}
+        # (chain fingerprints) -> the clock-free verdict; see check()
+        self._paths: dict[tuple[str, ...], _Passed | GatewayError] = {}
 
     @property
     def ca_certs(self) -> tuple[x509.Certificate, ...]:
@@ -211,103 +310,150 @@ class TrustStore:
     # ------------------------------------------------------------------ checks
 
     def check(self, chain: Sequence[x509.Certificate], now: datetime) -> None:
-        """Raise 2002, 2003 or 2004 (first failure, in that order) for ``chain`` at ``now``.
+        """Raise 2001, 2002, 2003 or 2004 (first failure, in that order) for ``chain`` at ``now``.
 
         ``chain[0]`` is the signer; the rest are intermediates as found in
-        KeyInfo (corplink.md §3), in any order.
+        KeyInfo (docs/protocol.md §3), in any order.  ``now`` is timezone-aware.
         """
         if not chain:
             raise _untrusted("no certificate")
+        if len(chain) > MAX_KEYINFO_CERTS:  # bounds the work a hostile chain can cause
+            raise _untrusted(f"more than {MAX_KEYINFO_CERTS} certificates")
         key = tuple(fingerprint(c) for c in chain)
-        path = self._paths.get(key)
-        if path is None:
-            try:
-                path = self._build_path(chain)
-            except GatewayError as exc:
-                path = exc
-            except Exception:  # noqa: BLE001 - hostile certificates: unreadable extensions etc.
-                # KeyInfo is outside the signed content, so its bytes are the
-                # sender's to choose: a certificate cryptography cannot read
-                # (duplicate or malformed extensions) is simply not trusted.
-                path = _untrusted("certificate extensions cannot be read")
-            if len(self._paths) >= CHAIN_CACHE_SIZE:
-                self._paths.clear()
-            self._paths[key] = path
-        if isinstance(path, GatewayError):
-            raise GatewayError(path.code, path.detail)
-        self._check_validity(path, now)
+        entry = self._paths.get(key)
+        if entry is None:
+            entry = self._clock_free(chain)
+            self._remember(key, entry)
+        if isinstance(entry, GatewayError):
+            raise GatewayError(entry.code, entry.detail)
+        if entry.covers(now):
+            self._check_deny_list(entry.path)
+            return
+        path = self._check_validity(chain, now)
+        self._check_deny_list(path)
         self._check_revocation(path, now)
+        ok_from, ok_until = self._unchanged_between(path)
+        if ok_from <= now < ok_until:
+            self._remember(key, _Passed(path, ok_from, ok_until))
 
-    def _build_path(self, chain: Sequence[x509.Certificate]) -> tuple[x509.Certificate, ...]:
-        signer = chain[0]
-        usage = _key_usage(signer)
-        if usage is None or not usage.digital_signature:
-            raise _untrusted("certificate lacks key usage digitalSignature")
-        if _basic_ca(signer):
-            raise _untrusted("a CA certificate cannot sign requests")
-        intermediates = list(chain[1:])
-        path = [signer]
-        current = signer
-        while len(path) < MAX_PATH_LEN:
-            for anchor in self._anchors:
-                if _issued_by(current, anchor):
-                    path.append(anchor)
-                    return tuple(path)
-            for inter in intermediates:
-                if inter not in path and _is_ca(inter) and _issued_by(current, inter):
-                    path.append(inter)
-                    current = inter
-                    break
-            else:
-                break
-        raise _untrusted("certificate not issued by a trusted client CA")
+    def _remember(self, key: tuple[str, ...], entry: _Passed | GatewayError) -> None:
+        if len(self._paths) >= CHAIN_CACHE_SIZE:
+            self._paths.clear()
+        self._paths[key] = entry
 
-    @staticmethod
-    def _check_validity(path: Sequence[x509.Certificate], now: datetime) -> None:
-        for cert in path:
-            if now < cert.not_valid_before_utc:
-                raise GatewayError(RetCode.CERT_EXPIRED, "certificate not yet valid")
-            if now > cert.not_valid_after_utc:
-                raise GatewayError(RetCode.CERT_EXPIRED, "certificate expired")
+    def _clock_free(self, chain: Sequence[x509.Certificate]) -> _Passed | GatewayError:
+        """Step 1 of the module docstring: 2002 or 2001, whatever the clock says."""
+        try:
+            problem = _signer_problem(chain[0])
+            if problem is not None:
+                return _untrusted(problem)
+            code, message, path = self._openssl(chain, flags=_STRICT | _NO_CHECK_TIME)
+            if code:
+                return _untrusted(f"certificate not issued by a trusted client CA ({message})")
+            if len(path) > MAX_PATH_LEN:
+                return _untrusted(f"path longer than {MAX_PATH_LEN} certificates")
+            problem = _profile_problem(path)
+        except RuntimeError:  # our own set-up failed: not the sender's fault
+            raise
+        except Exception:  # noqa: BLE001 - hostile certificates: unreadable extensions etc.
+            # KeyInfo is outside the signed content, so its bytes are the
+            # sender's to choose: a certificate that cannot be read (duplicate
+            # or malformed extensions) is simply not trusted.
+            return _untrusted("certificate cannot be read")
+        if problem is not None:
+            return GatewayError(RetCode.SIGNATURE_INVALID, f"outside the profile: {problem}")
+        return _Passed(path)
 
-    def _check_revocation(self, path: Sequence[x509.Certificate], now: datetime) -> None:
+    def _check_validity(
+        self, chain: Sequence[x509.Certificate], now: datetime
+    ) -> tuple[x509.Certificate, ...]:
+        """Step 2: the full verification at ``now``; returns the path OpenSSL built."""
+        code, message, path = self._openssl(chain, flags=_STRICT, now=now)
+        if code in _TIME_ERRORS:
+            raise GatewayError(RetCode.CERT_EXPIRED, message)
+        if code:  # the clock-free pass succeeded; a path valid at ``now`` was not found
+            raise _untrusted(f"certificate not issued by a trusted client CA ({message})")
+        return path
+
+    def _check_deny_list(self, path: Sequence[x509.Certificate]) -> None:
         for cert in path:
             if fingerprint(cert) in self._denied:
                 raise GatewayError(RetCode.CERT_REVOKED, "certificate on the gateway deny list")
-        # path[-1] is the anchor: it is trusted by configuration, not by a CRL.
-        for cert, issuer in itertools.pairwise(path):
-            self._check_crl(cert, issuer, now)
 
-    def _check_crl(self, cert: x509.Certificate, issuer: x509.Certificate, now: datetime) -> None:
-        candidates = self._crls_by_issuer.get(issuer.subject)
-        if not candidates:
-            self._unknown(Unknown.NO_CRL)
-            return
-        issuer_fp = fingerprint(issuer)
-        valid = [c for c in candidates if self._crl_valid(c, issuer, issuer_fp)]
-        if any(cert.serial_number in c.serials for c in valid):
-            raise GatewayError(RetCode.CERT_REVOKED, "certificate revoked")
-        if not valid:
-            self._unknown(Unknown.BAD_CRL)
-            return
-        current = [c for c in valid if c.last_update <= now]
-        if not current:
-            self._unknown(Unknown.NOT_YET_VALID)
-        elif not any(c.next_update is None or c.next_update >= now for c in current):
-            self._unknown(Unknown.STALE)
+    def _check_revocation(self, path: Sequence[x509.Certificate], now: datetime) -> None:
+        """Step 3: each certificate against its issuer's CRLs, by OpenSSL's ``CRL_CHECK``;
+        an unknown status is judged by the revocation policy (gateway.keys.revocation),
+        the same as at the TLS handshake."""
+        for depth, (cert, issuer) in enumerate(itertools.pairwise(path)):
+            crls = self._crls_by_issuer.get(issuer.subject)
+            if not crls:
+                self._unknown(Unknown.NO_CRL)
+                continue
+            target = [cert, *path[depth + 1 : -1]]
+            code, _message, _ = self._openssl(target, _CRL_CHECK, now, crls)
+            if code == _CRL_NOT_YET_VALID or code in _CRL_TIME_ERRORS:
+                # a CRL that lists the certificate revokes it, whatever its dates
+                again, _again_message, _ = self._openssl(
+                    target, _CRL_CHECK | _NO_CHECK_TIME, now, crls
+                )
+                if again == _REVOKED:
+                    raise GatewayError(RetCode.CERT_REVOKED, "certificate revoked")
+            if code == _REVOKED:
+                raise GatewayError(RetCode.CERT_REVOKED, "certificate revoked")
+            if code:
+                self._unknown(OPENSSL_UNKNOWN.get(code, Unknown.BAD_CRL))
 
     def _unknown(self, why: Unknown) -> None:
         """Apply the revocation policy to an unknown status (gateway.keys.revocation)."""
         if not self._policy.accepts(why):
             raise GatewayError(RetCode.CERT_REVOKED, RevocationPolicy.detail(why))
 
-    def _crl_valid(self, entry: _Crl, issuer: x509.Certificate, issuer_fp: str) -> bool:
-        key = (id(entry), issuer_fp)
-        ok = self._crl_sig_ok.get(key)
-        if ok is None:
-            ok = _crl_signed_by(entry.crl, issuer)
-            self._crl_sig_ok[key] = ok
-        return ok
+    def _unchanged_between(self, path: Sequence[x509.Certificate]) -> tuple[datetime, datetime]:
+        """The interval in which no validity period or CRL the verdict used changes.
+
+        A CRL's lastUpdate is not a bound: before it the CRL is consulted all
+        the same (module docstring).
+        """
+        ok_from = max(c.not_valid_before_utc for c in path)
+        ok_until = min(c.not_valid_after_utc for c in path)
+        for ca in path[1:]:
+            for crl in self._crls_by_issuer.get(ca.subject, ()):
+                if crl.next_update_utc is not None:
+                    ok_until = min(ok_until, crl.next_update_utc)
+        return ok_from, ok_until
+
+    def _openssl(
+        self,
+        chain: Sequence[x509.Certificate],
+        flags: int,
+        now: datetime | None = None,
+        crls: Sequence[x509.CertificateRevocationList] = (),
+    ) -> tuple[int, str, tuple[x509.Certificate, ...]]:
+        """One ``X509_verify_cert`` of ``chain[0]``: (error code or 0, message, path).
+
+        The ``sslclient`` purpose applies unless CRLs are given: the
+        revocation step verifies CA certificates as targets, whose purpose
+        was already checked on the whole path.
+        """
+        store = crypto.X509Store()
+        for anchor in self._anchors_x509:
+            store.add_cert(anchor)
+        for crl in crls:
+            store.add_crl(crl)
+        store.set_flags(flags)
+        if not crls and _set_purpose(store._store, _SSL_CLIENT) != 1:
+            raise RuntimeError("OpenSSL refused the sslclient purpose")
+        if now is not None:
+            store.set_time(now.astimezone(UTC))
+        ctx = crypto.X509StoreContext(
+            store, _openssl_cert(chain[0]), [_openssl_cert(c) for c in chain[1:]]
+        )
+        try:
+            verified = ctx.get_verified_chain()
+        except crypto.X509StoreContextError as exc:
+            code, _depth, message = exc.errors
+            return int(code), str(message), ()
+        return 0, "ok", tuple(c.to_cryptography() for c in verified)
 
 
 # ---------------------------------------------------------------------- loading

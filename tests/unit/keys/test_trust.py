@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from gateway.clock import SHANGHAI
 from gateway.errors import ConfigError, GatewayError, RetCode
@@ -22,6 +23,8 @@ from gateway.keys.devpki import (
 )
 from gateway.keys.trust import TrustStore, fingerprint, read_deny_list
 from gateway.model import CredentialKind
+
+from .corpus import Node, issue
 
 USB = CredentialKind.USBKEY
 
@@ -320,3 +323,101 @@ def test_cached_refusal_is_raised_every_time(pki: DevPki) -> None:
     trust = store(pki)
     for _ in range(3):
         assert code_of(trust, [cert(path)], pki) == "2002"
+
+
+# ------------------------------------------------------- OpenSSL and the cache
+
+
+def test_clock_in_another_timezone_is_the_same_instant(pki: DevPki) -> None:
+    """``X509Store.set_time`` reads the wall-clock fields: the store must pass UTC."""
+    _, path = issue_client_cert(
+        pki, "C100000001", "op01", USB, not_after=pki.now + timedelta(hours=1)
+    )
+    trust = store(pki)
+    trust.check([cert(path)], pki.now.astimezone(SHANGHAI))  # 8 h ahead on the wall clock
+    with pytest.raises(GatewayError) as info:
+        trust.check([cert(path)], (pki.now + timedelta(hours=2)).astimezone(SHANGHAI))
+    assert info.value.code is RetCode.CERT_EXPIRED
+
+
+def test_passed_chain_is_cached_until_its_crl_goes_stale(
+    fresh_pki: DevPki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    leaf = cert(fresh_pki.client("C100000001", "op01")[1])
+    trust = store(fresh_pki)
+    calls: list[int] = []
+    real = TrustStore._openssl
+
+    def counting(self: TrustStore, *args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(TrustStore, "_openssl", counting)
+    assert code_of(trust, [leaf], fresh_pki) == "ok"
+    first = len(calls)
+    assert first >= 3  # clock-free, at now, the CRL
+    assert code_of(trust, [leaf], fresh_pki, days=6) == "ok"
+    assert len(calls) == first  # inside the interval: no verification at all
+    assert code_of(trust, [leaf], fresh_pki, days=8) == "2004"  # the CRL went stale
+    assert len(calls) > first
+
+
+def test_deny_list_applies_to_a_cached_chain(fresh_pki: DevPki) -> None:
+    leaf = cert(fresh_pki.client("C100000001", "op01")[1])
+    assert code_of(store(fresh_pki), [leaf], fresh_pki) == "ok"
+    trust = TrustStore(
+        [cert(fresh_pki.client_ca)], denied_fingerprints=frozenset({fingerprint(leaf)})
+    )
+    for _ in range(2):
+        assert code_of(trust, [leaf], fresh_pki) == "2004"
+
+
+def test_fail_open_stale_level_does_not_hide_a_revoked_intermediate(fresh_pki: DevPki) -> None:
+    """Each level is judged alone: a stale CRL below does not stop the check above."""
+    sub_key, sub_cert = issue_intermediate_ca(fresh_pki)
+    _, path = issue_client_cert(fresh_pki, "C100000001", "op01", USB, issuer=(sub_key, sub_cert))
+    leaf, sub = cert(path), cert(sub_cert)
+    ca = cert(fresh_pki.client_ca)
+    stale_sub_crl = make_crl(sub, load_key(sub_key), [], fresh_pki.now - timedelta(days=3))
+    revoke(fresh_pki, sub_cert)
+    ca_crl = x509.load_pem_x509_crl(fresh_pki.client_crl.read_bytes())
+    open_store = TrustStore([ca], [stale_sub_crl, ca_crl], stale_crl_policy="fail_open")
+    assert code_of(open_store, [leaf, sub], fresh_pki) == "2004"
+    fresh_ca_crl = make_crl(ca, load_key(fresh_pki.client_ca_key), [], fresh_pki.now)
+    open_store = TrustStore([ca], [stale_sub_crl, fresh_ca_crl], stale_crl_policy="fail_open")
+    assert code_of(open_store, [leaf, sub], fresh_pki) == "ok"
+
+
+def test_path_length_and_certificate_bounds(pki: DevPki) -> None:
+    """Signer, up to 3 intermediates and the anchor; at most 8 certificates (KeyInfo's bound)."""
+    ca = Node(cert(pki.client_ca), load_key(pki.client_ca_key))
+    subs = [ca]
+    for level in range(4):
+        subs.append(
+            issue(
+                f"Sub CA {level}",
+                ec.generate_private_key(ec.SECP256R1()),
+                subs[-1],
+                pki.now,
+                ca=True,
+            )
+        )
+    leaf3 = issue("C100000001-op01", ec.generate_private_key(ec.SECP256R1()), subs[3], pki.now)
+    leaf4 = issue("C100000001-op01", ec.generate_private_key(ec.SECP256R1()), subs[4], pki.now)
+    trust = store(pki)
+    three = [leaf3.cert, *(s.cert for s in subs[1:4])]
+    assert code_of(trust, three, pki) == "ok"
+    assert code_of(trust, [leaf4.cert, *(s.cert for s in subs[1:5])], pki) == "2002"
+    filler = cert(pki.client("C100000002", "op01")[1])
+    assert code_of(trust, [*three, *[filler] * 4], pki) == "ok"
+    assert code_of(trust, [*three, *[filler] * 5], pki) == "2002"
+
+
+def test_key_outside_the_profile_on_the_path_is_2001(pki: DevPki, tmp_path: Path) -> None:
+    ca = Node(cert(pki.client_ca), load_key(pki.client_ca_key))
+    weak = issue("Weak Sub CA", rsa.generate_private_key(65537, 1024), ca, pki.now, ca=True)  # noqa: S505
+    leaf = issue("C100000001-op01", load_key(pki.client("C100000001", "op01")[0]), weak, pki.now)
+    with pytest.raises(GatewayError) as info:
+        store(pki).check([leaf.cert, weak.cert], pki.now)
+    assert info.value.code is RetCode.SIGNATURE_INVALID
+    assert "RSA key of 1024 bits" in info.value.detail
