@@ -353,7 +353,7 @@ class Gateway:
             self.bound.listeners[lc.name] = await listener.start()
             self._listeners.append(listener)
 
-        self._admin = AdminServer(cfg.admin_socket, self._admin_command)
+        self._admin = AdminServer(cfg.admin_socket, self._admin_command, cfg.admin.group)
         await self._admin.start()
         self._spawn(self._watchdog(), "watchdog")
         self._spawn(self._key_schedule(), "key_schedule")

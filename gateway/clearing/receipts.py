@@ -17,7 +17,10 @@ import structlog
 from gateway.clearing.envelope import engine_of_topic
 from gateway.clock import Clock
 from gateway.correspondence.inbound import HANDLED, InboundCorrespondence
+from gateway.desk import InboundClearing
 from gateway.errors import GatewayError
+from gateway.journal.ops_records import InboundMessage
+from gateway.journal.schema import netting_detail
 from gateway.journal.store import Store
 from gateway.ops import metrics
 from gateway.workers import WorkerPool
@@ -57,6 +60,10 @@ class ReceiptHandler:
             return
         now = self._clock.now()
         engine = engine_of_topic(self._prefix, topic)
+        # kept with its exact signed bytes for ``gatewayctl messages show`` (re-deliveries once)
+        await self._store.record_inbound(
+            InboundMessage(msg.msg_id, msg.msg_tp, msg.sndr, topic, _ref(msg), payload, now)
+        )
         if msg.msg_tp == "ccms.990" and msg.orgnl_msg_id:
             known = await self._store.apply_receipt(msg.orgnl_msg_id, now)
             for cb in self._on_receipt:
@@ -87,3 +94,13 @@ class ReceiptHandler:
             log.info("inbound_ignored", msg_tp=msg.msg_tp, topic=topic)
             return
         metrics.INBOUND.labels(msg.msg_tp).inc()
+
+
+def _ref(msg: InboundClearing) -> str | None:
+    """What an inbound message is about, as ``messages show`` looks it up: the
+    OrgnlMsgId of a ccms.990 / 900, the round (as NETTED / SETTLED transitions name it)
+    of a beps.netting / settle."""
+    round_ = msg.netting or msg.settlement
+    if round_ is not None:
+        return netting_detail(round_.work_date.isoformat(), round_.round_no)
+    return msg.orgnl_msg_id

@@ -72,6 +72,7 @@ from gateway.journal.correspondence_postgres import (
     PostgresCorrespondence,
     lock_notices,
 )
+from gateway.journal.ops_postgres import PostgresOperations
 from gateway.journal.records import (
     AcceptOutcome,
     NewOutbound,
@@ -204,7 +205,7 @@ class _OverLimit(Exception):
     """Raised inside a capped accept's transaction to roll it back."""
 
 
-class PostgresStore(PostgresCorrespondence):
+class PostgresStore(PostgresOperations, PostgresCorrespondence):
     """The PostgreSQL journal.  ``node`` is the letter in every GwRef (corplink.md §5).
 
     ``dsn`` is a libpq-style URL (``postgresql://user@host:port/db``); the

@@ -581,7 +581,35 @@ _V6 = """
 ALTER TABLE inquiries ADD COLUMN engine text CHECK (engine IN ('INTRA', 'HVPS', 'BEPS'));
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+_V7_OPERATOR_ACTIONS = """
+-- operators' message tools, as schema.py's version 7: manual actions with who and why, and
+-- the verified inbound clearing messages with their exact signed bytes.
+CREATE TABLE operator_actions (
+    id       bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at       timestamptz NOT NULL,
+    uid      bigint      NOT NULL,
+    operator text        NOT NULL,
+    action   text        NOT NULL CHECK (action IN ('release', 'resend')),
+    target   text        NOT NULL,
+    reason   text        NOT NULL,
+    forced   boolean     NOT NULL
+);
+CREATE INDEX operator_actions_target ON operator_actions (target, id);
+
+CREATE TABLE inbound_messages (
+    msg_id      text        NOT NULL,
+    msg_tp      text        NOT NULL,
+    sndr        text        NOT NULL,
+    topic       text        NOT NULL,
+    ref         text,
+    payload     bytea       NOT NULL,
+    received_at timestamptz NOT NULL,
+    PRIMARY KEY (sndr, msg_id)
+);
+CREATE INDEX inbound_by_ref ON inbound_messages (ref) WHERE ref IS NOT NULL;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7_OPERATOR_ACTIONS)
 """``MIGRATIONS[n]`` takes a database from version n to n + 1.  Append, never edit."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -575,7 +575,36 @@ _V6 = """
 ALTER TABLE inquiries ADD COLUMN engine TEXT;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+_V7_OPERATOR_ACTIONS = """
+-- operators' message tools (docs/operations.md): who did what manually, and why; and
+-- the verified inbound clearing messages with their exact signed bytes, so that
+-- ``gatewayctl messages show`` can hand them to xmlsec1 (docs/clearing-link.md §3).
+CREATE TABLE operator_actions (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at       INTEGER NOT NULL,
+    uid      INTEGER NOT NULL,
+    operator TEXT    NOT NULL,
+    action   TEXT    NOT NULL CHECK (action IN ('release', 'resend')),
+    target   TEXT    NOT NULL,                      -- an item's TxId or an outbound MsgId
+    reason   TEXT    NOT NULL,
+    forced   INTEGER NOT NULL CHECK (forced IN (0, 1))
+) STRICT;
+CREATE INDEX operator_actions_target ON operator_actions (target, id);
+
+CREATE TABLE inbound_messages (
+    msg_id      TEXT    NOT NULL,
+    msg_tp      TEXT    NOT NULL,
+    sndr        TEXT    NOT NULL,
+    topic       TEXT    NOT NULL,
+    ref         TEXT,                               -- OrgnlMsgId, or "<work date> round <n>"
+    payload     BLOB    NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (sndr, msg_id)                      -- re-deliveries are kept once
+) STRICT, WITHOUT ROWID;
+CREATE INDEX inbound_by_ref ON inbound_messages (ref) WHERE ref IS NOT NULL;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7_OPERATOR_ACTIONS)
 """``MIGRATIONS[n]`` takes ``user_version`` n to n + 1.  Append, never edit."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

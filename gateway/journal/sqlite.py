@@ -43,6 +43,7 @@ from typing import TypeVar
 from gateway.clock import SHANGHAI
 from gateway.journal import schema
 from gateway.journal.correspondence_sqlite import SqliteCorrespondence, notify_status
+from gateway.journal.ops_sqlite import SqliteOperations
 from gateway.journal.records import (
     AcceptOutcome,
     NewOutbound,
@@ -79,7 +80,7 @@ _DUE = (
 _TRANSITION_INSERT = "INSERT INTO transitions (item_id, state, at, detail) VALUES (?, ?, ?, ?)"
 
 
-class SqliteStore(SqliteCorrespondence):
+class SqliteStore(SqliteOperations, SqliteCorrespondence):
     """The SQLite journal.  ``node`` is the letter in every GwRef (corplink.md §5).
 
     ``await start()`` before use; ``await close()`` drains queued writes.
