@@ -293,7 +293,7 @@ class Config:
 
     @property
     def admin_socket(self) -> Path:
-        """Configured, else in systemd's RuntimeDirectory ($RUNTIME_DIRECTORY), else the state folder."""
+        """Configured, else in systemd's RuntimeDirectory ($RUNTIME_DIRECTORY), else state_dir."""
         if self.admin.socket is not None:
             return self.admin.socket
         env = os.environ.get("RUNTIME_DIRECTORY")

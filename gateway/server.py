@@ -33,7 +33,7 @@ from gateway.correspondence.service import Correspondence
 from gateway.desk import DeskSetup
 from gateway.engines.runner import EngineRunner, EngineSettings, Redelivery
 from gateway.journal.postgres import PostgresStore
-from gateway.journal.records import NewOutbound
+from gateway.journal.records import NewOutbound, OutboundRecord, OutState
 from gateway.journal.retention import archive_once
 from gateway.journal.sqlite import SqliteStore
 from gateway.journal.store import Store
@@ -47,7 +47,8 @@ from gateway.net.listener import Listener, ListenerSpec
 from gateway.net.session import ByteBudget
 from gateway.net.tls import SwappableContext, server_context
 from gateway.ops import metrics, sdnotify
-from gateway.ops.admin import AdminServer
+from gateway.ops.actions import ACTIONS, manual_action
+from gateway.ops.admin import AdminServer, Peer
 from gateway.ops.health import HealthServer, HealthState, Lifecycle
 from gateway.ops.views import VIEWS, journal_view
 from gateway.paths import corplink_schema_path
@@ -233,6 +234,15 @@ class Gateway:
         runner = self._runners.get(engine)
         if runner is not None:
             runner.wake()
+
+    async def _republish(self, rec: OutboundRecord) -> bool:
+        """``gatewayctl resend``: publish a journaled message again under its MsgId."""
+        runner = self._runners.get(rec.engine)
+        if runner is None:
+            return False
+        return await runner.publish(
+            rec.msg_id, rec.msg_tp, rec.topic, rec.payload, resend=rec.state is not OutState.PENDING
+        )
 
     async def _publish_ccms(self, out: NewOutbound) -> bool:
         """Publish a journaled ccms.314/315 through its engine's runner (throttle, in-flight)."""
@@ -617,7 +627,7 @@ class Gateway:
                 "calendar": cal.version,
             }
 
-    async def _admin_command(self, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def _admin_command(self, cmd: dict[str, Any], peer: Peer) -> dict[str, Any]:
         op = cmd.get("op")
         if op == "status":
             rows = await self.store.summary()
@@ -640,5 +650,11 @@ class Gateway:
         if op == "reload":
             return await self.reload()
         if op in VIEWS:  # read-only journal views for operations (gateway/ops/views.py)
-            return await journal_view(op, cmd, self.store, self.router(), self.clock)
+            return await journal_view(
+                op, cmd, self.store, self.router(), self.clock, self.cfg.archive_path
+            )
+        if op in ACTIONS:  # manual actions, journaled with who and why (gateway/ops/actions.py)
+            return await manual_action(
+                op, cmd, peer, self.store, self.router(), self.clock, self._wake, self._republish
+            )
         return {"ok": False, "reason": f"unknown op {op!r}"}

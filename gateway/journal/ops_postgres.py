@@ -71,6 +71,12 @@ class PostgresOperations:
         ):
             return await q.detail(_fetcher(conn), CODEC, ref)
 
+    async def message_links(
+        self, refs: Sequence[str], targets: Sequence[str]
+    ) -> tuple[list[InboundMessage], list[OperatorAction]]:
+        async with self._conn() as conn:
+            return await q.links(_fetcher(conn), CODEC, refs, targets)
+
     async def outbound_message(self, msg_id: str) -> OutboundRecord | None:
         async with self._conn() as conn:
             row = await conn.fetchrow(

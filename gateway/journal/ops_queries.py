@@ -258,24 +258,9 @@ async def detail(fetch: Fetch, codec: Codec, ref: str) -> MessageDetail | None:
             outs,
         )
     ]
-    refs = sorted(out_ids | details)
-    inbound = [
-        _inbound(r, codec)
-        for r in await fetch(
-            f"SELECT {_INBOUND_COLUMNS} FROM inbound_messages WHERE ref IN ({_in_list(refs)})"  # noqa: S608
-            " ORDER BY received_at, msg_id",
-            refs,
-        )
-    ]
-    targets = sorted(out_ids | {t.item.tx_id for t in items})
-    actions = [
-        _action(r, codec)
-        for r in await fetch(
-            f"SELECT {_ACTION_COLUMNS} FROM operator_actions"  # noqa: S608
-            f" WHERE target IN ({_in_list(targets)}) ORDER BY id",
-            targets,
-        )
-    ]
+    inbound, actions = await links(
+        fetch, codec, sorted(out_ids | details), sorted(out_ids | {t.item.tx_id for t in items})
+    )
     return MessageDetail(
         request=request,
         items=tuple(items),
@@ -284,6 +269,30 @@ async def detail(fetch: Fetch, codec: Codec, ref: str) -> MessageDetail | None:
         inbound=tuple(inbound),
         actions=tuple(actions),
     )
+
+
+async def links(
+    fetch: Fetch, codec: Codec, refs: Sequence[str], targets: Sequence[str]
+) -> tuple[list[InboundMessage], list[OperatorAction]]:
+    """Inbound messages about ``refs`` (outbound MsgIds, netting rounds) and the manual
+    actions on ``targets`` (TxIds, outbound MsgIds), oldest first."""
+    inbound = [
+        _inbound(r, codec)
+        for r in await fetch(
+            f"SELECT {_INBOUND_COLUMNS} FROM inbound_messages WHERE ref IN ({_in_list(refs)})"  # noqa: S608
+            " ORDER BY received_at, msg_id",
+            refs,
+        )
+    ]
+    actions = [
+        _action(r, codec)
+        for r in await fetch(
+            f"SELECT {_ACTION_COLUMNS} FROM operator_actions"  # noqa: S608
+            f" WHERE target IN ({_in_list(targets)}) ORDER BY id",
+            targets,
+        )
+    ]
+    return inbound, actions
 
 
 _ROUND_STATES: Final = frozenset({State.NETTED, State.SETTLED})

@@ -54,6 +54,11 @@ class SqliteOperations:
     async def message_detail(self, ref: str) -> MessageDetail | None:
         return await q.detail(self._fetch, CODEC, ref)
 
+    async def message_links(
+        self, refs: Sequence[str], targets: Sequence[str]
+    ) -> tuple[list[InboundMessage], list[OperatorAction]]:
+        return await q.links(self._fetch, CODEC, refs, targets)
+
     async def outbound_message(self, msg_id: str) -> OutboundRecord | None:
         def read(conn: sqlite3.Connection) -> OutboundRecord | None:
             row = conn.execute(

@@ -276,6 +276,12 @@ class Store(Protocol):
         """A GwRef, TxId or outbound MsgId with its trail, clearing messages both ways
         (exact signed bytes) and the manual actions on it; None if unknown."""
 
+    async def message_links(
+        self, refs: Sequence[str], targets: Sequence[str]
+    ) -> tuple[list[InboundMessage], list[OperatorAction]]:
+        """Inbound messages about ``refs`` (outbound MsgIds, ``<day> round <n>``) and
+        manual actions on ``targets`` (TxIds, MsgIds): for an archived message's show."""
+
     async def outbound_message(self, msg_id: str) -> OutboundRecord | None:
         """One outbound message by MsgId, whatever its state."""
 
