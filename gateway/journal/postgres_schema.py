@@ -644,3 +644,18 @@ async def migrate(conn: asyncpg.Connection, node: str) -> int:
                 "INSERT INTO schema_version (version, node) VALUES ($1, $2)", target, node
             )
     return version
+
+
+async def check_version(conn: asyncpg.Connection) -> None:
+    """A read-only open migrates nothing: the schema must be this code's."""
+    exists = await conn.fetchval("SELECT to_regclass('schema_version') IS NOT NULL")
+    version = (
+        int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version"))
+        if exists
+        else 0
+    )
+    if version != SCHEMA_VERSION:
+        raise RuntimeError(
+            f"journal schema version {version}, this gateway reads {SCHEMA_VERSION}:"
+            " start gatewayd once to migrate it"
+        )

@@ -613,15 +613,26 @@ BUSY_TIMEOUT_MS = 5000
 """How long a connection waits for another process's lock (e.g. an operator tool)."""
 
 
-def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+def connect(
+    path: Path, *, readonly: bool = False, file_readonly: bool = False
+) -> sqlite3.Connection:
     """Open a connection with the journal's pragmas.
+
+    ``file_readonly`` opens the file itself read-only (URI ``mode=ro``), for
+    ``gatewayctl`` views with the daemon stopped: nothing can be written or
+    created, not even an empty journal.
 
     ``isolation_level=None``: we issue BEGIN/COMMIT ourselves (the group-commit
     writer needs explicit transactions and savepoints).  ``synchronous=FULL``
     makes every commit fsync the WAL: the 0000 promise (corplink.md §5).
     """
+    target = f"{Path(path).resolve().as_uri()}?mode=ro" if file_readonly else path
     conn = sqlite3.connect(
-        path, isolation_level=None, check_same_thread=False, cached_statements=128
+        target,
+        isolation_level=None,
+        check_same_thread=False,
+        cached_statements=128,
+        uri=file_readonly,
     )
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
