@@ -223,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if args.cmd == "messages" and answer.get("ok"):
         answer = _present(answer, write_dir)
-    print(json.dumps(answer, indent=2, ensure_ascii=False))
+    print(json.dumps(answer, indent=2, ensure_ascii=False, default=str))
     return 0 if answer.get("ok") else 1
 
 

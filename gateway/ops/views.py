@@ -180,7 +180,7 @@ def _response(d: MessageDetail) -> dict[str, Any]:
     """What the 0000 told the corporate: every journaled request was answered with its
     GwRef (docs/protocol.md §5); refusals are never journaled."""
     assert d.request is not None  # noqa: S101 - the caller checked
-    return {"ret_code": "0000", "gw_ref": d.request.gw_ref, "at": d.request.received_at}
+    return {"ret_code": "0000", "gw_ref": d.request.gw_ref, "at": d.request.received_at.isoformat()}
 
 
 def _payload_json(record: object) -> dict[str, Any]:
