@@ -136,17 +136,35 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 def _present(answer: dict[str, Any], write_dir: Path | None) -> dict[str, Any]:
     """``messages show``: payloads as XML text, or written to files (exact bytes)."""
+    named: list[tuple[dict[str, Any], str]] = []
+    for part in ("request", "response"):
+        msg = answer.get(part)
+        if isinstance(msg, dict) and "payload_b64" in msg:
+            named.append((msg, f"{part}-{msg['gw_ref']}"))
     for direction in ("outbound", "inbound"):
         for n, msg in enumerate(answer.get(direction) or (), 1):
-            raw = base64.b64decode(msg.pop("payload_b64", ""))
-            if write_dir is None:
-                msg["xml"] = raw.decode("utf-8", errors="replace")
-                continue
-            name = _UNSAFE.sub("_", f"{direction}-{n:02d}-{msg['msg_tp']}-{msg['msg_id']}.xml")
-            path = write_dir / name
-            path.write_bytes(raw)
-            msg["file"] = str(path)
+            named.append((msg, f"{direction}-{n:02d}-{msg['msg_tp']}-{msg['msg_id']}"))
+    for msg, name in named:
+        raw = base64.b64decode(msg.pop("payload_b64"))
+        if write_dir is None:
+            # the declared encoding (a GB18030 request), else UTF-8, for reading on screen
+            msg["xml"] = _text_of(raw)
+            continue
+        path = write_dir / f"{_UNSAFE.sub('_', name)}.xml"
+        path.write_bytes(raw)
+        msg["file"] = str(path)
     return answer
+
+
+_DECLARED = re.compile(rb"""^<\?xml[^>]*encoding=["']([A-Za-z0-9_-]+)["']""")
+
+
+def _text_of(raw: bytes) -> str:
+    m = _DECLARED.match(raw)
+    try:
+        return raw.decode(m.group(1).decode() if m else "utf-8")
+    except (LookupError, UnicodeDecodeError):
+        return raw.decode("utf-8", errors="replace")
 
 
 def _ask(args: argparse.Namespace, sock: Path, cmd: dict[str, Any]) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ import asyncpg
 from gateway.journal import ops_queries as q
 from gateway.journal import postgres_schema as pg
 from gateway.journal.ops_records import (
+    Exchange,
     InboundMessage,
     MessageDetail,
     MessageHit,
@@ -93,6 +94,16 @@ class PostgresOperations:
                 msg.msg_id, msg.msg_tp, msg.sndr, msg.topic, msg.ref, msg.payload,
                 pg.aware(msg.received_at),
             )  # fmt: skip
+
+    async def record_exchange(self, ex: Exchange) -> None:
+        async with self._commit() as conn:
+            await conn.execute(
+                q.numbered(q.INSERT_EXCHANGE), ex.gw_ref, ex.request, ex.response, pg.aware(ex.at)
+            )
+
+    async def exchange(self, gw_ref: str) -> Exchange | None:
+        async with self._conn() as conn:
+            return await q.exchange(_fetcher(conn), CODEC, gw_ref)
 
     async def record_action(self, action: OperatorAction) -> None:
         async with self._commit() as conn:

@@ -18,6 +18,7 @@ from typing import Any, Final
 from gateway.journal.ops_records import (
     MAX_DETAIL_ITEMS,
     ActionKind,
+    Exchange,
     InboundMessage,
     ItemTrail,
     MessageDetail,
@@ -268,7 +269,17 @@ async def detail(fetch: Fetch, codec: Codec, ref: str) -> MessageDetail | None:
         outbound=tuple(outbound),
         inbound=tuple(inbound),
         actions=tuple(actions),
+        exchange=None if request is None else await exchange(fetch, codec, request.gw_ref),
     )
+
+
+async def exchange(fetch: Fetch, codec: Codec, gw_ref: str) -> Exchange | None:
+    """The signed request and response of ``gw_ref``, if the journal kept them."""
+    rows = await fetch("SELECT request, response, at FROM exchanges WHERE gw_ref = ?", [gw_ref])
+    if not rows:
+        return None
+    req, rsp, at = rows[0]
+    return Exchange(gw_ref, bytes(req), bytes(rsp), codec.instant_out(at))
 
 
 async def links(
@@ -298,6 +309,10 @@ async def links(
 _ROUND_STATES: Final = frozenset({State.NETTED, State.SETTLED})
 """Their transitions' detail names the netting round (``schema.netting_detail``)."""
 
+INSERT_EXCHANGE: Final = (
+    "INSERT INTO exchanges (gw_ref, request, response, at) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT DO NOTHING"
+)
 INSERT_ACTION: Final = (
     "INSERT INTO operator_actions (at, uid, operator, action, target, reason, forced)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"

@@ -161,6 +161,17 @@ class MessageDetail:
     inbound: tuple[InboundMessage, ...]
     actions: tuple[OperatorAction, ...]
     archive: str | None = None
+    exchange: Exchange | None = None  # the request's signed bytes and its response's
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """A journaled request as received and the 0000 as sent, both signed (exact bytes)."""
+
+    gw_ref: str
+    request: bytes
+    response: bytes
+    at: datetime
 
 
 class ReleaseOutcome(str, Enum):

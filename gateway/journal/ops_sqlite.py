@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from gateway.journal import ops_queries as q
 from gateway.journal.ops_records import (
+    Exchange,
     InboundMessage,
     MessageDetail,
     MessageHit,
@@ -82,6 +83,13 @@ class SqliteOperations:
             )
 
         await self._write(write)
+
+    async def record_exchange(self, ex: Exchange) -> None:
+        row = (ex.gw_ref, ex.request, ex.response, to_micros(ex.at))
+        await self._write(lambda conn: conn.execute(q.INSERT_EXCHANGE, row) and None)
+
+    async def exchange(self, gw_ref: str) -> Exchange | None:
+        return await q.exchange(self._fetch, CODEC, gw_ref)
 
     async def record_action(self, action: OperatorAction) -> None:
         args = q.action_args(action, CODEC, int)

@@ -582,8 +582,8 @@ ALTER TABLE inquiries ADD COLUMN engine text CHECK (engine IN ('INTRA', 'HVPS', 
 """
 
 _V7_OPERATOR_ACTIONS = """
--- operators' message tools, as schema.py's version 7: manual actions with who and why, and
--- the verified inbound clearing messages with their exact signed bytes.
+-- operators' message tools, as schema.py's version 7: manual actions with who and why, the
+-- verified inbound clearing messages and the signed requests / responses, as exact bytes.
 CREATE TABLE operator_actions (
     id       bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     at       timestamptz NOT NULL,
@@ -595,8 +595,10 @@ CREATE TABLE operator_actions (
     forced   boolean     NOT NULL
 );
 CREATE INDEX operator_actions_target ON operator_actions (target, id);
+CREATE INDEX operator_actions_at ON operator_actions (at, id);
 
 CREATE TABLE inbound_messages (
+    id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     msg_id      text        NOT NULL,
     msg_tp      text        NOT NULL,
     sndr        text        NOT NULL,
@@ -604,9 +606,19 @@ CREATE TABLE inbound_messages (
     ref         text,
     payload     bytea       NOT NULL,
     received_at timestamptz NOT NULL,
-    PRIMARY KEY (sndr, msg_id)
+    UNIQUE (sndr, msg_id)
 );
 CREATE INDEX inbound_by_ref ON inbound_messages (ref) WHERE ref IS NOT NULL;
+CREATE INDEX inbound_received ON inbound_messages (received_at, id);
+
+CREATE TABLE exchanges (
+    id       bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    gw_ref   text        NOT NULL UNIQUE,
+    request  bytea       NOT NULL,
+    response bytea       NOT NULL,
+    at       timestamptz NOT NULL
+);
+CREATE INDEX exchanges_at ON exchanges (at, id);
 """
 
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7_OPERATOR_ACTIONS)

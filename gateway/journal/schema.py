@@ -576,9 +576,10 @@ ALTER TABLE inquiries ADD COLUMN engine TEXT;
 """
 
 _V7_OPERATOR_ACTIONS = """
--- operators' message tools (docs/operations.md): who did what manually, and why; and
--- the verified inbound clearing messages with their exact signed bytes, so that
--- ``gatewayctl messages show`` can hand them to xmlsec1 (docs/clearing-link.md §3).
+-- operators' message tools (docs/operations.md): who did what manually, and why; the
+-- verified inbound clearing messages and the corporates' signed requests with the signed
+-- responses, as exact bytes, so that ``gatewayctl messages show`` can hand them to xmlsec1
+-- (docs/clearing-link.md §3, docs/protocol.md §3).  Rowid tables: their rows are large.
 CREATE TABLE operator_actions (
     id       INTEGER PRIMARY KEY AUTOINCREMENT,
     at       INTEGER NOT NULL,
@@ -590,8 +591,10 @@ CREATE TABLE operator_actions (
     forced   INTEGER NOT NULL CHECK (forced IN (0, 1))
 ) STRICT;
 CREATE INDEX operator_actions_target ON operator_actions (target, id);
+CREATE INDEX operator_actions_at ON operator_actions (at, id);
 
 CREATE TABLE inbound_messages (
+    id          INTEGER PRIMARY KEY,
     msg_id      TEXT    NOT NULL,
     msg_tp      TEXT    NOT NULL,
     sndr        TEXT    NOT NULL,
@@ -599,9 +602,19 @@ CREATE TABLE inbound_messages (
     ref         TEXT,                               -- OrgnlMsgId, or "<work date> round <n>"
     payload     BLOB    NOT NULL,
     received_at INTEGER NOT NULL,
-    PRIMARY KEY (sndr, msg_id)                      -- re-deliveries are kept once
-) STRICT, WITHOUT ROWID;
+    UNIQUE (sndr, msg_id)                           -- re-deliveries are kept once
+) STRICT;
 CREATE INDEX inbound_by_ref ON inbound_messages (ref) WHERE ref IS NOT NULL;
+CREATE INDEX inbound_received ON inbound_messages (received_at, id);
+
+CREATE TABLE exchanges (
+    id       INTEGER PRIMARY KEY,
+    gw_ref   TEXT    NOT NULL UNIQUE,               -- the journaled request's
+    request  BLOB    NOT NULL,                      -- as received (signed)
+    response BLOB    NOT NULL,                      -- the 0000 as sent (signed)
+    at       INTEGER NOT NULL
+) STRICT;
+CREATE INDEX exchanges_at ON exchanges (at, id);
 """
 
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7_OPERATOR_ACTIONS)

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Protocol
 
 from gateway.journal.ops_records import (
+    Exchange,
     InboundMessage,
     MessageDetail,
     MessageHit,
@@ -287,6 +288,12 @@ class Store(Protocol):
 
     async def record_inbound(self, msg: InboundMessage) -> None:
         """Keep a verified inbound clearing message (once per sender and MsgId)."""
+
+    async def record_exchange(self, ex: Exchange) -> None:
+        """Keep a journaled request's signed bytes and its response's (once per GwRef)."""
+
+    async def exchange(self, gw_ref: str) -> Exchange | None:
+        """The signed request and response of ``gw_ref``, if kept."""
 
     async def record_action(self, action: OperatorAction) -> None:
         """Journal a manual action (who, what, why) before it is carried out."""

@@ -28,10 +28,13 @@ from gateway.journal.archive import (
 )
 from gateway.journal.ops_records import (
     MAX_DETAIL_ITEMS,
+    Exchange,
+    InboundMessage,
     ItemTrail,
     MessageDetail,
     MessageHit,
     MessageQuery,
+    OperatorAction,
     TrailStep,
 )
 from gateway.journal.records import OutboundRecord
@@ -148,14 +151,31 @@ async def _from_archive(
         for t in i.transitions
         if t.detail and t.state in _ROUND_STATES and " round " in t.detail
     }
+    refs, targets = out_ids | rounds, out_ids | {i.tx_id for i in items}
     outbound: dict[str, OutboundRecord] = {}
-    for path in _files(archive_dir):
+    inbound, actions = await store.message_links(sorted(refs), sorted(targets))
+    exchange = await store.exchange(req.record.gw_ref)
+    seen_in = {(m.sndr, m.msg_id) for m in inbound}
+    seen_actions = {(a.at, a.target, a.action) for a in actions}
+    for path in _files(archive_dir):  # what left the journal with (or after) the request
         for rec in _read(path):
             if isinstance(rec, ArchivedOutbound) and rec.msg_id in out_ids:
                 outbound.setdefault(rec.msg_id, rec)
-    inbound, actions = await store.message_links(
-        sorted(out_ids | rounds), sorted(out_ids | {i.tx_id for i in items})
-    )
+            elif isinstance(rec, Exchange) and rec.gw_ref == req.record.gw_ref:
+                exchange = exchange or rec
+            elif isinstance(rec, InboundMessage) and rec.ref in refs:
+                if (rec.sndr, rec.msg_id) not in seen_in:
+                    seen_in.add((rec.sndr, rec.msg_id))
+                    inbound.append(rec)
+            elif (
+                isinstance(rec, OperatorAction)
+                and rec.target in targets
+                and (rec.at, rec.target, rec.action) not in seen_actions
+            ):
+                seen_actions.add((rec.at, rec.target, rec.action))
+                actions.append(rec)
+    inbound.sort(key=lambda m: (m.received_at, m.msg_id))
+    actions.sort(key=lambda a: a.at)
     return MessageDetail(
         request=req.record,
         items=trails,
@@ -164,6 +184,7 @@ async def _from_archive(
         inbound=tuple(inbound),
         actions=tuple(actions),
         archive=source,
+        exchange=exchange,
     )
 
 

@@ -164,8 +164,11 @@ def detail_json(d: MessageDetail) -> dict[str, Any]:
         item = _ops_json(t.item)
         item["transitions"] = [_ops_json(step) for step in t.transitions]
         items.append(item)
+    request = None if d.request is None else _ops_json(d.request)
+    if request is not None and d.exchange is not None:
+        request["payload_b64"] = base64.b64encode(d.exchange.request).decode()
     return {
-        "request": None if d.request is None else _ops_json(d.request),
+        "request": request,
         "response": None if d.request is None else _response(d),
         "items": items,
         "items_total": d.items_total,
@@ -178,9 +181,14 @@ def detail_json(d: MessageDetail) -> dict[str, Any]:
 
 def _response(d: MessageDetail) -> dict[str, Any]:
     """What the 0000 told the corporate: every journaled request was answered with its
-    GwRef (docs/protocol.md §5); refusals are never journaled."""
+    GwRef (docs/protocol.md §5; refusals are never journaled), and the signed bytes
+    when the journal kept them (a request journaled before migration 7 has none)."""
     assert d.request is not None  # noqa: S101 - the caller checked
-    return {"ret_code": "0000", "gw_ref": d.request.gw_ref, "at": d.request.received_at.isoformat()}
+    at = d.request.received_at if d.exchange is None else d.exchange.at
+    out: dict[str, Any] = {"ret_code": "0000", "gw_ref": d.request.gw_ref, "at": at.isoformat()}
+    if d.exchange is not None:
+        out["payload_b64"] = base64.b64encode(d.exchange.response).decode()
+    return out
 
 
 def _payload_json(record: object) -> dict[str, Any]:
