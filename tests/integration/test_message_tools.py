@@ -24,6 +24,7 @@ from gateway.cli.gatewayctl import main as gatewayctl_main
 from gateway.clock import BusinessClock
 from gateway.journal.retention import archive_once
 from gateway.keys.devpki import DevPki
+from gateway.ops.admin import call
 from gateway.testing import Broker
 from gateway.testing_pg import PgServer, start_postgres
 from tests.integration.harness import (
@@ -182,6 +183,18 @@ async def test_search_and_show_live_stopped_and_archived(
         inbound = {m["msg_tp"]: m for m in shown["inbound"]}
         assert set(inbound) >= {"ccms.990", "ccms.900", "beps.netting", "beps.settle"}
         assert inbound["ccms.990"]["ref"] == package["msg_id"]
+        # the corporate's signed request as received, and the signed 0000 it got
+        request_file, response_file = (
+            Path(shown["request"]["file"]),
+            Path(shown["response"]["file"]),
+        )
+        _, client_cert = dev_pki.client("C100000001", "op01")
+        proc = xmlsec1_verify(client_cert, request_file)
+        assert proc.returncode == 0, proc.stderr
+        proc = xmlsec1_verify(dev_pki.response_cert, response_file)
+        assert proc.returncode == 0, proc.stderr
+        assert b"MT-BEPS-1" in request_file.read_bytes()
+        assert beps1["gw_ref"].encode() in response_file.read_bytes()
         outbound_file = Path(package["file"])
         proc = xmlsec1_verify(dev_pki.clearing_cert, outbound_file)
         assert proc.returncode == 0, proc.stderr
@@ -198,6 +211,21 @@ async def test_search_and_show_live_stopped_and_archived(
         )
         assert code == 0 and by_pkg["items_total"] == 2 and by_pkg["request"] is None
         assert "<ClrMsg" in by_pkg["outbound"][0]["xml"]
+        for bad in (
+            {"op": "messages.search", "state": "LOST"},
+            {"op": "messages.search", "engine": "SWIFT"},
+            {"op": "messages.search", "min_amount": "ten"},
+            {"op": "messages.search", "min_amount": "-1"},
+            {"op": "messages.search", "from": "07/12/2026"},
+            {"op": "messages.search", "after": "no-cursor"},
+            {"op": "messages.search", "limit": 0},
+            {"op": "messages.show"},
+            {"op": "held.release", "ref": beps1["tx_id"]},  # no reason
+            {"op": "held.release", "ref": beps1["tx_id"], "reason": "x", "force": "yes"},
+            {"op": "resend", "msg_id": package["msg_id"], "reason": ""},
+        ):
+            answer = await call(Path(sock), bad)
+            assert answer["ok"] is False and "bad request" in answer["reason"], bad
         code, unknown, _ = await asyncio.to_thread(
             ctl, capsys, "--socket", sock, "messages", "show", "GW20000101A000000001"
         )
@@ -240,7 +268,12 @@ async def test_search_and_show_live_stopped_and_archived(
     res = await archive_once(
         backend, target, cfg.archive_path, before=clock.now() + timedelta(days=1)
     )
-    assert res.requests == 3
+    assert res.requests == 3 and res.inbound_messages >= 6
+    # a request's signed bytes leave once the request has: in the next pass
+    again = await archive_once(
+        backend, target, cfg.archive_path, before=clock.now() + timedelta(days=1)
+    )
+    assert again.exchanges == 3
     code, archived, err = await asyncio.to_thread(
         ctl, capsys, *base, "messages", "search", "--engine", "BEPS"
     )
@@ -256,3 +289,5 @@ async def test_search_and_show_live_stopped_and_archived(
     (old_pkg,) = old["outbound"]
     assert Path(old_pkg["file"]).read_bytes() == outbound_file.read_bytes()
     assert {m["msg_tp"] for m in old["inbound"]} == set(inbound)
+    assert Path(old["request"]["file"]).read_bytes() == request_file.read_bytes()
+    assert Path(old["response"]["file"]).read_bytes() == response_file.read_bytes()
