@@ -70,10 +70,12 @@ def ctl(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:
     return code, json.loads(out.out) if out.out.strip() else None, out.err
 
 
-def xmlsec1_verify(cert: Path, signed: Path) -> subprocess.CompletedProcess[str]:
+def xmlsec1_verify(trusted: Path, signed: Path) -> subprocess.CompletedProcess[str]:
+    """xmlsec1 checks the signature with the certificate in the message, chained to
+    ``trusted`` (the issuing CA, or a self-signed signer certificate itself)."""
     assert XMLSEC1 is not None
     return subprocess.run(
-        [XMLSEC1, "--verify", "--pubkey-cert-pem", str(cert), str(signed)],
+        [XMLSEC1, "--verify", "--trusted-pem", str(trusted), str(signed)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -188,15 +190,14 @@ async def test_search_and_show_live_stopped_and_archived(
             Path(shown["request"]["file"]),
             Path(shown["response"]["file"]),
         )
-        _, client_cert = dev_pki.client("C100000001", "op01")
-        proc = xmlsec1_verify(client_cert, request_file)
+        proc = xmlsec1_verify(dev_pki.client_ca, request_file)
         assert proc.returncode == 0, proc.stderr
-        proc = xmlsec1_verify(dev_pki.response_cert, response_file)
+        proc = xmlsec1_verify(dev_pki.server_ca, response_file)
         assert proc.returncode == 0, proc.stderr
         assert b"MT-BEPS-1" in request_file.read_bytes()
         assert beps1["gw_ref"].encode() in response_file.read_bytes()
         outbound_file = Path(package["file"])
-        proc = xmlsec1_verify(dev_pki.clearing_cert, outbound_file)
+        proc = xmlsec1_verify(dev_pki.server_ca, outbound_file)
         assert proc.returncode == 0, proc.stderr
         for msg in inbound.values():
             proc = xmlsec1_verify(dev_pki.clearing_system_cert, Path(msg["file"]))
@@ -204,7 +205,7 @@ async def test_search_and_show_live_stopped_and_archived(
         # the bytes are the signed ones: one changed byte and xmlsec1 says no
         changed = tmp_path / "changed.xml"
         changed.write_bytes(outbound_file.read_bytes().replace(b"100.00", b"900.00", 1))
-        assert xmlsec1_verify(dev_pki.clearing_cert, changed).returncode != 0
+        assert xmlsec1_verify(dev_pki.server_ca, changed).returncode != 0
         # the package by its MsgId shows both its items; a TxId shows its one item
         code, by_pkg, _ = await asyncio.to_thread(
             ctl, capsys, "--socket", sock, "messages", "show", package["msg_id"]
