@@ -251,7 +251,10 @@ class LoadConfig:
 
 @dataclass(frozen=True)
 class AdminConfig:
+    """The admin socket (gateway.ops.admin): where, and the operators' group that may use it."""
+
     socket: Path | None = None
+    group: str = "gateway-ops"
 
 
 @dataclass(frozen=True)
@@ -306,7 +309,11 @@ class Config:
 
     @property
     def admin_socket(self) -> Path:
-        return self.admin.socket or self.state_path / "admin.sock"
+        """Configured, else in systemd's RuntimeDirectory ($RUNTIME_DIRECTORY), else state_dir."""
+        if self.admin.socket is not None:
+            return self.admin.socket
+        env = os.environ.get("RUNTIME_DIRECTORY")
+        return Path(env.split(":")[0]) / "admin.sock" if env else self.state_path / "admin.sock"
 
     @property
     def client_id(self) -> str:

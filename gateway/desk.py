@@ -349,10 +349,10 @@ class Desk:
         env = documents.parse_envelope(verified.signed_root)
         if env.msg_tp == "ccms.990":
             rcpt = documents.parse_receipt(env.document)
-            return InboundClearing(env.msg_tp, env.msg_id, rcpt.orgnl_msg_id)
+            return InboundClearing(env.msg_tp, env.msg_id, rcpt.orgnl_msg_id, sndr=env.sndr)
         if env.msg_tp == "ccms.900":
             orgnl, results = documents.parse_pacs002(env.document)
-            return InboundClearing(env.msg_tp, env.msg_id, orgnl, tuple(results))
+            return InboundClearing(env.msg_tp, env.msg_id, orgnl, tuple(results), sndr=env.sndr)
         tp, doc = env.msg_tp, env.document
         base = InboundClearing(tp, env.msg_id, sndr=env.sndr, work_date=env.work_date)
         if tp == ccms.MSG_TP_NETTING:

@@ -39,6 +39,7 @@ from gateway.codec.corplink_decode import MAX_BATCH_ITEMS
 from gateway.correspondence.corplink import CorplinkCorrespondence
 from gateway.desk import Inspection, Refusal
 from gateway.errors import GatewayError, RetCode
+from gateway.journal.ops_records import Exchange
 from gateway.journal.records import DailyLimit, NewItem, RequestRecord, new_request
 from gateway.journal.store import Store
 from gateway.model import (
@@ -139,6 +140,7 @@ class Pipeline:
         self._settings = settings
         self._admission = admission
         self._pending = 0
+        self._keeping: set[asyncio.Task[None]] = set()
 
     # -- entry points (the listener's Handler and BadFrameResponder) -------
     async def handle(self, body: bytes, conn: ConnInfo) -> bytes:
@@ -162,12 +164,31 @@ class Pipeline:
         finally:
             self._pending -= 1
         out = await pool.render(rsp)
+        kept = rsp.ret_code == RetCode.OK.value and rsp.trn_code in JOURNALED and not rsp.dup
+        if kept and rsp.gw_ref:
+            self._keep(Exchange(rsp.gw_ref, body, out, now))
         elapsed = time.perf_counter() - t0
         metrics.REQUESTS.labels(rsp.trn_code or "-", rsp.ret_code).inc()
         if rsp.ret_code == RetCode.OK.value and rsp.trn_code == TrnCode.PAY.value:
             # single transfers only: a 50,000-item batch would swamp the 50 ms budget
             metrics.ACK_LATENCY.observe(elapsed)
         return out
+
+    def _keep(self, ex: Exchange) -> None:
+        """Journal the signed request and response for ``gatewayctl messages show``.
+
+        After the answer, off the 0000 path: the request's content is journaled
+        already (the 0000 promise); these are its exact bytes, the evidence an
+        operator hands to xmlsec1.  A crash in between loses only them.
+        """
+        task = asyncio.get_running_loop().create_task(self._store.record_exchange(ex))
+        self._keeping.add(task)
+        task.add_done_callback(self._kept)
+
+    def _kept(self, task: asyncio.Task[None]) -> None:
+        self._keeping.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("exchange_not_kept", error=str(task.exception())[:200])
 
     # -- admission: cheapest first (DESIGN.md principle 4, issue 5) -------
     def _admit(self, body: bytes, conn: ConnInfo, now: datetime) -> Response | None:

@@ -33,7 +33,7 @@ from gateway.correspondence.service import Correspondence
 from gateway.desk import DeskSetup, open_desk
 from gateway.engines.runner import EngineRunner, EngineSettings, Redelivery
 from gateway.journal.postgres import PostgresStore
-from gateway.journal.records import NewOutbound
+from gateway.journal.records import NewOutbound, OutboundRecord, OutState
 from gateway.journal.retention import archive_once
 from gateway.journal.sqlite import SqliteStore
 from gateway.journal.store import Store
@@ -47,7 +47,8 @@ from gateway.net.listener import Listener, ListenerSpec
 from gateway.net.session import ByteBudget
 from gateway.net.tls import SwappableContext
 from gateway.ops import metrics, sdnotify
-from gateway.ops.admin import AdminServer
+from gateway.ops.actions import ACTIONS, manual_action
+from gateway.ops.admin import AdminServer, Peer
 from gateway.ops.gauges import refresh_journal_gauges
 from gateway.ops.health import HealthServer, HealthState, Lifecycle
 from gateway.ops.views import VIEWS, journal_view
@@ -251,6 +252,15 @@ class Gateway:
         if runner is not None:
             runner.wake()
 
+    async def _republish(self, rec: OutboundRecord) -> bool:
+        """``gatewayctl resend``: publish a journaled message again under its MsgId."""
+        runner = self._runners.get(rec.engine)
+        if runner is None:
+            return False
+        return await runner.publish(
+            rec.msg_id, rec.msg_tp, rec.topic, rec.payload, resend=rec.state is not OutState.PENDING
+        )
+
     async def _publish_ccms(self, out: NewOutbound) -> bool:
         """Publish a journaled ccms.314/315 through its engine's runner (throttle, in-flight)."""
         runner = self._runners.get(out.engine)
@@ -369,7 +379,7 @@ class Gateway:
                 f"listeners[{i}] ({lc.name})", lc.bind, lc.port, listener.start
             )
 
-        self._admin = AdminServer(cfg.admin_socket, self._admin_command)
+        self._admin = AdminServer(cfg.admin_socket, self._admin_command, cfg.admin.group)
         try:
             await self._admin.start()
         except OSError as exc:
@@ -663,7 +673,7 @@ class Gateway:
                 "calendar": cal.version,
             }
 
-    async def _admin_command(self, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def _admin_command(self, cmd: dict[str, Any], peer: Peer) -> dict[str, Any]:
         op = cmd.get("op")
         if op == "status":
             rows = await self.store.summary()
@@ -686,5 +696,11 @@ class Gateway:
         if op == "reload":
             return await self.reload()
         if op in VIEWS:  # read-only journal views for operations (gateway/ops/views.py)
-            return await journal_view(op, cmd, self.store, self.router(), self.clock)
+            return await journal_view(
+                op, cmd, self.store, self.router(), self.clock, self.cfg.archive_path
+            )
+        if op in ACTIONS:  # manual actions, journaled with who and why (gateway/ops/actions.py)
+            return await manual_action(
+                op, cmd, peer, self.store, self.router(), self.clock, self._wake, self._republish
+            )
         return {"ok": False, "reason": f"unknown op {op!r}"}

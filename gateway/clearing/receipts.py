@@ -11,6 +11,7 @@ idempotently.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import structlog
 
@@ -20,6 +21,8 @@ from gateway.clock import Clock
 from gateway.correspondence.inbound import HANDLED, InboundCorrespondence
 from gateway.desk import InboundClearing
 from gateway.errors import GatewayError
+from gateway.journal.ops_records import InboundMessage
+from gateway.journal.schema import netting_detail
 from gateway.journal.store import Store
 from gateway.ops import metrics
 from gateway.workers import WorkerPool
@@ -70,16 +73,23 @@ class ReceiptHandler:
             metrics.INBOUND_DROPPED.labels("malformed").inc()
             log.warning("inbound_dropped", reason="malformed", topic=topic, detail=str(exc)[:200])
             return Prepared(topic, props, ordered=False)
-        return Prepared(topic, props, ordered=msg.msg_tp not in COMMUTING, work=msg)
+        return Prepared(
+            topic, props, ordered=msg.msg_tp not in COMMUTING, work=_Verified(msg, payload)
+        )
 
     async def apply(self, prepared: Prepared) -> None:
         """The journal step of one verified message (see :meth:`prepare`)."""
-        msg: InboundClearing | None = prepared.work
-        if msg is None:
+        verified: _Verified | None = prepared.work
+        if verified is None:
             return
+        msg, payload = verified.msg, verified.payload
         topic = prepared.topic
         now = self._clock.now()
         engine = engine_of_topic(self._prefix, topic)
+        # kept with its exact signed bytes for ``gatewayctl messages show`` (re-deliveries once)
+        await self._store.record_inbound(
+            InboundMessage(msg.msg_id, msg.msg_tp, msg.sndr, topic, _ref(msg), payload, now)
+        )
         if msg.msg_tp == "ccms.990" and msg.orgnl_msg_id:
             known = await self._store.apply_receipt(msg.orgnl_msg_id, now)
             for cb in self._on_receipt:
@@ -110,3 +120,21 @@ class ReceiptHandler:
             log.info("inbound_ignored", msg_tp=msg.msg_tp, topic=topic)
             return
         metrics.INBOUND.labels(msg.msg_tp).inc()
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """A verified inbound message with its exact signed bytes (kept for ``messages show``)."""
+
+    msg: InboundClearing
+    payload: bytes
+
+
+def _ref(msg: InboundClearing) -> str | None:
+    """What an inbound message is about, as ``messages show`` looks it up: the
+    OrgnlMsgId of a ccms.990 / 900, the round (as NETTED / SETTLED transitions name it)
+    of a beps.netting / settle."""
+    round_ = msg.netting or msg.settlement
+    if round_ is not None:
+        return netting_detail(round_.work_date.isoformat(), round_.round_no)
+    return msg.orgnl_msg_id

@@ -1,27 +1,48 @@
 """``gatewayctl``: the operator's tool, talking to the daemon over its admin socket.
 
 ``status`` / ``reload`` steer the daemon; ``credits``, ``inquiries`` and
-``netting`` are read-only journal views (clearing.md §6, corplink.md §4,
-routing.md §5), printed as JSON with account numbers masked.
+``netting`` are read-only journal views (docs/clearing-link.md §6,
+docs/protocol.md §4, docs/routing-rules.md §5), printed as JSON with account
+numbers masked.  ``messages search|show`` find single payments in the
+journal and the retention archives; ``held list`` lists HELD items.  These
+read-only views also work with the daemon stopped: gatewayctl then opens the
+journal read-only itself (``gateway.ops.offline``; it needs read access to
+it).  ``held release`` and ``resend`` are manual actions, journaled by the
+daemon with the operator's OS user (the socket's SO_PEERCRED) and ``--reason``.
+
+Exit codes: 0 done, 1 refused or the daemon unreachable, 2 bad arguments or
+configuration.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from gateway.cli.keys import add_keys_parser, run_keys
 from gateway.config import AdminConfig, load_config
 from gateway.errors import ConfigError
 from gateway.journal.records import CreditState
+from gateway.model import Engine, State
 from gateway.ops.admin import call
+
+#: Admin ops answered from the journal alone: they work with the daemon stopped.
+READ_ONLY: Final = frozenset(
+    {"credits", "inquiries", "netting", "messages.search", "messages.show", "held.list"}
+)
+_SEARCH_FILTERS: Final = (
+    "corp_id", "msg_id", "gw_ref", "end_to_end_id", "state", "engine", "min_amount",
+    "max_amount", "from", "to", "after",
+)  # fmt: skip
 
 
 def _socket(args: argparse.Namespace) -> Path:
@@ -31,16 +52,144 @@ def _socket(args: argparse.Namespace) -> Path:
     return cfg.admin_socket
 
 
+def _op(args: argparse.Namespace) -> str:
+    sub = getattr(args, "sub", None)
+    return f"{args.cmd}.{sub}" if sub else str(args.cmd)
+
+
 def _command(args: argparse.Namespace) -> dict[str, Any]:
     """The admin request for a parsed command line (``Gateway._admin_command``)."""
-    cmd: dict[str, Any] = {"op": args.cmd}
+    op = _op(args)
+    cmd: dict[str, Any] = {"op": op}
     if args.cmd == "credits":
         cmd["state"] = args.state
-    if args.cmd in ("credits", "inquiries"):
+    if op in ("credits", "inquiries", "messages.search", "held.list"):
         cmd["limit"] = args.limit
     if args.cmd == "netting" and args.work_date is not None:
         cmd["work_date"] = args.work_date.isoformat()
+    if op == "messages.search":
+        for key in _SEARCH_FILTERS:
+            value = getattr(args, key)
+            if value is not None:
+                cmd[key] = str(value)
+    if op == "held.list":
+        for key in ("engine", "after"):
+            if getattr(args, key) is not None:
+                cmd[key] = getattr(args, key)
+    if op in ("messages.show", "held.release"):
+        cmd["ref"] = args.ref
+    if op == "resend":
+        cmd["msg_id"] = args.msg_id
+    if op in ("held.release", "resend"):
+        cmd["reason"] = args.reason
+        cmd["force"] = args.force
     return cmd
+
+
+def _add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``messages``, ``held`` and ``resend``: the operators' message tools."""
+    messages = sub.add_parser("messages", help="find single payments (journal and archives)")
+    msub = messages.add_subparsers(dest="sub", required=True)
+    search = msub.add_parser("search", help="items by filters, oldest received first")
+    for flag, what in (
+        ("--corp-id", "CorpId"),
+        ("--msg-id", "the corporate's MsgId"),
+        ("--gw-ref", "GwRef"),
+        ("--end-to-end-id", "EndToEndId (MsgId, or MsgId-SeqNo for a batch item)"),
+        ("--min-amount", "smallest amount, e.g. 1000.00"),
+        ("--max-amount", "largest amount"),
+    ):
+        search.add_argument(flag, help=what)
+    search.add_argument("--state", type=str.upper, choices=[s.value for s in State])
+    search.add_argument("--engine", type=str.upper, choices=[e.value for e in Engine])
+    search.add_argument(
+        "--from", type=date.fromisoformat, help="received on or after YYYY-MM-DD (Shanghai)"
+    )
+    search.add_argument("--to", type=date.fromisoformat, help="received on or before YYYY-MM-DD")
+    show = msub.add_parser(
+        "show", help="one GwRef, TxId or outbound MsgId: trail and clearing messages"
+    )
+    show.add_argument("ref")
+    show.add_argument(
+        "--write-dir",
+        type=Path,
+        help="write each clearing message's exact signed bytes to a file there (for xmlsec1)",
+    )
+    held = sub.add_parser("held", help="HELD items (waiting for their engine's opening)")
+    hsub = held.add_subparsers(dest="sub", required=True)
+    hlist = hsub.add_parser("list", help="HELD items, oldest received first")
+    hlist.add_argument("--engine", type=str.upper, choices=[e.value for e in Engine])
+    release = hsub.add_parser("release", help="release a HELD item now (journaled: who, why)")
+    release.add_argument("ref", help="a TxId, or a GwRef (all its HELD items)")
+    resend = sub.add_parser("resend", help="publish an outbound message again, same MsgId")
+    resend.add_argument("msg_id", metavar="OUTBOUND-MSGID")
+    for action in (release, resend):
+        action.add_argument("--reason", required=True, help="why (journaled with your user)")
+        action.add_argument("--force", action="store_true", help="even when it is refused")
+    for view in (search, hlist):
+        view.add_argument("--limit", type=int, default=100, help="page size (1-1000)")
+        view.add_argument("--after", help="the 'next' cursor of the previous page")
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def _present(answer: dict[str, Any], write_dir: Path | None) -> dict[str, Any]:
+    """``messages show``: payloads as XML text, or written to files (exact bytes)."""
+    named: list[tuple[dict[str, Any], str]] = []
+    for part in ("request", "response"):
+        msg = answer.get(part)
+        if isinstance(msg, dict) and "payload_b64" in msg:
+            named.append((msg, f"{part}-{msg['gw_ref']}"))
+    for direction in ("outbound", "inbound"):
+        for n, msg in enumerate(answer.get(direction) or (), 1):
+            named.append((msg, f"{direction}-{n:02d}-{msg['msg_tp']}-{msg['msg_id']}"))
+    for msg, name in named:
+        raw = base64.b64decode(msg.pop("payload_b64"))
+        if write_dir is None:
+            # the declared encoding (a GB18030 request), else UTF-8, for reading on screen
+            msg["xml"] = _text_of(raw)
+            continue
+        path = write_dir / f"{_UNSAFE.sub('_', name)}.xml"
+        path.write_bytes(raw)
+        msg["file"] = str(path)
+    return answer
+
+
+_DECLARED = re.compile(rb"""^<\?xml[^>]*encoding=["']([A-Za-z0-9_-]+)["']""")
+
+
+def _text_of(raw: bytes) -> str:
+    m = _DECLARED.match(raw)
+    try:
+        return raw.decode(m.group(1).decode() if m else "utf-8")
+    except (LookupError, UnicodeDecodeError):
+        return raw.decode("utf-8", errors="replace")
+
+
+def _ask(args: argparse.Namespace, sock: Path, cmd: dict[str, Any]) -> dict[str, Any] | None:
+    """The daemon's answer; for a read-only view with the daemon down, the journal's."""
+    try:
+        return asyncio.run(call(sock, cmd))
+    except (OSError, TimeoutError) as exc:
+        reached = f"cannot reach the daemon at {sock}: {exc}"
+        if cmd["op"] not in READ_ONLY:
+            hint = "is gatewayd running? read-only views work without it"
+            if isinstance(exc, PermissionError):
+                hint = "operators need to be in the admin.group of the daemon's configuration"
+            print(f"gatewayctl: {reached} ({hint})", file=sys.stderr)
+            return None
+        print(f"gatewayctl: {reached}; reading the journal read-only", file=sys.stderr)
+    from gateway.ops.offline import offline_view  # the journal backends: only when needed
+
+    try:
+        cfg = load_config(Path(args.config) if args.config else None)
+        return asyncio.run(offline_view(cfg, cmd["op"], cmd))
+    except (ValueError, TypeError) as exc:
+        return {"ok": False, "reason": f"bad request: {exc}"}
+    except (OSError, RuntimeError, ConfigError) as exc:
+        print(f"gatewayctl: cannot open the journal read-only: {exc}", file=sys.stderr)
+        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=date.fromisoformat,
         help="YYYY-MM-DD (default: the BEPS work date of the daemon's now)",
     )
+    _add_parsers(sub)
     add_keys_parser(sub)
     args = p.parse_args(argv)
 
@@ -83,12 +233,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"gatewayctl: {exc}", file=sys.stderr)
         return 2
-    try:
-        answer = asyncio.run(call(sock, _command(args)))
-    except (OSError, TimeoutError) as exc:
-        print(f"gatewayctl: cannot reach the daemon at {sock}: {exc}", file=sys.stderr)
+    write_dir: Path | None = getattr(args, "write_dir", None)
+    if write_dir is not None:
+        write_dir.mkdir(parents=True, exist_ok=True)
+    answer = _ask(args, sock, _command(args))
+    if answer is None:
         return 1
-    print(json.dumps(answer, indent=2, ensure_ascii=False))
+    if args.cmd == "messages" and answer.get("ok"):
+        answer = _present(answer, write_dir)
+    print(json.dumps(answer, indent=2, ensure_ascii=False, default=str))
     return 0 if answer.get("ok") else 1
 
 

@@ -12,7 +12,9 @@ items, each with its ``transitions``), ``outbound`` lines (``payload_b64``),
 lines (their table's columns; ``amount_fen`` as ``amount``, a notification's
 ``kind`` as ``notice_kind``, a round's ``*_fen`` as ``*_sum``: the column
 lists are in :mod:`gateway.journal.retention_tables`) and ``daily_total``
-lines.  Format 1 is format 2 without the four new kinds.  An ``inquiry``
+lines.  Format 3 adds ``exchange`` (``request_b64``, ``response_b64``),
+``inbound_message`` (``payload_b64``) and ``operator_action`` lines (journal
+migration 7).  Format 1 is format 2 without the four new kinds of format 2.  An ``inquiry``
 line's ``engine`` (journal migration 6) is optional: lines written before
 it have none and read back with ``engine`` None, so the format stays 2.
 Instants are ISO 8601 in Asia/Shanghai with microseconds, work dates ISO
@@ -44,6 +46,7 @@ from typing import IO, Any, Final
 
 from gateway.clock import SHANGHAI
 from gateway.journal import schema
+from gateway.journal.ops_records import ActionKind, Exchange, InboundMessage, OperatorAction
 from gateway.journal.records import (
     CreditState,
     Figures,
@@ -66,10 +69,11 @@ from gateway.model import (
     Transition,
 )
 
-FORMAT: Final = 2
-"""Archive line format version, in each file's header line (2: the correspondence lines)."""
+FORMAT: Final = 3
+"""Archive line format version, in each file's header line (2: the correspondence lines;
+3: the operators' tools' lines)."""
 
-READABLE_FORMATS: Final = frozenset({1, 2})
+READABLE_FORMATS: Final = frozenset({1, 2, 3})
 """What :func:`read_archive` reads: version 1 files are version 2 without the new kinds."""
 
 
@@ -189,7 +193,8 @@ class ArchivedNettingRound:
 
 Archived = (
     ArchivedRequest | ArchivedOutbound | ArchivedDailyTotal | ArchivedNotification
-    | ArchivedInquiry | ArchivedCredit | ArchivedNettingRound
+    | ArchivedInquiry | ArchivedCredit | ArchivedNettingRound | Exchange | InboundMessage
+    | OperatorAction
 )  # fmt: skip
 
 
@@ -449,11 +454,40 @@ def _netting_round(d: dict[str, Any]) -> ArchivedNettingRound:
     )  # fmt: skip
 
 
+def _b64(text: str) -> bytes:
+    return base64.b64decode(text, validate=True)
+
+
+def _exchange(d: dict[str, Any]) -> Exchange:
+    return Exchange(
+        d["gw_ref"], _b64(d["request_b64"]), _b64(d["response_b64"]),
+        datetime.fromisoformat(d["at"]),
+    )  # fmt: skip
+
+
+def _inbound_message(d: dict[str, Any]) -> InboundMessage:
+    return InboundMessage(
+        msg_id=d["msg_id"], msg_tp=d["msg_tp"], sndr=d["sndr"], topic=d["topic"], ref=d["ref"],
+        payload=_b64(d["payload_b64"]), received_at=datetime.fromisoformat(d["received_at"]),
+    )  # fmt: skip
+
+
+def _operator_action(d: dict[str, Any]) -> OperatorAction:
+    return OperatorAction(
+        at=datetime.fromisoformat(d["at"]), uid=int(d["uid"]), operator=d["operator"],
+        action=ActionKind(d["action"]), target=d["target"], reason=d["reason"],
+        forced=bool(d["forced"]),
+    )  # fmt: skip
+
+
 _READERS: Final[dict[str, Callable[[dict[str, Any]], Archived]]] = {
     "notification": _notification,
     "inquiry": _inquiry,
     "incoming_credit": _credit,
     "netting_round": _netting_round,
+    "exchange": _exchange,
+    "inbound_message": _inbound_message,
+    "operator_action": _operator_action,
 }
 
 

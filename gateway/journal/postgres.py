@@ -73,6 +73,7 @@ from gateway.journal.correspondence_postgres import (
     lock_notices,
 )
 from gateway.journal.gauges import LiveCounts
+from gateway.journal.ops_postgres import PostgresOperations
 from gateway.journal.records import (
     AcceptOutcome,
     NewOutbound,
@@ -205,7 +206,7 @@ class _OverLimit(Exception):
     """Raised inside a capped accept's transaction to roll it back."""
 
 
-class PostgresStore(PostgresCorrespondence):
+class PostgresStore(PostgresOperations, PostgresCorrespondence):
     """The PostgreSQL journal.  ``node`` is the letter in every GwRef (corplink.md §5).
 
     ``dsn`` is a libpq-style URL (``postgresql://user@host:port/db``); the
@@ -221,13 +222,22 @@ class PostgresStore(PostgresCorrespondence):
     """
 
     def __init__(
-        self, dsn: str, *, node: str = "A", pool_size: int = 10, lease: float = 30.0
+        self,
+        dsn: str,
+        *,
+        node: str = "A",
+        pool_size: int = 10,
+        lease: float = 30.0,
+        readonly: bool = False,
     ) -> None:
         if not schema.NODE_RE.fullmatch(node):
             raise ValueError("node must be one letter A-Z")
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
         self.dsn = dsn
+        self.readonly = readonly
+        """Read-only (``gatewayctl`` with the daemon stopped): no migration, and every
+        transaction read-only (``default_transaction_read_only``)."""
         self.node = node
         self.pool_size = pool_size
         self._lease = pg.lease_interval(lease)
@@ -247,10 +257,15 @@ class PostgresStore(PostgresCorrespondence):
             "application_name": f"gateway-{self.node}",
             "jit": "off",  # short OLTP statements: compiling costs more than it saves
         }
+        if self.readonly:
+            settings["default_transaction_read_only"] = "on"
         try:
             conn = await asyncpg.connect(self.dsn, server_settings=settings)
             try:
-                await pg.migrate(conn, self.node)
+                if self.readonly:
+                    await pg.check_version(conn)
+                else:
+                    await pg.migrate(conn, self.node)
             finally:
                 await conn.close()
             self._pool = await asyncpg.create_pool(

@@ -588,7 +588,47 @@ CREATE INDEX credits_suspense ON incoming_credits (received_at, gw_ref)
     WHERE state = 'SUSPENSE';
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+_V8_OPERATOR_ACTIONS = """
+-- operators' message tools, as schema.py's version 8: manual actions with who and why, the
+-- verified inbound clearing messages and the signed requests / responses, as exact bytes.
+CREATE TABLE operator_actions (
+    id       bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at       timestamptz NOT NULL,
+    uid      bigint      NOT NULL,
+    operator text        NOT NULL,
+    action   text        NOT NULL CHECK (action IN ('release', 'resend')),
+    target   text        NOT NULL,
+    reason   text        NOT NULL,
+    forced   boolean     NOT NULL
+);
+CREATE INDEX operator_actions_target ON operator_actions (target, id);
+CREATE INDEX operator_actions_at ON operator_actions (at, id);
+
+CREATE TABLE inbound_messages (
+    id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    msg_id      text        NOT NULL,
+    msg_tp      text        NOT NULL,
+    sndr        text        NOT NULL,
+    topic       text        NOT NULL,
+    ref         text,
+    payload     bytea       NOT NULL,
+    received_at timestamptz NOT NULL,
+    UNIQUE (sndr, msg_id)
+);
+CREATE INDEX inbound_by_ref ON inbound_messages (ref) WHERE ref IS NOT NULL;
+CREATE INDEX inbound_received ON inbound_messages (received_at, id);
+
+CREATE TABLE exchanges (
+    id       bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    gw_ref   text        NOT NULL UNIQUE,
+    request  bytea       NOT NULL,
+    response bytea       NOT NULL,
+    at       timestamptz NOT NULL
+);
+CREATE INDEX exchanges_at ON exchanges (at, id);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8_OPERATOR_ACTIONS)
 """``MIGRATIONS[n]`` takes a database from version n to n + 1.  Append, never edit."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -623,3 +663,18 @@ async def migrate(conn: asyncpg.Connection, node: str) -> int:
                 "INSERT INTO schema_version (version, node) VALUES ($1, $2)", target, node
             )
     return version
+
+
+async def check_version(conn: asyncpg.Connection) -> None:
+    """A read-only open migrates nothing: the schema must be this code's."""
+    exists = await conn.fetchval("SELECT to_regclass('schema_version') IS NOT NULL")
+    version = (
+        int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_version"))
+        if exists
+        else 0
+    )
+    if version != SCHEMA_VERSION:
+        raise RuntimeError(
+            f"journal schema version {version}, this gateway reads {SCHEMA_VERSION}:"
+            " start gatewayd once to migrate it"
+        )

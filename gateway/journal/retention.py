@@ -38,7 +38,10 @@ and that the row did not change since it was exported):
 - netting rounds (routing.md §5) by work date before the cutoff's date,
   unless an item the round netted still waits (NETTED) for its beps.settle;
 - outbound messages without items (ccms.314 / 315) by ``created_at``, once
-  receipted (ACKED): the outbox is done with them.
+  receipted (ACKED): the outbox is done with them;
+- (migration 7) manual actions by ``at``, inbound clearing messages by
+  ``received_at``, and a request's signed bytes with its response's by
+  ``at`` once the request itself has left (so a pass after the request's).
 
 A crash between the phases leaves rows that are already archived: the next
 pass archives them again (archive files are at-least-once; readers dedupe by
@@ -114,6 +117,9 @@ class ArchiveResult:
     inquiries: int = 0
     incoming_credits: int = 0
     netting_rounds: int = 0
+    exchanges: int = 0
+    inbound_messages: int = 0
+    operator_actions: int = 0
 
     def counts(self) -> dict[str, int]:
         """Rows removed per kind, for the pass's one log line."""
@@ -122,6 +128,8 @@ class ArchiveResult:
             "outbound": self.outbound, "daily_totals": self.daily_totals,
             "notifications": self.notifications, "inquiries": self.inquiries,
             "incoming_credits": self.incoming_credits, "netting_rounds": self.netting_rounds,
+            "exchanges": self.exchanges, "inbound_messages": self.inbound_messages,
+            "operator_actions": self.operator_actions,
         }  # fmt: skip
 
     @property
@@ -230,6 +238,9 @@ async def _run(
         inquiries=removed["inquiries"],
         incoming_credits=removed["incoming_credits"],
         netting_rounds=removed["netting_rounds"],
+        exchanges=removed["exchanges"],
+        inbound_messages=removed["inbound_messages"],
+        operator_actions=removed["operator_actions"],
     )
 
 

@@ -1,7 +1,9 @@
 """The tables archived row by row, each by its own rule of "old and final".
 
-Notifications, inquiries, incoming credits, netting rounds (migration 4) and
-item-less outbound messages (ccms.314 / ccms.315) have no items to wait for
+Notifications, inquiries, incoming credits, netting rounds (migration 4),
+item-less outbound messages (ccms.314 / ccms.315) and the operators' tools'
+rows (migration 7: manual actions, inbound clearing messages, and the signed
+request / response bytes, which wait for their request) have no items to wait for
 (corplink.md §7 counts the retention period from a request; these rows are
 its correspondence): each table has its own rule, and the same two steps of
 :mod:`gateway.journal.retention`.  Rows are exported in keyset batches,
@@ -197,6 +199,28 @@ TABLES: Final = (
         "created_at < {b} AND state = 'ACKED'"
         " AND NOT EXISTS (SELECT 1 FROM items i WHERE i.out_msg_id = outbound.msg_id)",
         by_day=False, day_of="created_at", since="created_at",
+    ),
+    # migration 7 (the operators' tools): a request's signed bytes leave after the request
+    Table(
+        "exchange", "exchanges", "exchanges", ("id",), (), ("bigint",),
+        (("id", "id", int), ("gw_ref", "gw_ref", _same), ("request", "request_b64", payload_text),
+         ("response", "response_b64", payload_text), ("at", "at", instant_text)),
+        "at < {b} AND NOT EXISTS (SELECT 1 FROM requests r WHERE r.gw_ref = exchanges.gw_ref)",
+        by_day=False, day_of="at", since="at",
+    ),
+    Table(
+        "inbound_message", "inbound_messages", "inbound_messages", ("id",), (), ("bigint",),
+        (("id", "id", int), ("msg_id", "msg_id", _same), ("msg_tp", "msg_tp", _same),
+         ("sndr", "sndr", _same), ("topic", "topic", _same), ("ref", "ref", _same),
+         ("payload", "payload_b64", payload_text), ("received_at", "received_at", instant_text)),
+        "received_at < {b}", by_day=False, day_of="received_at", since="received_at",
+    ),
+    Table(
+        "operator_action", "operator_actions", "operator_actions", ("id",), (), ("bigint",),
+        (("id", "id", int), ("at", "at", instant_text), ("uid", "uid", int),
+         ("operator", "operator", _same), ("action", "action", _same),
+         ("target", "target", _same), ("reason", "reason", _same), ("forced", "forced", bool)),
+        "at < {b}", by_day=False, day_of="at", since="at",
     ),
 )  # fmt: skip
 STATEMENTS: Final = {

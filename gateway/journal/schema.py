@@ -583,7 +583,49 @@ CREATE INDEX credits_suspense ON incoming_credits (received_at, gw_ref)
     WHERE state = 'SUSPENSE';
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+_V8_OPERATOR_ACTIONS = """
+-- operators' message tools (docs/operations.md): who did what manually, and why; the
+-- verified inbound clearing messages and the corporates' signed requests with the signed
+-- responses, as exact bytes, so that ``gatewayctl messages show`` can hand them to xmlsec1
+-- (docs/clearing-link.md §3, docs/protocol.md §3).  Rowid tables: their rows are large.
+CREATE TABLE operator_actions (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at       INTEGER NOT NULL,
+    uid      INTEGER NOT NULL,
+    operator TEXT    NOT NULL,
+    action   TEXT    NOT NULL CHECK (action IN ('release', 'resend')),
+    target   TEXT    NOT NULL,                      -- an item's TxId or an outbound MsgId
+    reason   TEXT    NOT NULL,
+    forced   INTEGER NOT NULL CHECK (forced IN (0, 1))
+) STRICT;
+CREATE INDEX operator_actions_target ON operator_actions (target, id);
+CREATE INDEX operator_actions_at ON operator_actions (at, id);
+
+CREATE TABLE inbound_messages (
+    id          INTEGER PRIMARY KEY,
+    msg_id      TEXT    NOT NULL,
+    msg_tp      TEXT    NOT NULL,
+    sndr        TEXT    NOT NULL,
+    topic       TEXT    NOT NULL,
+    ref         TEXT,                               -- OrgnlMsgId, or "<work date> round <n>"
+    payload     BLOB    NOT NULL,
+    received_at INTEGER NOT NULL,
+    UNIQUE (sndr, msg_id)                           -- re-deliveries are kept once
+) STRICT;
+CREATE INDEX inbound_by_ref ON inbound_messages (ref) WHERE ref IS NOT NULL;
+CREATE INDEX inbound_received ON inbound_messages (received_at, id);
+
+CREATE TABLE exchanges (
+    id       INTEGER PRIMARY KEY,
+    gw_ref   TEXT    NOT NULL UNIQUE,               -- the journaled request's
+    request  BLOB    NOT NULL,                      -- as received (signed)
+    response BLOB    NOT NULL,                      -- the 0000 as sent (signed)
+    at       INTEGER NOT NULL
+) STRICT;
+CREATE INDEX exchanges_at ON exchanges (at, id);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8_OPERATOR_ACTIONS)
 """``MIGRATIONS[n]`` takes ``user_version`` n to n + 1.  Append, never edit."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -592,15 +634,26 @@ BUSY_TIMEOUT_MS = 5000
 """How long a connection waits for another process's lock (e.g. an operator tool)."""
 
 
-def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+def connect(
+    path: Path, *, readonly: bool = False, file_readonly: bool = False
+) -> sqlite3.Connection:
     """Open a connection with the journal's pragmas.
+
+    ``file_readonly`` opens the file itself read-only (URI ``mode=ro``), for
+    ``gatewayctl`` views with the daemon stopped: nothing can be written or
+    created, not even an empty journal.
 
     ``isolation_level=None``: we issue BEGIN/COMMIT ourselves (the group-commit
     writer needs explicit transactions and savepoints).  ``synchronous=FULL``
     makes every commit fsync the WAL: the 0000 promise (corplink.md §5).
     """
+    target = f"{Path(path).resolve().as_uri()}?mode=ro" if file_readonly else path
     conn = sqlite3.connect(
-        path, isolation_level=None, check_same_thread=False, cached_statements=128
+        target,
+        isolation_level=None,
+        check_same_thread=False,
+        cached_statements=128,
+        uri=file_readonly,
     )
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")

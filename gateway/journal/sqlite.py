@@ -44,6 +44,7 @@ from gateway.clock import SHANGHAI
 from gateway.journal import gauges, schema
 from gateway.journal.correspondence_sqlite import SqliteCorrespondence, notify_status
 from gateway.journal.gauges import LiveCounts
+from gateway.journal.ops_sqlite import SqliteOperations
 from gateway.journal.records import (
     AcceptOutcome,
     NewOutbound,
@@ -80,17 +81,22 @@ _DUE = (
 _TRANSITION_INSERT = "INSERT INTO transitions (item_id, state, at, detail) VALUES (?, ?, ?, ?)"
 
 
-class SqliteStore(SqliteCorrespondence):
+class SqliteStore(SqliteOperations, SqliteCorrespondence):
     """The SQLite journal.  ``node`` is the letter in every GwRef (corplink.md §5).
 
     ``await start()`` before use; ``await close()`` drains queued writes.
     Any call before ``start`` or after ``close`` raises ``RuntimeError``.
     """
 
-    def __init__(self, path: Path, *, node: str = "A", max_batch: int = 512) -> None:
+    def __init__(
+        self, path: Path, *, node: str = "A", max_batch: int = 512, readonly: bool = False
+    ) -> None:
         if not schema.NODE_RE.fullmatch(node):
             raise ValueError("node must be one letter A-Z")
         self.path = Path(path)
+        self.readonly = readonly
+        """Read-only (``gatewayctl`` with the daemon stopped): no writer, no migration,
+        the file opened ``mode=ro``; every write raises ``RuntimeError``."""
         self.node = node
         self._writer = GroupCommitWriter(self._open_writer, max_batch=max_batch)
         self._readers: ThreadPoolExecutor | None = None
@@ -105,7 +111,10 @@ class SqliteStore(SqliteCorrespondence):
             raise RuntimeError(f"journal store is {self._state}")
         self._state = "starting"
         try:
-            await asyncio.wrap_future(self._writer.start())
+            if self.readonly:
+                await asyncio.to_thread(self._check_readable)
+            else:
+                await asyncio.wrap_future(self._writer.start())
         except BaseException:
             self._state = "closed"
             raise
@@ -116,7 +125,8 @@ class SqliteStore(SqliteCorrespondence):
         if self._state in ("closed", "closing"):
             return
         self._state = "closing"
-        await asyncio.to_thread(self._writer.stop)
+        if not self.readonly:
+            await asyncio.to_thread(self._writer.stop)
         if self._readers is not None:
             await asyncio.to_thread(self._readers.shutdown, wait=True)
         with self._conns_lock:
@@ -140,7 +150,24 @@ class SqliteStore(SqliteCorrespondence):
             raise
         return conn
 
+    def _check_readable(self) -> None:
+        """A read-only open never creates or migrates: the file must be there, current."""
+        if not self.path.is_file():
+            raise FileNotFoundError(f"no journal at {self.path}")
+        conn = schema.connect(self.path, readonly=True, file_readonly=True)
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        finally:
+            conn.close()
+        if version != schema.SCHEMA_VERSION:
+            raise RuntimeError(
+                f"journal {self.path} has schema version {version}, this gateway reads"
+                f" {schema.SCHEMA_VERSION}: start gatewayd once to migrate it"
+            )
+
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self.readonly:
+            raise RuntimeError("journal store is open read-only")
         if self._state != "open":
             raise RuntimeError("journal store is not open")
         return await self._writer.submit(fn)
@@ -153,7 +180,7 @@ class SqliteStore(SqliteCorrespondence):
     def _on_reader(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = schema.connect(self.path, readonly=True)
+            conn = schema.connect(self.path, readonly=True, file_readonly=self.readonly)
             self._local.conn = conn
             with self._conns_lock:
                 self._read_conns.append(conn)

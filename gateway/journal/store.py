@@ -14,6 +14,15 @@ from datetime import datetime
 from typing import Protocol
 
 from gateway.journal.gauges import LiveCounts
+from gateway.journal.ops_records import (
+    Exchange,
+    InboundMessage,
+    MessageDetail,
+    MessageHit,
+    MessageQuery,
+    OperatorAction,
+    ReleaseOutcome,
+)
 from gateway.journal.records import (
     AcceptOutcome,
     CreditState,
@@ -263,3 +272,37 @@ class Store(Protocol):
     async def netting_rounds(self, work_date: object) -> list[NettingRoundView]:
         """Every reconciled position of ``work_date`` (a ``date`` or ISO text), by
         round then counterparty, matched or not, with both figures (routing.md §5)."""
+
+    # -- operators' message tools (``gatewayctl messages / held / resend``) --------
+
+    async def search_messages(self, query: MessageQuery, limit: int) -> list[MessageHit]:
+        """Up to ``limit`` items matching ``query``, oldest received first (then TxId)."""
+
+    async def message_detail(self, ref: str) -> MessageDetail | None:
+        """A GwRef, TxId or outbound MsgId with its trail, clearing messages both ways
+        (exact signed bytes) and the manual actions on it; None if unknown."""
+
+    async def message_links(
+        self, refs: Sequence[str], targets: Sequence[str]
+    ) -> tuple[list[InboundMessage], list[OperatorAction]]:
+        """Inbound messages about ``refs`` (outbound MsgIds, ``<day> round <n>``) and
+        manual actions on ``targets`` (TxIds, MsgIds): for an archived message's show."""
+
+    async def outbound_message(self, msg_id: str) -> OutboundRecord | None:
+        """One outbound message by MsgId, whatever its state."""
+
+    async def record_inbound(self, msg: InboundMessage) -> None:
+        """Keep a verified inbound clearing message (once per sender and MsgId)."""
+
+    async def record_exchange(self, ex: Exchange) -> None:
+        """Keep a journaled request's signed bytes and its response's (once per GwRef)."""
+
+    async def exchange(self, gw_ref: str) -> Exchange | None:
+        """The signed request and response of ``gw_ref``, if kept."""
+
+    async def record_action(self, action: OperatorAction) -> None:
+        """Journal a manual action (who, what, why) before it is carried out."""
+
+    async def release_item(self, tx_id: str, action: OperatorAction) -> ReleaseOutcome:
+        """Operator's early release: HELD → QUEUED now, the transition's detail and
+        ``action`` written in the same transaction; nothing written unless RELEASED."""

@@ -1,34 +1,67 @@
-"""Read-only journal views for operations: ``gatewayctl credits|inquiries|netting``.
+"""Read-only journal views for operations: ``gatewayctl credits|inquiries|netting``,
+``messages search|show`` and ``held list``.
 
 Suspense credits (clearing.md §6, 暂收款) are the work list of the back
 office; open inquiries (corplink.md §4) wait for an answer; netting rounds
 (routing.md §5) show both sides' figures when the alert fires.  A bad
 argument raises ``ValueError``, which the admin socket answers as
 ``{"ok": false, "reason": "bad request: ..."}``.
+
+The same views answer through the daemon's admin socket and, with the daemon
+stopped, from a journal ``gatewayctl`` opens read-only (``gateway.ops.offline``).
+Message payloads travel as base64 (``payload_b64``): the exact signed bytes.
 """
 
 from __future__ import annotations
 
+import base64
 from dataclasses import fields, is_dataclass
-from datetime import date
-from decimal import Decimal
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
 from enum import Enum
+from pathlib import Path
 from typing import Any, Final
 
-from gateway.clock import Clock
+from gateway.clock import SHANGHAI, Clock
+from gateway.journal.ops_records import MessageDetail, MessageHit, MessageQuery
 from gateway.journal.records import CreditState, Figures
 from gateway.journal.store import Store
-from gateway.model import Engine
+from gateway.model import Engine, State
+from gateway.ops import messages
 from gateway.ops.logs import mask_account
 from gateway.routing.router import Router
 
-VIEWS: Final = frozenset({"credits", "inquiries", "netting"})
+VIEWS: Final = frozenset(
+    {"credits", "inquiries", "netting", "messages.search", "messages.show", "held.list"}
+)
 
 
 async def journal_view(
-    op: str, cmd: dict[str, Any], store: Store, router: Router, clock: Clock
+    op: str,
+    cmd: dict[str, Any],
+    store: Store,
+    router: Router,
+    clock: Clock,
+    archive_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Answer one of :data:`VIEWS`."""
+    """Answer one of :data:`VIEWS` (``archive_dir``: where retention archives are)."""
+    if op in ("messages.search", "held.list"):
+        query = message_query(cmd, held=op == "held.list")
+        limit = _view_limit(cmd)
+        hits = await messages.search(store, archive_dir, query, limit)
+        return {
+            "ok": True,
+            "messages": [hit_json(h) for h in hits],
+            "next": cursor_text(hits[-1]) if len(hits) == limit else None,
+        }
+    if op == "messages.show":
+        ref = cmd.get("ref")
+        if not isinstance(ref, str) or not 1 <= len(ref) <= 64:
+            raise ValueError("ref must be a GwRef, TxId or outbound MsgId")
+        shown = await messages.detail(store, archive_dir, ref)
+        if shown is None:
+            return {"ok": False, "reason": f"no message {ref} in the journal or the archives"}
+        return {"ok": True, "ref": ref, **detail_json(shown)}
     if op == "credits":
         state = str(cmd.get("state", "SUSPENSE")).upper()
         if state not in CreditState.__members__:
@@ -48,6 +81,120 @@ async def journal_view(
         rounds = await store.netting_rounds(day)
         return {"ok": True, "work_date": str(day), "rounds": [_ops_json(r) for r in rounds]}
     raise ValueError(f"unknown view {op!r}")
+
+
+def _text(cmd: dict[str, Any], key: str) -> str | None:
+    value = cmd.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > 64:
+        raise ValueError(f"{key} must be text of at most 64 characters")
+    return value
+
+
+def _amount(cmd: dict[str, Any], key: str) -> Decimal | None:
+    text = _text(cmd, key)
+    if text is None:
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"{key} must be an amount such as 1000.00") from None
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"{key} must be an amount such as 1000.00")
+    return value
+
+
+def _day_start(cmd: dict[str, Any], key: str, plus: int = 0) -> datetime | None:
+    """A calendar date (Asia/Shanghai, as GwRefs and work dates count) as an instant."""
+    text = _text(cmd, key)
+    if text is None:
+        return None
+    day = date.fromisoformat(text) + timedelta(days=plus)
+    return datetime.combine(day, time(), SHANGHAI)
+
+
+def message_query(cmd: dict[str, Any], *, held: bool = False) -> MessageQuery:
+    """The filters of ``messages search`` / ``held list`` from an admin request.
+
+    ``from`` / ``to`` are received dates, both included; ``after`` is the
+    ``next`` of the previous page.
+    """
+    state = _text(cmd, "state")
+    engine = _text(cmd, "engine")
+    if state is not None and state.upper() not in State.__members__:
+        raise ValueError(f"state must be one of {', '.join(State.__members__)}")
+    if engine is not None and engine.upper() not in Engine.__members__:
+        raise ValueError(f"engine must be one of {', '.join(Engine.__members__)}")
+    after = _text(cmd, "after")
+    cursor: tuple[datetime, str] | None = None
+    if after is not None:
+        at, sep, tx = after.partition("|")
+        if not sep or not tx:
+            raise ValueError("after must be the next cursor of a previous page")
+        cursor = (datetime.fromisoformat(at), tx)
+    return MessageQuery(
+        corp_id=_text(cmd, "corp_id"),
+        msg_id=_text(cmd, "msg_id"),
+        gw_ref=_text(cmd, "gw_ref"),
+        end_to_end_id=_text(cmd, "end_to_end_id"),
+        state=State.HELD if held else (None if state is None else State(state.upper())),
+        engine=None if engine is None else Engine(engine.upper()),
+        min_amount=_amount(cmd, "min_amount"),
+        max_amount=_amount(cmd, "max_amount"),
+        received_from=_day_start(cmd, "from"),
+        received_before=_day_start(cmd, "to", plus=1),
+        after=cursor,
+    )
+
+
+def cursor_text(h: MessageHit) -> str:
+    """The page cursor after ``h``: its received instant and TxId (search order)."""
+    return f"{h.received_at.isoformat()}|{h.tx_id}"
+
+
+def hit_json(h: MessageHit) -> dict[str, Any]:
+    return _ops_json(h)
+
+
+def detail_json(d: MessageDetail) -> dict[str, Any]:
+    """A detail as ``gatewayctl messages show`` prints it; payloads in base64 (exact bytes)."""
+    items = []
+    for t in d.items:
+        item = _ops_json(t.item)
+        item["transitions"] = [_ops_json(step) for step in t.transitions]
+        items.append(item)
+    request = None if d.request is None else _ops_json(d.request)
+    if request is not None and d.exchange is not None:
+        request["payload_b64"] = base64.b64encode(d.exchange.request).decode()
+    return {
+        "request": request,
+        "response": None if d.request is None else _response(d),
+        "items": items,
+        "items_total": d.items_total,
+        "outbound": [_payload_json(o) for o in d.outbound],
+        "inbound": [_payload_json(i) for i in d.inbound],
+        "actions": [_ops_json(a) for a in d.actions],
+        "archive": d.archive,
+    }
+
+
+def _response(d: MessageDetail) -> dict[str, Any]:
+    """What the 0000 told the corporate: every journaled request was answered with its
+    GwRef (docs/protocol.md §5; refusals are never journaled), and the signed bytes
+    when the journal kept them (a request journaled before migration 7 has none)."""
+    assert d.request is not None  # noqa: S101 - the caller checked
+    at = d.request.received_at if d.exchange is None else d.exchange.at
+    out: dict[str, Any] = {"ret_code": "0000", "gw_ref": d.request.gw_ref, "at": at.isoformat()}
+    if d.exchange is not None:
+        out["payload_b64"] = base64.b64encode(d.exchange.response).decode()
+    return out
+
+
+def _payload_json(record: object) -> dict[str, Any]:
+    out = _ops_json(record)
+    out["payload_b64"] = base64.b64encode(out.pop("payload")).decode()
+    return out
 
 
 def _view_limit(cmd: dict[str, Any]) -> int:
@@ -76,6 +223,8 @@ def _ops_json(record: object) -> dict[str, Any]:
             value = value.isoformat()
         elif isinstance(value, Decimal):
             value = str(value)
+        elif isinstance(value, tuple) and all(is_dataclass(v) for v in value):
+            value = [_ops_json(v) for v in value]
         out[f.name] = value
     if isinstance(record, Figures):
         out["net"] = str(record.net)

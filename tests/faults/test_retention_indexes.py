@@ -44,6 +44,9 @@ INDEX = {
     "inquiries": "inquiries_created",
     "incoming_credits": "credits_final",
     "outbound": "outbound_acked",
+    "exchanges": "exchanges_at",
+    "inbound_messages": "inbound_received",
+    "operator_actions": "operator_actions_at",
 }
 """Migration 5's index for each table; netting rounds go by their primary key (work_date first)."""
 
@@ -67,6 +70,13 @@ _YOUNG = {
     " payload, state, created_at{node})"
     " SELECT 'OUT' || i, 'BEPS', 'ccms.314', 'clearing/beps/out', '104100000004', {d}, {blob},"
     " 'ACKED', {t}{node_value} FROM {n}",
+    "exchanges": "INSERT INTO exchanges (gw_ref, request, response, at)"
+    " SELECT 'GW' || i, {blob}, {blob}, {t} FROM {n}",
+    "inbound_messages": "INSERT INTO inbound_messages (msg_id, msg_tp, sndr, topic, payload,"
+    " received_at) SELECT 'IN' || i, 'ccms.990', '000000000000', 'clearing/beps/in', {blob},"
+    " {t} FROM {n}",
+    "operator_actions": "INSERT INTO operator_actions (at, uid, operator, action, target,"
+    " reason, forced) SELECT {t}, 0, 'root', 'resend', 'OUT' || i, 'young', {true} FROM {n}",
 }  # fmt: skip
 
 

@@ -20,7 +20,7 @@ from gateway.keys.enrolment import Registry
 from gateway.keys.ring import KeyRing
 from gateway.keys.trust import TrustStore, fingerprint
 from gateway.model import CredentialKind
-from gateway.ops.admin import AdminServer
+from gateway.ops.admin import AdminServer, Peer
 
 from .conftest import load_cert, make_crl
 
@@ -58,7 +58,7 @@ class FakeDaemon:
         self.server = AdminServer(path, self.handle)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
-    async def handle(self, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def handle(self, cmd: dict[str, Any], peer: Peer) -> dict[str, Any]:
         self.ops.append(str(cmd.get("op")))
         if cmd.get("op") == "status":
             return {"ok": True, "business_clock": "2026-01-05T10:00:00+08:00"}

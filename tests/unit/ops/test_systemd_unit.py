@@ -220,3 +220,17 @@ def test_security_exposure_is_low(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert complaints(proc) == []
     assert float(m.group(1)) <= MAX_EXPOSURE
     assert proc.returncode == 0, proc.stderr  # --threshold agrees
+
+
+def test_operators_reach_the_admin_socket_with_their_own_uid() -> None:
+    """The admin socket lives in RuntimeDirectory, which operators can traverse; the
+    daemon may hand it to `gateway-ops`; PrivateUsers=no so SO_PEERCRED sees real uids
+    (with PrivateUsers=yes every operator would be one unmapped "nobody")."""
+    text = UNIT.read_text()
+    one = {k: v[-1] for k, v in service_settings(text).items()}
+    assert one["PrivateUsers"] == "no"
+    assert one["RuntimeDirectory"] == "gateway"
+    assert one["RuntimeDirectoryMode"] == "0755"
+    assert one["SupplementaryGroups"] == "gateway-ops"
+    assert "`gateway` group may use gatewayctl" not in text
+    assert "group `gateway-ops`" in text
