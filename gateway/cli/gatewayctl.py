@@ -6,7 +6,7 @@ docs/protocol.md §4, docs/routing-rules.md §5), printed as JSON with account
 numbers masked.  ``messages search|show`` find single payments in the
 journal and the retention archives; ``held list`` lists HELD items.  These
 read-only views also work with the daemon stopped: gatewayctl then opens the
-journal read-only itself (``gateway.ops.offline``; it needs read access to
+journal read-only itself (``gateway.cli.offline``; it needs read access to
 it).  ``held release`` and ``resend`` are manual actions, journaled by the
 daemon with the operator's OS user (the socket's SO_PEERCRED) and ``--reason``.
 
@@ -180,7 +180,7 @@ def _ask(args: argparse.Namespace, sock: Path, cmd: dict[str, Any]) -> dict[str,
             print(f"gatewayctl: {reached} ({hint})", file=sys.stderr)
             return None
         print(f"gatewayctl: {reached}; reading the journal read-only", file=sys.stderr)
-    from gateway.ops.offline import offline_view  # the journal backends: only when needed
+    from gateway.cli.offline import offline_view  # the journal backends: only when needed
 
     try:
         cfg = load_config(Path(args.config) if args.config else None)

@@ -8,7 +8,7 @@ argument raises ``ValueError``, which the admin socket answers as
 ``{"ok": false, "reason": "bad request: ..."}``.
 
 The same views answer through the daemon's admin socket and, with the daemon
-stopped, from a journal ``gatewayctl`` opens read-only (``gateway.ops.offline``).
+stopped, from a journal ``gatewayctl`` opens read-only (``gateway.cli.offline``).
 Message payloads travel as base64 (``payload_b64``): the exact signed bytes.
 """
 
