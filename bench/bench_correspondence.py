@@ -14,7 +14,7 @@ Run on purpose (not part of the test suite)::
 Three measurements on the journal's correspondence methods (gateway/journal/store.py),
 each with a fresh journal, medians over ``--repeat`` runs:
 
-1. **Netting reconciliation** (routing.md §5, clearing.md §4): N BEPS items
+1. **Netting reconciliation** (docs/routing-rules.md §5, docs/clearing-link.md §4): N BEPS items
    (``--sizes``) to ``--counterparties`` counterparties (one in five a debit
    collection), plus N/10 incoming credits from them, brought to ACKED the way
    the engines do it: ``accept`` → ``claim_queued`` per (receiver, BizType) in
@@ -24,7 +24,7 @@ each with a fresh journal, medians over ``--repeat`` runs:
    the matching figures (one beps.netting round), and one ``apply_settlement()``
    for the round.  µs per item divides by our items the call covers (N/K for
    ledger and netting, N for settlement; incoming credits not counted).
-2. **NTFY pull** (corplink.md §4): ``--notices`` STATUS notifications of
+2. **NTFY pull** (docs/protocol.md §4): ``--notices`` STATUS notifications of
    ``--corporates`` corporates (requests of 10 items round-robin over the
    corporates, so one corporate's notices are spread through the table), made
    by settling that many BEPS items through the same store methods.  Timed:
@@ -33,12 +33,12 @@ each with a fresh journal, medians over ``--repeat`` runs:
    pages of 500, 500, then an empty call).  p50/p99 are over the pages with
    rows; pages/s is those pages over the walks' time (one caller, the empty
    calls included).
-3. **Incoming credits** (clearing.md §5-§6): ``receive_credit`` then
+3. **Incoming credits** (docs/clearing-link.md §5-§6): ``receive_credit`` then
    ``post_credit`` (MATCH: POSTED plus a CREDIT notification), for
    ``--credits`` credits, one caller and ``--concurrency`` callers.  The daemon
    also reserves a ``next_sequence("credit")`` per credit (not timed here).
 4. **Accept latency during a settlement** (``--only settle-latency``, not in
-   the default set; corplink.md §5: no 0000 before the journal write):
+   the default set; docs/protocol.md §5: no 0000 before the journal write):
    ``--settle-items`` BEPS items netted in one round as in 1., then a steady
    stream of one-item PAY ``accept()`` calls (``--rate`` per second, open
    loop: each call its own concurrent caller, started at its due time, as

@@ -24,7 +24,7 @@ p50/p99/max latency (send → reply), their count of each RetCode (5001 and
 5002 called out), the attacker's connections and replies, and the daemon's
 peak RSS (VmHWM of the main process and each worker).  Replies are counted
 by RetCode; latency is measured for replies matched by MsgId (a 5001 or 5002
-refused before parsing carries an empty MsgId, corplink.md §8, so it counts
+refused before parsing carries an empty MsgId, docs/protocol.md §8, so it counts
 in "no reply by MsgId" too).  The issue's target:
 under flood, good clients' p99 within 2× of the baseline, and no 5002.
 

@@ -11,7 +11,7 @@ Every accept is one PAY request with one QUEUED item, acknowledged only after
 its commit reached stable storage; the table shows the median of the runs.
 Requests are spread over ``--operators`` operators (default: 1 on SQLite,
 1000 on PostgreSQL): one operator's requests serialise on its daily total row
-(corplink.md §6), so ``--operators 1`` measures that worst case.
+(docs/protocol.md §6), so ``--operators 1`` measures that worst case.
 
 ``sqlite`` (the default): each run uses a fresh SQLite file in a temporary
 directory (on the same file system as ``--dir`` if given: fsync cost depends

@@ -2,7 +2,7 @@
 
 Each publisher awaits its PUBACK before the next publish (as the outbox pump
 does), so the concurrency is the number of messages in flight from the
-gateway's side.  FACTS.md measured 9-12k/s with 20-100 in flight on this
+gateway's side.  docs/architecture.md §9 measured 9-12k/s with 20-100 in flight on this
 kind of machine; this bench checks ``ClearingLink`` keeps that.
 
     python bench/bench_link.py [--count 6000] [--rounds 3] [--inflight 100]

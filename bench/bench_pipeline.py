@@ -83,14 +83,14 @@ OPERATORS = (
     ("C100000003", "op01", "6222000000000201"),
 )
 _BEPS = (("102290000011", "12.30"), ("105584000005", "49.99"))
-#: mixed: a quarter intra-bank, a quarter HVPS (≥ 50,000), half BEPS (routing.md §3).
+#: mixed: a quarter intra-bank, a quarter HVPS (≥ 50,000), half BEPS (docs/routing-rules.md §3).
 MIXES = {
     "mixed": (("103290000018", "1200.50"), ("104100000004", "88000.00"), *_BEPS),
     "beps": _BEPS,
 }
 INLINE = "Pipeline.handle inline, all steps, no sockets"
 #: Every client is 127.0.0.1 with 3 CorpIds: lift the per-address and per-CorpId rates
-#: (issue 5) so the bench measures the pipeline, not the admission policy.
+#: so the bench measures the pipeline, not the admission policy.
 ADMISSION = {k: 1e6 for k in ("frame_rate_per_ip", "frame_burst_per_ip", "corp_rate", "corp_burst")}
 
 
@@ -102,7 +102,8 @@ def business_start() -> datetime:
     return datetime(d.year, d.month, d.day, 10, 0, tzinfo=SHANGHAI)
 
 
-START = business_start()  # gatewayd's clock.start and every request's SendTime (corplink.md §7)
+# gatewayd's clock.start and every request's SendTime (docs/protocol.md §7)
+START = business_start()
 
 
 def sign_pay(key: SigningKey, op: tuple[str, str, str], msg_id: str, i: int, mix: str) -> bytes:
@@ -592,7 +593,7 @@ def report(args: argparse.Namespace, runs: list[RunStats], fl: dict[str, Any]) -
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.warmup + args.duration > 150:
-        sys.exit("keep warm-up + duration under 150 s (SendTime freshness, corplink.md §7)")
+        sys.exit("keep warm-up + duration under 150 s (SendTime freshness, docs/protocol.md §7)")
     signal.signal(signal.SIGTERM, _interrupt)
     tmp = Path(tempfile.mkdtemp(prefix="gw-bench-"))
     gens: list[tuple[BaseProcess, Connection]] = []

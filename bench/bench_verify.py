@@ -3,7 +3,7 @@
 Run on purpose (not a test): ``python bench/bench_verify.py [--n 2000]``.
 Builds a throw-away dev PKI in a temp dir, signs a ~2.5 KB CorpLink PAY with
 an EC P-256 and an RSA-2048 operator key, then times, per key type, the
-profile check plus the whole credential order of corplink.md §3 (2001-2007)
+profile check plus the whole credential order of docs/protocol.md §3 (2001-2007)
 on a freshly parsed tree each round.  Prints the median of 5 runs.
 """
 

@@ -1,9 +1,9 @@
-"""The injected clock (DESIGN.md principle 5).
+"""The injected clock (docs/architecture.md §7, principle 5).
 
 Every rule that depends on time (operating windows, work dates, SendTime
 freshness, certificate validity, receipt timeouts) reads ``Clock.now()``, so a
 test can stand at 15:59:59.999 and the demo can run on a business clock
-(routing.md §4: ``clock.start`` / ``clock.rate``, test environments only).
+(docs/routing-rules.md §4: ``clock.start`` / ``clock.rate``, test environments only).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One frozen, typed configuration tree loaded from TOML (STYLE.md habit 2).
+"""One frozen, typed configuration tree loaded from TOML (docs/architecture.md §8, habit 2).
 
 ``conf/gateway.toml`` documents every key and is the embedded default.  A
 file given with ``--config`` is an overlay: its tables merge into the
@@ -44,7 +44,7 @@ ENVIRONMENTS: tuple[str, ...] = typing.get_args(Environment)
 
 @dataclass(frozen=True)
 class BankConfig:
-    """Our own bank (routing.md §3)."""
+    """Our own bank (docs/routing-rules.md §3)."""
 
     class_code: str = "103"
     participant: str = "103100000019"
@@ -54,7 +54,7 @@ class BankConfig:
 
 @dataclass(frozen=True)
 class ListenerConfig:
-    """One CorpLink listener (corplink.md §1)."""
+    """One CorpLink listener (docs/protocol.md §1)."""
 
     name: str = "tls"
     bind: str = "127.0.0.1"
@@ -141,7 +141,7 @@ class RoutingConfig:
 
 @dataclass(frozen=True)
 class SessionConfig:
-    """One acceptance session of an engine (routing.md §4)."""
+    """One acceptance session of an engine (docs/routing-rules.md §4)."""
 
     open: str
     close: str
@@ -176,7 +176,7 @@ class WindowsConfig:
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """Per-engine window policy and outbound throttle (routing.md §4, §6)."""
+    """Per-engine window policy and outbound throttle (docs/routing-rules.md §4, §6)."""
 
     hold_policy: HoldPolicy = "hold"
     rate: float = 500.0
@@ -200,7 +200,7 @@ class EnginesConfig:
 
 @dataclass(frozen=True)
 class ClearingConfig:
-    """The MQTT clearing link (clearing.md §1)."""
+    """The MQTT clearing link (docs/clearing-link.md §1)."""
 
     url: str = "mqtt://127.0.0.1:1883"
     topic_prefix: str = "clearing"
@@ -214,7 +214,7 @@ class ClearingConfig:
 
 @dataclass(frozen=True)
 class CoreConfig:
-    """The core banking link (clearing.md §5): balances and account checks over MQTT 5."""
+    """The core banking link (docs/clearing-link.md §5): balances and account checks over MQTT 5."""
 
     enabled: bool = True
     url: str = ""  # empty: the clearing broker (clearing.url)
@@ -242,7 +242,7 @@ class CodecConfig:
 
 @dataclass(frozen=True)
 class LoadConfig:
-    """Global load shedding (5002, nothing journaled; DESIGN.md principle 4)."""
+    """Global load shedding (5002, nothing journaled; docs/architecture.md §7, principle 4)."""
 
     max_pending: int = 2_000
     max_journal_backlog: int = 5_000
@@ -513,7 +513,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"{src}: environment must be one of {', '.join(ENVIRONMENTS)}")
     if cfg.clock.start and cfg.environment != "test":
         raise ConfigError(
-            f'{src}: clock.start is only allowed with environment = "test" (routing.md §4)'
+            f'{src}: clock.start is only allowed with environment = "test"'
+            " (docs/routing-rules.md §4)"
         )
     if cfg.clock.rate != 1.0 and cfg.environment != "test":
         raise ConfigError(f'{src}: clock.rate is only allowed with environment = "test"')
@@ -549,7 +550,7 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{src}: listeners[{i}].client_cert needs tls = true")
         if not 0 < ln.max_body <= 16 * 1024 * 1024:
             raise ConfigError(
-                f"{src}: listeners[{i}].max_body must be 1 byte to 16 MiB (corplink.md §1)"
+                f"{src}: listeners[{i}].max_body must be 1 byte to 16 MiB (docs/protocol.md §1)"
             )
         if not 0 <= ln.port <= 65535:
             raise ConfigError(f"{src}: listeners[{i}].port out of range")
@@ -586,7 +587,9 @@ def validate(cfg: Config) -> None:
     if core.timeout <= 0 or core.recheck_interval <= 0 or core.max_checks < 1:
         raise ConfigError(f"{src}: core.timeout and core.recheck_interval > 0, max_checks >= 1")
     if cfg.clearing.session_expiry < 86_400:
-        raise ConfigError(f"{src}: clearing.session_expiry must be at least 86400 (clearing.md §1)")
+        raise ConfigError(
+            f"{src}: clearing.session_expiry must be at least 86400 (docs/clearing-link.md §1)"
+        )
     if cfg.load.max_pending < 1 or cfg.load.max_journal_backlog < 1 or cfg.load.max_body_bytes < 1:
         raise ConfigError(f"{src}: load.max_pending and load.max_journal_backlog must be >= 1")
     if cfg.observability.log_format not in ("json", "console"):

@@ -5,14 +5,14 @@ request verifier with trust store and enrolment registry, the gateway's
 signing keys) and does the work that costs CPU: parse → schema → signature →
 credentials → typed request on the way in; render → sign on the way out; and
 seal/open of clearing envelopes.  It never touches the journal, sockets or the
-clock: ``now`` is passed in (DESIGN.md principle 5), so a desk is a pure
+clock: ``now`` is passed in (docs/architecture.md §7, principle 5), so a desk is a pure
 function of its inputs and can live in any process.
 
-Order of checks (corplink.md §8): 1002 → 1003/1004 → [per-CorpId rate, in the
+Order of checks (docs/protocol.md §8): 1002 → 1003/1004 → [per-CorpId rate, in the
 event loop] → 2001–2007 → [3001/3002 in the event loop] → 4004/4006 (reported
 back as ``deferred`` so the event loop applies them after replay/freshness).
 
-Batches (PAYROLL, PAIN001, MT101) are admitted as a whole (corplink.md §4):
+Batches (PAYROLL, PAIN001, MT101) are admitted as a whole (docs/protocol.md §4):
 every item's amount goes through the credential checks (a refusal names the
 first offending item's ``SeqNo``), every payer account through enrolment.
 """
@@ -66,7 +66,7 @@ class DeskSetup:
 
 @dataclass(frozen=True)
 class Refusal:
-    """A refusal with what could be read of the Head (empty when unparsed, corplink.md §8)."""
+    """A refusal with what could be read of the Head (empty when unparsed, docs/protocol.md §8)."""
 
     code: RetCode
     detail: str | None
@@ -93,7 +93,7 @@ class Inspection:
     deferred: Refusal | None = None  # a business-rule refusal to apply after replay checks
     head: Head | None = None  # with ``deferred`` when no typed request could be built
     digest: str = ""
-    daily_cap: Decimal | None = None  # the operator's daily limit (corplink.md §6)
+    daily_cap: Decimal | None = None  # the operator's daily limit (docs/protocol.md §6)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -102,7 +102,7 @@ class InboundClearing:
     """A verified inbound clearing message, reduced to what the handlers apply.
 
     ``sndr`` and ``work_date`` come from the envelope; at most one of the
-    document fields is set, by MsgTp (clearing.md §4).
+    document fields is set, by MsgTp (docs/clearing-link.md §4).
     """
 
     msg_tp: str
@@ -146,11 +146,11 @@ class Desk:
     def inspect(
         self, body: bytes, peer_ip: str, now: datetime, corp_retry_after_ms: int | None = None
     ) -> Inspection:
-        """1002 → 1003/1004 → [5001] → 2001–2007, then the typed request (corplink.md §8).
+        """1002 → 1003/1004 → [5001] → 2001–2007, then the typed request (docs/protocol.md §8).
 
         ``corp_retry_after_ms`` is set by the event loop when this CorpId is over
         its rate: the request is then refused with 5001 right after the schema
-        check, before any signature CPU is spent (issue 5, "cheapest first").
+        check, before any signature CPU is spent ("cheapest first").
         """
         timings: dict[str, float] = {}
         t = time.perf_counter()
@@ -259,7 +259,7 @@ class Desk:
         return Inspection(request=request, deferred=deferred, timings=timings, daily_cap=cap)
 
     def _check_payers(self, head: Head, body: Transfer | Batch) -> None:
-        """4006 unless every payer account is enrolled for CorpId (corplink.md §4, §8).
+        """4006 unless every payer account is enrolled for CorpId (docs/protocol.md §4, §8).
 
         A batch is refused as a whole.  PAIN001 and MT101 may name a payer per
         instruction or transaction, so their refusal names the first item of
@@ -279,7 +279,7 @@ class Desk:
     def _name_item(
         self, exc: GatewayError, verified: Verified, head: Head, request: Request
     ) -> GatewayError:
-        """A batch's 2006 for an amount names the first offending item (corplink.md §4).
+        """A batch's 2006 for an amount names the first offending item (docs/protocol.md §4).
 
         Run only on the refusal path: the item is found by re-checking the
         kind's and the operator's per-item limits one amount at a time,
@@ -312,7 +312,7 @@ class Desk:
 
     # -- outbound CorpLink ------------------------------------------------
     def render(self, rsp: Response) -> bytes:
-        """Render and sign a response (every response is signed, corplink.md §8)."""
+        """Render and sign a response (every response is signed, docs/protocol.md §8)."""
         root = self.codec.render(rsp)
         sign_enveloped(root, self.ring.signer("response", rsp.rsp_time))
         return serialize(root, rsp.encoding)
@@ -328,7 +328,7 @@ class Desk:
         work_date: date,
         items: Sequence[QueuedItem],
     ) -> bytes:
-        """Build, sign and serialise one outbound clearing message (clearing.md §3–4).
+        """Build, sign and serialise one outbound clearing message (docs/clearing-link.md §3–4).
 
         The Document follows ``msg_tp``: pacs.003 for a beps.127 debit package,
         pacs.008 for the credit types.
@@ -342,7 +342,7 @@ class Desk:
         """Verify (pinned clearing certificates) and reduce an inbound message.
 
         Raises ``GatewayError`` (signature) or ``ValueError`` (malformed); the
-        caller drops and counts such messages, never acts on them (clearing.md §3).
+        caller drops and counts such messages, never acts on them (docs/clearing-link.md §3).
         """
         root = parse_body(payload).root
         verified = verify_pinned(root, self.ring.verifying_certs("clearing_peer", now))
@@ -378,7 +378,8 @@ class Desk:
         work_date: date,
         fields: tuple[str, ...],
     ) -> bytes:
-        """Build, sign and serialise a ccms.314 inquiry or ccms.315 reply (clearing.md §4)."""
+        """Build, sign and serialise a ccms.314 inquiry or ccms.315 reply (docs/clearing-link.md
+        §4)."""
         doc: etree._Element
         if msg_tp == ccms.MSG_TP_INQUIRY:
             inq_id, orgnl_msg_id, orgnl_tx_id, text = fields
@@ -394,7 +395,7 @@ class Desk:
 
 
 def _amounts(request: Request | None, business: BusinessRuleError | None) -> Sequence[Decimal]:
-    """The item amounts the credential checks judge (corplink.md §6): one for PAY, one
+    """The item amounts the credential checks judge (docs/protocol.md §6): one for PAY, one
     per item of a batch, those that decoded when an amount broke a rule (4004)."""
     if request is None:
         return business.amounts if business is not None else ()

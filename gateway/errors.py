@@ -1,6 +1,6 @@
 """The one table of CorpLink return codes and the one exception hierarchy.
 
-corplink.md §8 is the source of every code here; ``tests/unit/test_errors.py``
+docs/protocol.md §8 is the source of every code here; ``tests/unit/core/test_errors.py``
 checks this table against the spec text.  Internal failures become a
 ``GatewayError`` carrying a ``RetCode`` and are turned into a signed response
 at exactly one boundary (``gateway.pipeline``): nothing internal (exception
@@ -13,7 +13,7 @@ from enum import Enum
 
 
 class RetCode(str, Enum):
-    """CorpLink return codes, corplink.md §8.  Value = the 4-digit wire code."""
+    """CorpLink return codes, docs/protocol.md §8.  Value = the 4-digit wire code."""
 
     OK = "0000"
     BAD_FRAME = "1001"

@@ -2,7 +2,7 @@
 
 These are plain frozen dataclasses: the codec produces them, the router,
 journal and engines consume them.  Amounts are ``Decimal`` with two places
-(corplink.md §4); the journal stores them as integer fen (cents).
+(docs/protocol.md §4); the journal stores them as integer fen (cents).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from gateway.errors import RetCode
 
 
 class TrnCode(str, Enum):
-    """corplink.md §4."""
+    """docs/protocol.md §4."""
 
     PAY = "PAY"
     PAYROLL = "PAYROLL"
@@ -30,7 +30,7 @@ class TrnCode(str, Enum):
 
 
 class State(str, Enum):
-    """The payment state machine, DESIGN.md principle 2 / corplink.md §5."""
+    """The payment state machine, docs/architecture.md §7, principle 2 / docs/protocol.md §5."""
 
     ACCEPTED = "ACCEPTED"
     HELD = "HELD"
@@ -47,7 +47,7 @@ class State(str, Enum):
 
 
 class Engine(str, Enum):
-    """routing.md §3."""
+    """docs/routing-rules.md §3."""
 
     INTRA = "INTRA"
     HVPS = "HVPS"
@@ -65,7 +65,7 @@ class BizType(str, Enum):
 
 
 class CredentialKind(str, Enum):
-    """corplink.md §6."""
+    """docs/protocol.md §6."""
 
     USBKEY = "usbkey"
     FILE = "file"
@@ -73,7 +73,7 @@ class CredentialKind(str, Enum):
 
 @dataclass(frozen=True, slots=True)
 class Head:
-    """The request Head, corplink.md §2."""
+    """The request Head, docs/protocol.md §2."""
 
     trn_code: str
     corp_id: str
@@ -84,7 +84,7 @@ class Head:
 
 @dataclass(frozen=True, slots=True)
 class Transfer:
-    """One credit transfer (PAY Body ``Transfer``), corplink.md §4."""
+    """One credit transfer (PAY Body ``Transfer``), docs/protocol.md §4."""
 
     payer_acct: str
     payer_name: str
@@ -100,7 +100,7 @@ class Transfer:
 
 @dataclass(frozen=True, slots=True)
 class StatusQuery:
-    """STATUS Body ``StatusQuery``, corplink.md §4."""
+    """STATUS Body ``StatusQuery``, docs/protocol.md §4."""
 
     orig_msg_id: str
     seq_no: int | None = None
@@ -109,7 +109,7 @@ class StatusQuery:
 @dataclass(frozen=True, slots=True)
 class BatchItem:
     """One item of a batch: a PAYROLL ``Item``, a PAIN001 ``CdtTrfTxInf`` or an MT101
-    sequence B (corplink.md §4).
+    sequence B (docs/protocol.md §4).
 
     ``seq_no`` is the PAYROLL ``SeqNo`` or the transaction's position (1..n),
     the key of per-item status.  ``bic`` is set when the payee bank was given
@@ -124,17 +124,17 @@ class BatchItem:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """A batch of credits (PAYROLL, PAIN001, MT101), corplink.md §4.
+    """A batch of credits (PAYROLL, PAIN001, MT101), docs/protocol.md §4.
 
     Admitted or refused as a whole (credentials, schema, amounts, payer
-    enrolment, daily limit); routed item by item (routing.md §3).  Items are
+    enrolment, daily limit); routed item by item (docs/routing-rules.md §3).  Items are
     in SeqNo order, 1..n; a PAYROLL's payer is copied into every item's transfer.
     """
 
     items: tuple[BatchItem, ...]
 
     def amounts(self) -> tuple[Decimal, ...]:
-        """Every item's amount, in item order (credential limits, corplink.md §6)."""
+        """Every item's amount, in item order (credential limits, docs/protocol.md §6)."""
         return tuple(item.transfer.amount for item in self.items)
 
     def payer_accounts(self) -> tuple[tuple[str, int], ...]:
@@ -147,7 +147,7 @@ class Batch:
 
 @dataclass(frozen=True, slots=True)
 class NotifyPull:
-    """NTFY Body ``NotifyPull``: notifications after cursor ``after`` (corplink.md §4).
+    """NTFY Body ``NotifyPull``: notifications after cursor ``after`` (docs/protocol.md §4).
 
     ``after`` is the last ``NtfyId`` the client has seen (0: from the start);
     ``max`` is at most 500 (default 100).
@@ -159,7 +159,7 @@ class NotifyPull:
 
 @dataclass(frozen=True, slots=True)
 class Inquiry:
-    """INQ Body ``Inquiry``: a question about an earlier payment (corplink.md §4)."""
+    """INQ Body ``Inquiry``: a question about an earlier payment (docs/protocol.md §4)."""
 
     orig_msg_id: str
     text: str
@@ -176,7 +176,7 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class BalanceQuery:
-    """BAL Body ``BalanceQuery``: answered by the core banking system (clearing.md §5)."""
+    """BAL Body ``BalanceQuery``: answered by the core banking system (docs/clearing-link.md §5)."""
 
     acct: str
 
@@ -186,7 +186,7 @@ Body = Transfer | StatusQuery | Batch | NotifyPull | Inquiry | Reply | BalanceQu
 
 @dataclass(frozen=True, slots=True)
 class Signer:
-    """Who signed a request, as established by verification (corplink.md §3, §6)."""
+    """Who signed a request, as established by verification (docs/protocol.md §3, §6)."""
 
     fingerprint: str  # SHA-256 of the certificate DER, lowercase hex
     subject: str
@@ -199,7 +199,7 @@ class Request:
     """A decoded, verified request.
 
     ``digest`` is the SHA-256 (hex) of the exclusive-canonical Head and Body,
-    the idempotency key's content half (corplink.md §7).
+    the idempotency key's content half (docs/protocol.md §7).
     """
 
     head: Head
@@ -211,7 +211,7 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """Where the router sends one transfer (routing.md §3)."""
+    """Where the router sends one transfer (docs/routing-rules.md §3)."""
 
     engine: Engine
     receiver: str  # 12-digit participant, or 6-digit internal branch code for INTRA
@@ -228,7 +228,7 @@ class Transition:
 
 @dataclass(frozen=True, slots=True)
 class StatusView:
-    """What STATUS and PAY responses report, corplink.md §5."""
+    """What STATUS and PAY responses report, docs/protocol.md §5."""
 
     state: State
     engine: Engine | None
@@ -241,9 +241,9 @@ class StatusView:
 
 
 class NoticeKind(str, Enum):
-    """What a CorpLink notification reports (corplink.md §4 ``NTFY``)."""
+    """What a CorpLink notification reports (docs/protocol.md §4 ``NTFY``)."""
 
-    CREDIT = "CREDIT"  # an incoming credit to an enrolled account (clearing.md §6)
+    CREDIT = "CREDIT"  # an incoming credit to an enrolled account (docs/clearing-link.md §6)
     STATUS = "STATUS"  # a payment reached a final state (SETTLED / REJECTED)
     INQUIRY = "INQUIRY"  # another bank asked about a payment (ccms.314); answer with RPLY
     REPLY = "REPLY"  # the answer to this corporate's INQ arrived (ccms.315)
@@ -300,7 +300,7 @@ class Notices:
 
 @dataclass(frozen=True, slots=True)
 class Balance:
-    """The BAL response Body, from the core's ``BalRsp`` (clearing.md §5)."""
+    """The BAL response Body, from the core's ``BalRsp`` (docs/clearing-link.md §5)."""
 
     acct: str
     ccy: str
@@ -310,10 +310,10 @@ class Balance:
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """A CorpLink response before rendering, corplink.md §5.
+    """A CorpLink response before rendering, docs/protocol.md §5.
 
     ``corp_id`` and ``msg_id`` are empty when the request could not be parsed
-    far enough (corplink.md §8).
+    far enough (docs/protocol.md §8).
     """
 
     trn_code: str
@@ -334,7 +334,7 @@ class Response:
 
 
 DUPLICATE_TEXT = "duplicate of an accepted request"
-"""``RetMsg`` of the original answer replayed with ``Dup`` true (corplink.md §7)."""
+"""``RetMsg`` of the original answer replayed with ``Dup`` true (docs/protocol.md §7)."""
 
 
 def ok_response(
@@ -346,7 +346,7 @@ def ok_response(
     status: StatusView | None = None,
     dup: bool = False,
 ) -> Response:
-    """A ``0000`` answer to ``req`` (corplink.md §5): its TrnCode, CorpId and MsgId, in
+    """A ``0000`` answer to ``req`` (docs/protocol.md §5): its TrnCode, CorpId and MsgId, in
     its encoding.  ``ret_msg`` defaults to "accepted", or :data:`DUPLICATE_TEXT` for a
     replay; callers add a Body (``items``, ``notices``, ``balance``) with ``replace``."""
     if ret_msg is None:

@@ -1,6 +1,6 @@
 """Where the run-time data (default config, schemas, directory) lives.
 
-Only ``gateway/`` is importable (STYLE.md); the data folders ``conf/``,
+Only ``gateway/`` is importable (docs/architecture.md §8); the data folders ``conf/``,
 ``codecs/``, ``routing/`` and ``keys/`` sit beside it in a source checkout and
 are bundled under ``gateway/_data/`` with the same layout in a wheel, so a
 relative path in ``conf/gateway.toml`` such as ``../routing/directory.csv``

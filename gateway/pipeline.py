@@ -1,19 +1,19 @@
-"""The path of one request, in order (DESIGN.md "The path of one payment").
+"""The path of one request, in order (docs/architecture.md §7 "The path of one payment").
 
 frame → [admission] → decode/verify (worker) → replay (3001/Dup) → freshness
 (3002) → business rules (4001–4006) → journal (fsync) → 0000 → engine wake-up.
 
-This is the one boundary where a ``GatewayError`` becomes a response (STYLE.md
+This is the one boundary where a ``GatewayError`` becomes a response (docs/architecture.md §8
 habit 7): every refusal is rendered, signed and counted here with its reason
 word, and an unexpected exception becomes 9999 with nothing journaled and
 nothing internal sent to the client.
 
-Batches (PAYROLL, PAIN001, MT101; corplink.md §4) follow the same order as a
+Batches (PAYROLL, PAIN001, MT101; docs/protocol.md §4) follow the same order as a
 PAY, admitted or refused as a whole up to the business rules: amounts (4004)
 and payer enrolment (4006) refuse the batch, so does the daily limit (2006,
 checked by the journal over the non-rejected items).  Routing is per item
-(routing.md §3): an item whose bank code is malformed, unknown or inactive,
-given only as a BIC (the directory has no BIC column, routing.md §2), or
+(docs/routing-rules.md §3): an item whose bank code is malformed, unknown or inactive,
+given only as a BIC (the directory has no BIC column, docs/routing-rules.md §2), or
 whose engine is closed under policy ``reject`` is journaled REJECTED with that
 code, and the others QUEUED or HELD; the 0000 answer lists every item in
 ``Items``.  When *no* item can be routed, nothing is journaled: the batch is
@@ -74,13 +74,13 @@ from gateway.workers import WorkerPool
 log = structlog.get_logger("gateway.pipeline")
 
 BATCHES = frozenset({TrnCode.PAYROLL.value, TrnCode.PAIN001.value, TrnCode.MT101.value})
-"""TrnCodes carrying many transfers, answered with ``Items`` (corplink.md §4, §5)."""
+"""TrnCodes carrying many transfers, answered with ``Items`` (docs/protocol.md §4, §5)."""
 CORRESPONDENCE = frozenset({TrnCode.INQ.value, TrnCode.RPLY.value})
 JOURNALED = frozenset({TrnCode.PAY.value}) | BATCHES | CORRESPONDENCE
-"""TrnCodes whose 0000 means "durably journaled" (corplink.md §5): replay applies."""
+"""TrnCodes whose 0000 means "durably journaled" (docs/protocol.md §5): replay applies."""
 
 MAX_STATUS_ITEMS = 1_000
-"""Most items a STATUS without SeqNo lists for a batch (corplink.md §4 allows
+"""Most items a STATUS without SeqNo lists for a batch (docs/protocol.md §4 allows
 50,000): the first ones by SeqNo, with the count in RetMsg; the others are
 asked for one by one with SeqNo.  Keeps a routine poll cheap to read and sign."""
 
@@ -98,13 +98,13 @@ _READ_CHUNK = 64
 #: which anyone can do anyway by sending that CorpId unsigned.
 _CORP_ID = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?CorpId>([A-Z0-9]{1,20})</")
 
-#: Refusals that count as a strike towards an address ban (issue 5).
+#: Refusals that count as a strike towards an address ban.
 STRIKE_CODES = frozenset({RetCode.BAD_FRAME, RetCode.MALFORMED_XML, RetCode.SIGNATURE_INVALID})
 
 
 @dataclass(frozen=True)
 class PipelineSettings:
-    send_time_window: float = 300.0  # corplink.md §7
+    send_time_window: float = 300.0  # docs/protocol.md §7
     max_pending: int = 2_000  # requests in the pipeline before 5002 (nothing journaled)
     max_journal_backlog: int = 5_000  # queued journal writes before 5002
 
@@ -158,7 +158,7 @@ class Pipeline:
                 rsp = await self._respond(inspection, now, conn)
         except CloseConnection:
             raise
-        except Exception:  # the one boundary: never leak internals (corplink.md §8)
+        except Exception:  # the one boundary: never leak internals (docs/protocol.md §8)
             log.exception("internal_error", stage="pipeline", listener=conn.listener)
             rsp = self._refusal_response(_internal(inspection), now)
         finally:
@@ -190,7 +190,7 @@ class Pipeline:
         if not task.cancelled() and task.exception() is not None:
             log.warning("exchange_not_kept", error=str(task.exception())[:200])
 
-    # -- admission: cheapest first (DESIGN.md principle 4, issue 5) -------
+    # -- admission: cheapest first (docs/architecture.md §7, principle 4) -------
     def _admit(self, body: bytes, conn: ConnInfo, now: datetime) -> Response | None:
         """Global load (5002) and the per-address rate (5001), before any parsing."""
         s = self._settings
@@ -206,7 +206,7 @@ class Pipeline:
             return None
         if d.reason == "banned":
             # A banned address gets no more answers: each would cost a signature
-            # and hold its body in memory (issue 5). Its connections just close.
+            # and hold its body in memory. Its connections just close.
             metrics.REFUSALS.labels("admission", "banned").inc()
             raise CloseConnection("banned")
         return self._refuse(
@@ -239,7 +239,7 @@ class Pipeline:
             log.warning("address_banned", peer=conn.peer_ip, reason=refusal.code.reason)
 
     async def bad_frame(self, conn: ConnInfo, reason: str) -> bytes | None:
-        """The one 1001 response sent before closing a connection (corplink.md §1)."""
+        """The one 1001 response sent before closing a connection (docs/protocol.md §1)."""
         self._strike(conn, Refusal(RetCode.BAD_FRAME, reason, stage="frame"))
         metrics.REFUSALS.labels("frame", reason).inc()
         rsp = self._refusal_response(
@@ -333,16 +333,16 @@ class Pipeline:
             router = self._router()
             route = router.route(body, now)
             if body.biz_type is BizType.DEBIT and route.engine is not Engine.BEPS:
-                # routing.md §3 rule 1 sends own branches to INTRA, which has no
-                # debit message (clearing.md §4); a debit sent as a credit would
+                # docs/routing-rules.md §3 rule 1 sends own branches to INTRA, which has no
+                # debit message (docs/clearing-link.md §4); a debit sent as a credit would
                 # move the money the wrong way.
                 raise GatewayError(
                     RetCode.UNKNOWN_TRNCODE, "BizType DEBIT to an own branch: no intra-bank debit"
                 )
             if not router.calendar.covers(now.date()):
-                metrics.CALENDAR_UNCOVERED.inc()  # routing.md §4: weekday rule, alert
+                metrics.CALENDAR_UNCOVERED.inc()  # docs/routing-rules.md §4: weekday rule, alert
         except GatewayError:
-            # corplink.md §8: replay (3001/Dup) answers before freshness and business
+            # docs/protocol.md §8: replay (3001/Dup) answers before freshness and business
             # rules. Looked up only on this refusal path: on the hot path the
             # journal's accept detects a replay itself, saving a read per request.
             existing = await self._store.find_request(head.corp_id, head.msg_id)
@@ -422,10 +422,10 @@ class Pipeline:
         return replace(rsp, items=tuple(_item_view(item) for item in items))
 
     async def _route_items(self, batch: Batch, now: datetime) -> tuple[NewItem, ...]:
-        """Each item on its own against one router version (routing.md §2, §3)."""
+        """Each item on its own against one router version (docs/routing-rules.md §2, §3)."""
         router = self._router()
         if not router.calendar.covers(now.date()):
-            metrics.CALENDAR_UNCOVERED.inc()  # routing.md §4: weekday rule, alert
+            metrics.CALENDAR_UNCOVERED.inc()  # docs/routing-rules.md §4: weekday rule, alert
         out: list[NewItem] = []
         for n, item in enumerate(batch.items, start=1):
             out.append(_route_item(router, item, now))
@@ -445,10 +445,10 @@ class Pipeline:
     async def _journal(
         self, req: Request, ins: Inspection, now: datetime, items: tuple[NewItem, ...]
     ) -> RequestRecord | Response:
-        """Journal durably (the 0000 promise, corplink.md §5); a lost race answers as replay.
+        """Journal durably (the 0000 promise, docs/protocol.md §5); a lost race answers as replay.
 
         The operator's daily limit is checked in the same transaction over the
-        non-rejected items (2006, corplink.md §6: a batch as a whole).
+        non-rejected items (2006, docs/protocol.md §6: a batch as a whole).
         """
         t = time.perf_counter()
         limit = DailyLimit(now.date(), ins.daily_cap) if ins.daily_cap is not None else None
@@ -463,7 +463,7 @@ class Pipeline:
         return outcome.record
 
     async def _replay(self, req: Request, existing: RequestRecord, now: datetime) -> Response:
-        """corplink.md §7: same digest → the original answer with Dup=true; else 3001.
+        """docs/protocol.md §7: same digest → the original answer with Dup=true; else 3001.
 
         A batch is answered with every item's current status in ``Items``, as
         compact as the original answer (no History).
@@ -482,7 +482,7 @@ class Pipeline:
         return ok_response(req, now, existing.gw_ref, status=status, dup=True)
 
     async def _item_views(self, corp_id: str, msg_id: str, limit: int | None) -> list[StatusView]:
-        """Status of a batch's items SeqNo 1, 2, … (they are exactly 1..n, corplink.md §4),
+        """Status of a batch's items SeqNo 1, 2, … (they are exactly 1..n, docs/protocol.md §4),
         at most ``limit``; read a chunk at a time."""
         views: list[StatusView] = []
         seq = 1
@@ -511,7 +511,8 @@ class Pipeline:
         return lo
 
     async def _status(self, req: Request, query: StatusQuery, now: datetime) -> Response:
-        """One item's status, or for a batch asked without SeqNo its items (corplink.md §4, §5).
+        """One item's status, or for a batch asked without SeqNo its items (docs/protocol.md §4,
+        §5).
 
         A batch lists at most ``MAX_STATUS_ITEMS`` items (SeqNo 1..1,000), each
         with its History; RetMsg then gives the count and asks for the others by
@@ -571,7 +572,7 @@ class Pipeline:
 
 def _new_item(seq_no: int | None, transfer: Transfer, outcome: Route | GatewayError) -> NewItem:
     """The journal item of a routed transfer (QUEUED, or HELD until ``release_at``), or of
-    a batch item that routing refused (REJECTED with the code, corplink.md §4)."""
+    a batch item that routing refused (REJECTED with the code, docs/protocol.md §4)."""
     route = outcome if isinstance(outcome, Route) else None
     error = outcome if isinstance(outcome, GatewayError) else None
     if route is None:
@@ -601,10 +602,10 @@ def _new_item(seq_no: int | None, transfer: Transfer, outcome: Route | GatewayEr
 
 
 def _route_item(router: Router, item: BatchItem, now: datetime) -> NewItem:
-    """One batch item routed on its own (routing.md §3); its refusal is its own (§4).
+    """One batch item routed on its own (docs/routing-rules.md §3); its refusal is its own (§4).
 
     A payee bank given only as a BIC is mapped through the directory's optional
-    ``bic`` column (corplink.md §4); a BIC it does not list is 4001.
+    ``bic`` column (docs/protocol.md §4); a BIC it does not list is 4001.
     """
     try:
         transfer = item.transfer

@@ -1,4 +1,5 @@
-"""The Gateway: builds the live objects from a Config and runs them (STYLE.md habit 3).
+"""The Gateway: builds the live objects from a Config and runs them (docs/architecture.md §8, habit
+3).
 
 Collaborators (clock, store, link) can be injected, so tests run the real
 daemon with a frozen clock.  ``serve(shutdown_trigger)`` starts everything,
@@ -67,14 +68,15 @@ DRAIN_TIMEOUT = 20.0
 
 
 def build_clock(cfg: Config) -> Clock:
-    """The real clock, or the business clock of a test environment (routing.md §4)."""
+    """The real clock, or the business clock of a test environment (docs/routing-rules.md §4)."""
     if cfg.clock.start:
         return BusinessClock(datetime.fromisoformat(cfg.clock.start), cfg.clock.rate)
     return SystemClock()
 
 
 def read_passphrase(cfg: Config) -> bytes | None:
-    """systemd credential first, then the environment; never the config file (DESIGN.md Keys)."""
+    """systemd credential first, then the environment; never the config file (docs/architecture.md
+    §7 Keys)."""
     return files.read_passphrase(cfg.keys.passphrase_env)
 
 
@@ -106,7 +108,7 @@ def read_denied(cfg: Config) -> frozenset[str]:
 
 
 def build_store(cfg: Config) -> Store:
-    """The journal backend named by ``journal.backend`` (DESIGN.md "Storage")."""
+    """The journal backend named by ``journal.backend`` (docs/architecture.md §7 "Storage")."""
     if cfg.journal.backend == "postgres":
         return PostgresStore(
             cfg.journal.dsn,
@@ -162,7 +164,7 @@ def check_config(cfg: Config) -> str | None:
 
 
 class AdmissionGate:
-    """Connection admission for the listeners (per-address limits and bans, issue 5)."""
+    """Connection admission for the listeners (per-address limits and bans)."""
 
     def __init__(self, admission: Admission) -> None:
         self._admission = admission
@@ -243,7 +245,7 @@ class Gateway:
     async def clearing_link_up(self) -> None:
         """Wait until the clearing link is connected and subscribed: READY means
         CorpLink is served, while inbound clearing traffic flows only from here on
-        (a first start has no broker session queueing for it yet, clearing.md §1)."""
+        (a first start has no broker session queueing for it yet, docs/clearing-link.md §1)."""
         assert self._link is not None  # noqa: S101 - set in start()
         await self._link.wait_connected()
 
@@ -524,7 +526,8 @@ class Gateway:
 
     async def _release_held(self) -> None:
         """HELD → QUEUED at the opening, each engine at its own throttled rate
-        (``engines.<engine>.release_rate`` per second; routing.md §4: no thundering herd)."""
+        (``engines.<engine>.release_rate`` per second; docs/routing-rules.md §4: no
+        thundering herd)."""
         rates = {
             Engine.INTRA: self.cfg.engines.intra.release_rate,
             Engine.HVPS: self.cfg.engines.hvps.release_rate,
@@ -538,7 +541,7 @@ class Gateway:
             await asyncio.sleep(1.0)
 
     async def _admission_gauges(self) -> None:
-        """Bounded-state gauges of admission, for the flood dashboards (issue 5)."""
+        """Bounded-state gauges of admission, for the flood dashboards."""
         while True:
             snap = self.admission.snapshot()
             for what in ("tracked_addresses", "tracked_corps", "active_bans", "open_connections"):
@@ -546,7 +549,8 @@ class Gateway:
             await asyncio.sleep(5.0)
 
     async def _archive_journal(self) -> None:
-        """Retention (corplink.md §7): archive, then remove, old requests whose items are final."""
+        """Retention (docs/protocol.md §7): archive, then remove, old requests whose items are
+        final."""
         j = self.cfg.journal
         target: Path | str = j.dsn if j.backend == "postgres" else self.cfg.journal_path
         while True:
@@ -578,7 +582,8 @@ class Gateway:
             metrics.LIFECYCLE.labels(s.value).set(1 if s is state else 0)
 
     async def serve(self, shutdown_trigger: Callable[[], Awaitable[Any]]) -> None:
-        """Start, wait for the trigger, then drain (STYLE.md: hypercorn's shutdown_trigger)."""
+        """Start, wait for the trigger, then drain (docs/architecture.md §8: hypercorn's
+        shutdown_trigger)."""
         try:
             await self.start()
         except BaseException:
@@ -593,7 +598,7 @@ class Gateway:
             await self.shutdown()
 
     async def shutdown(self, timeout: float = DRAIN_TIMEOUT) -> None:
-        """The fixed drain order, bounded in time (DESIGN.md Operations)."""
+        """The fixed drain order, bounded in time (docs/architecture.md §7 Operations)."""
         if self.health.lifecycle is Lifecycle.STOPPED:
             return
         started = self.ready.is_set()  # else: undoing a failed start, without log lines

@@ -1,4 +1,5 @@
-"""The process model: decode/verify/sign in worker processes (DESIGN.md, "uses every core").
+"""The process model: decode/verify/sign in worker processes (docs/architecture.md §7, "uses every
+core").
 
 One asyncio process owns the sockets, the journal writer, the engines and the
 clearing link; the CPU-heavy stages (parse, XSD, XMLDSig verify, response and
@@ -180,7 +181,7 @@ class WorkerPool:
         fields: tuple[str, ...],
     ) -> bytes:
         """Sign a ccms.314 inquiry (fields: InqId, OrgnlMsgId, OrgnlTxId, Text) or a
-        ccms.315 reply (fields: InqId, Text) in a worker (clearing.md §4)."""
+        ccms.315 reply (fields: InqId, Text) in a worker (docs/clearing-link.md §4)."""
         result: bytes = await self._call(
             "seal_ccms", msg_tp, msg_id, sender, receiver, created, work_date, fields
         )

@@ -5,7 +5,7 @@
 
 ``Desk.inspect`` is what every frame body goes through in a worker process.
 For any bytes it must return an ``Inspection`` holding a request or a
-refusal with one of the spec's RetCodes (corplink.md §8); an exception is a
+refusal with one of the spec's RetCodes (docs/protocol.md §8); an exception is a
 finding (the daemon would answer 9999 and log a stack trace per frame).
 
 At start the harness makes a throwaway dev PKI in a temp dir and writes seed

@@ -1,4 +1,4 @@
-"""atheris harness: the CorpLink frame decoder (corplink.md §1), run on purpose.
+"""atheris harness: the CorpLink frame decoder (docs/protocol.md §1), run on purpose.
 
     pip install atheris
     python bench/fuzz/fuzz_framing.py -atheris_runs=1000000          # or -max_total_time=600

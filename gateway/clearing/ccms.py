@@ -1,8 +1,9 @@
-"""The clearing link's own Documents: netting, settlement, inquiry, reply (clearing.md §4), sans-IO.
+"""The clearing link's own Documents: netting, settlement, inquiry, reply (docs/clearing-link.md
+§4), sans-IO.
 
 ``beps.netting`` (``NetgNtfctn``), ``beps.settle`` (``SttlmNtfctn``),
 ``ccms.314`` (``Inqry``) and ``ccms.315`` (``Rply``) have no ISO 20022
-Document that fits, so clearing.md §4 defines them in namespace
+Document that fits, so docs/clearing-link.md §4 defines them in namespace
 ``urn:clearing:1``, shaped like the ccms.990 ``Rcpt``: the Document's root
 element is the message's own name, declared as the default namespace, with
 leaf children in a fixed order.
@@ -41,9 +42,9 @@ MSG_TP_SETTLE: Final = "beps.settle"
 MSG_TP_INQUIRY: Final = "ccms.314"
 MSG_TP_REPLY: Final = "ccms.315"
 
-#: clearing.md §4: ``InqId`` is an identifier like a MsgId: at most 35 characters.
+#: docs/clearing-link.md §4: ``InqId`` is an identifier like a MsgId: at most 35 characters.
 MAX_INQ_ID_LEN: Final = MAX_MSG_ID_LEN
-#: clearing.md §4: the inquiry or reply ``Text``, at most 500 characters.
+#: docs/clearing-link.md §4: the inquiry or reply ``Text``, at most 500 characters.
 MAX_TEXT_LEN: Final = 500
 #: A round number that fits any sane day (and a 32-bit column).
 MAX_ROUND: Final = 10**9 - 1
@@ -133,7 +134,8 @@ def _check_text(value: str, limit: int, name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class CptyPosition:
-    """One ``CptyPos``: our bilateral figures with participant ``cpty`` (clearing.md §4)."""
+    """One ``CptyPos``: our bilateral figures with participant ``cpty`` (docs/clearing-link.md
+    §4)."""
 
     cpty: str
     figures: Figures
@@ -141,7 +143,7 @@ class CptyPosition:
 
 @dataclass(frozen=True, slots=True)
 class NettingNotice:
-    """A ``beps.netting`` round result: one position per counterparty (clearing.md §4)."""
+    """A ``beps.netting`` round result: one position per counterparty (docs/clearing-link.md §4)."""
 
     work_date: date
     round_no: int
@@ -154,7 +156,7 @@ class NettingNotice:
 
 
 def build_netting(notice: NettingNotice) -> etree._Element:
-    """The ``<NetgNtfctn xmlns="urn:clearing:1">`` Document (clearing.md §4).
+    """The ``<NetgNtfctn xmlns="urn:clearing:1">`` Document (docs/clearing-link.md §4).
 
     ``Net`` is written from the figures (CdtSum − DbtSum), so a built notice
     is always consistent.  At least one position, one per counterparty.
@@ -226,7 +228,8 @@ def parse_netting(document: etree._Element) -> NettingNotice:
 
 @dataclass(frozen=True, slots=True)
 class SettlementNotice:
-    """A ``beps.settle``: round ``round_no``'s net position was settled (clearing.md §4)."""
+    """A ``beps.settle``: round ``round_no``'s net position was settled (docs/clearing-link.md
+    §4)."""
 
     work_date: date
     round_no: int
@@ -234,7 +237,7 @@ class SettlementNotice:
 
 
 def build_settlement(notice: SettlementNotice) -> etree._Element:
-    """The ``<SttlmNtfctn xmlns="urn:clearing:1">`` Document (clearing.md §4)."""
+    """The ``<SttlmNtfctn xmlns="urn:clearing:1">`` Document (docs/clearing-link.md §4)."""
     doc = new_document(NS_CLR, "SttlmNtfctn")
     _sub(doc, "WorkDt", notice.work_date.isoformat())
     _sub(doc, "Round", _format_round(notice.round_no))
@@ -257,7 +260,8 @@ def parse_settlement(document: etree._Element) -> SettlementNotice:
 
 @dataclass(frozen=True, slots=True)
 class InquiryDoc:
-    """A ``ccms.314`` inquiry (业务查询) about transfer ``orgnl_tx_id`` (clearing.md §4)."""
+    """A ``ccms.314`` inquiry (业务查询) about transfer ``orgnl_tx_id`` (docs/clearing-link.md
+    §4)."""
 
     inq_id: str
     orgnl_msg_id: str
@@ -267,7 +271,7 @@ class InquiryDoc:
 
 @dataclass(frozen=True, slots=True)
 class ReplyDoc:
-    """A ``ccms.315`` reply (业务查复) to inquiry ``inq_id`` (clearing.md §4)."""
+    """A ``ccms.315`` reply (业务查复) to inquiry ``inq_id`` (docs/clearing-link.md §4)."""
 
     inq_id: str
     text: str
@@ -281,7 +285,7 @@ def _check_inquiry(inq: InquiryDoc) -> None:
 
 
 def build_inquiry(inquiry: InquiryDoc) -> etree._Element:
-    """The ``<Inqry xmlns="urn:clearing:1">`` Document (clearing.md §4)."""
+    """The ``<Inqry xmlns="urn:clearing:1">`` Document (docs/clearing-link.md §4)."""
     _check_inquiry(inquiry)
     doc = new_document(NS_CLR, "Inqry")
     _sub(doc, "InqId", inquiry.inq_id)
@@ -305,7 +309,7 @@ def parse_inquiry(document: etree._Element) -> InquiryDoc:
 
 
 def build_reply(reply: ReplyDoc) -> etree._Element:
-    """The ``<Rply xmlns="urn:clearing:1">`` Document (clearing.md §4)."""
+    """The ``<Rply xmlns="urn:clearing:1">`` Document (docs/clearing-link.md §4)."""
     doc = new_document(NS_CLR, "Rply")
     _sub(doc, "InqId", _check_text(reply.inq_id, MAX_INQ_ID_LEN, "InqId"))
     _sub(doc, "Text", _check_text(reply.text, MAX_TEXT_LEN, "Text"))

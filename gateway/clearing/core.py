@@ -1,4 +1,4 @@
-"""The core banking link (clearing.md §5): balance queries and account checks over MQTT 5.
+"""The core banking link (docs/clearing-link.md §5): balance queries and account checks over MQTT 5.
 
 Requests go to ``core/req`` (configurable) as small unsigned XML documents in
 namespace ``urn:core:1``; each is an MQTT 5 request (PUBLISH QoS 1 with the
@@ -76,7 +76,8 @@ _T = TypeVar("_T")
 
 
 class CoreTimeout(Exception):
-    """No answer within ``timeout`` (clearing.md §5): BAL → 6001, an incoming credit waits."""
+    """No answer within ``timeout`` (docs/clearing-link.md §5): BAL → 6001, an incoming credit
+    waits."""
 
 
 def _check_level(value: str, what: str) -> None:
@@ -91,17 +92,17 @@ def _check_topic(value: str, what: str) -> None:
 
 @dataclass(frozen=True)
 class CoreConfig:
-    """Settings of the core banking link (clearing.md §5); validated on construction."""
+    """Settings of the core banking link (docs/clearing-link.md §5); validated on construction."""
 
     broker_url: str
-    """``mqtt://host:port`` or ``mqtts://host:port`` (clearing.md §1)."""
+    """``mqtt://host:port`` or ``mqtts://host:port`` (docs/clearing-link.md §1)."""
     client_id: str
     node: str
     """This node's response topic suffix: answers come on ``<response_prefix>/<node>``."""
     request_topic: str = "core/req"
     response_prefix: str = "core/rsp"
     timeout: float = 3.0
-    """clearing.md §5 ``core.timeout``: seconds a request waits, connection included."""
+    """docs/clearing-link.md §5 ``core.timeout``: seconds a request waits, connection included."""
     tls_context: ssl.SSLContext | None = None
     """For ``mqtts://``; None: the system's trust store, no client certificate."""
     max_pending: int = 1_000
@@ -168,7 +169,7 @@ def _consume(task: asyncio.Task[Any]) -> None:
 
 
 class CoreLink:
-    """Requests to the core banking system and their answers (clearing.md §5).
+    """Requests to the core banking system and their answers (docs/clearing-link.md §5).
 
     ``run()`` is the long-lived task; :meth:`balance` and
     :meth:`check_account` may be called from any task, before or while the
@@ -209,7 +210,7 @@ class CoreLink:
     # -- requests ----------------------------------------------------------------
 
     async def balance(self, acct: str) -> BalanceAnswer:
-        """Ask for the balance of ``acct``: ``BalQry`` → ``BalRsp`` (clearing.md §5).
+        """Ask for the balance of ``acct``: ``BalQry`` → ``BalRsp`` (docs/clearing-link.md §5).
 
         Raises :class:`CoreTimeout` when no answer came within ``timeout``
         and :class:`CoreError` when the answer was unusable.
@@ -218,7 +219,8 @@ class CoreLink:
         return self._parsed(parse_bal_rsp, data, acct)
 
     async def check_account(self, acct: str, name: str) -> str:
-        """``AcctCheck`` → ``"MATCH"``, ``"MISMATCH"`` or ``"UNKNOWN"`` (clearing.md §5, §6)."""
+        """``AcctCheck`` → ``"MATCH"``, ``"MISMATCH"`` or ``"UNKNOWN"`` (docs/clearing-link.md §5,
+        §6)."""
         data = await self._ask("account_check", build_acct_check(acct, name))
         return self._parsed(parse_acct_check_rsp, data, acct)
 

@@ -1,4 +1,4 @@
-"""The core banking link's documents (clearing.md §5), sans-IO.
+"""The core banking link's documents (docs/clearing-link.md §5), sans-IO.
 
 Requests and answers are small unsigned XML documents in namespace
 ``urn:core:1``: ``BalQry``/``BalRsp`` and ``AcctCheck``/``AcctCheckRsp``.
@@ -21,18 +21,19 @@ from lxml import etree
 from gateway.clearing.envelope import new_document, parse_message, serialize
 
 NS_CORE: Final = "urn:core:1"
-"""clearing.md §5: the namespace of every core link document."""
+"""docs/clearing-link.md §5: the namespace of every core link document."""
 
 BAL_RESULTS: Final = ("OK", "UNKNOWN")
 CHECK_RESULTS: Final = ("MATCH", "MISMATCH", "UNKNOWN")
 
 MAX_DOCUMENT_BYTES: Final = 16 * 1024
-"""The documents of clearing.md §5 are a few hundred bytes; anything far bigger is refused."""
+"""The documents of docs/clearing-link.md §5 are a few hundred bytes; anything far bigger is
+refused."""
 
 MAX_NAME_CHARS: Final = 140
 """An account name as it can arrive in an incoming credit (pacs.008 ``Nm``, Max140Text)."""
 
-_ACCT = re.compile(r"[0-9A-Za-z]{1,32}")  # corplink.md §4: account numbers
+_ACCT = re.compile(r"[0-9A-Za-z]{1,32}")  # docs/protocol.md §4: account numbers
 _CCY = re.compile(r"[A-Z]{3}")
 _AMOUNT = re.compile(r"-?[0-9]{1,18}\.[0-9]{2}")  # two decimals; negative: overdraft
 _CENT = Decimal("0.01")
@@ -80,14 +81,15 @@ def _document(root_name: str, *fields: tuple[str, str]) -> bytes:
 
 
 def check_acct(acct: str) -> str:
-    """``acct`` if it is ``[0-9A-Za-z]{1,32}`` (corplink.md §4), else ``ValueError``."""
+    """``acct`` if it is ``[0-9A-Za-z]{1,32}`` (docs/protocol.md §4), else ``ValueError``."""
     if not _ACCT.fullmatch(acct):
         raise ValueError("core link: account number must be [0-9A-Za-z]{1,32}")
     return acct
 
 
 def format_amount(value: Decimal) -> str:
-    """Two decimals exactly (clearing.md §5); a value with more is refused, not rounded."""
+    """Two decimals exactly (docs/clearing-link.md §5); a value with more is refused, not
+    rounded."""
     if value != value.quantize(_CENT):
         raise ValueError("core link: amounts carry at most two decimals")
     text = f"{value.quantize(_CENT):f}"
@@ -97,7 +99,7 @@ def format_amount(value: Decimal) -> str:
 
 
 def build_bal_qry(acct: str) -> bytes:
-    """``<BalQry xmlns="urn:core:1"><Acct>…</Acct></BalQry>`` (clearing.md §5)."""
+    """``<BalQry xmlns="urn:core:1"><Acct>…</Acct></BalQry>`` (docs/clearing-link.md §5)."""
     return _document("BalQry", ("Acct", check_acct(acct)))
 
 

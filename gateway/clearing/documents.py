@@ -1,4 +1,4 @@
-"""The clearing link's documents in one import (clearing.md §2-§4), sans-IO.
+"""The clearing link's documents in one import (docs/clearing-link.md §2-§4), sans-IO.
 
 The code lives in two modules of one concern each: ``envelope`` (the
 ``ClrMsg`` envelope, the ccms.990 receipt, MsgIds, topics, the hardened

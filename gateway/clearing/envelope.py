@@ -1,8 +1,8 @@
-"""The clearing link's envelope, receipt and topics (clearing.md §2-§4), sans-IO.
+"""The clearing link's envelope, receipt and topics (docs/clearing-link.md §2-§4), sans-IO.
 
 Every clearing message is a ``ClrMsg`` (namespace ``urn:clearing:1``): a
 ``Hdr`` with MsgTp, MsgId, Sndr, Rcvr, CreDtTm and WorkDt, then exactly one
-Document element, then the enveloped ``ds:Signature`` (clearing.md §3).  This
+Document element, then the enveloped ``ds:Signature`` (docs/clearing-link.md §3).  This
 module builds and reads the unsigned part; signing and verification are
 ``gateway.keys.xmldsig``'s job, and ``parse_envelope`` reads only a tree that
 verification already produced (the Signature removed).
@@ -24,31 +24,33 @@ from gateway.model import Engine
 
 NS_CLR: Final = "urn:clearing:1"
 
-#: clearing.md §3: an envelope MsgId is at most 35 characters.
+#: docs/clearing-link.md §3: an envelope MsgId is at most 35 characters.
 MAX_MSG_ID_LEN: Final = 35
-#: clearing.md §3: sender participant (12 digits) + yyyymmdd + sequence; we use 10 digits.
+#: docs/clearing-link.md §3: sender participant (12 digits) + yyyymmdd + sequence; we use 10 digits.
 MSG_ID_SEQ_DIGITS: Final = 10
 #: Largest message the hardened parser accepts.  A BEPS package of 50,000
-#: items (corplink.md §4 batch limit) is ~40 MB; anything bigger is hostile.
+#: items (docs/protocol.md §4 batch limit) is ~40 MB; anything bigger is hostile.
 MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024
 
-#: clearing.md §4: the Document each engine's outbound transfers travel in.
+#: docs/clearing-link.md §4: the Document each engine's outbound transfers travel in.
 MSG_TP_FOR_ENGINE: Final[dict[Engine, str]] = {
     Engine.INTRA: "intra.111",
     Engine.HVPS: "hvps.111",
     Engine.BEPS: "beps.121",
 }
 CREDIT_MSG_TPS: Final = frozenset(MSG_TP_FOR_ENGINE.values())
-"""Payment MsgTps that, arriving on a ``/in`` topic, are incoming credits (clearing.md §6)."""
+"""Payment MsgTps that, arriving on a ``/in`` topic, are incoming credits (docs/clearing-link.md
+§6)."""
 MSG_TP_BEPS_DEBIT: Final = "beps.127"
 MSG_TP_RECEIPT: Final = "ccms.990"
 MSG_TP_STATUS: Final = "ccms.900"
 
 _PARTICIPANT = re.compile(r"[0-9]{12}")
-#: clearing.md §3 / routing.md §1: a 12-digit participant or a 6-digit internal branch code.
+#: docs/clearing-link.md §3 / docs/routing-rules.md §1: a 12-digit participant or a 6-digit
+#: internal branch code.
 _SNDR_RCVR = re.compile(r"[0-9]{12}|[0-9]{6}")
 _MSG_TP = re.compile(r"[a-z]+\.[a-z0-9]+")
-#: clearing.md §3: MsgId is at most 35 characters; we allow the CorpLink MsgId alphabet.
+#: docs/clearing-link.md §3: MsgId is at most 35 characters; we allow the CorpLink MsgId alphabet.
 _MSG_ID = re.compile(r"[A-Za-z0-9-]{1,35}")
 _HDR_FIELDS: Final = ("MsgTp", "MsgId", "Sndr", "Rcvr", "CreDtTm", "WorkDt")
 
@@ -72,13 +74,13 @@ def out_sequence(d: date) -> str:
 
     Engines and correspondence (ccms.314 / ccms.315) draw from the same one, and
     the MsgId must carry the same date as the sequence it was drawn from, or
-    two days' numbers could meet in one MsgId (clearing.md §1: one MsgId per message).
+    two days' numbers could meet in one MsgId (docs/clearing-link.md §1: one MsgId per message).
     """
     return f"out-{d:%Y%m%d}"
 
 
 def out_msg_id(participant: str, d: date, seq: int) -> str:
-    """The envelope MsgId: participant + yyyymmdd + 10-digit sequence (clearing.md §3).
+    """The envelope MsgId: participant + yyyymmdd + 10-digit sequence (docs/clearing-link.md §3).
 
     30 characters, within the 35 the envelope allows.  Raises ``ValueError``
     for a participant that is not 12 digits or a sequence outside 0..10^10-1.
@@ -91,12 +93,12 @@ def out_msg_id(participant: str, d: date, seq: int) -> str:
 
 
 def out_topic(prefix: str, engine: Engine) -> str:
-    """Gateway → clearing system topic for ``engine`` (clearing.md §2)."""
+    """Gateway → clearing system topic for ``engine`` (docs/clearing-link.md §2)."""
     return f"{prefix}/{engine.value.lower()}/out"
 
 
 def in_topic(prefix: str, engine: Engine) -> str:
-    """Clearing system → gateway topic for ``engine`` (clearing.md §2)."""
+    """Clearing system → gateway topic for ``engine`` (docs/clearing-link.md §2)."""
     return f"{prefix}/{engine.value.lower()}/in"
 
 
@@ -118,7 +120,7 @@ def engine_of_topic(prefix: str, topic: str) -> Engine | None:
 
 
 def format_datetime(value: datetime) -> str:
-    """ISO 8601 with milliseconds and the UTC offset, as in clearing.md §3's example."""
+    """ISO 8601 with milliseconds and the UTC offset, as in docs/clearing-link.md §3's example."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("timestamps on the clearing link carry a UTC offset")
     return value.isoformat(timespec="milliseconds")
@@ -192,7 +194,7 @@ def _is_whitespace(text: str | None) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """A verified ClrMsg: its header and its Document element (clearing.md §3)."""
+    """A verified ClrMsg: its header and its Document element (docs/clearing-link.md §3)."""
 
     msg_tp: str
     msg_id: str
@@ -225,7 +227,7 @@ def build_envelope(
 ) -> etree._Element:
     """An unsigned ``ClrMsg`` holding ``document`` (moved into the new tree).
 
-    clearing.md §3.  The caller signs the result with
+    docs/clearing-link.md §3.  The caller signs the result with
     ``gateway.keys.xmldsig.sign_enveloped`` before publishing it.
     """
     _check_header(msg_tp, msg_id, sndr, rcvr)
@@ -241,7 +243,7 @@ def build_envelope(
 def parse_envelope(root: etree._Element) -> Envelope:
     """Read a verified ``ClrMsg`` (Signature already removed by verification).
 
-    clearing.md §3: the root is ``ClrMsg`` with exactly a ``Hdr`` (the six
+    docs/clearing-link.md §3: the root is ``ClrMsg`` with exactly a ``Hdr`` (the six
     fields, in order) and one Document element.  Raises ``ValueError`` with a
     short reason on anything else.
     """
@@ -279,7 +281,7 @@ def serialize(root: etree._Element) -> bytes:
 
 
 def hardened_parser() -> etree.XMLParser:
-    """A parser that resolves nothing: no entities, no DTD, no network (FACTS.md)."""
+    """A parser that resolves nothing: no entities, no DTD, no network (docs/architecture.md §9)."""
     return etree.XMLParser(
         resolve_entities=False,
         no_network=True,
@@ -296,7 +298,7 @@ def parse_message(data: bytes, parser: etree.XMLParser | None = None) -> etree._
     """Parse one message from the link: UTF-8 only, no DOCTYPE, size-capped.
 
     Raises ``ValueError`` with a short reason.  Verification comes next; this
-    only makes sure nothing is resolved or mis-decoded on the way (FACTS.md:
+    only makes sure nothing is resolved or mis-decoded on the way (docs/architecture.md §9:
     a latin-1 declaration over UTF-8 bytes silently garbles text).
     """
     if len(data) > MAX_MESSAGE_BYTES:
@@ -320,14 +322,15 @@ def parse_message(data: bytes, parser: etree.XMLParser | None = None) -> etree._
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    """A ccms.990: the clearing system received message ``orgnl_msg_id`` (clearing.md §4)."""
+    """A ccms.990: the clearing system received message ``orgnl_msg_id`` (docs/clearing-link.md
+    §4)."""
 
     orgnl_msg_id: str
     received: datetime
 
 
 def build_receipt(orgnl_msg_id: str, received: datetime) -> etree._Element:
-    """The ccms.990 Document ``<Rcpt xmlns="urn:clearing:1">`` (clearing.md §4)."""
+    """The ccms.990 Document ``<Rcpt xmlns="urn:clearing:1">`` (docs/clearing-link.md §4)."""
     if not 1 <= len(orgnl_msg_id) <= MAX_MSG_ID_LEN:
         raise ValueError("OrgnlMsgId length")
     rcpt = new_document(NS_CLR, "Rcpt")

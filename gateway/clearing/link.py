@@ -1,6 +1,6 @@
 """The MQTT clearing link: one connection to the clearing broker, kept up forever.
 
-clearing.md §1 fixes the transport: MQTT 5 (3.1.1 where the broker lacks 5),
+docs/clearing-link.md §1 fixes the transport: MQTT 5 (3.1.1 where the broker lacks 5),
 every publish QoS 1 and not retained, a message is SENT only once the
 broker's PUBACK arrived, the gateway's subscriptions live in a persistent
 session (clean start off, session expiry ≥ 24 h) and, with several gateway
@@ -8,12 +8,12 @@ nodes, inbound topics are consumed through ``$share/gateway/...``.  §2 adds
 the MQTT 5 user properties ``MsgTp`` and ``MsgId`` on every publish.
 
 What this module deliberately does *not* do: keep messages in memory.  The
-journal is the outbox (DESIGN.md principle 1): :meth:`ClearingLink.publish`
+journal is the outbox (docs/architecture.md §7, principle 1): :meth:`ClearingLink.publish`
 either returns after a successful PUBACK or raises :class:`PublishFailed`,
-and the caller re-sends later under the same MsgId (clearing.md §1).
+and the caller re-sends later under the same MsgId (docs/clearing-link.md §1).
 
 aiomqtt 2.5 neither reconnects, nor reports the MQTT 5 PUBACK reason code,
-nor offers manual acknowledgement of inbound messages (FACTS.md "MQTT").
+nor offers manual acknowledgement of inbound messages (docs/architecture.md §9 "MQTT").
 :class:`_LinkClient` adds the last two on top of the paho client that
 aiomqtt wraps (the reason code through
 :class:`gateway.clearing.mqtt_client.PubackClient`, shared with the clearing
@@ -26,7 +26,7 @@ reconnect loop, with a fresh client per connection so that no paho state
 the next one.
 
 Request/response (``core/req`` with a response topic and correlation data,
-clearing.md §2/§5) is meant to plug in at two seams: :meth:`ClearingLink._publish`
+docs/clearing-link.md §2/§5) is meant to plug in at two seams: :meth:`ClearingLink._publish`
 takes a ready ``Properties`` object (add ``ResponseTopic`` and
 ``CorrelationData``), and the inbound handler is where a reply would be
 matched to its waiting future.
@@ -66,10 +66,12 @@ InboundHandler = Callable[[str, bytes, dict[str, str]], Awaitable[None]]
 """``(topic, payload, user properties)``; the message is acknowledged after it returns."""
 
 SHARE_GROUP = "gateway"
-"""clearing.md §1: several gateway nodes consume inbound topics as ``$share/gateway/...``."""
+"""docs/clearing-link.md §1: several gateway nodes consume inbound topics as
+``$share/gateway/...``."""
 
 MIN_SESSION_EXPIRY = 86_400
-"""clearing.md §1: the persistent session must outlive a disconnection of at least 24 h."""
+"""docs/clearing-link.md §1: the persistent session must outlive a disconnection of at least 24
+h."""
 
 _DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 _PUBACK_FAILURE = 0x80  # MQTT 5 §2.4: reason codes >= 0x80 are failures
@@ -80,7 +82,7 @@ class PublishFailed(Exception):
     """The broker did not confirm the publish: outcome unknown, or refused.
 
     The caller keeps the message in the journal and retries it later under the
-    same MsgId (clearing.md §1).  ``reason`` is a bounded word for metrics and
+    same MsgId (docs/clearing-link.md §1).  ``reason`` is a bounded word for metrics and
     logs (``not_connected``, ``timeout``, ``disconnected``, ``refused``,
     ``queue_full``); ``reason_code`` is the MQTT 5 PUBACK reason code when the
     broker refused the message.
@@ -97,18 +99,19 @@ class LinkConfig:
     """Settings of one clearing link; validated on construction."""
 
     url: str
-    """``mqtt://host:port`` or ``mqtts://host:port`` (clearing.md §1)."""
+    """``mqtt://host:port`` or ``mqtts://host:port`` (docs/clearing-link.md §1)."""
     client_id: str
     """Names the persistent session on the broker: one per gateway node."""
     subscriptions: tuple[str, ...]
     """Topic filters, e.g. ``("clearing/+/in",)``."""
     shared: bool = False
-    """Prefix each filter with ``$share/gateway/`` (clearing.md §1, several nodes)."""
+    """Prefix each filter with ``$share/gateway/`` (docs/clearing-link.md §1, several nodes)."""
     session_expiry: int = MIN_SESSION_EXPIRY
-    """MQTT 5 Session Expiry Interval in seconds; ≥ 24 h (clearing.md §1)."""
+    """MQTT 5 Session Expiry Interval in seconds; ≥ 24 h (docs/clearing-link.md §1)."""
     keepalive: int = 30
     max_inflight: int = 100
-    """paho's QoS 1 window; 20 to 100 was the sweet spot on a local mosquitto (FACTS.md)."""
+    """paho's QoS 1 window; 20 to 100 was the sweet spot on a local mosquitto (docs/architecture.md
+    §9)."""
     max_queued: int = 10_000
     """Publishes paho may hold beyond the in-flight window before refusing (``queue_full``)."""
     receive_maximum: int = 100
@@ -121,7 +124,7 @@ class LinkConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     protocol: int = 5
-    """5, or 4 for MQTT 3.1.1 brokers (clearing.md §1)."""
+    """5, or 4 for MQTT 3.1.1 brokers (docs/clearing-link.md §1)."""
     handler_attempts: int = 3
     """Tries of the inbound handler per message before it is given up (acknowledged)."""
     inbound_window: int = 100
@@ -138,7 +141,8 @@ class LinkConfig:
             raise ValueError("clearing link: protocol must be 5 or 4 (3.1.1)")
         if self.session_expiry < MIN_SESSION_EXPIRY:
             raise ValueError(
-                f"clearing link: session_expiry must be >= {MIN_SESSION_EXPIRY} s (clearing.md §1)"
+                f"clearing link: session_expiry must be >= {MIN_SESSION_EXPIRY} s"
+                " (docs/clearing-link.md §1)"
             )
         if not 1 <= self.receive_maximum <= 65_535:
             raise ValueError("clearing link: receive_maximum must be within 1..65535")
@@ -188,7 +192,7 @@ def parse_url(url: str) -> tuple[str, str, int]:
     """``(scheme, host, port)`` of an ``mqtt://`` / ``mqtts://`` URL.
 
     Credentials, paths and queries are refused rather than ignored: the link
-    authenticates with client certificates (clearing.md §1), and a URL
+    authenticates with client certificates (docs/clearing-link.md §1), and a URL
     that silently drops a part would connect somewhere other than intended.
     """
     parts = urlsplit(url)
@@ -211,7 +215,7 @@ class _LinkClient(PubackClient):
     """aiomqtt's client plus PUBACK reason codes and manual acknowledgement.
 
     aiomqtt 2.5's ``publish()`` drops the reason code that paho hands to
-    ``on_publish`` (FACTS.md: a refused QoS 1 publish "succeeds"), and it lets
+    ``on_publish`` (docs/architecture.md §9: a refused QoS 1 publish "succeeds"), and it lets
     paho acknowledge an inbound QoS 1 message as soon as it is queued, before
     anyone handled it.  Here the PUBACK reason code resolves a future per
     packet id (:class:`PubackClient`), every pending future fails the moment
@@ -335,16 +339,19 @@ class ClearingLink:
     # -- outbound --------------------------------------------------------------
 
     async def publish(self, topic: str, payload: bytes, *, msg_tp: str, msg_id: str) -> None:
-        """Publish QoS 1, not retained, with user properties MsgTp/MsgId (clearing.md §1, §2).
+        """Publish QoS 1, not retained, with user properties MsgTp/MsgId (docs/clearing-link.md §1,
+        §2).
 
         Returns only after a successful PUBACK (the message is then SENT).
         Raises :class:`PublishFailed` when the link is down (nothing is
         queued in memory), on timeout, on disconnect, or when the broker's
-        PUBACK carries a failure reason code (FACTS.md: aiomqtt would call
+        PUBACK carries a failure reason code (docs/architecture.md §9: aiomqtt would call
         that a success).  Under MQTT 3.1.1 there are no user properties.
         """
         if not msg_tp or not msg_id:
-            raise ValueError("clearing link: msg_tp and msg_id are required (clearing.md §2)")
+            raise ValueError(
+                "clearing link: msg_tp and msg_id are required (docs/clearing-link.md §2)"
+            )
         props: Properties | None = None
         if self._config.protocol == 5:
             props = _properties(PacketTypes.PUBLISH)

@@ -1,9 +1,9 @@
 """An aiomqtt client that hands back the PUBACK reason code of each QoS 1 publish.
 
-clearing.md §1: a message is SENT only once the broker's PUBACK arrived.
+docs/clearing-link.md §1: a message is SENT only once the broker's PUBACK arrived.
 With MQTT 5 a PUBACK can carry a failure reason code (e.g. 0x87 not
 authorised), and aiomqtt 2.5's ``publish()`` drops it and returns normally
-(FACTS.md "MQTT"): a refused publish would pass for a sent one.
+(docs/architecture.md §9 "MQTT"): a refused publish would pass for a sent one.
 :class:`PubackClient` resolves a future per packet id from paho's
 ``on_publish`` instead, so the caller sees the code and decides what a
 failure means (the gateway's clearing link and the clearing simulator both
@@ -68,7 +68,7 @@ class PubackClient(aiomqtt.Client):
     async def publish_qos1(
         self, topic: str, payload: bytes, properties: Properties | None, timeout: float
     ) -> ReasonCode | None:
-        """Publish QoS 1, not retained (clearing.md §1); return the PUBACK's reason code.
+        """Publish QoS 1, not retained (docs/clearing-link.md §1); return the PUBACK's reason code.
 
         Raises :class:`PublishNotSent` when paho would not send it, and
         ``TimeoutError`` when no PUBACK came within ``timeout`` seconds.

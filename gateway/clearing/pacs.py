@@ -1,7 +1,8 @@
-"""ISO 20022 Documents of the clearing link: pacs.008, pacs.003, pacs.002 (clearing.md §4).
+"""ISO 20022 Documents of the clearing link: pacs.008, pacs.003, pacs.002 (docs/clearing-link.md
+§4).
 
 Sans-IO.  ``build_pacs008`` (hvps.111, beps.121, intra.111) follows the field
-mapping of clearing.md §4 exactly; ``build_pacs003`` (the beps.127 debit
+mapping of docs/clearing-link.md §4 exactly; ``build_pacs003`` (the beps.127 debit
 package) carries the same fields with creditor and debtor turned round (see
 its docstring); ``build_payment_document`` picks one by MsgTp.  They produce
 Documents that validate against the official ``pacs.008.001.08`` and
@@ -45,14 +46,14 @@ NS_PACS003: Final = "urn:iso:std:iso:20022:tech:xsd:pacs.003.001.08"
 PACS008_NAME: Final = "pacs.008.001.08"
 PACS003_NAME: Final = "pacs.003.001.08"
 
-#: clearing.md §4: agents are identified in the CNAPS clearing system.
+#: docs/clearing-link.md §4: agents are identified in the CNAPS clearing system.
 CLEARING_SYSTEM: Final = "CNAPS"
-#: clearing.md §4: settlement through the clearing system.
+#: docs/clearing-link.md §4: settlement through the clearing system.
 SETTLEMENT_METHOD: Final = "CLRG"
 #: pacs.008 and pacs.003 require ChrgBr; SLEV (service level) is the neutral value
 #: for domestic clearing.
 CHARGE_BEARER: Final = "SLEV"
-#: corplink.md §4: the gateway moves CNY only.
+#: docs/protocol.md §4: the gateway moves CNY only.
 CURRENCY: Final = "CNY"
 
 #: ISO 20022 ``Max35Text``, ``Max34Text``, ``Max140Text``, ``Max105Text``.
@@ -65,7 +66,7 @@ MAX_REASON_CODE: Final = 4
 #: ``ActiveCurrencyAndAmount``: at most 18 digits in total.
 MAX_AMOUNT_DIGITS: Final = 18
 
-#: clearing.md §4: the per-transaction statuses of a ccms.900.
+#: docs/clearing-link.md §4: the per-transaction statuses of a ccms.900.
 TX_STATUSES: Final = frozenset({"ACSC", "ACSP", "RJCT"})
 
 _CENT = Decimal("0.01")
@@ -122,7 +123,7 @@ def _sub(parent: etree._Element, ns: str, name: str, text: str | None = None) ->
 
 @dataclass(frozen=True, slots=True)
 class GroupHeader:
-    """``GrpHdr`` of a pacs.008 or pacs.003 as read back (clearing.md §4)."""
+    """``GrpHdr`` of a pacs.008 or pacs.003 as read back (docs/clearing-link.md §4)."""
 
     msg_id: str
     nb_of_txs: int
@@ -134,7 +135,7 @@ class GroupHeader:
 
 @dataclass(frozen=True, slots=True)
 class _Tx:
-    """The fields clearing.md §4 maps, in ISO 20022 terms (debtor: the party debited)."""
+    """The fields docs/clearing-link.md §4 maps, in ISO 20022 terms (debtor: the party debited)."""
 
     end_to_end_id: str
     tx_id: str | None
@@ -188,7 +189,7 @@ def _package(
     """``Document`` and its message element with the ``GrpHdr`` both Documents share.
 
     ``NbOfTxs``, ``CtrlSum`` and ``TtlIntrBkSttlmAmt`` are exact sums of the
-    items (clearing.md §4, routing.md §5); ``IntrBkSttlmDt`` is the work date.
+    items (docs/clearing-link.md §4, docs/routing-rules.md §5); ``IntrBkSttlmDt`` is the work date.
     """
     if not items:
         raise ValueError(f"a {label} needs at least one transaction")
@@ -232,7 +233,7 @@ def build_pacs008(
     items: Sequence[QueuedItem],
     debtor_agent: str,
 ) -> etree._Element:
-    """The pacs.008.001.08 ``Document`` for ``items`` (clearing.md §4 field mapping).
+    """The pacs.008.001.08 ``Document`` for ``items`` (docs/clearing-link.md §4 field mapping).
 
     One ``CdtTrfTxInf`` per item, in order; ``GrpHdr/NbOfTxs``, ``CtrlSum``
     and ``TtlIntrBkSttlmAmt`` are exact sums.  ``debtor_agent`` is the bank's
@@ -259,9 +260,9 @@ def build_pacs003(
     items: Sequence[QueuedItem],
     creditor_agent: str,
 ) -> etree._Element:
-    """The pacs.003.001.08 ``Document`` of a beps.127 debit package (clearing.md §4).
+    """The pacs.003.001.08 ``Document`` of a beps.127 debit package (docs/clearing-link.md §4).
 
-    A debit (truncated cheque, routing.md §3) is collected *by* our
+    A debit (truncated cheque, docs/routing-rules.md §3) is collected *by* our
     corporate, so the roles turn round against pacs.008: the Transfer's
     payer (the corporate's enrolled account) is ``Cdtr``/``CdtrAcct`` with
     ``CdtrAgt`` = ``creditor_agent``, our 12-digit participant; its payee
@@ -295,7 +296,8 @@ def build_payment_document(
     items: Sequence[QueuedItem],
     sender: str,
 ) -> etree._Element:
-    """The Document clearing.md §4 assigns to ``msg_tp``: pacs.003 for beps.127, else pacs.008.
+    """The Document docs/clearing-link.md §4 assigns to ``msg_tp``: pacs.003 for beps.127, else
+    pacs.008.
 
     ``sender`` is our participant: the debtor agent of a credit, the creditor
     agent of a debit.  ``ValueError`` for a type that carries no payment.
@@ -374,7 +376,7 @@ def _parse_package(
 
 
 def parse_pacs008(document: etree._Element) -> tuple[GroupHeader, list[CreditTx]]:
-    """Read a pacs.008.001.08 Document per clearing.md §4's mapping.
+    """Read a pacs.008.001.08 Document per docs/clearing-link.md §4's mapping.
 
     Checks that ``NbOfTxs``, ``CtrlSum`` and ``TtlIntrBkSttlmAmt`` (when
     present) agree with the transactions.  ``ValueError`` with a short reason.
@@ -424,7 +426,7 @@ def build_pacs002(
     group_status: str | None = None,
     group_reason_code: str | None = None,
 ) -> etree._Element:
-    """The ccms.900 Document: pacs.002.001.10 (clearing.md §4).
+    """The ccms.900 Document: pacs.002.001.10 (docs/clearing-link.md §4).
 
     ``OrgnlGrpInfAndSts/OrgnlMsgId`` names the answered envelope MsgId; one
     ``TxInfAndSts`` per result with ``OrgnlEndToEndId``/``OrgnlTxId``,

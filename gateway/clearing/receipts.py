@@ -2,9 +2,9 @@
 
 Every inbound message is verified against the configured clearing-system
 certificates; one that fails is dropped, counted and logged, never acted on
-(clearing.md §3).  ``ccms.990`` marks the outbound message ACKED;
+(docs/clearing-link.md §3).  ``ccms.990`` marks the outbound message ACKED;
 ``ccms.900`` (pacs.002) settles or rejects its items.  Both may arrive more
-than once (at-least-once delivery, clearing.md §1): the store applies them
+than once (at-least-once delivery, docs/clearing-link.md §1): the store applies them
 idempotently.
 """
 

@@ -1,8 +1,8 @@
 """Keeping one MQTT connection up: reconnect with capped, jittered exponential backoff.
 
-aiomqtt does not reconnect by itself (FACTS.md "MQTT"), so every long-lived
-MQTT client here runs the same loop: the clearing link (clearing.md §1), the
-core link (clearing.md §5) and the simulators that stand in for their peers.
+aiomqtt does not reconnect by itself (docs/architecture.md §9 "MQTT"), so every long-lived
+MQTT client here runs the same loop: the clearing link (docs/clearing-link.md §1), the
+core link (docs/clearing-link.md §5) and the simulators that stand in for their peers.
 A connection that came up resets the backoff; each failed attempt after it
 doubles the wait, from ``low`` up to ``high``.  The jitter (a delay drawn
 between half and all of it) keeps gateway nodes that lost the same broker

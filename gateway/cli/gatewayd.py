@@ -1,6 +1,6 @@
 """``gatewayd``: the daemon's entry point.
 
-Signals map to intents here and only here (STYLE.md habit 4): SIGTERM and
+Signals map to intents here and only here (docs/architecture.md §8, habit 4): SIGTERM and
 SIGINT → graceful drain; a second SIGINT → immediate exit; SIGHUP → reload.
 """
 

@@ -2,8 +2,8 @@
 
 Each subcommand changes files in the keys folder through
 ``gateway.keys.admin`` (validated, atomic), then asks the running daemon to
-reload over the admin socket, so the change bites on the next message
-(issue 4).  When no daemon is running the change simply applies at its next
+reload over the admin socket, so the change bites on the next message.
+When no daemon is running the change simply applies at its next
 start.  Output is a table for people, or JSON with ``--json``.
 
 Exit codes: 0 done (or nothing to do), 1 refused or the daemon's reload
@@ -118,7 +118,8 @@ def _ask(cfg: Config, cmd: dict[str, Any], timeout: float) -> dict[str, Any] | N
 
 
 def _now(cfg: Config) -> datetime:
-    """The daemon's (business) clock when it runs, else the wall clock (routing.md §4)."""
+    """The daemon's (business) clock when it runs, else the wall clock (docs/routing-rules.md
+    §4)."""
     try:
         answer = _ask(cfg, {"op": "status"}, STATUS_TIMEOUT)
     except (TimeoutError, ValueError, TypeError):

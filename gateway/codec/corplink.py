@@ -1,6 +1,6 @@
 """The CorpLink v1 codec: schema checks, typed decode, response rendering.
 
-Stages, in corplink.md §8's order, for a body that ``parse_body`` accepted:
+Stages, in docs/protocol.md §8's order, for a body that ``parse_body`` accepted:
 
 1. ``read_head`` — best-effort TrnCode/CorpId/MsgId, so that any refusal
    from here on can echo them (§8: empty only when the request "could not be
@@ -68,7 +68,7 @@ __all__ = ["BusinessRuleError", "CorpLinkCodec", "PartialHead", "serialize"]
 
 _TRN_CODES: Final = frozenset(code.value for code in TrnCode)
 
-# Request patterns (corplink.md §2), for best-effort echoes before the schema.
+# Request patterns (docs/protocol.md §2), for best-effort echoes before the schema.
 _TRN_TOKEN: Final = re.compile(r"[A-Za-z0-9_]{1,20}")
 _CORP_ID_RE: Final = re.compile(r"[A-Z0-9]{1,20}")
 _MSG_ID_RE: Final = re.compile(r"[A-Za-z0-9-]{1,35}")
@@ -97,7 +97,7 @@ class CorpLinkCodec:
     """Schema validation, decoding and rendering for CorpLink v1.
 
     Holds the compiled XSD (loaded once; lxml validates ~67k small documents
-    per second, FACTS.md).  Not thread-safe in its error reporting (lxml's
+    per second, docs/architecture.md §9).  Not thread-safe in its error reporting (lxml's
     schema error log is per object): give each worker thread or process its
     own codec.
     """
@@ -160,7 +160,7 @@ class CorpLinkCodec:
         """The batch payloads' schema-stage rules (1003, 1004), on a ``validate``d root.
 
         PAYROLL: 1-50,000 items numbered 1..n; PAIN001: the pain.001 document;
-        MT101: the FIN block structure and fields (corplink.md §4, §8).  An
+        MT101: the FIN block structure and fields (docs/protocol.md §4, §8).  An
         amount error (4004) passes here: it is a business rule, answered
         after the credential and replay checks by ``decode``.
         """
@@ -184,7 +184,7 @@ class CorpLinkCodec:
     def decode(self, signed_root: etree._Element, encoding: str) -> Request:
         """The typed request from the verified root (Signature removed).
 
-        Every TrnCode of corplink.md §4 decodes: NTFY, INQ, RPLY and BAL to
+        Every TrnCode of docs/protocol.md §4 decodes: NTFY, INQ, RPLY and BAL to
         ``NotifyPull``, ``Inquiry``, ``Reply`` and ``BalanceQuery`` (their rules
         are all in the XSD, 1003 in ``validate``).  Raises ``BusinessRuleError``
         (4004) for amount rules, in any item of a batch.
@@ -279,7 +279,7 @@ _MISSING_ATTRIBUTE: Final = re.compile(r"The attribute '([^']*)' is required but
 
 
 def _schema_detail(log: etree._ListErrorLog) -> str:
-    """``<element>: <what is wrong>`` for the first schema error (corplink.md §8).
+    """``<element>: <what is wrong>`` for the first schema error (docs/protocol.md §8).
 
     Never echoes a value (it may be an account number) or libxml2's wording.
     """

@@ -1,18 +1,18 @@
-"""Typed decoding of a verified CorpLink request (corplink.md §2, §4, §7).
+"""Typed decoding of a verified CorpLink request (docs/protocol.md §2, §4, §7).
 
 Input is the root that the signature layer handed over: the re-parsed signed
-content with the Signature removed (FACTS.md: business logic sees only the
+content with the Signature removed (docs/architecture.md §9: business logic sees only the
 signed bytes).  It already passed ``CorpLinkCodec.validate`` in its received
 form, so the structure is known; the lookups here still fail closed with 1003
 instead of an ``IndexError`` should that ever not hold.
 
-Amount and currency rules are business rules (4004, corplink.md §4 and §8)
+Amount and currency rules are business rules (4004, docs/protocol.md §4 and §8)
 and run here because this is where the text becomes a ``Decimal``.  §8 puts
 replay and freshness (3001, 3002) *before* business rules, so a 4004 is
 raised as ``BusinessRuleError`` carrying the decoded Head and the digest: the
 pipeline can answer 3001/3002 first and send the 4004 only if those pass.
 
-A PAYROLL ``Batch`` (corplink.md §4) is one request: its structural rules
+A PAYROLL ``Batch`` (docs/protocol.md §4) is one request: its structural rules
 that the XSD cannot say cheaply — at most 50,000 items, ``SeqNo`` exactly
 1..n — are schema rules (1003, ``check_batch``, run in the schema stage
 before the signature), and an amount error in any item refuses the whole
@@ -67,7 +67,7 @@ def q(name: str) -> str:
 CORPLINK: Final = q("CorpLink")
 DS_SIGNATURE: Final = f"{{{DS_NS}}}Signature"
 
-#: The Body element each TrnCode requires (corplink.md §4).
+#: The Body element each TrnCode requires (docs/protocol.md §4).
 BODY_ELEMENT: Final[dict[str, str]] = {
     TrnCode.PAY.value: q("Transfer"),
     TrnCode.PAYROLL.value: q("Batch"),
@@ -81,12 +81,12 @@ BODY_ELEMENT: Final[dict[str, str]] = {
 }
 
 _AMOUNT_TEXT: Final = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,2})?")
-"""corplink.md §4 ``Amount``: ``^[0-9]{1,15}(\\.[0-9]{1,2})?$`` (ASCII digits only)."""
+"""docs/protocol.md §4 ``Amount``: ``^[0-9]{1,15}(\\.[0-9]{1,2})?$`` (ASCII digits only)."""
 
 _E = TypeVar("_E", bound=Enum)
 
 MAX_BATCH_ITEMS: Final = 50_000
-"""corplink.md §4: a ``Batch`` holds 1-50,000 ``Item`` elements (the XSD says
+"""docs/protocol.md §4: a ``Batch`` holds 1-50,000 ``Item`` elements (the XSD says
 ``unbounded``: a maxOccurs of 50,000 would compile a huge automaton)."""
 
 _CENT: Final = Decimal("0.01")
@@ -96,7 +96,7 @@ _CCY: Final = "CNY"
 class BusinessRuleError(GatewayError):
     """A 4xxx refusal found while decoding, with what replay checks need.
 
-    corplink.md §8 orders replay and freshness (3001, 3002) before business
+    docs/protocol.md §8 orders replay and freshness (3001, 3002) before business
     rules (4001-4006).  The pipeline catches this, runs those checks with
     ``head`` and ``digest``, and answers this error only if they pass.  Code
     that does not care still sees a plain ``GatewayError``.
@@ -114,13 +114,13 @@ class BusinessRuleError(GatewayError):
         super().__init__(code, detail)
         self.head = head
         self.digest = digest
-        # The amounts that did decode: the credential checks (2006, corplink.md
+        # The amounts that did decode: the credential checks (2006, docs/protocol.md
         # §6) still see every valid item of a batch, since §8 puts them first.
         self.amounts = amounts
 
 
 def content_digest(head: etree._Element, body: etree._Element) -> str:
-    """SHA-256 hex of exclusive-c14n(Head) ‖ exclusive-c14n(Body) (corplink.md §7).
+    """SHA-256 hex of exclusive-c14n(Head) ‖ exclusive-c14n(Body) (docs/protocol.md §7).
 
     Canonical form makes the digest independent of the wire encoding,
     attribute order and quoting, empty-element syntax, character references
@@ -141,7 +141,7 @@ def _c14n(element: etree._Element) -> bytes:
 
 
 def decode_request(root: etree._Element, encoding: str) -> Request:
-    """Build the typed ``Request`` for a TrnCode with a CorpLink Body (corplink.md §4).
+    """Build the typed ``Request`` for a TrnCode with a CorpLink Body (docs/protocol.md §4).
 
     PAIN001 and MT101 bodies are decoded by ``CorpLinkCodec`` with their own
     codecs; here they are 1004.
@@ -151,7 +151,7 @@ def decode_request(root: etree._Element, encoding: str) -> Request:
 
 
 def decode_parts(root: etree._Element) -> tuple[Head, etree._Element, str]:
-    """The typed Head, the Body's element and the idempotency digest (corplink.md §2, §7)."""
+    """The typed Head, the Body's element and the idempotency digest (docs/protocol.md §2, §7)."""
     if root.tag != CORPLINK:
         raise GatewayError(RetCode.SCHEMA, f"{local_name(root.tag)}: expected CorpLink")
     parts = children(root)
@@ -171,7 +171,7 @@ def decode_parts(root: etree._Element) -> tuple[Head, etree._Element, str]:
 
 
 def decode_body(head: Head, payload: etree._Element, digest: str) -> Body:
-    """The typed Body of every TrnCode but PAIN001 and MT101 (1004 here, corplink.md §4)."""
+    """The typed Body of every TrnCode but PAIN001 and MT101 (1004 here, docs/protocol.md §4)."""
     trn = head.trn_code
     if trn == TrnCode.PAY:
         return _decode_transfer(payload, head, digest)
@@ -263,7 +263,7 @@ def _enum(kind: type[_E], text: str | None, default: _E, name: str) -> _E:
 
 
 def _amount(text: str, ccy: str | None, head: Head, digest: str) -> Decimal:
-    """corplink.md §4 ``Amount``: ``Ccy="CNY"``, the text pattern, and > 0 → else 4004."""
+    """docs/protocol.md §4 ``Amount``: ``Ccy="CNY"``, the text pattern, and > 0 → else 4004."""
     if ccy != _CCY:
         raise BusinessRuleError(
             RetCode.AMOUNT_INVALID, "Amount: currency must be CNY", head=head, digest=digest
@@ -284,7 +284,7 @@ def _amount(text: str, ccy: str | None, head: Head, digest: str) -> Decimal:
 
 
 def check_batch(batch: etree._Element) -> list[tuple[int, etree._Element]]:
-    """PAYROLL's schema rules beyond the XSD (1003, corplink.md §4); returns (SeqNo, Item).
+    """PAYROLL's schema rules beyond the XSD (1003, docs/protocol.md §4); returns (SeqNo, Item).
 
     1-50,000 ``Item`` elements whose ``SeqNo`` are exactly 1..n: the XSD
     already makes each ``SeqNo`` an int in 1..50,000 and unique, so every
@@ -318,7 +318,7 @@ def _seq_no(item: etree._Element) -> int:
 
 
 def _decode_batch(el: etree._Element, head: Head, digest: str) -> Batch:
-    """A PAYROLL ``Batch``: one transfer per ``Item`` from the batch's payer (corplink.md §4).
+    """A PAYROLL ``Batch``: one transfer per ``Item`` from the batch's payer (docs/protocol.md §4).
 
     Amounts are judged for every item; the first error (in document order)
     refuses the batch with 4004 naming its ``SeqNo``, carrying the amounts
@@ -376,12 +376,12 @@ def _decode_status_query(el: etree._Element) -> StatusQuery:
 
 
 DEFAULT_NTFY_MAX: Final = 100
-"""``NotifyPull/Max`` when absent (corplink.md §4 says only "≤ 500")."""
+"""``NotifyPull/Max`` when absent (docs/protocol.md §4 says only "≤ 500")."""
 
 
 def _decode_notify_pull(el: etree._Element) -> NotifyPull:
     """NTFY ``NotifyPull``: ``After`` (a NtfyId, 0 when absent) and ``Max`` (1..500,
-    default 100); the XSD bounds both (corplink.md §4)."""
+    default 100); the XSD bounds both (docs/protocol.md §4)."""
     fields = children(el)
     after = _optional_int(fields, "After")
     limit = _optional_int(fields, "Max")

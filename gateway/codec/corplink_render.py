@@ -1,4 +1,4 @@
-"""Rendering of CorpLink responses and their serialisation (corplink.md §1, §5).
+"""Rendering of CorpLink responses and their serialisation (docs/protocol.md §1, §5).
 
 ``render_response`` builds the unsigned ``CorpLinkRsp`` tree; the caller signs
 it (``gateway.keys.xmldsig.sign_enveloped`` appends ``ds:Signature``) and then
@@ -68,7 +68,7 @@ _BALANCE: Final = q("Balance")
 _BAL: Final = q("Bal")
 _AVAIL: Final = q("Avail")
 
-# What the response schema allows for echoed identifiers (corplink.md §2, §8):
+# What the response schema allows for echoed identifiers (docs/protocol.md §2, §8):
 # anything else is sent as empty rather than producing an invalid response.
 _TRN_ECHO: Final = re.compile(r"[A-Za-z0-9_]{1,20}")
 _CORP_ID_ECHO: Final = re.compile(r"[A-Z0-9]{1,20}")
@@ -85,7 +85,7 @@ _BANK_CODE_RE: Final = re.compile(r"[0-9]{12}|[0-9]{6}")
 _CCY_RE: Final = re.compile(r"[A-Z]{3}")
 _MAX_SEQ_NO: Final = 50_000
 MAX_NTFY: Final = 500
-"""Notifications in one NTFY response: ``Max`` is at most 500 (corplink.md §4)."""
+"""Notifications in one NTFY response: ``Max`` is at most 500 (docs/protocol.md §4)."""
 _MAX_NTFY_ID: Final = 2**63 - 1
 """NtfyId and cursor range in the XSD (a signed 64-bit column)."""
 _MAX_CPTY_ACCT: Final = 34
@@ -103,8 +103,8 @@ _PY_CODEC: Final[dict[str, str]] = {GBK: "gbk", GB18030: "gb18030"}
 
 def format_instant(at: datetime) -> str:
     """Wire time: ISO 8601 in Asia/Shanghai with milliseconds, e.g.
-    ``2026-11-27T10:00:00.012+08:00`` (corplink.md §5).  A naive value is
-    taken as Shanghai time (the gateway's clock zone, DESIGN.md principle 5).
+    ``2026-11-27T10:00:00.012+08:00`` (docs/protocol.md §5).  A naive value is
+    taken as Shanghai time (the gateway's clock zone, docs/architecture.md §7, principle 5).
     """
     if at.tzinfo is None:
         at = at.replace(tzinfo=SHANGHAI)
@@ -128,7 +128,7 @@ def _leaf(parent: etree._Element, tag: str, text: str) -> None:
 
 
 def render_response(rsp: Response) -> etree._Element:
-    """The unsigned ``CorpLinkRsp`` tree for ``rsp`` (corplink.md §5).
+    """The unsigned ``CorpLinkRsp`` tree for ``rsp`` (docs/protocol.md §5).
 
     ``Body`` carries one of, in this precedence: ``Items`` (one ``Status``
     with ``SeqNo`` per batch item: PAYROLL, PAIN001, MT101 and a STATUS about
@@ -142,7 +142,7 @@ def render_response(rsp: Response) -> etree._Element:
     balance = rsp.balance
     if balance is not None and _balance_fields(balance) is None:
         balance = None
-        # The core answered something the contract cannot carry (clearing.md §5):
+        # The core answered something the contract cannot carry (docs/clearing-link.md §5):
         # better an honest 9999 than a 0000 without its Balance.
         ret_code, ret_msg = RetCode.INTERNAL.value, RetCode.INTERNAL.text
     root = etree.Element(CORPLINK_RSP, nsmap={None: NS})  # type: ignore[dict-item]  # stubs lack None
@@ -171,7 +171,7 @@ def render_response(rsp: Response) -> etree._Element:
 
 
 def render_items(parent: etree._Element, views: Sequence[StatusView]) -> etree._Element:
-    """Append ``Items``: one ``Status`` per batch item, ``SeqNo`` first (corplink.md §4, §5).
+    """Append ``Items``: one ``Status`` per batch item, ``SeqNo`` first (docs/protocol.md §4, §5).
 
     Every view must carry ``seq_no`` (the schema requires it inside ``Items``;
     ``render_response`` leaves out views without one).
@@ -183,7 +183,7 @@ def render_items(parent: etree._Element, views: Sequence[StatusView]) -> etree._
 
 
 def render_status(parent: etree._Element, view: StatusView) -> etree._Element:
-    """Append one ``Status`` element (corplink.md §5) and return it.
+    """Append one ``Status`` element (docs/protocol.md §5) and return it.
 
     Public so that PAYROLL's ``Items`` can list one per item (with SeqNo).
     """
@@ -208,7 +208,8 @@ def render_status(parent: etree._Element, view: StatusView) -> etree._Element:
 
 
 def render_notifications(parent: etree._Element, notices: Notices) -> etree._Element:
-    """Append ``Notifications`` (corplink.md §4 NTFY): ``Ntfy`` oldest first, ``Last``, ``More``.
+    """Append ``Notifications`` (docs/protocol.md §4 NTFY): ``Ntfy`` oldest first, ``Last``,
+    ``More``.
 
     At most ``MAX_NTFY``: were more given, the rest is left for the next pull
     (``Last`` is then the last one sent, ``More`` true).  A notice whose
@@ -282,7 +283,7 @@ def _optional(
 def format_amount(value: Decimal) -> str | None:
     """Wire amount with exactly two decimals (``-1234.50``, never ``-0.00``), or None
     when the schema cannot carry it: not finite, not whole cents, or more than
-    15 integer digits (corplink.md §4)."""
+    15 integer digits (docs/protocol.md §4)."""
     if not value.is_finite() or abs(value) > _MAX_AMOUNT:
         return None
     cents = value.quantize(_CENT)
@@ -292,7 +293,7 @@ def format_amount(value: Decimal) -> str | None:
 
 
 def _balance_fields(balance: Balance) -> tuple[str, str, str, str] | None:
-    """(Acct, Ccy, Bal, Avail) as written, or None when one cannot be (clearing.md §5)."""
+    """(Acct, Ccy, Bal, Avail) as written, or None when one cannot be (docs/clearing-link.md §5)."""
     bal, avail = format_amount(balance.balance), format_amount(balance.available)
     if (
         bal is None
@@ -323,7 +324,7 @@ def render_balance(parent: etree._Element, balance: Balance) -> etree._Element:
 
 
 def serialize(root: etree._Element, encoding: str) -> bytes:
-    """Bytes of a (signed) response in the request's encoding (corplink.md §1).
+    """Bytes of a (signed) response in the request's encoding (docs/protocol.md §1).
 
     UTF-8 is written without an XML declaration (the spec's default, as in
     its examples).  GBK and GB18030 get a declaration naming the encoding and

@@ -1,12 +1,12 @@
 """MT101: a SWIFT Request for Transfer, one transfer per sequence B.
 
-corplink.md §4: the MT101 Body is ``<MT><![CDATA[...]]></MT>`` holding FIN
+docs/protocol.md §4: the MT101 Body is ``<MT><![CDATA[...]]></MT>`` holding FIN
 text; "payee bank given as ``//CN`` + 12-digit code in field 57D, or a BIC
 that the directory maps"; §8: "a malformed MT101 block structure (names the
-field)" is 1003.  routing.md §3 routes each transaction on its own.
+field)" is 1003.  docs/routing-rules.md §3 routes each transaction on its own.
 
 Sans-IO and pure: text in, a typed :class:`Mt101` out, or ``GatewayError``.
-The checks run in corplink.md §8's order — structure first (1003, and 1004
+The checks run in docs/protocol.md §8's order — structure first (1003, and 1004
 for what is valid MT101 but not supported), amounts last (4004) — so a
 message is refused for its first structural fault before any amount is
 judged.  Every detail names the block or field (``field 32B: …``) and never
@@ -51,7 +51,7 @@ from gateway.errors import GatewayError, RetCode
 from gateway.model import Priority, Transfer
 
 MAX_TRANSACTIONS: Final = 50_000
-"""Most sequences B in one message: the PAYROLL bound (corplink.md §4), as for pain.001."""
+"""Most sequences B in one message: the PAYROLL bound (docs/protocol.md §4), as for pain.001."""
 
 LINE_MAX: Final = 35
 """Longest line of any MT101 field (``35x``; ``/34x`` with its slash)."""
@@ -59,7 +59,7 @@ LINE_MAX: Final = 35
 _CCY: Final = "CNY"
 _CENT: Final = Decimal("0.01")
 _MAX_DECIMALS: Final = 2
-"""CNY has two decimals (ISO 4217); corplink.md §4 ``Amount`` allows at most 2."""
+"""CNY has two decimals (ISO 4217); docs/protocol.md §4 ``Amount`` allows at most 2."""
 
 _LT: Final = r"[A-Z]{6}[A-Z0-9]{2}[A-Z0-9][A-Z0-9]{3}"
 _BLOCK1: Final = re.compile(rf"F01({_LT})[0-9]{{4}}[0-9]{{6}}")
@@ -83,7 +83,7 @@ _DATE: Final = re.compile(r"([0-9]{2})([0-9]{2})([0-9]{2})")
 _AMOUNT_FIELD: Final = re.compile(r"([A-Z]{3})([0-9]+),([0-9]*)")
 _AMOUNT_LENGTH: Final = 15  # 3!a15d: the comma counts
 _ACCOUNT_LINE: Final = re.compile(r"/([0-9A-Za-z]{1,32})")
-"""``/34x`` restricted to corplink.md §4's account rule ``[0-9A-Za-z]{1,32}``."""
+"""``/34x`` restricted to docs/protocol.md §4's account rule ``[0-9A-Za-z]{1,32}``."""
 _BIC: Final = re.compile(r"[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}(?:[A-Z0-9]{3})?")
 _CN_CODE: Final = re.compile(r"//CN([0-9]{12})")
 _PARTY_ID: Final = re.compile(r"/[A-Za-z0-9/\-?:().,'+ ]{1,34}")
@@ -209,7 +209,7 @@ def parse_mt101(text: str) -> Mt101:
 
 
 def to_transfers(mt: Mt101) -> list[Mt101Item]:
-    """One ``Transfer`` per transaction (routing.md §3: each routed on its own).
+    """One ``Transfer`` per transaction (docs/routing-rules.md §3: each routed on its own).
 
     The payer is the ordering customer of the transaction or of sequence A;
     for 50G, which identifies the customer by BIC and carries no name, the
@@ -523,7 +523,7 @@ def _amount(field: _Field, where: str) -> tuple[str, Decimal]:
 
 
 def _payee_bank(tags: dict[str, _Field], where: str) -> tuple[str | None, str | None]:
-    """57D ``//CN`` + 12 digits, or 57A [party identifier] + BIC (corplink.md §4)."""
+    """57D ``//CN`` + 12 digits, or 57A [party identifier] + BIC (docs/protocol.md §4)."""
     field_d, field_a = tags.get("57D"), tags.get("57A")
     if field_d is not None:
         found = _CN_CODE.fullmatch(field_d.lines[0])
@@ -556,7 +556,7 @@ def _beneficiary(field: _Field, where: str) -> tuple[str, str]:
 
 
 def _check_amount(tx: Mt101Transaction, n: int) -> None:
-    """corplink.md §4 ``Amount`` and §8 4004: CNY, at most 2 decimals, greater than zero."""
+    """docs/protocol.md §4 ``Amount`` and §8 4004: CNY, at most 2 decimals, greater than zero."""
     where = f" (transaction {n})"
     if tx.currency != _CCY:
         raise GatewayError(RetCode.AMOUNT_INVALID, f"field 32B: currency must be CNY{where}")

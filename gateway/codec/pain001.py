@@ -1,12 +1,12 @@
 """PAIN001: an ISO 20022 ``pain.001.001.09`` initiation, one transfer per transaction.
 
-corplink.md §4: the PAIN001 Body's only child is a ``pain.001.001.09``
+docs/protocol.md §4: the PAIN001 Body's only child is a ``pain.001.001.09``
 ``Document`` (CustomerCreditTransferInitiation); "each ``CdtTrfTxInf``
-becomes one transfer", and routing.md §3 routes each of them on its own.
+becomes one transfer", and docs/routing-rules.md §3 routes each of them on its own.
 
 Sans-IO and pure: the input is the ``Document`` element of a body that the
 hardened parser (``gateway.codec.xmlparse``) already accepted; no clock, no
-logging.  The order of refusals follows corplink.md §8 — schema first, then
+logging.  The order of refusals follows docs/protocol.md §8 — schema first, then
 business rules — within the document:
 
 1. the root: another ``pain.001`` version or another ISO 20022 message →
@@ -14,18 +14,18 @@ business rules — within the document:
 2. when ``xsd_dir`` is given (the configuration names the official schema
    folder), the official ``pain.001.001.09.xsd`` → 1003 naming the element;
 3. the gateway's own rules, which hold with or without the official schema
-   → 1003 naming the element: what a transfer needs (corplink.md §4
+   → 1003 naming the element: what a transfer needs (docs/protocol.md §4
    ``Transfer``: payer account and name, payee account and name, payee bank
    as ``ClrSysMmbId/MmbId`` or ``BICFI``), ``NbOfTxs`` and ``CtrlSum`` (group
    and payment-information level) matching the transactions;
-4. amounts (corplink.md §4 ``Amount``, §8 4004): ``InstdAmt`` in ``Ccy="CNY"``,
+4. amounts (docs/protocol.md §4 ``Amount``, §8 4004): ``InstdAmt`` in ``Ccy="CNY"``,
    ``^[0-9]{1,15}(\\.[0-9]{1,2})?$``, greater than zero.
 
-Like a PAYROLL batch (corplink.md §4), the document is accepted or refused
+Like a PAYROLL batch (docs/protocol.md §4), the document is accepted or refused
 as a whole here; routing failures of single items (4001-4003) are the
 router's business, per item.  A payee bank given only as a BIC is returned
 unresolved (:attr:`Pain001Item.bic`, ``Transfer.payee_bank_code == ""``): the
-directory maps it (corplink.md §4), not this codec.
+directory maps it (docs/protocol.md §4), not this codec.
 """
 
 from __future__ import annotations
@@ -49,15 +49,15 @@ SCHEMA_FILE: Final = "pain.001.001.09.xsd"
 """The official schema's file name inside the configured folder."""
 
 MAX_TRANSACTIONS: Final = 50_000
-"""Most ``CdtTrfTxInf`` in one document: the PAYROLL bound (corplink.md §4,
+"""Most ``CdtTrfTxInf`` in one document: the PAYROLL bound (docs/protocol.md §4,
 1-50,000 items) applied to the other batch TrnCode; the frame limit (§1)
 bounds it too."""
 
 MAX_NAME: Final = 60
-"""``PayerName``/``PayeeName`` are 1-60 characters (corplink.md §4)."""
+"""``PayerName``/``PayeeName`` are 1-60 characters (docs/protocol.md §4)."""
 
 MAX_PURPOSE: Final = 140
-"""``Purpose`` is at most 140 characters (corplink.md §4); it takes ``RmtInf/Ustrd``."""
+"""``Purpose`` is at most 140 characters (docs/protocol.md §4); it takes ``RmtInf/Ustrd``."""
 
 CNAPS: Final = "CNAPS"
 """ISO external clearing system code of China's CNAPS, the only ``ClrSysId`` accepted."""
@@ -67,11 +67,11 @@ _ISO_DOCUMENT: Final = re.compile(
 )
 _NS: Final = f"{{{PAIN001_NS}}}"
 _ACCOUNT: Final = re.compile(r"[0-9A-Za-z]{1,32}")
-"""corplink.md §4 ``PayerAcct``/``PayeeAcct``."""
+"""docs/protocol.md §4 ``PayerAcct``/``PayeeAcct``."""
 _BIC: Final = re.compile(r"[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}(?:[A-Z0-9]{3})?")
 """ISO 9362 BIC as pain.001.001.09 writes it (``BICFIDec2014Identifier``)."""
 _AMOUNT: Final = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,2})?")
-"""corplink.md §4 ``Amount`` (ASCII digits only)."""
+"""docs/protocol.md §4 ``Amount`` (ASCII digits only)."""
 _DECIMAL: Final = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,17})?")
 """An ISO decimal short enough to add up exactly (``DecimalNumber``: 18 digits)."""
 _COUNT: Final = re.compile(r"[0-9]{1,15}")
@@ -279,7 +279,8 @@ def _account(account: etree._Element, parent: str) -> str:
 
 
 def _priority(type_info: etree._Element | None, default: Priority) -> Priority:
-    """``InstrPrty`` HIGH, or ``SvcLvl/Cd`` URGP, → URGT (routing.md §3); else the default."""
+    """``InstrPrty`` HIGH, or ``SvcLvl/Cd`` URGP, → URGT (docs/routing-rules.md §3); else the
+    default."""
     if type_info is None:
         return default
     if _optional(type_info, "InstrPrty") is not None:
@@ -380,7 +381,8 @@ def _item(raw: _Raw) -> Pain001Item:
 
 
 def _children(parent: etree._Element) -> Iterator[etree._Element]:
-    """Element children; one of another namespace is refused (corplink.md §2: unknown elements)."""
+    """Element children; one of another namespace is refused (docs/protocol.md §2: unknown
+    elements)."""
     for child in parent.iterchildren(etree.Element):
         tag = child.tag
         if not (isinstance(tag, str) and tag.startswith(_NS)):
@@ -433,7 +435,7 @@ _PROBLEMS: Final[tuple[tuple[str, str], ...]] = (
 
 
 def _schema_detail(log: etree._ListErrorLog) -> str:
-    """``<element>: <what is wrong>`` for the first error (corplink.md §8, 1003).
+    """``<element>: <what is wrong>`` for the first error (docs/protocol.md §8, 1003).
 
     Never echoes a value (it may be an account number) nor libxml2's wording.
     """

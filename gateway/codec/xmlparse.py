@@ -1,13 +1,13 @@
 """Hardened parsing of one CorpLink body into an lxml tree (sans-IO, pure).
 
-The first stage that looks inside a frame (corplink.md §8: frame → rate →
+The first stage that looks inside a frame (docs/protocol.md §8: frame → rate →
 **well-formed XML (1002)** → schema (1003, 1004) → …).  It decides the
-encoding itself instead of trusting libxml2 (FACTS.md "XML and signatures": a
+encoding itself instead of trusting libxml2 (docs/architecture.md §9 "XML and signatures": a
 wrong declaration silently garbles text), refuses every DTD before entities
 can matter, and enforces the structural limits that libxml2 does not
 (it parses 200,000 attributes on one element).
 
-Encoding rules (corplink.md §1 "UTF-8 … or GBK/GB18030 when its XML
+Encoding rules (docs/protocol.md §1 "UTF-8 … or GBK/GB18030 when its XML
 declaration says so … No other encodings"):
 
 - No declaration, or ``encoding="UTF-8"`` (any case): the bytes must be strict
@@ -36,10 +36,10 @@ from lxml import etree
 from gateway.errors import GatewayError, RetCode
 
 MAX_DEPTH: Final = 64
-"""Deepest allowed element nesting, the root being level 1 (corplink.md §8, 1003)."""
+"""Deepest allowed element nesting, the root being level 1 (docs/protocol.md §8, 1003)."""
 
 MAX_ATTRS: Final = 32
-"""Most attributes on one element, namespace declarations included (corplink.md §8, 1003).
+"""Most attributes on one element, namespace declarations included (docs/protocol.md §8, 1003).
 
 XML 1.0 writes namespace declarations as attributes, and a flood of them costs
 the same as a flood of ordinary ones in every later c14n pass, so they count.
@@ -50,7 +50,7 @@ GBK: Final = "GBK"
 GB18030: Final = "GB18030"
 
 _CODECS: Final[dict[str, str]] = {UTF8: "utf-8", GBK: "gbk", GB18030: "gb18030"}
-"""Wire encoding name (as we write it) → Python codec; corplink.md §1."""
+"""Wire encoding name (as we write it) → Python codec; docs/protocol.md §1."""
 
 _BOM_UTF8: Final = b"\xef\xbb\xbf"
 _BOMS_REFUSED: Final = (b"\xfe\xff", b"\xff\xfe")  # UTF-16 BE/LE, also the start of UTF-32 LE
@@ -63,11 +63,11 @@ _DECL = re.compile(
     rb"[ \t\r\n]*\?>"
 )
 
-# One parser for every body: explicit options, never the defaults (FACTS.md:
+# One parser for every body: explicit options, never the defaults (docs/architecture.md §9:
 # CVE-2026-41066).  ``encoding`` forces UTF-8 because we hand libxml2 bytes we
 # have already decoded (and, for GBK/GB18030, re-encoded) ourselves.
 # Comments and processing instructions are kept: the signature profile
-# (corplink.md §3) refuses comments with 2001, so they must stay visible.
+# (docs/protocol.md §3) refuses comments with 2001, so they must stay visible.
 _PARSER: Final = etree.XMLParser(
     encoding="utf-8",
     resolve_entities=False,
@@ -93,7 +93,7 @@ class ParsedXml:
     """A body that passed the well-formedness and structural checks.
 
     ``encoding`` is the wire encoding the reply must use: ``"UTF-8"``,
-    ``"GBK"`` or ``"GB18030"`` (corplink.md §1).
+    ``"GBK"`` or ``"GB18030"`` (docs/protocol.md §1).
     """
 
     root: etree._Element
@@ -104,7 +104,7 @@ def local_name(tag: object) -> str:
     """The local part of an element tag, shortened for a client-facing detail.
 
     Element names come from the client and may be arbitrarily long; a detail
-    names the element (corplink.md §8) but stays short.
+    names the element (docs/protocol.md §8) but stays short.
     """
     if not isinstance(tag, str):  # comments and PIs have a function as tag
         return "?"
@@ -121,7 +121,7 @@ def parse_body(body: bytes) -> ParsedXml:
     encoding, data = _decode(body)
     if b"<!DOCTYPE" in data:
         # Markup has no escapes, so no DOCTYPE exists without these bytes;
-        # refused before libxml2 reads any entity declaration (corplink.md §8
+        # refused before libxml2 reads any entity declaration (docs/protocol.md §8
         # "uses DTDs/entities").  The same bytes inside a comment or CDATA are
         # refused too: harmless, comments are refused anyway (2001, §3).
         raise GatewayError(RetCode.MALFORMED_XML, "DTD not allowed")
@@ -180,7 +180,7 @@ def _syntax_error(exc: etree.XMLSyntaxError) -> GatewayError:
 
 
 def _check_structure(root: etree._Element, data: bytes) -> None:
-    """Enforce corplink.md §8's structural limits (1003), naming the element.
+    """Enforce docs/protocol.md §8's structural limits (1003), naming the element.
 
     Every attribute and namespace declaration needs one ``=`` byte, and no
     multi-byte UTF-8 sequence contains 0x3D, so a body with at most

@@ -1,4 +1,4 @@
-"""Adapters from the core banking link (clearing.md §5) to what CorpLink needs.
+"""Adapters from the core banking link (docs/clearing-link.md §5) to what CorpLink needs.
 
 The link raises its own timeout and malformed-answer errors; both mean "no
 usable answer in time" here: 6001 for BAL, a later retry for a credit check.

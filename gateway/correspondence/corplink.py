@@ -1,4 +1,4 @@
-"""CorpLink NTFY, INQ, RPLY and BAL (corplink.md §4).
+"""CorpLink NTFY, INQ, RPLY and BAL (docs/protocol.md §4).
 
 - ``NTFY`` pulls notifications after a cursor: incoming credits, final
   payment states, inquiries received and replies to the corporate's own
@@ -8,12 +8,12 @@
   ``REPLY`` notification will quote; its Body is the payment's Status.
 - ``RPLY`` answers an inquiry this corporate received (an ``INQUIRY``
   notification's InqId) with a ``ccms.315``, journaled the same way and
-  sent back on the clearing link the ``ccms.314`` arrived on (clearing.md §2).
+  sent back on the clearing link the ``ccms.314`` arrived on (docs/clearing-link.md §2).
 - ``BAL`` asks the core banking system; no answer within ``core.timeout``
-  is 6001 (clearing.md §5).
+  is 6001 (docs/clearing-link.md §5).
 
 INQ and RPLY are journaled requests, so (CorpId, MsgId) replay rules hold
-for them as for payments (corplink.md §7): Dup with the original GwRef, or 3001.
+for them as for payments (docs/protocol.md §7): Dup with the original GwRef, or 3001.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ from gateway.ops.logs import mask_account
 
 log = structlog.get_logger("gateway.correspondence")
 
-#: corplink.md §4: ``Max`` ≤ 500.
+#: docs/protocol.md §4: ``Max`` ≤ 500.
 MAX_PULL = 500
 
 
@@ -180,7 +180,8 @@ class CorplinkCorrespondence:
         return ok_response(req, now, outcome.record.gw_ref, ret_msg="reply sent")
 
     async def _reply_engine(self, corp_id: str, found: InquiryRecord) -> Engine:
-        """The link a ccms.315 goes out on: the one its ccms.314 arrived on (clearing.md §2).
+        """The link a ccms.315 goes out on: the one its ccms.314 arrived on (docs/clearing-link.md
+        §2).
 
         An inquiry journaled before migration 6 has no engine: then the link of
         the payment it asks about, else :func:`found_engine`.
@@ -215,7 +216,7 @@ class CorplinkCorrespondence:
         metrics.CORE_REQUESTS.labels("balance", "ok").inc()
         return replace(ok_response(req, now, None, ret_msg="balance"), balance=balance)
 
-    # -- replay (corplink.md §7) -------------------------------------------
+    # -- replay (docs/protocol.md §7) -------------------------------------------
     async def replay(self, req: Request, existing: RequestRecord, now: datetime) -> Response:
         """Same digest: the original answer with Dup=true; different: 3001."""
         if existing.digest != req.digest:
@@ -239,5 +240,5 @@ class CorplinkCorrespondence:
 
 def found_engine(counterparty: str) -> Engine:
     """The link for a reply when the inquiry names no payment of ours: a 6-digit
-    internal code is our own clearing centre, anything else BEPS (clearing.md §2)."""
+    internal code is our own clearing centre, anything else BEPS (docs/clearing-link.md §2)."""
     return Engine.INTRA if len(counterparty) == 6 else Engine.BEPS

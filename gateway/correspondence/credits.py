@@ -1,4 +1,4 @@
-"""The account check of incoming credits (clearing.md §5-§6, 有疑必查).
+"""The account check of incoming credits (docs/clearing-link.md §5-§6, 有疑必查).
 
 Each CHECKING credit is checked with the core (``AcctCheck``): MATCH posts it
 and notifies the enrolled corporate; MISMATCH or UNKNOWN books it to
@@ -29,7 +29,7 @@ log = structlog.get_logger("gateway.correspondence")
 
 AccountCheck = Callable[[str, str], Awaitable[str]]
 
-#: The automatic inquiry's text, by AcctCheck result (clearing.md §6).
+#: The automatic inquiry's text, by AcctCheck result (docs/clearing-link.md §6).
 INQUIRY_TEXT = {
     "MISMATCH": "收款人户名与账号不符，款项已挂暂收，请核实 / creditor name does not match the"
     " account; funds held in suspense, please confirm",

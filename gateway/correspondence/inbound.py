@@ -1,4 +1,5 @@
-"""Inbound correspondence from the clearing systems (clearing.md §4, §6; routing.md §5).
+"""Inbound correspondence from the clearing systems (docs/clearing-link.md §4, §6;
+docs/routing-rules.md §5).
 
 - ``beps.netting``: each counterparty position is reconciled against the
   gateway's bilateral ledger; matching items become NETTED.  A mismatch is
@@ -11,7 +12,7 @@
 - an incoming ``hvps.111`` / ``beps.121`` / ``intra.111`` credit is journaled
   (CHECKING) and handed to the account check (:mod:`.credits`).
 
-Every handler is idempotent: the link delivers at least once (clearing.md §1).
+Every handler is idempotent: the link delivers at least once (docs/clearing-link.md §1).
 """
 
 from __future__ import annotations
@@ -155,7 +156,7 @@ class InboundCorrespondence:
 
     async def _inquiry(self, msg: InboundClearing, engine: Engine | None, now: datetime) -> None:
         """Journal a ccms.314 with the link it arrived on: the ccms.315 answering it goes
-        back on that link (clearing.md §2), whatever the payment or credit asked about."""
+        back on that link (docs/clearing-link.md §2), whatever the payment or credit asked about."""
         doc = msg.inquiry
         assert doc is not None  # noqa: S101
         if not CORPLINK_INQ_ID.fullmatch(doc.inq_id):

@@ -1,4 +1,4 @@
-"""Journaled outbound ccms.314 / ccms.315 messages (clearing.md §1, §4).
+"""Journaled outbound ccms.314 / ccms.315 messages (docs/clearing-link.md §1, §4).
 
 A message is built and signed here, journaled by the caller together with
 the state change it belongs to (one transaction), then published at once;

@@ -3,13 +3,13 @@
 INTRA and HVPS send one message per payment (real time); BEPS packs items per
 (receiving participant, business type, work date) and closes a package at
 ``max_items``, ``max_wait`` after its first item, or at the 16:00 work-day
-cutoff (routing.md §5): credits travel as beps.121 packages, debits (truncated
-cheques, ``BizType=DEBIT``) as beps.127 packages (clearing.md §4), so one
+cutoff (docs/routing-rules.md §5): credits travel as beps.121 packages, debits (truncated
+cheques, ``BizType=DEBIT``) as beps.127 packages (docs/clearing-link.md §4), so one
 package never mixes business types or work dates.  Engines work from the
-journal (an outbox, DESIGN.md principle 1): a message is journaled (PENDING)
+journal (an outbox, docs/architecture.md §7, principle 1): a message is journaled (PENDING)
 with its final signed bytes and MsgId *before* it is published, so a crash at
 any point re-publishes the same bytes under the same MsgId, never a second
-MsgId for one payment (clearing.md §1).
+MsgId for one payment (docs/clearing-link.md §1).
 """
 
 from __future__ import annotations
@@ -36,15 +36,18 @@ log = structlog.get_logger("gateway.engines")
 
 
 def msg_tp_for(engine: Engine, biz_type: BizType) -> str:
-    """The clearing message type that carries ``engine``'s items of ``biz_type`` (clearing.md §4).
+    """The clearing message type that carries ``engine``'s items of ``biz_type``
+    (docs/clearing-link.md §4).
 
-    Only BEPS has a debit message (beps.127, routing.md §3); a debit on another
+    Only BEPS has a debit message (beps.127, docs/routing-rules.md §3); a debit on another
     engine raises ``ValueError`` rather than travel as a credit, which would
     move the money the wrong way.
     """
     if biz_type is BizType.DEBIT:
         if engine is not Engine.BEPS:
-            raise ValueError(f"no debit message type on {engine.value} (routing.md §3: BEPS only)")
+            raise ValueError(
+                f"no debit message type on {engine.value} (docs/routing-rules.md §3: BEPS only)"
+            )
         return documents.MSG_TP_BEPS_DEBIT
     return documents.MSG_TP_FOR_ENGINE[engine]
 
@@ -200,7 +203,7 @@ class EngineRunner:
         return waiting
 
     def _beps_ready(self, g: PendingGroup, now: datetime) -> bool:
-        """routing.md §5: full, or max_wait after its first item, or past the cutoff."""
+        """docs/routing-rules.md §5: full, or max_wait after its first item, or past the cutoff."""
         if g.count >= self.s.max_items:
             return True
         if (now - g.oldest_queued_at).total_seconds() >= self.s.max_wait:
@@ -318,7 +321,7 @@ class Redelivery:
     PENDING messages (journaled, never PUBACKed) are published at start and
     whenever the link comes back; SENT messages without a ccms.990 after
     ``receipt_timeout`` are published again under the same MsgId
-    (clearing.md §1).
+    (docs/clearing-link.md §1).
     """
 
     def __init__(

@@ -1,4 +1,4 @@
-"""Outbound throttling towards the clearing systems (routing.md §6).
+"""Outbound throttling towards the clearing systems (docs/routing-rules.md §6).
 
 A token bucket per engine bounds the message rate; the in-flight window
 (sent, not yet receipted) is tracked by ``InflightWindow``.  Both make the

@@ -1,6 +1,6 @@
 """The journal archive file: its line kinds, its durable writing, its reading back.
 
-corplink.md §7 lets a request leave the journal after the retention period;
+docs/protocol.md §7 lets a request leave the journal after the retention period;
 banks keep what left in these files for their audit period, so the format is
 fixed here, in one place, for the pass that writes it
 (:mod:`gateway.journal.retention`) and for :func:`read_archive`.
@@ -115,7 +115,7 @@ class ArchivedItem:
     transitions: tuple[ArchivedTransition, ...]
 
     def view(self) -> StatusView:
-        """What STATUS answered for this item while it was in the journal (corplink.md §5)."""
+        """What STATUS answered for this item while it was in the journal (docs/protocol.md §5)."""
         return StatusView(
             state=self.state,
             engine=self.engine,
@@ -152,7 +152,7 @@ class ArchivedDailyTotal:
 
 @dataclass(frozen=True)
 class ArchivedNotification:
-    """An NTFY notification (corplink.md §4) and the corporate it was for."""
+    """An NTFY notification (docs/protocol.md §4) and the corporate it was for."""
 
     corp_id: str
     notice: Notice
@@ -160,14 +160,15 @@ class ArchivedNotification:
 
 @dataclass(frozen=True)
 class ArchivedInquiry(InquiryRecord):
-    """An inquiry (clearing.md §4 ccms.314 / 315) plus the outbound message of it."""
+    """An inquiry (docs/clearing-link.md §4 ccms.314 / 315) plus the outbound message of it."""
 
     out_msg_id: str | None
 
 
 @dataclass(frozen=True)
 class ArchivedCredit(IncomingCredit):
-    """An incoming credit in a final state (clearing.md §6), with what the journal kept."""
+    """An incoming credit in a final state (docs/clearing-link.md §6), with what the journal
+    kept."""
 
     end_to_end_id: str
     received_at: datetime
@@ -178,7 +179,7 @@ class ArchivedCredit(IncomingCredit):
 
 @dataclass(frozen=True)
 class ArchivedNettingRound:
-    """One reconciled ``CptyPos`` of a beps.netting round (routing.md §5)."""
+    """One reconciled ``CptyPos`` of a beps.netting round (docs/routing-rules.md §5)."""
 
     work_date: date
     round: int
@@ -281,7 +282,7 @@ def outbound_line(row: Sequence[Any]) -> dict[str, Any]:
 
 
 def daily_total_line(row: Sequence[Any]) -> dict[str, Any]:
-    """``(corp_id, oper_id, day, total_fen)`` → a ``daily_total`` line (corplink.md §6)."""
+    """``(corp_id, oper_id, day, total_fen)`` → a ``daily_total`` line (docs/protocol.md §6)."""
     corp, oper, day, fen = row
     return {
         "kind": "daily_total", "corp_id": corp, "oper_id": oper, "day": day_text(day),

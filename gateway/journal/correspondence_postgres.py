@@ -8,7 +8,7 @@ transaction as the change it reports.
 
 Several nodes, one database:
 
-- **The NTFY cursor** (corplink.md §4): ``ntfy_id`` comes from an identity
+- **The NTFY cursor** (docs/protocol.md §4): ``ntfy_id`` comes from an identity
   sequence, and sequence values are handed out in one order but committed in
   another.  A client that read id 11 before id 10 committed would skip 10
   for ever.  So every transaction that inserts notifications first takes a

@@ -7,7 +7,7 @@ only in how a row hands back an instant (integer microseconds or
 ``timestamptz``) and a work date (ISO text or ``date``): each backend passes
 its :class:`Decoding`, and both build the very same records, so what NTFY,
 INQ and the netting reconciliation read cannot drift apart between backends
-(corplink.md §4, clearing.md §4-§6).  The SQL itself stays per backend;
+(docs/protocol.md §4, docs/clearing-link.md §4-§6).  The SQL itself stays per backend;
 the one policy both share, how many items a settlement transaction moves
 (:data:`SETTLE_CHUNK`), is here too.
 """
@@ -87,12 +87,12 @@ sort of every credit ever received."""
 
 
 SETTLE_CHUNK: Final = 500
-"""Items a ``beps.settle`` moves per transaction (``apply_settlement``, routing.md §5).
+"""Items a ``beps.settle`` moves per transaction (``apply_settlement``, docs/routing-rules.md §5).
 
 A round can hold tens of thousands of items; settled in one transaction
 (measured ~0.4-0.8 s for 10,000, ``bench/bench_correspondence.py``), SQLite's
 single writer would journal no PAY meanwhile, and no 0000 can precede its
-journal write (corplink.md §5).  Chunks of 500 (~20-40 ms each) let other
+journal write (docs/protocol.md §5).  Chunks of 500 (~20-40 ms each) let other
 writes commit in between.  Each chunk is atomic (items, their transitions
 and STATUS notifications), and a later chunk picks up whatever is still
 NETTED, so an interrupted settlement is finished by re-applying it.
@@ -121,7 +121,7 @@ def _opt(convert: Callable[[Any], T], value: Any) -> T | None:
 def notices_of(rows: Iterable[Iterable[Any]], dec: Decoding) -> list[Notice]:
     """NTFY's page: rows read as ``SELECT {NOTICE_COLUMNS}``, by position, in order.
 
-    The hot read of corplink.md §4 (a page of up to 500 notifications per
+    The hot read of docs/protocol.md §4 (a page of up to 500 notifications per
     pull), so it is cheaper than the other mappers: positional rows (plain
     tuples or ``asyncpg.Record``), enums from prebuilt maps instead of a
     lookup by value, and each distinct instant and work date converted once
@@ -243,7 +243,7 @@ class InquiryLinks:
 
 
 def asked_links(request: NewRequest, inquiry: NewInquiry, outbound: NewOutbound) -> InquiryLinks:
-    """An OUT inquiry a corporate asked for with INQ (corplink.md §4), sent as ``outbound``."""
+    """An OUT inquiry a corporate asked for with INQ (docs/protocol.md §4), sent as ``outbound``."""
     return InquiryLinks(
         corp_id=request.corp_id,
         msg_id=inquiry.msg_id,
@@ -256,7 +256,7 @@ def asked_links(request: NewRequest, inquiry: NewInquiry, outbound: NewOutbound)
 
 def suspense_links(inquiry: NewInquiry, gw_ref: str, outbound: NewOutbound) -> InquiryLinks:
     """The automatic OUT inquiry about incoming credit ``gw_ref`` put in suspense
-    (clearing.md §6), sent as ``outbound``."""
+    (docs/clearing-link.md §6), sent as ``outbound``."""
     return InquiryLinks(
         corp_id=inquiry.corp_id,
         msg_id=inquiry.msg_id,

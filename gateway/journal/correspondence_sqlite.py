@@ -1,8 +1,8 @@
 """The SQLite journal's correspondence: notifications, inquiries, incoming credits, netting.
 
 Mixed into :class:`~gateway.journal.sqlite.SqliteStore` (the ``Store``
-protocol's "correspondence" part, corplink.md §4 NTFY/INQ/RPLY, clearing.md
-§4-§6, routing.md §5).  Every change runs as one function on the store's
+protocol's "correspondence" part, docs/protocol.md §4 NTFY/INQ/RPLY, docs/clearing-link.md
+§4-§6, docs/routing-rules.md §5).  Every change runs as one function on the store's
 group-commit writer, so it is one transaction and durable before the call
 returns; a notification is written in the same function as the change it
 reports.  SQLite has one writer, so ``ntfy_id`` values (AUTOINCREMENT, never
@@ -12,9 +12,9 @@ Rules beyond the protocol's docstrings:
 
 - An INQ / RPLY request is journaled like a PAY (requests row, GwRef,
   (CorpId, MsgId) unique) but with no items and no daily total: it moves no
-  money (corplink.md §6 counts amounts).  Its ccms.314 / ccms.315 is an
+  money (docs/protocol.md §6 counts amounts).  Its ccms.314 / ccms.315 is an
   outbound message without items, so the outbox publishes, re-sends and
-  receipts it exactly like a payment message (clearing.md §1).
+  receipts it exactly like a payment message (docs/clearing-link.md §1).
 - An inbound ccms.314 concerns our item whose TxId is its ``OrgnlTxId``;
   failing that, the incoming credit with that TxId from the asking
   participant (the credit's sender).  Without either it is not journaled.
@@ -455,7 +455,7 @@ class SqliteCorrespondence:
 
         Nothing marks a round "settled": it is settled when none of its items
         is NETTED any more, so a crash between chunks leaves a state that the
-        re-delivered beps.settle (at least once, clearing.md §1) simply
+        re-delivered beps.settle (at least once, docs/clearing-link.md §1) simply
         continues.  ``our_net`` is read with the first chunk.
         """
         day = schema.date_text(work_date)

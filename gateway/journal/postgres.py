@@ -3,10 +3,10 @@
 Implements :class:`gateway.journal.store.Store` with the SQLite journal's
 semantics (``sqlite.py`` is the reference: same GwRef/TxId/EndToEndId, same
 state rules, same idempotency, same errors) on one database that several
-nodes use at once (DESIGN.md "Storage").  Nothing here replicates data: high
+nodes use at once (docs/architecture.md §7 "Storage").  Nothing here replicates data: high
 availability is PostgreSQL's (streaming replication, ``synchronous_standby_names``).
 
-Durability (corplink.md §5): every method that changes state returns after
+Durability (docs/protocol.md §5): every method that changes state returns after
 its transaction committed with ``synchronous_commit = on`` (set on every
 connection), i.e. after the WAL was flushed (and, with synchronous standbys
 configured, confirmed by them).  Group commit is PostgreSQL's own: concurrent
@@ -17,13 +17,13 @@ Several nodes, one database:
 
 - **Dedupe** is the ``(corp_id, msg_id)`` unique key with ``ON CONFLICT DO
   NOTHING``: two nodes accepting the same MsgId at once create it once; the
-  other gets ``created=False`` and the winner's record (corplink.md §7).
+  other gets ``created=False`` and the winner's record (docs/protocol.md §7).
 - **GwRef numbers** come from one sequence, so they are unique across nodes;
-  the node letter in the GwRef says which node accepted (corplink.md §5).
+  the node letter in the GwRef says which node accepted (docs/protocol.md §5).
 - **Sequences** (``next_sequence``) are rows updated atomically
   (``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``): a range is never
-  handed to two nodes, so outbound MsgIds never collide (clearing.md §1).
-- **Claiming work** (clearing.md §1: one payment, one MsgId): the payload of
+  handed to two nodes, so outbound MsgIds never collide (docs/clearing-link.md §1).
+- **Claiming work** (docs/clearing-link.md §1: one payment, one MsgId): the payload of
   an outbound message is built and signed *between* ``claim_queued`` and
   ``create_outbound``, so the claim cannot live in ``create_outbound``'s
   transaction.  Instead ``claim_queued`` picks rows ``FOR NO KEY UPDATE SKIP
@@ -44,14 +44,14 @@ Several nodes, one database:
   database clock, never the nodes' (the store reads no business clock).
 - **Receipts** lock their outbound row first, so two nodes applying the same
   ccms.990/900 at once apply it once.  A ccms.900 that makes items final
-  writes their STATUS notifications in the same statement (corplink.md §4
+  writes their STATUS notifications in the same statement (docs/protocol.md §4
   NTFY), under the per-corporate NTFY ordering locks
   (``correspondence_postgres``, which holds the rest of the correspondence
   part: inquiries, incoming credits, netting).
 
 What this does not share out: ``unsent_outbound`` / ``due_for_resend``
 return the same messages to every node, so two nodes may re-publish one
-message; that is allowed (same MsgId, receivers dedupe, clearing.md §1).
+message; that is allowed (same MsgId, receivers dedupe, docs/clearing-link.md §1).
 """
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ class _OverLimit(Exception):
 
 
 class PostgresStore(PostgresOperations, PostgresCorrespondence):
-    """The PostgreSQL journal.  ``node`` is the letter in every GwRef (corplink.md §5).
+    """The PostgreSQL journal.  ``node`` is the letter in every GwRef (docs/protocol.md §5).
 
     ``dsn`` is a libpq-style URL (``postgresql://user@host:port/db``); the
     password, if any, comes from the usual places (``PGPASSWORD``,
@@ -296,7 +296,7 @@ class PostgresStore(PostgresOperations, PostgresCorrespondence):
     @property
     def pending_writes(self) -> int:
         """Calls waiting for a connection (approximate), for 5002 load shedding
-        before the journal queue grows past its bound (DESIGN.md principle 4)."""
+        before the journal queue grows past its bound (docs/architecture.md §7, principle 4)."""
         return max(0, self._inflight - self.pool_size)
 
     @contextlib.asynccontextmanager

@@ -4,7 +4,7 @@ Also the pure parts of its statements: building an accept's parameters and
 deciding what a ccms.900's lines change (:func:`tx_status_changes`).
 
 The same tables and state machine as the SQLite journal (``schema.py``,
-DESIGN.md "Storage"), in PostgreSQL types: instants are ``timestamptz``
+docs/architecture.md §7 "Storage"), in PostgreSQL types: instants are ``timestamptz``
 (microseconds, exact), work dates ``date``, amounts ``bigint`` fen, payloads
 ``bytea``.  Validation rules and identifier formats (GwRef, TxId, EndToEndId)
 are not repeated here: they come from ``schema.py``, so both backends accept
@@ -63,7 +63,7 @@ def aware(at: datetime) -> datetime:
 
 
 def shanghai(at: datetime) -> datetime:
-    """A ``timestamptz`` read back, in the clock's zone (DESIGN.md principle 5)."""
+    """A ``timestamptz`` read back, in the clock's zone (docs/architecture.md §7, principle 5)."""
     return at.astimezone(SHANGHAI)
 
 
@@ -160,15 +160,15 @@ daily total, insert its items and their first transitions: one statement.
 
 - The GwRef number comes from the ``request_ids`` sequence, shared by all
   nodes, so GwRefs are unique across nodes; ``$6`` is the ``GW`` + date +
-  node prefix made by ``schema.gw_ref`` (corplink.md §5), and the number is
+  node prefix made by ``schema.gw_ref`` (docs/protocol.md §5), and the number is
   padded to 9 digits and widens beyond, as there.  A sequence never hands a
   number out twice, but an accept that loses a race or fails consumes one:
   GwRef numbers may have gaps (``NOT EXISTS`` keeps ordinary duplicates from
   consuming any).
 - ``ON CONFLICT DO NOTHING`` makes the dedupe race-safe across nodes
-  (corplink.md §7): the loser returns no row, adds nothing to the daily
+  (docs/protocol.md §7): the loser returns no row, adds nothing to the daily
   total (``total`` selects from ``req``), and the caller reads the winner's.
-- Daily limit (corplink.md §6, ``$9`` day, ``$10`` counted fen, ``$11`` cap or
+- Daily limit (docs/protocol.md §6, ``$9`` day, ``$10`` counted fen, ``$11`` cap or
   NULL): the total row is added to only while it stays within the cap; its
   row lock orders one operator's concurrent requests, on every node, so the
   cap is exact.  Over the cap, ``within_limit`` is false with the request
@@ -194,7 +194,7 @@ def accept_args(request: NewRequest, node: str) -> tuple[list[object], bool]:
         values = _item_values(item, received, request.msg_id)
         for column, value in zip(columns, values, strict=True):
             column.append(value)
-    # corplink.md §6: what counts is every item not refused at routing.
+    # docs/protocol.md §6: what counts is every item not refused at routing.
     counted = sum(fen(item.amount) for item in request.items if item.state is not State.REJECTED)
     limit = request.daily_limit
     day = limit.day if limit else received.astimezone(SHANGHAI).date()
@@ -258,7 +258,7 @@ FIND_REQUEST: Final = (
     f"SELECT {REQUEST_COLUMNS} FROM requests"  # noqa: S608 (constant fragments)
     " WHERE corp_id = $1 AND msg_id = $2"
 )
-"""The (CorpId, MsgId) lookup of dedupe (corplink.md §7); rows for :func:`request_record`."""
+"""The (CorpId, MsgId) lookup of dedupe (docs/protocol.md §7); rows for :func:`request_record`."""
 
 
 def request_record(row: asyncpg.Record) -> RequestRecord:
@@ -365,7 +365,7 @@ CREATE TABLE requests (
     gw_ref      text        NOT NULL UNIQUE,
     received_at timestamptz NOT NULL,
     node        text        NOT NULL,                -- the node that accepted it
-    UNIQUE (corp_id, msg_id)                         -- corplink.md §7
+    UNIQUE (corp_id, msg_id)                         -- docs/protocol.md §7
 );
 ALTER SEQUENCE request_ids OWNED BY requests.id;
 
@@ -417,7 +417,7 @@ CREATE TABLE items (
 );
 
 -- Partial indexes hold only the live rows the engines poll, so they stay
--- small while the table keeps 400 days of history (corplink.md §7).
+-- small while the table keeps 400 days of history (docs/protocol.md §7).
 CREATE INDEX items_unpackaged ON items (engine, queued_at, id)
     WHERE state = 'QUEUED' AND out_msg_id IS NULL;
 CREATE INDEX items_unpackaged_group ON items (engine, receiver, biz_type, work_date, queued_at, id)
@@ -445,7 +445,7 @@ CREATE TABLE sequences (
 """
 
 _V2 = """
-CREATE TABLE daily_totals (                          -- corplink.md §6 daily limits
+CREATE TABLE daily_totals (                          -- docs/protocol.md §6 daily limits
     corp_id   text   NOT NULL,
     oper_id   text   NOT NULL,
     day       date   NOT NULL,                       -- business date, Asia/Shanghai
@@ -460,7 +460,8 @@ CREATE INDEX requests_received ON requests (received_at, id);
 """
 
 _V4 = """
--- correspondence (corplink.md §4 NTFY/INQ/RPLY, clearing.md §4-§6, routing.md §5);
+-- correspondence (docs/protocol.md §4 NTFY/INQ/RPLY, docs/clearing-link.md §4-§6,
+-- docs/routing-rules.md §5);
 -- the same tables as schema.py's version 4.
 
 ALTER TABLE items ADD COLUMN netting_round integer;  -- with work_date: the BEPS round
@@ -576,7 +577,8 @@ CREATE INDEX outbound_acked ON outbound (created_at, msg_id) WHERE state = 'ACKE
 """
 
 _V6 = """
--- the clearing link an inquiry travels on (clearing.md §2), as schema.py's version 6: an IN
+-- the clearing link an inquiry travels on (docs/clearing-link.md §2), as schema.py's version 6: an
+-- IN
 -- inquiry's ccms.315 goes back on the link its ccms.314 arrived on; older rows stay NULL.
 ALTER TABLE inquiries ADD COLUMN engine text CHECK (engine IN ('INTRA', 'HVPS', 'BEPS'));
 """

@@ -16,7 +16,7 @@ from gateway.model import BizType, Engine, Priority, Request, State
 
 
 class OutState(str, Enum):
-    """Life of one outbound clearing message (clearing.md §1)."""
+    """Life of one outbound clearing message (docs/clearing-link.md §1)."""
 
     PENDING = "PENDING"  # journaled, never PUBACKed
     SENT = "SENT"  # PUBACK received, no ccms.990 yet
@@ -29,7 +29,7 @@ class NewItem:
 
     ``state`` is the state right after ACCEPTED: QUEUED, HELD (with
     ``release_at``) or REJECTED (with ``reason_code``/``reason_text``, e.g. a
-    PAYROLL item with an unknown bank code, corplink.md §4).
+    PAYROLL item with an unknown bank code, docs/protocol.md §4).
     """
 
     seq_no: int | None
@@ -54,7 +54,7 @@ class NewItem:
 
 @dataclass(frozen=True, slots=True)
 class DailyLimit:
-    """A per-operator daily cap checked atomically with the journal write (corplink.md §6).
+    """A per-operator daily cap checked atomically with the journal write (docs/protocol.md §6).
 
     ``day`` is the business calendar date (Asia/Shanghai) the amount counts on.
     """
@@ -65,13 +65,13 @@ class DailyLimit:
 
 @dataclass(frozen=True, slots=True)
 class NewRequest:
-    """A request to journal durably before answering 0000 (corplink.md §5)."""
+    """A request to journal durably before answering 0000 (docs/protocol.md §5)."""
 
     corp_id: str
     msg_id: str
     oper_id: str
     trn_code: str
-    digest: str  # SHA-256 hex of canonical Head+Body (corplink.md §7)
+    digest: str  # SHA-256 hex of canonical Head+Body (docs/protocol.md §7)
     received_at: datetime
     items: tuple[NewItem, ...]
     daily_limit: DailyLimit | None = None
@@ -97,7 +97,7 @@ def new_request(
     daily_limit: DailyLimit | None = None,
 ) -> NewRequest:
     """What the journal keeps of a verified request: its Head's keys and the digest
-    (corplink.md §7), with ``items`` (none for INQ and RPLY, which move no money)."""
+    (docs/protocol.md §7), with ``items`` (none for INQ and RPLY, which move no money)."""
     head = req.head
     return NewRequest(
         corp_id=head.corp_id,
@@ -230,11 +230,12 @@ class StateCount:
 
 
 # -- correspondence: notifications, inquiries, incoming credits, netting ------
-# (corplink.md §4 NTFY/INQ/RPLY, clearing.md §4-§6, routing.md §5)
+# (docs/protocol.md §4 NTFY/INQ/RPLY, docs/clearing-link.md §4-§6, docs/routing-rules.md §5)
 
 
 class InquiryDirection(str, Enum):
-    OUT = "OUT"  # we asked (a corporate's INQ, or the automatic 有疑必查 of clearing.md §6)
+    # OUT: we asked (a corporate's INQ, or the automatic 有疑必查 of docs/clearing-link.md §6)
+    OUT = "OUT"
     IN = "IN"  # another bank asked us (inbound ccms.314); a corporate answers with RPLY
 
 
@@ -274,7 +275,7 @@ class NewInquiry:
     ``engine`` is the clearing link the inquiry travels on: OUT, the link of
     the payment or credit asked about (our ccms.314 went out on it); IN, the
     link the ccms.314 arrived on, where the ccms.315 answering it goes back
-    (clearing.md §2: ``{prefix}/{engine}/in`` → ``{prefix}/{engine}/out``).
+    (docs/clearing-link.md §2: ``{prefix}/{engine}/in`` → ``{prefix}/{engine}/out``).
     None only where the topic named no engine (and for rows journaled before
     migration 6).
     """
@@ -321,7 +322,7 @@ class CreditState(str, Enum):
 
 @dataclass(frozen=True, slots=True)
 class NewIncomingCredit:
-    """One incoming credit transaction (clearing.md §6), as received.
+    """One incoming credit transaction (docs/clearing-link.md §6), as received.
 
     ``gw_ref`` is the gateway's own reference for it (``GI`` + date +
     sequence); (``sender``, ``tx_id``) identifies it across re-deliveries.
@@ -369,7 +370,8 @@ class IncomingCredit:
 
 @dataclass(frozen=True, slots=True)
 class Figures:
-    """One side of a bilateral position (routing.md §5, clearing.md §4 ``CptyPos``).
+    """One side of a bilateral position (docs/routing-rules.md §5, docs/clearing-link.md §4
+    ``CptyPos``).
 
     ``dbt``: what we sent the counterparty (our credit transfers: we pay);
     ``cdt``: what it sent us (incoming credits, and our debit collections:
@@ -404,7 +406,7 @@ class NettingOutcome:
 @dataclass(frozen=True, slots=True)
 class NettingRoundView:
     """One reconciled ``CptyPos`` as the journal's ``netting_rounds`` row keeps it,
-    for operations (``gatewayctl netting``, routing.md §5): both sides' figures, so a
+    for operations (``gatewayctl netting``, docs/routing-rules.md §5): both sides' figures, so a
     mismatch can be taken up with the clearing centre without reading the table.
 
     ``at`` is when the position was applied; ``items_netted`` as in

@@ -1,6 +1,6 @@
 """Retention and archive: journal rows past retention go to compressed files, then away.
 
-corplink.md §7: ``(CorpId, MsgId)`` is unique *for the retention period*
+docs/protocol.md §7: ``(CorpId, MsgId)`` is unique *for the retention period*
 (default 400 days).  So a request may leave the journal only when it is older
 than the retention period **and** every item of it is final (SETTLED or
 REJECTED: nothing will ever change it again).  Once it has left, its MsgId is
@@ -29,13 +29,13 @@ in the same two phases (exported in keyset batches, oldest first, through
 each table's migration-5 index; deleted in batches that re-check the rule
 and that the row did not change since it was exported):
 
-- notifications (NTFY, corplink.md §4) by ``at``: the NtfyId cursor is never
+- notifications (NTFY, docs/protocol.md §4) by ``at``: the NtfyId cursor is never
   reused (AUTOINCREMENT / identity), so a client's ``After`` stays valid;
-- inquiries (ccms.314 / 315, clearing.md §4) by ``created_at``, in any
+- inquiries (ccms.314 / 315, docs/clearing-link.md §4) by ``created_at``, in any
   state: one unanswered for the whole retention period is history too;
-- incoming credits (clearing.md §6) by ``received_at``, only POSTED or
+- incoming credits (docs/clearing-link.md §6) by ``received_at``, only POSTED or
   SUSPENSE: a CHECKING credit still waits for the core and never leaves;
-- netting rounds (routing.md §5) by work date before the cutoff's date,
+- netting rounds (docs/routing-rules.md §5) by work date before the cutoff's date,
   unless an item the round netted still waits (NETTED) for its beps.settle;
 - outbound messages without items (ccms.314 / 315) by ``created_at``, once
   receipted (ACKED): the outbox is done with them;
@@ -260,7 +260,7 @@ async def archive_once(
 
     ``backend`` is ``"sqlite"`` (``target``: the journal file) or ``"postgres"``
     (``target``: the DSN, without a password).  The caller passes ``before`` =
-    now − retention (corplink.md §7, default 400 days); it must be an aware
+    now − retention (docs/protocol.md §7, default 400 days); it must be an aware
     datetime.  At most ``max_requests`` requests, and as many rows of each other
     table, per pass; ``batch`` per transaction, ``pause`` seconds between batches
     (room for the hot path's writer).

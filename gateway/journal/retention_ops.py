@@ -3,7 +3,7 @@
 :mod:`gateway.journal.retention` runs one pass the same way on SQLite and
 PostgreSQL; each backend (``retention_sqlite.py``, ``retention_postgres.py``)
 implements :class:`Ops`, the reads and deletes of the pass, with its own SQL.
-Shared here: the rule a request must meet to leave (corplink.md §7: older
+Shared here: the rule a request must meet to leave (docs/protocol.md §7: older
 than the cutoff, every item final), the column lists both read in the same
 order, the turning of a batch's rows into archive lines (:func:`assemble`),
 and the one worker thread that runs a pass's blocking work (:class:`Serial`).
@@ -40,13 +40,15 @@ OUTBOUND_COLUMNS: Final = (
 NOT_FINAL: Final = (
     "SELECT 1 FROM items i WHERE i.request_id = r.id AND i.state NOT IN ('SETTLED', 'REJECTED')"
 )
-"""A request ``r`` may leave only when this finds nothing: every item final (corplink.md §7)."""
+"""A request ``r`` may leave only when this finds nothing: every item final (docs/protocol.md
+§7)."""
 
 TOTALS: Final = (
     "SELECT corp_id, oper_id, day, total_fen FROM daily_totals WHERE day < {p}"
     " ORDER BY day, corp_id, oper_id"
 )
-"""The operators' daily totals (corplink.md §6) of days before the cutoff's date; ``{p}``: mark."""
+"""The operators' daily totals (docs/protocol.md §6) of days before the cutoff's date; ``{p}``:
+mark."""
 
 
 @dataclass

@@ -8,7 +8,7 @@ lock (:data:`ARCHIVE_LOCK`) makes one node archive at a time: the others
 skip the pass.
 
 A request qualifies when it is older than the cutoff and no item of it is
-outside a final state (corplink.md §7); id lists are array parameters.
+outside a final state (docs/protocol.md §7); id lists are array parameters.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ runs on the pass's worker thread (:class:`~gateway.journal.retention_ops.Serial`
 so the event loop never waits on SQLite.
 
 A request qualifies when it is older than the cutoff and no item of it is
-outside a final state (corplink.md §7).  SQLite takes id lists as one JSON
+outside a final state (docs/protocol.md §7).  SQLite takes id lists as one JSON
 array parameter (``json_each``), so every statement is a constant.
 """
 

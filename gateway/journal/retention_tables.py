@@ -4,7 +4,7 @@ Notifications, inquiries, incoming credits, netting rounds (migration 4),
 item-less outbound messages (ccms.314 / ccms.315) and the operators' tools'
 rows (migration 7: manual actions, inbound clearing messages, and the signed
 request / response bytes, which wait for their request) have no items to wait for
-(corplink.md §7 counts the retention period from a request; these rows are
+(docs/protocol.md §7 counts the retention period from a request; these rows are
 its correspondence): each table has its own rule, and the same two steps of
 :mod:`gateway.journal.retention`.  Rows are exported in keyset batches,
 oldest first: by the time column the rule bounds (``since``), then the
@@ -137,7 +137,7 @@ TABLES: Final = (
          ("counterparty_bank", "counterparty_bank", _same), ("text", "text", _same)),
         "at < {b}", by_day=False, day_of="at", since="at",
     ),
-    # any state: an inquiry nobody answered in 400 days is history too (corplink.md §7)
+    # any state: an inquiry nobody answered in 400 days is history too (docs/protocol.md §7)
     Table(
         "inquiry", "inquiries", "inquiries", ("direction", "inq_id"), ("state",),
         ("text", "text", "text"),
@@ -152,7 +152,7 @@ TABLES: Final = (
          ("engine", "engine", _same)),
         "created_at < {b}", by_day=False, day_of="created_at", since="created_at",
     ),
-    # final states only: a CHECKING credit is still waiting for the core (clearing.md §6)
+    # final states only: a CHECKING credit is still waiting for the core (docs/clearing-link.md §6)
     Table(
         "incoming_credit", "incoming_credits", "incoming_credits", ("gw_ref",),
         ("state", "coalesce(netting_round, -1)"), ("text", "text", "integer"),
@@ -171,7 +171,8 @@ TABLES: Final = (
         "received_at < {b} AND state IN ('POSTED', 'SUSPENSE')", by_day=False,
         day_of="received_at", since="received_at",
     ),
-    # a round stays while items it netted still wait for their beps.settle (routing.md §5)
+    # a round stays while items it netted still wait for their beps.settle (docs/routing-rules.md
+    # §5)
     Table(
         "netting_round", "netting_rounds", "netting_rounds", ("work_date", "round", "counterparty"),
         (), ("date", "integer", "text"),

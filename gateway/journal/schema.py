@@ -13,11 +13,11 @@ Value encoding (chosen so that SQL can compare and the round trip is exact):
 - instants are INTEGER microseconds since the UNIX epoch, so ``release_at <=
   now`` and "oldest first" are plain integer comparisons whatever offset the
   caller used; they are read back as aware datetimes in Asia/Shanghai (the
-  clock's zone, DESIGN.md principle 5), equal to what was written;
+  clock's zone, docs/architecture.md §7, principle 5), equal to what was written;
 - dates (work dates) are ISO ``YYYY-MM-DD`` text, which sorts correctly;
 - amounts are INTEGER fen: ``Decimal`` in, ``Decimal`` with two places out;
   an amount with more than two decimals is refused, never rounded
-  (corplink.md §4 allows at most two).
+  (docs/protocol.md §4 allows at most two).
 """
 
 from __future__ import annotations
@@ -110,16 +110,17 @@ def opt_date(text: str | None) -> date | None:
 # -- identifiers --------------------------------------------------------------
 
 NODE_RE = re.compile(r"[A-Z]")
-"""A node letter: one of A-Z, so a GwRef stays 20 characters (corplink.md §5 example)."""
+"""A node letter: one of A-Z, so a GwRef stays 20 characters (docs/protocol.md §5 example)."""
 
 MAX_ISO_ID = 35
-"""ISO 20022 ``Max35Text``: the limit of PmtId/TxId and PmtId/EndToEndId (clearing.md §4)."""
+"""ISO 20022 ``Max35Text``: the limit of PmtId/TxId and PmtId/EndToEndId (docs/clearing-link.md
+§4)."""
 
 
 def gw_ref(received_at: datetime, node: str, request_id: int) -> str:
     """``GW`` + received date (Asia/Shanghai) + node letter + 9-digit request id.
 
-    corplink.md §5 shows ``GW20261127A000000042``.  The date is the calendar
+    docs/protocol.md §5 shows ``GW20261127A000000042``.  The date is the calendar
     date in Asia/Shanghai of the moment the request was received, whatever
     offset the caller's datetime carried.  Ids beyond 999,999,999 widen the
     number rather than wrap (still unique, still ≤ 35 characters).
@@ -132,7 +133,7 @@ def tx_id(ref: str, seq_no: int | None) -> str:
     """PmtId/TxId: the GwRef for a single transfer, ``GwRef-SeqNo`` for a batch item.
 
     Unique per item by construction (GwRef is unique); at most
-    20 + 1 + 5 = 26 characters for a 50,000-item batch (corplink.md §4).
+    20 + 1 + 5 = 26 characters for a 50,000-item batch (docs/protocol.md §4).
     """
     return ref if seq_no is None else f"{ref}-{seq_no}"
 
@@ -140,11 +141,11 @@ def tx_id(ref: str, seq_no: int | None) -> str:
 def end_to_end_id(msg_id: str, seq_no: int | None) -> str:
     """PmtId/EndToEndId: the corporate's MsgId, ``MsgId-SeqNo`` for a batch item.
 
-    MsgId is at most 35 characters (corplink.md §2) but ``-SeqNo`` can take it
+    MsgId is at most 35 characters (docs/protocol.md §2) but ``-SeqNo`` can take it
     past ISO's Max35Text.  Rule: the ``-SeqNo`` suffix is always kept whole
     and the MsgId is cut at its end to fit, so items of one batch stay
     distinguishable; the full MsgId is still in the journal, and the
-    clearing side matches by TxId first (clearing.md §4).
+    clearing side matches by TxId first (docs/clearing-link.md §4).
     """
     if seq_no is None:
         return msg_id[:MAX_ISO_ID]
@@ -156,7 +157,7 @@ def end_to_end_id(msg_id: str, seq_no: int | None) -> str:
 
 
 def ledger_figures(items: Iterable[tuple[str, int]], credits: Iterable[int]) -> Figures:
-    """Our side of a bilateral position (routing.md §5) from the ledger's rows.
+    """Our side of a bilateral position (docs/routing-rules.md §5) from the ledger's rows.
 
     ``items``: (biz_type, fen) of our BEPS items; a CREDIT we send is paid by
     us (dbt), a DEBIT (truncated cheque, beps.127) is paid to us (cdt).
@@ -195,7 +196,7 @@ def check_open_inquiry(request: NewRequest, inquiry: NewInquiry, outbound: NewOu
 
 
 def check_auto_inquiry(gw_ref: str, inquiry: NewInquiry, outbound: NewOutbound) -> None:
-    """The automatic ccms.314 about a suspended credit (clearing.md §6 有疑必查)."""
+    """The automatic ccms.314 about a suspended credit (docs/clearing-link.md §6 有疑必查)."""
     if inquiry.direction is not InquiryDirection.OUT:
         raise ValueError("the automatic inquiry is an OUT inquiry")
     if inquiry.credit_ref not in (None, gw_ref):
@@ -223,7 +224,7 @@ FIND_REQUEST = (
     "SELECT corp_id, msg_id, oper_id, trn_code, digest, gw_ref, received_at"
     " FROM requests WHERE corp_id = ? AND msg_id = ?"
 )
-"""The (CorpId, MsgId) lookup of dedupe (corplink.md §7); rows for :func:`request_record`."""
+"""The (CorpId, MsgId) lookup of dedupe (docs/protocol.md §7); rows for :func:`request_record`."""
 
 _FIRST_STATES = frozenset({State.QUEUED, State.HELD, State.REJECTED})
 
@@ -244,7 +245,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
 
 def check_seq_nos(items: Iterable[NewItem]) -> None:
-    """A single transfer has no SeqNo; batch items have unique ones (corplink.md §4)."""
+    """A single transfer has no SeqNo; batch items have unique ones (docs/protocol.md §4)."""
     seqs = [item.seq_no for item in items]
     if None in seqs:
         if len(seqs) != 1:
@@ -357,7 +358,7 @@ CREATE TABLE requests (
     digest      TEXT    NOT NULL,
     gw_ref      TEXT    UNIQUE,                     -- set in the inserting transaction
     received_at INTEGER NOT NULL,
-    UNIQUE (corp_id, msg_id)                        -- corplink.md §7
+    UNIQUE (corp_id, msg_id)                        -- docs/protocol.md §7
 ) STRICT;
 
 CREATE TABLE outbound (
@@ -406,7 +407,7 @@ CREATE TABLE items (
 ) STRICT;
 
 -- Partial indexes hold only the live rows the engines poll, so they stay
--- small while the table keeps 400 days of history (corplink.md §7).
+-- small while the table keeps 400 days of history (docs/protocol.md §7).
 CREATE INDEX items_unpackaged ON items (engine, queued_at, id)
     WHERE state = 'QUEUED' AND out_msg_id IS NULL;
 CREATE INDEX items_held ON items (release_at, id) WHERE state = 'HELD';
@@ -447,17 +448,18 @@ CREATE INDEX requests_received ON requests (received_at, id);
 """
 
 _V4 = """
--- correspondence (corplink.md §4 NTFY/INQ/RPLY, clearing.md §4-§6, routing.md §5)
+-- correspondence (docs/protocol.md §4 NTFY/INQ/RPLY, docs/clearing-link.md §4-§6,
+-- docs/routing-rules.md §5)
 
 -- The BEPS netting round an item was netted in (with its work_date, the round's key).
 ALTER TABLE items ADD COLUMN netting_round INTEGER;
--- The bilateral ledger (routing.md §5) reads BEPS items receipted, not yet netted;
+-- The bilateral ledger (docs/routing-rules.md §5) reads BEPS items receipted, not yet netted;
 -- settlement reads a round's NETTED items.
 CREATE INDEX items_ledger ON items (receiver, work_date, id)
     WHERE engine = 'BEPS' AND state = 'ACKED';
 CREATE INDEX items_netted ON items (work_date, netting_round, id) WHERE state = 'NETTED';
 
--- NTFY (corplink.md §4): ntfy_id is the client's cursor, so it is never reused.
+-- NTFY (docs/protocol.md §4): ntfy_id is the client's cursor, so it is never reused.
 -- Columns are the union of what the kinds carry (gateway.model.Notice).
 CREATE TABLE notifications (
     ntfy_id           INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -481,7 +483,7 @@ CREATE TABLE notifications (
 ) STRICT;
 CREATE INDEX notifications_by_corp ON notifications (corp_id, ntfy_id);
 
--- ccms.314 / ccms.315 (clearing.md §4), both directions.  No foreign keys to
+-- ccms.314 / ccms.315 (docs/clearing-link.md §4), both directions.  No foreign keys to
 -- requests or items: the retention pass may archive those first.
 CREATE TABLE inquiries (
     direction      TEXT    NOT NULL CHECK (direction IN ('OUT', 'IN')),
@@ -505,7 +507,7 @@ CREATE TABLE inquiries (
 CREATE INDEX inquiries_by_request ON inquiries (corp_id, request_msg_id)
     WHERE request_msg_id IS NOT NULL;
 
--- Incoming credits (clearing.md §6), keyed by our GI reference.
+-- Incoming credits (docs/clearing-link.md §6), keyed by our GI reference.
 CREATE TABLE incoming_credits (
     gw_ref         TEXT    PRIMARY KEY,
     engine         TEXT    NOT NULL,
@@ -535,7 +537,7 @@ CREATE INDEX credits_checking ON incoming_credits (received_at, gw_ref)
 CREATE INDEX credits_ledger ON incoming_credits (sender, work_date)
     WHERE engine = 'BEPS' AND netting_round IS NULL;
 
--- One row per reconciled CptyPos of a beps.netting round (routing.md §5).
+-- One row per reconciled CptyPos of a beps.netting round (docs/routing-rules.md §5).
 CREATE TABLE netting_rounds (
     work_date     TEXT    NOT NULL,
     round         INTEGER NOT NULL,
@@ -558,10 +560,10 @@ CREATE TABLE netting_rounds (
 _V5 = """
 -- retention passes (gateway.journal.retention_tables) select each correspondence table by
 -- the time column its rule bounds, oldest first, in keyset batches of (time, primary key):
--- one index each, so a pass reads only the old rows, never the whole table (corplink.md §7)
+-- one index each, so a pass reads only the old rows, never the whole table (docs/protocol.md §7)
 CREATE INDEX notifications_at ON notifications (at, ntfy_id);
 CREATE INDEX inquiries_created ON inquiries (created_at, direction, inq_id);
--- only final credits leave (clearing.md §6); the query repeats this WHERE word for word
+-- only final credits leave (docs/clearing-link.md §6); the query repeats this WHERE word for word
 CREATE INDEX credits_final ON incoming_credits (received_at, gw_ref)
     WHERE state IN ('POSTED', 'SUSPENSE');
 -- item-less ccms.314 / 315 leave once receipted; the pass checks "item-less" per row
@@ -569,7 +571,7 @@ CREATE INDEX outbound_acked ON outbound (created_at, msg_id) WHERE state = 'ACKE
 """
 
 _V6 = """
--- the clearing link an inquiry travels on (clearing.md §2): an IN inquiry's ccms.315 goes
+-- the clearing link an inquiry travels on (docs/clearing-link.md §2): an IN inquiry's ccms.315 goes
 -- back on the link its ccms.314 arrived on.  Rows from before stay NULL: the reply then
 -- falls back to the payment's engine, else the counterparty's (gateway.correspondence).
 ALTER TABLE inquiries ADD COLUMN engine TEXT;
@@ -645,7 +647,7 @@ def connect(
 
     ``isolation_level=None``: we issue BEGIN/COMMIT ourselves (the group-commit
     writer needs explicit transactions and savepoints).  ``synchronous=FULL``
-    makes every commit fsync the WAL: the 0000 promise (corplink.md §5).
+    makes every commit fsync the WAL: the 0000 promise (docs/protocol.md §5).
     """
     target = f"{Path(path).resolve().as_uri()}?mode=ro" if file_readonly else path
     conn = sqlite3.connect(

@@ -1,13 +1,13 @@
 """The embedded journal: SQLite in WAL mode with one group-committing writer.
 
-Implements :class:`gateway.journal.store.Store` (DESIGN.md "Storage").  All
+Implements :class:`gateway.journal.store.Store` (docs/architecture.md §7 "Storage").  All
 writes go through :class:`~gateway.journal.writer.GroupCommitWriter`, so every
 method that changes state returns only after its transaction is fsynced
-(``synchronous=FULL``): the caller may then answer 0000 (corplink.md §5).
+(``synchronous=FULL``): the caller may then answer 0000 (docs/protocol.md §5).
 Reads run on a small pool of read-only connections; WAL lets them proceed
 while the writer commits, and a read started after a write returned sees it.
 
-State rules (DESIGN.md principle 2), one transition row per change:
+State rules (docs/architecture.md §7, principle 2), one transition row per change:
 
 - accept writes ACCEPTED, then the item's first state (QUEUED, HELD or
   REJECTED), both at ``received_at``; QUEUED items get ``queued_at``.
@@ -19,11 +19,11 @@ State rules (DESIGN.md principle 2), one transition row per change:
   QUEUED → SENT → ACKED → …  A ccms.990 for a message still PENDING moves
   its items QUEUED → SENT → ACKED.  A ccms.900 first counts as the message's
   ccms.990 (the clearing system evidently has it, so re-sending stops,
-  clearing.md §1), then ACSC → SETTLED and RJCT → REJECTED (with its reason)
+  docs/clearing-link.md §1), then ACSC → SETTLED and RJCT → REJECTED (with its reason)
   from ACKED or NETTED; ACSP leaves the item ACKED (NETTED comes from
   beps.netting, SETTLED also from beps.settle: ``correspondence_sqlite``).
 - A move to SETTLED or REJECTED after acceptance writes a STATUS
-  notification for the corporate in the same transaction (corplink.md §4 NTFY).
+  notification for the corporate in the same transaction (docs/protocol.md §4 NTFY).
 
 The correspondence part of the protocol (notifications, inquiries, incoming
 credits, netting) lives in :mod:`gateway.journal.correspondence_sqlite`.
@@ -82,7 +82,7 @@ _TRANSITION_INSERT = "INSERT INTO transitions (item_id, state, at, detail) VALUE
 
 
 class SqliteStore(SqliteOperations, SqliteCorrespondence):
-    """The SQLite journal.  ``node`` is the letter in every GwRef (corplink.md §5).
+    """The SQLite journal.  ``node`` is the letter in every GwRef (docs/protocol.md §5).
 
     ``await start()`` before use; ``await close()`` drains queued writes.
     Any call before ``start`` or after ``close`` raises ``RuntimeError``.
@@ -138,7 +138,8 @@ class SqliteStore(SqliteOperations, SqliteCorrespondence):
     @property
     def pending_writes(self) -> int:
         """Writes queued for the next group commit (approximate), for 5002 load
-        shedding before the journal queue grows past its bound (DESIGN.md principle 4)."""
+        shedding before the journal queue grows past its bound
+        (docs/architecture.md §7, principle 4)."""
         return self._writer.pending
 
     def _open_writer(self) -> sqlite3.Connection:

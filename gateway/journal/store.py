@@ -1,9 +1,9 @@
-"""The store protocol: the journal is the truth (DESIGN.md principle 1).
+"""The store protocol: the journal is the truth (docs/architecture.md §7, principle 1).
 
 Every method that changes state returns only after the change is on stable
 storage (SQLite: WAL + ``synchronous=FULL``, one writer committing in groups),
 so the caller may acknowledge it.  Every item state change writes a row to the
-transition table with its time (DESIGN.md principle 2).  All times are passed
+transition table with its time (docs/architecture.md §7, principle 2).  All times are passed
 in by the caller (the injected clock); the store never reads a clock.
 """
 
@@ -67,12 +67,12 @@ class Store(Protocol):
         Writes ACCEPTED then each item's next state (QUEUED / HELD / REJECTED)
         as transition rows.  If (CorpId, MsgId) already exists, nothing is
         written and ``created`` is False with the existing record (the caller
-        compares digests: Dup replay or 3001, corplink.md §7).
+        compares digests: Dup replay or 3001, docs/protocol.md §7).
 
         Every request adds its non-rejected items' amounts to the operator's
         daily total for ``request.daily_limit.day`` (or the received date);
         with a ``daily_limit``, a request that would take the total past the
-        cap writes nothing and returns ``over_limit`` (2006, corplink.md §6).
+        cap writes nothing and returns ``over_limit`` (2006, docs/protocol.md §6).
         The check and the write are one transaction: exact under concurrency
         and across nodes.
         """
@@ -145,7 +145,7 @@ class Store(Protocol):
         """Live items per (engine, state) and credits in CHECKING and SUSPENSE, for the
         gauges; costs what is live, never the history (gateway/journal/gauges.py)."""
 
-    # -- correspondence (corplink.md §4 NTFY/INQ/RPLY, clearing.md §4-§6) ----
+    # -- correspondence (docs/protocol.md §4 NTFY/INQ/RPLY, docs/clearing-link.md §4-§6) ----
     # Notifications have one global, strictly increasing NtfyId (the NTFY
     # cursor).  Each notification is written in the same transaction as the
     # change it reports, so a crash never loses or invents one.  STATUS
@@ -205,7 +205,8 @@ class Store(Protocol):
         """CHECKING credits whose next check is due, oldest first."""
 
     async def postpone_credit_check(self, gw_ref: str, next_at: datetime) -> None:
-        """The core did not answer: attempts+1, check again at ``next_at`` (clearing.md §5).
+        """The core did not answer: attempts+1, check again at ``next_at`` (docs/clearing-link.md
+        §5).
 
         A credit no longer CHECKING is left alone; ``KeyError`` for an unknown one.
         """
@@ -260,18 +261,18 @@ class Store(Protocol):
     async def credits_in_state(self, state: CreditState, limit: int) -> list[IncomingCredit]:
         """Up to ``limit`` incoming credits in ``state``, oldest received first.
 
-        SUSPENSE is the work list of clearing.md §6 (暂收款 waiting for the
+        SUSPENSE is the work list of docs/clearing-link.md §6 (暂收款 waiting for the
         sending bank's answer); CHECKING shows what a core outage holds back.
         """
 
     async def open_inquiries(self, limit: int) -> list[InquiryRecord]:
         """Up to ``limit`` OPEN inquiries, both directions, oldest first (by
         ``created_at``, then direction and InqId): what still waits for an
-        answer (corplink.md §4 INQ/RPLY, clearing.md §6)."""
+        answer (docs/protocol.md §4 INQ/RPLY, docs/clearing-link.md §6)."""
 
     async def netting_rounds(self, work_date: object) -> list[NettingRoundView]:
         """Every reconciled position of ``work_date`` (a ``date`` or ISO text), by
-        round then counterparty, matched or not, with both figures (routing.md §5)."""
+        round then counterparty, matched or not, with both figures (docs/routing-rules.md §5)."""
 
     # -- operators' message tools (``gatewayctl messages / held / resend``) --------
 

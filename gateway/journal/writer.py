@@ -1,12 +1,12 @@
 """The journal's single writer: one thread, one connection, group commit.
 
 SQLite allows one writer at a time and a commit costs one fsync (the 0000
-promise, corplink.md §5).  Instead of one transaction per request, callers on
+promise, docs/protocol.md §5).  Instead of one transaction per request, callers on
 the event loop hand the writer small functions; the writer takes everything
 queued (up to ``max_batch``), runs each function inside its own SAVEPOINT of
 ONE transaction, commits once, and only then resolves the callers' futures.
 Under load that is many requests per fsync; when idle a lone request is
-committed at once (no artificial delay).  DESIGN.md "Storage".
+committed at once (no artificial delay).  docs/architecture.md §7 "Storage".
 
 Failure rules, so that nothing unjournaled is ever acknowledged:
 

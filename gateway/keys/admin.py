@@ -1,7 +1,7 @@
 """What security staff do to the keys folder: revoke, import a CRL, enrol, rotate, list.
 
 Each operation is a pure file operation on the keys folder, all or nothing
-(DESIGN.md principle 6): the new file is written to a temp file beside the
+(docs/architecture.md §7, principle 6): the new file is written to a temp file beside the
 old one, fsynced, validated with the very loader the daemon uses, and only
 then renamed over the old one; on any failure the old file stays.  The
 running daemon picks the change up on its next reload (``gatewayctl keys``
@@ -129,7 +129,7 @@ def revoke(
     *,
     now: datetime | None = None,
 ) -> str:
-    """Add a certificate to the deny list (corplink.md §3: 2004); idempotent.
+    """Add a certificate to the deny list (docs/protocol.md §3: 2004); idempotent.
 
     Takes a certificate file (PEM or DER) or a SHA-256 fingerprint (colons
     and upper case accepted).  Appends ``fp  # revoked <instant>: <reason>``
@@ -310,7 +310,7 @@ def enrol(
     kinds: KindPolicy | None = None,
     now: datetime | None = None,
 ) -> EnrolResult:
-    """Enrol a certificate for CorpId/OperId (corplink.md §6), validated, atomic, idempotent.
+    """Enrol a certificate for CorpId/OperId (docs/protocol.md §6), validated, atomic, idempotent.
 
     With ``trust`` the certificate must pass the same chain, validity and
     revocation checks as a request (2002–2004) — enrolling a certificate the

@@ -10,8 +10,8 @@ on one layout with fixed file names (``keys/README.md``):
 ``deny-list.txt``            the gateway's own deny list (empty)
 ``server-ca.pem/.key``       the bank's CA for its own certificates (TLS, signing)
 ``server.pem/.key``          TLS server: SAN localhost, 127.0.0.1, ::1; serverAuth
-``gateway-response.pem/.key``  the gateway's response signing key (corplink.md §5)
-``gateway-clearing.pem/.key``  the gateway's clearing signing key (clearing.md §3)
+``gateway-response.pem/.key``  the gateway's response signing key (docs/protocol.md §5)
+``gateway-clearing.pem/.key``  the gateway's clearing signing key (docs/clearing-link.md §3)
 ``clearing-system.pem/.key``   the clearing systems' key (self-signed; pinned)
 ``clients/CORP-OPER.pem/.key`` corporate operator certificates (signing + mTLS)
 ``enrolment.toml``           the enrolment registry with the real fingerprints
@@ -20,8 +20,8 @@ on one layout with fixed file names (``keys/README.md``):
 ===========================  ===============================================
 
 Private keys are unencrypted PKCS#8 PEM with mode 0600: production keys are
-encrypted (DESIGN.md "Keys") and never made by this module.  EC P-256 by
-default (fast); ``key_type="rsa"`` gives RSA-2048 (corplink.md §3).
+encrypted (docs/architecture.md §7 "Keys") and never made by this module.  EC P-256 by
+default (fast); ``key_type="rsa"`` gives RSA-2048 (docs/protocol.md §3).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from gateway.model import CredentialKind
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 #: Dev certificates start this long before ``now``: tests and the demo run on a
-#: business clock (routing.md §4) that may stand days or months in the past.
+#: business clock (docs/routing-rules.md §4) that may stand days or months in the past.
 BACKDATE = timedelta(days=400)
 #: The dev CRL is valid from BACKDATE before ``now`` to BACKDATE after it.  The
 #: TLS handshake judges a CRL by the system clock (docs/protocol.md §3), while

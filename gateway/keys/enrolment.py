@@ -1,14 +1,14 @@
-"""The enrolment registry: who may sign for which corporate, from where (corplink.md §6).
+"""The enrolment registry: who may sign for which corporate, from where (docs/protocol.md §6).
 
 Per CorpId the registry lists the enrolled accounts, the allowed source
 networks, the allowed TrnCodes and the operators with their certificate
 fingerprints and limits.  Security staff maintain it as a TOML file (format
 documented in ``keys/enrolment.example.toml``); it is validated completely
 on load and swapped in whole, so a reload either applies every change or
-none (DESIGN.md principle 6).  Unknown keys and bad values are ``ConfigError``
-naming the key and the file (STYLE.md habit 2).
+none (docs/architecture.md §7, principle 6).  Unknown keys and bad values are ``ConfigError``
+naming the key and the file (docs/architecture.md §8, habit 2).
 
-Checks served (corplink.md §3, §8): 2005 certificate not enrolled for this
+Checks served (docs/protocol.md §3, §8): 2005 certificate not enrolled for this
 CorpId/OperId, 2007 source address not allowed, 4006 payer account not
 enrolled.  TrnCode and per-item limits (2006) are applied by
 ``gateway.keys.verifier`` with the objects returned here.
@@ -28,7 +28,7 @@ from typing import Any
 from gateway.errors import ConfigError, GatewayError, RetCode
 from gateway.model import TrnCode
 
-# corplink.md §2 / §4 field syntax
+# docs/protocol.md §2 / §4 field syntax
 _CORP_ID_RE = re.compile(r"^[A-Z0-9]{1,20}$")
 _OPER_ID_RE = re.compile(r"^[A-Za-z0-9_]{1,20}$")
 _ACCT_RE = re.compile(r"^[0-9A-Za-z]{1,32}$")
@@ -45,7 +45,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 @dataclass(frozen=True)
 class Operator:
-    """An enrolled operator: certificate fingerprints and limits (corplink.md §6).
+    """An enrolled operator: certificate fingerprints and limits (docs/protocol.md §6).
 
     ``max_item``: per-transaction limit (an amount above it → 2006).
     ``daily_limit``: loaded and validated; enforced where durable totals exist.

@@ -1,8 +1,8 @@
-"""Certificate and CRL expiry as Prometheus gauges (issue 4, DESIGN.md principle 8).
+"""Certificate and CRL expiry as Prometheus gauges (docs/architecture.md §7, principle 8).
 
 An expired response key makes every ERP refuse our answers; an expired TLS
 certificate stops every handshake; a CRL past its nextUpdate makes every
-request fail closed (corplink.md §3, 2004).  None of these announces itself
+request fail closed (docs/protocol.md §3, 2004).  None of these announces itself
 beforehand, so the gateway exports the instants and ``conf/alerts.yml`` warns
 days ahead:
 

@@ -1,14 +1,14 @@
 """Key-folder files: permissions, passphrases, encrypted PKCS#8, loading, atomic writes.
 
-DESIGN.md "Keys": private keys on disk are encrypted PKCS#8; the passphrase
+docs/architecture.md §7 "Keys": private keys on disk are encrypted PKCS#8; the passphrase
 comes from a systemd credential (``LoadCredential=`` exposes it as
 ``$CREDENTIALS_DIRECTORY/gateway-key-passphrase``) or an environment
 variable, never from the config file.  The daemon refuses to start on a key
-file that other users could read (issue 4), because a readable encrypted key
+file that other users could read, because a readable encrypted key
 is one offline guessing attack away from a readable plain one.
 
 Every error is a ``ConfigError`` naming the file and the problem, never a
-byte of its content (STYLE.md habit 11).
+byte of its content (docs/architecture.md §8, habit 11).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def check_private_key_file(path: Path) -> None:
     if mode & FORBIDDEN_KEY_MODE:
         raise ConfigError(
             f"{path}: key file mode {mode:04o} gives access to group or others; "
-            "run: chmod 600 on it (DESIGN.md Keys)"
+            "run: chmod 600 on it (docs/architecture.md §7 Keys)"
         )
 
 
@@ -204,7 +204,7 @@ def atomic_write(
     a secret is never briefly readable.  ``validate`` is called with the temp
     file's path (in the same folder, so relative names inside it resolve the
     same) before the rename; if it raises, the old file stays untouched
-    (DESIGN.md principle 6: validate, then swap).
+    (docs/architecture.md §7, principle 6: validate, then swap).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

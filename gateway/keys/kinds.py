@@ -1,4 +1,4 @@
-"""Credential kinds and what each may do (corplink.md §6, RetCode 2006).
+"""Credential kinds and what each may do (docs/protocol.md §6, RetCode 2006).
 
 The bank's client CA issues two kinds of certificate, told apart by a
 certificate-policy OID that the configuration maps to a kind: USBKey
@@ -30,11 +30,11 @@ from gateway.model import CredentialKind
 DEV_USBKEY_OID = "1.3.6.1.4.1.99999.1.1"
 DEV_FILE_OID = "1.3.6.1.4.1.99999.1.2"
 
-#: corplink.md §6: what a file certificate may do by default.
+#: docs/protocol.md §6: what a file certificate may do by default.
 FILE_ALLOWED_DEFAULT = frozenset({"BAL", "STATUS", "NTFY", "INQ", "RPLY", "PAY", "PAYROLL"})
-#: corplink.md §6: file-certificate PAY/PAYROLL items must be *below* this amount.
+#: docs/protocol.md §6: file-certificate PAY/PAYROLL items must be *below* this amount.
 FILE_MAX_ITEM_DEFAULT = Decimal("50000.00")
-#: corplink.md §6: "at most 200,000.00 a day per operator" for a file certificate.
+#: docs/protocol.md §6: "at most 200,000.00 a day per operator" for a file certificate.
 FILE_DAILY_LIMIT_DEFAULT = Decimal("200000.00")
 
 
@@ -53,7 +53,7 @@ def policy_oids(cert: x509.Certificate) -> frozenset[str]:
 class KindPolicy:
     """Maps policy OIDs to credential kinds and enforces the kind's permissions.
 
-    ``file_allowed`` and ``file_max_item`` default to corplink.md §6; the
+    ``file_allowed`` and ``file_max_item`` default to docs/protocol.md §6; the
     USBKey kind may use every TrnCode (its limits are the operator's, from the
     enrolment registry).
     """
@@ -92,7 +92,7 @@ class KindPolicy:
     ) -> Decimal | None:
         """The operator's cap for one day: the smaller of the kind's and the registry's.
 
-        corplink.md §6: a file certificate pays at most 200,000.00 a day per
+        docs/protocol.md §6: a file certificate pays at most 200,000.00 a day per
         operator; USBKey operators are bound by their registry limit only.
         """
         caps = [c for c in (operator_limit,) if c is not None]
@@ -101,7 +101,8 @@ class KindPolicy:
         return min(caps) if caps else None
 
     def check(self, kind: CredentialKind | None, trn_code: str, amounts: Sequence[Decimal]) -> None:
-        """Raise 2006 unless ``kind`` may do ``trn_code`` for these amounts (corplink.md §6)."""
+        """Raise 2006 unless ``kind`` may do ``trn_code`` for these amounts (docs/protocol.md
+        §6)."""
         if kind is None:
             raise GatewayError(
                 RetCode.NOT_PERMITTED, "certificate policy maps to no credential kind"

@@ -1,15 +1,15 @@
 """The gateway's own keys and the clearing systems' certificates, with rotation.
 
-DESIGN.md "Keys" and issue 4: a new key is loaded beside the old one, becomes
+docs/architecture.md §7 "Keys": a new key is loaded beside the old one, becomes
 the signing key at its activation time, and the old certificate stays
 trusted for verification until its overlap ends.  A ``KeyRing`` holds, per
 role, the versions in activation order:
 
 =================  ==========================================================
-``response``       signs CorpLink responses (corplink.md §5)
-``clearing``       signs clearing messages (clearing.md §3)
-``tls``            the TLS server certificate and key (corplink.md §1)
-``clearing_peer``  the clearing systems' certificates, pinned (clearing.md §3);
+``response``       signs CorpLink responses (docs/protocol.md §5)
+``clearing``       signs clearing messages (docs/clearing-link.md §3)
+``tls``            the TLS server certificate and key (docs/protocol.md §1)
+``clearing_peer``  the clearing systems' certificates, pinned (docs/clearing-link.md §3);
                    certificates only, no key
 =================  ==========================================================
 
@@ -27,7 +27,7 @@ Selection rules (the exact instants are tested):
 
 The ring file format (TOML, ``keys/README.md``) is validated completely on
 load; every error is a ``ConfigError`` naming the file and the entry.  A
-ring is immutable: a reload builds a new one and swaps it in (DESIGN.md
+ring is immutable: a reload builds a new one and swaps it in (docs/architecture.md §7
 principle 6).
 """
 
@@ -59,7 +59,7 @@ from gateway.keys.xmldsig import SigningKey
 ROLES = ("response", "clearing", "tls", "clearing_peer")
 #: Roles whose versions carry a private key.
 KEYED_ROLES = frozenset({"response", "clearing", "tls"})
-#: Roles whose key must fit the XMLDSig profile (corplink.md §3: RSA >= 2048 or P-256).
+#: Roles whose key must fit the XMLDSig profile (docs/protocol.md §3: RSA >= 2048 or P-256).
 PROFILE_ROLES = frozenset({"response", "clearing"})
 #: Overlap when the ring file names none (how long a predecessor still verifies).
 DEFAULT_OVERLAP = timedelta(days=7)

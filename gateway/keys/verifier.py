@@ -1,4 +1,4 @@
-"""Request verification in the order of corplink.md §3, in one place.
+"""Request verification in the order of docs/protocol.md §3, in one place.
 
 The pipeline calls ``verify_signature`` (2001 only: the profile, digest and
 value, ``gateway.keys.xmldsig``) as soon as the schema passed, then reads the
@@ -7,7 +7,7 @@ answers with the first failure of:
 
 2002 → 2003 → 2004  chain, validity, revocation (``TrustStore.check``)
 2005                 certificate enrolled for CorpId/OperId (``Registry.check_signer``)
-2006                 kind permissions (corplink.md §6), the corporate's TrnCodes,
+2006                 kind permissions (docs/protocol.md §6), the corporate's TrnCodes,
                      the operator's per-transaction ``max_item``
 2007                 source address allowed for CorpId (``Registry.check_source``)
 
@@ -41,7 +41,7 @@ class Credentials:
 
 
 class RequestVerifier:
-    """Signature and credential checks for CorpLink requests (corplink.md §3, §6)."""
+    """Signature and credential checks for CorpLink requests (docs/protocol.md §3, §6)."""
 
     def __init__(self, trust: TrustStore, registry: Registry, kinds: KindPolicy) -> None:
         self.trust = trust
@@ -62,7 +62,7 @@ class RequestVerifier:
         peer_ip: str,
         now: datetime,
     ) -> Credentials:
-        """Checks 2002 to 2007 in the order of corplink.md §3; the first failure raises.
+        """Checks 2002 to 2007 in the order of docs/protocol.md §3; the first failure raises.
 
         ``amounts`` are the item amounts of a payment request (one for PAY,
         one per item for PAYROLL/PAIN001/MT101, none for queries); ``now`` is

@@ -1,4 +1,4 @@
-"""The CorpLink XMLDSig profile, both directions (corplink.md §3, clearing.md §3).
+"""The CorpLink XMLDSig profile, both directions (docs/protocol.md §3, docs/clearing-link.md §3).
 
 The profile is a strict subset of W3C XML-Signature 1.1: one enveloped
 ``ds:Signature`` as the root's last child, exclusive C14N, RSA-SHA256
@@ -12,7 +12,7 @@ one element while business logic reads another.
 Hand-written on lxml + cryptography rather than signxml: it is several times
 faster and it refuses everything outside the profile by construction.
 Business logic must read only ``Verified.signed_root``, the document
-re-parsed from the very canonical bytes the digest covered (FACTS.md, "XML
+re-parsed from the very canonical bytes the digest covered (docs/architecture.md §9, "XML
 and signatures").
 """
 
@@ -47,11 +47,11 @@ RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 ECDSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 
-#: corplink.md §3: RSA keys below this size are outside the profile.
+#: docs/protocol.md §3: RSA keys below this size are outside the profile.
 MIN_RSA_BITS = 2048
-#: corplink.md §3: ECDSA P-256 values are raw ``r || s``, 32 bytes each (RFC 4050/6931).
+#: docs/protocol.md §3: ECDSA P-256 values are raw ``r || s``, 32 bytes each (RFC 4050/6931).
 ECDSA_P256_VALUE_LEN = 64
-#: Our bound on KeyInfo certificates (signer + intermediates, corplink.md §3):
+#: Our bound on KeyInfo certificates (signer + intermediates, docs/protocol.md §3):
 #: a path longer than trust.MAX_PATH_LEN is useless, and each one costs a DER parse.
 MAX_KEYINFO_CERTS = 8
 
@@ -111,11 +111,11 @@ class Verified:
 def _check_key(key: object, where: str) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
     if isinstance(key, rsa.RSAPrivateKey):
         if key.key_size < MIN_RSA_BITS:
-            raise ConfigError(f"{where}: RSA key below {MIN_RSA_BITS} bits (corplink.md §3)")
+            raise ConfigError(f"{where}: RSA key below {MIN_RSA_BITS} bits (docs/protocol.md §3)")
         return key
     if isinstance(key, ec.EllipticCurvePrivateKey):
         if not isinstance(key.curve, ec.SECP256R1):
-            raise ConfigError(f"{where}: EC key is not P-256 (corplink.md §3)")
+            raise ConfigError(f"{where}: EC key is not P-256 (docs/protocol.md §3)")
         return key
     raise ConfigError(f"{where}: key type outside the profile (RSA or EC P-256 only)")
 
@@ -236,7 +236,7 @@ def _raw_signature(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, data: by
 def sign_enveloped(root: etree._Element, signer: SigningKey) -> None:
     """Append a profile ``ds:Signature`` as the last child of ``root``, in place.
 
-    corplink.md §3: exc-c14n, rsa-sha256 or ecdsa-sha256 (raw r||s), one
+    docs/protocol.md §3: exc-c14n, rsa-sha256 or ecdsa-sha256 (raw r||s), one
     ``Reference URI=""`` with enveloped-signature then exc-c14n, SHA-256, and
     every certificate of ``signer.chain`` in ``KeyInfo/X509Data``.  Raises
     ``ValueError`` if ``root`` already holds a Signature (a programming error).
@@ -328,7 +328,8 @@ def _certificates(key_info: etree._Element) -> tuple[x509.Certificate, ...]:
 
 
 def _check_no_foreign_nodes(root: etree._Element) -> None:
-    """corplink.md §3: no comments (nor PIs, DTDs, entity references) anywhere in the document."""
+    """docs/protocol.md §3: no comments (nor PIs, DTDs, entity references) anywhere in the
+    document."""
     tree = root.getroottree()
     if tree.docinfo.internalDTD is not None or tree.docinfo.externalDTD is not None:
         raise _fail("DOCTYPE not allowed in a signed document")
@@ -364,7 +365,7 @@ def _verify_value(cert: x509.Certificate, method: str, value: bytes, data: bytes
 
 
 def verify_enveloped(root: etree._Element) -> Verified:
-    """Verify ``root`` against the profile of corplink.md §3; 2001 for any deviation.
+    """Verify ``root`` against the profile of docs/protocol.md §3; 2001 for any deviation.
 
     Checks, in order: no comments/PIs anywhere; exactly one ``ds:Signature``
     and it is the root's last child; the exact Signature/SignedInfo/Reference
@@ -421,7 +422,7 @@ def verify_enveloped(root: etree._Element) -> Verified:
 def verify_pinned(root: etree._Element, trusted: Sequence[x509.Certificate]) -> Verified:
     """As ``verify_enveloped``, and the signer must be one of ``trusted`` (DER-equal).
 
-    clearing.md §3: inbound clearing messages are verified against the
+    docs/clearing-link.md §3: inbound clearing messages are verified against the
     clearing systems' configured certificates, not a CA.  A signature that
     verifies with any other certificate is refused with 2002.
     """

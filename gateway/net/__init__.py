@@ -1,1 +1,1 @@
-"""Listeners, TLS, sessions and framing (corplink.md §1)."""
+"""Listeners, TLS, sessions and framing (docs/protocol.md §1)."""

@@ -1,6 +1,7 @@
-"""Admission policies, cheapest first, sans-IO (DESIGN.md principle 4, corplink.md §8).
+"""Admission policies, cheapest first, sans-IO (docs/architecture.md §7, principle 4,
+docs/protocol.md §8).
 
-corplink.md §8 orders the checks "frame (1001) → per-address rate and gateway
+docs/protocol.md §8 orders the checks "frame (1001) → per-address rate and gateway
 load (5001, 5002) → well-formed XML (1002) → schema → per-CorpId rate (5001)
 → signature …": a flood must be refused before it costs CPU.  This module
 holds the per-address and per-CorpId state behind those decisions:
@@ -9,16 +10,16 @@ holds the per-address and per-CorpId state behind those decisions:
   per-address accept rate (new connections per second) — the connection is
   closed at once, with no response (nothing has been read yet).
 - ``on_frame``: per-address frames per second, before any parsing; the
-  caller answers 5001 with ``RetryAfterMs`` (corplink.md §8).
+  caller answers 5001 with ``RetryAfterMs`` (docs/protocol.md §8).
 - ``on_corp``: requests per second per CorpId, after the schema and before
   the signature is verified (§8); 5001 with ``RetryAfterMs``.
 - ``strike``: bad frames (1001), malformed XML (1002) and bad signatures
   (2001) count against the address; ``ban_after_strikes`` of them within
   ``ban_window`` seconds ban it for ``ban_seconds``.  ``strike`` returns True
   only for the strike that starts a ban, so the caller logs once per ban,
-  never once per frame (issue 5).
+  never once per frame.
 
-Nothing here touches a socket, asyncio or a clock (STYLE.md habit 5): the
+Nothing here touches a socket, asyncio or a clock (docs/architecture.md §8, habit 5): the
 caller passes ``now`` from ``time.monotonic()``, and tests pass numbers.
 Every decision carries one reason word from ``REASONS``: the metric label
 and the log word.
@@ -50,7 +51,8 @@ __all__ = [
 ]
 
 REASONS: Final = frozenset({"banned", "conn_limit", "accept_rate", "ip_rate", "corp_rate"})
-"""Every refusal reason this module returns (bounded metric labels, STYLE.md habit 12)."""
+"""Every refusal reason this module returns (bounded metric labels, docs/architecture.md §8, habit
+12)."""
 
 _EVICT_SCAN: Final = 64
 """Entries looked at per insertion when the address map is full (amortised O(1))."""
@@ -62,7 +64,7 @@ class AdmissionConfig:
 
     Rates are per second; each bucket starts full.  The accept bucket's
     burst equals its rate.  Defaults are sized for a corporate ERP that
-    pipelines (corplink.md §1) from a handful of addresses.
+    pipelines (docs/protocol.md §1) from a handful of addresses.
     """
 
     max_conns_per_ip: int = 50
@@ -70,7 +72,7 @@ class AdmissionConfig:
     accept_rate_per_ip: float = 20.0
     """New connections per second per address (token bucket, burst = rate)."""
     frame_rate_per_ip: float = 500.0
-    """Frames per second per address, checked before parsing (5001, corplink.md §8)."""
+    """Frames per second per address, checked before parsing (5001, docs/protocol.md §8)."""
     frame_burst_per_ip: float = 1000.0
     corp_rate: float = 200.0
     """Requests per second per CorpId, before signature verification (5001, §8)."""
@@ -102,7 +104,7 @@ class Decision(NamedTuple):
 
     ``reason`` is ``None`` when admitted, else a word of ``REASONS``.
     ``retry_after_ms`` is set for the rate refusals (the client's
-    ``RetryAfterMs``, corplink.md §8) and, for ``"banned"``, says when the
+    ``RetryAfterMs``, docs/protocol.md §8) and, for ``"banned"``, says when the
     ban ends (for the log: a banned peer gets no response).
     """
 

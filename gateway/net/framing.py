@@ -1,11 +1,11 @@
 """CorpLink framing, sans-IO: an 8-digit length header, then exactly that many bytes.
 
-corplink.md §1: "Frame = 8 ASCII decimal digits giving the body length in
+docs/protocol.md §1: "Frame = 8 ASCII decimal digits giving the body length in
 bytes, zero-padded (``00001234``), followed by exactly that many bytes of
 body."  A header that is not 8 digits, or a length above the listener's limit,
-is a 1001 (corplink.md §8) and closes the connection.
+is a 1001 (docs/protocol.md §8) and closes the connection.
 
-Nothing here touches a socket, asyncio or a clock (STYLE.md habit 5): the
+Nothing here touches a socket, asyncio or a clock (docs/architecture.md §8, habit 5): the
 listener's session drives these functions with bytes it read under its own
 deadlines, and clients, simulators and property tests use ``FrameDecoder``.
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Final, Literal
 
 HEADER_LEN: Final = 8
-"""corplink.md §1: the length header is exactly 8 ASCII decimal digits."""
+"""docs/protocol.md §1: the length header is exactly 8 ASCII decimal digits."""
 
 MAX_ENCODABLE: Final = 99_999_999
 """The largest length 8 decimal digits can express."""
@@ -30,7 +30,7 @@ FrameErrorReason = Literal["header", "length", "empty"]
 
 
 class FrameError(Exception):
-    """The byte stream violates corplink.md §1; the connection answers 1001 and closes.
+    """The byte stream violates docs/protocol.md §1; the connection answers 1001 and closes.
 
     ``reason`` is a bounded word used as log field and metric label:
     ``"header"`` (not 8 ASCII digits), ``"length"`` (above the listener's
@@ -67,7 +67,7 @@ def parse_header(header: bytes | bytearray | memoryview, max_body: int) -> int:
     """Return the body length announced by ``header``, or raise ``FrameError``.
 
     Called before any body byte is read, so an oversized length never makes
-    the reader buffer anything (FACTS.md: ``readexactly`` is unbounded).
+    the reader buffer anything (docs/architecture.md §9: ``readexactly`` is unbounded).
     """
     if len(header) != HEADER_LEN or not _is_ascii_digits(header):
         raise FrameError("header", "length header is not 8 ASCII digits")
@@ -80,7 +80,7 @@ def parse_header(header: bytes | bytearray | memoryview, max_body: int) -> int:
 
 
 def encode_frame(body: bytes) -> bytes:
-    """Prefix ``body`` with its zero-padded 8-digit length (corplink.md §1).
+    """Prefix ``body`` with its zero-padded 8-digit length (docs/protocol.md §1).
 
     An empty body encodes to ``00000000`` (a hostile-client simulator may
     want to send it); decoders refuse it as ``"empty"``.
@@ -97,7 +97,7 @@ class FrameDecoder:
     Never holds more than one partial frame (at most ``max_body + 8`` bytes)
     beyond what the caller fed in one call.  After a ``FrameError`` the
     stream has lost its framing for good: every later ``feed`` raises the
-    same error, as the connection must be closed (corplink.md §1).
+    same error, as the connection must be closed (docs/protocol.md §1).
     """
 
     def __init__(self, max_body: int) -> None:

@@ -1,11 +1,11 @@
 """A CorpLink listener: accept TCP (optionally TLS) connections and run a Session each.
 
-The asyncio driver around the sans-IO framing (STYLE.md: hypercorn keeps the
-two apart).  Limits are per listener (corplink.md §1: "configurable per
+The asyncio driver around the sans-IO framing (docs/architecture.md §8: hypercorn keeps the
+two apart).  Limits are per listener (docs/protocol.md §1: "configurable per
 listener"): body size, the TLS handshake deadline counted from the TCP
 accept, the frame deadline, the idle deadline, pipelined requests per
 connection and open connections.  ``drain`` is the graceful half of the
-daemon's shutdown (DESIGN.md "Operations": stop accepting, finish in-flight
+daemon's shutdown (docs/architecture.md §7 "Operations": stop accepting, finish in-flight
 frames), bounded in time like uvicorn's.
 
 Revocation at the handshake (docs/protocol.md §3, the policy of
@@ -47,10 +47,10 @@ __all__ = ["BadFrameResponder", "ConnInfo", "Handler", "Listener", "ListenerSpec
 log = structlog.get_logger("gateway.net")
 
 DEFAULT_MAX_BODY: Final = 1_048_576
-"""corplink.md §1: body ≤ 1 MiB by default."""
+"""docs/protocol.md §1: body ≤ 1 MiB by default."""
 
 MAX_BODY_LIMIT: Final = 16 * 1_048_576
-"""corplink.md §1: "a listener for PAYROLL may allow up to 16 MiB"."""
+"""docs/protocol.md §1: "a listener for PAYROLL may allow up to 16 MiB"."""
 
 TLS_SHUTDOWN_TIMEOUT: Final = 5.0
 """Seconds to wait for the peer's close_notify before aborting a TLS connection."""
@@ -62,7 +62,7 @@ DenyCheck = Callable[[str], bool]
 
 
 class ConnectionGate(Protocol):
-    """Admission for new connections (issue 5: per-address limits and bans)."""
+    """Admission for new connections (per-address limits and bans)."""
 
     def admit(self, ip: str) -> str | None:
         """``None`` to accept, else the reason word for refusing."""
@@ -76,7 +76,7 @@ class ConnectionGate(Protocol):
 
 @dataclass(frozen=True)
 class ListenerSpec:
-    """One listener's address and limits (corplink.md §1 defaults).
+    """One listener's address and limits (docs/protocol.md §1 defaults).
 
     ``port`` 0 binds a free port (tests).  ``handshake_timeout`` counts from
     the TCP accept (10 s), ``frame_timeout`` from a frame's first byte
@@ -187,7 +187,7 @@ class Listener:
     async def _handshake(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ip: str
     ) -> None:
-        """corplink.md §1: the TLS handshake must finish within 10 s of the TCP accept."""
+        """docs/protocol.md §1: the TLS handshake must finish within 10 s of the TCP accept."""
         assert self.spec.ssl is not None  # noqa: S101 - only called for TLS listeners
         try:
             await writer.start_tls(self.spec.ssl, ssl_handshake_timeout=self.spec.handshake_timeout)

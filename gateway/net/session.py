@@ -1,11 +1,11 @@
 """One CorpLink connection: read frames under deadlines, run handlers, write responses.
 
-The per-connection ``Session`` (STYLE.md habit 6, aiosmtpd's Session) holds
+The per-connection ``Session`` (docs/architecture.md §8, habit 6, aiosmtpd's Session) holds
 only connection state: the streams, the deadlines, the in-flight handler
 tasks and the write lock.  Per-message state lives in the handler's own
 objects.  Framing decisions come from the sans-IO ``gateway.net.framing``.
 
-Rules enforced here (corplink.md §1 unless noted):
+Rules enforced here (docs/protocol.md §1 unless noted):
 
 - "once the first byte of a frame has arrived, the whole frame must arrive
   within 30 s": one deadline from the first header byte to the last body
@@ -17,11 +17,11 @@ Rules enforced here (corplink.md §1 unless noted):
 - a header that is not 8 digits, a length above the limit or a stall past the
   frame deadline: one 1001 response frame (from the listener's
   ``BadFrameResponder``), then close.  The length is checked before any body
-  byte is read (FACTS.md: ``readexactly`` is unbounded).
+  byte is read (docs/architecture.md §9: ``readexactly`` is unbounded).
 - pipelining: complete frames are handled concurrently, at most
   ``max_inflight`` per connection; past that the session stops reading, so
   TCP flow control pushes back on the client.  Responses are written as
-  they complete: "the gateway MAY answer out of order" (corplink.md §1, §5).
+  they complete: "the gateway MAY answer out of order" (docs/protocol.md §1, §5).
 - a client that does not read its responses must not make the gateway
   buffer without bound: a write that cannot drain within the frame deadline
   closes the connection.
@@ -77,7 +77,7 @@ CLOSE_TIMEOUT: Final = 5.0
 class CloseConnection(Exception):
     """Raised by a handler to close the connection at once, without a response.
 
-    Used for a banned address (issue 5): answering each of its frames would
+    Used for a banned address: answering each of its frames would
     spend CPU and memory on an attacker.
     """
 
@@ -87,7 +87,7 @@ class CloseConnection(Exception):
 
 
 class ByteBudget:
-    """Body bytes held in memory across all connections (issue 5: bounded memory).
+    """Body bytes held in memory across all connections (bounded memory).
 
     A frame's body is read only once its length fits the budget; it is
     given back when the frame's response is written.  One frame larger than
@@ -140,7 +140,7 @@ def peer_address(peername: object) -> tuple[str, int]:
 
     An IPv4 client reaching a dual-stack IPv6 socket appears as
     ``::ffff:a.b.c.d``; it is reported as ``a.b.c.d`` so that source-address
-    rules (corplink.md §3, 2007) see one form per client.
+    rules (docs/protocol.md §3, 2007) see one form per client.
     """
     if not isinstance(peername, tuple) or len(peername) < 2:
         return ("", 0)
@@ -315,7 +315,7 @@ class Session:
                 header = first + await reader.readexactly(HEADER_LEN - 1)
                 length = parse_header(header, spec.max_body)  # before any body byte
             if self._banned is not None and self._banned(self.info.peer_ip):
-                return "banned"  # not one more body byte from a banned address (issue 5)
+                return "banned"  # not one more body byte from a banned address
             if self._budget is not None:  # our own backpressure: not the client's deadline
                 waited_from = loop.time()
                 await self._budget.acquire(length)
@@ -361,7 +361,7 @@ class Session:
                 await self._budget.release(len(body))
 
     async def _answer_bad_frame(self, reason: str) -> None:
-        """Write the one 1001 frame corplink.md §1 asks for, if the connection allows."""
+        """Write the one 1001 frame docs/protocol.md §1 asks for, if the connection allows."""
         if self._writer.is_closing():
             return
         try:

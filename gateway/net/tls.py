@@ -1,10 +1,10 @@
-"""TLS contexts for the CorpLink listeners and their clients (corplink.md §1).
+"""TLS contexts for the CorpLink listeners and their clients (docs/protocol.md §1).
 
-corplink.md §1: "TLS 1.2 or 1.3 only; TLS 1.3 preferred.  A listener may
+docs/protocol.md §1: "TLS 1.2 or 1.3 only; TLS 1.3 preferred.  A listener may
 require a client certificate (mutual TLS)."  OpenSSL negotiates the highest
 version both sides offer, so allowing 1.2..1.3 is what "1.3 preferred" means
 on the wire.  Compression is off (CRIME) and renegotiation is refused
-(FACTS.md "asyncio, TLS, processes").
+(docs/architecture.md §9 "asyncio, TLS, processes").
 
 Client certificates are checked for revocation in the handshake (the policy
 of ``gateway.keys.revocation``, docs/protocol.md §3): every CA on the path
@@ -13,9 +13,9 @@ TLS alert (``gateway.net.listener``).  Only the key-exchange groups X25519,
 P-256 and P-384 are accepted, and the CertificateRequest names the client
 CAs (``gateway.net.openssl``: Python's ``ssl`` has no API for either).
 
-Certificate rotation (DESIGN.md principle 6) must never touch a context that
+Certificate rotation (docs/architecture.md §7, principle 6) must never touch a context that
 live handshakes use: a failed half-reload of an ``SSLContext`` broke every
-later handshake (FACTS.md).  So a new context is built and checked in full
+later handshake (docs/architecture.md §9).  So a new context is built and checked in full
 by ``server_context`` first, then ``SwappableContext.swap`` makes new
 handshakes use it while open connections keep the one they started with.
 """
@@ -62,7 +62,7 @@ _TLS12_CIPHERS = ":".join(
 
 
 def _harden(ctx: ssl.SSLContext) -> None:
-    """Apply the corplink.md §1 version range and the FACTS.md options."""
+    """Apply the docs/protocol.md §1 version range and the docs/architecture.md §9 options."""
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.maximum_version = ssl.TLSVersion.TLSv1_3
     ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION

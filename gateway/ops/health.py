@@ -1,14 +1,14 @@
 """The operations HTTP endpoint: ``/metrics``, ``/healthz``, ``/readyz``.
 
-DESIGN.md "Operations": Prometheus scrapes ``/metrics``; a supervisor or load
+docs/architecture.md §7 "Operations": Prometheus scrapes ``/metrics``; a supervisor or load
 balancer asks ``/healthz`` (the process runs) and ``/readyz`` (it should get
-traffic). STYLE.md habit 3: the lifecycle is an enum that ``/readyz`` reports.
+traffic). docs/architecture.md §8, habit 3: the lifecycle is an enum that ``/readyz`` reports.
 
 A deliberately tiny HTTP/1.1 server on asyncio, no new dependency. It reads one
 request head (request line + headers, at most ``MAX_HEAD_BYTES`` within
 ``HEAD_TIMEOUT`` seconds), answers, and closes (``Connection: close``): no
 keep-alive, no bodies, no chunking, so there is nothing for a slow or hostile
-peer to hold open. It binds ``127.0.0.1`` unless told otherwise (FACTS.md:
+peer to hold open. It binds ``127.0.0.1`` unless told otherwise (docs/architecture.md §9:
 prometheus-client's own server binds 0.0.0.0 by default; we do not).
 """
 

@@ -1,6 +1,7 @@
 """Structured logging: one JSON object per line, accounts masked, key material never written.
 
-DESIGN.md principle 8 and STYLE.md habit 11: events carry context bound through
+docs/architecture.md §7, principle 8 and docs/architecture.md §8, habit 11: events carry context
+bound through
 ``structlog.contextvars`` (gateway reference, CorpId, MsgId), account numbers
 appear only masked, and nothing key-like is ever logged. Both roads into the log
 end in the same processor chain:

@@ -1,6 +1,6 @@
 """Prometheus metrics: one registry per process, ``gateway_`` prefix, base units.
 
-Labels are bounded (STYLE.md habit 12): listener names, TrnCodes, RetCodes,
+Labels are bounded (docs/architecture.md §8, habit 12): listener names, TrnCodes, RetCodes,
 reason words, engines, states, message types — never CorpId or MsgId.
 Every refusal is counted under ``reason`` with the same word the log uses.
 """
@@ -194,7 +194,7 @@ LIFECYCLE = Gauge(
 NETTING_POSITIONS = Counter(
     "gateway_netting_positions_total",
     "BEPS netting positions reconciled against the bilateral ledger, by outcome"
-    " (matched, mismatch; routing.md §5)",
+    " (matched, mismatch; docs/routing-rules.md §5)",
     ["outcome"],
     registry=REGISTRY,
 )
@@ -237,7 +237,7 @@ NOTICES_PULLED = Counter(
 RELOADS = Counter(
     "gateway_reloads_total",
     "Reloads (SIGHUP / gatewayctl reload) by outcome: applied, or refused with the old"
-    " directory, calendars, registry and keys kept (routing.md §2)",
+    " directory, calendars, registry and keys kept (docs/routing-rules.md §2)",
     ["outcome"],
     registry=REGISTRY,
 )

@@ -1,16 +1,16 @@
 """The sd_notify protocol, by hand: readiness, reload, stop and watchdog for systemd.
 
-DESIGN.md "Operations": ``gatewayd`` runs as ``Type=notify`` with a watchdog
+docs/architecture.md §7 "Operations": ``gatewayd`` runs as ``Type=notify`` with a watchdog
 (systemd/gatewayd.service). The protocol is one datagram of ``KEY=VALUE``
 lines to the AF_UNIX socket named by ``$NOTIFY_SOCKET`` — an abstract socket
-when the name starts with ``@`` (FACTS.md "Operations"). Outside systemd the
+when the name starts with ``@`` (docs/architecture.md §9 "Operations"). Outside systemd the
 variable is unset and every call is a cheap no-op returning False.
 
 Errors never propagate: a failing notify must not take the daemon down. The
 first failure is logged as a warning, later ones at debug level until a send
 succeeds again (the ``sdnotify`` package swallows errors silently; we do not).
 
-Reload (FACTS.md): ``Type=notify-reload`` needs systemd ≥ 253, so the unit uses
+Reload (docs/architecture.md §9): ``Type=notify-reload`` needs systemd ≥ 253, so the unit uses
 ``Type=notify`` with ``ExecReload=kill -HUP``; the daemon still sends
 ``RELOADING=1`` with ``MONOTONIC_USEC`` when a reload starts and ``READY=1``
 when it ends, which newer systemd versions use to track the reload.

@@ -1,9 +1,9 @@
 """Read-only journal views for operations: ``gatewayctl credits|inquiries|netting``,
 ``messages search|show`` and ``held list``.
 
-Suspense credits (clearing.md §6, 暂收款) are the work list of the back
-office; open inquiries (corplink.md §4) wait for an answer; netting rounds
-(routing.md §5) show both sides' figures when the alert fires.  A bad
+Suspense credits (docs/clearing-link.md §6, 暂收款) are the work list of the back
+office; open inquiries (docs/protocol.md §4) wait for an answer; netting rounds
+(docs/routing-rules.md §5) show both sides' figures when the alert fires.  A bad
 argument raises ``ValueError``, which the admin socket answers as
 ``{"ok": false, "reason": "bad request: ..."}``.
 
@@ -71,7 +71,7 @@ async def journal_view(
     if op == "inquiries":  # OPEN, both directions
         found = await store.open_inquiries(_view_limit(cmd))
         return {"ok": True, "inquiries": [_ops_json(i) for i in found]}
-    if op == "netting":  # default: the BEPS work date of now (routing.md §4)
+    if op == "netting":  # default: the BEPS work date of now (docs/routing-rules.md §4)
         given = cmd.get("work_date")
         day = (
             date.fromisoformat(str(given))

@@ -1,6 +1,6 @@
 """Working days (工作日): the seam the operating windows and engine rules read.
 
-routing.md §4: a working day is a Monday-Friday that is not a listed holiday,
+docs/routing-rules.md §4: a working day is a Monday-Friday that is not a listed holiday,
 or any date listed as a make-up working day (调休, a weekend worked in place
 of a holiday).  Calendars are files per year, reloaded like the directory:
 ``gateway.routing.calendar_files`` reads and validates them into one
@@ -8,7 +8,7 @@ of a holiday).  Calendars are files per year, reloaded like the directory:
 the windows and the router can be tested at any date.
 
 A date beyond the loaded years is answered by the weekday rule alone
-(routing.md §4); :meth:`WorkCalendar.covers` lets the caller notice and raise
+(docs/routing-rules.md §4); :meth:`WorkCalendar.covers` lets the caller notice and raise
 the alert metric, so this module stays free of side effects.  Likewise
 :meth:`WorkCalendar.is_provisional` tells a date whose year was loaded from a
 file marked provisional (the State Council's notice for that year was not
@@ -58,7 +58,7 @@ class WorkCalendar:
         self.version = version
 
     def is_working_day(self, d: date) -> bool:
-        """Mon-Fri and not a holiday, or a listed make-up working day (routing.md §4)."""
+        """Mon-Fri and not a holiday, or a listed make-up working day (docs/routing-rules.md §4)."""
         if d in self.workdays:
             return True
         return d.weekday() < _SATURDAY and d not in self.holidays

@@ -1,6 +1,6 @@
 """Calendar files: one TOML file per year of holidays and make-up working days.
 
-routing.md §4: "Calendars are files per year (``holidays``, ``workdays``),
+docs/routing-rules.md §4: "Calendars are files per year (``holidays``, ``workdays``),
 reloaded like the directory."  The format (``routing/README.md``)::
 
     year = 2026
@@ -12,7 +12,7 @@ reloaded like the directory."  The format (``routing/README.md``)::
 Dates are TOML local dates (not strings), so a typo is a parse error and not
 a silently different day.
 
-Reload semantics are those of the directory (routing.md §2, DESIGN.md
+Reload semantics are those of the directory (docs/routing-rules.md §2, docs/architecture.md §7
 principle 6): :func:`load_calendars` reads and validates *every* file of the
 folder into a new :class:`WorkCalendar` before anyone sees it, and raises
 :class:`CalendarError` naming the file and the entry on the first problem;
@@ -85,7 +85,7 @@ def parse_calendar_year(text: str, source: str) -> CalendarYear:
 
     Refused, naming the entry: a date outside the file's year, a date listed
     twice, a date that is both holiday and working day, a make-up working day
-    that is not a Saturday or Sunday (routing.md §4: make-up days are 调休
+    that is not a Saturday or Sunday (docs/routing-rules.md §4: make-up days are 调休
     weekends), a value that is not a TOML date, and unknown or missing keys.
     """
     try:
@@ -141,7 +141,7 @@ def load_calendar_year(path: Path) -> CalendarYear:
 def load_calendars(folder: Path) -> WorkCalendar:
     """Every ``*.toml`` in ``folder`` (each named ``YYYY.toml``), validated, as one new calendar.
 
-    The years covered are exactly those files (routing.md §4: beyond them the
+    The years covered are exactly those files (docs/routing-rules.md §4: beyond them the
     weekday rule applies and ``covers`` is False).  An empty or missing
     folder is refused rather than read as "weekday rule only": a wrong path
     must not silently drop every holiday.  ``version`` is a digest of the

@@ -1,6 +1,6 @@
 """The bank directory (行名行号簿): which bank codes exist, through whom they clear.
 
-routing.md §2: a CSV file (UTF-8, header row) that operations replace when
+docs/routing-rules.md §2: a CSV file (UTF-8, header row) that operations replace when
 the central bank publishes a new directory.  The gateway reloads it without
 restart, atomically: a new file is parsed and validated *completely* into a
 new ``Directory`` object before anyone sees it, and a message is routed
@@ -8,7 +8,7 @@ against one whole version (``Router.with_directory`` swaps the reference).
 That is why parsing is strict: a bad row refuses the whole file, with the
 file, line and column named, and the old version stays in force.
 
-The 12-digit code's check digit is never computed (routing.md §1; no public
+The 12-digit code's check digit is never computed (docs/routing-rules.md §1; no public
 algorithm exists): the directory is the only authority on which codes exist.
 """
 
@@ -34,10 +34,10 @@ HEADER: tuple[str, ...] = (
     "valid_to",
     "internal",
 )
-"""The columns, in order (routing.md §2)."""
+"""The columns, in order (docs/routing-rules.md §2)."""
 
 BIC_HEADER: tuple[str, ...] = (*HEADER, "bic")
-"""routing.md §2's columns plus an optional trailing ``bic``: corplink.md §4 lets an
+"""docs/routing-rules.md §2's columns plus an optional trailing ``bic``: docs/protocol.md §4 lets an
 MT101 (57A) or a pain.001 (BICFI) name the payee bank by a BIC "that the directory
 maps", and the nine columns have no place for one.  A file with the nine columns
 is read as before; one with this header maps each listed BIC to its row."""
@@ -53,10 +53,10 @@ def bic11(bic: str) -> str:
 KINDS = frozenset({"cnaps", "internal"})
 STATUSES = frozenset({"active", "suspended", "closed"})
 CODE_LENGTH: dict[str, int] = {"cnaps": 12, "internal": 6}
-"""routing.md §1: a CNAPS code has 12 digits, an internal (网内往来) code 6."""
+"""docs/routing-rules.md §1: a CNAPS code has 12 digits, an internal (网内往来) code 6."""
 
 DEFAULT_MAX_DROP = 0.10
-"""routing.md §2: refuse a reload that drops more than this share of the codes."""
+"""docs/routing-rules.md §2: refuse a reload that drops more than this share of the codes."""
 
 VERSION_HEX = 16
 """Hex digits of the SHA-256 kept as the directory version (logs, /healthz)."""
@@ -93,7 +93,7 @@ class DirectoryError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class BankEntry:
-    """One row of the directory (routing.md §2)."""
+    """One row of the directory (docs/routing-rules.md §2)."""
 
     code: str
     name: str
@@ -107,7 +107,8 @@ class BankEntry:
     bic: str | None = None  # optional BIC column: this row's BIC (11-character form)
 
     def usable_on(self, d: date) -> bool:
-        """routing.md §2: active and ``valid_from ≤ d ≤ valid_to`` (empty = open-ended)."""
+        """docs/routing-rules.md §2: active and ``valid_from ≤ d ≤ valid_to`` (empty =
+        open-ended)."""
         if self.status != "active":
             return False
         if self.valid_from is not None and d < self.valid_from:
@@ -256,7 +257,8 @@ class Directory:
         return missing / len(self._by_code)
 
     def check_replacement(self, new: Directory, *, max_drop: float = DEFAULT_MAX_DROP) -> None:
-        """Refuse ``new`` if it drops more than ``max_drop`` of our codes (routing.md §2).
+        """Refuse ``new`` if it drops more than ``max_drop`` of our codes (docs/routing-rules.md
+        §2).
 
         A truncated or wrong file is far likelier than the central bank
         retiring a tenth of all codes at once; the old version stays in force.

@@ -1,25 +1,26 @@
-"""Choosing the engine, the receiver, the work date and the release time (routing.md §1-§4).
+"""Choosing the engine, the receiver, the work date and the release time (docs/routing-rules.md
+§1-§4).
 
 Pure: ``route(transfer, now)`` reads only its arguments and the immutable
 directory, calendar and schedules it was built with.  A directory or calendar
 reload builds a new ``Router`` (``with_directory`` / ``with_calendar``) and
 swaps the reference, so each message is routed against one whole version
-(routing.md §2).
+(docs/routing-rules.md §2).
 
-Refusals are ``GatewayError`` with the corplink.md §8 codes, checked in this
+Refusals are ``GatewayError`` with the docs/protocol.md §8 codes, checked in this
 order (first failure answers):
 
 1. 4002 — ``PayeeBankCode`` is not exactly 6 or 12 ASCII digits, or is a
    6-digit code whose 2-digit bank type is not ours: internal codes exist
-   only for our own branches (routing.md §1: "anything else is malformed").
+   only for our own branches (docs/routing-rules.md §1: "anything else is malformed").
 2. 4001 — the code is not in the directory; also one of our own 12-digit
    codes whose row has no ``internal`` column (it cannot be addressed on the
    internal network, and the directory is the only authority).
 3. 4003 — the code is known but not usable on the **calendar date of now**
-   in Asia/Shanghai (routing.md §2 says "not usable today"; the work date of a
+   in Asia/Shanghai (docs/routing-rules.md §2 says "not usable today"; the work date of a
    BEPS message after 16:00 is tomorrow, but the directory speaks of today).
 4. 4005 — the engine is closed and its hold policy is ``reject``
-   (routing.md §4); also when no opening can be found within
+   (docs/routing-rules.md §4); also when no opening can be found within
    ``windows.SEARCH_DAYS`` (a message we cannot schedule is not journaled).
 """
 
@@ -38,7 +39,7 @@ from gateway.routing.directory import CODE_LENGTH, BankEntry, Directory, is_digi
 from gateway.routing.windows import DEFAULT_SCHEDULES, EngineSchedule, ScheduleError, local
 
 FIELD = "PayeeBankCode"
-"""The element named in refusal details (corplink.md §4, §8)."""
+"""The element named in refusal details (docs/protocol.md §4, §8)."""
 
 HOLD = "hold"
 REJECT = "reject"
@@ -47,7 +48,7 @@ HOLD_POLICIES = frozenset({HOLD, REJECT})
 
 @dataclass(frozen=True, slots=True)
 class BankIdentity:
-    """Our own bank, from configuration ``bank.*`` (routing.md §3)."""
+    """Our own bank, from configuration ``bank.*`` (docs/routing-rules.md §3)."""
 
     class_code: str  # 3-digit bank class (行别), e.g. "103"
     participant: str  # our 12-digit direct-participant code
@@ -70,7 +71,7 @@ def _all_hold() -> Mapping[Engine, str]:
 
 @dataclass(frozen=True, slots=True)
 class RoutingPolicy:
-    """Amount limits and closed-engine policy (routing.md §3, §4)."""
+    """Amount limits and closed-engine policy (docs/routing-rules.md §3, §4)."""
 
     credit_limit: Decimal = Decimal("50000.00")  # beps.credit_limit, exclusive
     holiday_credit_limit: Decimal | None = None  # beps.holiday_credit_limit; None = same
@@ -124,7 +125,7 @@ class Router:
         self.policy = policy
 
     def with_directory(self, directory: Directory) -> Router:
-        """A router identical but for the directory (atomic reload, routing.md §2)."""
+        """A router identical but for the directory (atomic reload, docs/routing-rules.md §2)."""
         return Router(self.bank, directory, self.calendar, self.schedules, self.policy)
 
     def with_calendar(self, calendar: WorkCalendar) -> Router:
@@ -165,7 +166,7 @@ class Router:
     # -- the rules ----------------------------------------------------------------
 
     def _lookup(self, code: str) -> BankEntry:
-        """routing.md §1 format, then the directory (4002, then 4001)."""
+        """docs/routing-rules.md §1 format, then the directory (4002, then 4001)."""
         if not (is_digits(code, CODE_LENGTH["cnaps"]) or is_digits(code, CODE_LENGTH["internal"])):
             raise GatewayError(RetCode.BANK_CODE_MALFORMED, f"{FIELD} must be 12 or 6 digits")
         internal = len(code) == CODE_LENGTH["internal"]
@@ -183,13 +184,14 @@ class Router:
         return entry
 
     def _is_ours(self, code: str) -> bool:
-        """routing.md §3 rule 1: our internal type (6 digits) or our class code (12 digits)."""
+        """docs/routing-rules.md §3 rule 1: our internal type (6 digits) or our class code (12
+        digits)."""
         if len(code) == CODE_LENGTH["internal"]:
             return code.startswith(self.bank.internal_type)
         return code.startswith(self.bank.class_code)
 
     def _internal_code(self, code: str, entry: BankEntry) -> str:
-        """INTRA is addressed to the branch's 6-digit internal code (routing.md §3)."""
+        """INTRA is addressed to the branch's 6-digit internal code (docs/routing-rules.md §3)."""
         if len(code) == CODE_LENGTH["internal"]:
             return code
         if entry.internal is None:
@@ -197,7 +199,7 @@ class Router:
         return entry.internal
 
     def _interbank_engine(self, transfer: Transfer, today: date) -> Engine:
-        """routing.md §3 rule 2, in its order: DEBIT, URGT, amount below the limit."""
+        """docs/routing-rules.md §3 rule 2, in its order: DEBIT, URGT, amount below the limit."""
         if transfer.biz_type == BizType.DEBIT:
             return Engine.BEPS
         if transfer.priority == Priority.URGT:

@@ -1,7 +1,7 @@
-"""Operating windows and work dates per engine (routing.md §4), as pure functions.
+"""Operating windows and work dates per engine (docs/routing-rules.md §4), as pure functions.
 
 Every answer is a function of ``(now, calendar)``: the caller passes an aware
-``now`` from the injected clock (DESIGN.md principle 5), and this module
+``now`` from the injected clock (docs/architecture.md §7, principle 5), and this module
 works in Asia/Shanghai local time.  No clock is read here.
 
 A schedule is a list of sessions.  Each session *belongs* to one work day D
@@ -21,7 +21,7 @@ Sessions of consecutive days that touch (INTRA Mon 00:00-24:00 and Tue
 which a closed engine becomes open, never a midnight in the middle of an open
 period.
 
-Windows are configuration (routing.md §4, "a list of sessions per engine"):
+Windows are configuration (docs/routing-rules.md §4, "a list of sessions per engine"):
 :func:`parse_schedule` builds an engine's schedule from its TOML table, either
 a named profile (:data:`PROFILES`) or a list of sessions.
 """
@@ -66,7 +66,7 @@ def local(now: datetime) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """One acceptance window, ``open ≤ t < close`` (routing.md §4)."""
+    """One acceptance window, ``open ≤ t < close`` (docs/routing-rules.md §4)."""
 
     open: time
     close: time
@@ -130,7 +130,7 @@ class Placement:
 
 @dataclass(frozen=True, slots=True)
 class EngineSchedule:
-    """An engine's sessions and, for BEPS, its work-day switch (routing.md §4)."""
+    """An engine's sessions and, for BEPS, its work-day switch (docs/routing-rules.md §4)."""
 
     engine: Engine
     sessions: tuple[Session, ...]
@@ -155,7 +155,7 @@ class EngineSchedule:
         return self._next_opening(local(now), cal).start
 
     def work_date(self, now: datetime, cal: WorkCalendar) -> date:
-        """The work date a message arriving at ``now`` carries (routing.md §4).
+        """The work date a message arriving at ``now`` carries (docs/routing-rules.md §4).
 
         See :meth:`place`.
         """
@@ -237,7 +237,7 @@ class EngineSchedule:
 
 DEFAULT_SCHEDULES: Mapping[Engine, EngineSchedule] = MappingProxyType(
     {
-        # routing.md §4 table: HVPS working days 09:00 ≤ t < 17:00.
+        # docs/routing-rules.md §4 table: HVPS working days 09:00 ≤ t < 17:00.
         Engine.HVPS: EngineSchedule(Engine.HVPS, (Session(time(9), time(17)),)),
         # INTRA: working days, all day.
         Engine.INTRA: EngineSchedule(Engine.INTRA, (Session(time(0), END_OF_DAY),)),
@@ -247,10 +247,11 @@ DEFAULT_SCHEDULES: Mapping[Engine, EngineSchedule] = MappingProxyType(
         ),
     }
 )
-"""The default schedules (routing.md §4).  Read-only; copy with ``dict(...)`` to change."""
+"""The default schedules (docs/routing-rules.md §4).  Read-only; copy with ``dict(...)`` to
+change."""
 
 HVPS_2018_PROFILE = EngineSchedule(Engine.HVPS, (Session(time(20, 30), time(17, 15)),))
-"""HVPS since 2018-05-02 (routing.md §4): 20:30 the evening before a working day to
+"""HVPS since 2018-05-02 (docs/routing-rules.md §4): 20:30 the evening before a working day to
 17:15 (cut-off) on it; the evening part carries the working day's work date."""
 
 
@@ -262,9 +263,10 @@ PROFILES: Mapping[str, Mapping[Engine, EngineSchedule]] = MappingProxyType(
         "hvps-2018": MappingProxyType({Engine.HVPS: HVPS_2018_PROFILE}),
     }
 )
-"""Named schedules a configuration may choose instead of listing sessions (routing.md §4).
+"""Named schedules a configuration may choose instead of listing sessions (docs/routing-rules.md
+§4).
 
-``"default"`` is the table of routing.md §4 for each engine; ``"hvps-2018"``
+``"default"`` is the table of docs/routing-rules.md §4 for each engine; ``"hvps-2018"``
 is the HVPS schedule since May 2018 and exists for HVPS only.
 """
 
@@ -277,13 +279,13 @@ _CUTOFF_ENGINES = frozenset({Engine.BEPS})
 def parse_schedule(
     engine: Engine, spec: Mapping[str, object], *, where: str = ""
 ) -> EngineSchedule:
-    """One engine's schedule from its configuration table (routing.md §4).
+    """One engine's schedule from its configuration table (docs/routing-rules.md §4).
 
     ``spec`` is a TOML table such as ``{profile = "hvps-2018"}`` or
     ``{sessions = [{open = "09:00", close = "17:00", days = "working"}]}``;
     ``profile`` and ``sessions`` exclude each other, and an empty table means
     ``profile = "default"``.  ``cutoff = "HH:MM"`` is the work-day switch and
-    applies to BEPS only (routing.md §4: D if t < 16:00, else D + 1); BEPS
+    applies to BEPS only (docs/routing-rules.md §4: D if t < 16:00, else D + 1); BEPS
     keeps 16:00 when it is not given.  Times are Asia/Shanghai wall-clock
     ``HH:MM``; ``close = "24:00"`` means midnight at the end of the day, and a
     ``close`` earlier than ``open`` starts the session on the evening before.
@@ -346,7 +348,7 @@ def _cutoff(engine: Engine, value: object, prefix: str) -> time | None:
     if value is None:
         return None
     if engine not in _CUTOFF_ENGINES:
-        raise ConfigError(f"{prefix}.cutoff: applies to BEPS only (routing.md §4)")
+        raise ConfigError(f"{prefix}.cutoff: applies to BEPS only (docs/routing-rules.md §4)")
     if not isinstance(value, str) or _HHMM.match(value) is None:
         raise ConfigError(f"{prefix}.cutoff: must be HH:MM")
     return time.fromisoformat(value)

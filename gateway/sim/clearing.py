@@ -1,9 +1,9 @@
 """The clearing systems' simulator (``gateway-sim clearing``): HVPS, BEPS, clearing centre.
 
-It stands in for the other side of clearing.md and speaks only that text:
+It stands in for the other side of docs/clearing-link.md and speaks only that text:
 it subscribes (QoS 1) to ``{prefix}/+/out``; verifies each message's
 signature against the pinned gateway certificates and drops (counts, logs)
-any that fails (clearing.md §3); deduplicates by envelope MsgId (§1: every
+any that fails (docs/clearing-link.md §3); deduplicates by envelope MsgId (§1: every
 receiver does); answers each new message on ``{prefix}/{engine}/in`` with a
 signed ``ccms.990`` receipt and, for payment messages, a signed ``ccms.900``
 (pacs.002) with ACSC or RJCT per transaction (§4).  A re-sent MsgId gets the
@@ -81,7 +81,7 @@ from gateway.sim.dedupe import MsgIdMemory
 
 log = structlog.get_logger("gateway.sim.clearing")
 
-#: clearing.md §4: payment message types and the Document namespace each carries.
+#: docs/clearing-link.md §4: payment message types and the Document namespace each carries.
 PAYMENT_DOCUMENTS: Final[dict[str, tuple[str, str]]] = {
     "hvps.111": (NS_PACS008, PACS008_NAME),
     "beps.121": (NS_PACS008, PACS008_NAME),
@@ -97,7 +97,7 @@ REJECT_REASONS: Final = (
 )
 #: Reason for a Document that is not valid for its message type.
 FORMAT_REJECT: Final = ("FF01", "invalid file format")
-#: clearing.md §1: the session survives a reconnect only with an expiry interval.
+#: docs/clearing-link.md §1: the session survives a reconnect only with an expiry interval.
 SESSION_EXPIRY_S: Final = 24 * 3600
 #: Backoff between reconnect attempts (seconds), doubled up to the maximum.
 RECONNECT_MIN_S: Final = 0.2
@@ -109,7 +109,7 @@ _XSD_FILES: Final = {NS_PACS008: "pacs.008.001.08.xsd", NS_PACS003: "pacs.003.00
 
 @dataclass
 class ClearingSimConfig:
-    """What the simulator needs; ``gateway_certs`` are pinned (clearing.md §3)."""
+    """What the simulator needs; ``gateway_certs`` are pinned (docs/clearing-link.md §3)."""
 
     broker_url: str
     sign_key: SigningKey
@@ -130,7 +130,7 @@ class ClearingSimConfig:
     #: at most this many MsgIds' answers at once, whatever the window (bounded memory)
     remember: int = 100_000
     clock: Clock = field(default_factory=SystemClock)
-    # netting, incoming credits, inquiries (gateway.sim.clearing_rounds, clearing.md §4)
+    # netting, incoming credits, inquiries (gateway.sim.clearing_rounds, docs/clearing-link.md §4)
     #: answer BEPS packages ACSP and net them in rounds (off: ACSC, settled gross)
     netting: bool = False
     #: seconds between scheduled netting rounds; 0: only run_netting_round()
@@ -147,14 +147,14 @@ class ClearingSimConfig:
 
 
 class PublishRefused(Exception):
-    """The broker answered a PUBLISH with a failure reason code (FACTS.md "MQTT")."""
+    """The broker answered a PUBLISH with a failure reason code (docs/architecture.md §9 "MQTT")."""
 
 
 class _SimClient(PubackClient):
     """The PUBACK-aware client; a failure reason code becomes :class:`PublishRefused`."""
 
     async def publish_checked(self, topic: str, payload: bytes, properties: Properties) -> None:
-        """QoS 1, not retained; returns after a successful PUBACK (clearing.md §1)."""
+        """QoS 1, not retained; returns after a successful PUBACK (docs/clearing-link.md §1)."""
         try:
             code = await self.publish_qos1(topic, payload, properties, BROKER_TIMEOUT_S)
         except TimeoutError:
@@ -174,7 +174,8 @@ class _Reply:
 
 @dataclass
 class _Answer:
-    """What was answered for one envelope MsgId (clearing.md §1: never a second decision)."""
+    """What was answered for one envelope MsgId (docs/clearing-link.md §1: never a second
+    decision)."""
 
     reply_topic: str
     receipt: _Reply | None = None
@@ -198,7 +199,7 @@ def _new_stats() -> dict[str, int]:
 
 
 class ClearingSimulator:
-    """Receives the gateway's clearing messages and answers them (clearing.md §2-§4)."""
+    """Receives the gateway's clearing messages and answers them (docs/clearing-link.md §2-§4)."""
 
     def __init__(self, config: ClearingSimConfig) -> None:
         if not 0.0 <= config.reject_ratio <= 1.0:
@@ -217,7 +218,7 @@ class ClearingSimulator:
         self._sessions = 0  # successful connections so far
         self._tasks: set[asyncio.Task[None]] = set()
         self._record: IO[str] | None = None
-        # clearing.md §3: MsgIds are participant + date + sequence; a per-start
+        # docs/clearing-link.md §3: MsgIds are participant + date + sequence; a per-start
         # base keeps a restarted simulator from reusing an earlier run's MsgIds
         self._seq = (int(time.time()) % 100_000) * 100_000
         self.rounds = ClearingRounds(
@@ -227,7 +228,7 @@ class ClearingSimulator:
             spawn=self._spawn,
             next_msg_id=self._next_msg_id,
         )
-        # clearing.md §4, §6: netting rounds, incoming credits, inquiries and replies
+        # docs/clearing-link.md §4, §6: netting rounds, incoming credits, inquiries and replies
         self.run_netting_round = self.rounds.run_netting_round
         self.inject_credit = self.rounds.inject_credit
         self.inject_inquiry = self.rounds.inject_inquiry
@@ -248,7 +249,7 @@ class ClearingSimulator:
         async def connection(quiet: bool) -> str | None:
             sessions = self._sessions
             try:
-                # clearing.md §1: start clean once, then resume the session so
+                # docs/clearing-link.md §1: start clean once, then resume the session so
                 # messages published while we were away are delivered
                 await self._session(clean=self._sessions == 0, ready=ready)
             except aiomqtt.MqttError as exc:
@@ -430,7 +431,7 @@ class ClearingSimulator:
     def _signed(
         self, msg_tp: str, env: Envelope, document: etree._Element, msg_id: str | None = None
     ) -> _Reply:
-        """A signed reply envelope to ``env``'s sender (clearing.md §3)."""
+        """A signed reply envelope to ``env``'s sender (docs/clearing-link.md §3)."""
         msg_id = msg_id or self._next_msg_id(env.work_date)
         root = build_envelope(
             msg_tp,
@@ -445,7 +446,7 @@ class ClearingSimulator:
         return _Reply(serialize(root), msg_tp, msg_id)
 
     async def _publish(self, topic: str, reply: _Reply) -> None:
-        """Publish QoS 1 with the MsgTp/MsgId user properties (clearing.md §2).
+        """Publish QoS 1 with the MsgTp/MsgId user properties (docs/clearing-link.md §2).
 
         Retries over reconnects until a PUBACK arrives; a PUBACK with a
         failure reason code is counted and logged, not retried.
@@ -521,7 +522,7 @@ class ClearingSimulator:
 
 
 def _reply_topic(topic: str) -> str:
-    """``{prefix}/{engine}/out`` → ``{prefix}/{engine}/in`` (clearing.md §2)."""
+    """``{prefix}/{engine}/out`` → ``{prefix}/{engine}/in`` (docs/clearing-link.md §2)."""
     return topic.removesuffix("/out") + "/in"
 
 
@@ -554,7 +555,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Simulate the clearing systems (HVPS, BEPS, clearing centre) on MQTT.",
     )
     add_broker_option(p)
-    p.add_argument("--prefix", default="clearing", help="topic prefix (clearing.md §2)")
+    p.add_argument("--prefix", default="clearing", help="topic prefix (docs/clearing-link.md §2)")
     p.add_argument("--key", type=Path, required=True, help="clearing systems' signing key (PEM)")
     p.add_argument("--cert", type=Path, required=True, help="its certificate (PEM)")
     p.add_argument(

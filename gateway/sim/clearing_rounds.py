@@ -1,8 +1,9 @@
-"""The clearing simulator's BEPS netting, incoming credits and inquiries (clearing.md §4, §6).
+"""The clearing simulator's BEPS netting, incoming credits and inquiries (docs/clearing-link.md §4,
+§6).
 
 A component of :class:`gateway.sim.clearing.ClearingSimulator`, which calls
 its hooks while answering the gateway and publishes through it; like the
-simulator it speaks only clearing.md and never imports the gateway's
+simulator it speaks only docs/clearing-link.md and never imports the gateway's
 journal store, engines or pipeline.
 
 - **Netting** (``netting`` on): BEPS packages (beps.121 credits, beps.127
@@ -10,7 +11,7 @@ journal store, engines or pipeline.
   and every accepted item enters a ledger per (work date, counterparty = the
   package's ``Rcvr``): our credits on the counterparty's debit side (the
   gateway's bank pays), our debit collections on its credit side (it pays
-  us), as clearing.md §4's ``CptyPos`` defines them.  A round
+  us), as docs/clearing-link.md §4's ``CptyPos`` defines them.  A round
   (:meth:`ClearingRounds.run_netting_round`, or every ``netting_interval``
   seconds) publishes one ``beps.netting`` per work date with activity since
   the previous round, then, ``settle_delay_rounds`` later, its
@@ -22,7 +23,7 @@ journal store, engines or pipeline.
 - **Inquiries**: :meth:`ClearingRounds.inject_inquiry` sends a ccms.314 to
   the gateway; a ccms.314 from the gateway is answered (after its ccms.990
   and ``reply_delay``) with a ccms.315; a ccms.315 from the gateway is
-  recorded.  Both are deduplicated by envelope MsgId (clearing.md §1).
+  recorded.  Both are deduplicated by envelope MsgId (docs/clearing-link.md §1).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("gateway.sim.clearing")
 
-#: clearing.md §4: the BEPS packages that are netted rather than settled gross.
+#: docs/clearing-link.md §4: the BEPS packages that are netted rather than settled gross.
 BEPS_PACKAGES: Final = frozenset({MSG_TP_FOR_ENGINE[Engine.BEPS], MSG_TP_BEPS_DEBIT})
 #: Counters this component adds to the simulator's ``stats``.
 ROUND_STATS: Final = (
@@ -219,7 +220,7 @@ class ClearingRounds:
         log.info("clearing_sim_ccms_received", msg_id=env.msg_id, msg_tp=env.msg_tp)
 
     async def after_receipt(self, env: Envelope, reply_topic: str) -> None:
-        """After the ccms.990 of a gateway ccms.314: the ccms.315 (clearing.md §4)."""
+        """After the ccms.990 of a gateway ccms.314: the ccms.315 (docs/clearing-link.md §4)."""
         inquiry = self._to_answer.pop(env.msg_id, None)
         if inquiry is None:
             return
@@ -233,7 +234,8 @@ class ClearingRounds:
         self._stats["replies_sent"] += 1
 
     def statuses(self, env: Envelope, results: list[TxResult]) -> list[TxResult]:
-        """With netting on, a BEPS package's settled items become ACSP (clearing.md §4)."""
+        """With netting on, a BEPS package's settled items become ACSP (docs/clearing-link.md
+        §4)."""
         if not self._config.netting or env.msg_tp not in BEPS_PACKAGES:
             return results
         return [replace(r, status="ACSP") if r.status == "ACSC" else r for r in results]
@@ -283,7 +285,7 @@ class ClearingRounds:
         self, work_date: date | None = None, *, skew: Decimal | None = None
     ) -> list[NettingNotice]:
         """Run one round now: a ``beps.netting`` per work date with activity, then its
-        ``beps.settle`` after ``settle_delay_rounds`` (clearing.md §4).
+        ``beps.settle`` after ``settle_delay_rounds`` (docs/clearing-link.md §4).
 
         ``work_date`` limits the round to that date.  ``skew`` (default: the
         config's ``netting_skew``) is added to the first position's DbtSum to
@@ -360,7 +362,8 @@ class ClearingRounds:
         purpose: str | None = None,
         work_date: date | None = None,
     ) -> tuple[str, str]:
-        """Publish an incoming hvps.111 / beps.121 / intra.111 to the gateway (clearing.md §4, §6).
+        """Publish an incoming hvps.111 / beps.121 / intra.111 to the gateway
+        (docs/clearing-link.md §4, §6).
 
         One ``CdtTrfTxInf`` from ``sender`` (envelope Sndr, a 12-digit
         participant; ``debtor_bank`` is the DbtrAgt) to the gateway's
@@ -432,7 +435,8 @@ class ClearingRounds:
         return in_topic(self._config.topic_prefix, Engine.BEPS)
 
     def _msg_id(self, sndr: str, day: date) -> str:
-        """sender + date + the simulator's own sequence (clearing.md §3): one counter, no reuse."""
+        """sender + date + the simulator's own sequence (docs/clearing-link.md §3): one counter, no
+        reuse."""
         msg_id = self._next_msg_id(day)
         if sndr == self._config.participant:
             return msg_id
@@ -453,7 +457,7 @@ class ClearingRounds:
         day: date,
         document: etree._Element,
     ) -> None:
-        """Sign and publish one message the simulator originates (clearing.md §3)."""
+        """Sign and publish one message the simulator originates (docs/clearing-link.md §3)."""
         root = build_envelope(msg_tp, msg_id, sndr, rcvr, self._config.clock.now(), day, document)
         sign_enveloped(root, self._config.sign_key)
         await self._publish(topic, serialize(root), msg_tp, msg_id)

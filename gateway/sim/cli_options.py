@@ -1,7 +1,7 @@
 """What the ``gateway-sim`` counterparties' command lines share.
 
 The clearing simulator and the core banking simulator both reach the
-gateway's broker (clearing.md §1, §5): ``--broker`` ``mqtt://`` or
+gateway's broker (docs/clearing-link.md §1, §5): ``--broker`` ``mqtt://`` or
 ``mqtts://`` with ``--tls-*`` for the latter, and both run until SIGINT or
 SIGTERM.  Each command keeps its own options and config; these are the
 parts that must behave the same in every one of them.

@@ -1,4 +1,4 @@
-"""The core banking system's simulator (``gateway-sim core``), clearing.md §5.
+"""The core banking system's simulator (``gateway-sim core``), docs/clearing-link.md §5.
 
 It stands in for the other side of the core link and speaks only that text:
 it subscribes (QoS 1) to ``core/req``, reads ``BalQry`` and ``AcctCheck``
@@ -119,7 +119,7 @@ def load_accounts(path: Path) -> dict[str, CoreAccount]:
 
     Amounts are strings with two decimals (``"1000.00"``, ``"-5.00"``), never
     TOML floats, so nothing is rounded on the way.  Unknown keys are errors
-    naming the key and the file (STYLE.md habit 2).
+    naming the key and the file (docs/architecture.md §8, habit 2).
     """
     try:
         with path.open("rb") as fh:
@@ -174,7 +174,7 @@ def _new_stats() -> dict[str, int]:
 
 
 class CoreSimulator:
-    """Answers the gateway's core requests (clearing.md §5)."""
+    """Answers the gateway's core requests (docs/clearing-link.md §5)."""
 
     def __init__(self, config: CoreSimConfig) -> None:
         scheme, self._host, self._port = parse_url(config.broker_url)
@@ -303,7 +303,7 @@ class CoreSimulator:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="gateway-sim core",
-        description="Simulate the core banking system on MQTT 5 (clearing.md §5).",
+        description="Simulate the core banking system on MQTT 5 (docs/clearing-link.md §5).",
     )
     add_broker_option(p)
     p.add_argument(

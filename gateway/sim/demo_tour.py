@@ -30,7 +30,7 @@ def _say(msg: str) -> None:
 
 @dataclass(frozen=True)
 class DemoCredit:
-    """An incoming credit from another bank (clearing.md §6), injected at the clearing
+    """An incoming credit from another bank (docs/clearing-link.md §6), injected at the clearing
     simulator; ``creditor_name`` decides the core's account check (``gateway-sim core``'s
     demo accounts name 6222000000000101 "Demo Manufacturing Ltd.")."""
 

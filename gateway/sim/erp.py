@@ -1,7 +1,7 @@
-"""A corporate ERP client that speaks only CorpLink (corplink.md), for the demo and tests.
+"""A corporate ERP client that speaks only CorpLink (docs/protocol.md), for the demo and tests.
 
 It builds request XML by hand as an outside developer would, signs it with
-the XMLDSig profile (corplink.md §3), frames it (§1), pipelines requests on
+the XMLDSig profile (docs/protocol.md §3), frames it (§1), pipelines requests on
 one connection and matches responses by MsgId, verifying every response's
 signature against the gateway's published response certificate.
 
@@ -42,7 +42,7 @@ def _el(parent: etree._Element, tag: str, text: str | None = None) -> etree._Ele
 
 @dataclass(frozen=True)
 class Payment:
-    """What an ERP wants to pay (corplink.md §4 ``Transfer``)."""
+    """What an ERP wants to pay (docs/protocol.md §4 ``Transfer``)."""
 
     payer_acct: str
     payer_name: str
@@ -139,7 +139,7 @@ def balance_body(acct: str) -> etree._Element:
 
 
 def encode_request(root: etree._Element, encoding: str = "UTF-8") -> bytes:
-    """A signed request's bytes: UTF-8, or GBK/GB18030 for a legacy ERP (corplink.md §1).
+    """A signed request's bytes: UTF-8, or GBK/GB18030 for a legacy ERP (docs/protocol.md §1).
 
     The GB encodings are written with Python's codecs and a declaration naming
     them; the signature covers the canonical form, so it survives the encoding.
@@ -153,7 +153,7 @@ def encode_request(root: etree._Element, encoding: str = "UTF-8") -> bytes:
 
 @dataclass(frozen=True)
 class Notification:
-    """One ``Ntfy`` of an NTFY response (corplink.md §4); absent elements are None.
+    """One ``Ntfy`` of an NTFY response (docs/protocol.md §4); absent elements are None.
 
     ``text`` is the ``Text`` element, or the ``Reason`` text of a STATUS
     notification (the gateway never sends both).
@@ -430,7 +430,7 @@ class ErpClient:
     ) -> Notification | None:
         """Pull every notification (``pull_all`` from cursor 0) until one ``match``es.
 
-        NTFY is a pull (corplink.md §4): nothing tells a client that a
+        NTFY is a pull (docs/protocol.md §4): nothing tells a client that a
         notification is waiting, so it asks again every ``interval`` seconds,
         each time sent at ``now()``.  Returns None after ``timeout`` seconds.
         """

@@ -16,8 +16,6 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[2]
 
 FORBIDDEN = [
@@ -114,7 +112,6 @@ def test_the_scanner_finds_what_it_should() -> None:
     assert list(problems(sample, fine)) == []
 
 
-@pytest.mark.xfail(strict=False, reason="sweep pending")
 def test_nothing_outside_tests_refers_outside_the_repository() -> None:
     found = [p for path in tracked_files() if (text := text_of(path)) for p in problems(path, text)]
     assert not found, f"{len(found)} references:\n" + "\n".join(found)
