@@ -168,7 +168,12 @@ class EngineRunner:
                     for i, it in enumerate(items)
                 )
             )
-            await self._store.create_outbound(outs)
+            self._claim(outs)
+            try:
+                await self._store.create_outbound(outs)
+            except BaseException:
+                self.publishing.difference_update(o.msg_id for o in outs)
+                raise
             self._spawn_publish(outs)
         return True
 
@@ -194,7 +199,12 @@ class EngineRunner:
                 sealed_at = self._clock.now()
                 seq = await self._store.next_sequence(documents.out_sequence(sealed_at.date()), 1)
                 out = await self._seal(seq, sealed_at, g.receiver, items, msg_tp)
-                await self._store.create_outbound([out])
+                self._claim([out])
+                try:
+                    await self._store.create_outbound([out])
+                except BaseException:
+                    self.publishing.difference_update(o.msg_id for o in [out])
+                    raise
                 self._spawn_publish([out])
                 if len(items) < self.s.max_items:
                     break
@@ -234,8 +244,14 @@ class EngineRunner:
             created_at=now,
         )
 
+    def _claim(self, outs: list[NewOutbound]) -> None:
+        """Mark ``outs`` as being published before they are journaled PENDING: the
+        redelivery pass, which publishes PENDING messages, leaves them alone until
+        their PUBACKs are journaled (else it could publish one a second time)."""
+        self.publishing.update(o.msg_id for o in outs)
+
     def _spawn_publish(self, outs: list[NewOutbound]) -> None:
-        """Publish ``outs`` in the background; their window slots are taken now."""
+        """Publish claimed ``outs`` in the background; their window slots are taken now."""
         for o in outs:
             self._reserve(o.msg_id)
         task = asyncio.create_task(self._publish_all(outs))
@@ -254,35 +270,33 @@ class EngineRunner:
             await asyncio.gather(*self._publishes, return_exceptions=True)
 
     async def _publish_all(self, outs: list[NewOutbound]) -> None:
-        """Publish a batch concurrently; journal its PUBACKs in one write."""
-        sent = await asyncio.gather(
-            *(self._publish_once(o.msg_id, o.msg_tp, o.topic, o.payload) for o in outs)
-        )
-        for o, ok in zip(outs, sent, strict=True):
-            if not ok:
-                self._release(o.msg_id)  # stays PENDING: the redelivery pass sends it
-        done = [o for o, ok in zip(outs, sent, strict=True) if ok]
-        if not done:
-            return
-        await self._store.mark_sent_many([o.msg_id for o in done], self._clock.now())
-        for o in done:
-            self._count_sent(o.msg_id, o.msg_tp, resend=False)
+        """Publish a claimed batch concurrently; journal its PUBACKs in one write, and
+        only then release the claim (see :meth:`_claim`)."""
+        try:
+            sent = await asyncio.gather(
+                *(self._publish_once(o.msg_id, o.msg_tp, o.topic, o.payload) for o in outs)
+            )
+            for o, ok in zip(outs, sent, strict=True):
+                if not ok:
+                    self._release(o.msg_id)  # stays PENDING: the redelivery pass sends it
+            done = [o for o, ok in zip(outs, sent, strict=True) if ok]
+            if not done:
+                return
+            await self._store.mark_sent_many([o.msg_id for o in done], self._clock.now())
+            for o in done:
+                self._count_sent(o.msg_id, o.msg_tp, resend=False)
+        finally:
+            self.publishing.difference_update(o.msg_id for o in outs)
 
     async def _publish_once(self, msg_id: str, msg_tp: str, topic: str, payload: bytes) -> bool:
-        """One publish under the journaled MsgId; True when the PUBACK arrived."""
-        if msg_id in self.publishing:
-            return False
-        self.publishing.add(msg_id)
+        """One publish under the journaled MsgId (claimed by the caller); True on PUBACK."""
+        await self._bucket.take()
         try:
-            await self._bucket.take()
-            try:
-                await self._link.publish(topic, payload, msg_tp=msg_tp, msg_id=msg_id)
-            except PublishFailed as exc:
-                log.warning("publish_failed", out_msg_id=msg_id, reason=str(exc))
-                return False
-            return True
-        finally:
-            self.publishing.discard(msg_id)
+            await self._link.publish(topic, payload, msg_tp=msg_tp, msg_id=msg_id)
+        except PublishFailed as exc:
+            log.warning("publish_failed", out_msg_id=msg_id, reason=str(exc))
+            return False
+        return True
 
     def _reserve(self, msg_id: str) -> None:
         """A window slot from the hand-off on: a receipt may beat the PUBACK's journal write."""
@@ -302,17 +316,21 @@ class EngineRunner:
         """Publish one (re-delivered) message and journal its PUBACK."""
         if msg_id in self.publishing:
             return False
-        self._reserve(msg_id)
-        if not await self._publish_once(msg_id, msg_tp, topic, payload):
-            self._release(msg_id)
-            return False
-        now = self._clock.now()
-        if resend:
-            await self._store.mark_resent(msg_id, now)
-        else:
-            await self._store.mark_sent(msg_id, now)
-        self._count_sent(msg_id, msg_tp, resend=resend)
-        return True
+        self.publishing.add(msg_id)
+        try:
+            self._reserve(msg_id)
+            if not await self._publish_once(msg_id, msg_tp, topic, payload):
+                self._release(msg_id)
+                return False
+            now = self._clock.now()
+            if resend:
+                await self._store.mark_resent(msg_id, now)
+            else:
+                await self._store.mark_sent(msg_id, now)
+            self._count_sent(msg_id, msg_tp, resend=resend)
+            return True
+        finally:
+            self.publishing.discard(msg_id)
 
 
 class Redelivery:
