@@ -349,7 +349,7 @@ def burst(args: argparse.Namespace, tmp: Path, pki: DevPki, gens: Gens) -> int:
     bp.start_generators(gens, bargs, pki, rate, 1)
     h = BurstHooks(args.steady, args.withhold_for)
     s = _run(bargs, tmp, pki, gens, "burst", rate, h)
-    steady = h.st.steady[0] if h.st.steady else math.nan
+    steady = h.st.steady[0] if h.st.steady and h.st.steady[0] > 0 else math.nan
     pts = h.st.counts
     rates = [
         ((t1 - pts[0][0]), (c1 - c0) / (t1 - t0)) for (t0, c0), (t1, c1) in itertools.pairwise(pts)

@@ -135,20 +135,38 @@ def memory_kib(pid: int) -> tuple[int, int]:
     return rss, pss
 
 
-def comm(pid: int) -> str:
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    return "?"
+def kind(pid: int) -> str:
+    """A short name for a child process: forkserver, resource tracker, worker, ..."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return "gone"
+    for word, name in (("resource_tracker", "tracker"), ("forkserver", "forkserver")):
+        if word in cmd:
+            return name
+    return Path(f"/proc/{pid}/comm").read_text().strip() if Path(f"/proc/{pid}").exists() else "?"
 
 
 def labelled(roots: dict[str, Sequence[int]]) -> dict[str, int]:
-    """Every process under each role's roots, labelled "role", "role/child-1", ... by pid."""
+    """Every process under each role's roots, labelled "role", "role/forkserver", ... by pid.
+
+    A forkserver's children are its workers ("role/worker 1", ...).
+    """
     kids, out = children_map(), {}
     for role, pids in roots.items():
         for k, root in enumerate(pids):
             base = role if len(pids) == 1 else f"{role} {k + 1}"
-            for j, p in enumerate(tree(root, kids)):
-                out[base if j == 0 else f"{base}/{j}:{comm(p)}"] = p
+            out[base] = root
+            todo = [(c, base) for c in sorted(kids.get(root, []))]
+            while todo:
+                p, parent = todo.pop(0)
+                name = "worker" if parent.endswith("/forkserver") else kind(p)
+                label, n = f"{base}/{name}", 1
+                while label in out:
+                    n += 1
+                    label = f"{base}/{name} {n}"
+                out[label] = p
+                todo.extend((c, label) for c in sorted(kids.get(p, [])))
     return out
 
 
