@@ -23,7 +23,7 @@ Max mode (default) is closed loop: each connection keeps ``--window``
 requests outstanding.  ``--rate R`` is open loop at R msgs/s in total (the
 window still caps each connection; "backlog" shows a missed target).
 Printed: accepted (0000) msgs/s, other RetCodes, client-measured ack latency
-(send → reply), CPU µs per reply of the gatewayd process tree from
+(send → reply), CPU µs per accepted payment of the gatewayd process tree from
 /proc/<pid>/stat (event-loop thread, other threads, worker processes), the
 other processes' CPU and the machine's load.  Then the FLOOR: the same steps
 in this one process (acceptance and the clearing steps, ``pipeline_floor.py``),
