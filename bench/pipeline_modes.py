@@ -357,19 +357,23 @@ def burst(args: argparse.Namespace, tmp: Path, pki: DevPki, gens: Gens) -> int:
     rates = [
         (t1 - pts[0][0], (c1 - c0) / (t1 - t0)) for (t0, c0), (t1, c1) in itertools.pairwise(pts)
     ]
-    # Withholding skipped ~steady x hold messages; the burst is over once the gateway has
-    # applied those on top of the steady flow since the release (caught up with the line).
+    # Withholding skipped ~steady x hold messages.  The burst is over at the end of the last
+    # fast 0.5-s step once 90 % of those were applied: the rate is back near the steady one.
     missed = steady * args.withhold_for
-    t_r, c_r = pts[0] if pts else (math.nan, 0.0)
+    t_r, c_r = pts[0]
     end = next(
-        (i for i, (t, c) in enumerate(pts) if i and c - c_r >= missed + steady * (t - t_r)),
+        (
+            i - 1
+            for i in range(2, len(pts))
+            if pts[i][1] - c_r >= 0.9 * missed and rates[i - 1][1] <= 1.5 * steady
+        ),
         None,
     )
     last = end if end is not None else len(pts) - 1
     applied, took = pts[last][1] - c_r, pts[last][0] - t_r
     brate = applied / took if took > 0 else math.nan
     peak = max((r for _, r in rates), default=math.nan)
-    caught = f"caught up after {took:.1f} s" if end is not None else "NOT caught up by the end"
+    caught = f"burst over after {took:.1f} s" if end is not None else "NOT caught up by the end"
     print(
         f"\nBURST at {rate:.0f} msgs/s: withheld {h.sim_stats.get('withheld', '?')} answers"
         f" for {args.withhold_for:g} s (~{missed:.0f} inbound messages missed); after the"
