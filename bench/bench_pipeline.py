@@ -107,7 +107,7 @@ def business_start() -> datetime:
     return datetime(d.year, d.month, d.day, 10, 0, tzinfo=SHANGHAI)
 
 
-START = business_start()  # gatewayd's clock.start; SendTimes follow it (corplink.md §7)
+START = business_start()  # gatewayd's clock.start; SendTimes follow it (docs/protocol.md §7)
 
 
 def sign_pay(

@@ -332,7 +332,8 @@ def _answers(
     participant: str,
 ) -> tuple[list[bytes], list[bytes]]:
     """The clearing system's signed ccms.990 and ccms.900 (ACSC) for each outbound message."""
-    receipts, statuses = [], []
+    receipts: list[bytes] = []
+    statuses: list[bytes] = []
     sim = "000000000000"
     for i, (o, (_, _, items)) in enumerate(zip(outs, messages, strict=True)):
         name = PACS003_NAME if items[0].biz_type is BizType.DEBIT else PACS008_NAME

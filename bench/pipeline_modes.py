@@ -163,8 +163,8 @@ def goals(args: argparse.Namespace, tmp: Path, pki: DevPki, gens: Gens) -> int:
         )
     )
     w = max(len(r[1]) for r in rows)
-    for goal, figure, ratio, bound, ok in rows:
-        print(f"  {goal:18s} {figure:{w}s}  {ratio:24s} {bound:26s} {_verdict(ok)}")
+    for goal, figure, ratio, limit, ok in rows:
+        print(f"  {goal:18s} {figure:{w}s}  {ratio:24s} {limit:26s} {_verdict(ok)}")
     print("  5 and 6: --soak, --burst and --idle-connections (bench/README.md)")
     print(
         "  others' CPU (cores) at max: "

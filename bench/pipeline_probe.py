@@ -16,7 +16,7 @@ import os
 import sqlite3
 import statistics
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,7 +147,7 @@ def kind(pid: int) -> str:
     return Path(f"/proc/{pid}/comm").read_text().strip() if Path(f"/proc/{pid}").exists() else "?"
 
 
-def labelled(roots: dict[str, Sequence[int]]) -> dict[str, int]:
+def labelled(roots: Mapping[str, Sequence[int]]) -> dict[str, int]:
     """Every process under each role's roots, labelled "role", "role/forkserver", ... by pid.
 
     A forkserver's children are its workers ("role/worker 1", ...).
