@@ -700,6 +700,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="gw-bench-"))
     gens: list[tuple[BaseProcess, Connection]] = []
     mode = f"open loop {args.rate:g} msgs/s" if args.rate else f"max, window {args.window}"
+    for flag in ("goals", "soak", "burst", "idle_connections"):
+        if getattr(args, flag):
+            mode = f"--{flag.replace('_', '-')} mode; " + mode
     print(
         f"bench_pipeline {time.strftime('%Y-%m-%d %H:%M')}: {os.cpu_count()} cores, load "
         f"{os.getloadavg()[0]:.2f}; workers {args.workers}; {mode}; {args.connections} TLS "
