@@ -3,6 +3,10 @@
 Run on purpose (never in the test suite); loopback only, bounded in time::
 
     python bench/bench_pipeline.py [--workers 2] [--rate 2000] [--no-clearing]
+    python bench/bench_pipeline.py --goals | --soak [--soak-minutes 15] | --burst
+    python bench/bench_pipeline.py --idle-connections 10000
+
+(the modes and their goals: bench/README.md and ``pipeline_modes.py``).
 
 Everything lives in one temp dir: a dev PKI, and per run a private mosquitto,
 the clearing simulator as its own process (``gateway-sim clearing``) and a
@@ -11,17 +15,19 @@ a recent weekday, one mutual-TLS listener, ``workers.processes = --workers``.
 The load comes from ``--gen-procs`` processes that PRE-SIGN every request
 before the timed phase, so their work per message is a frame write and a
 byte search of each reply for MsgId and RetCode; a sample of replies is
-verified against the gateway's response certificate after each run.
+verified against the gateway's response certificate after each run.  Each
+request's SendTime is that of its time slot (docs/protocol.md §7: the gateway
+refuses stale SendTimes), so runs of any length stay fresh.
 
 Max mode (default) is closed loop: each connection keeps ``--window``
 requests outstanding.  ``--rate R`` is open loop at R msgs/s in total (the
 window still caps each connection; "backlog" shows a missed target).
 Printed: accepted (0000) msgs/s, other RetCodes, client-measured ack latency
-(send → reply), CPU µs per reply of the gatewayd process tree from
+(send → reply), CPU µs per accepted payment of the gatewayd process tree from
 /proc/<pid>/stat (event-loop thread, other threads, worker processes), the
 other processes' CPU and the machine's load.  Then the FLOOR: the same steps
-in this one process (``Desk`` inspect and render, router + ``SqliteStore``
-accept, and ``Pipeline.handle`` inline without sockets), in µs per message.
+in this one process (acceptance and the clearing steps, ``pipeline_floor.py``),
+in µs per payment, and the daemon's figures as ratios to it.
 """
 
 from __future__ import annotations
@@ -30,8 +36,10 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import multiprocessing as mp
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -40,7 +48,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -51,28 +59,21 @@ from typing import Any
 
 # This repository's ``gateway`` first: an editable install may point at another checkout.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(1, str(Path(__file__).resolve().parent))  # pipeline_* helpers beside us
 
+import pipeline_floor as pf
+import pipeline_probe as probe
 from cryptography import x509
 from lxml import etree
 
-from gateway.clock import SHANGHAI, BusinessClock
-from gateway.config import load_config
-from gateway.desk import Desk, Inspection
-from gateway.journal.records import NewItem, NewRequest
-from gateway.journal.sqlite import SqliteStore
+from gateway.clock import SHANGHAI
 from gateway.keys.devpki import DevPki, generate_dev_pki
 from gateway.keys.xmldsig import SigningKey, load_signing_key, sign_enveloped
-from gateway.model import Request, Response, Route, State, StatusView, Transfer, Transition
-from gateway.net.admission import Admission
 from gateway.net.framing import encode_frame
-from gateway.net.session import ConnInfo
 from gateway.net.tls import client_context
 from gateway.ops.logs import configure_logging
-from gateway.pipeline import Pipeline, PipelineSettings
-from gateway.server import build_router, desk_setup
 from gateway.sim.erp import Payment, build_request, parse_reply, transfer_body
-from gateway.testing import start_broker
-from gateway.workers import WorkerPool
+from gateway.testing import Broker, start_broker
 
 ROOT = Path(__file__).resolve().parents[1]
 HZ = os.sysconf("SC_CLK_TCK")
@@ -88,10 +89,14 @@ MIXES = {
     "mixed": (("103290000018", "1200.50"), ("104100000004", "88000.00"), *_BEPS),
     "beps": _BEPS,
 }
-INLINE = "Pipeline.handle inline, all steps, no sockets"
 #: Every client is 127.0.0.1 with 3 CorpIds: lift the per-address and per-CorpId rates
 #: so the bench measures the pipeline, not the admission policy.
 ADMISSION = {k: 1e6 for k in ("frame_rate_per_ip", "frame_burst_per_ip", "corp_rate", "corp_burst")}
+#: Seconds from starting gatewayd (its business clock starts at START) to the load's t0.
+LEAD_S = 5.0
+#: Runs longer than this sign their requests per time slot of SLOT_S seconds.
+ONE_SLOT_MAX_S = 150.0
+SLOT_S = 30.0
 
 
 def business_start() -> datetime:
@@ -102,14 +107,20 @@ def business_start() -> datetime:
     return datetime(d.year, d.month, d.day, 10, 0, tzinfo=SHANGHAI)
 
 
-# gatewayd's clock.start and every request's SendTime (docs/protocol.md §7)
-START = business_start()
+START = business_start()  # gatewayd's clock.start; SendTimes follow it (docs/protocol.md §7)
 
 
-def sign_pay(key: SigningKey, op: tuple[str, str, str], msg_id: str, i: int, mix: str) -> bytes:
+def sign_pay(
+    key: SigningKey,
+    op: tuple[str, str, str],
+    msg_id: str,
+    i: int,
+    mix: str,
+    send_time: datetime = START,
+) -> bytes:
     code, amount = MIXES[mix][i % len(MIXES[mix])]
     p = Payment(op[2], "付款人", f"6217{i:012d}", "收款人", code, Decimal(amount))
-    root = build_request("PAY", op[0], op[1], msg_id, START, transfer_body(p))
+    root = build_request("PAY", op[0], op[1], msg_id, send_time, transfer_body(p))
     sign_enveloped(root, key)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
@@ -119,11 +130,20 @@ def sign_pay(key: SigningKey, op: tuple[str, str, str], msg_id: str, i: int, mix
 
 @dataclass(frozen=True)
 class GenSpec:
+    """Frames of connection c: ``slots`` time slots of ``per_slot`` each, in order.
+
+    Slot s covers [s × slot_s, (s+1) × slot_s) after the load's t0 and its
+    requests carry SendTime = START + LEAD_S + the slot's middle, so SendTime
+    stays within slot_s / 2 (plus the lead's error) of the daemon's clock.
+    """
+
     conns: tuple[int, ...]  # global connection numbers owned by this process
-    per_conn: int  # pre-signed requests per connection
+    per_slot: int  # pre-signed requests per connection and slot
     pki_dir: Path
     window: int
     mix: str
+    slots: int
+    slot_s: float
 
 
 @dataclass
@@ -147,9 +167,11 @@ class _Run:
 class _Conn(asyncio.Protocol):
     """One pipelining TLS connection; frames and MsgIds were prepared before the run."""
 
-    def __init__(self, frames: list[bytes], ids: list[bytes], window: int, run: _Run) -> None:
-        self.frames, self.ids, self.window, self.run = frames, ids, window, run
-        self.next = 0
+    def __init__(self, frames: list[bytes], ids: list[bytes], spec: GenSpec, run: _Run) -> None:
+        self.frames, self.ids, self.window, self.run = frames, ids, spec.window, run
+        self.per_slot, self.slot_s = spec.per_slot, spec.slot_s
+        self.next = 0  # index of the next frame to send
+        self.count = 0  # frames sent in this run
         self.sent: dict[bytes, float] = {}
         self.buf = bytearray()
         self.transport: asyncio.Transport | None = None
@@ -166,16 +188,20 @@ class _Conn(asyncio.Protocol):
         self.transport = None
 
     def fill(self, upto: int) -> None:
+        """Send until ``upto`` frames went out in this run (window and frames permitting)."""
         now = time.monotonic()
-        limit = min(upto, len(self.frames), self.next + self.window - len(self.sent))
-        if self.next == len(self.frames) and now < self.run.t_end:
+        if self.per_slot:  # the current slot's frames: earlier slots' leftovers go unused
+            self.next = max(self.next, int((now - self.run.t0) / self.slot_s) * self.per_slot)
+        if self.next >= len(self.frames) and now < self.run.t_end:
             self.run.res.exhausted = True
-        if self.transport is None or now >= self.run.t_end or limit <= self.next:
+        n = min(upto - self.count, self.window - len(self.sent), len(self.frames) - self.next)
+        if self.transport is None or now >= self.run.t_end or n <= 0:
             return
-        for i in range(self.next, limit):
+        end = self.next + n
+        for i in range(self.next, end):
             self.sent[self.ids[i]] = now
-        self.transport.write(b"".join(self.frames[self.next : limit]))
-        self.next = limit
+        self.transport.write(b"".join(self.frames[self.next : end]))
+        self.next, self.count = end, self.count + n
 
     def data_received(self, data: bytes) -> None:
         buf, run = self.buf, self.run
@@ -199,7 +225,7 @@ class _Conn(asyncio.Protocol):
                 run.res.samples.append(body)
         del buf[:pos]
         if run.closed_loop:
-            self.fill(len(self.frames))
+            self.fill(sys.maxsize)
 
 
 async def _load(spec: GenSpec, cmd: dict[str, Any], prepared: list[list[bytes]]) -> GenResult:
@@ -209,7 +235,7 @@ async def _load(spec: GenSpec, cmd: dict[str, Any], prepared: list[list[bytes]])
     for c, frames in zip(spec.conns, prepared, strict=True):
         kp, cp = pki.client(*OPERATORS[c % len(OPERATORS)][:2])
         ids = [f"B{c:03d}-{i:08d}".encode() for i in range(len(frames))]
-        conn = _Conn(frames, ids, spec.window, run)
+        conn = _Conn(frames, ids, spec, run)
         ctx = client_context(pki.server_ca, cp, kp)
         host, port = cmd["host"], cmd["port"]
         await loop.create_connection(conn.me, host, port, ssl=ctx, server_hostname="localhost")
@@ -217,14 +243,14 @@ async def _load(spec: GenSpec, cmd: dict[str, Any], prepared: list[list[bytes]])
     await asyncio.sleep(max(0.0, run.t0 - time.monotonic()))
     if run.closed_loop:
         for conn in conns:
-            conn.fill(len(conn.frames))
+            conn.fill(sys.maxsize)
     per_conn = cmd["rate"] / len(conns)
     while not run.closed_loop and (now := time.monotonic()) < run.t_end:
         for k, conn in enumerate(conns):  # phases spread the connections' sends evenly
             due = int((now - run.t0) * per_conn + k / len(conns)) + 1
             conn.fill(due)
             if now >= run.t_warm:
-                run.res.backlog = max(run.res.backlog, due - conn.next)
+                run.res.backlog = max(run.res.backlog, due - conn.count)
         await asyncio.sleep(0.001)
     await asyncio.sleep(max(0.0, run.t_end - time.monotonic()))
     deadline = time.monotonic() + 5  # let in-flight replies come back before closing
@@ -245,12 +271,13 @@ def gen_main(spec: GenSpec, pipe: Connection) -> None:
     for c in spec.conns:
         op = OPERATORS[c % len(OPERATORS)]
         key = load_signing_key(*pki.client(op[0], op[1]))
-        prepared.append(
-            [
-                encode_frame(sign_pay(key, op, f"B{c:03d}-{i:08d}", i, spec.mix))
-                for i in range(spec.per_conn)
-            ]
-        )
+        frames = []
+        for s in range(spec.slots):
+            send_time = START + timedelta(seconds=LEAD_S + (s + 0.5) * spec.slot_s)
+            for i in range(s * spec.per_slot, (s + 1) * spec.per_slot):
+                pay = sign_pay(key, op, f"B{c:03d}-{i:08d}", i, spec.mix, send_time)
+                frames.append(encode_frame(pay))
+        prepared.append(frames)
     pipe.send(time.perf_counter() - t)
     while (cmd := pipe.recv()) is not None:
         pipe.send(asyncio.run(_load(spec, cmd, prepared)))
@@ -270,20 +297,25 @@ def start_generators(
 
     Each one is appended to `gens` as soon as it starts, so that `stop_generators`
     in the caller's finally block reaps those that started if a later one fails.
-    Shared with bench_nodes.py.
+    Runs up to ONE_SLOT_MAX_S are one slot (SendTime mid-run); longer ones are cut
+    into SLOT_S slots, each sized from ``per_s``.  Shared with bench_nodes.py.
     """
-    per_conn = int(per_s * 1.05 * (args.warmup + args.duration) / args.connections)
+    total = args.warmup + args.duration + 3.0  # t0 is 3 s after the daemon is up
+    slot_s = total if total <= ONE_SLOT_MAX_S else SLOT_S
+    slots = math.ceil(total / slot_s)
+    per_slot = int(per_s * 1.05 * slot_s / args.connections) + args.window
     ctx = mp.get_context("fork")  # no thread runs yet; children inherit the imports
     procs = max(min_procs, min(args.gen_procs, args.connections))
     for g in range(procs):
         conns = tuple(range(g, args.connections, procs))
-        spec = GenSpec(conns, per_conn + args.window, pki.dir, args.window, args.mix)
+        spec = GenSpec(conns, per_slot, pki.dir, args.window, args.mix, slots, slot_s)
         parent, child = ctx.Pipe()
         gp = ctx.Process(target=gen_main, args=(spec, child), daemon=True)
         gp.start()
         gens.append((gp, parent))
     took = max(pipe.recv() for _, pipe in gens)
-    print(f"pre-signed {per_conn * args.connections} PAYs in {took:.1f} s", flush=True)
+    n = per_slot * slots * args.connections
+    print(f"pre-signed {n} PAYs ({slots} SendTime slots) in {took:.1f} s", flush=True)
 
 
 def stop_generators(gens: list[tuple[BaseProcess, Connection]]) -> None:
@@ -295,6 +327,7 @@ def stop_generators(gens: list[tuple[BaseProcess, Connection]]) -> None:
         if proc.is_alive():
             proc.terminate()
             proc.join(5)
+    gens.clear()
 
 
 def _stat(path: str) -> tuple[int, int]:
@@ -335,9 +368,71 @@ class RunStats:
     accepted: float  # 0000 replies per second
     codes: Counter[str]
     lat_ms: tuple[float, ...]  # p50, p90, p99, max
-    cpu_us: float  # gatewayd tree CPU per reply
+    cpu_us: float  # gatewayd tree CPU per accepted payment
     cores: dict[str, float]  # CPU seconds per second, by role
     note: str
+    rate: float = 0.0  # offered msgs/s (0: closed loop)
+    fsync_p99_ms: float = math.nan  # journal group commit, from the daemon's metrics
+    inbound_per_s: float = math.nan  # inbound clearing messages applied per second
+    backlog: probe.Backlog | None = None  # at the end of the measured window
+    gw_rss_mib: float = math.nan
+    gw_pss_mib: float = math.nan
+
+    def keeps_up(self) -> bool:
+        """Goal 5's two backlog bounds, at the end of the run."""
+        b = self.backlog
+        offered = self.rate or self.accepted
+        return b is not None and (
+            max(b.oldest_queued_s.values(), default=0.0) <= 5.0 and b.unfinished <= 2 * offered
+        )
+
+
+@dataclass
+class RunCtx:
+    """What a run's hooks may look at (and which processes are whose)."""
+
+    args: argparse.Namespace
+    run_dir: Path
+    gw: subprocess.Popen[bytes]
+    sim: subprocess.Popen[bytes] | None
+    broker: Broker
+    gens: list[tuple[BaseProcess, Connection]]
+    metrics_url: str
+    journal: Path
+    sim_stats: Path
+    rate: float
+    t0: float = 0.0
+    t_warm: float = 0.0
+    t_end: float = 0.0
+
+    def roots(self) -> dict[str, list[int]]:
+        """Process roots by role, as the CPU table names them."""
+        roots = {"gatewayd": [self.gw.pid], "mosquitto": [self.broker.proc.pid]}
+        if self.sim is not None:
+            roots["clearing sim"] = [self.sim.pid]
+        roots["load generators"] = [p.pid or 0 for p, _ in self.gens]
+        return roots
+
+
+class Hooks:
+    """A mode's additions to a run; the plain run has none."""
+
+    admission: dict[str, float] = {}  # noqa: RUF012 - overridden per instance
+    max_connections: int = 0  # 0: as shipped
+
+    def before_load(self, ctx: RunCtx) -> None:
+        """After the daemon is up, before the load generators start."""
+
+    def measure(self, ctx: RunCtx) -> None:
+        """Between t_warm and t_end (the CPU window); by default just waits."""
+        time.sleep(max(0.0, ctx.t_end - time.monotonic()))
+
+    def others(self) -> dict[str, list[int]]:
+        """More processes of the mode, for the CPU table."""
+        return {}
+
+    def after(self, ctx: RunCtx) -> None:
+        """Once the measured window is over, the daemon still up."""
 
 
 def stop_proc(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
@@ -350,31 +445,55 @@ def stop_proc(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
             proc.wait(5)
 
 
+def write_overlay(
+    args: argparse.Namespace, run_dir: Path, pki: DevPki, broker_url: str, hooks: Hooks
+) -> Path:
+    """The overlay: only what bench/README.md allows, the shipped file otherwise."""
+    admission = ADMISSION | hooks.admission
+    listener = '[[listeners]]\nname = "tls"\nport = 0\ntls = true\nclient_cert = "optional"\n'
+    if hooks.max_connections:
+        listener += f"max_connections = {hooks.max_connections}\n"
+    workers = f"[workers]\nprocesses = {args.workers}\n" if args.workers != 2 else ""
+    (overlay := run_dir / "overlay.toml").write_text(
+        f'environment = "test"\nstate_dir = "{run_dir / "state"}"\n'
+        f'[clock]\nstart = "{START.isoformat()}"\n'
+        f'[keys]\ndev_pki = false\ndir = "{pki.dir}"\n'
+        f'[clearing]\nurl = "{broker_url}"\nclient_id = "gw-{run_dir.name}"\n'
+        "[observability]\nmetrics_port = 0\n"
+        + workers
+        + "[admission]\n"
+        + "".join(f"{k} = {v}\n" for k, v in admission.items())
+        + "\n"
+        + listener,
+        encoding="utf-8",
+    )
+    return overlay
+
+
 def one_run(
-    args: argparse.Namespace, run_dir: Path, pki: DevPki, gens: list[tuple[BaseProcess, Connection]]
+    args: argparse.Namespace,
+    run_dir: Path,
+    pki: DevPki,
+    gens: list[tuple[BaseProcess, Connection]],
+    hooks: Hooks | None = None,
+    rate: float | None = None,
 ) -> RunStats:
+    hooks = hooks or Hooks()
+    rate = args.rate if rate is None else rate
     broker = start_broker(run_dir / "broker")
     sim = gw = None
     log = (run_dir / "processes.log").open("wb")
     env = os.environ | {"PYTHONPATH": str(ROOT)}  # the same gateway code as this process
     popen: dict[str, Any] = {"stdout": log, "stderr": subprocess.STDOUT, "cwd": ROOT, "env": env}
+    sim_stats = run_dir / "clearing-sim-stats.json"
     try:
         if not args.no_clearing:
             keys = ["--key", str(pki.clearing_system_key), "--cert", str(pki.clearing_system_cert)]
             peer = ["--gateway-cert", str(pki.clearing_cert), "--client-id", run_dir.name]
             argv = [sys.executable, "-m", "gateway.cli.sim", "clearing", "--broker", broker.url]
-            sim = subprocess.Popen([*argv, *keys, *peer], **popen)
-        (overlay := run_dir / "overlay.toml").write_text(
-            f'environment = "test"\nstate_dir = "{run_dir / "state"}"\n'
-            f'[clock]\nstart = "{START.isoformat()}"\n'
-            f'[keys]\ndev_pki = false\ndir = "{pki.dir}"\n'
-            f'[clearing]\nurl = "{broker.url}"\nclient_id = "gw-{run_dir.name}"\n'
-            '[observability]\nmetrics_port = 0\nlog_level = "warning"\n'
-            f"[workers]\nprocesses = {args.workers}\n"
-            "[admission]\n" + "".join(f"{k} = {v}\n" for k, v in ADMISSION.items()) + "\n"
-            '[[listeners]]\nname = "tls"\nport = 0\ntls = true\nclient_cert = "optional"\n',
-            encoding="utf-8",
-        )
+            stats = ["--stats-file", str(sim_stats)]
+            sim = subprocess.Popen([*argv, *keys, *peer, *stats], **popen)
+        overlay = write_overlay(args, run_dir, pki, broker.url, hooks)
         ports = run_dir / "ports.json"
         entry = ["-m", "gateway.cli.gatewayd"]
         if args.switch_interval:  # an experiment on the GIL, without touching gateway code
@@ -388,18 +507,37 @@ def one_run(
             if gw.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"gatewayd did not start; see {run_dir / 'processes.log'}")
             time.sleep(0.05)
-        host, port = json.loads(ports.read_text())["listeners"]["tls"]
-        t0 = time.monotonic() + 3.0  # time to connect and finish the TLS handshakes
-        t_warm, t_end = t0 + args.warmup, t0 + args.warmup + args.duration
-        cmd = {"host": host, "port": port, "t0": t0, "t_warm": t_warm, "t_end": t_end}
+        bound = json.loads(ports.read_text())
+        host, port = bound["listeners"]["tls"]
+        mhost, mport = bound["metrics"]
+        ctx = RunCtx(
+            args,
+            run_dir,
+            gw,
+            sim,
+            broker,
+            gens,
+            f"http://{mhost}:{mport}/metrics",
+            run_dir / "state" / "journal.sqlite3",
+            sim_stats,
+            rate,
+        )
+        hooks.before_load(ctx)
+        ctx.t0 = time.monotonic() + 3.0  # time to connect and finish the TLS handshakes
+        ctx.t_warm, ctx.t_end = ctx.t0 + args.warmup, ctx.t0 + args.warmup + args.duration
+        cmd = {"host": host, "port": port, "t0": ctx.t0, "t_warm": ctx.t_warm, "t_end": ctx.t_end}
         for _, pipe in gens:
-            pipe.send(cmd | {"rate": args.rate / len(gens)})
+            pipe.send(cmd | {"rate": rate / len(gens)})
         others = {"clearing sim": [sim.pid] if sim else [], "mosquitto": [broker.proc.pid]}
         others["load generators"] = [p.pid or 0 for p, _ in gens]
-        time.sleep(max(0.0, t_warm - time.monotonic()))
-        before = cpu_snapshot(gw.pid, others)
-        time.sleep(max(0.0, t_end - time.monotonic()))
-        after = cpu_snapshot(gw.pid, others)
+        others |= hooks.others()
+        time.sleep(max(0.0, ctx.t_warm - time.monotonic()))
+        before, m0 = cpu_snapshot(gw.pid, others), probe.scrape(ctx.metrics_url)
+        hooks.measure(ctx)
+        after, m1 = cpu_snapshot(gw.pid, others), probe.scrape(ctx.metrics_url)
+        mem = [probe.memory_kib(p) for p in probe.tree(gw.pid)]
+        backlog = probe.backlog(ctx.journal)
+        hooks.after(ctx)
         if not all(pipe.poll(30) for _, pipe in gens):
             raise RuntimeError("a load generator did not report within 30 s")
         results: list[GenResult] = [pipe.recv() for _, pipe in gens]
@@ -423,116 +561,22 @@ def one_run(
     note = f"{ok}/{len(samples)} sampled replies verified"
     if any(r.exhausted for r in results):
         note += "; PRE-SIGNED REQUESTS RAN OUT (raise --max-guess)"
-    if args.rate > 0 and (backlog := max(r.backlog for r in results)) > 1:
-        note += f"; fell behind the target rate by up to {backlog} msgs per connection"
+    if rate > 0 and (backlog_n := max(r.backlog for r in results)) > 1:
+        note += f"; fell behind the target rate by up to {backlog_n} msgs per connection"
     return RunStats(
         accepted=codes["0000"] / args.duration,
         codes=codes,
         lat_ms=tuple(lat[min(len(lat) - 1, int(q * len(lat)))] for q in (0.5, 0.9, 0.99, 1)),
-        cpu_us=gw_cpu / max(1, sum(codes.values())) * 1e6,
+        cpu_us=gw_cpu / max(1, codes["0000"]) * 1e6,
         cores=cores,
         note=note,
+        rate=rate,
+        fsync_p99_ms=probe.quantile(m0, m1, 0.99) * 1000,
+        inbound_per_s=(m1.inbound - m0.inbound) / args.duration,
+        backlog=backlog,
+        gw_rss_mib=sum(m[0] for m in mem) / 1024,
+        gw_pss_mib=sum(m[1] for m in mem) / 1024,
     )
-
-
-# ------------------------------------------------------------------- floor
-
-
-def timed(fn: Callable[[], object], n: int, rounds: int) -> tuple[float, ...]:
-    """Median over ``rounds`` of µs per message: CPU (all threads), wall, main thread's CPU."""
-    me = f"/proc/self/task/{os.getpid()}/stat"
-    cpu, wall, main = [], [], []
-    for _ in range(rounds):
-        c, w, m = time.process_time(), time.perf_counter(), _stat(me)[1]
-        fn()
-        cpu.append((time.process_time() - c) / n * 1e6)
-        wall.append((time.perf_counter() - w) / n * 1e6)
-        main.append((_stat(me)[1] - m) / HZ / n * 1e6)
-    return statistics.median(cpu), statistics.median(wall), statistics.median(main)
-
-
-def new_request(r: Request, route: Route, now: datetime) -> NewRequest:
-    """What ``Pipeline._pay`` journals for a one-item PAY."""
-    b = r.body
-    assert isinstance(b, Transfer)
-    item = NewItem(
-        *(None, b.payer_acct, b.payer_name, b.payee_acct, b.payee_name, b.payee_bank_code),
-        *(b.amount, b.ccy, b.priority, b.biz_type, b.purpose, State.QUEUED),
-        *(route.engine, route.receiver, route.work_date),
-    )
-    return NewRequest(r.head.corp_id, r.head.msg_id, r.head.oper_id, "PAY", r.digest, now, (item,))
-
-
-def floor(
-    tmp: Path, pki: DevPki, bodies: list[bytes], rounds: int, conc: int
-) -> dict[str, tuple[float, ...]]:
-    """The pipeline's steps in this one process, each a ``timed`` triple per message."""
-    keys = {"dev_pki": False, "dir": str(pki.dir)}
-    over = {"environment": "test", "state_dir": str(tmp), "keys": keys, "admission": ADMISSION}
-    cfg = load_config(None, over)
-    desk, router, now = Desk(desk_setup(cfg)), build_router(cfg), START + timedelta(seconds=1)
-    ins: list[Inspection] = []
-    out: dict[str, tuple[float, ...]] = {}
-    out["inspect: parse, XSD, verify, credentials, decode"] = timed(
-        lambda: ins.extend(desk.inspect(b, "127.0.0.1", now) for b in bodies), len(bodies), rounds
-    )
-    reqs = [i.request for i in ins[: len(bodies)] if i.request is not None]
-    assert len(reqs) == len(bodies), "every floor request must pass inspect"
-    done: list[tuple[Request, Route, str]] = []
-    stores = iter(range(1000))
-
-    def concurrently(call: Callable[[SqliteStore, Any], Any], items: Sequence[Any]) -> None:
-        async def go() -> None:
-            store = SqliteStore(tmp / f"floor{next(stores)}.sqlite3")
-            await store.start()
-            todo = iter(items)
-
-            async def caller() -> None:
-                for x in todo:
-                    await call(store, x)
-
-            await asyncio.gather(*(caller() for _ in range(conc)))
-            await store.close()
-
-        done.clear()
-        asyncio.run(go())
-
-    async def accept(store: SqliteStore, r: Request) -> None:
-        assert isinstance(r.body, Transfer)
-        route = router.route(r.body, now)
-        rec = (await store.accept(new_request(r, route, now))).record
-        done.append((r, route, rec.gw_ref or "" if rec else ""))
-
-    name = f"route + journal accept ({conc} concurrent, group commit)"
-    out[name] = timed(lambda: concurrently(accept, reqs), len(reqs), rounds)
-    history = (Transition(State.ACCEPTED, now), Transition(State.QUEUED, now))
-    rsps = [
-        Response(
-            *("PAY", r.head.corp_id, r.head.msg_id, now, "0000", "accepted", ref),
-            status=StatusView(State.QUEUED, rt.engine, rt.work_date, history=history),
-        )
-        for r, rt, ref in done
-    ]
-    out["render + sign response"] = timed(lambda: [desk.render(r) for r in rsps], len(rsps), rounds)
-    out["sum of the steps"] = tuple(sum(v[i] for v in out.values()) for i in range(3))
-    pool = WorkerPool(desk_setup(cfg), 0)
-    asyncio.run(pool.start())
-    conn = ConnInfo("bench", 1, "127.0.0.1", 1, True, "TLSv1.3", None)
-    clock, gate = BusinessClock(START), Admission(cfg.admission)
-
-    pipelines: dict[SqliteStore, Pipeline] = {}
-
-    async def handle(store: SqliteStore, body: bytes) -> None:
-        def nop(e: object) -> None:
-            return None
-
-        if (p := pipelines.get(store)) is None:
-            p = Pipeline(clock, lambda: pool, store, lambda: router, nop, PipelineSettings(), gate)
-            pipelines[store] = p
-        await p.handle(body, conn)
-
-    out[INLINE] = timed(lambda: concurrently(handle, bodies), len(bodies), rounds)
-    return out
 
 
 # -------------------------------------------------------------------- main
@@ -541,7 +585,7 @@ def floor(
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Throughput of the real gatewayd (bench/README.md).")
     add = p.add_argument
-    add("--workers", type=int, default=2, help="gatewayd workers.processes (0 = inline)")
+    add("--workers", type=int, default=2, help="gatewayd workers.processes (shipped: 2)")
     add("--rate", type=float, default=0.0, help="open loop at this total msgs/s (0: max)")
     add("--connections", type=int, default=8, help="mutual-TLS client connections")
     add("--window", type=int, default=32, help="outstanding requests per connection")
@@ -553,9 +597,22 @@ def _parser() -> argparse.ArgumentParser:
     add("--max-guess", type=float, default=6000.0, help="max mode: msgs/s to pre-sign for")
     add("--no-clearing", action="store_true", help="run without the clearing simulator")
     add("--no-floor", action="store_true", help="skip the in-process floor")
-    add("--floor-n", type=int, default=2000, help="messages per floor round (5 rounds)")
+    add("--floor-n", type=int, default=2000, help="messages per floor round")
+    add("--floor-rounds", type=int, default=5, help="floor rounds (median)")
+    add("--beps-package", type=int, default=128, help="floor: items per BEPS package")
     add("--switch-interval", type=float, default=0.0, help="experiment: gatewayd's GIL interval")
     add("--keep", action="store_true", help="keep the temp dir (logs, journals)")
+    modes = p.add_argument_group("modes (bench/README.md; default: --repeat runs of max or --rate)")
+    m = modes.add_mutually_exclusive_group()
+    m.add_argument("--goals", action="store_true", help="max, then 10/50/100 %% open loop: goals")
+    m.add_argument("--soak", action="store_true", help="open loop at 50 %% of max (or --rate)")
+    m.add_argument("--burst", action="store_true", help="withhold answers 40 s, measure the burst")
+    m.add_argument("--idle-connections", type=int, default=0, help="N idle mTLS conns + load")
+    modes.add_argument("--soak-minutes", type=float, default=15.0, help="soak length")
+    modes.add_argument("--sample-every", type=float, default=15.0, help="soak: seconds/sample")
+    modes.add_argument("--withhold-for", type=float, default=40.0, help="burst: seconds held")
+    modes.add_argument("--steady", type=float, default=20.0, help="burst: seconds before/after")
+    modes.add_argument("--max-duration", type=float, default=10.0, help="the max run's seconds")
     return p
 
 
@@ -568,7 +625,24 @@ def _lat(lat_ms: Sequence[float]) -> str:
     return "ack ms p50 {:.1f} p90 {:.1f} p99 {:.1f} max {:.1f}".format(*lat_ms)
 
 
-def report(args: argparse.Namespace, runs: list[RunStats], fl: dict[str, Any]) -> None:
+def print_run(n: int, s: RunStats) -> None:
+    other = ", ".join(f"{k} x{v}" for k, v in sorted(s.codes.items()) if k != "0000")
+    b = s.backlog
+    ages = ", ".join(f"{e} {a:.1f}" for e, a in sorted(b.oldest_queued_s.items())) if b else "-"
+    print(
+        f"run {n}: accepted {s.accepted:.0f} msgs/s, other RetCodes: {other or 'none'};"
+        f" {_lat(s.lat_ms)}; gatewayd {s.cpu_us:.0f} µs CPU/msg; {s.note}\n"
+        f"  journal fsync p99 {s.fsync_p99_ms:.1f} ms; inbound clearing {s.inbound_per_s:.0f}/s;"
+        f" at the end: oldest QUEUED s ({ages or 'none'}), unfinished"
+        f" {b.unfinished if b else '-'} of {b.accepted if b else '-'}"
+        f" ({'keeps up' if s.keeps_up() else 'FALLS BEHIND'}); gatewayd RSS"
+        f" {s.gw_rss_mib:.0f} MiB, PSS {s.gw_pss_mib:.0f} MiB\n  cores busy: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in s.cores.items()),
+        flush=True,
+    )
+
+
+def report(args: argparse.Namespace, runs: list[RunStats], fl: dict[str, pf.Triple]) -> None:
     med = statistics.median
     acc, cpu = med(r.accepted for r in runs), med(r.cpu_us for r in runs)
     lat = [med(r.lat_ms[i] for r in runs) for i in range(4)]
@@ -577,27 +651,58 @@ def report(args: argparse.Namespace, runs: list[RunStats], fl: dict[str, Any]) -
     print(f"  cores busy (median): {roles}; load average {os.getloadavg()[0]:.2f}")
     if not fl:
         return
-    print(f"\nfloor, one process, median of 5 rounds x {args.floor_n} msgs:")
-    print(f"  {'µs per message':53s} {'CPU':>5s} {'main thread':>11s} {'wall':>5s}  msgs/s/core")
+    print_floor(args, fl)
+    whole, acc_steps = fl[pf.FLOOR][0], fl[pf.ACCEPTANCE][0]
+    print(
+        f"\ndaemon {args.workers} workers: {acc:.0f} msgs/s, {cpu:.0f} µs CPU/payment"
+        f"  vs  floor {whole:.0f} µs/payment ({1e6 / whole:.0f} msgs/s per core)"
+        f"\nratio daemon/floor: CPU per payment {cpu / whole:.2f}x;"
+        f" throughput {acc * whole / 1e6:.2f}x one core's floor rate"
+        f" ({acc * acc_steps / 1e6:.2f}x its acceptance steps alone)"
+    )
+
+
+def print_floor(args: argparse.Namespace, fl: dict[str, pf.Triple]) -> None:
+    print(f"\nfloor, one process, median of {args.floor_rounds} rounds x {args.floor_n} payments:")
+    print(f"  {'µs per payment':53s} {'CPU':>5s} {'main thread':>11s} {'wall':>5s}  msgs/s/core")
     for k, (c, w, m) in fl.items():
         print(f"  {k:53s} {c:5.0f} {m:11.0f} {w:5.0f}  {1e6 / c:7.0f}")
-    whole = fl[INLINE][0]
-    print(
-        f"\ndaemon {args.workers} workers: {acc:.0f} msgs/s, {cpu:.0f} µs CPU/msg"
-        f"  vs  floor: {whole:.0f} µs/msg in one process ({1e6 / whole:.0f} msgs/s per core)"
-        f"\nratio daemon/floor: CPU per msg {cpu / whole:.2f}x;"
-        f" throughput {acc * whole / 1e6:.2f}x one core's floor"
+
+
+def measure_floor(args: argparse.Namespace, tmp: Path, pki: DevPki) -> dict[str, pf.Triple]:
+    op = OPERATORS[0]
+    key = load_signing_key(*pki.client(op[0], op[1]))
+    bodies = [sign_pay(key, op, f"F-{i:07d}", i, args.mix) for i in range(args.floor_n)]
+    spec = pf.FloorSpec(
+        tmp,
+        pki,
+        bodies,
+        args.floor_rounds,
+        64,
+        START + timedelta(seconds=1),
+        ADMISSION,
+        args.beps_package,
     )
+    return pf.floor(spec)
+
+
+def raise_fd_limit() -> int:
+    """Soft RLIMIT_NOFILE up to the hard limit (inherited by gatewayd and the generators)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.warmup + args.duration > 150:
-        sys.exit("keep warm-up + duration under 150 s (SendTime freshness, docs/protocol.md §7)")
     signal.signal(signal.SIGTERM, _interrupt)
     tmp = Path(tempfile.mkdtemp(prefix="gw-bench-"))
     gens: list[tuple[BaseProcess, Connection]] = []
     mode = f"open loop {args.rate:g} msgs/s" if args.rate else f"max, window {args.window}"
+    for flag in ("goals", "soak", "burst", "idle_connections"):
+        if getattr(args, flag):
+            mode = f"--{flag.replace('_', '-')} mode; " + mode
     print(
         f"bench_pipeline {time.strftime('%Y-%m-%d %H:%M')}: {os.cpu_count()} cores, load "
         f"{os.getloadavg()[0]:.2f}; workers {args.workers}; {mode}; {args.connections} TLS "
@@ -606,27 +711,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     try:
+        raise_fd_limit()
         pki = generate_dev_pki(tmp / "pki")
         configure_logging("warning")
+        if args.goals or args.soak or args.burst or args.idle_connections:
+            import pipeline_modes
+
+            return pipeline_modes.run_mode(args, tmp, pki, gens)
         start_generators(gens, args, pki, args.rate or args.max_guess, 1)
         runs: list[RunStats] = []
         for n in range(args.repeat):
             (run_dir := tmp / f"run{n + 1}").mkdir()
             s = one_run(args, run_dir, pki, gens)
             runs.append(s)
-            other = ", ".join(f"{k} x{v}" for k, v in sorted(s.codes.items()) if k != "0000")
-            print(
-                f"run {n + 1}: accepted {s.accepted:.0f} msgs/s, other RetCodes: {other or 'none'};"
-                f" {_lat(s.lat_ms)}; gatewayd {s.cpu_us:.0f} µs CPU/msg; {s.note}\n  cores busy: "
-                + ", ".join(f"{k} {v:.2f}" for k, v in s.cores.items()),
-                flush=True,
-            )
-        fl: dict[str, Any] = {}
-        if not args.no_floor:
-            op = OPERATORS[0]
-            key = load_signing_key(*pki.client(op[0], op[1]))
-            bodies = [sign_pay(key, op, f"F-{i:07d}", i, args.mix) for i in range(args.floor_n)]
-            fl = floor(tmp, pki, bodies, 5, 64)
+            print_run(n + 1, s)
+        fl = {} if args.no_floor else measure_floor(args, tmp, pki)
         report(args, runs, fl)
     except KeyboardInterrupt:
         print("interrupted: shutting down", file=sys.stderr)

@@ -12,6 +12,13 @@ decision.  BEPS netting rounds, injected incoming credits and inquiries,
 and the answers to the gateway's ccms.314 live in the component
 ``gateway.sim.clearing_rounds``, hooked into the answer path below.
 
+For load tests it can *withhold* every answer for a while and then release
+them all at once (``--withhold-after``/``--withhold-for``, or SIGUSR1 to
+toggle), so a benchmark sees how fast the gateway applies a burst of
+receipts and statuses; and it can write its counters (``duplicates``,
+``late_duplicates``, ...) to a JSON file every few seconds and on exit
+(``--stats-file``), since it runs as a process of its own there.
+
 Decisions are a pure function of ``(seed, EndToEndId, TxId)``, so they are
 reproducible across runs and restarts and do not depend on arrival order.
 Every received message is appended to a JSONL record (flushed per line) that
@@ -23,10 +30,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import copy
 import hashlib
 import json
 import os
+import signal
 import ssl
 import time
 from collections.abc import Sequence
@@ -144,6 +153,16 @@ class ClearingSimConfig:
     #: seconds between the ccms.990 of a gateway ccms.314 and its ccms.315
     reply_delay: float = 0.2
     reply_text: str = "款项已入账 / credited to payee"
+    # load tests (bench/README.md): a burst of answers, and counters readable from outside
+    #: seconds after start at which every answer is withheld (None: never by schedule)
+    withhold_after: float | None = None
+    #: seconds the scheduled withholding lasts; then everything held goes out at once
+    withhold_for: float = 40.0
+    #: SIGUSR1 toggles withholding (the CLI: a process of its own; never in-process tests)
+    withhold_signal: bool = False
+    #: write ``stats`` as JSON here every ``stats_every`` seconds and on exit
+    stats_path: Path | None = None
+    stats_every: float = 5.0
 
 
 class PublishRefused(Exception):
@@ -194,6 +213,7 @@ def _new_stats() -> dict[str, int]:
         "settled",
         "rejected",
         "publish_refused",
+        "withheld",
     )
     return dict.fromkeys(keys, 0)
 
@@ -215,6 +235,9 @@ class ClearingSimulator:
         self._parser = hardened_parser()
         self._client: _SimClient | None = None
         self._up = asyncio.Event()
+        self._released = asyncio.Event()  # clear while answers are withheld
+        self._released.set()
+        self.holding = 0  # answers waiting for the release right now
         self._sessions = 0  # successful connections so far
         self._tasks: set[asyncio.Task[None]] = set()
         self._record: IO[str] | None = None
@@ -245,6 +268,7 @@ class ClearingSimulator:
         """
         self._open_record()
         self.rounds.start()
+        self._start_load_test_hooks()
 
         async def connection(quiet: bool) -> str | None:
             sessions = self._sessions
@@ -264,6 +288,78 @@ class ClearingSimulator:
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
             self._close_record()
+            if self.config.withhold_signal:
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
+            self.write_stats()
+
+    # -- load tests: withholding answers, counters for outside readers -------------
+
+    @property
+    def withholding(self) -> bool:
+        """True while every answer is held back."""
+        return not self._released.is_set()
+
+    def withhold(self) -> None:
+        """Hold back every answer from now on (they are still decided and signed)."""
+        if not self.withholding:
+            self._released.clear()
+            log.info("clearing_sim_withholding")
+
+    def release(self) -> None:
+        """Send everything held back, all at once, and stop withholding."""
+        if self.withholding:
+            log.info("clearing_sim_releasing", held=self.holding)
+            self._released.set()
+
+    def toggle_withhold(self) -> None:
+        """SIGUSR1: withhold if answering, release if withholding."""
+        if self.withholding:
+            self.release()
+        else:
+            self.withhold()
+
+    def write_stats(self) -> None:
+        """The counters as one JSON object at ``stats_path`` (atomically replaced)."""
+        path = self.config.stats_path
+        if path is None:
+            return
+        data = {
+            **self.stats,
+            "holding": self.holding,
+            "withholding": self.withholding,
+            "recent_msg_ids": self.msg_ids.recent_count,
+            "at": time.time(),
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            tmp.write_text(json.dumps(data), encoding="utf-8")
+            tmp.replace(path)
+        except OSError as exc:
+            log.warning("clearing_sim_stats_unwritable", path=str(path), error=str(exc))
+
+    def _start_load_test_hooks(self) -> None:
+        c = self.config
+        if c.withhold_signal:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self.toggle_withhold)
+        if c.withhold_after is not None:
+            self._spawn(self._scheduled_withholding(c.withhold_after, c.withhold_for))
+        if c.stats_path is not None:
+            self._spawn(self._stats_loop(c.stats_every))
+
+    async def _scheduled_withholding(self, after: float, hold: float) -> None:
+        await asyncio.sleep(after)
+        self.withhold()
+        try:
+            await asyncio.sleep(hold)
+        finally:
+            self.release()
+
+    async def _stats_loop(self, every: float) -> None:
+        while True:
+            self.write_stats()
+            await asyncio.sleep(every)
 
     async def _session(self, *, clean: bool, ready: asyncio.Event | None) -> None:
         connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -453,6 +549,13 @@ class ClearingSimulator:
         """
         props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         props.UserProperty = [("MsgTp", reply.msg_tp), ("MsgId", reply.msg_id)]
+        if self.withholding:
+            self.stats["withheld"] += 1
+            self.holding += 1
+            try:
+                await self._released.wait()
+            finally:
+                self.holding -= 1
         while True:
             await self._up.wait()
             client = self._client
@@ -577,6 +680,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--netting-interval", type=float, default=0.0, help="seconds between rounds")
     p.add_argument("--reply-delay", type=float, default=0.2, help="seconds before a ccms.315")
     p.add_argument("--gateway-participant", default="103100000019", help="Rcvr of injected msgs")
+    p.add_argument(
+        "--withhold-after",
+        type=float,
+        help="seconds after start: withhold every answer (load tests; SIGUSR1 toggles too)",
+    )
+    p.add_argument(
+        "--withhold-for", type=float, default=40.0, help="then release them all after this"
+    )
+    p.add_argument("--stats-file", type=Path, help="write the counters here as JSON")
+    p.add_argument("--stats-every", type=float, default=5.0, help="seconds between writes")
     add_tls_options(p)
     return p
 
@@ -608,6 +721,11 @@ def _config(args: argparse.Namespace) -> ClearingSimConfig:
         reply_delay=args.reply_delay,
         gateway_participant=args.gateway_participant,
         tls_context=broker_tls(args),
+        withhold_after=args.withhold_after,
+        withhold_for=args.withhold_for,
+        withhold_signal=True,
+        stats_path=args.stats_file,
+        stats_every=args.stats_every,
     )
 
 
