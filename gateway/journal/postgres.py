@@ -65,6 +65,7 @@ from typing import Final
 
 import asyncpg
 
+from gateway.journal import audit_chain
 from gateway.journal import postgres_schema as pg
 from gateway.journal import schema
 from gateway.journal.correspondence_postgres import (
@@ -245,6 +246,7 @@ class PostgresStore(PostgresCorrespondence):
             "synchronous_commit": "on",  # the 0000 promise, whatever the server default
             "application_name": f"gateway-{self.node}",
             "jit": "off",  # short OLTP statements: compiling costs more than it saves
+            "gateway.node": self.node,  # whose audit chain this connection writes
         }
         try:
             conn = await asyncpg.connect(self.dsn, server_settings=settings)
@@ -299,10 +301,14 @@ class PostgresStore(PostgresCorrespondence):
 
     @contextlib.asynccontextmanager
     async def _commit(self) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy]:
-        """A connection inside a transaction; counted as one journal commit when it commits."""
+        """A connection inside a transaction; counted as one journal commit when it commits.
+
+        The transaction takes this node's audit chain counter first (``audit_chain.PG_BEGIN``).
+        """
         async with self._conn() as conn:
             started = time.perf_counter()
             async with conn.transaction():
+                await conn.execute(audit_chain.PG_BEGIN)
                 yield conn
             _committed(started)
 

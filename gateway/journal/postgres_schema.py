@@ -34,7 +34,7 @@ from typing import Any, Final
 import asyncpg
 
 from gateway.clock import SHANGHAI
-from gateway.journal import schema
+from gateway.journal import audit_chain, schema
 from gateway.journal.records import (
     NewItem,
     NewRequest,
@@ -581,7 +581,9 @@ _V6 = """
 ALTER TABLE inquiries ADD COLUMN engine text CHECK (engine IN ('INTRA', 'HVPS', 'BEPS'));
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+_V7_AUDIT_CHAIN = audit_chain.PG_V7_AUDIT_CHAIN
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7_AUDIT_CHAIN)
 """``MIGRATIONS[n]`` takes a database from version n to n + 1.  Append, never edit."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.clock import SHANGHAI
+from gateway.journal import audit_chain
 from gateway.journal.records import (
     Figures,
     InquiryDirection,
@@ -575,7 +576,9 @@ _V6 = """
 ALTER TABLE inquiries ADD COLUMN engine TEXT;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+_V7_AUDIT_CHAIN = audit_chain.SQLITE_V7_AUDIT_CHAIN
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7_AUDIT_CHAIN)
 """``MIGRATIONS[n]`` takes ``user_version`` n to n + 1.  Append, never edit."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -590,11 +593,13 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     ``isolation_level=None``: we issue BEGIN/COMMIT ourselves (the group-commit
     writer needs explicit transactions and savepoints).  ``synchronous=FULL``
     makes every commit fsync the WAL: the 0000 promise (corplink.md §5).
+    ``audit_hash`` is installed for the chain's triggers (:mod:`.audit_chain`).
     """
     conn = sqlite3.connect(
         path, isolation_level=None, check_same_thread=False, cached_statements=128
     )
     try:
+        audit_chain.register(conn)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = FULL")
