@@ -38,7 +38,14 @@ and that the row did not change since it was exported):
 - netting rounds (routing.md §5) by work date before the cutoff's date,
   unless an item the round netted still waits (NETTED) for its beps.settle;
 - outbound messages without items (ccms.314 / 315) by ``created_at``, once
-  receipted (ACKED): the outbox is done with them.
+  receipted (ACKED): the outbox is done with them;
+- state changes (the audit chain's links, journal migration 7) by ``at``.
+
+Archiving scatters the audit chain (:mod:`gateway.journal.audit_chain`): an
+old request's transitions leave while younger ones stay.  Every archived
+link keeps its ``seq``, ``prev_hash`` and ``hash`` (a transition's as its
+``chain``), so :mod:`gateway.journal.audit` stitches files and journal
+together by ``seq``.
 
 A crash between the phases leaves rows that are already archived: the next
 pass archives them again (archive files are at-least-once; readers dedupe by
@@ -53,7 +60,7 @@ the work in a thread; ``retention_postgres.py``: ``lock_timeout``, and an
 advisory lock so that one node archives at a time, the others return
 ``skipped``).
 
-The file format (``format`` 2, gzip JSON lines) and :func:`read_archive`,
+The file format (``format`` 3, gzip JSON lines) and :func:`read_archive`,
 which reads a file back into records, are in :mod:`gateway.journal.archive`;
 the row-by-row tables' rules in :mod:`gateway.journal.retention_tables`.
 Everything a caller needs is importable from here.
@@ -82,6 +89,7 @@ from gateway.journal.archive import (
     ArchivedNotification,
     ArchivedOutbound,
     ArchivedRequest,
+    ArchivedStateChange,
     ArchivedTransition,
     ArchiveFile,
     daily_total_line,
@@ -114,6 +122,7 @@ class ArchiveResult:
     inquiries: int = 0
     incoming_credits: int = 0
     netting_rounds: int = 0
+    state_changes: int = 0
 
     def counts(self) -> dict[str, int]:
         """Rows removed per kind, for the pass's one log line."""
@@ -122,6 +131,7 @@ class ArchiveResult:
             "outbound": self.outbound, "daily_totals": self.daily_totals,
             "notifications": self.notifications, "inquiries": self.inquiries,
             "incoming_credits": self.incoming_credits, "netting_rounds": self.netting_rounds,
+            "state_changes": self.state_changes,
         }  # fmt: skip
 
     @property
@@ -230,6 +240,7 @@ async def _run(
         inquiries=removed["inquiries"],
         incoming_credits=removed["incoming_credits"],
         netting_rounds=removed["netting_rounds"],
+        state_changes=removed["state_changes"],
     )
 
 
@@ -298,6 +309,7 @@ __all__ = [
     "ArchivedNotification",
     "ArchivedOutbound",
     "ArchivedRequest",
+    "ArchivedStateChange",
     "ArchivedTransition",
     "archive_once",
     "read_archive",

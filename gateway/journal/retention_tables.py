@@ -198,6 +198,16 @@ TABLES: Final = (
         " AND NOT EXISTS (SELECT 1 FROM items i WHERE i.out_msg_id = outbound.msg_id)",
         by_day=False, day_of="created_at", since="created_at",
     ),
+    # links of the audit chain (journal migration 7) leave by age, each keeping its seq and
+    # hashes: verification stitches the archives and the journal together by seq
+    Table(
+        "state_change", "state_changes", "state_changes", ("id",), (), ("bigint",),
+        (("id", "id", int), ("kind", "change_kind", _same), ("subject", "subject", _same),
+         ("state", "state", _same), ("at", "at", instant_text), ("detail", "detail", _same),
+         ("node", "node", _same), ("seq", "seq", _same), ("prev_hash", "prev_hash", _same),
+         ("hash", "hash", _same)),
+        "at < {b}", by_day=False, day_of="at", since="at",
+    ),
 )  # fmt: skip
 STATEMENTS: Final = {
     (t.line, mark): (t.select(mark, keyset=False), t.select(mark, keyset=True), t.delete(mark))
