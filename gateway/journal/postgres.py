@@ -65,9 +65,8 @@ from typing import Final
 
 import asyncpg
 
-from gateway.journal import audit_chain
+from gateway.journal import audit_chain, schema
 from gateway.journal import postgres_schema as pg
-from gateway.journal import schema
 from gateway.journal.correspondence_postgres import (
     STATUS_NOTICES,
     PostgresCorrespondence,
