@@ -320,6 +320,8 @@ def check(
 
 
 def _walk(by_seq: dict[int, Link], clash: dict[int, Link], start: int, last: int) -> Break | None:
+    if start > last:
+        return None
     prev = GENESIS if start == 1 else (by_seq[start].prev or "")
     for seq in range(start, last + 1):
         link = by_seq.get(seq)
