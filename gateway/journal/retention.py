@@ -69,6 +69,7 @@ Everything a caller needs is importable from here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -186,7 +187,14 @@ async def _run(
     received: list[datetime] = []
     days: list[str] = []  # of every record in the file: its name
     rows: dict[str, list[tuple[Any, ...]]] = {}  # per table: what phase 2 deletes
-    file = await call(ArchiveFile, out_dir, header)
+    # Shielded: a cancel while the thread creates the temp file must still discard it.
+    creating = asyncio.ensure_future(call(ArchiveFile, out_dir, header))
+    try:
+        file = await asyncio.shield(creating)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await call((await creating).discard)
+        raise
     try:
         after: tuple[object, int] | None = None
         seen_out: set[str] = set()
