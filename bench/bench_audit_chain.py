@@ -33,17 +33,18 @@ CALLERS = 128
 T0 = datetime(2026, 11, 27, 10, 0, tzinfo=SHANGHAI)
 
 
+def _item(seq_no: int | None) -> NewItem:
+    return NewItem(
+        seq_no=seq_no, payer_acct="6222000011112222", payer_name="Acme",
+        payee_acct="6217000033334444", payee_name="Zhang San", payee_bank_code="104100000004",
+        amount=Decimal("12.30"), ccy="CNY", priority=Priority.NORM, biz_type=BizType.CREDIT,
+        purpose=None, state=State.QUEUED, engine=Engine.BEPS, receiver="104100000004",
+        work_date=date(2026, 11, 27),
+    )  # fmt: skip
+
+
 def _request(n: int, items: int) -> NewRequest:
-    made = tuple(
-        NewItem(
-            seq_no=None if items == 1 else k + 1, payer_acct="6222000011112222",
-            payer_name="Acme", payee_acct="6217000033334444", payee_name="Zhang San",
-            payee_bank_code="104100000004", amount=Decimal("12.30"), ccy="CNY",
-            priority=Priority.NORM, biz_type=BizType.CREDIT, purpose=None, state=State.QUEUED,
-            engine=Engine.BEPS, receiver="104100000004", work_date=date(2026, 11, 27),
-        )  # fmt: skip
-        for k in range(items)
-    )
+    made = tuple(_item(None if items == 1 else k + 1) for k in range(items))
     return NewRequest("C100000001", f"M{n:08d}", "op01", "PAY", "d" * 64, T0, made)
 
 
