@@ -123,6 +123,7 @@ class PowerCutRun(CrashRun):
         super().__init__(*args, **kw)
         self.cuts: list[Cut] = []
         self.emptied = 0  # power losses that left a journal without its tables
+        self.answered_at_cuts: list[int] = []  # 0000s the ERPs held at each power loss
         for d in self.nodes.values():
             env = shim_env(shim, d.dir / "state")
             if mutant is not None:
@@ -136,6 +137,7 @@ class PowerCutRun(CrashRun):
         for d in self.nodes.values():
             if not d.alive:
                 self.cuts.append(restore(d.dir / "state"))
+                self.answered_at_cuts.append(len(self.ledger.answered))
         try:
             await super()._landed()
         except sqlite3.OperationalError:  # not even the tables were durable (the mutant)

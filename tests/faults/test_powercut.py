@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from gateway.journal.audit import verify
 from gateway.keys.devpki import DevPki
 from gateway.testing import Broker
-from gateway.journal.audit import verify
 from tests.faults.crashkit import make_plan
 from tests.faults.powercut import PowerCutRun, build_shim, mutant_path, restore, shim_env
 
@@ -114,8 +114,9 @@ async def _mutant(tmp: Path, dev_pki: DevPki, broker: Broker, shim: Path, seed: 
     with pytest.raises(AssertionError, match="answered 0000 but lost") as failed:
         await run.run()
     lost = await run.lost_after_failure()
-    print(f"power loss MUTANT seed {seed}: answered 0000 {len(run.ledger.answered)},"
-          f" lost {len(lost)}; the run failed as it must: {str(failed.value)[:200]}")  # fmt: skip
+    print(f"power loss MUTANT seed {seed}: answered 0000 {run.answered_at_cuts} at the cut,"
+          f" {len(run.ledger.answered)} in all, lost {len(lost)}; the run failed as it must:"
+          f" {str(failed.value)[:160]}")  # fmt: skip
     assert lost
 
 
