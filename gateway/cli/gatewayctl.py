@@ -2,8 +2,9 @@
 
 ``status`` / ``reload`` steer the daemon; ``audit verify`` checks the
 journal's audit chain (read directly, not through the daemon); ``credits``,
-``inquiries`` and ``netting`` are read-only journal views (clearing.md §6, corplink.md §4,
-routing.md §5), printed as JSON with account numbers masked.
+``inquiries`` and ``netting`` are read-only journal views
+(docs/clearing-link.md §6, docs/protocol.md §4, docs/routing-rules.md §5),
+printed as JSON with account numbers masked.
 """
 
 from __future__ import annotations

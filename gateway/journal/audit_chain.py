@@ -10,7 +10,7 @@ of state carries
 - ``prev_hash``: the previous row's ``hash``, 64 zeros for the first row;
 - ``hash``: SHA-256 of ``prev_hash`` and the row's content (:func:`link_hash`).
 
-The rows are the item ``transitions`` (kind ``item``; DESIGN principle 2's
+The rows are the item ``transitions`` (kind ``item``; principle 2's
 audit trail, docs/architecture.md) and ``state_changes`` for everything
 else whose state moves: an outbound message (``outbound``: PENDING, SENT,
 ACKED), an incoming credit (``credit``), an inquiry (``inquiry``: OPEN,

@@ -1,6 +1,6 @@
 """Power loss: the journal keeps only what was fsynced, and no 0000 may be lost.
 
-The promise (corplink.md §5): a request is answered 0000 only after its
+The promise (docs/protocol.md §5): a request is answered 0000 only after its
 journal write reached stable storage.  ``powercut`` (an ``LD_PRELOAD`` shim on
 the daemon's own SQLite driver) takes away every write after the last fsync
 at each kill; the node restarts on what is left.  The mutant, the same
