@@ -22,7 +22,9 @@ forget it and every writer of a node shares one counter: on SQLite one chain
 per journal file, through the ``audit_hash`` function that
 :func:`register` installs on every connection (a connection without it cannot
 write a chained row at all); on PostgreSQL one chain per node
-(``bank.node``, sent as the ``gateway.node`` setting of every connection),
+(``bank.node``, sent as the ``gateway.node`` setting of every connection; a
+node of the release before, during a rolling upgrade, is known by its
+``application_name``),
 hashed by ``pgcrypto``-free built-ins (``sha256``).  PostgreSQL keeps the
 head of the open transaction in a transaction-local setting and writes the
 counter row once per statement, not once per row: a 50,000-item batch
@@ -221,7 +223,10 @@ DECLARE
     cached text := current_setting('gateway.audit_head', true);
     h record;
 BEGIN
-    IF n IS NULL OR n = '' THEN
+    IF n IS NULL OR n = '' THEN  -- a node of the release before: its application_name
+        n := substring(current_setting('application_name') FROM '^gateway-([A-Z])$');
+    END IF;
+    IF n IS NULL THEN
         RAISE EXCEPTION 'audit chain: the gateway.node setting is missing';
     END IF;
     IF cached IS NOT NULL AND split_part(cached, ' ', 1) = n THEN

@@ -385,3 +385,31 @@ async def test_each_node_keeps_its_own_chain(
     await _sql(backend, target, "UPDATE transitions SET detail = 'x' WHERE node = 'B' AND seq = 2")
     assert (await verify(backend, target, tmp_path, "A")).ok
     assert not (await verify(backend, target, tmp_path, "B")).ok
+
+
+_OLD_NODE_WRITE = (
+    "INSERT INTO outbound (msg_id, engine, msg_tp, topic, receiver, work_date, payload, state,"
+    " created_at, node) VALUES ($1, 'BEPS', 'ccms.314', 't', '104100000004', '2026-11-27',"
+    " '\\x3c3e'::bytea, 'PENDING', now(), 'B')"
+)
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_a_node_of_the_release_before_joins_its_own_chain(
+    store: JournalStore, dsn: str, tmp_path: Path
+) -> None:
+    """Rolling upgrade: a node still on the release before sets no gateway.node; its
+    application_name (gateway-<node>) names its chain.  A stranger cannot write."""
+    old = await asyncpg.connect(dsn, server_settings={"application_name": "gateway-B"})
+    try:
+        await old.execute(_OLD_NODE_WRITE, "OLD-1")
+    finally:
+        await old.close()
+    report = await verify("postgres", dsn, tmp_path, "B")
+    assert report.ok and report.head.seq == 1, report.brk
+    stranger = await asyncpg.connect(dsn, server_settings={"application_name": "psql"})
+    try:
+        with pytest.raises(asyncpg.RaiseError, match=r"gateway\.node setting is missing"):
+            await stranger.execute(_OLD_NODE_WRITE, "OLD-2")
+    finally:
+        await stranger.close()
