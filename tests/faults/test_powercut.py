@@ -111,7 +111,9 @@ async def _mutant(tmp: Path, dev_pki: DevPki, broker: Broker, shim: Path, seed: 
         tmp, _pki(tmp, dev_pki), broker, make_plan(seed, kills=1), shim=shim,
         mutant=mutant_path(tmp / "mutant"),
     )  # fmt: skip
-    with pytest.raises(AssertionError, match="answered 0000 but lost") as failed:
+    # The verdict fails (lost 0000s; often also items that never settle: the wiped journal
+    # hands out outbound MsgIds again, which the clearing system already holds)
+    with pytest.raises(AssertionError) as failed:
         await run.run()
     lost = await run.lost_after_failure()
     print(f"power loss MUTANT seed {seed}: answered 0000 {run.answered_at_cuts} at the cut,"
