@@ -20,7 +20,9 @@ order and stops at the first break:
   line and the metric ``gateway_audit_head_seq``.  The next verification
   requires that row, with that hash.
 
-Reading order matters while the daemon runs: the live rows first (one read
+Links are stitched into flat arrays by seq (:class:`Stitch`, about 80 bytes
+a link), so a verification holds no row objects, whatever the order they
+arrive in.  Reading order matters while the daemon runs: the live rows first (one read
 transaction), then the archive folder.  Retention writes a file (durably)
 before it deletes what the file holds, so a row that left the journal after
 the live snapshot is in a file that is already there.  Archive files are
@@ -38,11 +40,12 @@ import gzip
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from array import array
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 import structlog
@@ -68,16 +71,14 @@ class Link:
     prev: str | None
     hash: str | None
     node: str | None
-    where: str  # "transitions id 42", "state_changes id 7", "<file> line 3"
+    source: str  # "transitions id", "state_changes id", "<file> line"
+    ref: int  # the row id or line number
 
     def computed(self) -> str:
         """What the row's content gives: equal to ``hash`` unless someone changed it."""
         return link_hash(
             self.prev, self.seq, self.kind, self.subject, self.state, self.at_us, self.detail
         )
-
-    def content(self) -> tuple[object, ...]:
-        return (self.prev, self.hash, self.kind, self.subject, self.state, self.at_us, self.detail)
 
 
 @dataclass(frozen=True)
@@ -119,11 +120,93 @@ class Report:
 
 @dataclass
 class Live:
-    """The journal's side: its chained rows, its counter row, rows outside the chain."""
+    """The journal's side besides its links: its counter row, rows outside the chain."""
 
-    links: list[Link]
     counter: tuple[int, str] | None
     unchained: list[str]
+
+
+_ZERO: Final = bytes(32)
+
+
+def _digest(text: str | None) -> bytes | None:
+    """A hex SHA-256 as 32 bytes; None if it is not one (a garbled row)."""
+    try:
+        raw = bytes.fromhex(text or "")
+    except ValueError:
+        return None
+    return raw if len(raw) == 32 else None
+
+
+class Stitch:
+    """Links from anywhere, in any order, kept by seq in flat arrays (~80 bytes a link).
+
+    Each link's own hash is checked as it arrives; what the walk needs later
+    is its hash, its prev_hash and where it came from.  An identical second
+    copy (archives are at-least-once) is dropped; a different one is kept
+    aside as a clash.
+    """
+
+    def __init__(self, *, only_node: str | None = None, since_us: int | None = None) -> None:
+        self.only_node = only_node
+        self.since_us = since_us
+        self.present = bytearray()  # per seq: 0 none, 1 consistent, 2 content gives another hash
+        self.hashes = bytearray()
+        self.prevs = bytearray()
+        self.source = array("I")
+        self.ref = array("q")
+        self.sources: list[str] = []
+        self._source_ix: dict[str, int] = {}
+        self.bad: dict[int, tuple[str, str]] = {}  # seq -> (stored hash, computed hash)
+        self.clash: dict[int, tuple[str, str]] = {}  # seq -> (where, its hash)
+        self.last = 0
+        self.first_since: int | None = None
+
+    def _grow(self, seq: int) -> None:
+        size = len(self.present)
+        if seq < size:
+            return
+        more = max(seq + 1, 2 * size) - size
+        self.present.extend(bytes(more))
+        self.hashes.extend(bytes(32 * more))
+        self.prevs.extend(bytes(32 * more))
+        self.source.frombytes(bytes(self.source.itemsize * more))
+        self.ref.frombytes(bytes(self.ref.itemsize * more))
+
+    def where(self, seq: int) -> str:
+        return f"{self.sources[self.source[seq]]} {self.ref[seq]}"
+
+    def hash_of(self, seq: int) -> bytes:
+        return bytes(self.hashes[32 * seq : 32 * seq + 32])
+
+    def prev_of(self, seq: int) -> bytes:
+        return bytes(self.prevs[32 * seq : 32 * seq + 32])
+
+    def add(self, link: Link) -> None:
+        if (self.only_node is not None and link.node != self.only_node) or link.seq < 1:
+            return
+        seq = link.seq
+        computed = link.computed()
+        ok = computed == link.hash
+        digest, prev = _digest(link.hash), _digest(link.prev)
+        self._grow(seq)
+        if self.present[seq]:
+            same = self.present[seq] == 1 and ok and digest == self.hash_of(seq)
+            if not same and seq not in self.clash:
+                self.clash[seq] = (f"{link.source} {link.ref}", str(link.hash))
+            return
+        self.present[seq] = 1 if ok and digest is not None else 2
+        if not ok:
+            self.bad[seq] = (str(link.hash), computed)
+        self.hashes[32 * seq : 32 * seq + 32] = digest or _ZERO
+        self.prevs[32 * seq : 32 * seq + 32] = prev or _ZERO
+        ix = self._source_ix.setdefault(link.source, len(self.sources))
+        if ix == len(self.sources):
+            self.sources.append(link.source)
+        self.source[seq], self.ref[seq] = ix, link.ref
+        self.last = max(self.last, seq)
+        if self.since_us is not None and link.at_us >= self.since_us:
+            self.first_since = seq if self.first_since is None else min(self.first_since, seq)
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -160,16 +243,17 @@ def _link(row: Any, at_us: int, node: str | None) -> Link:
     seq, kind, subject, state, _at, detail, prev, digest, row_id, table = row
     return Link(
         int(seq), str(kind), str(subject), str(state), at_us, detail, prev, digest, node,
-        f"{table} id {row_id}",
+        f"{table} id", int(row_id),
     )  # fmt: skip
 
 
-def read_sqlite(path: Path) -> Live:
-    """The chained rows of a SQLite journal, in one read transaction."""
+def read_sqlite(path: Path, stitch: Stitch) -> Live:
+    """The chained rows of a SQLite journal into ``stitch``, in one read transaction."""
     conn = schema.connect(path, readonly=True)
     try:
         conn.execute("BEGIN")
-        links = [_link(r, int(r[4]), None) for r in conn.execute(_SQ_LINKS)]
+        for r in conn.execute(_SQ_LINKS):
+            stitch.add(_link(r, int(r[4]), None))
         counter = conn.execute("SELECT seq, hash FROM audit_head").fetchone()
         unchained = [str(r[0]) for r in conn.execute(_SQ_UNCHAINED)]
         conn.execute("COMMIT")
@@ -177,21 +261,31 @@ def read_sqlite(path: Path) -> Live:
         raise RuntimeError(f"not a journal with an audit chain ({exc})") from exc
     finally:
         conn.close()
-    return Live(links, None if counter is None else (int(counter[0]), str(counter[1])), unchained)
+    return Live(None if counter is None else (int(counter[0]), str(counter[1])), unchained)
 
 
-async def read_postgres(dsn: str, node: str) -> Live:
-    """Node ``node``'s chained rows, in one repeatable-read transaction."""
+_PG_BATCH = 10_000
+
+
+async def read_postgres(dsn: str, node: str, stitch: Stitch) -> Live:
+    """Node ``node``'s chained rows into ``stitch``, in one repeatable-read transaction
+    (fetched in batches; hashed on a thread, off the event loop)."""
+
+    def add(rows: list[asyncpg.Record]) -> None:
+        for r in rows:
+            stitch.add(_link(r, schema.to_micros(r["at"]), node))
+
     conn = await asyncpg.connect(dsn)
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            rows = await conn.fetch(_PG_LINKS, node)
+            cursor = await conn.cursor(_PG_LINKS, node)
+            while rows := await cursor.fetch(_PG_BATCH):
+                await asyncio.to_thread(add, rows)
             counter = await conn.fetchrow("SELECT seq, hash FROM audit_head WHERE node = $1", node)
             unchained = [str(r[0]) for r in await conn.fetch(_PG_UNCHAINED)]
     finally:
         await conn.close()
-    links = [_link(r, schema.to_micros(r["at"]), node) for r in rows]
-    return Live(links, None if counter is None else (int(counter[0]), str(counter[1])), unchained)
+    return Live(None if counter is None else (int(counter[0]), str(counter[1])), unchained)
 
 
 def _micros(text: str) -> int:
@@ -207,7 +301,7 @@ def _file_links(path: Path) -> Iterator[Link]:
             if not text.strip():
                 continue
             line = json.loads(text)
-            where = f"{path.name} line {number}"
+            where = (f"{path.name} line", number)
             if line.get("kind") == "request":
                 for item in line["items"]:
                     for t in item["transitions"]:
@@ -216,13 +310,13 @@ def _file_links(path: Path) -> Iterator[Link]:
                             yield Link(
                                 int(c["seq"]), "item", str(c["item_id"]), t["state"],
                                 _micros(t["at"]), t["detail"], c["prev"], c["hash"], c["node"],
-                                where,
+                                *where,
                             )  # fmt: skip
             elif line.get("kind") == "state_change" and line.get("seq") is not None:
                 yield Link(
                     int(line["seq"]), line["change_kind"], line["subject"], line["state"],
                     _micros(line["at"]), line["detail"], line["prev_hash"], line["hash"],
-                    line["node"], where,
+                    line["node"], *where,
                 )  # fmt: skip
 
 
@@ -276,40 +370,18 @@ def write_head(path: Path, head: Head) -> None:
 # -- the check --------------------------------------------------------------------------------
 
 
-def check(
-    live: Live,
-    archived: Iterable[Link],
-    *,
-    node: str,
-    recorded: Head | None = None,
-    since_us: int | None = None,
-    only_node: str | None = None,
-) -> Report:
-    """Stitch ``live`` and ``archived`` links by seq and walk them (module docstring).
+def check(stitch: Stitch, live: Live, *, node: str, recorded: Head | None = None) -> Report:
+    """Walk the stitched links by seq, then the tail (module docstring).
 
-    ``since_us``: start at the first link made at or after that instant, trusting
-    its ``prev_hash`` (older links need not be kept).  ``only_node``: ignore links
-    of other nodes (PostgreSQL archives hold every node's).
+    With ``stitch.since_us`` the walk starts at the first link made at or after
+    that instant, trusting its ``prev_hash`` (older links need not be kept).
     """
-    by_seq: dict[int, Link] = {}
-    clash: dict[int, Link] = {}
-    for link in (*live.links, *archived):
-        if only_node is not None and link.node != only_node:
-            continue
-        seen = by_seq.get(link.seq)
-        if seen is None:
-            by_seq[link.seq] = link
-        elif seen.content() != link.content() and link.seq not in clash:
-            clash[link.seq] = link
-    last = max(by_seq, default=0)
-    head = Head(node, last, (by_seq[last].hash or "") if last else GENESIS)
-    if since_us is None:
-        start = 1
-    else:
-        start = min((s for s, ln in by_seq.items() if ln.at_us >= since_us), default=last + 1)
-    brk = _walk(by_seq, clash, start, last)
+    last = stitch.last
+    head = Head(node, last, stitch.hash_of(last).hex() if last else GENESIS)
+    start = 1 if stitch.since_us is None else (stitch.first_since or last + 1)
+    brk = _walk(stitch, start, last)
     if brk is None:
-        brk = _tail(live, head, recorded, by_seq, start)
+        brk = _tail(stitch, live, head, recorded, start)
     if brk is None and live.unchained:
         brk = Break(
             0, live.unchained[0], "a row that records a change of state is outside the chain",
@@ -319,32 +391,33 @@ def check(
     return Report(brk is None, node, max(0, last - start + 1), first, head, recorded, brk)
 
 
-def _walk(by_seq: dict[int, Link], clash: dict[int, Link], start: int, last: int) -> Break | None:
+def _walk(stitch: Stitch, start: int, last: int) -> Break | None:
     if start > last:
         return None
-    prev = GENESIS if start == 1 else (by_seq[start].prev or "")
+    prev = bytes.fromhex(GENESIS) if start == 1 else stitch.prev_of(start)
+    present, clash, bad = stitch.present, stitch.clash, stitch.bad
     for seq in range(start, last + 1):
-        link = by_seq.get(seq)
-        if link is None:
+        if not present[seq]:
             return Break(seq, "-", "no row carries this seq (deleted)", f"a row with seq {seq}",
                          "none")  # fmt: skip
-        other = clash.get(seq)
-        if other is not None:
-            return Break(seq, other.where, f"a second, different row with this seq ({link.where})",
-                         str(link.hash), str(other.hash))  # fmt: skip
-        computed = link.computed()
-        if computed != link.hash:
-            return Break(seq, link.where, "the row's content does not give its hash (edited)",
-                         str(link.hash), computed)  # fmt: skip
-        if link.prev != prev:
-            return Break(seq, link.where, "prev_hash is not the previous row's hash",
-                         prev, str(link.prev))  # fmt: skip
-        prev = computed
+        digest = stitch.hash_of(seq)
+        if seq in clash:
+            where, other = clash[seq]
+            return Break(seq, where, f"a second, different row with this seq"
+                         f" ({stitch.where(seq)})", digest.hex(), other)  # fmt: skip
+        if present[seq] == 2:
+            stored, computed = bad.get(seq, ("?", "?"))
+            return Break(seq, stitch.where(seq), "the row's content does not give its hash"
+                         " (edited)", stored, computed)  # fmt: skip
+        if stitch.prev_of(seq) != prev:
+            return Break(seq, stitch.where(seq), "prev_hash is not the previous row's hash",
+                         prev.hex(), stitch.prev_of(seq).hex())  # fmt: skip
+        prev = digest
     return None
 
 
 def _tail(
-    live: Live, head: Head, recorded: Head | None, by_seq: dict[int, Link], start: int
+    stitch: Stitch, live: Live, head: Head, recorded: Head | None, start: int
 ) -> Break | None:
     if live.counter is not None:
         seq, digest = live.counter
@@ -361,12 +434,12 @@ def _tail(
             head.seq + 1, "recorded head", "the chain ends before the recorded head (tail cut)",
             f"seq {recorded.seq} hash {recorded.hash}", f"seq {head.seq} hash {head.hash}",
         )  # fmt: skip
-    link = by_seq.get(recorded.seq)
-    if recorded.seq >= start and recorded.seq > 0 and (link is None or link.hash != recorded.hash):
-        return Break(
-            recorded.seq, "recorded head", "the row at the recorded head has another hash",
-            recorded.hash, "none" if link is None else str(link.hash),
-        )  # fmt: skip
+    if recorded.seq >= max(start, 1):
+        found = stitch.hash_of(recorded.seq).hex() if stitch.present[recorded.seq] else "none"
+        if found != recorded.hash:
+            return Break(recorded.seq, "recorded head",
+                         "the row at the recorded head has another hash", recorded.hash,
+                         found)  # fmt: skip
     return None
 
 
@@ -383,10 +456,13 @@ async def verify(
     ``target``: the SQLite file, or the PostgreSQL DSN.  A garbled head file is
     a break too (it is how a cut tail would be hidden).
     """
+    since_us = None if since is None else schema.to_micros(since)
+    only = node if backend == "postgres" else None  # PostgreSQL archives hold every node's
+    stitch = Stitch(only_node=only, since_us=since_us)
     if backend == "postgres":
-        live = await read_postgres(str(target), node)
+        live = await read_postgres(str(target), node, stitch)
     else:
-        live = await asyncio.to_thread(read_sqlite, Path(target))
+        live = await asyncio.to_thread(read_sqlite, Path(target), stitch)
     hp = head_path(archive_dir, node)
     try:
         recorded = read_head(hp)
@@ -394,13 +470,12 @@ async def verify(
         bad = Break(0, hp.name, "the recorded head cannot be read", "a head file", str(exc))
         return Report(False, node, 0, None, Head(node, 0, GENESIS), None, bad)
 
-    def archived() -> list[Link]:
-        return list(read_archives(archive_dir))
+    def archived() -> None:
+        for link in read_archives(archive_dir):
+            stitch.add(link)
 
-    links = await asyncio.to_thread(archived)
-    since_us = None if since is None else schema.to_micros(since)
-    only = node if backend == "postgres" else None
-    return check(live, links, node=node, recorded=recorded, since_us=since_us, only_node=only)
+    await asyncio.to_thread(archived)
+    return check(stitch, live, node=node, recorded=recorded)
 
 
 async def audit_once(
