@@ -122,7 +122,7 @@ class PowerCutRun(CrashRun):
     def __init__(self, *args: Any, shim: Path, mutant: Path | None = None, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.cuts: list[Cut] = []
-        self.emptied = 0  # power losses that left a journal without its tables
+        self.lost_at_cuts: list[int] = []  # 0000s missing right after each power loss
         self.answered_at_cuts: list[int] = []  # 0000s the ERPs held at each power loss
         for d in self.nodes.values():
             env = shim_env(shim, d.dir / "state")
@@ -133,17 +133,25 @@ class PowerCutRun(CrashRun):
             d.s.env = env
 
     async def _landed(self) -> None:
-        """After each kill, before the restart: the power loss, then what it left."""
+        """After each kill, before the restart: the power loss, then at once the promise
+        (every 0000 so far is in what is left), then what the kill left (crashkit)."""
         for d in self.nodes.values():
             if not d.alive:
                 self.cuts.append(restore(d.dir / "state"))
                 self.answered_at_cuts.append(len(self.ledger.answered))
-        try:
-            await super()._landed()
-        except sqlite3.OperationalError:  # not even the tables were durable (the mutant)
-            self.emptied += 1
+        missing = await self.lost_after_failure()
+        self.lost_at_cuts.append(len(missing))
+        if missing:
+            raise AssertionError(
+                f"{self.plan.describe()}: answered 0000 but lost at power loss"
+                f" {len(self.cuts)}: {len(missing)}, e.g. {sorted(missing)[:5]}"
+            )
+        await super()._landed()
 
     async def lost_after_failure(self) -> set[str]:
-        """MsgIds answered 0000 that the journal no longer has (the mutant's run)."""
-        items: list[JournalItem] = await self._journal()
+        """MsgIds answered 0000 that the journal does not have (now)."""
+        try:
+            items: list[JournalItem] = await self._journal()
+        except sqlite3.OperationalError:  # not even the tables were durable (the mutant)
+            items = []
         return set(self.ledger.answered) - {i.msg_id for i in items}
