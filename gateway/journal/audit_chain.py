@@ -19,9 +19,9 @@ features join by writing a ``state_changes`` row (or a trigger that does).
 
 The database writes the chain itself, in triggers, so no write path can
 forget it and every writer of a node shares one counter: on SQLite one chain
-per journal file, through the ``audit_hash`` function that
-:func:`register` installs on every connection (a connection without it cannot
-write a chained row at all); on PostgreSQL one chain per node
+per journal file, whose triggers build the text in SQL and hash it with the
+``audit_sha256`` function that :func:`register` installs on every connection
+(a connection without it cannot write a chained row at all); on PostgreSQL one chain per node
 (``bank.node``, sent as the ``gateway.node`` setting of every connection; a
 node of the release before, during a rolling upgrade, is known by its
 ``application_name``),
@@ -65,7 +65,8 @@ def link_hash(
     """SHA-256 (hex) of a chained row: the previous hash, then the row's content.
 
     ``at_us`` is the row's instant in microseconds since the epoch.  The
-    PostgreSQL function ``audit_hash`` computes the same bytes.
+    SQLite triggers (:func:`_sq_text`) and the PostgreSQL function ``audit_hash``
+    hash the same bytes.
     """
     text = ",".join(
         _field(v) for v in (prev, str(seq), kind, str(subject), state, str(at_us), detail)
@@ -73,23 +74,30 @@ def link_hash(
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _sqlite_hash(
-    prev: str, seq: int, kind: str, subject: object, state: str, at: int, detail: str | None
-) -> str:
-    return link_hash(prev, int(seq), kind, subject, state, int(at), detail)
+def _sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def register(conn: sqlite3.Connection) -> None:
-    """Install ``audit_hash`` on a SQLite connection (the chain triggers call it)."""
-    conn.create_function("audit_hash", 7, _sqlite_hash, deterministic=True)
+    """Install ``audit_sha256`` on a SQLite connection (the chain triggers call it)."""
+    conn.create_function("audit_sha256", 1, _sha256_hex, deterministic=True)
 
 
 # -- SQLite: journal migration 7 ("audit chain") -----------------------------------------
 
+
+def _sq_field(x: str) -> str:
+    """:func:`_field` in SQLite SQL: the text is built in C, one call into Python hashes it."""
+    return f"CASE WHEN {x} IS NULL THEN '-' ELSE length(CAST({x} AS BLOB)) || ':' || {x} END"
+
+
+def _sq_text(*values: str) -> str:
+    return " || ',' || ".join(_sq_field(v) for v in values)
+
+
 _SQ_CHAIN = """
 CREATE TRIGGER {table}_chain AFTER INSERT ON {table} BEGIN
-    UPDATE {table} SET seq = h.seq + 1, prev_hash = h.hash,
-           hash = audit_hash(h.hash, h.seq + 1, {kind}, {subject}, NEW.state, NEW.at, NEW.detail)
+    UPDATE {table} SET seq = h.seq + 1, prev_hash = h.hash, hash = audit_sha256({text})
       FROM audit_head AS h WHERE {table}.id = NEW.id;
     UPDATE audit_head SET seq = seq + 1, hash = (SELECT hash FROM {table} WHERE id = NEW.id);
 END;
@@ -129,8 +137,16 @@ CREATE TABLE audit_head (                                  -- the per-journal co
 ) STRICT;
 """
     + f"INSERT INTO audit_head VALUES (1, 0, '{GENESIS}');\n"
-    + _SQ_CHAIN.format(table="transitions", kind="'item'", subject="NEW.item_id")
-    + _SQ_CHAIN.format(table="state_changes", kind="NEW.kind", subject="NEW.subject")
+    + _SQ_CHAIN.format(
+        table="transitions",
+        text=_sq_text("h.hash", "(h.seq + 1)", "'item'", "NEW.item_id", "NEW.state", "NEW.at",
+                      "NEW.detail"),
+    )
+    + _SQ_CHAIN.format(
+        table="state_changes",
+        text=_sq_text("h.hash", "(h.seq + 1)", "NEW.kind", "NEW.subject", "NEW.state", "NEW.at",
+                      "NEW.detail"),
+    )
     + _sq_change(
         "outbound_created", "outbound", "INSERT", "",
         "'outbound', NEW.msg_id, NEW.state, NEW.created_at, NEW.msg_tp",

@@ -413,3 +413,21 @@ async def test_a_node_of_the_release_before_joins_its_own_chain(
             await stranger.execute(_OLD_NODE_WRITE, "OLD-2")
     finally:
         await stranger.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_sqlite_triggers_hash_the_bytes_link_hash_names(
+    busy: JournalStore, db_path: Path, tmp_path: Path
+) -> None:
+    """The trigger builds the text in SQL; multi-byte UTF-8 must count as bytes there too."""
+    from gateway.journal import schema
+
+    conn = schema.connect(db_path)
+    try:
+        conn.execute(
+            "INSERT INTO state_changes (kind, subject, state, at, detail)"
+            " VALUES ('inquiry', 'IN 查询-1', 'OPEN', 1, '收款人说没有收到')"
+        )
+    finally:
+        conn.close()
+    assert (await verify("sqlite", db_path, tmp_path, "A")).ok
