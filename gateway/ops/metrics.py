@@ -233,7 +233,8 @@ DIRECTORY_CODES = Gauge(
 AUDIT_CHAIN_OK = Gauge(
     "gateway_audit_chain_ok",
     "1 if the last verification of the journal's audit chain found no break, 0 if it found"
-    " one (docs/operations.md: the audit chain); absent until the first verification",
+    " one (docs/operations.md: the audit chain); also 0 before the first verification ends,"
+    " when gateway_audit_verified_timestamp_seconds is still 0",
     registry=REGISTRY,
 )
 AUDIT_HEAD_SEQ = Gauge(
