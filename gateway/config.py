@@ -128,6 +128,7 @@ class JournalConfig:
     archive_dir: Path | None = None
     archive_interval: float = 3600.0
     archive_batch: int = 500
+    audit_interval: float = 86400.0
 
 
 @dataclass(frozen=True)
@@ -575,6 +576,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(
             f"{src}: journal.retention_days >= 1, archive_interval >= 0, archive_batch 1..10000"
         )
+    if j.audit_interval < 0:
+        raise ConfigError(f"{src}: journal.audit_interval must be >= 0 (0: off)")
     if _dsn_has_password(cfg.journal.dsn):
         raise ConfigError(
             f"{src}: journal.dsn must not carry a password; use PGPASSWORD or ~/.pgpass"

@@ -33,6 +33,7 @@ from gateway.config import Config, windows_spec
 from gateway.correspondence.service import Correspondence
 from gateway.desk import DeskSetup, open_desk
 from gateway.engines.runner import EngineRunner, EngineSettings, Redelivery
+from gateway.journal.audit import audit_once
 from gateway.journal.postgres import PostgresStore
 from gateway.journal.records import NewOutbound, OutboundRecord, OutState
 from gateway.journal.retention import archive_once
@@ -567,6 +568,17 @@ class Gateway:
                 continue
             if res.path is not None:
                 log.info("journal_archived", file=str(res.path), **res.counts())
+
+    async def _audit_chain(self) -> None:
+        """The daily audit: verify the journal's chain and record its head outside it
+        (file, log line, metric; ``gateway.journal.audit``).  First run at start."""
+        j = self.cfg.journal
+        target: Path | str = j.dsn if j.backend == "postgres" else self.cfg.journal_path
+        while True:
+            await audit_once(
+                j.backend, target, self.cfg.archive_path, self.cfg.bank.node, self.clock.now()
+            )
+            await asyncio.sleep(j.audit_interval)
 
     async def _watchdog(self) -> None:
         interval = sdnotify.watchdog_interval()

@@ -1,6 +1,7 @@
 """``gatewayctl``: the operator's tool, talking to the daemon over its admin socket.
 
-``status`` / ``reload`` steer the daemon; ``credits``, ``inquiries`` and
+``status`` / ``reload`` steer the daemon; ``audit verify`` checks the
+journal's audit chain (read directly, not through the daemon); ``credits``, ``inquiries`` and
 ``netting`` are read-only journal views (docs/clearing-link.md §6,
 docs/protocol.md §4, docs/routing-rules.md §5), printed as JSON with account
 numbers masked.  ``messages search|show`` find single payments in the
@@ -28,6 +29,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Final
 
+from gateway.cli.audit import add_audit_parser, run_audit
 from gateway.cli.keys import add_keys_parser, run_keys
 from gateway.config import AdminConfig, load_config
 from gateway.errors import ConfigError
@@ -217,14 +219,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _add_parsers(sub)
     add_keys_parser(sub)
+    add_audit_parser(sub)
     args = p.parse_args(argv)
 
-    if args.cmd == "keys":
+    if args.cmd in ("keys", "audit"):
         try:
             cfg = load_config(Path(args.config) if args.config else None)
         except ConfigError as exc:
             print(f"gatewayctl: {exc}", file=sys.stderr)
             return 2
+        if args.cmd == "audit":
+            return run_audit(args, cfg)
         if args.socket:
             cfg = replace(cfg, admin=AdminConfig(socket=Path(args.socket)))
         return run_keys(args, cfg)

@@ -5,7 +5,7 @@ banks keep what left in these files for their audit period, so the format is
 fixed here, in one place, for the pass that writes it
 (:mod:`gateway.journal.retention`) and for :func:`read_archive`.
 
-File format (``format`` 2), one JSON object per line, UTF-8: a header
+File format (``format`` 4), one JSON object per line, UTF-8: a header
 ``{"kind": "archive", ...}``, then ``request`` lines (the request with its
 items, each with its ``transitions``), ``outbound`` lines (``payload_b64``),
 ``notification``, ``inquiry``, ``incoming_credit`` and ``netting_round``
@@ -14,7 +14,10 @@ lines (their table's columns; ``amount_fen`` as ``amount``, a notification's
 lists are in :mod:`gateway.journal.retention_tables`) and ``daily_total``
 lines.  Format 3 adds ``exchange`` (``request_b64``, ``response_b64``),
 ``inbound_message`` (``payload_b64``) and ``operator_action`` lines (journal
-migration 7).  Format 1 is format 2 without the four new kinds of format 2.  An ``inquiry``
+migration 8).  Format 4 adds ``state_change`` lines (the audit chain's links, journal
+migration 9; their ``kind`` column as ``change_kind``), and a transition of
+format 4 also keeps its link as ``chain`` (``item_id``, ``node``, ``seq``,
+``prev``, ``hash``).  Format 1 is format 2 without the four new kinds of format 2.  An ``inquiry``
 line's ``engine`` (journal migration 6) is optional: lines written before
 it have none and read back with ``engine`` None, so the format stays 2.
 Instants are ISO 8601 in Asia/Shanghai with microseconds, work dates ISO
@@ -69,12 +72,13 @@ from gateway.model import (
     Transition,
 )
 
-FORMAT: Final = 3
+FORMAT: Final = 4
 """Archive line format version, in each file's header line (2: the correspondence lines;
-3: the operators' tools' lines)."""
+3: the operators' tools' lines; 4: the audit chain, ``state_change`` lines and a
+transition's ``chain``)."""
 
-READABLE_FORMATS: Final = frozenset({1, 2, 3})
-"""What :func:`read_archive` reads: version 1 files are version 2 without the new kinds."""
+READABLE_FORMATS: Final = frozenset({1, 2, 3, 4})
+"""What :func:`read_archive` reads: each version is the next one without its new parts."""
 
 
 # -- what a file reads back as ------------------------------------------------------------
@@ -192,10 +196,25 @@ class ArchivedNettingRound:
     node: str | None
 
 
+@dataclass(frozen=True)
+class ArchivedStateChange:
+    """A ``state_changes`` row (journal migration 9): one link of the audit chain."""
+
+    kind: str
+    subject: str
+    state: str
+    at: datetime
+    detail: str | None
+    node: str | None
+    seq: int | None
+    prev_hash: str | None
+    hash: str | None
+
+
 Archived = (
     ArchivedRequest | ArchivedOutbound | ArchivedDailyTotal | ArchivedNotification
     | ArchivedInquiry | ArchivedCredit | ArchivedNettingRound | Exchange | InboundMessage
-    | OperatorAction
+    | OperatorAction | ArchivedStateChange
 )  # fmt: skip
 
 
@@ -232,9 +251,16 @@ def payload_text(value: Any) -> str:
 
 
 def transition_line(row: Sequence[Any]) -> dict[str, Any]:
-    """``(item_id, state, at, detail)`` → one entry of an item's ``transitions``."""
-    _item_id, state, at, detail = row
-    return {"state": state, "at": instant_text(at), "detail": detail}
+    """``(item_id, state, at, detail[, node, seq, prev_hash, hash])`` → one entry of an
+    item's ``transitions``; a chained row (migration 9) keeps its link as ``chain``."""
+    item_id, state, at, detail, *link = row
+    line: dict[str, Any] = {"state": state, "at": instant_text(at), "detail": detail}
+    if link and link[1] is not None:
+        node, seq, prev, digest = link
+        line["chain"] = {
+            "item_id": int(item_id), "node": node, "seq": int(seq), "prev": prev, "hash": digest,
+        }  # fmt: skip
+    return line
 
 
 def item_line(row: Sequence[Any], trail: list[dict[str, Any]]) -> dict[str, Any]:
@@ -481,7 +507,16 @@ def _operator_action(d: dict[str, Any]) -> OperatorAction:
     )  # fmt: skip
 
 
+def _state_change(d: dict[str, Any]) -> ArchivedStateChange:
+    return ArchivedStateChange(
+        kind=d["change_kind"], subject=d["subject"], state=d["state"],
+        at=datetime.fromisoformat(d["at"]), detail=d["detail"], node=d["node"], seq=d["seq"],
+        prev_hash=d["prev_hash"], hash=d["hash"],
+    )  # fmt: skip
+
+
 _READERS: Final[dict[str, Callable[[dict[str, Any]], Archived]]] = {
+    "state_change": _state_change,
     "notification": _notification,
     "inquiry": _inquiry,
     "incoming_credit": _credit,
@@ -516,6 +551,7 @@ __all__ = [
     "ArchivedNotification",
     "ArchivedOutbound",
     "ArchivedRequest",
+    "ArchivedStateChange",
     "ArchivedTransition",
     "amount_text",
     "daily_total_line",

@@ -65,7 +65,7 @@ from typing import Final
 
 import asyncpg
 
-from gateway.journal import gauges, schema
+from gateway.journal import audit_chain, gauges, schema
 from gateway.journal import postgres_schema as pg
 from gateway.journal.correspondence_postgres import (
     STATUS_NOTICES,
@@ -256,6 +256,7 @@ class PostgresStore(PostgresOperations, PostgresCorrespondence):
             "synchronous_commit": "on",  # the 0000 promise, whatever the server default
             "application_name": f"gateway-{self.node}",
             "jit": "off",  # short OLTP statements: compiling costs more than it saves
+            "gateway.node": self.node,  # whose audit chain this connection writes
         }
         if self.readonly:
             settings["default_transaction_read_only"] = "on"
@@ -315,10 +316,14 @@ class PostgresStore(PostgresOperations, PostgresCorrespondence):
 
     @contextlib.asynccontextmanager
     async def _commit(self) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy]:
-        """A connection inside a transaction; counted as one journal commit when it commits."""
+        """A connection inside a transaction; counted as one journal commit when it commits.
+
+        The transaction takes this node's audit chain counter first (``audit_chain.PG_BEGIN``).
+        """
         async with self._conn() as conn:
             started = time.perf_counter()
             async with conn.transaction():
+                await conn.execute(audit_chain.PG_BEGIN)
                 yield conn
             _committed(started)
 

@@ -34,7 +34,7 @@ from typing import Any, Final
 import asyncpg
 
 from gateway.clock import SHANGHAI
-from gateway.journal import schema
+from gateway.journal import audit_chain, schema
 from gateway.journal.records import (
     NewItem,
     NewRequest,
@@ -630,7 +630,11 @@ CREATE TABLE exchanges (
 CREATE INDEX exchanges_at ON exchanges (at, id);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8_OPERATOR_ACTIONS)
+_V9_AUDIT_CHAIN = audit_chain.PG_V9_AUDIT_CHAIN
+
+MIGRATIONS: tuple[str, ...] = (
+    _V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8_OPERATOR_ACTIONS, _V9_AUDIT_CHAIN
+)
 """``MIGRATIONS[n]`` takes a database from version n to n + 1.  Append, never edit."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)

@@ -39,9 +39,16 @@ and that the row did not change since it was exported):
   unless an item the round netted still waits (NETTED) for its beps.settle;
 - outbound messages without items (ccms.314 / 315) by ``created_at``, once
   receipted (ACKED): the outbox is done with them;
-- (migration 7) manual actions by ``at``, inbound clearing messages by
+- (migration 8) manual actions by ``at``, inbound clearing messages by
   ``received_at``, and a request's signed bytes with its response's by
   ``at`` once the request itself has left (so a pass after the request's).
+- state changes (the audit chain's links, journal migration 9) by ``at``.
+
+Archiving scatters the audit chain (:mod:`gateway.journal.audit_chain`): an
+old request's transitions leave while younger ones stay.  Every archived
+link keeps its ``seq``, ``prev_hash`` and ``hash`` (a transition's as its
+``chain``), so :mod:`gateway.journal.audit` stitches files and journal
+together by ``seq``.
 
 A crash between the phases leaves rows that are already archived: the next
 pass archives them again (archive files are at-least-once; readers dedupe by
@@ -56,7 +63,7 @@ the work in a thread; ``retention_postgres.py``: ``lock_timeout``, and an
 advisory lock so that one node archives at a time, the others return
 ``skipped``).
 
-The file format (``format`` 2, gzip JSON lines) and :func:`read_archive`,
+The file format (``format`` 3, gzip JSON lines) and :func:`read_archive`,
 which reads a file back into records, are in :mod:`gateway.journal.archive`;
 the row-by-row tables' rules in :mod:`gateway.journal.retention_tables`.
 Everything a caller needs is importable from here.
@@ -65,6 +72,7 @@ Everything a caller needs is importable from here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -85,6 +93,7 @@ from gateway.journal.archive import (
     ArchivedNotification,
     ArchivedOutbound,
     ArchivedRequest,
+    ArchivedStateChange,
     ArchivedTransition,
     ArchiveFile,
     daily_total_line,
@@ -120,6 +129,7 @@ class ArchiveResult:
     exchanges: int = 0
     inbound_messages: int = 0
     operator_actions: int = 0
+    state_changes: int = 0
 
     def counts(self) -> dict[str, int]:
         """Rows removed per kind, for the pass's one log line."""
@@ -130,6 +140,7 @@ class ArchiveResult:
             "incoming_credits": self.incoming_credits, "netting_rounds": self.netting_rounds,
             "exchanges": self.exchanges, "inbound_messages": self.inbound_messages,
             "operator_actions": self.operator_actions,
+            "state_changes": self.state_changes,
         }  # fmt: skip
 
     @property
@@ -184,7 +195,14 @@ async def _run(
     received: list[datetime] = []
     days: list[str] = []  # of every record in the file: its name
     rows: dict[str, list[tuple[Any, ...]]] = {}  # per table: what phase 2 deletes
-    file = await call(ArchiveFile, out_dir, header)
+    # Shielded: a cancel while the thread creates the temp file must still discard it.
+    creating = asyncio.ensure_future(call(ArchiveFile, out_dir, header))
+    try:
+        file = await asyncio.shield(creating)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await call((await creating).discard)
+        raise
     try:
         after: tuple[object, int] | None = None
         seen_out: set[str] = set()
@@ -241,6 +259,7 @@ async def _run(
         exchanges=removed["exchanges"],
         inbound_messages=removed["inbound_messages"],
         operator_actions=removed["operator_actions"],
+        state_changes=removed["state_changes"],
     )
 
 
@@ -309,6 +328,7 @@ __all__ = [
     "ArchivedNotification",
     "ArchivedOutbound",
     "ArchivedRequest",
+    "ArchivedStateChange",
     "ArchivedTransition",
     "archive_once",
     "read_archive",

@@ -47,7 +47,8 @@ _PG_ITEMS = f"""
 SELECT {ITEM_COLUMNS} FROM items WHERE request_id = ANY($1::bigint[]) ORDER BY id
 """  # noqa: S608 (constant fragments; values are parameters)
 _PG_TRAILS = """
-SELECT item_id, state, at, detail FROM transitions WHERE item_id = ANY($1::bigint[]) ORDER BY id
+SELECT item_id, state, at, detail, node, seq, prev_hash, hash FROM transitions
+ WHERE item_id = ANY($1::bigint[]) ORDER BY id
 """
 _PG_OUTBOUND = f"""
 SELECT {OUTBOUND_COLUMNS} FROM outbound WHERE msg_id = ANY($1::text[]) ORDER BY created_at, msg_id

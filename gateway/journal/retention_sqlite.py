@@ -43,7 +43,7 @@ SELECT {ITEM_COLUMNS} FROM items
  WHERE request_id IN (SELECT value FROM json_each(?1)) ORDER BY id
 """  # noqa: S608 (constant fragments; values are parameters)
 _SQ_TRAILS = """
-SELECT item_id, state, at, detail FROM transitions
+SELECT item_id, state, at, detail, NULL, seq, prev_hash, hash FROM transitions
  WHERE item_id IN (SELECT value FROM json_each(?1)) ORDER BY id
 """
 _SQ_OUTBOUND = f"""

@@ -2,7 +2,7 @@
 
 Notifications, inquiries, incoming credits, netting rounds (migration 4),
 item-less outbound messages (ccms.314 / ccms.315) and the operators' tools'
-rows (migration 7: manual actions, inbound clearing messages, and the signed
+rows (migration 8: manual actions, inbound clearing messages, and the signed
 request / response bytes, which wait for their request) have no items to wait for
 (docs/protocol.md §7 counts the retention period from a request; these rows are
 its correspondence): each table has its own rule, and the same two steps of
@@ -201,7 +201,7 @@ TABLES: Final = (
         " AND NOT EXISTS (SELECT 1 FROM items i WHERE i.out_msg_id = outbound.msg_id)",
         by_day=False, day_of="created_at", since="created_at",
     ),
-    # migration 7 (the operators' tools): a request's signed bytes leave after the request
+    # migration 8 (the operators' tools): a request's signed bytes leave after the request
     Table(
         "exchange", "exchanges", "exchanges", ("id",), (), ("bigint",),
         (("id", "id", int), ("gw_ref", "gw_ref", _same), ("request", "request_b64", payload_text),
@@ -221,6 +221,16 @@ TABLES: Final = (
         (("id", "id", int), ("at", "at", instant_text), ("uid", "uid", int),
          ("operator", "operator", _same), ("action", "action", _same),
          ("target", "target", _same), ("reason", "reason", _same), ("forced", "forced", bool)),
+        "at < {b}", by_day=False, day_of="at", since="at",
+    ),
+    # links of the audit chain (journal migration 9) leave by age, each keeping its seq and
+    # hashes: verification stitches the archives and the journal together by seq
+    Table(
+        "state_change", "state_changes", "state_changes", ("id",), (), ("bigint",),
+        (("id", "id", int), ("kind", "change_kind", _same), ("subject", "subject", _same),
+         ("state", "state", _same), ("at", "at", instant_text), ("detail", "detail", _same),
+         ("node", "node", _same), ("seq", "seq", _same), ("prev_hash", "prev_hash", _same),
+         ("hash", "hash", _same)),
         "at < {b}", by_day=False, day_of="at", since="at",
     ),
 )  # fmt: skip

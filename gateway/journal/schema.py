@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.clock import SHANGHAI
+from gateway.journal import audit_chain
 from gateway.journal.records import (
     Figures,
     InquiryDirection,
@@ -627,7 +628,11 @@ CREATE TABLE exchanges (
 CREATE INDEX exchanges_at ON exchanges (at, id);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8_OPERATOR_ACTIONS)
+_V9_AUDIT_CHAIN = audit_chain.SQLITE_V9_AUDIT_CHAIN
+
+MIGRATIONS: tuple[str, ...] = (
+    _V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8_OPERATOR_ACTIONS, _V9_AUDIT_CHAIN
+)
 """``MIGRATIONS[n]`` takes ``user_version`` n to n + 1.  Append, never edit."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -648,6 +653,7 @@ def connect(
     ``isolation_level=None``: we issue BEGIN/COMMIT ourselves (the group-commit
     writer needs explicit transactions and savepoints).  ``synchronous=FULL``
     makes every commit fsync the WAL: the 0000 promise (docs/protocol.md §5).
+    ``audit_hash`` is installed for the chain's triggers (:mod:`.audit_chain`).
     """
     target = f"{Path(path).resolve().as_uri()}?mode=ro" if file_readonly else path
     conn = sqlite3.connect(
@@ -658,6 +664,7 @@ def connect(
         uri=file_readonly,
     )
     try:
+        audit_chain.register(conn)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = FULL")

@@ -246,6 +246,23 @@ DIRECTORY_CODES = Gauge(
     "Bank codes in the directory version in use",
     registry=REGISTRY,
 )
+AUDIT_CHAIN_OK = Gauge(
+    "gateway_audit_chain_ok",
+    "1 if the last verification of the journal's audit chain found no break, 0 if it found"
+    " one (docs/operations.md: the audit chain); also 0 before the first verification ends,"
+    " when gateway_audit_verified_timestamp_seconds is still 0",
+    registry=REGISTRY,
+)
+AUDIT_HEAD_SEQ = Gauge(
+    "gateway_audit_head_seq",
+    "Sequence number of the audit chain's head at its last successful verification",
+    registry=REGISTRY,
+)
+AUDIT_VERIFIED = Gauge(
+    "gateway_audit_verified_timestamp_seconds",
+    "When the audit chain was last verified (whatever the outcome), UNIX time",
+    registry=REGISTRY,
+)
 
 
 # -- series created at 0 at start -----------------------------------------------

@@ -182,7 +182,7 @@ def detail_json(d: MessageDetail) -> dict[str, Any]:
 def _response(d: MessageDetail) -> dict[str, Any]:
     """What the 0000 told the corporate: every journaled request was answered with its
     GwRef (docs/protocol.md §5; refusals are never journaled), and the signed bytes
-    when the journal kept them (a request journaled before migration 7 has none)."""
+    when the journal kept them (a request journaled before migration 8 has none)."""
     assert d.request is not None  # noqa: S101 - the caller checked
     at = d.request.received_at if d.exchange is None else d.exchange.at
     out: dict[str, Any] = {"ret_code": "0000", "gw_ref": d.request.gw_ref, "at": at.isoformat()}

@@ -127,6 +127,7 @@ class NodeSettings:
     lease: float = 2.0
     extra: str = ""
     code_root: Path | None = None  # run gatewayd from this copy of the code (see snapshot_code)
+    env: dict[str, str] = field(default_factory=dict)  # more environment (e.g. powercut's)
 
 
 class Daemon:
@@ -179,7 +180,7 @@ class Daemon:
         overlay = self.dir / "gw.toml"
         overlay.write_text(self.overlay(), encoding="utf-8")
         root = self.s.code_root
-        env = os.environ | {"PYTHONPATH": str(root)} if root else None
+        env = os.environ | ({"PYTHONPATH": str(root)} if root else {}) | self.s.env
         with self.log_path.open("ab") as log:
             log.write(f"--- start {self.starts + 1} at {self.clock.now()}\n".encode())
             log.flush()

@@ -47,8 +47,9 @@ INDEX = {
     "exchanges": "exchanges_at",
     "inbound_messages": "inbound_received",
     "operator_actions": "operator_actions_at",
+    "state_changes": "state_changes_at",
 }
-"""Migration 5's index for each table; netting rounds go by their primary key (work_date first)."""
+"""Migration 5's index for each table (migration 8's for the operators' tables, 9's for the audit chain's state changes); netting rounds go by their primary key (work_date first)."""
 
 # {t}: a young instant (i minutes before NOW), {d}: a young work date, {node}: its column and
 # value on PostgreSQL only, {blob}: a payload
@@ -111,7 +112,8 @@ def _sqlite_young(path: Path) -> list[tuple[str, str, tuple[object, ...]]]:
 
 
 async def _postgres_young(dsn: str) -> list[tuple[str, str, str]]:
-    conn = await asyncpg.connect(dsn)
+    # a journal writer names its node: the audit chain's triggers need it
+    conn = await asyncpg.connect(dsn, server_settings={"gateway.node": "B"})
     try:
         fill = {
             "t": "$1::timestamptz - i * interval '1 minute'", "d": "$1::timestamptz::date",
