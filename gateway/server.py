@@ -404,6 +404,8 @@ class Gateway:
         self._spawn(self._release_held(), "release_held")
         if cfg.journal.archive_interval > 0:
             self._spawn(self._archive_journal(), "journal_archive")
+        if cfg.journal.audit_interval > 0:
+            self._spawn(self._audit_chain(), "audit_chain")
         self._spawn(self._watchdog(), "watchdog")
         self._spawn(self._key_schedule(), "key_schedule")
         self._spawn(self._admission_gauges(), "admission_gauges")

@@ -116,7 +116,7 @@ def _sqlite_plans(path: Path) -> list[str]:
 
 
 async def _postgres_plans(dsn: str) -> list[str]:
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(dsn, server_settings={"gateway.node": "A"})  # audit chain
     try:
         await conn.execute(_SETTLE)
         await conn.execute(
