@@ -22,9 +22,12 @@ import shutil
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import asyncpg
 
 from gateway.testing import free_port
 
@@ -214,3 +217,16 @@ def running_postgres(*, base: Path | None = None) -> Iterator[PgServer]:
         yield server
     finally:
         server.destroy()
+
+
+async def create_database(server: PgServer) -> str:
+    """A new, empty database on ``server`` with a random name; returns its DSN."""
+
+
+    name = f"gw_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(server.dsn())
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return server.dsn(name)

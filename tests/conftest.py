@@ -10,6 +10,7 @@ import pytest
 
 from gateway.keys.devpki import DevPki, generate_dev_pki
 from gateway.testing import Broker, start_broker
+from gateway.testing_pg import PgServer, start_postgres
 from tests.business_dates import suite_now
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,3 +35,16 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
         yield b
     finally:
         b.stop()
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PgServer]:
+    """A throwaway PostgreSQL server for one test module (its own port and folder)."""
+    try:
+        server = start_postgres()
+    except RuntimeError as exc:  # no server binaries: say so instead of failing obscurely
+        pytest.skip(str(exc))
+    try:
+        yield server
+    finally:
+        server.destroy()

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gateway.keys.devpki import DevPki
 from gateway.testing import Broker
-from gateway.testing_pg import PgServer, start_postgres
+from gateway.testing_pg import PgServer
 from tests.faults.crashkit import CrashRun, fresh_pg_database, make_plan
 
 
@@ -39,17 +38,6 @@ def _ids(seed: int) -> str:
 def _pki(tmp: Path, dev_pki: DevPki) -> DevPki:
     return DevPki.open(Path(shutil.copytree(dev_pki.dir, tmp / "pki")))
 
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgServer]:
-    try:
-        server = start_postgres()
-    except RuntimeError as exc:  # no server binaries: say so instead of failing obscurely
-        pytest.skip(str(exc))
-    try:
-        yield server
-    finally:
-        server.destroy()
 
 
 async def _sqlite(tmp: Path, dev_pki: DevPki, broker: Broker, seed: int, kills: int) -> None:

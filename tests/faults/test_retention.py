@@ -15,7 +15,7 @@ import gzip
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -38,7 +38,7 @@ from gateway.journal.retention import (
 from gateway.journal.sqlite import SqliteStore
 from gateway.journal.store import Store
 from gateway.model import BizType, Engine, Priority, State
-from gateway.testing_pg import PgServer, start_postgres
+from gateway.testing_pg import PgServer
 from tests.faults.test_outages import fill, small_disk
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=SHANGHAI)
@@ -46,17 +46,6 @@ RETENTION = timedelta(days=400)  # corplink.md §7 default
 BEFORE = NOW - RETENTION
 OLD = NOW - timedelta(days=500)
 
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgServer]:
-    try:
-        server = start_postgres()
-    except RuntimeError as exc:
-        pytest.skip(str(exc))
-    try:
-        yield server
-    finally:
-        server.destroy()
 
 
 @dataclass

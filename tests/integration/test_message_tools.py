@@ -11,13 +11,10 @@ import asyncio
 import json
 import shutil
 import subprocess
-import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from gateway.cli.gatewayctl import main as gatewayctl_main
@@ -26,7 +23,7 @@ from gateway.journal.retention import archive_once
 from gateway.keys.devpki import DevPki
 from gateway.ops.admin import call
 from gateway.testing import Broker
-from gateway.testing_pg import PgServer, start_postgres
+from gateway.testing_pg import PgServer, create_database
 from tests.integration.harness import (
     Erp,
     gateway_config,
@@ -43,23 +40,6 @@ HVPS_BANK = "104100000004"
 XMLSEC1 = shutil.which("xmlsec1")
 
 
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgServer]:
-    server = start_postgres()
-    try:
-        yield server
-    finally:
-        server.destroy()
-
-
-async def fresh_database(pg: PgServer) -> str:
-    name = f"gw_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(pg.dsn())
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return pg.dsn(name)
 
 
 def ctl(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:
@@ -96,7 +76,7 @@ async def test_search_and_show_live_stopped_and_archived(
     journal: dict[str, Any] = {}
     if backend == "postgres":
         pg: PgServer = request.getfixturevalue("pg")
-        journal = {"backend": "postgres", "dsn": await fresh_database(pg)}
+        journal = {"backend": "postgres", "dsn": await create_database(pg)}
     state = tmp_path / "gw"
     cfg = gateway_config(state, dev_pki, broker.url, {"journal": journal} if journal else None)
     overlay = tmp_path / "gatewayctl.toml"  # what gatewayctl reads with the daemon stopped

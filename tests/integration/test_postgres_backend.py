@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-
-import asyncpg
-import pytest
 
 from gateway.clock import BusinessClock
 from gateway.keys.devpki import DevPki
 from gateway.sim.erp import Payment
 from gateway.testing import Broker
-from gateway.testing_pg import PgServer, start_postgres
+from gateway.testing_pg import PgServer, create_database
 from tests.integration.harness import (
     Erp,
     gateway_config,
@@ -28,23 +23,6 @@ from tests.integration.harness import (
 FRIDAY_10 = recent_friday_10()
 
 
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgServer]:
-    server = start_postgres()
-    try:
-        yield server
-    finally:
-        server.destroy()
-
-
-async def fresh_database(pg: PgServer) -> str:
-    name = f"gw_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(pg.dsn())
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return pg.dsn(name)
 
 
 def pay(i: int, code: str) -> Payment:
@@ -56,7 +34,7 @@ def pay(i: int, code: str) -> Payment:
 async def test_two_nodes_share_one_database_and_settle_everything_once(
     tmp_path: Path, dev_pki: DevPki, broker: Broker, pg: PgServer
 ) -> None:
-    dsn = await fresh_database(pg)
+    dsn = await create_database(pg)
     clock = BusinessClock(FRIDAY_10)
     rec = tmp_path / "rec.jsonl"
 
