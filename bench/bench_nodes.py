@@ -49,13 +49,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import asyncpg
 import bench_pipeline as bp
 
 from gateway.keys.devpki import DevPki, generate_dev_pki
 from gateway.ops.logs import configure_logging
 from gateway.testing import start_broker
-from gateway.testing_pg import PgServer, start_postgres
+from gateway.testing_pg import PgServer, create_database, start_postgres
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,13 +88,7 @@ def overlay(
 
 
 async def fresh_database(pg: PgServer) -> str:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(pg.dsn())
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return pg.dsn(name)
+    return await create_database(pg, f"bench_{uuid.uuid4().hex[:10]}")
 
 
 def start_node(

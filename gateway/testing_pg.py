@@ -219,11 +219,9 @@ def running_postgres(*, base: Path | None = None) -> Iterator[PgServer]:
         server.destroy()
 
 
-async def create_database(server: PgServer) -> str:
-    """A new, empty database on ``server`` with a random name; returns its DSN."""
-
-
-    name = f"gw_{uuid.uuid4().hex[:10]}"
+async def create_database(server: PgServer, name: str | None = None) -> str:
+    """A new, empty database on ``server`` (``name``, or a random one); returns its DSN."""
+    name = name or f"gw_{uuid.uuid4().hex[:10]}"
     conn = await asyncpg.connect(server.dsn())
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')

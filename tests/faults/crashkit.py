@@ -62,7 +62,7 @@ from gateway.keys.xmldsig import load_signing_key
 from gateway.net.tls import client_context
 from gateway.sim.erp import ErpClient, Payment, Reply, build_request, transfer_body
 from gateway.testing import Broker
-from gateway.testing_pg import PgServer
+from gateway.testing_pg import PgServer, create_database
 from tests.integration.harness import recent_friday_10, running_clearing_sim
 
 SHAPES = ("frame", "journal", "package", "publish", "receipt")
@@ -776,9 +776,4 @@ def verdict(plan: Plan, ledger: _Ledger, items: Iterable[JournalItem], seen: Cle
 
 async def fresh_pg_database(pg: PgServer, name: str) -> str:
     """CREATE DATABASE ``name`` on the private server; its DSN."""
-    conn = await asyncpg.connect(pg.dsn())
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return pg.dsn(name)
+    return await create_database(pg, name)
