@@ -50,7 +50,7 @@ from gateway.model import Engine, NoticeKind
 from tests.faults import test_retention as base
 from tests.faults.test_retention import BEFORE, NOW, OLD, Journal, accept, item, package
 
-pg = base.pg  # the module's PostgreSQL server and the parametrized journal (sqlite, postgres)
+# the parametrized journal (sqlite, postgres); its PostgreSQL server is the suite's `pg`
 journal = base.journal
 
 CORP = "C100000001"

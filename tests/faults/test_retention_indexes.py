@@ -33,7 +33,7 @@ from tests.faults import test_retention as base
 from tests.faults import test_retention_correspondence as corr
 from tests.faults.test_retention import BEFORE, NOW, OLD, Journal
 
-pg = base.pg  # the module's PostgreSQL server and the parametrized journal (sqlite, postgres)
+# the parametrized journal (sqlite, postgres); its PostgreSQL server is the suite's `pg`
 journal = base.journal
 
 YOUNG_ROWS = 2000
