@@ -72,6 +72,10 @@ class ListenerConfig:
 @dataclass(frozen=True)
 class WorkersConfig:
     processes: int = 2
+    """Worker processes for the core's CPU stages (0: in the core's event loop)."""
+    fronts: int = 0
+    """Front processes serving the client connections (0: the core serves them itself,
+    the single-process mode; docs/architecture.md §1)."""
 
 
 @dataclass(frozen=True)
@@ -557,6 +561,8 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{src}: listeners[{i}].port out of range")
     if cfg.workers.processes < 0:
         raise ConfigError(f"{src}: workers.processes must be >= 0 (0 = in the event loop process)")
+    if not 0 <= cfg.workers.fronts <= 64:
+        raise ConfigError(f"{src}: workers.fronts must be 0..64 (0 = the core serves clients)")
     for name in ("intra", "hvps", "beps"):
         eng: EngineConfig = getattr(cfg.engines, name)
         if eng.hold_policy not in ("hold", "reject"):

@@ -125,3 +125,12 @@ class Unavailable(Exception):
     EX_TEMPFAIL (75) and systemd starts it again (docs/operations.md).  The
     message names the key and the resource.
     """
+
+
+class ChildStartFailed(Exception):
+    """A child process (a front) could not start; it already chose the exit status
+    and wrote the one line, which ``gatewayd`` prints as its own."""
+
+    def __init__(self, status: int, line: str) -> None:
+        super().__init__(line)
+        self.status = status

@@ -110,10 +110,13 @@ class PipelineSettings:
 
 
 class Admission(Protocol):
-    """The per-address and per-CorpId policies (gateway.net.admission)."""
+    """The per-address and per-CorpId policies: ``gateway.net.admission.Admission`` in
+    one process, or a front's proxy asking the core (``gateway.procs.front``), so
+    that the limits hold for the daemon as a whole (docs/architecture.md §1)."""
 
-    def on_frame(self, ip: str, now: float) -> Decision: ...
-    def on_corp(self, corp_id: str, now: float) -> Decision: ...
+    async def check(
+        self, ip: str, corp_id: str | None, now: float
+    ) -> tuple[Decision, Decision | None]: ...
     def strike(self, ip: str, now: float, reason: str) -> bool: ...
 
 
@@ -150,9 +153,8 @@ class Pipeline:
         self._pending += 1
         inspection: Inspection | None = None
         try:
-            rsp = self._admit(body, conn, now)
+            rsp, corp_retry = await self._admit(body, conn, now)
             if rsp is None:
-                corp_retry = self._corp_retry(body)
                 inspection = await pool.inspect(body, conn.peer_ip, now, corp_retry)
                 self._strike(conn, inspection.refusal)
                 rsp = await self._respond(inspection, now, conn)
@@ -191,25 +193,34 @@ class Pipeline:
             log.warning("exchange_not_kept", error=str(task.exception())[:200])
 
     # -- admission: cheapest first (docs/architecture.md §7, principle 4) -------
-    def _admit(self, body: bytes, conn: ConnInfo, now: datetime) -> Response | None:
-        """Global load (5002) and the per-address rate (5001), before any parsing."""
+    async def _admit(
+        self, body: bytes, conn: ConnInfo, now: datetime
+    ) -> tuple[Response | None, int | None]:
+        """Global load (5002) and the per-address rate (5001), before any parsing; with
+        them the per-CorpId rate, whose retry-after the desk turns into 5001 only
+        once the body is known to be well-formed (docs/protocol.md §8)."""
         s = self._settings
         backlog = getattr(self._store, "pending_writes", 0)
         if self._pending > s.max_pending or backlog > s.max_journal_backlog:
-            return self._refuse(
+            rsp = self._refuse(
                 Refusal(RetCode.OVERLOADED, None, stage="admission"), now, reason="overloaded"
             )
+            return rsp, None
         if self._admission is None:
-            return None
-        d = self._admission.on_frame(conn.peer_ip, time.monotonic())
+            return None, None
+        m = _CORP_ID.search(body, 0, 4096)
+        corp_id = m.group(1).decode("ascii") if m is not None else None
+        d, corp = await self._admission.check(conn.peer_ip, corp_id, time.monotonic())
         if d.ok:
-            return None
+            if corp is None or corp.ok:
+                return None, None
+            return None, corp.retry_after_ms if corp.retry_after_ms is not None else 1000
         if d.reason == "banned":
             # A banned address gets no more answers: each would cost a signature
             # and hold its body in memory. Its connections just close.
             metrics.REFUSALS.labels("admission", "banned").inc()
             raise CloseConnection("banned")
-        return self._refuse(
+        rsp = self._refuse(
             Refusal(
                 RetCode.RATE_LIMITED,
                 "request rate of this address",
@@ -219,17 +230,7 @@ class Pipeline:
             now,
             reason=d.reason or "ip_rate",
         )
-
-    def _corp_retry(self, body: bytes) -> int | None:
-        if self._admission is None:
-            return None
-        m = _CORP_ID.search(body, 0, 4096)
-        if m is None:
-            return None
-        d = self._admission.on_corp(m.group(1).decode("ascii"), time.monotonic())
-        if d.ok:
-            return None
-        return d.retry_after_ms if d.retry_after_ms is not None else 1000
+        return rsp, None
 
     def _strike(self, conn: ConnInfo, refusal: Refusal | None) -> None:
         if self._admission is None or refusal is None or refusal.code not in STRIKE_CODES:

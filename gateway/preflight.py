@@ -47,7 +47,7 @@ import asyncpg
 import structlog
 
 from gateway.config import Config
-from gateway.errors import ConfigError, Unavailable
+from gateway.errors import ChildStartFailed, ConfigError, Unavailable
 from gateway.journal.store import Store
 from gateway.keys import files
 from gateway.keys.devpki import generate_dev_pki
@@ -373,6 +373,8 @@ def describe(exc: BaseException) -> tuple[int, str]:
         return EX_CONFIG, f"configuration error: {_first_line(exc)}"
     if isinstance(exc, Unavailable):
         return EX_TEMPFAIL, f"temporarily unavailable: {_first_line(exc)}"
+    if isinstance(exc, ChildStartFailed):
+        return exc.status, _first_line(exc)
     if isinstance(exc, WorkerStartError):
         return EX_TEMPFAIL, f"cannot start: {_first_line(exc)}"
     return EX_SOFTWARE, f"cannot start: {type(exc).__name__}: {_first_line(exc)}"

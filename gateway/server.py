@@ -29,7 +29,7 @@ from gateway import __version__, preflight
 from gateway.clearing.link import ClearingLink, LinkConfig
 from gateway.clearing.receipts import ReceiptHandler
 from gateway.clock import BusinessClock, Clock, SystemClock
-from gateway.config import Config, windows_spec
+from gateway.config import Config, ListenerConfig, windows_spec
 from gateway.correspondence.service import Correspondence
 from gateway.desk import DeskSetup, open_desk
 from gateway.engines.runner import EngineRunner, EngineSettings, Redelivery
@@ -53,9 +53,11 @@ from gateway.ops.actions import ACTIONS, manual_action
 from gateway.ops.admin import AdminServer, Peer
 from gateway.ops.gauges import refresh_journal_gauges
 from gateway.ops.health import HealthServer, HealthState, Lifecycle
+from gateway.ops.metrics_merge import FrontMetrics
 from gateway.ops.views import VIEWS, journal_view
 from gateway.paths import corplink_schema_path
 from gateway.pipeline import Pipeline, PipelineSettings
+from gateway.procs.fronts import Fronts
 from gateway.routing.calendar import WorkCalendar
 from gateway.routing.calendar_files import load_calendars
 from gateway.routing.directory import Directory
@@ -221,6 +223,8 @@ class Gateway:
         self._pool: WorkerPool | None = None
         self._router: Router | None = None
         self._listeners: list[Listener] = []
+        self._fronts: Fronts | None = None
+        self.front_metrics = FrontMetrics()
         self._tasks: list[asyncio.Task[Any]] = []
         self._runners: dict[Engine, EngineRunner] = {}
         self._link: ClearingLink | None = None
@@ -339,48 +343,11 @@ class Gateway:
         self._runners = {e: self._make_runner(e, self._link) for e in Engine}
 
         self.admission = Admission(cfg.admission)
-        gate = AdmissionGate(self.admission)
-        budget = ByteBudget(cfg.load.max_body_bytes)
-        pipeline = Pipeline(
-            self.clock,
-            self.pool,
-            self.store,
-            self.router,
-            self._wake,
-            PipelineSettings(
-                send_time_window=cfg.security.send_time_window,
-                max_pending=cfg.load.max_pending,
-                max_journal_backlog=cfg.load.max_journal_backlog,
-            ),
-            self.admission,
-            corr.corplink,
-        )
         self._denied = read_denied(cfg)
-        for i, lc in enumerate(cfg.listeners):
-            ctx = None
-            if lc.tls:
-                holder = SwappableContext(prepared.tls[lc.name])
-                self._tls[lc.name] = (lc.client_cert, holder)
-                ctx = holder.listener_context
-            spec = ListenerSpec(
-                name=lc.name,
-                host=lc.bind,
-                port=lc.port,
-                ssl=ctx,
-                max_body=lc.max_body,
-                handshake_timeout=lc.handshake_timeout,
-                frame_timeout=lc.frame_timeout,
-                idle_timeout=lc.idle_timeout,
-                max_inflight=lc.max_inflight,
-                max_connections=lc.max_connections,
-            )
-            listener = Listener(
-                spec, pipeline.handle, pipeline.bad_frame, gate, budget, self._is_denied
-            )
-            self._listeners.append(listener)
-            self.bound.listeners[lc.name] = await preflight.bind(
-                f"listeners[{i}] ({lc.name})", lc.bind, lc.port, listener.start
-            )
+        if cfg.workers.fronts > 0:
+            await self._start_fronts(corr)
+        else:
+            await self._start_listeners(prepared.tls, corr)
 
         self._admin = AdminServer(cfg.admin_socket, self._admin_command, cfg.admin.group)
         try:
@@ -423,6 +390,77 @@ class Gateway:
             business_clock=self.clock.now().isoformat(),
             config=list(cfg.sources),
         )
+
+    async def _start_listeners(
+        self, contexts: dict[str, ssl.SSLContext], corr: Correspondence
+    ) -> None:
+        """The single-process mode: this process serves the clients itself."""
+        cfg = self.cfg
+        gate = AdmissionGate(self.admission)
+        budget = ByteBudget(cfg.load.max_body_bytes)
+        pipeline = Pipeline(
+            self.clock,
+            self.pool,
+            self.store,
+            self.router,
+            self._wake,
+            PipelineSettings(
+                send_time_window=cfg.security.send_time_window,
+                max_pending=cfg.load.max_pending,
+                max_journal_backlog=cfg.load.max_journal_backlog,
+            ),
+            self.admission,
+            corr.corplink,
+        )
+        for i, lc in enumerate(cfg.listeners):
+            ctx = None
+            if lc.tls:
+                holder = SwappableContext(contexts[lc.name])
+                self._tls[lc.name] = (lc.client_cert, holder)
+                ctx = holder.listener_context
+            spec = ListenerSpec(
+                name=lc.name,
+                host=lc.bind,
+                port=lc.port,
+                ssl=ctx,
+                max_body=lc.max_body,
+                handshake_timeout=lc.handshake_timeout,
+                frame_timeout=lc.frame_timeout,
+                idle_timeout=lc.idle_timeout,
+                max_inflight=lc.max_inflight,
+                max_connections=lc.max_connections,
+            )
+            listener = Listener(
+                spec, pipeline.handle, pipeline.bad_frame, gate, budget, self._is_denied
+            )
+            self._listeners.append(listener)
+            self.bound.listeners[lc.name] = await preflight.bind(
+                f"listeners[{i}] ({lc.name})", lc.bind, lc.port, listener.start
+            )
+
+    async def _start_fronts(self, corr: Correspondence) -> None:
+        """``workers.fronts`` processes serve the clients (docs/architecture.md §1)."""
+        cfg = self.cfg
+        fronts = Fronts(
+            cfg,
+            self.clock,
+            self.store,
+            lambda: self.admission,
+            lambda: corr.corplink,
+            self._wake,
+            on_metrics=self.front_metrics.update,
+            on_gone=self.front_metrics.forget,
+        )
+        self._fronts = fronts
+        for i, lc in enumerate(cfg.listeners):
+
+            async def bind(lc: ListenerConfig = lc) -> tuple[str, int]:
+                return fronts.bind(lc)
+
+            self.bound.listeners[lc.name] = await preflight.bind(
+                f"listeners[{i}] ({lc.name})", lc.bind, lc.port, bind
+            )
+        await fronts.start()
 
     # -- keys: TLS contexts from the ring, rotation, expiry metrics ----------
     def _load_ring(self) -> KeyRing:
@@ -475,6 +513,8 @@ class Gateway:
             self._ring_changed.clear()
             try:
                 self._swap_tls(self._ring)
+                if self._fronts is not None:
+                    self._fronts.broadcast("tls")
                 previous, active = active, self._active_serials()
                 # a reload that changed no active version (most do) rotated nothing
                 rotated = {r: s for r, s in active.items() if previous.get(r) != s}
@@ -624,6 +664,8 @@ class Gateway:
             *(ln.drain(timeout) if started else ln.close() for ln in self._listeners),
             return_exceptions=True,
         )
+        if self._fronts is not None:  # they finish their requests while the journal is open
+            await (self._fronts.drain(timeout) if started else self._fronts.close())
         if self._admin is not None:
             await self._admin.close()
         for task in self._tasks:
@@ -658,6 +700,8 @@ class Gateway:
                 new_tls = {
                     name: self._tls_context(mode, new_ring) for name, (mode, _) in self._tls.items()
                 }
+                if self._fronts is not None:  # the fronts build theirs; check them here first
+                    preflight.listener_contexts(self.cfg, new_ring, self.clock.now())
                 new_registry = Registry.load(desk_setup(self.cfg).enrolment)
                 new_denied = read_denied(self.cfg)
                 new_pool = WorkerPool(desk_setup(self.cfg), self.cfg.workers.processes)
@@ -675,6 +719,8 @@ class Gateway:
             self._ring_changed.set()
             for name, ctx in new_tls.items():
                 self._tls[name][1].swap(ctx)
+            if self._fronts is not None:
+                self._fronts.broadcast("reload", self.cfg)
             self._publish_expiry()
             if old_pool is not None:
                 await old_pool.close()
@@ -702,6 +748,7 @@ class Gateway:
                 "checks": self.health.checks,
                 **self._info(),
                 "listeners": self.bound.listeners,
+                "fronts": self._fronts.pids() if self._fronts is not None else [],
                 "items": [
                     {
                         "engine": r.engine.value if r.engine else None,

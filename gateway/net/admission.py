@@ -230,6 +230,17 @@ class Admission:
             return Decision(ok=False, reason="corp_rate", retry_after_ms=_ms(wait))
         return ADMIT
 
+    async def check(
+        self, ip: str, corp_id: str | None, now: float
+    ) -> tuple[Decision, Decision | None]:
+        """``on_frame``, then ``on_corp`` when the frame is admitted and names a CorpId:
+        the pipeline's one admission question per frame (asked across processes
+        by a front, so it is a coroutine)."""
+        d = self.on_frame(ip, now)
+        if not d.ok or corp_id is None:
+            return d, None
+        return d, self.on_corp(corp_id, now)
+
     # -- strikes and bans --------------------------------------------------
 
     def strike(self, ip: str, now: float, reason: str) -> bool:

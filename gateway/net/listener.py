@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import itertools
+import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -64,8 +66,9 @@ DenyCheck = Callable[[str], bool]
 class ConnectionGate(Protocol):
     """Admission for new connections (per-address limits and bans)."""
 
-    def admit(self, ip: str) -> str | None:
-        """``None`` to accept, else the reason word for refusing."""
+    def admit(self, ip: str) -> str | Awaitable[str | None] | None:
+        """``None`` to accept, else the reason word for refusing (or an awaitable of
+        either, when the answer comes from another process)."""
 
     def release(self, ip: str) -> None:
         """The accepted connection from ``ip`` closed."""
@@ -95,6 +98,9 @@ class ListenerSpec:
     idle_timeout: float = 300.0
     max_inflight: int = 32
     max_connections: int = 10_000
+    sock: socket.socket | None = None
+    """A socket already bound and listening (a front process inherits it from the
+    core, docs/architecture.md §1); ``host`` and ``port`` then only name it."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_body <= min(MAX_BODY_LIMIT, MAX_ENCODABLE):
@@ -149,9 +155,12 @@ class Listener:
         # TLS is started by hand after the accept (not by start_server), so that
         # admission refuses a flooding address before any handshake CPU is spent
         # and handshake failures and timeouts are counted like other closes.
-        self._server = await asyncio.start_server(
-            self._on_connect, spec.host, spec.port, reuse_address=True
-        )
+        if spec.sock is not None:
+            self._server = await asyncio.start_server(self._on_connect, sock=spec.sock)
+        else:
+            self._server = await asyncio.start_server(
+                self._on_connect, spec.host, spec.port, reuse_address=True
+            )
         self._accepting = True
         host, port = peer_address(self._server.sockets[0].getsockname())
         # debug: gatewayd's one "started" line lists every bound address
@@ -173,6 +182,14 @@ class Listener:
         gate = self._gate
         if gate is not None:
             refused = gate.admit(ip)
+            if inspect.isawaitable(refused):  # a front asks the core (docs/architecture.md §1)
+                # Not a byte read meanwhile: a ClientHello read into the stream's
+                # buffer now would never reach the TLS layer started later.
+                writer.transport.pause_reading()
+                task = asyncio.create_task(self._admit_later(refused, reader, writer, ip))
+                self._handshakes.add(task)
+                task.add_done_callback(self._handshakes.discard)
+                return
             if refused is not None:
                 CONNECTION_CLOSES.labels(name, refused).inc()
                 writer.transport.abort()
@@ -183,6 +200,32 @@ class Listener:
         task = asyncio.create_task(self._handshake(reader, writer, ip), name=f"{name}-tls")
         self._handshakes.add(task)
         task.add_done_callback(self._handshakes.discard)
+
+    async def _admit_later(
+        self,
+        answer: Awaitable[str | None],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        ip: str,
+    ) -> None:
+        try:
+            refused = await answer
+        except ConnectionError:
+            refused = "shutting_down"
+        if refused is not None:
+            CONNECTION_CLOSES.labels(self.spec.name, refused).inc()
+            writer.transport.abort()
+            return
+        if not self._accepting:
+            writer.transport.abort()
+            if self._gate is not None:
+                self._gate.release(ip)
+            return
+        if self.spec.ssl is None:
+            writer.transport.resume_reading()
+            self._start_session(reader, writer, ip)
+            return
+        await self._handshake(reader, writer, ip)  # start_tls resumes reading
 
     async def _handshake(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ip: str

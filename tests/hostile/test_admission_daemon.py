@@ -44,11 +44,19 @@ def limits() -> dict[str, Any]:
     return {}
 
 
-@pytest.fixture
+@pytest.fixture(params=[0, 2], ids=["one-process", "two-fronts"])
 async def gated(
-    tmp_path: Path, dev_pki: DevPki, broker: Broker, limits: dict[str, Any]
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    dev_pki: DevPki,
+    broker: Broker,
+    limits: dict[str, Any],
 ) -> AsyncIterator[Hostile]:
-    async with hostile_daemon(tmp_path, dev_pki, broker.url, limits) as h:
+    """The daemon serving clients itself, and with two front processes: the limits
+    are the core's either way, so they hold for the daemon as a whole
+    (docs/architecture.md §1)."""
+    workers = {"workers": {"processes": 0, "fronts": request.param}}
+    async with hostile_daemon(tmp_path, dev_pki, broker.url, {**limits, **workers}) as h:
         yield h
 
 

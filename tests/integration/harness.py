@@ -66,7 +66,7 @@ def gateway_config(
     over: dict[str, Any] = {
         "environment": "test",
         "state_dir": str(state),
-        "workers": {"processes": 0},
+        "workers": {"processes": 0, "fronts": 0},
         "keys": {"dev_pki": False, "dir": str(pki.dir)},
         "clearing": {"url": broker_url, "receipt_timeout": 5.0, "client_id": f"gw-{state.name}"},
         "observability": {"metrics_port": 0, "log_level": "warning"},

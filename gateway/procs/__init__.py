@@ -1,0 +1,1 @@
+"""Front processes and their channel to the core (docs/architecture.md §1)."""
