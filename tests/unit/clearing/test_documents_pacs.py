@@ -65,6 +65,7 @@ def text(doc: etree._Element, path: str) -> str:
 # ---------------------------------------------------------------------- pacs.008
 
 
+@pytest.mark.requires_xsd
 def test_single_transfer_follows_the_field_mapping_and_validates() -> None:
     it = item()
     doc = build_pacs008(MSG_ID, CREATED, WORK_DATE, [it], OUR_PARTICIPANT)
@@ -94,6 +95,7 @@ def test_single_transfer_follows_the_field_mapping_and_validates() -> None:
     assert text(doc, f"{tx}/p:RmtInf/p:Ustrd") == "货款"
 
 
+@pytest.mark.requires_xsd
 def test_package_of_1000_validates_with_exact_control_sum() -> None:
     items = package(1000)
     doc = build_pacs008(MSG_ID, CREATED, WORK_DATE, items, OUR_PARTICIPANT)
@@ -128,6 +130,7 @@ def test_round_trip_through_bytes_keeps_chinese_names() -> None:
     assert not doc.xpath("//p:CdtTrfTxInf[1]/p:RmtInf", namespaces=P8)
 
 
+@pytest.mark.requires_xsd
 def test_intra_creditor_agent_may_be_a_six_digit_internal_code() -> None:
     doc = build_pacs008(
         MSG_ID, CREATED, WORK_DATE, [item(payee_bank_code="011234")], OUR_PARTICIPANT
@@ -136,6 +139,7 @@ def test_intra_creditor_agent_may_be_a_six_digit_internal_code() -> None:
     assert parse_pacs008(doc)[1][0].creditor_agent == "011234"
 
 
+@pytest.mark.requires_xsd
 def test_longest_fields_still_validate() -> None:
     long_name = "名" * 60
     it = replace(
@@ -221,6 +225,7 @@ def test_transaction_ids_survive_a_broken_document() -> None:
     ]
 
 
+@pytest.mark.requires_xsd
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     amounts=AMOUNTS,
@@ -258,6 +263,7 @@ RESULTS = [
 ]
 
 
+@pytest.mark.requires_xsd
 def test_status_report_validates_and_round_trips() -> None:
     doc = build_pacs002("000000000000202611270000000001", CREATED, MSG_ID, PACS008_NAME, RESULTS)
     assert_valid(doc, "pacs.002.001.10")
@@ -266,6 +272,7 @@ def test_status_report_validates_and_round_trips() -> None:
     assert codes == ["AC01", "AM04"]
 
 
+@pytest.mark.requires_xsd
 def test_long_reason_text_is_cut_to_the_schema_limit() -> None:
     result = TxResult("T1", "E1", "RJCT", "AC01", "长" * 300)
     doc = build_pacs002("M1", CREATED, MSG_ID, PACS008_NAME, [result])
@@ -274,6 +281,7 @@ def test_long_reason_text_is_cut_to_the_schema_limit() -> None:
     assert back.reason_text == "长" * 105
 
 
+@pytest.mark.requires_xsd
 def test_group_status_reject_validates() -> None:
     doc = build_pacs002(
         "M1", CREATED, MSG_ID, PACS008_NAME, [], group_status="RJCT", group_reason_code="FF01"

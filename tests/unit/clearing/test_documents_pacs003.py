@@ -83,6 +83,7 @@ def expected(it: QueuedItem) -> DebitTx:
     )
 
 
+@pytest.mark.requires_xsd
 def test_one_debit_follows_the_mapping_and_validates() -> None:
     it = debit(1, purpose="支票截留 No.12345678")
     doc = build_pacs003(MSG_ID, CREATED, WORK_DATE, [it], OUR_PARTICIPANT)
@@ -125,6 +126,7 @@ def test_one_debit_follows_the_mapping_and_validates() -> None:
     ]
 
 
+@pytest.mark.requires_xsd
 def test_package_of_1000_validates_and_reads_back_with_exact_sums() -> None:
     items = debits(1000)
     doc = build_pacs003(MSG_ID, CREATED, WORK_DATE, items, OUR_PARTICIPANT)
@@ -145,6 +147,7 @@ def test_package_of_1000_validates_and_reads_back_with_exact_sums() -> None:
     assert transaction_ids(doc)[:2] == [(i.end_to_end_id, i.tx_id) for i in items[:2]]
 
 
+@pytest.mark.requires_xsd
 @pytest.mark.parametrize(
     ("msg_tp", "ns"),
     [
@@ -220,6 +223,7 @@ def test_parser_refuses_a_credit_document() -> None:
         parse_pacs003(doc)
 
 
+@pytest.mark.requires_xsd
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     amounts=AMOUNTS,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -20,11 +19,12 @@ from gateway.codec.xmlparse import parse_body
 from gateway.errors import ConfigError, GatewayError, RetCode
 from gateway.model import Priority
 from gateway.paths import data_root
+from tests.conftest import shared_xsd_dir
 
-XSD_DIR = Path(
-    os.environ.get("GATEWAY_SHARED_XSD")
-    or Path(__file__).resolve().parents[3].parent / "shared" / "xsd"
-)
+XSD_DIR = shared_xsd_dir()
+REQUIRES_XSD = pytest.mark.requires_xsd
+WITHOUT_AND_WITH_XSD = [False, pytest.param(True, marks=REQUIRES_XSD)]
+"""Our own rules alone, then with the official schema (only where it is found)."""
 SAMPLE_PATH = data_root() / "codecs" / "samples" / "pain001.xml"
 SAMPLE = SAMPLE_PATH.read_text(encoding="utf-8")
 NS = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.09"
@@ -56,7 +56,7 @@ def without_ctrl_sums(text: str = SAMPLE) -> str:
 # -- the valid sample -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("xsd", [False, True])
+@pytest.mark.parametrize("xsd", WITHOUT_AND_WITH_XSD)
 def test_the_sample_becomes_three_transfers(xsd: bool) -> None:
     items = decode(xsd=xsd)
     assert [item.seq_no for item in items] == [1, 2, 3]
@@ -90,10 +90,12 @@ def test_the_sample_becomes_three_transfers(xsd: bool) -> None:
     assert third.pmt_inf_id == "ACME-PMT-02"
 
 
+@REQUIRES_XSD
 def test_the_sample_is_valid_for_an_independent_validator() -> None:
     xmlschema.XMLSchema(str(XSD_DIR / "pain.001.001.09.xsd")).validate(str(SAMPLE_PATH))
 
 
+@REQUIRES_XSD
 def test_the_document_may_sit_inside_a_corplink_body() -> None:
     body = SAMPLE.split("?>", 1)[1]
     request = f'<CorpLink xmlns="urn:corplink:1"><Body>{body}</Body></CorpLink>'
@@ -101,6 +103,7 @@ def test_the_document_may_sit_inside_a_corplink_body() -> None:
     assert len(decode_pain001(document, xsd_dir=XSD_DIR)) == 3
 
 
+@REQUIRES_XSD
 def test_a_bic_beside_a_clearing_member_id_keeps_both() -> None:
     text = edit(
         "<ClrSysMmbId>\n              <MmbId>103100000027</MmbId>",
@@ -110,6 +113,7 @@ def test_a_bic_beside_a_clearing_member_id_keeps_both() -> None:
     assert (item.bic, item.transfer.payee_bank_code) == ("DEMOCNBJ027", "103100000027")
 
 
+@REQUIRES_XSD
 def test_an_urgent_service_level_makes_the_whole_instruction_urgent() -> None:
     text = edit(
         "<PmtMtd>TRF</PmtMtd>\n      <NbOfTxs>1</NbOfTxs>",
@@ -126,7 +130,7 @@ def test_an_urgent_service_level_makes_the_whole_instruction_urgent() -> None:
 # -- refusals -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("xsd", [False, True])
+@pytest.mark.parametrize("xsd", WITHOUT_AND_WITH_XSD)
 @pytest.mark.parametrize(
     ("text", "code", "detail"),
     [
@@ -182,6 +186,7 @@ def test_refusals(text: str, code: RetCode, detail: str, xsd: bool) -> None:
     assert detail in error.detail
 
 
+@pytest.mark.parametrize("xsd", WITHOUT_AND_WITH_XSD)
 @pytest.mark.parametrize(
     ("text", "own_rules", "with_xsd"),
     [
@@ -203,17 +208,17 @@ def test_refusals(text: str, code: RetCode, detail: str, xsd: bool) -> None:
     ids=lambda value: "doc" if isinstance(value, str) and value.startswith("<?xml") else None,
 )  # fmt: skip
 def test_own_rules_and_the_official_schema(
-    text: str, own_rules: str | None, with_xsd: str | None
+    text: str, own_rules: str | None, with_xsd: str | None, xsd: bool
 ) -> None:
-    for xsd, expected in ((False, own_rules), (True, with_xsd)):
-        if expected is None:
-            assert len(decode(text, xsd=xsd)) == 3
-            continue
-        error = refusal(text, xsd=xsd)
-        assert error.code is RetCode.SCHEMA
-        assert error.detail is not None
-        assert expected in error.detail
-        assert "6666666666" not in error.detail
+    expected = with_xsd if xsd else own_rules
+    if expected is None:
+        assert len(decode(text, xsd=xsd)) == 3
+        return
+    error = refusal(text, xsd=xsd)
+    assert error.code is RetCode.SCHEMA
+    assert error.detail is not None
+    assert expected in error.detail
+    assert "6666666666" not in error.detail
 
 
 def test_structure_is_judged_before_amounts() -> None:
@@ -236,7 +241,11 @@ def test_too_many_transactions(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_folder_without_the_schema_is_a_configuration_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"pain\.001 schema"):
         load_schema(tmp_path)
-    assert load_schema(XSD_DIR) is load_schema(XSD_DIR)  # compiled once
+
+
+@REQUIRES_XSD
+def test_the_schema_is_compiled_once_per_folder() -> None:
+    assert load_schema(XSD_DIR) is load_schema(XSD_DIR)
 
 
 # -- never anything but GatewayError ----------------------------------------------------------
@@ -281,10 +290,11 @@ def build(node: Node) -> etree._Element:
     return element
 
 
+@pytest.mark.parametrize("xsd", WITHOUT_AND_WITH_XSD)
 @settings(
-    max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
-)
-@given(tree=_NODES, xsd=st.booleans())
+    max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)  # per value of xsd: the 300 examples that once drew it at random
+@given(tree=_NODES)
 def test_arbitrary_trees_raise_only_gateway_errors(tree: Node, xsd: bool) -> None:
     document = etree.Element(f"{{{NS}}}Document")
     document.append(build(tree))
@@ -304,14 +314,14 @@ def with_text(line: str, text: str) -> str:
     return line[: start + 1] + text.replace("<", "").replace("&", "") + line[end:]
 
 
-@settings(max_examples=300, deadline=None, database=None)
+@pytest.mark.parametrize("xsd", WITHOUT_AND_WITH_XSD)
+@settings(max_examples=150, deadline=None, database=None)  # per value of xsd, as above
 @given(
     edits=st.lists(
         st.tuples(st.sampled_from(["drop", "copy", "text"]), st.integers(0, len(_LINES) - 1), _TEXTS),
         min_size=1,
         max_size=4,
     ),
-    xsd=st.booleans(),
 )  # fmt: skip
 def test_mutated_samples_raise_only_gateway_errors(
     edits: list[tuple[str, int, str]], xsd: bool

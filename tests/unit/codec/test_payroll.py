@@ -212,6 +212,7 @@ def test_pain001_amount_error_waits_for_the_decode_stage(codec: CorpLinkCodec) -
     assert "transaction 2" in (err.detail or "")
 
 
+@pytest.mark.requires_xsd
 def test_pain001_against_the_official_schema_when_configured() -> None:
     strict = CorpLinkCodec(pain001_xsd_dir=shared_xsd_dir())
     admit(strict, request(pain001(), TrnCode="PAIN001"))

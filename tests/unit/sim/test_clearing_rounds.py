@@ -263,6 +263,7 @@ async def test_scheduled_rounds_publish_without_being_asked(
 # ------------------------------------------------------------------ incoming credits
 
 
+@pytest.mark.requires_xsd
 @pytest.mark.parametrize(
     ("engine", "msg_tp", "topic"),
     [

@@ -309,6 +309,7 @@ async def test_message_signed_by_an_unpinned_key_gets_no_receipt(
     assert lines[0]["msg_id"] is None
 
 
+@pytest.mark.requires_xsd
 async def test_invalid_document_is_rejected_ff01_with_xsd(
     broker: Broker, system_key: SigningKey, gateway_key: SigningKey
 ) -> None:
