@@ -124,9 +124,7 @@ class InboundPipeline:
         self._ack = ack
         self._retry = retry
         self._slots = asyncio.Semaphore(window)
-        self._scheduled: asyncio.Queue[tuple[Any, asyncio.Task[Prepared | None]]] = (
-            asyncio.Queue()
-        )
+        self._scheduled: asyncio.Queue[tuple[Any, asyncio.Task[Prepared | None]]] = asyncio.Queue()
         self._applying: asyncio.Queue[tuple[Any, asyncio.Task[None]]] = asyncio.Queue()
         self._in_flight = 0
         self._idle = asyncio.Event()

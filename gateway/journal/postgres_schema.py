@@ -633,7 +633,15 @@ CREATE INDEX exchanges_at ON exchanges (at, id);
 _V9_AUDIT_CHAIN = audit_chain.PG_V9_AUDIT_CHAIN
 
 MIGRATIONS: tuple[str, ...] = (
-    _V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8_OPERATOR_ACTIONS, _V9_AUDIT_CHAIN
+    _V1,
+    _V2,
+    _V3,
+    _V4,
+    _V5,
+    _V6,
+    _V7,
+    _V8_OPERATOR_ACTIONS,
+    _V9_AUDIT_CHAIN,
 )
 """``MIGRATIONS[n]`` takes a database from version n to n + 1.  Append, never edit."""
 

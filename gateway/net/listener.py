@@ -27,7 +27,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final, Protocol, cast
 
 import structlog
 
@@ -185,7 +185,7 @@ class Listener:
             if inspect.isawaitable(refused):  # a front asks the core (docs/architecture.md §1)
                 # Not a byte read meanwhile: a ClientHello read into the stream's
                 # buffer now would never reach the TLS layer started later.
-                writer.transport.pause_reading()
+                cast(asyncio.ReadTransport, writer.transport).pause_reading()
                 task = asyncio.create_task(self._admit_later(refused, reader, writer, ip))
                 self._handshakes.add(task)
                 task.add_done_callback(self._handshakes.discard)
@@ -222,7 +222,7 @@ class Listener:
                 self._gate.release(ip)
             return
         if self.spec.ssl is None:
-            writer.transport.resume_reading()
+            cast(asyncio.ReadTransport, writer.transport).resume_reading()
             self._start_session(reader, writer, ip)
             return
         await self._handshake(reader, writer, ip)  # start_tls resumes reading

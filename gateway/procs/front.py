@@ -36,6 +36,7 @@ from typing import Any
 
 import structlog
 
+from gateway import builders, preflight
 from gateway.clock import BusinessClock, Clock, SystemClock
 from gateway.config import Config
 from gateway.journal.ops_records import Exchange
@@ -52,13 +53,13 @@ from gateway.model import (
 )
 from gateway.net.admission import Decision
 from gateway.net.listener import Listener, ListenerSpec
-from gateway.net.session import ByteBudget
+from gateway.net.session import ByteBudget, CloseConnection
 from gateway.net.tls import SwappableContext
 from gateway.ops import metrics, metrics_merge
 from gateway.ops.deathsig import die_with_parent
 from gateway.ops.logs import configure_logging
 from gateway.pipeline import Pipeline, PipelineSettings
-from gateway.procs.channel import Channel, open_pair
+from gateway.procs.channel import Channel, ChannelClosed, open_pair
 from gateway.routing.router import Router
 from gateway.workers import WorkerPool
 
@@ -66,6 +67,17 @@ log = structlog.get_logger("gateway.front")
 
 METRICS_EVERY = 1.0
 """Seconds between metric snapshots sent to the core (also the front's heartbeat)."""
+
+
+async def ask(ch: Channel, method: str, *args: Any) -> Any:
+    """One call to the core.  With the core gone, the connection closes without an
+    answer: what the core did with the request is unknown here, and a resend is
+    answered from the journal (docs/protocol.md §7) — never a 9999 for a payment
+    that may be journaled."""
+    try:
+        return await ch.call(method, *args)
+    except ChannelClosed:
+        raise CloseConnection("core gone") from None
 
 
 class FrontJournal:
@@ -77,16 +89,16 @@ class FrontJournal:
         """The core's journal backlog, as of its last answer (for 5002)."""
 
     async def accept(self, new: NewRequest) -> AcceptOutcome:
-        outcome, self.pending_writes = await self._ch.call("accept", new)
+        outcome, self.pending_writes = await ask(self._ch, "accept", new)
         return outcome  # type: ignore[no-any-return]
 
     async def find_request(self, corp_id: str, msg_id: str) -> RequestRecord | None:
-        return await self._ch.call("find_request", corp_id, msg_id)  # type: ignore[no-any-return]
+        return await ask(self._ch, "find_request", corp_id, msg_id)  # type: ignore[no-any-return]
 
     async def item_status(
         self, corp_id: str, msg_id: str, seq_no: int | None = None
     ) -> StatusView | None:
-        return await self._ch.call("item_status", corp_id, msg_id, seq_no)  # type: ignore[no-any-return]
+        return await ask(self._ch, "item_status", corp_id, msg_id, seq_no)  # type: ignore[no-any-return]
 
     async def record_exchange(self, ex: Exchange) -> None:
         self._ch.push("record_exchange", ex)
@@ -99,7 +111,7 @@ class FrontCorrespondence:
         self._ch = ch
 
     async def _ask(self, op: str, *args: Any) -> Response:
-        return await self._ch.call("corr", op, *args)  # type: ignore[no-any-return]
+        return await ask(self._ch, "corr", op, *args)  # type: ignore[no-any-return]
 
     async def inquire(self, req: Request, body: Inquiry, now: datetime) -> Response:
         return await self._ask("inquire", req, body, now)
@@ -132,7 +144,7 @@ class FrontAdmission:
         self, ip: str, corp_id: str | None, now: float
     ) -> tuple[Decision, Decision | None]:
         del now  # the core reads its own monotonic clock (the same clock, system-wide)
-        return await self._ch.call("admit", ip, corp_id)  # type: ignore[no-any-return]
+        return await ask(self._ch, "admit", ip, corp_id)  # type: ignore[no-any-return]
 
     def strike(self, ip: str, now: float, reason: str) -> bool:
         """Counted by the core, which logs a ban once and tells every front."""
@@ -187,8 +199,6 @@ class Front:
         self.clock: Clock
 
     async def run(self, channel_sock: socket.socket) -> int:
-        from gateway import preflight, server  # the daemon's own builders, not copies
-
         ch = await open_pair(channel_sock, on_push=self._on_push, name=f"front-{self.index}")
         self._ch = ch
         reader = asyncio.get_running_loop().create_task(ch.run())
@@ -198,17 +208,15 @@ class Front:
             self.cfg, self.clock = cfg, _clock(clock_spec)
             configure_logging(cfg.observability.log_level, cfg.observability.log_format)
             structlog.contextvars.bind_contextvars(front=self.index)
-            self._router = server.build_router(cfg)
+            self._router = builders.build_router(cfg)
             prepared = preflight.prepare_keys(cfg, self.clock.now())
-            pool = WorkerPool(server.desk_setup(cfg), 0)
+            pool = WorkerPool(builders.desk_setup(cfg), 0)
             await pool.start()
             self._pool = pool
-            self._denied = server.read_denied(cfg)
+            self._denied = builders.read_denied(cfg)
             await self._serve(cfg, prepared.tls)
         except Exception as exc:  # noqa: BLE001 - the core prints the one start-up line
-            from gateway.preflight import describe
-
-            status, line = describe(exc)
+            status, line = preflight.describe(exc)
             ch.push("failed", status, line)
             await ch.drain()
             return status
@@ -310,13 +318,11 @@ class Front:
 
     async def _reload(self, cfg: Config) -> None:
         """The core reloaded (and checked) first; here the same files are read again."""
-        from gateway import server
-
         try:
-            router = server.build_router(cfg)
-            pool = WorkerPool(server.desk_setup(cfg), 0)
+            router = builders.build_router(cfg)
+            pool = WorkerPool(builders.desk_setup(cfg), 0)
             await pool.start()
-            denied = server.read_denied(cfg)
+            denied = builders.read_denied(cfg)
         except Exception as exc:  # noqa: BLE001 - keep serving the old version, loudly
             log.error("front_reload_failed", reason=str(exc)[:300])  # noqa: TRY400
             metrics.RELOADS.labels("refused").inc()
@@ -326,8 +332,6 @@ class Front:
 
     def _swap_tls(self) -> None:
         """New handshakes use the TLS key and CRLs active now; open connections stay."""
-        from gateway import preflight
-
         try:
             ring = preflight.load_ring(self.cfg)
             built = {
