@@ -243,7 +243,10 @@ class Gateway:
         self.health.checks["journal"] = True
 
         self._health_server = HealthServer(
-            self.health, cfg.observability.metrics_bind, cfg.observability.metrics_port
+            self.health,
+            cfg.observability.metrics_bind,
+            cfg.observability.metrics_port,
+            registry=self.front_metrics if cfg.workers.fronts > 0 else metrics.REGISTRY,
         )
         self.bound.metrics = await preflight.bind(
             "observability.metrics_port",

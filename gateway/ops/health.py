@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Final
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
 
 from gateway import __version__
 from gateway.ops import metrics
@@ -115,7 +116,14 @@ class HealthServer:
     MAX_CONNECTIONS: ClassVar[int] = 32
     """Concurrent connections; more are closed at once (scrapers need one or two)."""
 
-    def __init__(self, state: HealthState, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        state: HealthState,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        registry: Collector = metrics.REGISTRY,
+    ) -> None:
+        self._registry = registry  # with fronts: their samples merged in (ops/metrics_merge.py)
         self.state = state
         self._host = host
         self._port = port
@@ -241,7 +249,7 @@ class HealthServer:
             headers["Allow"] = "GET"
             return status, headers, body
         if path == "/metrics":
-            return 200, {"Content-Type": CONTENT_TYPE_LATEST}, generate_latest(metrics.REGISTRY)
+            return 200, {"Content-Type": CONTENT_TYPE_LATEST}, generate_latest(self._registry)
         if path == "/healthz":
             return self._healthz()
         return self._readyz()

@@ -25,6 +25,7 @@ from tests.integration.harness import (
     running_gateway,
     wait_for_state,
 )
+from tests.integration.keys_support import sample, scrape
 
 FRIDAY_10 = recent_friday_10()
 FRONTS = {"workers": {"processes": 0, "fronts": 2}}
@@ -52,6 +53,8 @@ async def test_fronts_answer_as_the_single_process_does(
         pids = front_pids(gw)
         assert len(pids) == 2
         assert os.getpid() not in pids
+        paid = 'gateway_requests_total{ret_code="0000",trn_code="PAY"}'
+        before = sample(await scrape(gw), paid) or 0.0
         cs = await clients(gw, dev_pki, 6)
         rs = await asyncio.gather(
             *(
@@ -70,6 +73,18 @@ async def test_fronts_answer_as_the_single_process_does(
         bad = await cs[3].pay("F-BAD", clock.now(), payment("999999999999", "1.00"))
         assert bad.ret_code == "4001"
         assert await wait_for_state(cs[2], clock.now(), "F-47", ["SETTLED", "REJECTED"])
+
+        # /metrics adds up the fronts' counters and connection gauges (heartbeat: 1 s)
+        async def merged() -> tuple[float, float | None]:
+            text = await scrape(gw)
+            opened = sample(text, 'gateway_connections_open{listener="tls"}')
+            return (sample(text, paid) or 0.0) - before, opened
+
+        for _ in range(50):
+            if await merged() == (49.0, 6.0):  # 48 payments and one replay (Dup)
+                break
+            await asyncio.sleep(0.1)
+        assert await merged() == (49.0, 6.0)
         for c in cs:
             await c.close()
 
