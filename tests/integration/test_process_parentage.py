@@ -1,6 +1,6 @@
-"""Who dies with whom: gatewayd outlives the shell that started it; its workers do not outlive it.
+"""Who dies with whom: gatewayd outlives the shell that started it; its children do not outlive it.
 
-Only child processes (the forkserver and the decode/verify workers) carry
+Only child processes (the front processes, the forkserver and the workers) carry
 Linux's parent-death signal (``gateway/ops/deathsig.py``). The process a shell
 or systemd starts must not: started from a shell that then exits, a gatewayd
 with the death signal would drain and exit 0, and ``Restart=on-failure``
@@ -116,7 +116,8 @@ def test_daemon_started_from_an_exiting_shell_keeps_running_and_its_workers_die_
     try:
         assert shell.returncode == 0, log_path.read_text()
         workers = descendants(pid)
-        assert len(workers) >= 3, workers  # the forkserver and two workers
+        # two fronts (the shipped workers.fronts), the forkserver and two workers
+        assert len(workers) >= 5, workers
         # Had gatewayd the death signal, SIGTERM was queued to it when the shell
         # exited, before the SIGHUP sent now: it would drain instead of reloading.
         os.kill(pid, signal.SIGHUP)
@@ -128,7 +129,7 @@ def test_daemon_started_from_an_exiting_shell_keeps_running_and_its_workers_die_
         assert b'"draining"' not in log_path.read_bytes()
         # ...while its workers and forkserver die with it, even when it is SIGKILLed.
         workers = descendants(pid)
-        assert len(workers) >= 3, workers
+        assert len(workers) >= 5, workers
         os.kill(pid, signal.SIGKILL)
         wait_until(lambda: gone(pid), "gatewayd survived SIGKILL")
         wait_until(lambda: all(gone(w) for w in workers), f"children outlived gatewayd: {workers}")
