@@ -1,12 +1,11 @@
-"""The process model: decode/verify/sign in worker processes (docs/architecture.md §7, "uses every
-core").
+"""Desk calls inline or in a process pool (docs/architecture.md §1).
 
-One asyncio process owns the sockets, the journal writer, the engines and the
-clearing link; the CPU-heavy stages (parse, XSD, XMLDSig verify, response and
-clearing-message signing) run in ``processes`` worker processes, each holding
-its own ``Desk``.  This keeps a single journal writer (group commit, one
-fsync for many requests) while the per-message CPU cost spreads over every
-core.  ``processes = 0`` runs the desk inline in the event loop: the tests'
+The desk (parse, XSD, XMLDSig verify, response and clearing-message signing)
+runs where its caller is: inline in a front process's loop for client
+requests, inline in the core for its clearing messages, or — with
+``workers.processes`` > 0 — in a micro-batched ``ProcessPoolExecutor``, the
+model before front processes and still the single-process mode's way to use
+more than one core.  ``processes = 0`` runs the desk inline: the tests'
 default and the single-process floor that ``bench/`` compares against.
 
 Reload (SIGHUP) builds a new pool from a new ``DeskSetup`` and swaps it in
