@@ -1,9 +1,12 @@
 """What an open, idle connection holds (docs/architecture.md §9): real mutual TLS, dev PKI.
 
-asyncio's TLS read buffer is bounded by ``gateway.net.tls_memory`` and a
-frame far larger than that buffer still arrives whole; OpenSSL releases its
-record buffers; a session does not keep its last request body while it
-waits for the next frame.
+TLS connections share their thread's read buffer (``gateway.net.tls_memory``)
+and frames of any size, on many connections at once, still arrive whole;
+OpenSSL releases its record buffers; a session does not keep its last
+request body while it waits for the next frame.
+
+``bound_tls_buffers`` changes the process for good (a connection made under
+it has no buffer of its own), so these tests leave it applied.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import gc
 import os
 import ssl
 import sys
+import threading
 import types
-from collections.abc import Iterator
+from asyncio import sslproto
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -24,21 +29,11 @@ from gateway.net import openssl, tls_memory
 from gateway.net.framing import encode_frame
 from gateway.net.listener import ConnInfo, Listener, ListenerSpec
 from gateway.net.tls import client_context, server_context
-from gateway.net.tls_memory import MIN_READ_BUFFER, READ_BUFFER, bound_tls_buffers
+from gateway.net.tls_memory import bound_tls_buffers
 
-from .conftest import read_frame, request, serving
+from .conftest import READ_LIMIT, read_frame, request, serving
 
 BODY_LIMIT = 8 * 1_048_576
-
-
-@pytest.fixture
-def restore_read_buffer() -> Iterator[None]:
-    """``bound_tls_buffers`` changes the whole process: put asyncio's size back afterwards."""
-    stock = tls_memory._stock_class()
-    assert stock is not None
-    before = stock.max_size  # type: ignore[attr-defined]
-    yield
-    stock.max_size = before  # type: ignore[attr-defined]
 
 
 def mtls_server(pki: DevPki) -> ssl.SSLContext:
@@ -52,9 +47,14 @@ def mtls_client(pki: DevPki) -> ssl.SSLContext:
     return client_context(pki.server_ca, cert, key)
 
 
-def spec(pki: DevPki) -> ListenerSpec:
+def spec(pki: DevPki, **kw: object) -> ListenerSpec:
     return ListenerSpec(
-        name="idle-mem", host="127.0.0.1", port=0, ssl=mtls_server(pki), max_body=BODY_LIMIT
+        name="idle-mem",
+        host="127.0.0.1",
+        port=0,
+        ssl=mtls_server(pki),
+        max_body=BODY_LIMIT,
+        **kw,  # type: ignore[arg-type]
     )
 
 
@@ -64,69 +64,117 @@ async def connect(pki: DevPki, port: int) -> tuple[asyncio.StreamReader, asyncio
     )
 
 
-def server_read_buffers(listener: Listener) -> list[int]:
-    """The asyncio read buffer of each open server-side connection, in bytes.
-
-    Private attributes on purpose: this buffer is what the bound is about.
-    """
-    return [
-        len(session._writer.transport._ssl_protocol._ssl_buffer)  # type: ignore[attr-defined]
-        for session in listener._sessions.values()
-    ]
+def tls_protocol(writer: asyncio.StreamWriter) -> Any:
+    """asyncio's TLS protocol under a stream (private on purpose: its buffer is the point)."""
+    return writer.transport._ssl_protocol  # type: ignore[attr-defined]
 
 
-async def test_large_frame_round_trips_through_a_bounded_buffer(
-    dev_pki: DevPki, restore_read_buffer: None
-) -> None:
+def server_protocols(listener: Listener) -> list[Any]:
+    return [tls_protocol(session._writer) for session in listener._sessions.values()]
+
+
+def own_buffers(protocol: object) -> list[str]:
+    """Names of the byte buffers an object holds itself (not through its class)."""
+    return [k for k, v in vars(protocol).items() if isinstance(v, bytearray | memoryview)]
+
+
+async def test_connections_hold_no_read_buffer_of_their_own(dev_pki: DevPki) -> None:
     assert bound_tls_buffers() is True
-    body = os.urandom(4 * 1_048_576)  # over a hundred times the read buffer
+    assert tls_memory.read_buffers_shared()
     async with serving(spec(dev_pki)) as (listener, port):
-        reader, writer = await connect(dev_pki, port)
-        assert await request(reader, writer, b"<a/>") == b"echo:<a/>"
-        assert server_read_buffers(listener) == [READ_BUFFER]
-        assert await request(reader, writer, body) == b"echo:" + body
-        assert await request(reader, writer, b"<b/>") == b"echo:<b/>"  # framing intact after it
-        assert server_read_buffers(listener) == [READ_BUFFER]  # never grown past the bound
-        writer.close()
+        conns = [await connect(dev_pki, port) for _ in range(3)]
+        for reader, writer in conns:
+            assert await request(reader, writer, b"<a/>") == b"echo:<a/>"
+        servers = server_protocols(listener)
+        clients = [tls_protocol(writer) for _, writer in conns]
+        assert len(servers) == 3
+        for protocol in servers + clients:
+            assert own_buffers(protocol) == []
+        buffers = {id(p._ssl_buffer) for p in servers + clients}
+        assert len(buffers) == 1  # one buffer for this thread's six TLS connections
+        assert len(servers[0]._ssl_buffer) == sslproto.SSLProtocol.max_size  # reads keep their size
+        for _, writer in conns:
+            writer.close()
 
 
-async def test_pipelined_large_frames_arrive_whole(
-    dev_pki: DevPki, restore_read_buffer: None
-) -> None:
+async def test_large_frames_on_many_connections_at_once_arrive_whole(dev_pki: DevPki) -> None:
+    """Four connections interleave their reads through the one buffer; nothing mixes."""
     bound_tls_buffers()
-    bodies = [os.urandom(n) for n in (1, READ_BUFFER - 1, READ_BUFFER, 3 * 1_048_576 + 7)]
-    async with serving(spec(dev_pki)) as (_listener, port):
-        reader, writer = await connect(dev_pki, port)
-        writer.write(b"".join(encode_frame(b) for b in bodies))  # all in one write
-        await writer.drain()
-        got = {await read_frame(reader) for _ in bodies}  # the gateway may answer out of order
-        writer.close()
-    assert got == {b"echo:" + b for b in bodies}
+    sizes = (1, 16_384, 262_144, 262_145, 4 * 1_048_576)
+    async with serving(spec(dev_pki)) as (listener, port):
+
+        async def client(k: int) -> None:
+            reader, writer = await connect(dev_pki, port)
+            bodies = [os.urandom(n) for n in sizes]
+            writer.write(b"".join(encode_frame(b"%d:" % k + b) for b in bodies))  # pipelined
+            await writer.drain()
+            got = {await read_frame(reader) for _ in bodies}  # answers may come out of order
+            assert got == {b"echo:%d:" % k + b for b in bodies}
+            assert await request(reader, writer, b"<after/>") == b"echo:<after/>"
+            writer.close()
+
+        async with asyncio.timeout(60):
+            await asyncio.gather(*(client(k) for k in range(4)))
+        assert all(own_buffers(p) == [] for p in server_protocols(listener))
 
 
-def test_bound_is_idempotent_and_refuses_less_than_a_record(restore_read_buffer: None) -> None:
+def test_each_thread_has_its_own_buffer(dev_pki: DevPki) -> None:
+    bound_tls_buffers()
+
+    async def buffer_in_this_thread() -> int:
+        async with serving(spec(dev_pki)) as (listener, port):
+            reader, writer = await connect(dev_pki, port)
+            assert await request(reader, writer, b"<t/>") == b"echo:<t/>"
+            (protocol,) = server_protocols(listener)
+            assert protocol._ssl_buffer is tls_protocol(writer)._ssl_buffer
+            writer.close()
+            return id(protocol._ssl_buffer)
+
+    ids: list[int] = []
+
+    def run() -> None:
+        ids.append(asyncio.run(buffer_in_this_thread()))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(READ_LIMIT * 4)
+    assert len(ids) == 2
+    assert ids[0] != ids[1]
+
+
+def test_idempotent() -> None:
     assert bound_tls_buffers() is True
+    descriptor = vars(tls_memory._stock_class())["_ssl_buffer"]
     assert bound_tls_buffers() is True
-    assert tls_memory.read_buffer_size() == READ_BUFFER
-    with pytest.raises(ValueError, match="one whole record"):
-        bound_tls_buffers(MIN_READ_BUFFER - 1)
-    assert tls_memory.read_buffer_size() == READ_BUFFER
+    assert vars(tls_memory._stock_class())["_ssl_buffer"] is descriptor
 
 
-def test_unchecked_python_is_left_alone_and_logged_once(
-    monkeypatch: pytest.MonkeyPatch, restore_read_buffer: None
-) -> None:
-    stock = tls_memory._stock_class()
-    assert stock is not None
-    stock.max_size = 256 * 1024  # type: ignore[attr-defined]
+def test_unchecked_python_is_left_alone_and_logged_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tls_memory, "read_buffers_shared", lambda: False)  # as if not yet applied
     monkeypatch.setattr(tls_memory, "_warned", False)
     monkeypatch.setattr(sys, "version_info", (3, 99, 0, "final", 0))
+    before = dict(vars(tls_memory._stock_class()))
     with capture_logs() as logs:
         assert bound_tls_buffers() is False
         assert bound_tls_buffers() is False
-    assert tls_memory.read_buffer_size() == 256 * 1024
-    assert [e["event"] for e in logs] == ["tls_read_buffer_unbounded"]
+    assert dict(vars(tls_memory._stock_class())) == before
+    assert [e["event"] for e in logs] == ["tls_read_buffers_not_shared"]
     assert logs[0]["reason"] == "Python 3.99 not checked"
+
+
+def test_refused_when_another_method_uses_the_buffer() -> None:
+    stock = tls_memory._stock_class()
+
+    class Peeks(stock):  # type: ignore[misc,valid-type]
+        def peek(self) -> bytes:
+            return bytes(self._ssl_buffer[:1])
+
+    assert tls_memory._refusal(stock, (3, 11)) is None
+    reason = tls_memory._refusal(stock, (3, 11), (Peeks,))
+    assert reason is not None
+    assert "peek" in reason
 
 
 def test_openssl_releases_record_buffers(dev_pki: DevPki) -> None:
