@@ -19,6 +19,7 @@ import structlog
 from gateway import __version__
 from gateway.config import Config, load_config
 from gateway.errors import ConfigError
+from gateway.net.tls_memory import bound_tls_buffers
 from gateway.ops.logs import configure_logging
 from gateway.preflight import describe
 from gateway.server import Gateway, check_config
@@ -96,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - a configuration error (78), or else: one line
         return _fail(exc)
     configure_logging(cfg.observability.log_level, cfg.observability.log_format)
+    bound_tls_buffers()  # before the first TLS connection (docs/architecture.md §9)
     try:
         return asyncio.run(run(cfg, args.ports_file))
     except KeyboardInterrupt:  # pragma: no cover - handled by the signal handler

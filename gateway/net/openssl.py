@@ -16,6 +16,11 @@ All three are single calls on the context's ``SSL_CTX``, made here with
   handshake follows the same policy as the signature path
   (``gateway.keys.revocation``).
 
+One mode is only read back: ``releases_buffers`` tells whether OpenSSL frees
+a connection's record buffers while they are empty (``SSL_CTX_get_mode``),
+which the per-connection memory of idle connections relies on
+(``gateway.net.tls_memory``).
+
 The ``SSL_CTX`` pointer is read from the ``SSLContext`` object (CPython lays
 it out right after the object header).  Before anything is written through
 it, the options OpenSSL reports for that pointer must equal the options
@@ -42,6 +47,8 @@ GROUPS: Final = "X25519:P-256:P-384"
 """Key-exchange groups accepted, in the server's order of preference."""
 
 _SSL_CTRL_SET_GROUPS_LIST: Final = 92  # ssl.h; SSL_CTX_set1_groups_list is a macro over it
+_SSL_CTRL_MODE: Final = 33  # ssl.h; SSL_CTX_get_mode is a macro over it
+SSL_MODE_RELEASE_BUFFERS: Final = 0x10  # ssl.h
 
 _VERIFY_CB = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_void_p)
 
@@ -110,6 +117,17 @@ def set_client_ca_names(ctx: ssl.SSLContext, ca_paths: Sequence[Path]) -> int:
     count = int(_LIB.OPENSSL_sk_num(names))
     _LIB.SSL_CTX_set_client_CA_list(ptr, names)
     return count
+
+
+def releases_buffers(ctx: ssl.SSLContext) -> bool:
+    """True when OpenSSL frees a connection's record buffers whenever they are empty.
+
+    CPython turns ``SSL_MODE_RELEASE_BUFFERS`` on for every context; an idle
+    connection then holds no record buffers (docs/architecture.md §9).
+    """
+    return bool(
+        _LIB.SSL_CTX_ctrl(_ctx_pointer(ctx), _SSL_CTRL_MODE, 0, None) & SSL_MODE_RELEASE_BUFFERS
+    )
 
 
 def _excuse_unknown_status_py(preverify_ok: int, store_ctx: int) -> int:

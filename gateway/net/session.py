@@ -289,6 +289,7 @@ class Session:
                 self.frames += 1
                 FRAMES.labels(self.spec.name).inc()
                 task = asyncio.create_task(self._serve(outcome))
+                del outcome  # else the body lives on while the connection idles
                 dispatched = True
                 self._handlers.add(task)
                 task.add_done_callback(self._handlers.discard)
