@@ -42,6 +42,7 @@ from gateway.net.session import (
     peer_address,
 )
 from gateway.net.tls import send_handshake_alerts
+from gateway.net.tls_memory import bound_tls_buffers
 from gateway.ops.metrics import CONNECTION_CLOSES
 
 __all__ = ["BadFrameResponder", "ConnInfo", "Handler", "Listener", "ListenerSpec"]
@@ -152,6 +153,7 @@ class Listener:
         tls = spec.ssl is not None
         if tls:
             send_handshake_alerts()
+            bound_tls_buffers()  # every process that serves TLS passes here (fronts too)
         # TLS is started by hand after the accept (not by start_server), so that
         # admission refuses a flooding address before any handshake CPU is spent
         # and handshake failures and timeouts are counted like other closes.
