@@ -62,7 +62,7 @@ from gateway.ops.health import HealthServer, HealthState, Lifecycle
 from gateway.ops.metrics_merge import FrontMetrics
 from gateway.ops.views import VIEWS, journal_view
 from gateway.pipeline import Pipeline, PipelineSettings
-from gateway.procs.fronts import Fronts
+from gateway.procs.fronts import FrontDeskPool, Fronts
 from gateway.routing.directory import Directory
 from gateway.routing.router import Router
 from gateway.workers import WorkerPool
@@ -237,7 +237,7 @@ class Gateway:
         metrics.DIRECTORY_CODES.set(len(self._router.directory))
         prepared = preflight.prepare_keys(cfg, self.clock.now())
         self._ring, self._registry = prepared.ring, prepared.registry
-        self._pool = WorkerPool(desk_setup(cfg), cfg.workers.processes)
+        self._pool = self._new_pool()
         await self._pool.start()
         await preflight.open_journal(cfg, self.store)
         self.health.checks["journal"] = True
@@ -327,6 +327,13 @@ class Gateway:
             business_clock=self.clock.now().isoformat(),
             config=list(cfg.sources),
         )
+
+    def _new_pool(self) -> WorkerPool:
+        """The core's desk: with fronts and no worker processes, the fronts run it."""
+        cfg = self.cfg
+        if cfg.workers.fronts > 0 and cfg.workers.processes == 0:
+            return FrontDeskPool(desk_setup(cfg), lambda: self._fronts)
+        return WorkerPool(desk_setup(cfg), cfg.workers.processes)
 
     async def _start_listeners(
         self, contexts: dict[str, ssl.SSLContext], corr: Correspondence
@@ -641,7 +648,7 @@ class Gateway:
                     preflight.listener_contexts(self.cfg, new_ring, self.clock.now())
                 new_registry = Registry.load(desk_setup(self.cfg).enrolment)
                 new_denied = read_denied(self.cfg)
-                new_pool = WorkerPool(desk_setup(self.cfg), self.cfg.workers.processes)
+                new_pool = self._new_pool()
                 await new_pool.start()
             except Exception as exc:  # noqa: BLE001 - any failure keeps the old version
                 log.warning("reload_refused", reason=str(exc)[:300])

@@ -157,6 +157,13 @@ WORKER_QUEUE = Gauge(
     "Frames waiting for or in a decode/verify worker",
     registry=REGISTRY,
 )
+CORE_DESK_CALLS = Counter(
+    "gateway_core_desk_calls_total",
+    "The core's desk calls (signing clearing messages, verifying receipts and statuses),"
+    " by where they ran: a front process, or the core itself",
+    ["where"],
+    registry=REGISTRY,
+)
 CERT_EXPIRY = Gauge(
     "gateway_certificate_expiry_timestamp_seconds",
     "notAfter of a certificate the gateway uses, UNIX seconds",
@@ -340,6 +347,8 @@ def create_series() -> None:
         INCOMING_CREDITS.labels(outcome)
     for what in ("tracked_addresses", "tracked_corps", "active_bans", "open_connections"):
         ADMISSION.labels(what)
+    for where in ("front", "core"):
+        CORE_DESK_CALLS.labels(where)
     for engine in _ENGINES:
         OUTBOUND_INFLIGHT.labels(engine)
         for state in ("QUEUED", "HELD"):

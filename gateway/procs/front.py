@@ -199,7 +199,9 @@ class Front:
         self.clock: Clock
 
     async def run(self, channel_sock: socket.socket) -> int:
-        ch = await open_pair(channel_sock, on_push=self._on_push, name=f"front-{self.index}")
+        ch = await open_pair(
+            channel_sock, on_call=self._on_call, on_push=self._on_push, name=f"front-{self.index}"
+        )
         self._ch = ch
         reader = asyncio.get_running_loop().create_task(ch.run())
         reader.add_done_callback(lambda _t: self._stop.set())
@@ -301,7 +303,14 @@ class Front:
             *(ln.drain(self._drain_timeout) for ln in self._listeners), return_exceptions=True
         )
 
-    # -- what the core tells us -------------------------------------------
+    # -- what the core asks and tells us -----------------------------------
+    async def _on_call(self, method: str, args: tuple[Any, ...]) -> Any:
+        """The core's desk work (``Fronts.desk_call``): inline, on this front's desk."""
+        if method != "desk":
+            raise ValueError(f"unknown core call {method!r}")
+        op, call_args = args
+        return await self.pool()._call(op, *call_args)
+
     def _on_push(self, method: str, args: tuple[Any, ...]) -> None:
         if method == "ban":
             if self._admission is not None:

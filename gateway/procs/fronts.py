@@ -30,13 +30,15 @@ import structlog
 from gateway.clock import BusinessClock, Clock
 from gateway.config import Config, ListenerConfig
 from gateway.correspondence.corplink import CorplinkCorrespondence
+from gateway.desk import DeskSetup
 from gateway.errors import ChildStartFailed, ConfigError
 from gateway.journal.records import NewRequest
 from gateway.journal.store import Store
 from gateway.model import Engine, State
 from gateway.net.admission import Admission
 from gateway.ops import metrics
-from gateway.procs.channel import Channel, open_pair
+from gateway.procs.channel import Channel, ChannelClosed, open_pair
+from gateway.workers import WorkerPool
 
 log = structlog.get_logger("gateway.procs")
 
@@ -61,6 +63,26 @@ class _Front:
     conns: Counter[str] = field(default_factory=Counter)
     last_seen: float = 0.0
     stopping: bool = False
+    desk_calls: int = 0
+    """Desk calls of the core in flight on this front (the least busy front gets the next)."""
+
+
+class FrontDeskPool(WorkerPool):
+    """The core's desk calls, run by the fronts while any serves, else inline here."""
+
+    def __init__(self, setup: DeskSetup, fronts: Callable[[], Fronts | None]) -> None:
+        super().__init__(setup, 0)
+        self._fronts = fronts
+
+    async def _call(self, op: str, *args: Any) -> Any:
+        fronts = self._fronts()
+        if fronts is not None:
+            done, result = await fronts.desk_call(op, args)
+            if done:
+                metrics.CORE_DESK_CALLS.labels("front").inc()
+                return result
+        metrics.CORE_DESK_CALLS.labels("core").inc()
+        return await super()._call(op, *args)
 
 
 def bind_reuseport(host: str, port: int, count: int, backlog: int = 1024) -> list[socket.socket]:
@@ -307,6 +329,40 @@ class Fronts:
             await self._store.record_exchange(ex)
         except Exception as exc:  # noqa: BLE001 - evidence only, after the answer
             log.warning("exchange_not_kept", error=str(exc)[:200])
+
+    # -- the core's desk work, done by the fronts ------------------------------
+    async def desk_call(self, op: str, args: tuple[Any, ...]) -> tuple[bool, Any]:
+        """Run ``Desk.op(*args)`` in the least busy serving front: ``(True, result)``,
+        or ``(False, None)`` when no front can take it now (the caller runs it inline).
+
+        The core's own CPU work — signing clearing messages, verifying receipts and
+        statuses — would otherwise make the one core process the daemon's limit,
+        while the fronts have cores to spare; the channel already carries a batch
+        each loop turn, so the hand-off adds a share of a write (docs/architecture.md §1).
+        """
+        for _ in range(len(self._fronts)):
+            serving = [
+                f
+                for f in self._fronts
+                if f.channel is not None
+                and not f.channel.closed
+                and not f.stopping
+                and f.ready is not None
+                and f.ready.done()
+                and not f.ready.exception()
+            ]
+            if not serving or self._stopping:
+                return False, None
+            f = min(serving, key=lambda x: x.desk_calls)
+            assert f.channel is not None  # noqa: S101
+            f.desk_calls += 1
+            try:
+                return True, await f.channel.call("desk", op, args)
+            except ChannelClosed:
+                continue  # that front died meanwhile: another one, or inline
+            finally:
+                f.desk_calls -= 1
+        return False, None
 
     # -- what the core tells fronts -------------------------------------------
     def broadcast(self, method: str, *args: Any) -> None:

@@ -54,7 +54,11 @@ async def test_fronts_answer_as_the_single_process_does(
         assert len(pids) == 2
         assert os.getpid() not in pids
         paid = 'gateway_requests_total{ret_code="0000",trn_code="PAY"}'
-        before = sample(await scrape(gw), paid) or 0.0
+        by_front = 'gateway_core_desk_calls_total{where="front"}'
+        by_core = 'gateway_core_desk_calls_total{where="core"}'
+        start = await scrape(gw)
+        before = sample(start, paid) or 0.0
+        front_desk, core_desk = sample(start, by_front) or 0.0, sample(start, by_core) or 0.0
         cs = await clients(gw, dev_pki, 6)
         rs = await asyncio.gather(
             *(
@@ -85,6 +89,11 @@ async def test_fronts_answer_as_the_single_process_does(
                 break
             await asyncio.sleep(0.1)
         assert await merged() == (49.0, 6.0)
+        # the core's signing and receipt checks ran in the fronts, not in the core:
+        # at least one BEPS package signed, its ccms.990 and ccms.900 verified
+        end = await scrape(gw)
+        assert (sample(end, by_front) or 0.0) - front_desk >= 3
+        assert (sample(end, by_core) or 0.0) - core_desk == 0
         for c in cs:
             await c.close()
 
