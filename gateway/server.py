@@ -43,6 +43,8 @@ from gateway.correspondence.service import Correspondence
 from gateway.desk import open_desk
 from gateway.engines.runner import EngineRunner, EngineSettings, Redelivery
 from gateway.journal.audit import audit_once
+from gateway.journal.deferred import DeferredWrites
+from gateway.journal.ops_records import Exchange
 from gateway.journal.records import NewOutbound, OutboundRecord, OutState
 from gateway.journal.retention import archive_once
 from gateway.journal.store import Store
@@ -159,6 +161,7 @@ class Gateway:
         self._listeners: list[Listener] = []
         self._fronts: Fronts | None = None
         self.front_metrics = FrontMetrics()
+        self.exchanges: DeferredWrites[Exchange] = DeferredWrites(self.store.record_exchange)
         self._tasks: list[asyncio.Task[Any]] = []
         self._runners: dict[Engine, EngineRunner] = {}
         self._link: ClearingLink | None = None
@@ -355,6 +358,7 @@ class Gateway:
             ),
             self.admission,
             corr.corplink,
+            keep=self.exchanges.add,
         )
         for i, lc in enumerate(cfg.listeners):
             ctx = None
@@ -394,6 +398,7 @@ class Gateway:
             self._wake,
             on_metrics=self.front_metrics.update,
             on_gone=self.front_metrics.forget,
+            keep_exchange=self.exchanges.add,
         )
         self._fronts = fronts
         for i, lc in enumerate(cfg.listeners):
@@ -621,6 +626,8 @@ class Gateway:
         if self.correspondence is not None:
             with contextlib.suppress(Exception):
                 await self.correspondence.close()
+        with contextlib.suppress(Exception):
+            await self.exchanges.close()
         await self.store.close()
         if self._pool is not None:
             await self._pool.close()

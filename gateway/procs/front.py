@@ -253,6 +253,7 @@ class Front:
             ),
             admission,
             FrontCorrespondence(ch),  # type: ignore[arg-type]
+            keep=lambda ex: ch.push("record_exchange", ex),
         )
         budget = ByteBudget(cfg.load.max_body_bytes)
         for lc in cfg.listeners:

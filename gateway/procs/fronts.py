@@ -120,6 +120,7 @@ class Fronts:
         wake: Callable[[Engine], None],
         on_metrics: Callable[[int, bytes], None] | None = None,
         on_gone: Callable[[int], None] | None = None,
+        keep_exchange: Callable[[Any], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self._clock = clock
@@ -129,6 +130,7 @@ class Fronts:
         self._wake = wake
         self._on_metrics = on_metrics
         self._on_gone = on_gone
+        self._keep_exchange = keep_exchange
         self._sockets: dict[str, list[socket.socket]] = {}
         self._fronts = [_Front(i) for i in range(cfg.workers.fronts)]
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -302,7 +304,10 @@ class Fronts:
         elif method == "strike":
             self._strike(*args)
         elif method == "record_exchange":
-            self._keep(self._record_exchange(args[0]))
+            if self._keep_exchange is not None:
+                self._keep_exchange(args[0])
+            else:
+                self._keep(self._record_exchange(args[0]))
         elif method == "ready":
             if f.ready is not None and not f.ready.done():
                 f.ready.set_result(None)
