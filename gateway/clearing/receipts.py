@@ -10,6 +10,7 @@ idempotently.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -86,12 +87,15 @@ class ReceiptHandler:
         topic = prepared.topic
         now = self._clock.now()
         engine = engine_of_topic(self._prefix, topic)
-        # kept with its exact signed bytes for ``gatewayctl messages show`` (re-deliveries once)
-        await self._store.record_inbound(
+        # kept with its exact signed bytes for ``gatewayctl messages show`` (re-deliveries
+        # once); submitted with the apply, so that both share one group commit
+        record = self._store.record_inbound(
             InboundMessage(msg.msg_id, msg.msg_tp, msg.sndr, topic, _ref(msg), payload, now)
         )
         if msg.msg_tp == "ccms.990" and msg.orgnl_msg_id:
-            known = await self._store.apply_receipt(msg.orgnl_msg_id, now)
+            known, _ = await asyncio.gather(
+                self._store.apply_receipt(msg.orgnl_msg_id, now), record
+            )
             for cb in self._on_receipt:
                 cb(msg.orgnl_msg_id)
             if not known:
@@ -102,7 +106,9 @@ class ReceiptHandler:
             # apply_tx_status also counts as the message's ccms.990 when that was lost
             for cb in self._on_receipt:
                 cb(msg.orgnl_msg_id)
-            changed = await self._store.apply_tx_status(msg.orgnl_msg_id, msg.results, now)
+            changed, _ = await asyncio.gather(
+                self._store.apply_tx_status(msg.orgnl_msg_id, msg.results, now), record
+            )
             for r in msg.results:
                 if r.status in ("ACSC", "RJCT"):
                     metrics.ITEM_FINAL.labels(
@@ -111,11 +117,13 @@ class ReceiptHandler:
                     ).inc()
             log.info("status_applied", orgnl_msg_id=msg.orgnl_msg_id, changed=changed)
         elif self._corr is not None and msg.msg_tp in HANDLED:
+            await record
             if not await self._corr.handle(msg, engine):
                 metrics.INBOUND_DROPPED.labels("malformed").inc()
                 log.warning("inbound_dropped", reason="incomplete", msg_tp=msg.msg_tp, topic=topic)
                 return
         else:
+            await record
             metrics.INBOUND_DROPPED.labels("unsupported").inc()
             log.info("inbound_ignored", msg_tp=msg.msg_tp, topic=topic)
             return

@@ -110,10 +110,10 @@ def small_disk(path: Path, size: str = "4m") -> Iterator[Path]:
 
 def fill(disk: Path) -> Path:
     filler = disk / "filler"
-    with filler.open("wb") as fh, contextlib.suppress(OSError):
+    # unbuffered: a partial write must not come back as an error from close()
+    with contextlib.suppress(OSError), filler.open("wb", buffering=0) as fh:
         while True:
             fh.write(b"\0" * 65536)
-            fh.flush()
             os.fsync(fh.fileno())
     return filler
 
