@@ -277,15 +277,17 @@ def _fields(
         if not isinstance(tag, str) or not tag.startswith(f"{{{NS_CLR}}}"):
             raise DraftDocumentError(f"{root_name}: a comment, instruction or foreign element")
         name = tag.rpartition("}")[2]
+        if name not in order:
+            raise DraftDocumentError(f"{root_name}/{name[:40]}: unknown element")
+        if name in out:
+            raise DraftDocumentError(f"{root_name}/{name} repeated")
         for want in expected:
             if want == name:
                 break
             if want not in optional:
                 raise DraftDocumentError(f"{root_name}/{want} missing or out of order")
         else:
-            if name in out or name in order:
-                raise DraftDocumentError(f"{root_name}/{name} repeated or out of order")
-            raise DraftDocumentError(f"{root_name}/{name[:40]}: unknown element")
+            raise DraftDocumentError(f"{root_name}/{name} out of order")
         if elem.attrib or len(elem) or not _is_blank(elem.tail):
             raise DraftDocumentError(f"{root_name}/{name}: attributes, children or stray text")
         if not elem.text:
