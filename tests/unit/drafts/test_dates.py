@@ -11,6 +11,8 @@ import calendar
 from datetime import date, datetime, time, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.clock import SHANGHAI
 from gateway.drafts.dates import (
@@ -188,3 +190,16 @@ def _all_days(cal: WorkCalendar) -> list[date]:
             out.append(d)
             d += ONE_DAY
     return out
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(issue=st.dates(min_value=date(2025, 12, 1), max_value=date(2028, 12, 31)))
+def test_expiry_is_the_first_working_day_from_one_month_later(issue: date) -> None:
+    cal = shipped_calendar()
+    got = expiry_date(issue, cal)
+    target = one_month_after(issue)
+    assert cal.is_working_day(got)
+    assert target <= got
+    assert all(not cal.is_working_day(target + i * ONE_DAY) for i in range((got - target).days))
+    assert target.month == issue.month % 12 + 1
+    assert target.day == min(issue.day, calendar.monthrange(target.year, target.month)[1])

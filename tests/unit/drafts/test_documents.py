@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from gateway.drafts.documents import (
@@ -318,3 +321,22 @@ def test_a_presentment_read_from_an_envelope_element() -> None:
     tree = parse_document(serialize(clr))
     assert read_presentment(tree[1]) == PRESENTED
     assert isinstance(PRESENTED, Presentment) and PRESENTED.issue_date == date(2026, 11, 2)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    edits=st.lists(
+        st.tuples(st.integers(0, len(TEMPLATE.encode()) - 1), st.integers(0, 255)),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_a_mangled_presentment_raises_only_the_document_error(
+    edits: list[tuple[int, int]],
+) -> None:
+    """Whatever bytes arrive, the reader answers with a value or one clear error."""
+    data = bytearray(TEMPLATE.encode())
+    for offset, byte in edits:
+        data[offset] = byte
+    with contextlib.suppress(DraftDocumentError):
+        parse_presentment(bytes(data))
