@@ -52,12 +52,16 @@ class DraftKeys(Protocol):
     """Where the Code's keys come from: the key ring's ``draft`` role, later.
 
     ``current(now)`` makes new Codes; ``kept(now)`` is every key a Code may
-    still verify under at ``now`` (the current one first).
+    still verify under at ``now`` (the current one first); ``by_id`` finds the
+    key a register entry's Code was made under, to show that Code again
+    (STATUS) without storing it (docs/bank-drafts.md §1).
     """
 
     def current(self, now: datetime) -> DraftKey: ...
 
     def kept(self, now: datetime) -> tuple[DraftKey, ...]: ...
+
+    def by_id(self, key_id: str) -> DraftKey | None: ...
 
 
 class CodeFields(Protocol):

@@ -223,6 +223,10 @@ class DraftKeyRing:
         """The version that makes new Codes at ``now``."""
         return self._keys[_index(self._acts, now)]
 
+    def by_id(self, key_id: str) -> DraftKey | None:
+        """The opened version ``key_id``, kept or not (None once it has been pruned)."""
+        return next((k for k in self._keys if k.key_id == key_id), None)
+
     def kept(self, now: datetime) -> tuple[DraftKey, ...]:
         """The current version first, then every earlier one still kept at ``now``."""
         current = _index(self._acts, now)

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from gateway.clock import SHANGHAI
-from gateway.drafts.code import DraftKey, code_message, is_code_text, make_code, verify
+from gateway.drafts.code import DraftKey, DraftKeys, code_message, is_code_text, make_code, verify
 from gateway.drafts.keystore import DraftKeyRing, SealedVersion
 from tests.unit.drafts.helpers import KEY_A, KEY_B, OURS, entry
 
@@ -148,3 +148,16 @@ def test_retention_is_read_on_the_shanghai_date() -> None:
 
     assert KEY_A in ROTATED.kept(datetime(2026, 12, 1, 15, 30, tzinfo=UTC))
     assert KEY_A not in ROTATED.kept(datetime(2026, 12, 1, 16, 30, tzinfo=UTC))
+
+
+def test_the_key_of_an_entry_is_found_by_its_id() -> None:
+    e = entry()
+    key = ROTATED.by_id(e.code_key)
+    assert key == KEY_A
+    assert make_code(key, e) == make_code(KEY_A, e)  # the Code shown again in STATUS
+    assert ROTATED.by_id("d-none") is None
+
+
+def test_the_keyring_is_a_draft_keys_source() -> None:
+    keys: DraftKeys = ROTATED  # mypy checks the protocol
+    assert keys.current(at(2026, 11, 2)) == KEY_B
