@@ -110,10 +110,29 @@ class Channel:
             self._out.clear()
             return
         batch, self._out = self._out, []
-        data = pickle.dumps(batch, protocol=5)
+        try:
+            data = pickle.dumps(batch, protocol=5)
+        except Exception:  # noqa: BLE001 - one bad message must not sink the others
+            data = pickle.dumps([m for m in map(self._sendable_message, batch) if m], protocol=5)
         self._writer.write(_LEN.pack(len(data)) + data)
         self.frames_out += 1
         self.messages_out += len(batch)
+
+    def _sendable_message(self, msg: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """``msg`` if it pickles; else what stands in for it: a result becomes the
+        caller's error, a call fails here at once, a push is dropped (logged)."""
+        try:
+            pickle.dumps(msg, protocol=5)
+        except Exception as exc:  # noqa: BLE001
+            log.exception("channel_message_unsendable", channel=self.name, kind=msg[0])
+            if msg[0] == "r":
+                return ("r", msg[1], False, RemoteError(f"answer not sendable: {exc}"))
+            if msg[0] == "c":
+                fut = self._waiting.get(msg[1])
+                if fut is not None and not fut.done():
+                    fut.set_exception(RemoteError(f"call not sendable: {exc}"))
+            return None
+        return msg
 
     async def drain(self) -> None:
         """Wait until what was written has left (backpressure on a slow reader)."""

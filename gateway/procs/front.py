@@ -35,6 +35,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+from structlog.typing import EventDict
 
 from gateway import builders, preflight
 from gateway.clock import BusinessClock, Clock, SystemClock
@@ -209,7 +210,7 @@ class Front:
             cfg, clock_spec = await ch.call("setup", self.index, os.getpid())
             self.cfg, self.clock = cfg, _clock(clock_spec)
             configure_logging(cfg.observability.log_level, cfg.observability.log_format)
-            structlog.contextvars.bind_contextvars(front=self.index)
+            self._tag_logs()
             self._router = builders.build_router(cfg)
             prepared = preflight.prepare_keys(cfg, self.clock.now())
             pool = WorkerPool(builders.desk_setup(cfg), 0)
@@ -280,6 +281,18 @@ class Front:
             )
             await listener.start()
             self._listeners.append(listener)
+
+    def _tag_logs(self) -> None:
+        """Every line of this process names its front (sessions clear their context
+        variables, so a bound variable would not last)."""
+        index = self.index
+
+        def add_front(_logger: Any, _name: str, event: EventDict) -> EventDict:
+            event.setdefault("front", index)
+            return event
+
+        processors = list(structlog.get_config()["processors"])
+        structlog.configure(processors=[add_front, *processors])
 
     def pool(self) -> WorkerPool:
         assert self._pool is not None  # noqa: S101 - set in run()

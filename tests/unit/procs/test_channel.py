@@ -30,6 +30,8 @@ class Core:
             return sum(args)
         if method == "refuse":
             raise GatewayError(RetCode.NOT_PERMITTED, "daily limit")
+        if method == "lock":
+            return threading.Lock()  # a result that cannot be sent
         if method == "unpicklable":
             exc = RuntimeError("with a lock")
             exc.lock = threading.Lock()  # type: ignore[attr-defined]
@@ -102,3 +104,17 @@ async def test_calls_in_flight_fail_when_the_other_side_goes_away(
     with pytest.raises(ChannelClosed):
         await front.call("add", 1)
     front.push("lost", 1)  # a push on a closed channel is dropped, not raised
+
+
+async def test_an_answer_that_cannot_be_sent_fails_only_its_own_call(
+    pair: tuple[Channel, Channel, Core],
+) -> None:
+    front, _served, _core = pair
+    results = await asyncio.gather(
+        front.call("add", 1, 1), front.call("lock"), front.call("add", 2, 2), return_exceptions=True
+    )
+    assert results[0] == 2 and results[2] == 4
+    assert isinstance(results[1], RemoteError)
+    with pytest.raises(RemoteError, match="call not sendable"):
+        await front.call("add", threading.Lock())
+    assert await front.call("add", 5) == 5
