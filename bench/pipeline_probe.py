@@ -136,12 +136,17 @@ def memory_kib(pid: int) -> tuple[int, int]:
 
 
 def kind(pid: int) -> str:
-    """A short name for a child process: forkserver, resource tracker, worker, ..."""
+    """A short name for a child process: front, forkserver, resource tracker, worker, ..."""
     try:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return "gone"
-    for word, name in (("resource_tracker", "tracker"), ("forkserver", "forkserver")):
+    words = (
+        ("gateway.procs.front", "front"),
+        ("resource_tracker", "tracker"),
+        ("forkserver", "forkserver"),
+    )
+    for word, name in words:
         if word in cmd:
             return name
     return Path(f"/proc/{pid}/comm").read_text().strip() if Path(f"/proc/{pid}").exists() else "?"
