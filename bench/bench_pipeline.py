@@ -366,7 +366,8 @@ def cpu_snapshot(daemon: int, others: dict[str, list[int]]) -> Counter[str]:
     threads), its front processes (``python -m gateway.procs.front``, children
     of the core: their main threads run their event loops) and anything they
     start, and the core's multiprocessing forkserver and resource tracker with
-    the worker processes the forkserver forked.
+    the worker processes the forkserver forked (any other child of the core:
+    "gw core other children").
     """
     kids = probe.children_map()
     out: Counter[str] = Counter()
@@ -374,16 +375,20 @@ def cpu_snapshot(daemon: int, others: dict[str, list[int]]) -> Counter[str]:
     out["gw core event-loop thread"] += loop
     out["gw core other threads"] += threads
     for child in kids.get(daemon, []):
-        if probe.kind(child) == "front":
+        kind = probe.kind(child)
+        if kind == "front":
             loop, threads = _threads(child)
             out["gw fronts event loops"] += loop
             out["gw fronts other threads"] += threads
             for p in probe.tree(child, kids)[1:]:
                 out["gw fronts children"] += _stat(f"/proc/{p}/stat")[1]
-            continue
-        out["gw core forkserver+tracker"] += _stat(f"/proc/{child}/stat")[1]
-        for p in probe.tree(child, kids)[1:]:
-            out["gw core workers"] += _stat(f"/proc/{p}/stat")[1]
+        elif kind in ("forkserver", "tracker"):
+            out["gw core forkserver+tracker"] += _stat(f"/proc/{child}/stat")[1]
+            for p in probe.tree(child, kids)[1:]:
+                out["gw core workers"] += _stat(f"/proc/{p}/stat")[1]
+        else:  # nothing else is started today; counted, not lost, if it ever is
+            for p in probe.tree(child, kids):
+                out["gw core other children"] += _stat(f"/proc/{p}/stat")[1]
     for role, pids in others.items():
         out[role] += sum(_stat(f"/proc/{p}/stat")[1] for p in pids)
     with open("/proc/stat") as fh:
