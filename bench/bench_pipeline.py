@@ -433,7 +433,8 @@ class RunStats:
     backlog: probe.Backlog | None = None  # at the end of the measured window
     gw_rss_mib: float = math.nan
     gw_pss_mib: float = math.nan
-    front_cores: tuple[float, ...] = ()  # each front's cores busy, by start order
+    front_cores: tuple[float, ...] = ()  # each front's cores busy, by pid
+    front_conns: tuple[int, ...] = ()  # each front's client connections, by pid
 
     def keeps_up(self) -> bool:
         """Goal 5's two backlog bounds, at the end of the run."""
@@ -596,6 +597,7 @@ def one_run(
         time.sleep(max(0.0, ctx.t_warm - time.monotonic()))
         f0 = front_ticks(gw.pid)
         before, m0 = cpu_snapshot(gw.pid, others), probe.scrape(ctx.metrics_url)
+        front_conns = probe.connections(sorted(f0), port)
         hooks.measure(ctx)
         after, m1 = cpu_snapshot(gw.pid, others), probe.scrape(ctx.metrics_url)
         f1 = front_ticks(gw.pid)
@@ -644,6 +646,7 @@ def one_run(
         gw_rss_mib=sum(m[0] for m in mem) / 1024,
         gw_pss_mib=sum(m[1] for m in mem) / 1024,
         front_cores=front_cores,
+        front_conns=tuple(front_conns),
     )
 
 
@@ -750,7 +753,8 @@ def print_split(runs: Sequence[RunStats], what: str) -> None:
     (cc, cu), (fc, fu) = part("gw core "), part("gw fronts ")
     each = ""
     if len(runs) == 1 and runs[0].front_cores:
-        each = " (each front: " + " / ".join(f"{c:.2f}" for c in runs[0].front_cores) + ")"
+        each = " (each front: " + " / ".join(f"{c:.2f}" for c in runs[0].front_cores)
+        each += " cores; client connections " + " / ".join(map(str, runs[0].front_conns)) + ")"
     print(
         f"  gatewayd split{what}: core {cc:.2f} cores = {cu:.0f} µs/payment;"
         f" fronts {fc:.2f} cores = {fu:.0f} µs/payment{each}",
