@@ -41,6 +41,7 @@ import json
 import math
 import multiprocessing as mp
 import os
+import re
 import resource
 import shutil
 import signal
@@ -408,6 +409,35 @@ def front_ticks(daemon: int) -> dict[int, int]:
     }
 
 
+_CONSOLE_PROBLEM = re.compile(r"\[(warning|error|critical)\s*\]\s+(\S+)")
+
+
+def log_problems(path: Path) -> Counter[str]:
+    """Warnings and errors in a run's log (gatewayd, its fronts, the simulator), by event.
+
+    The shipped log format is JSON lines (the simulator's: console lines); any
+    other line that names an error (a traceback) counts as "unstructured".
+    Left out: ``admin_group_missing`` (the bench runs without the admin group).
+    """
+    found: Counter[str] = Counter()
+    with contextlib.suppress(OSError), path.open(encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                if m := _CONSOLE_PROBLEM.search(line):  # the simulator's console lines
+                    found[f"{m.group(1)} {m.group(2)}"] += 1
+                elif "Traceback" in line or "Error" in line:
+                    found["unstructured"] += 1
+                continue
+            if not isinstance(rec, dict):
+                continue
+            level, event = rec.get("level"), str(rec.get("event"))
+            if level in ("warning", "error", "critical") and event != "admin_group_missing":
+                found[f"{level} {event}"] += 1
+    return found
+
+
 def workers_label(args: argparse.Namespace) -> str:
     """The process model measured: fronts and core worker processes, "(shipped)" if not overlaid."""
     fronts = SHIPPED_WORKERS.get("fronts", 0) if args.fronts is None else args.fronts
@@ -625,6 +655,8 @@ def one_run(
         with contextlib.suppress(Exception):
             ok += parse_reply(raw, certs).msg_id != ""
     note = f"{ok}/{len(samples)} sampled replies verified"
+    if problems := log_problems(run_dir / "processes.log"):
+        note += "; LOG: " + ", ".join(f"{k} x{v}" for k, v in problems.most_common(6))
     if any(r.exhausted for r in results):
         note += "; PRE-SIGNED REQUESTS RAN OUT (raise --max-guess)"
     if rate > 0 and (backlog_n := max(r.backlog for r in results)) > 1:
