@@ -2,7 +2,7 @@
 
 Run on purpose (never in the test suite); loopback only, bounded in time::
 
-    python bench/bench_pipeline.py [--workers 2] [--rate 2000] [--no-clearing]
+    python bench/bench_pipeline.py [--fronts 2] [--workers 0] [--rate 2000] [--no-clearing]
     python bench/bench_pipeline.py --goals | --soak [--soak-minutes 15] | --burst
     python bench/bench_pipeline.py --idle-connections 10000
 
@@ -11,7 +11,8 @@ Run on purpose (never in the test suite); loopback only, bounded in time::
 Everything lives in one temp dir: a dev PKI, and per run a private mosquitto,
 the clearing simulator as its own process (``gateway-sim clearing``) and a
 fresh ``gatewayd`` (fresh journal) with an overlay: business clock at 10:00 on
-a recent weekday, one mutual-TLS listener, ``workers.processes = --workers``.
+a recent weekday, one mutual-TLS listener; ``--fronts`` and ``--workers``, when
+given, set ``workers.fronts`` and ``workers.processes`` (else as shipped).
 The load comes from ``--gen-procs`` processes that PRE-SIGN every request
 before the timed phase, so their work per message is a frame write and a
 byte search of each reply for MsgId and RetCode; a sample of replies is
@@ -24,7 +25,8 @@ requests outstanding.  ``--rate R`` is open loop at R msgs/s in total (the
 window still caps each connection; "backlog" shows a missed target).
 Printed: accepted (0000) msgs/s, other RetCodes, client-measured ack latency
 (send → reply), CPU µs per accepted payment of the gatewayd process tree from
-/proc/<pid>/stat (event-loop thread, other threads, worker processes), the
+/proc/<pid>/stat (the core: its event-loop thread, other threads, worker
+processes; the front processes: their event loops, other threads), the
 other processes' CPU and the machine's load.  Then the FLOOR: the same steps
 in this one process (acceptance and the clearing steps, ``pipeline_floor.py``),
 in µs per payment, and the daemon's figures as ratios to it.
@@ -39,6 +41,7 @@ import json
 import math
 import multiprocessing as mp
 import os
+import re
 import resource
 import shutil
 import signal
@@ -47,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -77,6 +81,9 @@ from gateway.testing import Broker, start_broker
 
 ROOT = Path(__file__).resolve().parents[1]
 HZ = os.sysconf("SC_CLK_TCK")
+with (ROOT / "conf" / "gateway.toml").open("rb") as _fh:
+    SHIPPED_WORKERS: dict[str, int] = tomllib.load(_fh).get("workers", {})
+"""The shipped ``[workers]`` table: what runs when ``--fronts`` / ``--workers`` are not given."""
 #: USBKEY operators of the dev PKI (no per-operator amount limit) and a payer account each.
 OPERATORS = (
     ("C100000001", "op01", "6222000000000001"),
@@ -340,17 +347,49 @@ def _stat(path: str) -> tuple[int, int]:
     return int(f[1]), int(f[11]) + int(f[12])
 
 
+def _threads(pid: int) -> tuple[int, int]:
+    """(main thread, other threads) CPU ticks of one process."""
+    main = other = 0
+    with contextlib.suppress(OSError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            ticks = _stat(f"/proc/{pid}/task/{tid}/stat")[1]
+            if int(tid) == pid:
+                main += ticks
+            else:
+                other += ticks
+    return main, other
+
+
 def cpu_snapshot(daemon: int, others: dict[str, list[int]]) -> Counter[str]:
-    """CPU ticks by role: the gatewayd tree (threads, helpers, workers), others, machine."""
-    ppid = {int(d): _stat(f"/proc/{d}/stat")[0] for d in os.listdir("/proc") if d.isdigit()}
+    """CPU ticks by role: the gatewayd tree, the others, the machine.
+
+    gatewayd's roles ("gw ..."): the core process (event-loop thread, other
+    threads), its front processes (``python -m gateway.procs.front``, children
+    of the core: their main threads run their event loops) and anything they
+    start, and the core's multiprocessing forkserver and resource tracker with
+    the worker processes the forkserver forked (any other child of the core:
+    "gw core other children").
+    """
+    kids = probe.children_map()
     out: Counter[str] = Counter()
-    for tid in os.listdir(f"/proc/{daemon}/task"):
-        role = "gw event-loop thread" if int(tid) == daemon else "gw other threads"
-        out[role] += _stat(f"/proc/{daemon}/task/{tid}/stat")[1]
-    for child in (p for p, pp in ppid.items() if pp == daemon):
-        out["gw forkserver+tracker"] += _stat(f"/proc/{child}/stat")[1]
-        for p in (p for p, pp in ppid.items() if pp == child):
-            out["gw workers"] += _stat(f"/proc/{p}/stat")[1]
+    loop, threads = _threads(daemon)
+    out["gw core event-loop thread"] += loop
+    out["gw core other threads"] += threads
+    for child in kids.get(daemon, []):
+        kind = probe.kind(child)
+        if kind == "front":
+            loop, threads = _threads(child)
+            out["gw fronts event loops"] += loop
+            out["gw fronts other threads"] += threads
+            for p in probe.tree(child, kids)[1:]:
+                out["gw fronts children"] += _stat(f"/proc/{p}/stat")[1]
+        elif kind in ("forkserver", "tracker"):
+            out["gw core forkserver+tracker"] += _stat(f"/proc/{child}/stat")[1]
+            for p in probe.tree(child, kids)[1:]:
+                out["gw core workers"] += _stat(f"/proc/{p}/stat")[1]
+        else:  # nothing else is started today; counted, not lost, if it ever is
+            for p in probe.tree(child, kids):
+                out["gw core other children"] += _stat(f"/proc/{p}/stat")[1]
     for role, pids in others.items():
         out[role] += sum(_stat(f"/proc/{p}/stat")[1] for p in pids)
     with open("/proc/stat") as fh:
@@ -358,6 +397,53 @@ def cpu_snapshot(daemon: int, others: dict[str, list[int]]) -> Counter[str]:
     out["machine busy"] = sum(cpu) - cpu[3] - cpu[4] - cpu[7]  # not idle, iowait, steal
     out["machine steal"] = cpu[7]
     return out
+
+
+def front_ticks(daemon: int) -> dict[int, int]:
+    """CPU ticks of each front process (its whole tree) by pid: how evenly they share."""
+    kids = probe.children_map()
+    return {
+        c: sum(_stat(f"/proc/{p}/stat")[1] for p in probe.tree(c, kids))
+        for c in kids.get(daemon, [])
+        if probe.kind(c) == "front"
+    }
+
+
+_CONSOLE_PROBLEM = re.compile(r"\[(warning|error|critical)\s*\]\s+(\S+)")
+
+
+def log_problems(path: Path) -> Counter[str]:
+    """Warnings and errors in a run's log (gatewayd, its fronts, the simulator), by event.
+
+    The shipped log format is JSON lines (the simulator's: console lines); any
+    other line that names an error (a traceback) counts as "unstructured".
+    Left out: ``admin_group_missing`` (the bench runs without the admin group).
+    """
+    found: Counter[str] = Counter()
+    with contextlib.suppress(OSError), path.open(encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                if m := _CONSOLE_PROBLEM.search(line):  # the simulator's console lines
+                    found[f"{m.group(1)} {m.group(2)}"] += 1
+                elif "Traceback" in line or "Error" in line:
+                    found["unstructured"] += 1
+                continue
+            if not isinstance(rec, dict):
+                continue
+            level, event = rec.get("level"), str(rec.get("event"))
+            if level in ("warning", "error", "critical") and event != "admin_group_missing":
+                found[f"{level} {event}"] += 1
+    return found
+
+
+def workers_label(args: argparse.Namespace) -> str:
+    """The process model measured: fronts and core worker processes, "(shipped)" if not overlaid."""
+    fronts = SHIPPED_WORKERS.get("fronts", 0) if args.fronts is None else args.fronts
+    procs = SHIPPED_WORKERS.get("processes", 2) if args.workers is None else args.workers
+    shipped = " (shipped)" if args.fronts is None and args.workers is None else ""
+    return f"fronts {fronts}, workers {procs}{shipped}"
 
 
 # ------------------------------------------------------------- one daemon run
@@ -377,6 +463,8 @@ class RunStats:
     backlog: probe.Backlog | None = None  # at the end of the measured window
     gw_rss_mib: float = math.nan
     gw_pss_mib: float = math.nan
+    front_cores: tuple[float, ...] = ()  # each front's cores busy, by pid
+    front_conns: tuple[int, ...] = ()  # each front's client connections, by pid
 
     def keeps_up(self) -> bool:
         """Goal 5's two backlog bounds, at the end of the run."""
@@ -453,7 +541,12 @@ def write_overlay(
     listener = '[[listeners]]\nname = "tls"\nport = 0\ntls = true\nclient_cert = "optional"\n'
     if hooks.max_connections:
         listener += f"max_connections = {hooks.max_connections}\n"
-    workers = f"[workers]\nprocesses = {args.workers}\n" if args.workers != 2 else ""
+    workers = "".join(
+        f"{key} = {value}\n"
+        for key, value in (("fronts", args.fronts), ("processes", args.workers))
+        if value is not None
+    )
+    workers = f"[workers]\n{workers}" if workers else ""
     (overlay := run_dir / "overlay.toml").write_text(
         f'environment = "test"\nstate_dir = "{run_dir / "state"}"\n'
         f'[clock]\nstart = "{START.isoformat()}"\n'
@@ -532,9 +625,12 @@ def one_run(
         others["load generators"] = [p.pid or 0 for p, _ in gens]
         others |= hooks.others()
         time.sleep(max(0.0, ctx.t_warm - time.monotonic()))
+        f0 = front_ticks(gw.pid)
         before, m0 = cpu_snapshot(gw.pid, others), probe.scrape(ctx.metrics_url)
+        front_conns = probe.connections(sorted(f0), port)
         hooks.measure(ctx)
         after, m1 = cpu_snapshot(gw.pid, others), probe.scrape(ctx.metrics_url)
+        f1 = front_ticks(gw.pid)
         mem = [probe.memory_kib(p) for p in probe.tree(gw.pid)]
         backlog = probe.backlog(ctx.journal)
         hooks.after(ctx)
@@ -559,10 +655,15 @@ def one_run(
         with contextlib.suppress(Exception):
             ok += parse_reply(raw, certs).msg_id != ""
     note = f"{ok}/{len(samples)} sampled replies verified"
+    if problems := log_problems(run_dir / "processes.log"):
+        note += "; LOG: " + ", ".join(f"{k} x{v}" for k, v in problems.most_common(6))
     if any(r.exhausted for r in results):
         note += "; PRE-SIGNED REQUESTS RAN OUT (raise --max-guess)"
     if rate > 0 and (backlog_n := max(r.backlog for r in results)) > 1:
         note += f"; fell behind the target rate by up to {backlog_n} msgs per connection"
+    if set(f0) != set(f1):  # a front died (or was replaced): its CPU is partly missing
+        note += f"; FRONT PROCESSES CHANGED during the window ({sorted(f0)} -> {sorted(f1)})"
+    front_cores = tuple((f1[p] - f0[p]) / HZ / args.duration for p in sorted(f0) if p in f1)
     return RunStats(
         accepted=codes["0000"] / args.duration,
         codes=codes,
@@ -576,6 +677,8 @@ def one_run(
         backlog=backlog,
         gw_rss_mib=sum(m[0] for m in mem) / 1024,
         gw_pss_mib=sum(m[1] for m in mem) / 1024,
+        front_cores=front_cores,
+        front_conns=tuple(front_conns),
     )
 
 
@@ -585,7 +688,10 @@ def one_run(
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Throughput of the real gatewayd (bench/README.md).")
     add = p.add_argument
-    add("--workers", type=int, default=2, help="gatewayd workers.processes (shipped: 2)")
+    shipped = f"shipped: fronts {SHIPPED_WORKERS.get('fronts', 0)}"
+    shipped += f", processes {SHIPPED_WORKERS.get('processes', 2)}"
+    add("--fronts", type=int, help=f"gatewayd workers.fronts (default: as {shipped})")
+    add("--workers", type=int, help="gatewayd workers.processes (default: as shipped)")
     add("--rate", type=float, default=0.0, help="open loop at this total msgs/s (0: max)")
     add("--connections", type=int, default=8, help="mutual-TLS client connections")
     add("--window", type=int, default=32, help="outstanding requests per connection")
@@ -640,6 +746,7 @@ def print_run(n: int, s: RunStats) -> None:
         + ", ".join(f"{k} {v:.2f}" for k, v in s.cores.items()),
         flush=True,
     )
+    print_split([s], "")
 
 
 def report(args: argparse.Namespace, runs: list[RunStats], fl: dict[str, pf.Triple]) -> None:
@@ -649,16 +756,41 @@ def report(args: argparse.Namespace, runs: list[RunStats], fl: dict[str, pf.Trip
     print(f"\nmedian of {len(runs)}: accepted {acc:.0f} msgs/s, {_lat(lat)}; {cpu:.0f} µs CPU/msg")
     roles = ", ".join(f"{k} {med(r.cores.get(k, 0) for r in runs):.2f}" for k in runs[0].cores)
     print(f"  cores busy (median): {roles}; load average {os.getloadavg()[0]:.2f}")
+    print_split(runs, " (median)")
     if not fl:
         return
     print_floor(args, fl)
     whole, acc_steps = fl[pf.FLOOR][0], fl[pf.ACCEPTANCE][0]
     print(
-        f"\ndaemon {args.workers} workers: {acc:.0f} msgs/s, {cpu:.0f} µs CPU/payment"
+        f"\ndaemon ({workers_label(args)}): {acc:.0f} msgs/s, {cpu:.0f} µs CPU/payment"
         f"  vs  floor {whole:.0f} µs/payment ({1e6 / whole:.0f} msgs/s per core)"
         f"\nratio daemon/floor: CPU per payment {cpu / whole:.2f}x;"
         f" throughput {acc * whole / 1e6:.2f}x one core's floor rate"
         f" ({acc * acc_steps / 1e6:.2f}x its acceptance steps alone)"
+    )
+
+
+def print_split(runs: Sequence[RunStats], what: str) -> None:
+    """gatewayd's CPU (median over runs) split core vs fronts, cores busy and µs per payment."""
+    med = statistics.median
+
+    def part(prefix: str) -> tuple[float, float]:
+        cores = med(sum(v for k, v in r.cores.items() if k.startswith(prefix)) for r in runs)
+        per = med(
+            sum(v for k, v in r.cores.items() if k.startswith(prefix)) / max(r.accepted, 1e-9)
+            for r in runs
+        )
+        return cores, per * 1e6
+
+    (cc, cu), (fc, fu) = part("gw core "), part("gw fronts ")
+    each = ""
+    if len(runs) == 1 and runs[0].front_cores:
+        each = " (each front: " + " / ".join(f"{c:.2f}" for c in runs[0].front_cores)
+        each += " cores; client connections " + " / ".join(map(str, runs[0].front_conns)) + ")"
+    print(
+        f"  gatewayd split{what}: core {cc:.2f} cores = {cu:.0f} µs/payment;"
+        f" fronts {fc:.2f} cores = {fu:.0f} µs/payment{each}",
+        flush=True,
     )
 
 
@@ -705,7 +837,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             mode = f"--{flag.replace('_', '-')} mode; " + mode
     print(
         f"bench_pipeline {time.strftime('%Y-%m-%d %H:%M')}: {os.cpu_count()} cores, load "
-        f"{os.getloadavg()[0]:.2f}; workers {args.workers}; {mode}; {args.connections} TLS "
+        f"{os.getloadavg()[0]:.2f}; {workers_label(args)}; {mode}; {args.connections} TLS "
         f"connections; {args.warmup:g}+{args.duration:g} s x {args.repeat}; clearing "
         f"{'off' if args.no_clearing else 'sim'}; mix {args.mix}",
         flush=True,

@@ -113,8 +113,8 @@ def goals(args: argparse.Namespace, tmp: Path, pki: DevPki, gens: Gens) -> int:
     floor_us, acc_us, inline_us = fl[pf.FLOOR][0], fl[pf.ACCEPTANCE][0], fl[pf.INLINE][0]
     floor_rate = 1e6 / floor_us
     print(
-        f"\nGOALS (floor {floor_us:.0f} µs/payment = {floor_rate:.0f} msgs/s per core;"
-        f" acceptance steps {acc_us:.0f} µs)"
+        f"\nGOALS, {bp.workers_label(args)} (floor {floor_us:.0f} µs/payment ="
+        f" {floor_rate:.0f} msgs/s per core; acceptance steps {acc_us:.0f} µs)"
     )
     rows: list[tuple[str, str, str, str, bool]] = []
     full = runs[1.0]

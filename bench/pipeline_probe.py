@@ -136,12 +136,17 @@ def memory_kib(pid: int) -> tuple[int, int]:
 
 
 def kind(pid: int) -> str:
-    """A short name for a child process: forkserver, resource tracker, worker, ..."""
+    """A short name for a child process: front, forkserver, resource tracker, worker, ..."""
     try:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return "gone"
-    for word, name in (("resource_tracker", "tracker"), ("forkserver", "forkserver")):
+    words = (
+        ("gateway.procs.front", "front"),
+        ("resource_tracker", "tracker"),
+        ("forkserver", "forkserver"),
+    )
+    for word, name in words:
         if word in cmd:
             return name
     return Path(f"/proc/{pid}/comm").read_text().strip() if Path(f"/proc/{pid}").exists() else "?"
@@ -167,6 +172,31 @@ def labelled(roots: Mapping[str, Sequence[int]]) -> dict[str, int]:
                     label = f"{base}/{name} {n}"
                 out[label] = p
                 todo.extend((c, label) for c in sorted(kids.get(p, [])))
+    return out
+
+
+def connections(pids: Sequence[int], port: int) -> list[int]:
+    """Per process, its established TCP connections on local ``port`` (the listener's).
+
+    The kernel spreads a SO_REUSEPORT listener's connections over the fronts by a
+    hash of the addresses, so a few client connections are seldom shared evenly.
+    """
+    established: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                f = line.split()
+                if f[3] == "01" and int(f[1].rsplit(":", 1)[1], 16) == port:
+                    established.add(int(f[9]))
+    out = []
+    for pid in pids:
+        n = 0
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    n += link.startswith("socket:[") and int(link[8:-1]) in established
+        out.append(n)
     return out
 
 
