@@ -123,7 +123,7 @@ class Channel:
         caller's error, a call fails here at once, a push is dropped (logged)."""
         try:
             pickle.dumps(msg, protocol=5)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.exception("channel_message_unsendable", channel=self.name, kind=msg[0])
             if msg[0] == "r":
                 return ("r", msg[1], False, RemoteError(f"answer not sendable: {exc}"))
