@@ -5,8 +5,9 @@ stops by itself::
 
     python bench/bench_flood.py [--duration 10] [--rate 200] [--conns 2000] [--admission]
 
-Two phases, each against a fresh ``gatewayd`` subprocess (``workers.processes
-= --workers``, default 2; business clock at 10:00 on a recent weekday; a
+Two phases, each against a fresh ``gatewayd`` subprocess (``workers.fronts
+= --fronts``, default 2, and ``workers.processes = --workers``, default 0, as
+shipped; business clock at 10:00 on a recent weekday; a
 private mosquitto; no clearing simulator, as only the answer to the ERP is
 measured):
 
@@ -117,7 +118,15 @@ def admission_table(strict: bool) -> str:
 
 
 class Daemon:
-    def __init__(self, run_dir: Path, pki: DevPki, broker: Broker, workers: int, strict: bool):
+    def __init__(
+        self,
+        run_dir: Path,
+        pki: DevPki,
+        broker: Broker,
+        workers: int,
+        strict: bool,
+        fronts: int = 2,
+    ):
         self.run_dir = run_dir
         self.overlay = run_dir / "overlay.toml"
         self.overlay.write_text(
@@ -126,7 +135,9 @@ class Daemon:
             f'[keys]\ndev_pki = false\ndir = "{pki.dir}"\n'
             f'[clearing]\nurl = "{broker.url}"\nclient_id = "flood-{run_dir.name}"\n'
             '[observability]\nmetrics_port = 0\nlog_level = "error"\n'
-            f"[workers]\nprocesses = {workers}\n" + admission_table(strict) + "[[listeners]]\n"
+            f"[workers]\nprocesses = {workers}\nfronts = {fronts}\n"
+            + admission_table(strict)
+            + "[[listeners]]\n"
             'name = "tls"\nport = 0\ntls = true\nclient_cert = "optional"\n'
             "max_connections = 20000\n"
             '[[listeners]]\nname = "tcp"\nport = 0\ntls = false\nclient_cert = "none"\n'
@@ -404,7 +415,7 @@ def run_phase(
     run_dir.mkdir()
     per_client = int(args.rate / args.clients * args.duration) + 16
     signed = presign(pki, args.clients, per_client, name[0].upper())
-    d = Daemon(run_dir, pki, broker, args.workers, args.admission)
+    d = Daemon(run_dir, pki, broker, args.workers, args.admission, args.fronts)
     d.start()
     attacker: mp.Process | None = None
     recv: Connection | None = None
@@ -468,7 +479,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=200.0, help="good PAYs per second in total")
     ap.add_argument("--clients", type=int, default=4, help="good TLS connections")
     ap.add_argument("--conns", type=int, default=2000, help="attacker connections at most")
-    ap.add_argument("--workers", type=int, default=2, help="gatewayd workers.processes")
+    ap.add_argument("--workers", type=int, default=0, help="gatewayd workers.processes")
+    ap.add_argument("--fronts", type=int, default=2, help="gatewayd workers.fronts")
     ap.add_argument(
         "--admission", action="store_true", help="AdmissionConfig defaults instead of relaxed"
     )

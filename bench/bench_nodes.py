@@ -2,7 +2,7 @@
 
 Run on purpose (never in the test suite); loopback only, bounded in time::
 
-    python bench/bench_nodes.py [--workers 2] [--repeat 3] [--duration 15]
+    python bench/bench_nodes.py [--fronts 2] [--workers 0] [--repeat 3] [--duration 15]
 
 Per configuration (1 node, then 2 nodes) and per run (``--repeat``): a
 private mosquitto, the clearing simulator as its own process, a fresh
@@ -69,7 +69,13 @@ class Run:
 
 
 def overlay(
-    run_dir: Path, pki: DevPki, broker_url: str, dsn: str, letter: str, workers: int
+    run_dir: Path,
+    pki: DevPki,
+    broker_url: str,
+    dsn: str,
+    letter: str,
+    workers: int,
+    fronts: int = 2,
 ) -> str:
     admission = "".join(f"{k} = {v}\n" for k, v in bp.ADMISSION.items())
     return (
@@ -81,7 +87,7 @@ def overlay(
         f'[clearing]\nurl = "{broker_url}"\nclient_id = "gw-{run_dir.name}-{letter}"\n'
         "shared = true\n"
         '[observability]\nmetrics_port = 0\nlog_level = "warning"\n'
-        f"[workers]\nprocesses = {workers}\n"
+        f"[workers]\nprocesses = {workers}\nfronts = {fronts}\n"
         f"[admission]\n{admission}\n"
         '[[listeners]]\nname = "tls"\nport = 0\ntls = true\nclient_cert = "optional"\n'
     )
@@ -138,7 +144,7 @@ def one_run(
         dsn = asyncio.run(fresh_database(pg))
         ports = []
         for letter in "AB"[:nodes]:
-            text = overlay(run_dir, pki, broker.url, dsn, letter, args.workers)
+            text = overlay(run_dir, pki, broker.url, dsn, letter, args.workers, args.fronts)
             proc, port = start_node(run_dir, text, letter, log)
             procs.append(proc)
             ports.append(port)
@@ -173,7 +179,8 @@ def one_run(
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="1 vs 2 gatewayd nodes on PostgreSQL (bench/README.md)")
     add = p.add_argument
-    add("--workers", type=int, default=2, help="workers.processes of each node")
+    add("--workers", type=int, default=0, help="workers.processes of each node")
+    add("--fronts", type=int, default=2, help="workers.fronts of each node")
     add("--connections", type=int, default=8, help="mutual-TLS client connections in total")
     add("--window", type=int, default=32, help="outstanding requests per connection")
     add("--duration", type=float, default=15.0, help="measured seconds per run")
