@@ -1,64 +1,77 @@
 """The candidate index: which listed names one screened name must be scored against.
 
-Scoring a payment against every listed name costs tens of milliseconds for
-a list of tens of thousands of names.  The index finds, without scoring
-them, every listed name that could reach the threshold; ``screen`` then
-scores only those.  ``tests/unit/screening`` checks that it gives exactly the
+Scoring a payment against every listed name costs a hundred milliseconds
+and more for a list of tens of thousands of names.  The index finds, without
+scoring them, every listed name that could reach the threshold; only those
+are scored.  ``tests/unit/screening`` checks that it gives exactly the
 decisions of scoring every name.
 
 **Near tokens.**  Every distinct listed token is filed under each string it
-becomes with up to two letters deleted (its *deletion neighbourhood*).  A
-screened token's neighbourhood, looked up there, finds every listed token
-within an Indel distance (letters inserted plus deleted) of 2: two tokens
-are that close exactly when deleting ``d1`` letters from one and ``d2`` from
-the other, ``d1 + d2 ≤ 2``, leaves the same non-empty string (or both are
-that short).
+becomes with up to two letters deleted (its *deletion neighbourhood*), in
+one table per number of letters deleted.  A screened token's neighbourhood,
+looked up there, finds every listed token within an Indel distance (letters
+inserted plus deleted) of 2: two tokens are that close exactly when deleting
+``d1`` letters from one and ``d2`` from the other, ``d1 + d2 ≤ 2``, leaves
+the same non-empty string (a pair with nothing in common loses all its
+letters, which the bound below allows for).
 
 **The bound.**  The token alignment of ``gateway.screening.matching`` loses
 ``Na + Nb − 2 × matched`` letters of the two names' ``Na`` and ``Nb``; a
 score ``≥ t`` allows at most ``(1 − t)(Na + Nb)``, and since the loss is at
 least ``|Na − Nb|``, at most ``U = 2(1 − t)Na / t``.  A screened token with
-no near token in a listed name loses at least ``min(3, its length)`` there.
-The index takes the screened tokens rarest first.  A listed name first
-found through the j-th token has none of the earlier ones' near tokens, so
-it loses their ``c`` letters and must be long enough to afford them:
-``Nb ≥ Σc / (1 − t) − Na``.  Each token's listed names are kept sorted by
-length, so the common tokens, which come last, contribute only their long
-names, and the walk stops when no name can be long enough.  A long token
-alone (one of 11 letters allows ``U`` above 3) is then searched beyond
-distance 2, among the listed tokens of a compatible length.
+no near token in a listed name loses at least ``c = min(3, its length)``
+there.  The index takes the screened tokens rarest first.  A listed name
+first found through the j-th token has none of the earlier ones' near
+tokens, so it loses their ``c`` letters and must be long enough to afford
+them: ``Nb ≥ Σc / (1 − t) − Na``.  Each token's listed names are kept sorted
+by length, so the common tokens, which come last, contribute only their
+long names, and the walk stops when no name can be long enough.  When even
+all tokens cannot carry the bound (long tokens: one of 11 letters allows
+``U`` of 3), the longest are searched just far enough beyond distance 2:
+distance 3 by deleting a third letter from the screened token plus the
+listed tokens exactly 3 letters longer, wider by rapidfuzz over the listed
+tokens of a compatible length.
 
 **The letters bound.**  No alignment matches more letters than the two
 names have in common, so the similarity of their sorted letters bounds it
-(``matching.upper_bound``); against a lone token the lone-token rule's share
-needs at least ``t²`` of it (``lone_cutoff``).  The names found above go through that bound in one
-rapidfuzz call per token, in C, before any is scored in Python.
+(``matching.upper_bound``); the lone-token rule needs at least ``t²`` of it
+(``lone_cutoff``).  The names found above go through that bound in one
+rapidfuzz call (in C) per group of tokens before any is scored in Python.
 
 **The other rules.**  The subset rule's names are found exactly: a listed
 name of two or more tokens is filed under its rarest token (found when the
 screened name holds it), and a screened name of two or more tokens
 intersects the names of all its tokens.  Words written together
-(``Abdulaziz`` against ``Abdul Aziz``) are found exactly too: a screened
-token that splits into listed tokens gives the first of them, and adjacent
-screened tokens written together that are a listed token give that token.
+(``Abdulaziz`` against ``Abdul Aziz``) are found exactly too: the names
+holding all the listed tokens a screened token splits into, and the names
+holding a listed token that adjacent screened tokens make together.
+
+**Memory of recent names.**  A process screens the same names again (a
+corporate's own name is the payer of all its payments) and the same common
+words, so the hits of recent names and the near tokens of recent words are
+remembered with the index (which never changes: a reload builds a new one).
 """
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from rapidfuzz import process
 from rapidfuzz.distance import Indel
 
-from gateway.screening.matching import Name, rejoin
+from gateway.screening.matching import Name, is_subset, rejoin, score, upper_bound
 
 MAX_DELETIONS = 2
 """The radius of the deletion neighbourhoods (Indel distance ≤ 2)."""
 
 NEAR_CACHE = 16_384
 """Screened tokens whose near tokens are remembered (then forgotten all at once)."""
+
+HITS_CACHE = 4_096
+"""Screened names whose hits are remembered (then forgotten all at once)."""
 
 _SLACK = 1e-9
 """Rounding in the bounds always errs towards one more candidate."""
@@ -155,11 +168,12 @@ class NameIndex:
         "_anchored",
         "_by_length",
         "_by_token",
+        "_deleted",
+        "_hits_cache",
         "_near_cache",
         "_postings",
         "_single",
         "_threshold",
-        "_variants",
         "_vocab",
         "names",
     )
@@ -168,6 +182,7 @@ class NameIndex:
         self.names = tuple(names)
         self._threshold = threshold
         self._near_cache: dict[str, frozenset[int]] = {}
+        self._hits_cache: dict[tuple[str, ...], tuple[tuple[int, float], ...]] = {}
         self._vocab: dict[str, int] = {}
         holders: list[set[int]] = []
         for nid, name in enumerate(self.names):
@@ -184,20 +199,15 @@ class NameIndex:
             words, ids = self._by_length.setdefault(len(token), ([], []))
             words.append(token)
             ids.append(tid)
-        # variant -> code(s): token id × 4 + letters deleted; most variants belong
-        # to one token, and a bare int takes a third of a one-element tuple's memory.
-        codes: dict[str, list[int]] = {}
-        for token, tid in self._vocab.items():
-            ones, twos = neighbourhood(token)
-            for k, group in ((0, (token,)), (1, dict.fromkeys(ones)), (2, dict.fromkeys(twos))):
-                code = tid * 4 + k
-                for variant in group:
-                    codes.setdefault(variant, []).append(code)
-        self._variants: dict[str, int | tuple[int, ...]] = {
-            variant: found[0] if len(found) == 1 else tuple(found)
-            for variant, found in codes.items()
-        }
-        del codes
+        # One table per number of letters deleted from the listed token (the
+        # token itself: the vocabulary), so that a lookup takes a whole entry
+        # rather than sorting codes.  Most variants belong to one token, and a
+        # bare int takes a third of a one-element tuple's memory.
+        self._deleted: tuple[dict[str, int | tuple[int, ...]], ...] = (
+            self._compact(self._vocab.items()),
+            self._compact(self._neighbours(1)),
+            self._compact(self._neighbours(2)),
+        )
         # subset rule: each name of two or more distinct tokens under its rarest token
         self._anchored: dict[int, list[int]] = {}
         for nid, name in enumerate(self.names):
@@ -205,6 +215,18 @@ class NameIndex:
             if len(distinct) >= 2:
                 anchor = min(distinct, key=lambda tid: (len(self._postings[tid]), tid))
                 self._anchored.setdefault(anchor, []).append(nid)
+
+    def _neighbours(self, deleted: int) -> Iterator[tuple[str, int]]:
+        for token, tid in self._vocab.items():
+            for variant in dict.fromkeys(neighbourhood(token)[deleted - 1]):
+                yield variant, tid
+
+    @staticmethod
+    def _compact(pairs: Iterable[tuple[str, int]]) -> dict[str, int | tuple[int, ...]]:
+        found: dict[str, list[int]] = {}
+        for variant, tid in pairs:
+            found.setdefault(variant, []).append(tid)
+        return {v: ids[0] if len(ids) == 1 else tuple(ids) for v, ids in found.items()}
 
     def __len__(self) -> int:
         return len(self.names)
@@ -216,8 +238,8 @@ class NameIndex:
 
     @property
     def variants(self) -> int:
-        """Keys of the deletion-neighbourhood table (its size drives the memory)."""
-        return len(self._variants)
+        """Keys of the deletion-neighbourhood tables (their size drives the memory)."""
+        return sum(len(table) for table in self._deleted)
 
     # -- near tokens ------------------------------------------------------------
 
@@ -235,37 +257,45 @@ class NameIndex:
         return found
 
     def clear_cache(self) -> None:
-        """Forget the remembered near tokens (the bench measures without them)."""
+        """Forget the remembered near tokens and hits (the bench measures without)."""
         self._near_cache.clear()
+        self._hits_cache.clear()
 
     def _near(self, token: str) -> frozenset[int]:
         """``_lookup(token, 2)`` written out: every screened name pays for it."""
         # Not found: a pair with nothing in common ("a", "b"), which loses all
         # its letters anyway, at least ``min(3, len(token))`` as the bound assumes.
         ones, twos = neighbourhood(token)
+        same, one, two = self._deleted
         found: set[int] = set()
-        for deleted, group in ((0, [token]), (1, ones), (2, twos)):
-            room = MAX_DELETIONS - deleted
-            for codes in map(self._variants.get, group):
-                if codes is None:
-                    continue
-                for code in (codes,) if isinstance(codes, int) else codes:
-                    if code & 3 <= room:
-                        found.add(code >> 2)
+        for codes in (
+            same.get(token),
+            one.get(token),
+            two.get(token),
+            *map(same.get, ones),
+            *map(one.get, ones),
+            *map(same.get, twos),
+        ):
+            if codes is not None:
+                if isinstance(codes, int):
+                    found.add(codes)
+                else:
+                    found.update(codes)
         return frozenset(found)
 
     def _lookup(self, token: str, radius: int) -> set[int]:
         """Listed tokens reached by deleting ``k`` letters from ``token`` and
-        ``d`` (≤ 2, in the table) from them, ``k + d ≤ radius``."""
+        ``d`` (≤ 2, in the tables) from them, ``k + d ≤ radius``."""
         found: set[int] = set()
-        table = self._variants
         for variant, k in deletions(token, radius):
-            codes = table.get(variant)
-            if codes is None:
-                continue
-            for code in (codes,) if isinstance(codes, int) else codes:
-                if k + (code & 3) <= radius:
-                    found.add(code >> 2)
+            for table in self._deleted[: radius - k + 1]:
+                codes = table.get(variant)
+                if codes is None:
+                    continue
+                if isinstance(codes, int):
+                    found.add(codes)
+                else:
+                    found.update(codes)
         return found
 
     def within(self, token: str, radius: int) -> frozenset[int]:
@@ -292,6 +322,40 @@ class NameIndex:
                 ):
                     found.add(ids[i])
         return frozenset(found)
+
+    # -- hits ---------------------------------------------------------------------
+
+    def hits(self, query: Name, *, exhaustive: bool = False) -> tuple[tuple[int, float], ...]:
+        """``(name id, score)`` of the listed names ``query`` scores at least the
+        threshold against: the candidates of ``probe`` scored, or with
+        ``exhaustive`` every listed name (the same result, slowly: for tests).
+
+        Remembered for the last ``HITS_CACHE`` names: a corporate's own name is
+        the payer of all its payments, and suppliers are paid again.
+        """
+        if exhaustive:
+            return self._hits(query, range(len(self.names)))
+        found = self._hits_cache.get(query.tokens)
+        if found is None:
+            if len(self._hits_cache) >= HITS_CACHE:
+                self._hits_cache.clear()
+            found = self._hits_cache[query.tokens] = self._hits(query, self.probe(query).candidates)
+        return found
+
+    def _hits(self, query: Name, candidates: Iterable[int]) -> tuple[tuple[int, float], ...]:
+        thr = self._threshold
+        out = []
+        for nid in candidates:
+            listed = self.names[nid]
+            if is_subset(query, listed):
+                value = 1.0
+            elif upper_bound(query, listed) < lone_cutoff(thr):
+                continue  # every rule but the subset rule needs that much (lone_cutoff)
+            else:
+                value = score(query, listed, thr)
+            if value >= thr:
+                out.append((nid, value))
+        return tuple(sorted(out))
 
     # -- candidates ---------------------------------------------------------------
 
@@ -320,11 +384,14 @@ class NameIndex:
             lost += min(_UNMATCHED_LOSS, len(token))
         widened = 0
         if lost / (1 - thr) - query.letters - _SLACK <= longest:
-            # Long tokens: distance 2 is not enough; widen the longest until it is.
+            # Long tokens: distance 2 is not enough; widen the longest, each
+            # just enough that a name without it would lose more than U.
             for token in sorted(tokens, key=lambda w: (-len(w), w)):
-                radius = min(len(token) - 1, int(budget))
+                counted = min(_UNMATCHED_LOSS, len(token))
+                needed = math.floor(budget - (lost - counted))  # radius + 1 > budget - the rest
+                radius = min(len(token) - 1, max(MAX_DELETIONS + 1, needed))
                 scan(self.within(token, radius), float("-inf"))
-                lost += min(radius + 1, len(token)) - min(_UNMATCHED_LOSS, len(token))
+                lost += min(radius + 1, len(token)) - counted
                 widened += 1
                 if lost / (1 - thr) - query.letters - _SLACK > longest:
                     break

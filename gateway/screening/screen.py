@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from gateway.screening.index import Listed, NameIndex, lone_cutoff
+from gateway.screening.index import Listed
 from gateway.screening.lists import ListVersion, ScreeningLists
-from gateway.screening.matching import Name, bic_country, is_subset, score, upper_bound
+from gateway.screening.matching import Name, bic_country
 
 
 class Field(str, Enum):
@@ -70,7 +70,6 @@ def screen(lists: ScreeningLists, fields: Fields, *, exhaustive: bool = False) -
     candidates: the same decision, slower (the tests and the bench compare).
     """
     index = lists.index
-    threshold = lists.settings.threshold
     normalise = lists.normaliser
     best: dict[tuple[str, str, Field], tuple[float, int, Hit]] = {}
 
@@ -87,7 +86,7 @@ def screen(lists: ScreeningLists, fields: Fields, *, exhaustive: bool = False) -
         query = Name.of(normalise.tokens(text)) if text else None
         if not query:
             continue
-        for nid, value in _name_hits(index.names, query, threshold, exhaustive=exhaustive):
+        for nid, value in index.names.hits(query, exhaustive=exhaustive):
             found(index.owner(nid), field, value, nid)
     if fields.purpose:
         for nid in index.in_text(normalise.tokens(fields.purpose)):
@@ -108,28 +107,3 @@ def screen(lists: ScreeningLists, fields: Fields, *, exhaustive: bool = False) -
         key=lambda h: (-h.score, h.field.value, h.list, h.entry_id),
     )
     return Decision(tuple(hits), lists.versions)
-
-
-def _name_hits(
-    names: NameIndex, query: Name, threshold: float, *, exhaustive: bool
-) -> list[tuple[int, float]]:
-    """The listed names that ``query`` scores ``≥ threshold`` against, with the score:
-    the index's candidates, or with ``exhaustive`` every listed name."""
-    candidates = range(len(names)) if exhaustive else names.probe(query).candidates
-    listed = names.names
-    out = []
-    for nid in candidates:
-        value = _name_score(query, listed[nid], threshold)
-        if value >= threshold:
-            out.append((nid, value))
-    return out
-
-
-def _name_score(query: Name, listed: Name, threshold: float) -> float:
-    """``matching.score``, after the letters bound that rules most candidates out
-    (every rule but the subset rule needs at least ``lone_cutoff``, see the index)."""
-    if is_subset(query, listed):
-        return 1.0
-    if upper_bound(query, listed) < lone_cutoff(threshold):
-        return 0.0
-    return score(query, listed, threshold)

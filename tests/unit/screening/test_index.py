@@ -73,7 +73,8 @@ def test_near_and_within_find_exactly_the_tokens_that_close(
 
 # -- whole decisions on a generated list -------------------------------------------------
 
-SYLLABLES = "ka ro mi tan sel vor lu den ha ri bo zan ke mar ti sa no vel ra gu lin fa dor".split()
+SYLLABLES = ("ka", "ro", "mi", "tan", "sel", "vor", "lu", "den", "ha", "ri", "bo", "zan", "ke",
+             "mar", "ti", "sa", "no", "vel", "ra", "gu", "lin", "fa", "dor")  # fmt: skip
 GENERIC = ["trading", "shipping", "international", "group", "bank"]
 
 

@@ -104,13 +104,14 @@ def test_the_same_entry_id_in_another_list_is_fine() -> None:
 def test_invalid_utf8_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_bytes(text(PERSON).encode() + b"DEMO,P2,individual,M\xfcller,,\n")
-    err = pytest.raises(ListError, ListFile.load, path).value
-    assert (err.line, err.problem) == (3, "not valid UTF-8")
+    with pytest.raises(ListError) as info:
+        ListFile.load(path)
+    assert (info.value.line, info.value.problem) == (3, "not valid UTF-8")
 
 
 def test_a_missing_file_is_refused(tmp_path: Path) -> None:
-    err = pytest.raises(ListError, ListFile.load, tmp_path / "nope.csv").value
-    assert "cannot read" in err.problem
+    with pytest.raises(ListError, match="cannot read"):
+        ListFile.load(tmp_path / "nope.csv")
 
 
 def test_a_name_that_normalises_to_nothing_is_refused_naming_line_and_column() -> None:
