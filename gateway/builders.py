@@ -7,10 +7,12 @@ Shared by the core (``gateway.server``) and the front processes
 
 from __future__ import annotations
 
+import socket
+import ssl
 from datetime import datetime
 
 from gateway.clock import BusinessClock, Clock, SystemClock
-from gateway.config import Config, windows_spec
+from gateway.config import Config, ListenerConfig, windows_spec
 from gateway.desk import DeskSetup
 from gateway.journal.postgres import PostgresStore
 from gateway.journal.sqlite import SqliteStore
@@ -18,7 +20,9 @@ from gateway.journal.store import Store
 from gateway.keys import files
 from gateway.keys.trust import read_deny_list
 from gateway.model import Engine
+from gateway.net.listener import ListenerSpec
 from gateway.paths import corplink_schema_path
+from gateway.pipeline import PipelineSettings
 from gateway.routing.calendar import WorkCalendar
 from gateway.routing.calendar_files import load_calendars
 from gateway.routing.directory import Directory
@@ -106,3 +110,32 @@ def build_router(cfg: Config, directory: Directory | None = None) -> Router:
 def build_schedules(cfg: Config) -> dict[Engine, EngineSchedule]:
     """``[windows]`` as schedules; the BEPS cutoff comes from ``engines.beps.cutoff``."""
     return parse_schedules(windows_spec(cfg))
+
+
+def pipeline_settings(cfg: Config) -> PipelineSettings:
+    """The pipeline's limits from ``[security]`` and ``[load]``."""
+    return PipelineSettings(
+        send_time_window=cfg.security.send_time_window,
+        max_pending=cfg.load.max_pending,
+        max_journal_backlog=cfg.load.max_journal_backlog,
+    )
+
+
+def listener_spec(
+    lc: ListenerConfig, ctx: ssl.SSLContext | None, sock: socket.socket | None = None
+) -> ListenerSpec:
+    """One ``[[listeners]]`` entry as the listener takes it (``sock``: a front's inherited
+    socket, docs/architecture.md §1)."""
+    return ListenerSpec(
+        name=lc.name,
+        host=lc.bind,
+        port=lc.port,
+        ssl=ctx,
+        max_body=lc.max_body,
+        handshake_timeout=lc.handshake_timeout,
+        frame_timeout=lc.frame_timeout,
+        idle_timeout=lc.idle_timeout,
+        max_inflight=lc.max_inflight,
+        max_connections=lc.max_connections,
+        sock=sock,
+    )

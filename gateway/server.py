@@ -32,6 +32,8 @@ from gateway.builders import (
     build_schedules,
     build_store,
     desk_setup,
+    listener_spec,
+    pipeline_settings,
     read_denied,
     read_passphrase,
 )
@@ -53,7 +55,7 @@ from gateway.keys.enrolment import Registry
 from gateway.keys.ring import KeyRing
 from gateway.model import Engine
 from gateway.net.admission import Admission
-from gateway.net.listener import Listener, ListenerSpec
+from gateway.net.listener import Listener
 from gateway.net.session import ByteBudget
 from gateway.net.tls import SwappableContext
 from gateway.ops import metrics, sdnotify
@@ -63,7 +65,7 @@ from gateway.ops.gauges import refresh_journal_gauges
 from gateway.ops.health import HealthServer, HealthState, Lifecycle
 from gateway.ops.metrics_merge import FrontMetrics
 from gateway.ops.views import VIEWS, journal_view
-from gateway.pipeline import Pipeline, PipelineSettings
+from gateway.pipeline import Pipeline
 from gateway.procs.fronts import FrontDeskPool, Fronts
 from gateway.routing.directory import Directory
 from gateway.routing.router import Router
@@ -351,11 +353,7 @@ class Gateway:
             self.store,
             self.router,
             self._wake,
-            PipelineSettings(
-                send_time_window=cfg.security.send_time_window,
-                max_pending=cfg.load.max_pending,
-                max_journal_backlog=cfg.load.max_journal_backlog,
-            ),
+            pipeline_settings(cfg),
             self.admission,
             corr.corplink,
             keep=self.exchanges.add,
@@ -366,18 +364,7 @@ class Gateway:
                 holder = SwappableContext(contexts[lc.name])
                 self._tls[lc.name] = (lc.client_cert, holder)
                 ctx = holder.listener_context
-            spec = ListenerSpec(
-                name=lc.name,
-                host=lc.bind,
-                port=lc.port,
-                ssl=ctx,
-                max_body=lc.max_body,
-                handshake_timeout=lc.handshake_timeout,
-                frame_timeout=lc.frame_timeout,
-                idle_timeout=lc.idle_timeout,
-                max_inflight=lc.max_inflight,
-                max_connections=lc.max_connections,
-            )
+            spec = listener_spec(lc, ctx)
             listener = Listener(
                 spec, pipeline.handle, pipeline.bad_frame, gate, budget, self._is_denied
             )

@@ -53,13 +53,13 @@ from gateway.model import (
     StatusView,
 )
 from gateway.net.admission import Decision
-from gateway.net.listener import Listener, ListenerSpec
+from gateway.net.listener import Listener
 from gateway.net.session import ByteBudget, CloseConnection
 from gateway.net.tls import SwappableContext
 from gateway.ops import metrics, metrics_merge
 from gateway.ops.deathsig import die_with_parent
 from gateway.ops.logs import configure_logging
-from gateway.pipeline import Pipeline, PipelineSettings
+from gateway.pipeline import Pipeline
 from gateway.procs.channel import Channel, ChannelClosed, open_pair
 from gateway.routing.router import Router
 from gateway.workers import WorkerPool
@@ -247,11 +247,7 @@ class Front:
             FrontJournal(ch),  # type: ignore[arg-type]
             self.router,
             _no_wake,
-            PipelineSettings(
-                send_time_window=cfg.security.send_time_window,
-                max_pending=cfg.load.max_pending,
-                max_journal_backlog=cfg.load.max_journal_backlog,
-            ),
+            builders.pipeline_settings(cfg),
             admission,
             FrontCorrespondence(ch),  # type: ignore[arg-type]
             keep=lambda ex: ch.push("record_exchange", ex),
@@ -263,19 +259,7 @@ class Front:
                 holder = SwappableContext(contexts[lc.name])
                 self._tls[lc.name] = (lc.client_cert, holder)
                 ctx = holder.listener_context
-            spec = ListenerSpec(
-                name=lc.name,
-                host=lc.bind,
-                port=lc.port,
-                ssl=ctx,
-                max_body=lc.max_body,
-                handshake_timeout=lc.handshake_timeout,
-                frame_timeout=lc.frame_timeout,
-                idle_timeout=lc.idle_timeout,
-                max_inflight=lc.max_inflight,
-                max_connections=lc.max_connections,
-                sock=self._sockets[lc.name],
-            )
+            spec = builders.listener_spec(lc, ctx, self._sockets[lc.name])
             listener = Listener(
                 spec, pipeline.handle, pipeline.bad_frame, admission, budget, self._is_denied
             )
