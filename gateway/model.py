@@ -27,6 +27,8 @@ class TrnCode(str, Enum):
     BAL = "BAL"
     PAIN001 = "PAIN001"
     MT101 = "MT101"
+    DRAFT = "DRAFT"
+    DRAFTRFND = "DRAFTRFND"
 
 
 class State(str, Enum):
@@ -181,7 +183,42 @@ class BalanceQuery:
     acct: str
 
 
-Body = Transfer | StatusQuery | Batch | NotifyPull | Inquiry | Reply | BalanceQuery
+@dataclass(frozen=True, slots=True)
+class DraftApply:
+    """DRAFT Body ``DraftApply``: a request for a bank draft (docs/bank-drafts.md §2).
+
+    ``scope`` is ``NATIONAL`` or ``PROVINCIAL`` (the codec refuses anything
+    else); ``ccy`` must be CNY, which the business rules check (4004).
+    """
+
+    payer_acct: str
+    payer_name: str
+    payee_name: str
+    amount: Decimal
+    scope: str
+    ccy: str = "CNY"
+    purpose: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DraftRefundRequest:
+    """DRAFTRFND Body ``DraftRefund``: return an ISSUED draft's amount (docs/bank-drafts.md §2)."""
+
+    draft_no: str
+    text: str
+
+
+Body = (
+    Transfer
+    | StatusQuery
+    | Batch
+    | NotifyPull
+    | Inquiry
+    | Reply
+    | BalanceQuery
+    | DraftApply
+    | DraftRefundRequest
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +284,7 @@ class NoticeKind(str, Enum):
     STATUS = "STATUS"  # a payment reached a final state (SETTLED / REJECTED)
     INQUIRY = "INQUIRY"  # another bank asked about a payment (ccms.314); answer with RPLY
     REPLY = "REPLY"  # the answer to this corporate's INQ arrived (ccms.315)
+    DRAFT = "DRAFT"  # a draft this corporate applied for changed state (docs/bank-drafts.md §2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +302,10 @@ class Notice:
     ``text``.
     REPLY: ``inq_id`` (from the INQ response's GwRef), ``orig_msg_id``,
     ``seq_no``, ``text``.
+    DRAFT: ``orig_msg_id`` (the DRAFT request), ``draft_no``, ``draft_state``
+    (ISSUED, PAID, SETTLED, REFUNDED or REJECTED), ``amount`` (the
+    SettleAmount when PAID, the Remainder when SETTLED), ``reason_code``
+    (REJECTED).
     """
 
     ntfy_id: int
@@ -283,6 +325,8 @@ class Notice:
     counterparty_name: str | None = None
     counterparty_bank: str | None = None
     text: str | None = None
+    draft_no: str | None = None
+    draft_state: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +353,33 @@ class Balance:
 
 
 @dataclass(frozen=True, slots=True)
+class DraftStep:
+    """One ``History/Step`` of a draft: the state reached, when, why (docs/bank-drafts.md §2)."""
+
+    state: str
+    at: datetime
+    reason_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DraftView:
+    """The ``Draft`` element of DRAFT and STATUS responses (docs/bank-drafts.md §2).
+
+    ``state`` is a register state (PENDING … REJECTED).  ``code`` is the
+    16-digit Code (密押), recomputed for the applicant's own response and
+    STATUS, never stored.  ``history`` is filled for STATUS only.
+    """
+
+    draft_no: str
+    issue_date: date
+    expiry_date: date
+    amount: Decimal
+    code: str
+    state: str
+    history: tuple[DraftStep, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Response:
     """A CorpLink response before rendering, docs/protocol.md §5.
 
@@ -331,6 +402,7 @@ class Response:
     items: tuple[StatusView, ...] | None = None  # batch responses: Body/Items, one per item
     notices: Notices | None = None  # NTFY responses: Body/Notifications
     balance: Balance | None = None  # BAL responses: Body/Balance
+    draft: DraftView | None = None  # DRAFT responses and STATUS of a DRAFT: Body/Draft
 
 
 DUPLICATE_TEXT = "duplicate of an accepted request"
