@@ -49,7 +49,7 @@ _PARTICIPANT = re.compile(r"[0-9]{12}")
 #: docs/clearing-link.md §3 / docs/routing-rules.md §1: a 12-digit participant or a 6-digit
 #: internal branch code.
 _SNDR_RCVR = re.compile(r"[0-9]{12}|[0-9]{6}")
-_MSG_TP = re.compile(r"[a-z]+\.[a-z0-9]+")
+_MSG_TP = re.compile(r"[a-z]+(?:\.[a-z0-9]+){1,2}")  # ccms.990, intra.draft.issue
 #: docs/clearing-link.md §3: MsgId is at most 35 characters; we allow the CorpLink MsgId alphabet.
 _MSG_ID = re.compile(r"[A-Za-z0-9-]{1,35}")
 _HDR_FIELDS: Final = ("MsgTp", "MsgId", "Sndr", "Rcvr", "CreDtTm", "WorkDt")
