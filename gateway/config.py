@@ -263,6 +263,22 @@ class AdminConfig:
 
 
 @dataclass(frozen=True)
+class DraftsConfig:
+    """Bank drafts (docs/bank-drafts.md): where their INTRA messages go, the province.
+
+    ``centre`` is the clearing centre's code, the ``Rcvr`` of every draft
+    message (empty: our own participant code, the head office that runs the
+    centre).  ``province_areas`` are the 4-digit areas (a code's ``YYYY``)
+    inside our province, for the ``SC`` check (empty: our participant's own).
+    ``interval``: seconds between the outbound passes when nothing wakes them.
+    """
+
+    centre: str = ""
+    province_areas: tuple[str, ...] = ()
+    interval: float = 5.0
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration tree."""
 
@@ -285,6 +301,7 @@ class Config:
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)
     load: LoadConfig = field(default_factory=LoadConfig)
     codec: CodecConfig = field(default_factory=CodecConfig)
+    drafts: DraftsConfig = field(default_factory=DraftsConfig)
     sources: tuple[str, ...] = ()
 
     # -- derived values --------------------------------------------------
@@ -603,6 +620,13 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"{src}: load.max_pending and load.max_journal_backlog must be >= 1")
     if cfg.observability.log_format not in ("json", "console"):
         raise ConfigError(f"{src}: observability.log_format must be json or console")
+    d = cfg.drafts
+    if d.centre and not (len(d.centre) == 12 and d.centre.isdigit()):
+        raise ConfigError(f"{src}: drafts.centre must be 12 digits (or empty: bank.participant)")
+    if any(not (len(a) == 4 and a.isdigit()) for a in d.province_areas):
+        raise ConfigError(f"{src}: drafts.province_areas are 4-digit area codes (a code's YYYY)")
+    if d.interval <= 0:
+        raise ConfigError(f"{src}: drafts.interval must be positive")
     try:  # the operating windows are built here too, so a bad profile never waits for start
         parse_schedules(windows_spec(cfg))
     except ConfigError as exc:

@@ -34,6 +34,8 @@ from gateway.clearing.envelope import CREDIT_MSG_TPS
 from gateway.codec.corplink import BusinessRuleError, CorpLinkCodec, serialize
 from gateway.codec.xmlparse import parse_body
 from gateway.config import KeysConfig
+from gateway.drafts.documents import parse_document, read_presentment
+from gateway.drafts.records import Presentment
 from gateway.errors import ConfigError, GatewayError, RetCode
 from gateway.journal.records import QueuedItem, TxResult
 from gateway.keys.enrolment import Registry
@@ -42,7 +44,7 @@ from gateway.keys.ring import KeyRing, ring_from_config
 from gateway.keys.trust import TrustStore, fingerprint
 from gateway.keys.verifier import RequestVerifier
 from gateway.keys.xmldsig import Verified, sign_enveloped, verify_pinned
-from gateway.model import Batch, Head, Request, Response, Transfer, TrnCode
+from gateway.model import Batch, DraftApply, Head, Request, Response, Transfer, TrnCode
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ class InboundClearing:
     inquiry: ccms.InquiryDoc | None = None
     reply: ccms.ReplyDoc | None = None
     credits: tuple[documents.CreditTx, ...] = ()
+    presentment: Presentment | None = None  # intra.draft.present (docs/bank-drafts.md §3)
 
 
 class Desk:
@@ -242,7 +245,7 @@ class Desk:
             signer=creds.signer,
         )
         deferred = None
-        if isinstance(request.body, Transfer | Batch):
+        if isinstance(request.body, Transfer | Batch | DraftApply):
             try:
                 self._check_payers(request.head, request.body)
             except GatewayError as exc:
@@ -258,14 +261,14 @@ class Desk:
         cap = self.kinds.daily_cap(creds.signer.kind, creds.operator.daily_limit)
         return Inspection(request=request, deferred=deferred, timings=timings, daily_cap=cap)
 
-    def _check_payers(self, head: Head, body: Transfer | Batch) -> None:
+    def _check_payers(self, head: Head, body: Transfer | Batch | DraftApply) -> None:
         """4006 unless every payer account is enrolled for CorpId (docs/protocol.md §4, §8).
 
         A batch is refused as a whole.  PAIN001 and MT101 may name a payer per
         instruction or transaction, so their refusal names the first item of
         the offending one; a PAYROLL has one ``PayerAcct`` for all its items.
         """
-        if isinstance(body, Transfer):
+        if isinstance(body, Transfer | DraftApply):
             self.registry.check_account(head.corp_id, body.payer_acct)
             return
         for acct, seq_no in body.payer_accounts():
@@ -366,7 +369,26 @@ class Desk:
         if tp in CREDIT_MSG_TPS:
             _hdr, txs = documents.parse_pacs008(doc)
             return replace(base, credits=tuple(txs))
+        if tp == DRAFT_PRESENT:
+            return replace(base, presentment=read_presentment(doc))
         return base
+
+    def seal_document(
+        self,
+        msg_tp: str,
+        msg_id: str,
+        sender: str,
+        receiver: str,
+        created: datetime,
+        work_date: date,
+        document: bytes,
+    ) -> bytes:
+        """Wrap a Document built by the caller (the draft messages, docs/bank-drafts.md §3)
+        in a signed envelope.  The bytes are our own, re-read with the strict parser."""
+        doc = parse_document(document)
+        env = documents.build_envelope(msg_tp, msg_id, sender, receiver, created, work_date, doc)
+        sign_enveloped(env, self.ring.signer("clearing", created))
+        return documents.serialize(env)
 
     def seal_ccms(
         self,
@@ -399,11 +421,14 @@ def _amounts(request: Request | None, business: BusinessRuleError | None) -> Seq
     per item of a batch, those that decoded when an amount broke a rule (4004)."""
     if request is None:
         return business.amounts if business is not None else ()
-    if isinstance(request.body, Transfer):
+    if isinstance(request.body, Transfer | DraftApply):
         return (request.body.amount,)
     if isinstance(request.body, Batch):
         return request.body.amounts()
     return ()
+
+
+DRAFT_PRESENT = "intra.draft.present"
 
 
 # -- process-global desk for worker processes --------------------------------

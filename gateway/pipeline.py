@@ -38,6 +38,7 @@ from gateway.clock import Clock
 from gateway.codec.corplink_decode import MAX_BATCH_ITEMS
 from gateway.correspondence.corplink import CorplinkCorrespondence
 from gateway.desk import Inspection, Refusal
+from gateway.draftsvc.corplink import DRAFT_TRN_CODES, DraftCorplink
 from gateway.errors import GatewayError, RetCode
 from gateway.journal.ops_records import Exchange
 from gateway.journal.records import DailyLimit, NewItem, RequestRecord, new_request
@@ -47,6 +48,8 @@ from gateway.model import (
     Batch,
     BatchItem,
     BizType,
+    DraftApply,
+    DraftRefundRequest,
     Engine,
     Head,
     Inquiry,
@@ -76,7 +79,7 @@ log = structlog.get_logger("gateway.pipeline")
 BATCHES = frozenset({TrnCode.PAYROLL.value, TrnCode.PAIN001.value, TrnCode.MT101.value})
 """TrnCodes carrying many transfers, answered with ``Items`` (docs/protocol.md §4, §5)."""
 CORRESPONDENCE = frozenset({TrnCode.INQ.value, TrnCode.RPLY.value})
-JOURNALED = frozenset({TrnCode.PAY.value}) | BATCHES | CORRESPONDENCE
+JOURNALED = frozenset({TrnCode.PAY.value}) | BATCHES | CORRESPONDENCE | DRAFT_TRN_CODES
 """TrnCodes whose 0000 means "durably journaled" (docs/protocol.md §5): replay applies."""
 
 MAX_STATUS_ITEMS = 1_000
@@ -134,8 +137,10 @@ class Pipeline:
         admission: Admission | None = None,
         correspondence: CorplinkCorrespondence | None = None,
         keep: Callable[[Exchange], None] | None = None,
+        drafts: DraftCorplink | None = None,
     ) -> None:
         self._corr = correspondence
+        self._drafts = drafts
         self._keep_exchange = keep
         self._clock = clock
         self._pool = pool
@@ -271,6 +276,8 @@ class Pipeline:
             if isinstance(req.body, StatusQuery):
                 self._check_fresh(req, now)
                 return await self._status(req, req.body, now)
+            if isinstance(req.body, DraftApply | DraftRefundRequest):
+                return await self._draft(req, ins, now)
             if self._corr is not None:
                 return await self._correspondence(req, self._corr, now)
             raise GatewayError(RetCode.UNKNOWN_TRNCODE, f"TrnCode {head.trn_code}")
@@ -301,6 +308,27 @@ class Pipeline:
         if isinstance(body, BalanceQuery):
             return await corr.balance(req, body, now)
         raise GatewayError(RetCode.UNKNOWN_TRNCODE, f"TrnCode {req.head.trn_code}")
+
+    async def _draft(self, req: Request, ins: Inspection, now: datetime) -> Response:
+        """DRAFT and DRAFTRFND (docs/bank-drafts.md §2): journaled, so replay before freshness
+        and the business rules, as for PAY (docs/protocol.md §8)."""
+        body = req.body
+        drafts = self._drafts
+        try:
+            self._check_fresh(req, now)
+            if ins.deferred is not None:  # 4006: the payer is not enrolled
+                raise GatewayError(ins.deferred.code, ins.deferred.detail)
+            if drafts is None:
+                raise GatewayError(RetCode.UNKNOWN_TRNCODE, "bank drafts are not enabled")
+            if isinstance(body, DraftApply):
+                return await drafts.apply(req, body, ins.daily_cap, now)
+            assert isinstance(body, DraftRefundRequest)  # noqa: S101 - the caller's dispatch
+            return await drafts.refund(req, body, now)
+        except GatewayError:
+            existing = await self._store.find_request(req.head.corp_id, req.head.msg_id)
+            if existing is not None:
+                return await self._replay(req, existing, now)
+            raise
 
     async def _deferred_only(self, ins: Inspection, now: datetime) -> Response:
         """A request whose body broke a business rule in decode (4004): §8 order still holds."""
@@ -476,6 +504,8 @@ class Pipeline:
         """
         if existing.trn_code in CORRESPONDENCE and self._corr is not None:
             return await self._corr.replay(req, existing, now)
+        if existing.trn_code in DRAFT_TRN_CODES and self._drafts is not None:
+            return await self._drafts.replay(req, existing, now)
         if existing.digest != req.digest:
             raise GatewayError(RetCode.DUPLICATE_MSGID, f"MsgId {req.head.msg_id}")
         metrics.DUPLICATES.inc()
@@ -527,6 +557,9 @@ class Pipeline:
         corp, orig = req.head.corp_id, query.orig_msg_id
         view = await self._store.item_status(corp, orig, query.seq_no)
         rec = await self._store.find_request(corp, orig)
+        drafts = self._drafts
+        if view is None and rec is not None and rec.trn_code in DRAFT_TRN_CODES and drafts:
+            return await drafts.status(req, rec, now)  # docs/bank-drafts.md §2: with History
         if view is None or rec is None:
             missing = f"no request with OrigMsgId {orig}"
             if rec is not None:

@@ -43,6 +43,7 @@ from gateway.clock import Clock
 from gateway.config import Config, ListenerConfig
 from gateway.correspondence.service import Correspondence
 from gateway.desk import open_desk
+from gateway.draftsvc.service import Drafts
 from gateway.engines.runner import EngineRunner, EngineSettings, Redelivery
 from gateway.journal.audit import audit_once
 from gateway.journal.deferred import DeferredWrites
@@ -176,6 +177,7 @@ class Gateway:
         self._ring: KeyRing
         self._registry: Registry
         self.correspondence: Correspondence | None = None
+        self.drafts: Drafts
 
     # -- accessors used by collaborators (always the current version) ------
     def pool(self) -> WorkerPool:
@@ -273,6 +275,15 @@ class Gateway:
             cfg, self.store, self.pool, self.clock, lambda: self._registry, self._publish_ccms
         )
         self.correspondence = corr
+        self.drafts = Drafts(
+            cfg,
+            self.store,
+            self.pool,
+            self.clock,
+            self.router,
+            read_passphrase(cfg),
+            self._publish_ccms,
+        )
         receipts = ReceiptHandler(
             self.store,
             self.pool,
@@ -280,6 +291,7 @@ class Gateway:
             on_receipt=[self._receipted],
             correspondence=corr.inbound,
             topic_prefix=cfg.clearing.topic_prefix,
+            drafts=self.drafts.link,
         )
         self._link = ClearingLink(link_cfg, receipts)
         self._runners = {e: self._make_runner(e, self._link) for e in Engine}
@@ -301,6 +313,7 @@ class Gateway:
         self._spawn(self._link.run(), "clearing_link")
         for name, coro in corr.tasks().items():
             self._spawn(coro, name)
+        self._spawn(self.drafts.link.run(), "drafts")
         self._spawn(self._watch_link(), "link_watch")
         for engine, runner in self._runners.items():
             self._spawn(runner.run(), f"engine_{engine.value.lower()}")
@@ -357,6 +370,7 @@ class Gateway:
             self.admission,
             corr.corplink,
             keep=self.exchanges.add,
+            drafts=self.drafts.corplink,
         )
         for i, lc in enumerate(cfg.listeners):
             ctx = None
@@ -383,6 +397,7 @@ class Gateway:
             lambda: self.admission,
             lambda: corr.corplink,
             self._wake,
+            drafts=lambda: self.drafts.corplink,
             on_metrics=self.front_metrics.update,
             on_gone=self.front_metrics.forget,
             keep_exchange=self.exchanges.add,

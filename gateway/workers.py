@@ -186,6 +186,22 @@ class WorkerPool:
         )
         return result
 
+    async def seal_document(
+        self,
+        msg_tp: str,
+        msg_id: str,
+        sender: str,
+        receiver: str,
+        created: datetime,
+        work_date: date,
+        document: bytes,
+    ) -> bytes:
+        """Sign a draft message (docs/bank-drafts.md §3) around its serialised Document."""
+        result: bytes = await self._call(
+            "seal_document", msg_tp, msg_id, sender, receiver, created, work_date, document
+        )
+        return result
+
     async def open_inbound(self, payload: bytes, now: datetime) -> InboundClearing:
         result: InboundClearing = await self._call("open_inbound", payload, now)
         return result

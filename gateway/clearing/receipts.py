@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 
@@ -34,6 +35,16 @@ COMMUTING = frozenset({"ccms.990", "ccms.900"})
 """Inbound types whose journal steps may run together, in any order (idempotent)."""
 
 
+class DraftInbound(Protocol):
+    """The draft register's inbound side (``gateway.draftsvc.link.DraftLink``)."""
+
+    async def on_presentment(self, msg: InboundClearing) -> bool: ...
+    async def on_status(self, msg: InboundClearing) -> bool: ...
+
+
+MSG_TP_DRAFT_PRESENT = "intra.draft.present"
+
+
 class ReceiptHandler:
     """The clearing link's inbound handler."""
 
@@ -45,8 +56,10 @@ class ReceiptHandler:
         on_receipt: Iterable[Callable[[str], None]] = (),
         correspondence: InboundCorrespondence | None = None,
         topic_prefix: str = "clearing",
+        drafts: DraftInbound | None = None,
     ) -> None:
         self._corr = correspondence
+        self._drafts = drafts
         self._prefix = topic_prefix
         self._store = store
         self._pool = pool
@@ -109,6 +122,9 @@ class ReceiptHandler:
             changed, _ = await asyncio.gather(
                 self._store.apply_tx_status(msg.orgnl_msg_id, msg.results, now), record
             )
+            if not changed and self._drafts is not None and await self._drafts.on_status(msg):
+                metrics.INBOUND.labels(msg.msg_tp).inc()
+                return  # a draft message's status (docs/bank-drafts.md §3)
             for r in msg.results:
                 if r.status in ("ACSC", "RJCT"):
                     metrics.ITEM_FINAL.labels(
@@ -116,6 +132,11 @@ class ReceiptHandler:
                         "SETTLED" if r.status == "ACSC" else "REJECTED",
                     ).inc()
             log.info("status_applied", orgnl_msg_id=msg.orgnl_msg_id, changed=changed)
+        elif self._drafts is not None and msg.msg_tp == MSG_TP_DRAFT_PRESENT:
+            await record
+            if not await self._drafts.on_presentment(msg):
+                metrics.INBOUND_DROPPED.labels("malformed").inc()
+                return
         elif self._corr is not None and msg.msg_tp in HANDLED:
             await record
             if not await self._corr.handle(msg, engine):

@@ -362,3 +362,33 @@ def create_series() -> None:
 
 
 create_series()
+
+# -- bank drafts (docs/bank-drafts.md §4) ---------------------------------------
+DRAFTS_APPLIED = Counter(
+    "gateway_drafts_applied_total",
+    "DRAFT requests journaled (a replay not counted)",
+    registry=REGISTRY,
+)
+DRAFTS = Gauge("gateway_drafts", "Register entries by state", ["state"], registry=REGISTRY)
+DRAFTS_OUTSTANDING = Gauge(
+    "gateway_drafts_outstanding_yuan",
+    "Sum of the amounts of ISSUED drafts (the outstanding total)",
+    registry=REGISTRY,
+)
+DRAFT_PRESENTMENTS = Counter(
+    "gateway_draft_presentments_total",
+    "Presentments answered, by result and reason (a redelivery re-sends, not counted)",
+    ["result", "reason"],
+    registry=REGISTRY,
+)
+DRAFTS_UNSETTLED = Gauge(
+    "gateway_drafts_paid_unsettled",
+    "Drafts PAID two working days ago or earlier and still not SETTLED (alert when > 0)",
+    registry=REGISTRY,
+)
+DRAFT_MESSAGE_RJCT = Counter(
+    "gateway_draft_message_rejected_total",
+    "Draft settle or refund messages the clearing centre rejected (each raises the alert)",
+    ["kind"],
+    registry=REGISTRY,
+)

@@ -91,6 +91,9 @@ GAUGE_RULES: Final[Mapping[str, Rule]] = {
     "gateway_audit_chain_ok": Rule.CORE,
     "gateway_audit_head_seq": Rule.CORE,
     "gateway_audit_verified_timestamp_seconds": Rule.CORE,
+    "gateway_drafts": Rule.CORE,
+    "gateway_drafts_outstanding_yuan": Rule.CORE,
+    "gateway_drafts_paid_unsettled": Rule.CORE,
 }
 """The module docstring's table, per gauge; a gauge missing here is core-only."""
 

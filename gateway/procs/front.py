@@ -32,6 +32,7 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import structlog
@@ -44,6 +45,8 @@ from gateway.journal.ops_records import Exchange
 from gateway.journal.records import AcceptOutcome, NewRequest, RequestRecord
 from gateway.model import (
     BalanceQuery,
+    DraftApply,
+    DraftRefundRequest,
     Engine,
     Inquiry,
     NotifyPull,
@@ -128,6 +131,30 @@ class FrontCorrespondence:
 
     async def replay(self, req: Request, existing: RequestRecord, now: datetime) -> Response:
         return await self._ask("replay", req, existing, now)
+
+
+class FrontDrafts:
+    """DRAFT, DRAFTRFND, their replays and STATUS, answered by the core's register."""
+
+    def __init__(self, ch: Channel) -> None:
+        self._ch = ch
+
+    async def _ask(self, op: str, *args: Any) -> Response:
+        return await ask(self._ch, "drafts", op, *args)  # type: ignore[no-any-return]
+
+    async def apply(
+        self, req: Request, body: DraftApply, daily_cap: Decimal | None, now: datetime
+    ) -> Response:
+        return await self._ask("apply", req, body, daily_cap, now)
+
+    async def refund(self, req: Request, body: DraftRefundRequest, now: datetime) -> Response:
+        return await self._ask("refund", req, body, now)
+
+    async def replay(self, req: Request, existing: RequestRecord, now: datetime) -> Response:
+        return await self._ask("replay", req, existing, now)
+
+    async def status(self, req: Request, existing: RequestRecord, now: datetime) -> Response:
+        return await self._ask("status", req, existing, now)
 
 
 class FrontAdmission:
@@ -251,6 +278,7 @@ class Front:
             admission,
             FrontCorrespondence(ch),  # type: ignore[arg-type]
             keep=lambda ex: ch.push("record_exchange", ex),
+            drafts=FrontDrafts(ch),  # type: ignore[arg-type]
         )
         budget = ByteBudget(cfg.load.max_body_bytes)
         for lc in cfg.listeners:

@@ -31,6 +31,7 @@ from gateway.clock import BusinessClock, Clock
 from gateway.config import Config, ListenerConfig
 from gateway.correspondence.corplink import CorplinkCorrespondence
 from gateway.desk import DeskSetup
+from gateway.draftsvc.corplink import DraftCorplink
 from gateway.errors import ChildStartFailed, ConfigError
 from gateway.journal.records import NewRequest
 from gateway.journal.store import Store
@@ -121,7 +122,9 @@ class Fronts:
         on_metrics: Callable[[int, bytes], None] | None = None,
         on_gone: Callable[[int], None] | None = None,
         keep_exchange: Callable[[Any], None] | None = None,
+        drafts: Callable[[], DraftCorplink | None] | None = None,
     ) -> None:
+        self._drafts = drafts
         self.cfg = cfg
         self._clock = clock
         self._store = store
@@ -276,6 +279,12 @@ class Fronts:
                 raise ConfigError("correspondence is not running")
             op, *rest = args
             return await getattr(corr, op)(*rest)
+        if method == "drafts":
+            drafts = self._drafts() if self._drafts is not None else None
+            if drafts is None:
+                raise ConfigError("bank drafts are not running")
+            op, *rest = args
+            return await getattr(drafts, op)(*rest)
         if method == "setup":
             index, pid = args
             log.debug("front_setup", front=index, pid=pid)

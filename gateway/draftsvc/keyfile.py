@@ -1,0 +1,74 @@
+"""The ``draft`` key store file beside the key ring: open it, or make its first version.
+
+docs/bank-drafts.md §5: the Code's HMAC keys are sealed under the keys
+passphrase (scrypt + Fernet, :mod:`gateway.drafts.keystore`).  Without a
+passphrase nothing can be sealed or opened, so bank drafts stay disabled
+(DRAFT answers 1004 saying so) rather than falling back to a key in clear.
+When the file does not exist yet, the daemon makes it with one version
+activated now (docs/bank-drafts.md §5 says how a version is added).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+
+from gateway.drafts.code import DraftKey
+from gateway.drafts.keystore import (
+    DEFAULT_STORE_NAME,
+    DraftKeyRing,
+    dumps,
+    loads,
+    new_secret,
+    seal,
+)
+
+log = structlog.get_logger("gateway.drafts")
+
+
+def store_path(keys_dir: Path) -> Path:
+    """Where the sealed ``draft`` versions live: ``draft-keys.toml`` in the keys folder."""
+    return keys_dir / DEFAULT_STORE_NAME
+
+
+def write_store(path: Path, text: bytes) -> None:
+    """Replace the store file atomically, readable by its owner only (0600)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, text)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def open_draft_keys(
+    keys_dir: Path, passphrase: bytes | None, now: datetime, *, create: bool = True
+) -> DraftKeyRing | None:
+    """The opened ``draft`` versions, or None when drafts cannot run (no passphrase).
+
+    A missing store file is created with one version (``create``), activated
+    at ``now``.  A file that fails to open raises its ``DraftKeyError``
+    (a ``ConfigError``: one line naming the file, never a secret).
+    """
+    path = store_path(keys_dir)
+    if not passphrase:
+        log.warning("drafts_disabled", reason="no keys passphrase to open the draft keys")
+        return None
+    if not path.exists():
+        if not create:
+            return None
+        key_id = f"draft-{now:%Y%m%d%H%M%S}"
+        version = seal(DraftKey(key_id, new_secret()), passphrase, now)
+        try:
+            write_store(path, dumps((version,)))
+        except OSError as exc:  # e.g. a read-only keys folder: drafts off, the rest serves
+            log.warning("drafts_disabled", reason=f"cannot create {path.name}: {exc.strerror}")
+            return None
+        log.info("draft_key_created", key_id=key_id, path=path.name)
+    versions = loads(path.read_bytes(), str(path))
+    return DraftKeyRing.open(versions, passphrase, str(path))
