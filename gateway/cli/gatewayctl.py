@@ -32,6 +32,7 @@ from typing import Any, Final
 from gateway.cli.audit import add_audit_parser, run_audit
 from gateway.cli.keys import add_keys_parser, run_keys
 from gateway.config import AdminConfig, load_config
+from gateway.drafts.records import DraftState
 from gateway.errors import ConfigError
 from gateway.journal.records import CreditState
 from gateway.model import Engine, State
@@ -39,7 +40,17 @@ from gateway.ops.admin import call
 
 #: Admin ops answered from the journal alone: they work with the daemon stopped.
 READ_ONLY: Final = frozenset(
-    {"credits", "inquiries", "netting", "messages.search", "messages.show", "held.list"}
+    {
+        "credits",
+        "inquiries",
+        "netting",
+        "messages.search",
+        "messages.show",
+        "held.list",
+        "drafts.list",
+        "drafts.show",
+        "drafts.settle-list",
+    }
 )
 _SEARCH_FILTERS: Final = (
     "corp_id", "msg_id", "gw_ref", "end_to_end_id", "state", "engine", "min_amount",
@@ -80,6 +91,16 @@ def _command(args: argparse.Namespace) -> dict[str, Any]:
                 cmd[key] = getattr(args, key)
     if op in ("messages.show", "held.release"):
         cmd["ref"] = args.ref
+    if op == "drafts.list":
+        cmd["limit"] = args.limit
+        if args.state is not None:
+            cmd["state"] = args.state
+        if args.expiring_before is not None:
+            cmd["expiring_before"] = args.expiring_before.isoformat()
+    if op == "drafts.show":
+        cmd["draft_no"] = args.draft_no
+    if op == "drafts.settle-list" and args.date is not None:
+        cmd["date"] = args.date.isoformat()
     if op == "resend":
         cmd["msg_id"] = args.msg_id
     if op in ("held.release", "resend"):
@@ -194,6 +215,24 @@ def _ask(args: argparse.Namespace, sock: Path, cmd: dict[str, Any]) -> dict[str,
         return None
 
 
+def _add_drafts_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``drafts list|show|settle-list``: the draft register (docs/bank-drafts.md §4)."""
+    drafts = sub.add_parser("drafts", help="the bank draft register (银行汇票登记簿)")
+    dsub = drafts.add_subparsers(dest="sub", required=True)
+    dlist = dsub.add_parser(
+        "list", help="register entries, newest first, and the outstanding total"
+    )
+    dlist.add_argument("--state", choices=[s.value for s in DraftState], help="only this state")
+    dlist.add_argument(
+        "--expiring-before", type=date.fromisoformat, help="YYYY-MM-DD: ExpiryDate before it"
+    )
+    dlist.add_argument("--limit", type=int, default=100, help="at most this many (1-1000)")
+    show = dsub.add_parser("show", help="one draft with its history (never its Code)")
+    show.add_argument("draft_no", help="the 20-digit DraftNo")
+    settle = dsub.add_parser("settle-list", help="a day's auto-settlement list (自动结清清单)")
+    settle.add_argument("--date", type=date.fromisoformat, help="YYYY-MM-DD (default: today)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="gatewayctl", description="control a running gatewayd")
     p.add_argument("--config", help="the daemon's overlay config (to find its admin socket)")
@@ -218,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="YYYY-MM-DD (default: the BEPS work date of the daemon's now)",
     )
     _add_parsers(sub)
+    _add_drafts_parser(sub)
     add_keys_parser(sub)
     add_audit_parser(sub)
     args = p.parse_args(argv)

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from gateway.clock import SHANGHAI, Clock
+from gateway.drafts.records import DraftState
+from gateway.journal.draft_records import DraftRecord
 from gateway.journal.ops_records import MessageDetail, MessageHit, MessageQuery
 from gateway.journal.records import CreditState, Figures
 from gateway.journal.store import Store
@@ -32,7 +34,17 @@ from gateway.ops.logs import mask_account
 from gateway.routing.router import Router
 
 VIEWS: Final = frozenset(
-    {"credits", "inquiries", "netting", "messages.search", "messages.show", "held.list"}
+    {
+        "credits",
+        "inquiries",
+        "netting",
+        "messages.search",
+        "messages.show",
+        "held.list",
+        "drafts.list",
+        "drafts.show",
+        "drafts.settle-list",
+    }
 )
 
 
@@ -62,6 +74,8 @@ async def journal_view(
         if shown is None:
             return {"ok": False, "reason": f"no message {ref} in the journal or the archives"}
         return {"ok": True, "ref": ref, **detail_json(shown)}
+    if op.startswith("drafts."):
+        return await drafts_view(op, cmd, store, clock)
     if op == "credits":
         state = str(cmd.get("state", "SUSPENSE")).upper()
         if state not in CreditState.__members__:
@@ -81,6 +95,70 @@ async def journal_view(
         rounds = await store.netting_rounds(day)
         return {"ok": True, "work_date": str(day), "rounds": [_ops_json(r) for r in rounds]}
     raise ValueError(f"unknown view {op!r}")
+
+
+async def drafts_view(op: str, cmd: dict[str, Any], store: Store, clock: Clock) -> dict[str, Any]:
+    """``gatewayctl drafts list|show|settle-list``: the register (docs/bank-drafts.md §4).
+
+    Never a Code: the register does not hold one.  ``list`` carries the
+    outstanding total (the ISSUED drafts); ``settle-list`` is the day's
+    auto-settlement list (自动结清清单) with its remainders summed.
+    """
+    if op == "drafts.show":
+        draft_no = cmd.get("draft_no")
+        if not isinstance(draft_no, str) or not (len(draft_no) == 20 and draft_no.isdigit()):
+            raise ValueError("draft_no must be 20 digits")
+        found = await store.find_draft(draft_no)
+        if found is None:
+            return {"ok": False, "reason": f"no draft {draft_no} in the register"}
+        return {"ok": True, "draft": _draft_json(found)}
+    if op == "drafts.list":
+        state_text = _text(cmd, "state")
+        state = None
+        if state_text is not None:
+            if state_text.upper() not in DraftState.__members__:
+                raise ValueError(f"state must be one of {', '.join(DraftState.__members__)}")
+            state = DraftState(state_text.upper())
+        before_text = _text(cmd, "expiring_before")
+        before = _date_arg(before_text, "expiring_before") if before_text else None
+        found = await store.list_drafts(state, before, _view_limit(cmd))
+        count, total = await store.outstanding_drafts()
+        return {
+            "ok": True,
+            "outstanding": {"count": count, "amount": str(total)},
+            "drafts": [_draft_json(d) for d in found],
+        }
+    if op == "drafts.settle-list":
+        day_text = _text(cmd, "date")
+        day = _date_arg(day_text, "date") if day_text else clock.now().astimezone(SHANGHAI).date()
+        due = await store.settle_list(day)
+        remainders = sum(
+            (d.entry.amount - (d.settle_amount or Decimal(0)) for d in due), Decimal(0)
+        )
+        return {
+            "ok": True,
+            "date": day.isoformat(),
+            "count": len(due),
+            "remainders": str(remainders),
+            "drafts": [_draft_json(d) for d in due],
+        }
+    raise ValueError(f"unknown view {op!r}")
+
+
+def _date_arg(text: str, key: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{key} must be YYYY-MM-DD") from None
+
+
+def _draft_json(d: DraftRecord) -> dict[str, Any]:
+    """A register entry flat, as operators read it: the entry's fields first."""
+    out = _ops_json(d.entry)
+    rest = _ops_json(d)
+    rest.pop("entry", None)
+    out.update(rest)
+    return out
 
 
 def _text(cmd: dict[str, Any], key: str) -> str | None:
