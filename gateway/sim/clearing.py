@@ -688,6 +688,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="gateway-sim clearing",
         description="Simulate the clearing systems (HVPS, BEPS, clearing centre) on MQTT.",
+        epilog="gateway-sim clearing present --help: present a bank draft to the gateway"
+        " as an agent bank and print its answer (docs/bank-drafts.md §3).",
     )
     add_broker_option(p)
     p.add_argument("--prefix", default="clearing", help="topic prefix (docs/clearing-link.md §2)")

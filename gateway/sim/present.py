@@ -62,7 +62,7 @@ from gateway.drafts.documents import (
 from gateway.drafts.records import Presentment
 from gateway.errors import ConfigError, GatewayError
 from gateway.keys.xmldsig import SigningKey, sign_enveloped, verify_pinned
-from gateway.sim.clearing import load_keys
+from gateway.sim.clearing import ClearingSimConfig, load_keys
 from gateway.sim.cli_options import add_broker_option, add_tls_options, broker_address, broker_tls
 
 #: Exit code of ``present`` when no answer came within ``--timeout``.
@@ -103,6 +103,22 @@ class CentreLink:
     client_id: str | None = None
     tls_context: ssl.SSLContext | None = None
     clock: Clock = field(default_factory=SystemClock)
+
+    @classmethod
+    def of_simulator(cls, config: ClearingSimConfig) -> CentreLink:
+        """The link of a clearing simulator's config: its broker, key, pinned gateway
+        certificates, prefix and clock; the centre is its ``participant``, the bank its
+        ``gateway_participant`` (a client id of its own, not the simulator's)."""
+        return cls(
+            broker_url=config.broker_url,
+            sign_key=config.sign_key,
+            gateway_certs=config.gateway_certs,
+            topic_prefix=config.topic_prefix,
+            centre=config.participant,
+            bank=config.gateway_participant,
+            tls_context=config.tls_context,
+            clock=config.clock,
+        )
 
 
 def new_prsntmt_id(today: date) -> str:

@@ -125,8 +125,12 @@ async def test_present_sends_a_signed_presentment_and_returns_the_gateways_answe
 async def test_the_same_prsntmt_id_twice_is_a_redelivery_under_a_new_msg_id(
     broker: Broker, system_key: SigningKey, gateway_key: SigningKey
 ) -> None:
-    centre = link(broker, system_key, gateway_key)
-    async with running(sim_config(broker, system_key, gateway_key)) as sim:
+    config = sim_config(
+        broker, system_key, gateway_key, participant=SIM_PARTICIPANT,
+        gateway_participant=OUR_PARTICIPANT,
+    )  # fmt: skip
+    centre = CentreLink.of_simulator(config)  # the simulator's broker, keys and codes
+    async with running(config) as sim:
         async with gateway_side(broker, system_key) as gw:
             seen = []
             for _ in range(2):
