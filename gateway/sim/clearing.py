@@ -5,8 +5,9 @@ it subscribes (QoS 1) to ``{prefix}/+/out``; verifies each message's
 signature against the pinned gateway certificates and drops (counts, logs)
 any that fails (docs/clearing-link.md §3); deduplicates by envelope MsgId (§1: every
 receiver does); answers each new message on ``{prefix}/{engine}/in`` with a
-signed ``ccms.990`` receipt and, for payment messages, a signed ``ccms.900``
-(pacs.002) with ACSC or RJCT per transaction (§4).  A re-sent MsgId gets the
+signed ``ccms.990`` receipt and, for payment messages and draft issue,
+settle and refund messages, a signed ``ccms.900`` (pacs.002) with ACSC or
+RJCT per transaction (§4).  A re-sent MsgId gets the
 same receipt and, once decided, the same status again — never a second
 decision.  BEPS netting rounds, injected incoming credits and inquiries,
 and the answers to the gateway's ccms.314 live in the component
