@@ -14,7 +14,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     d.add_argument("--reject-ratio", type=float, default=0.1, help="clearing reject ratio")
     d.add_argument("--keep", action="store_true", help="keep the temp state folder")
     sub.add_parser(
-        "clearing", help="the clearing systems (see gateway-sim clearing --help)", add_help=False
+        "clearing",
+        help="the clearing systems (see gateway-sim clearing --help); "
+        "'clearing present' presents a bank draft",
+        add_help=False,
     )
     sub.add_parser(
         "core", help="the core banking system (see gateway-sim core --help)", add_help=False

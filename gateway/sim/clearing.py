@@ -5,12 +5,17 @@ it subscribes (QoS 1) to ``{prefix}/+/out``; verifies each message's
 signature against the pinned gateway certificates and drops (counts, logs)
 any that fails (docs/clearing-link.md §3); deduplicates by envelope MsgId (§1: every
 receiver does); answers each new message on ``{prefix}/{engine}/in`` with a
-signed ``ccms.990`` receipt and, for payment messages, a signed ``ccms.900``
-(pacs.002) with ACSC or RJCT per transaction (§4).  A re-sent MsgId gets the
+signed ``ccms.990`` receipt and, for payment messages and draft issue,
+settle and refund messages, a signed ``ccms.900`` (pacs.002) with ACSC or
+RJCT per transaction (§4).  A re-sent MsgId gets the
 same receipt and, once decided, the same status again — never a second
 decision.  BEPS netting rounds, injected incoming credits and inquiries,
 and the answers to the gateway's ccms.314 live in the component
-``gateway.sim.clearing_rounds``, hooked into the answer path below.
+``gateway.sim.clearing_rounds``, hooked into the answer path below; the
+clearing centre's side of bank drafts (issue, settle and refund decided,
+presentment answers recorded, docs/bank-drafts.md §3) in
+``gateway.sim.clearing_drafts``, and presenting a draft as an agent bank in
+``gateway.sim.present`` (``gateway-sim clearing present``).
 
 For load tests it can *withhold* every answer for a while and then release
 them all at once (``--withhold-after``/``--withhold-for``, or SIGUSR1 to
@@ -44,7 +49,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, Final
-from urllib.parse import urlsplit
 
 import aiomqtt
 import structlog
@@ -79,10 +83,18 @@ from gateway.clearing.reconnect import keep_connected
 from gateway.clock import Clock, SystemClock
 from gateway.errors import ConfigError, GatewayError
 from gateway.keys.xmldsig import SigningKey, load_signing_key, sign_enveloped, verify_pinned
+from gateway.sim.clearing_drafts import (
+    DRAFT_DOCUMENTS,
+    ClearingDrafts,
+    RecordedAnswer,
+    draft_ids,
+    parse_reject_fen,
+)
 from gateway.sim.clearing_rounds import ClearingRounds
 from gateway.sim.cli_options import (
     add_broker_option,
     add_tls_options,
+    broker_address,
     broker_tls,
     run_until_signalled,
 )
@@ -163,6 +175,12 @@ class ClearingSimConfig:
     #: write ``stats`` as JSON here every ``stats_every`` seconds and on exit
     stats_path: Path | None = None
     stats_every: float = 5.0
+    # bank drafts (gateway.sim.clearing_drafts, docs/bank-drafts.md §3)
+    #: share of draft issue, settle and refund messages answered RJCT, drawn like payments'
+    draft_reject_ratio: float = 0.0
+    #: MsgTp → fen: that draft message is RJCT when its amount's fen are these (a test's
+    #: trigger; Amount for issue and refund, SettleAmount for settle)
+    draft_reject_fen: dict[str, int] = field(default_factory=dict)
 
 
 class PublishRefused(Exception):
@@ -230,7 +248,7 @@ class ClearingSimulator:
         self.msg_ids: MsgIdMemory[_Answer] = MsgIdMemory(
             config.dedupe_window, max_recent=config.remember
         )
-        self._host, self._port = _broker_address(config.broker_url, config.tls_context)
+        self._host, self._port = broker_address(config.broker_url, config.tls_context)
         self._schemas = _load_schemas(config.xsd_dir) if config.xsd_dir else {}
         self._parser = hardened_parser()
         self._client: _SimClient | None = None
@@ -257,6 +275,17 @@ class ClearingSimulator:
         self.inject_inquiry = self.rounds.inject_inquiry
         self.replies_received = self.rounds.replies_received
         self.inquiries_received = self.rounds.inquiries_received
+        self.drafts = ClearingDrafts(
+            self.stats,
+            seed=config.seed,
+            reject_ratio=config.draft_reject_ratio,
+            reject_fen=config.draft_reject_fen,
+            reject_reasons=REJECT_REASONS,
+            format_reject=FORMAT_REJECT,
+        )
+        #: docs/bank-drafts.md §3: the gateway's answers to presentments, by PrsntmtId
+        self.draft_answers: dict[str, RecordedAnswer] = self.drafts.answers
+        self.wait_draft_answer = self.drafts.wait_answer
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -408,7 +437,7 @@ class ClearingSimulator:
             return
 
         received = self.config.clock.now()
-        ids = transaction_ids(env.document)
+        ids = transaction_ids(env.document) or draft_ids(env)
         seen = self.msg_ids.seen(env.msg_id)
         dup = seen != "new"
         if seen == "recent":
@@ -461,7 +490,10 @@ class ClearingSimulator:
     def _decide(
         self, env: Envelope, ids: list[tuple[str | None, str | None]]
     ) -> tuple[list[TxResult] | None, str | None]:
-        """Per-transaction results (None: not a payment, receipt only) and any format error."""
+        """Per-transaction results (None: receipt only) and any format error."""
+        draft = self.drafts.decide(env)
+        if draft is not None:
+            return draft
         if env.msg_tp not in PAYMENT_DOCUMENTS:
             return None, None
         reason = self._check_document(env)
@@ -489,6 +521,7 @@ class ClearingSimulator:
     ) -> None:
         """The ccms.990 after ``receipt_delay``, then the ccms.900 after ``settle_delay``."""
         self.rounds.note(env)  # a ccms.314/315 is recorded before its receipt goes out
+        self.drafts.note(env, received)  # so is a presentment's answer
         if self.config.receipt_delay > 0:
             await asyncio.sleep(self.config.receipt_delay)
         receipt = build_receipt(env.msg_id, received)
@@ -502,7 +535,7 @@ class ClearingSimulator:
         if self.config.settle_delay > 0:
             await asyncio.sleep(self.config.settle_delay)
         msg_id = self._next_msg_id(env.work_date)
-        _ns, name = PAYMENT_DOCUMENTS[env.msg_tp]
+        name = _document_name(env.msg_tp)
         group = ("RJCT", FORMAT_REJECT[0]) if not results else (None, None)
         status = build_pacs002(
             msg_id,
@@ -517,6 +550,8 @@ class ClearingSimulator:
         await self._publish(answer.reply_topic, answer.status)
         self.stats["statuses"] += 1
         self.rounds.accepted(env, results)  # into the round ledger once the ACSP is out
+        if env.msg_tp in DRAFT_DOCUMENTS:
+            self.drafts.counted(results)
         self.stats["settled"] += sum(1 for r in results if r.status != "RJCT")
         self.stats["rejected"] += sum(1 for r in results if r.status == "RJCT")
 
@@ -624,18 +659,16 @@ class ClearingSimulator:
         self._record.flush()
 
 
+def _document_name(msg_tp: str) -> str:
+    """The ccms.900's OrgnlMsgNmId: the answered message's Document (docs/clearing-link.md §4)."""
+    if msg_tp in DRAFT_DOCUMENTS:
+        return DRAFT_DOCUMENTS[msg_tp]
+    return PAYMENT_DOCUMENTS[msg_tp][1]
+
+
 def _reply_topic(topic: str) -> str:
     """``{prefix}/{engine}/out`` → ``{prefix}/{engine}/in`` (docs/clearing-link.md §2)."""
     return topic.removesuffix("/out") + "/in"
-
-
-def _broker_address(url: str, tls: ssl.SSLContext | None) -> tuple[str, int]:
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ValueError("broker URL must be mqtt://host:port or mqtts://host:port")
-    if parts.scheme == "mqtts" and tls is None:
-        raise ValueError("mqtts:// needs a TLS context")
-    return parts.hostname, parts.port or (8883 if parts.scheme == "mqtts" else 1883)
 
 
 def _load_schemas(xsd_dir: Path) -> dict[str, etree.XMLSchema]:
@@ -656,6 +689,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="gateway-sim clearing",
         description="Simulate the clearing systems (HVPS, BEPS, clearing centre) on MQTT.",
+        epilog="gateway-sim clearing present --help: present a bank draft to the gateway"
+        " as an agent bank and print its answer (docs/bank-drafts.md §3).",
     )
     add_broker_option(p)
     p.add_argument("--prefix", default="clearing", help="topic prefix (docs/clearing-link.md §2)")
@@ -690,23 +725,57 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--stats-file", type=Path, help="write the counters here as JSON")
     p.add_argument("--stats-every", type=float, default=5.0, help="seconds between writes")
+    p.add_argument(
+        "--draft-reject-ratio",
+        type=float,
+        default=0.0,
+        help="share of draft issue/settle/refund messages answered RJCT",
+    )
+    p.add_argument(
+        "--draft-reject-fen",
+        type=_reject_fen,
+        action="append",
+        default=[],
+        metavar="[KIND=]NN",
+        help="answer RJCT a draft message (KIND issue, settle or refund; all without one)"
+        " whose amount ends in NN fen (SettleAmount for settle); repeatable",
+    )
     add_tls_options(p)
     return p
 
 
-def _config(args: argparse.Namespace) -> ClearingSimConfig:
+def _reject_fen(text: str) -> dict[str, int]:
+    try:
+        return parse_reject_fen(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def load_keys(
+    key: Path, cert: Path, gateway_certs: Sequence[Path]
+) -> tuple[SigningKey, tuple[x509.Certificate, ...]]:
+    """The clearing systems' signing key (passphrase in ``GATEWAY_SIM_KEY_PASSPHRASE``) and
+    the pinned gateway certificates, from ``--key``, ``--cert`` and ``--gateway-cert``.
+
+    ``ConfigError`` naming the file that cannot be read.
+    """
     passphrase = os.environ.get("GATEWAY_SIM_KEY_PASSPHRASE")
-    key = load_signing_key(args.key, args.cert, passphrase.encode() if passphrase else None)
+    signing = load_signing_key(key, cert, passphrase.encode() if passphrase else None)
     certs: list[x509.Certificate] = []
-    for path in args.gateway_cert:
+    for path in gateway_certs:
         try:
             certs.extend(x509.load_pem_x509_certificates(path.read_bytes()))
         except (OSError, ValueError):
             raise ConfigError(f"{path}: not a readable PEM certificate file") from None
+    return signing, tuple(certs)
+
+
+def _config(args: argparse.Namespace) -> ClearingSimConfig:
+    key, certs = load_keys(args.key, args.cert, args.gateway_cert)
     return ClearingSimConfig(
         broker_url=args.broker,
         sign_key=key,
-        gateway_certs=tuple(certs),
+        gateway_certs=certs,
         topic_prefix=args.prefix,
         reject_ratio=args.reject_ratio,
         receipt_delay=args.receipt_delay,
@@ -726,11 +795,20 @@ def _config(args: argparse.Namespace) -> ClearingSimConfig:
         withhold_signal=True,
         stats_path=args.stats_file,
         stats_every=args.stats_every,
+        draft_reject_ratio=args.draft_reject_ratio,
+        draft_reject_fen={k: v for one in args.draft_reject_fen for k, v in one.items()},
     )
 
 
 def run_clearing_sim(argv: Sequence[str]) -> int:
-    """``gateway-sim clearing [options]``: run until SIGINT/SIGTERM; 0 on a clean stop."""
+    """``gateway-sim clearing [options]``: run until SIGINT/SIGTERM; 0 on a clean stop.
+
+    ``gateway-sim clearing present ...`` presents one draft instead (``gateway.sim.present``).
+    """
+    if list(argv[:1]) == ["present"]:
+        from gateway.sim.present import run_present
+
+        return run_present(argv[1:])
     args = _parser().parse_args(list(argv))
     return run_until_signalled("gateway-sim clearing", lambda: ClearingSimulator(_config(args)))
 
@@ -742,5 +820,6 @@ __all__ = [
     "ClearingSimConfig",
     "ClearingSimulator",
     "PublishRefused",
+    "load_keys",
     "run_clearing_sim",
 ]

@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from gateway.errors import ConfigError
 
@@ -49,6 +50,16 @@ def broker_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
     return tls
 
 
+def broker_address(url: str, tls: ssl.SSLContext | None) -> tuple[str, int]:
+    """Host and port of a ``--broker`` URL; ``ValueError`` unless mqtt:// or mqtts:// with TLS."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError("broker URL must be mqtt://host:port or mqtts://host:port")
+    if parts.scheme == "mqtts" and tls is None:
+        raise ValueError("mqtts:// needs a TLS context")
+    return parts.hostname, parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+
 async def _serve(sim: Simulator) -> None:
     task = asyncio.current_task()
     loop = asyncio.get_running_loop()
@@ -74,4 +85,10 @@ def run_until_signalled(prog: str, build: Callable[[], Simulator]) -> int:
     return 0
 
 
-__all__ = ["add_broker_option", "add_tls_options", "broker_tls", "run_until_signalled"]
+__all__ = [
+    "add_broker_option",
+    "add_tls_options",
+    "broker_address",
+    "broker_tls",
+    "run_until_signalled",
+]
