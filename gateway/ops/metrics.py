@@ -272,6 +272,37 @@ AUDIT_VERIFIED = Gauge(
 )
 
 
+# -- bank drafts (docs/bank-drafts.md §4) ---------------------------------------
+DRAFTS_APPLIED = Counter(
+    "gateway_drafts_applied_total",
+    "DRAFT requests journaled (a replay not counted)",
+    registry=REGISTRY,
+)
+DRAFTS = Gauge("gateway_drafts", "Register entries by state", ["state"], registry=REGISTRY)
+DRAFTS_OUTSTANDING = Gauge(
+    "gateway_drafts_outstanding_yuan",
+    "Sum of the amounts of ISSUED drafts (the outstanding total)",
+    registry=REGISTRY,
+)
+DRAFT_PRESENTMENTS = Counter(
+    "gateway_draft_presentments_total",
+    "Presentments answered, by result and reason (a redelivery re-sends, not counted)",
+    ["result", "reason"],
+    registry=REGISTRY,
+)
+DRAFTS_UNSETTLED = Gauge(
+    "gateway_drafts_paid_unsettled",
+    "Drafts PAID two working days ago or earlier and still not SETTLED (alert when > 0)",
+    registry=REGISTRY,
+)
+DRAFT_MESSAGE_RJCT = Counter(
+    "gateway_draft_message_rejected_total",
+    "Draft settle or refund messages the clearing centre rejected (each raises the alert)",
+    ["kind"],
+    registry=REGISTRY,
+)
+
+
 # -- series created at 0 at start -----------------------------------------------
 # A labelled series exists only once a label value is first used, and then
 # already at 1: ``rate()`` and ``increase()`` never see that first step, and a
@@ -329,6 +360,12 @@ INBOUND_DROP_REASONS = (
 """Reason words of ``gateway_inbound_dropped_total`` (gateway/clearing)."""
 
 
+DRAFT_STATES = ("PENDING", "ISSUED", "PAID", "SETTLED", "REFUNDING", "REFUNDED", "REJECTED")
+"""The register states ``gateway_drafts`` counts (docs/bank-drafts.md §1)."""
+DRAFT_PRESENTMENT_REASONS = ("NF", "RF", "PD", "EX", "CD", "AM", "SA", "SC")
+"""The RJCT reasons of a presentment, in the order they are checked (docs/bank-drafts.md §3)."""
+
+
 def create_series() -> None:
     """Create every series whose label values are known in advance, at 0 (idempotent)."""
     for stage, reasons in REFUSAL_SERIES.items():
@@ -359,36 +396,13 @@ def create_series() -> None:
             ITEMS.labels(engine, state)
     for state in GAUGED_CREDIT_STATES:
         CREDITS.labels(state)
+    for state in DRAFT_STATES:
+        DRAFTS.labels(state)
+    DRAFT_PRESENTMENTS.labels("ACCP", "-")
+    for reason in DRAFT_PRESENTMENT_REASONS:
+        DRAFT_PRESENTMENTS.labels("RJCT", reason)
+    for kind in ("settle", "refund"):
+        DRAFT_MESSAGE_RJCT.labels(kind)
 
 
 create_series()
-
-# -- bank drafts (docs/bank-drafts.md §4) ---------------------------------------
-DRAFTS_APPLIED = Counter(
-    "gateway_drafts_applied_total",
-    "DRAFT requests journaled (a replay not counted)",
-    registry=REGISTRY,
-)
-DRAFTS = Gauge("gateway_drafts", "Register entries by state", ["state"], registry=REGISTRY)
-DRAFTS_OUTSTANDING = Gauge(
-    "gateway_drafts_outstanding_yuan",
-    "Sum of the amounts of ISSUED drafts (the outstanding total)",
-    registry=REGISTRY,
-)
-DRAFT_PRESENTMENTS = Counter(
-    "gateway_draft_presentments_total",
-    "Presentments answered, by result and reason (a redelivery re-sends, not counted)",
-    ["result", "reason"],
-    registry=REGISTRY,
-)
-DRAFTS_UNSETTLED = Gauge(
-    "gateway_drafts_paid_unsettled",
-    "Drafts PAID two working days ago or earlier and still not SETTLED (alert when > 0)",
-    registry=REGISTRY,
-)
-DRAFT_MESSAGE_RJCT = Counter(
-    "gateway_draft_message_rejected_total",
-    "Draft settle or refund messages the clearing centre rejected (each raises the alert)",
-    ["kind"],
-    registry=REGISTRY,
-)
