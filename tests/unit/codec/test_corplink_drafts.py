@@ -10,6 +10,8 @@ from decimal import Decimal
 
 import pytest
 import xmlschema
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from gateway.codec.corplink import BusinessRuleError, CorpLinkCodec, serialize
@@ -25,6 +27,7 @@ from gateway.model import (
     Notice,
     NoticeKind,
     Notices,
+    Request,
     State,
     StatusView,
 )
@@ -637,3 +640,60 @@ def test_draft_answers_serialise_in_the_request_encoding(
         assert parsed.encoding == encoding
         assert schema.validate(parsed.root), schema.error_log
     assert parsed.root.findtext(f".//{NS}Reason") == "账户已销户"
+
+
+# -- any text in any field: a typed body or a GatewayError, nothing else ----------------
+
+_XML_TEXT = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40
+).map(lambda t: "".join(c for c in t if c in "\t\n\r" or ord(c) >= 0x20).replace("\r", ""))
+
+
+FUZZ_CODEC = CorpLinkCodec()  # hypothesis calls the tests many times: one compiled XSD
+FUZZ = settings(max_examples=300, deadline=None, database=None)
+
+
+def _escaped(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;")
+
+
+def _outcome(text: str) -> Request | GatewayError:
+    """The decoded request, or the refusal; any other exception fails the test."""
+    try:
+        return decode(FUZZ_CODEC, text)
+    except GatewayError as exc:
+        return exc
+
+
+@FUZZ
+@given(
+    field=st.sampled_from(["PayerAcct", "PayerName", "PayeeName", "Amount", "Scope", "Purpose"]),
+    value=_XML_TEXT,
+)
+def test_any_text_in_a_draft_apply_field_decodes_or_is_refused(field: str, value: str) -> None:
+    body = draft_apply(purpose="p")
+    start = body.index(f"<{field}")
+    open_end = body.index(">", start) + 1
+    close = body.index(f"</{field}>", open_end)
+    body = body[:open_end] + _escaped(value) + body[close:]
+    req = _outcome(apply_request(body))
+    if isinstance(req, GatewayError):
+        assert req.code in (RetCode.SCHEMA, RetCode.AMOUNT_INVALID)
+        return
+    assert isinstance(req.body, DraftApply)
+    assert req.body.scope in ("NATIONAL", "PROVINCIAL")
+    assert req.body.amount > 0
+
+
+@FUZZ
+@given(draft_no=_XML_TEXT, text=_XML_TEXT)
+def test_any_refund_decodes_or_is_refused(draft_no: str, text: str) -> None:
+    body = draft_refund(_escaped(draft_no), _escaped(text))
+    req = _outcome(refund_request(body))
+    if isinstance(req, GatewayError):
+        assert req.code is RetCode.SCHEMA
+        return
+    assert isinstance(req.body, DraftRefundRequest)
+    assert len(req.body.draft_no) == 20
+    assert req.body.draft_no.isascii()
+    assert req.body.draft_no.isdigit()
