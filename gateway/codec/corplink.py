@@ -186,8 +186,10 @@ class CorpLinkCodec:
 
         Every TrnCode of docs/protocol.md §4 decodes: NTFY, INQ, RPLY and BAL to
         ``NotifyPull``, ``Inquiry``, ``Reply`` and ``BalanceQuery`` (their rules
-        are all in the XSD, 1003 in ``validate``).  Raises ``BusinessRuleError``
-        (4004) for amount rules, in any item of a batch.
+        are all in the XSD, 1003 in ``validate``), DRAFT and DRAFTRFND to
+        ``DraftApply`` and ``DraftRefundRequest``.  Raises ``BusinessRuleError``
+        (4004) for amount rules, in any item of a batch; a DRAFT's currency is
+        left to the business rules.
         """
         head, payload, digest = decode_parts(signed_root)
         body: Body

@@ -21,6 +21,13 @@ batch with 4004 naming the item's ``SeqNo``.
 The bodies of STATUS, NTFY, INQ, RPLY and BAL hold no business rule: the
 XSD says all there is (lengths, patterns, ``After`` 0..2^63-1, ``Max``
 1..500, 1003 in the schema stage), so they decode without Head or digest.
+
+The draft bodies (docs/bank-drafts.md §2): ``DraftApply``'s amount follows
+``Transfer``'s rules (4004 as ``BusinessRuleError``), but its currency is
+kept as sent, for the business rules to refuse a non-CNY draft with 4004
+after the credential and replay checks; ``DraftRefund`` holds no business
+rule.  Scope and DraftNo are the XSD's (1003); the decoder checks them again
+so that a root that skipped the schema still fails closed.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ from gateway.model import (
     BatchItem,
     BizType,
     Body,
+    DraftApply,
+    DraftRefundRequest,
     Head,
     Inquiry,
     NotifyPull,
@@ -78,6 +87,8 @@ BODY_ELEMENT: Final[dict[str, str]] = {
     TrnCode.BAL.value: q("BalanceQuery"),
     TrnCode.PAIN001.value: f"{{{PAIN001_NS}}}Document",
     TrnCode.MT101.value: q("MT"),
+    TrnCode.DRAFT.value: q("DraftApply"),
+    TrnCode.DRAFTRFND.value: q("DraftRefund"),
 }
 
 _AMOUNT_TEXT: Final = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,2})?")
@@ -91,6 +102,10 @@ MAX_BATCH_ITEMS: Final = 50_000
 
 _CENT: Final = Decimal("0.01")
 _CCY: Final = "CNY"
+_DRAFT_SCOPES: Final = frozenset({"NATIONAL", "PROVINCIAL"})
+"""docs/bank-drafts.md §1 ``Scope``: national (全国) or provincial (省辖)."""
+_DRAFT_NO: Final = re.compile(r"[0-9]{20}")
+"""docs/bank-drafts.md §1 ``DraftNo``: 20 ASCII digits."""
 
 
 class BusinessRuleError(GatewayError):
@@ -177,6 +192,8 @@ def decode_body(head: Head, payload: etree._Element, digest: str) -> Body:
         return _decode_transfer(payload, head, digest)
     if trn == TrnCode.PAYROLL:
         return _decode_batch(payload, head, digest)
+    if trn == TrnCode.DRAFT:
+        return _decode_draft_apply(payload, head, digest)
     simple = _SIMPLE_BODIES.get(trn)
     if simple is None:
         raise GatewayError(RetCode.UNKNOWN_TRNCODE, f"TrnCode {trn} not supported here")
@@ -268,6 +285,11 @@ def _amount(text: str, ccy: str | None, head: Head, digest: str) -> Decimal:
         raise BusinessRuleError(
             RetCode.AMOUNT_INVALID, "Amount: currency must be CNY", head=head, digest=digest
         )
+    return _amount_value(text, head, digest)
+
+
+def _amount_value(text: str, head: Head, digest: str) -> Decimal:
+    """The ``Amount`` text as a two-place ``Decimal``: the pattern and > 0, else 4004."""
     if _AMOUNT_TEXT.fullmatch(text) is None:
         raise BusinessRuleError(
             RetCode.AMOUNT_INVALID,
@@ -412,11 +434,44 @@ def _decode_balance_query(el: etree._Element) -> BalanceQuery:
     return BalanceQuery(acct=_text(children(el), "Acct", "BalanceQuery"))
 
 
+def _decode_draft_apply(el: etree._Element, head: Head, digest: str) -> DraftApply:
+    """DRAFT ``DraftApply`` (docs/bank-drafts.md §2): the amount as in ``Transfer`` (4004),
+    the currency as sent (a non-CNY one is the business rules' 4004), Scope 1003."""
+    fields = children(el)
+    amount_el = _element(fields, "Amount", "DraftApply")
+    ccy = amount_el.get("Ccy")
+    if ccy is None:
+        raise GatewayError(RetCode.SCHEMA, "Amount: missing attribute Ccy")
+    amount = _amount_value(amount_el.text or "", head, digest)
+    scope = _text(fields, "Scope", "DraftApply")
+    if scope not in _DRAFT_SCOPES:
+        raise GatewayError(RetCode.SCHEMA, "Scope: invalid value, expected NATIONAL or PROVINCIAL")
+    return DraftApply(
+        payer_acct=_text(fields, "PayerAcct", "DraftApply"),
+        payer_name=_text(fields, "PayerName", "DraftApply"),
+        payee_name=_text(fields, "PayeeName", "DraftApply"),
+        amount=amount,
+        scope=scope,
+        ccy=ccy,
+        purpose=optional_text(fields, "Purpose") or None,
+    )
+
+
+def _decode_draft_refund(el: etree._Element) -> DraftRefundRequest:
+    """DRAFTRFND ``DraftRefund``: which draft, and why (1-500 characters)."""
+    fields = children(el)
+    draft_no = _text(fields, "DraftNo", "DraftRefund")
+    if _DRAFT_NO.fullmatch(draft_no) is None:
+        raise GatewayError(RetCode.SCHEMA, "DraftNo: invalid value, expected 20 digits")
+    return DraftRefundRequest(draft_no=draft_no, text=_text(fields, "Text", "DraftRefund"))
+
+
 _SIMPLE_BODIES: Final[dict[str, Callable[[etree._Element], Body]]] = {
     TrnCode.STATUS.value: _decode_status_query,
     TrnCode.NTFY.value: _decode_notify_pull,
     TrnCode.INQ.value: _decode_inquiry,
     TrnCode.RPLY.value: _decode_reply,
     TrnCode.BAL.value: _decode_balance_query,
+    TrnCode.DRAFTRFND.value: _decode_draft_refund,
 }
 """The bodies that need neither the Head nor the digest (no business rule inside)."""

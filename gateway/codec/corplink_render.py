@@ -8,7 +8,9 @@ texts from clearing systems, names and texts of incoming credits and
 inquiries, the core's balances) is made schema-safe here, so rendering never
 fails and the result always validates against ``codecs/corplink.xsd``: an
 optional element whose value the schema would refuse is left out, text is
-cleaned and cut to the schema's length.
+cleaned and cut to the schema's length.  A required body the schema cannot
+carry (a ``Balance`` or a ``Draft`` with a field out of its pattern) turns
+the answer into 9999 without a Body rather than an invalid document.
 """
 
 from __future__ import annotations
@@ -25,7 +27,16 @@ from gateway.clock import SHANGHAI
 from gateway.codec.corplink_decode import NS, q
 from gateway.codec.xmlparse import GB18030, GBK, UTF8
 from gateway.errors import RetCode
-from gateway.model import Balance, Notice, Notices, Response, StatusView
+from gateway.model import (
+    Balance,
+    DraftStep,
+    DraftView,
+    Notice,
+    NoticeKind,
+    Notices,
+    Response,
+    StatusView,
+)
 
 CORPLINK_RSP: Final = q("CorpLinkRsp")
 _HEAD: Final = q("Head")
@@ -67,6 +78,14 @@ _MORE: Final = q("More")
 _BALANCE: Final = q("Balance")
 _BAL: Final = q("Bal")
 _AVAIL: Final = q("Avail")
+_DRAFT: Final = q("Draft")
+_DRAFT_NO: Final = q("DraftNo")
+_ISSUE_DATE: Final = q("IssueDate")
+_EXPIRY_DATE: Final = q("ExpiryDate")
+_CODE: Final = q("Code")
+_AT: Final = q("At")
+_SETTLE_AMOUNT: Final = q("SettleAmount")
+_REMAINDER: Final = q("Remainder")
 
 # What the response schema allows for echoed identifiers (docs/protocol.md §2, §8):
 # anything else is sent as empty rather than producing an invalid response.
@@ -93,6 +112,12 @@ _MAX_CPTY_NAME: Final = 140
 _MAX_TEXT: Final = 500
 _CENT: Final = Decimal("0.01")
 _MAX_AMOUNT: Final = Decimal("999999999999999.99")
+_DRAFT_NO_RE: Final = re.compile(r"[0-9]{20}")
+_DRAFT_CODE_RE: Final = re.compile(r"[0-9]{16}")
+DRAFT_STATES: Final = frozenset(
+    {"PENDING", "ISSUED", "PAID", "SETTLED", "REFUNDING", "REFUNDED", "REJECTED"}
+)
+"""The register states a ``Draft`` or a DRAFT notification may carry (docs/bank-drafts.md §1)."""
 
 _XML_DECL: Final[dict[str, bytes]] = {
     GBK: b'<?xml version="1.0" encoding="GBK"?>\n',
@@ -132,18 +157,22 @@ def render_response(rsp: Response) -> etree._Element:
 
     ``Body`` carries one of, in this precedence: ``Items`` (one ``Status``
     with ``SeqNo`` per batch item: PAYROLL, PAIN001, MT101 and a STATUS about
-    a batch), ``Status`` (PAY, STATUS, and INQ about the payment asked
-    about), ``Notifications`` (NTFY) or ``Balance`` (BAL).  Without any of
-    them there is no Body (refusals, RPLY).  A ``balance`` that the schema
-    cannot carry turns the response into 9999 without a Body.
+    a batch), ``Draft`` (DRAFT, and STATUS about a DRAFT), ``Status`` (PAY,
+    STATUS, and INQ about the payment asked about), ``Notifications`` (NTFY)
+    or ``Balance`` (BAL).  Without any of them there is no Body (refusals,
+    RPLY).  A ``balance`` or ``draft`` that the schema cannot carry turns the
+    response into 9999 without a Body.
     """
     ret_code = rsp.ret_code if _RET_CODE_RE.fullmatch(rsp.ret_code) else RetCode.INTERNAL.value
     ret_msg = rsp.ret_msg
-    balance = rsp.balance
-    if balance is not None and _balance_fields(balance) is None:
-        balance = None
-        # The core answered something the contract cannot carry (docs/clearing-link.md §5):
-        # better an honest 9999 than a 0000 without its Balance.
+    balance, draft = rsp.balance, rsp.draft
+    if (balance is not None and _balance_fields(balance) is None) or (
+        draft is not None and not draft_renderable(draft)
+    ):
+        balance = draft = None
+        # Something the contract cannot carry (the core's balance, docs/clearing-link.md §5,
+        # or a register entry out of pattern): better an honest 9999 than a 0000 without
+        # its Body.
         ret_code, ret_msg = RetCode.INTERNAL.value, RetCode.INTERNAL.text
     root = etree.Element(CORPLINK_RSP, nsmap={None: NS})  # type: ignore[dict-item]  # stubs lack None
     head = etree.SubElement(root, _HEAD)
@@ -161,6 +190,8 @@ def render_response(rsp: Response) -> etree._Element:
     listed = [view for view in rsp.items or () if view.seq_no is not None]
     if listed:
         render_items(etree.SubElement(root, _BODY), listed)
+    elif draft is not None:
+        render_draft(etree.SubElement(root, _BODY), draft)
     elif rsp.status is not None:
         render_status(etree.SubElement(root, _BODY), rsp.status)
     elif rsp.notices is not None:
@@ -236,12 +267,12 @@ def render_notice(parent: etree._Element, notice: Notice) -> etree._Element:
 
     ``reason_code`` with ``text`` becomes ``<Reason Code="...">text</Reason>``,
     as in ``Status``; ``Text`` then does not repeat it.  Without a (valid)
-    reason code the text is ``Text``.
+    reason code the text is ``Text``.  A DRAFT notice has its own elements
+    (``render_draft_notice``).
     """
-    ntfy = etree.SubElement(parent, _NTFY)
-    _leaf(ntfy, _NTFY_ID, str(notice.ntfy_id))
-    _leaf(ntfy, _KIND, notice.kind.value)
-    _leaf(ntfy, _TIME, format_instant(notice.at))
+    if notice.kind is NoticeKind.DRAFT:
+        return render_draft_notice(parent, notice)
+    ntfy = _notice_head(parent, notice)
     _optional(ntfy, _ORIG_MSG_ID, notice.orig_msg_id, _MSG_ID_ECHO)
     if notice.seq_no is not None and 1 <= notice.seq_no <= _MAX_SEQ_NO:
         _leaf(ntfy, _SEQ_NO, str(notice.seq_no))
@@ -268,6 +299,54 @@ def render_notice(parent: etree._Element, notice: Notice) -> etree._Element:
     if notice.counterparty_name:
         _leaf(ntfy, _CPTY_NAME, _text(notice.counterparty_name, _MAX_CPTY_NAME))
     _optional(ntfy, _CPTY_BANK_CODE, notice.counterparty_bank, _BANK_CODE_RE)
+    if text:
+        _leaf(ntfy, _TEXT, _text(text, _MAX_TEXT))
+    return ntfy
+
+
+def _notice_head(parent: etree._Element, notice: Notice) -> etree._Element:
+    """Append an ``Ntfy`` with what every kind has: ``NtfyId``, ``Kind``, ``Time``."""
+    ntfy = etree.SubElement(parent, _NTFY)
+    _leaf(ntfy, _NTFY_ID, str(notice.ntfy_id))
+    _leaf(ntfy, _KIND, notice.kind.value)
+    _leaf(ntfy, _TIME, format_instant(notice.at))
+    return ntfy
+
+
+def render_draft_notice(parent: etree._Element, notice: Notice) -> etree._Element:
+    """Append one ``Ntfy`` of kind DRAFT (docs/bank-drafts.md §2), in the XSD's order.
+
+    After ``NtfyId``, ``Kind`` and ``Time``: ``OrigMsgId`` (the DRAFT request),
+    ``DraftNo``, ``State`` (the draft state reached) and ``At`` (when; the
+    notice's time, since the register writes the notice with the step), then
+    by state: ``Reason`` (REJECTED, the centre's code and text),
+    ``SettleAmount`` (PAID, more than zero) or ``Remainder`` (SETTLED, zero
+    or more), each with ``Ccy="CNY"``.  The payment fields (``state``,
+    ``engine``, the credit's ``Amount``) never appear; a value out of
+    pattern is left out, as for every notice.
+    """
+    ntfy = _notice_head(parent, notice)
+    _optional(ntfy, _ORIG_MSG_ID, notice.orig_msg_id, _MSG_ID_ECHO)
+    _optional(ntfy, _DRAFT_NO, notice.draft_no, _DRAFT_NO_RE)
+    state = notice.draft_state if notice.draft_state in DRAFT_STATES else None
+    if state is not None:
+        _leaf(ntfy, _STATE, state)
+    _leaf(ntfy, _AT, format_instant(notice.at))
+    text = notice.text
+    if (
+        state == "REJECTED"
+        and notice.reason_code is not None
+        and _REASON_CODE_RE.fullmatch(notice.reason_code)
+    ):
+        reason = etree.SubElement(ntfy, _REASON, Code=notice.reason_code)
+        reason.text = _text(text or "")
+        text = None
+    amount = None if notice.amount is None else format_amount(notice.amount)
+    if amount is not None and notice.amount is not None:
+        if state == "PAID" and notice.amount > 0:
+            etree.SubElement(ntfy, _SETTLE_AMOUNT, Ccy="CNY").text = amount
+        elif state == "SETTLED" and notice.amount >= 0:
+            etree.SubElement(ntfy, _REMAINDER, Ccy="CNY").text = amount
     if text:
         _leaf(ntfy, _TEXT, _text(text, _MAX_TEXT))
     return ntfy
@@ -321,6 +400,53 @@ def render_balance(parent: etree._Element, balance: Balance) -> etree._Element:
     etree.SubElement(out, _BAL, Ccy=ccy).text = bal
     etree.SubElement(out, _AVAIL, Ccy=ccy).text = avail
     return out
+
+
+def draft_renderable(view: DraftView) -> bool:
+    """Whether the schema can carry ``view``'s required fields (docs/bank-drafts.md §1):
+    a 20-digit DraftNo, a 16-digit Code, a register state, a positive amount in
+    whole fen.  History steps it cannot carry are left out instead."""
+    amount = format_amount(view.amount)
+    return (
+        _DRAFT_NO_RE.fullmatch(view.draft_no) is not None
+        and _DRAFT_CODE_RE.fullmatch(view.code) is not None
+        and view.state in DRAFT_STATES
+        and amount is not None
+        and view.amount > 0
+    )
+
+
+def render_draft(parent: etree._Element, view: DraftView) -> etree._Element:
+    """Append ``Draft`` (DRAFT responses and STATUS about a DRAFT, docs/bank-drafts.md §2).
+
+    ``DraftNo``, ``IssueDate``, ``ExpiryDate``, ``Amount`` (``Ccy="CNY"``),
+    ``Code``, ``State``; then ``History``, one ``Step`` per state reached with
+    its time and, where there is one, ``<Reason Code="..."/>`` — only when
+    ``view.history`` has a step the schema can carry.  ``ValueError`` when a
+    required field cannot be written (``render_response`` answers 9999 then).
+    """
+    amount = format_amount(view.amount)
+    if amount is None or not draft_renderable(view):
+        raise ValueError("draft cannot be rendered")
+    out = etree.SubElement(parent, _DRAFT)
+    _leaf(out, _DRAFT_NO, view.draft_no)
+    _leaf(out, _ISSUE_DATE, view.issue_date.isoformat())
+    _leaf(out, _EXPIRY_DATE, view.expiry_date.isoformat())
+    etree.SubElement(out, _AMOUNT, Ccy="CNY").text = amount
+    _leaf(out, _CODE, view.code)
+    _leaf(out, _STATE, view.state)
+    steps = [step for step in view.history if step.state in DRAFT_STATES]
+    if steps:
+        history = etree.SubElement(out, _HISTORY)
+        for step in steps:
+            _render_draft_step(history, step)
+    return out
+
+
+def _render_draft_step(history: etree._Element, step: DraftStep) -> None:
+    el = etree.SubElement(history, _STEP, State=step.state, At=format_instant(step.at))
+    if step.reason_code is not None and _REASON_CODE_RE.fullmatch(step.reason_code):
+        etree.SubElement(el, _REASON, Code=step.reason_code)
 
 
 def serialize(root: etree._Element, encoding: str) -> bytes:

@@ -6,9 +6,11 @@ one connection and matches responses by MsgId, verifying every response's
 signature against the gateway's published response certificate.
 
 Bodies for every CorpLink TrnCode but the batch ones (PAY, STATUS, NTFY, INQ,
-RPLY, BAL; §4) have a builder here; responses are read into ``Reply`` with
-its ``Status``, ``Notifications`` and ``Balance`` bodies (§5) as plain
-client-side dataclasses — never the gateway's own model.
+RPLY, BAL, DRAFT, DRAFTRFND; §4) have a builder here; responses are read into
+``Reply`` with its ``Status``, ``Notifications``, ``Balance`` and ``Draft``
+bodies (§5) as plain client-side dataclasses — never the gateway's own model.
+DRAFT notifications read into the same ``Notification`` with their draft
+fields (docs/bank-drafts.md §2).
 """
 
 from __future__ import annotations
@@ -53,6 +55,19 @@ class Payment:
     ccy: str = "CNY"
     priority: str | None = None
     biz_type: str | None = None
+    purpose: str | None = None
+
+
+@dataclass(frozen=True)
+class DraftApplication:
+    """What an ERP applies for with DRAFT (docs/bank-drafts.md §2 ``DraftApply``)."""
+
+    payer_acct: str
+    payer_name: str
+    payee_name: str
+    amount: Decimal
+    scope: str = "NATIONAL"  # or PROVINCIAL
+    ccy: str = "CNY"
     purpose: str | None = None
 
 
@@ -138,6 +153,27 @@ def balance_body(acct: str) -> etree._Element:
     return b
 
 
+def draft_apply_body(a: DraftApplication) -> etree._Element:
+    """DRAFT ``DraftApply``: the amount written with two decimals, as in ``Transfer``."""
+    d = etree.Element(f"{{{NS}}}DraftApply", nsmap=_NSMAP)
+    _el(d, "PayerAcct", a.payer_acct)
+    _el(d, "PayerName", a.payer_name)
+    _el(d, "PayeeName", a.payee_name)
+    _el(d, "Amount", f"{a.amount:.2f}").set("Ccy", a.ccy)
+    _el(d, "Scope", a.scope)
+    if a.purpose:
+        _el(d, "Purpose", a.purpose)
+    return d
+
+
+def draft_refund_body(draft_no: str, text: str) -> etree._Element:
+    """DRAFTRFND ``DraftRefund``: return an ISSUED draft's amount, saying why."""
+    r = etree.Element(f"{{{NS}}}DraftRefund", nsmap=_NSMAP)
+    _el(r, "DraftNo", draft_no)
+    _el(r, "Text", text)
+    return r
+
+
 def encode_request(root: etree._Element, encoding: str = "UTF-8") -> bytes:
     """A signed request's bytes: UTF-8, or GBK/GB18030 for a legacy ERP (docs/protocol.md §1).
 
@@ -155,12 +191,15 @@ def encode_request(root: etree._Element, encoding: str = "UTF-8") -> bytes:
 class Notification:
     """One ``Ntfy`` of an NTFY response (docs/protocol.md §4); absent elements are None.
 
-    ``text`` is the ``Text`` element, or the ``Reason`` text of a STATUS
-    notification (the gateway never sends both).
+    ``text`` is the ``Text`` element, or the ``Reason`` text of a STATUS or
+    DRAFT notification (the gateway never sends both).  A DRAFT notification
+    has ``orig_msg_id`` (the DRAFT request), ``draft_no``, ``state`` (the
+    draft state), ``at``, and ``settle_amount`` (PAID), ``remainder``
+    (SETTLED) or ``reason_code`` (REJECTED).
     """
 
     ntfy_id: int
-    kind: str  # CREDIT, STATUS, INQUIRY or REPLY
+    kind: str  # CREDIT, STATUS, INQUIRY, REPLY or DRAFT
     time: datetime
     orig_msg_id: str | None = None
     seq_no: int | None = None
@@ -177,6 +216,10 @@ class Notification:
     cpty_name: str | None = None
     cpty_bank_code: str | None = None
     text: str | None = None
+    draft_no: str | None = None
+    at: datetime | None = None
+    settle_amount: Decimal | None = None
+    remainder: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -198,6 +241,29 @@ class AccountBalance:
     available: Decimal
 
 
+@dataclass(frozen=True)
+class DraftHistoryStep:
+    """One ``Draft/History/Step``: the state reached, when, and the reason code if any."""
+
+    state: str
+    at: datetime
+    reason_code: str | None = None
+
+
+@dataclass(frozen=True)
+class DraftInfo:
+    """A ``Draft`` body (DRAFT, and STATUS on the DRAFT's MsgId): what the applicant
+    hands the payee (DraftNo, dates, Amount, Code) and where the draft stands."""
+
+    draft_no: str
+    issue_date: date
+    expiry_date: date
+    amount: Decimal
+    code: str
+    state: str
+    history: tuple[DraftHistoryStep, ...] = ()
+
+
 @dataclass
 class Reply:
     """A verified response, reduced to what an ERP reads."""
@@ -213,6 +279,7 @@ class Reply:
     raw: bytes = field(repr=False, default=b"")
     notifications: Notifications | None = None  # NTFY
     balance: AccountBalance | None = None  # BAL
+    draft: DraftInfo | None = None  # DRAFT, and STATUS about a DRAFT
 
 
 def parse_reply(raw: bytes, gateway_certs: Sequence[x509.Certificate]) -> Reply:
@@ -235,6 +302,7 @@ def read_reply(r: etree._Element, raw: bytes = b"") -> Reply:
     reason = r.find("c:Body/c:Status/c:Reason", _C)
     ntfy = r.find("c:Body/c:Notifications", _C)
     bal = r.find("c:Body/c:Balance", _C)
+    draft = r.find("c:Body/c:Draft", _C)
     return Reply(
         msg_id=text("c:Head/c:MsgId") or "",
         ret_code=text("c:Head/c:RetCode") or "",
@@ -249,6 +317,7 @@ def read_reply(r: etree._Element, raw: bytes = b"") -> Reply:
         raw=raw,
         notifications=None if ntfy is None else _read_notifications(ntfy),
         balance=None if bal is None else _read_balance(bal),
+        draft=None if draft is None else read_draft(draft),
     )
 
 
@@ -266,7 +335,8 @@ def _read_notification(n: etree._Element) -> Notification:
 
     reason = n.find("c:Reason", _C)
     amount = n.find("c:Amount", _C)
-    seq_no, work_date = opt("SeqNo"), opt("WorkDate")
+    seq_no, work_date, at = opt("SeqNo"), opt("WorkDate"), opt("At")
+    settle, remainder = opt("SettleAmount"), opt("Remainder")
     text = opt("Text")
     if text is None and reason is not None:
         text = reason.text or ""
@@ -289,7 +359,36 @@ def _read_notification(n: etree._Element) -> Notification:
         cpty_name=opt("CptyName"),
         cpty_bank_code=opt("CptyBankCode"),
         text=text,
+        draft_no=opt("DraftNo"),
+        at=None if at is None else datetime.fromisoformat(at),
+        settle_amount=None if settle is None else Decimal(settle),
+        remainder=None if remainder is None else Decimal(remainder),
     )
+
+
+def read_draft(el: etree._Element) -> DraftInfo:
+    """A ``Draft`` element (docs/bank-drafts.md §2) as the client's ``DraftInfo``."""
+    steps = tuple(
+        DraftHistoryStep(
+            state=step.get("State") or "",
+            at=datetime.fromisoformat(step.get("At") or ""),
+            reason_code=_reason_code(step.find("c:Reason", _C)),
+        )
+        for step in el.iterfind("c:History/c:Step", _C)
+    )
+    return DraftInfo(
+        draft_no=el.findtext("c:DraftNo", "", _C),
+        issue_date=date.fromisoformat(el.findtext("c:IssueDate", "", _C)),
+        expiry_date=date.fromisoformat(el.findtext("c:ExpiryDate", "", _C)),
+        amount=Decimal(el.findtext("c:Amount", "0", _C)),
+        code=el.findtext("c:Code", "", _C),
+        state=el.findtext("c:State", "", _C),
+        history=steps,
+    )
+
+
+def _reason_code(reason: etree._Element | None) -> str | None:
+    return None if reason is None else reason.get("Code")
 
 
 def _read_balance(el: etree._Element) -> AccountBalance:
@@ -468,6 +567,48 @@ class ErpClient:
     async def query_balance(self, msg_id: str, send_time: datetime, acct: str) -> Reply:
         """BAL: ``reply.balance`` holds the account's balance."""
         return await self.request("BAL", msg_id, send_time, balance_body(acct))
+
+    async def apply_draft(
+        self,
+        msg_id: str,
+        send_time: datetime,
+        application: DraftApplication,
+        *,
+        encoding: str = "UTF-8",
+    ) -> Reply:
+        """DRAFT: on 0000, ``reply.draft`` holds the DraftNo, dates, Amount, Code and state."""
+        body = draft_apply_body(application)
+        return await self.request("DRAFT", msg_id, send_time, body, encoding=encoding)
+
+    async def refund_draft(
+        self,
+        msg_id: str,
+        send_time: datetime,
+        draft_no: str,
+        text: str,
+        *,
+        encoding: str = "UTF-8",
+    ) -> Reply:
+        """DRAFTRFND: ask for an ISSUED draft's amount back (REFUNDED comes by NTFY)."""
+        body = draft_refund_body(draft_no, text)
+        return await self.request("DRAFTRFND", msg_id, send_time, body, encoding=encoding)
+
+    async def wait_draft_state(
+        self,
+        msg_ids: Iterator[str],
+        now: Callable[[], datetime],
+        draft_no: str,
+        state: str,
+        *,
+        timeout: float = 20.0,
+    ) -> Notification | None:
+        """The DRAFT notification that ``draft_no`` reached ``state`` (None after ``timeout``)."""
+        return await self.wait_notice(
+            msg_ids,
+            now,
+            lambda n: n.kind == "DRAFT" and n.draft_no == draft_no and n.state == state,
+            timeout=timeout,
+        )
 
     async def next_unmatched(self, timeout: float) -> Reply:
         return await asyncio.wait_for(self._unmatched.get(), timeout)

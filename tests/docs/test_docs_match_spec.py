@@ -61,10 +61,13 @@ def test_pages_keep_the_spec_section_numbers(page: str, spec: str) -> None:
 
 
 def test_trncodes() -> None:
+    """corplink's TrnCodes, then the two that the drafts contract adds (its §2 table)."""
     spec = first_column(_first_table(section(_spec("corplink.md"), 4)), r"[A-Z0-9]+")
+    spec += first_column(_first_table(section(_spec("drafts.md"), 2)), r"[A-Z0-9]+")
     ours = first_column(_first_table(section(_page("protocol.md"), 4)), r"[A-Z0-9]+")
     assert ours == spec
     assert set(ours) == {t.value for t in TrnCode}
+    assert {"DRAFT", "DRAFTRFND"} <= set(ours)
 
 
 def test_retcodes() -> None:

@@ -42,7 +42,7 @@ from gateway.server import Gateway
 from gateway.sim.clearing import ClearingSimulator
 from gateway.sim.erp import Reply, parse_reply
 from gateway.testing import Broker
-from tests.docs.pages import Example, examples, fenced_after
+from tests.docs.pages import PROTOCOL, Example, examples, fenced_after
 from tests.integration.harness import (
     Erp,
     gateway_config,
@@ -101,6 +101,20 @@ def test_examples_meet_the_schema_unless_they_show_a_schema_refusal() -> None:
         if ex.response is not None:
             rsp = _root(ex.response)
             assert schema.validate(rsp), f"{ex.where} (response): {schema.error_log}"
+
+
+def test_the_draft_examples_meet_the_schema() -> None:
+    """§4.10 and §4.11 show DRAFT and DRAFTRFND without an ``expect=`` marker until
+    gatewayd answers them; their requests and answers must still be valid."""
+    schema = etree.XMLSchema(etree.parse(str(corplink_schema_path())))
+    blocks = [
+        block
+        for block in re.findall(r"```xml\n(.*?)```", PROTOCOL.read_text(encoding="utf-8"), re.S)
+        if re.search(r"<(DraftApply|DraftRefund|Draft)>|<Kind>DRAFT<|>DRAFTRFND<", block)
+    ]
+    assert len(blocks) >= 6
+    for block in blocks:
+        assert schema.validate(_root(block)), f"{block[:200]}: {schema.error_log}"
 
 
 # -- against the daemon ------------------------------------------------------------------

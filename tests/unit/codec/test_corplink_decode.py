@@ -245,7 +245,16 @@ def write_client_key(directory: Path) -> tuple[Path, Path]:
 
 @pytest.mark.skipif(shutil.which("xmlsec1") is None, reason="xmlsec1 not installed")
 @pytest.mark.parametrize(
-    "name", ["pay.xml", "pay-gb18030.xml", "ntfy.xml", "bal.xml", "rply-gb18030.xml"]
+    "name",
+    [
+        "pay.xml",
+        "pay-gb18030.xml",
+        "ntfy.xml",
+        "bal.xml",
+        "rply-gb18030.xml",
+        "draft.xml",
+        "draftrfnd-gbk.xml",
+    ],
 )
 def test_sample_signed_with_xmlsec1_validates_and_keeps_its_digest(
     codec: CorpLinkCodec, tmp_path: Path, name: str

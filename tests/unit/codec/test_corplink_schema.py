@@ -30,6 +30,8 @@ def refused(codec: CorpLinkCodec, text: str) -> GatewayError:
         "inq.xml",
         "rply-gb18030.xml",
         "bal.xml",
+        "draft.xml",
+        "draftrfnd-gbk.xml",
     ],
 )
 def test_samples_are_valid(codec: CorpLinkCodec, name: str) -> None:
