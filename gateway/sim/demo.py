@@ -40,6 +40,7 @@ from gateway.routing.calendar_files import load_calendars
 from gateway.sim.clearing import ClearingSimConfig, ClearingSimulator
 from gateway.sim.core import CoreSimConfig, CoreSimulator, demo_accounts
 from gateway.sim.demo_console import log_to_console, state_hints, stats_lines
+from gateway.sim.demo_drafts import AGENT_BANK, drafts_day_one, drafts_day_two
 from gateway.sim.demo_tour import correspondence_tour
 from gateway.sim.erp import ErpClient, Payment, Reply, build_request, transfer_body
 from gateway.testing import start_broker
@@ -49,6 +50,17 @@ FINAL = ("SETTLED", "REJECTED")
 
 def _say(msg: str) -> None:
     print(msg, flush=True)
+
+
+DEMO_PASSPHRASE = "demo keys passphrase (test environment only)"
+"""Seals the demo's draft keys (docs/bank-drafts.md §5); the demo's other keys are clear."""
+
+
+def next_working_day_start(start: datetime) -> datetime:
+    """00:05 Asia/Shanghai of the working day after ``start`` (the settlement pass)."""
+    cal = load_calendars(data_root() / "routing" / "calendar")
+    d = cal.next_working_day(start.astimezone(SHANGHAI).date())
+    return datetime(d.year, d.month, d.day, 0, 5, tzinfo=SHANGHAI)
 
 
 def business_start(now: datetime | None = None) -> datetime:
@@ -157,33 +169,40 @@ async def run_demo(state: Path, *, reject_ratio: float, keep: bool) -> int:
     _say(f"demo: mosquitto {broker.url} (a private broker on a free port)")
     start = business_start()
     overlay = state / "demo.toml"
-    overlay.write_text(
-        f'environment = "test"\nstate_dir = "{state / "gateway"}"\n'
-        f'[clock]\nstart = "{start.isoformat()}"\n'
-        f'[clearing]\nurl = "{broker.url}"\nreceipt_timeout = 15.0\n'
-        "[observability]\nmetrics_port = 0\n"
-        "[engines.beps]\nmax_wait = 1.0\n"
-        '[[listeners]]\nname = "tls"\nport = 0\ntls = true\nclient_cert = "optional"\n',
-        encoding="utf-8",
-    )
     ports_file = state / "ports.json"
     log_path = state / "gatewayd.log"
+
+    def launch(clock_start: datetime) -> subprocess.Popen[bytes]:
+        """The real gatewayd on the demo overlay, its business clock at ``clock_start``."""
+        overlay.write_text(
+            f'environment = "test"\nstate_dir = "{state / "gateway"}"\n'
+            f'[clock]\nstart = "{clock_start.isoformat()}"\n'
+            f'[clearing]\nurl = "{broker.url}"\nreceipt_timeout = 15.0\n'
+            "[observability]\nmetrics_port = 0\n"
+            "[engines.beps]\nmax_wait = 1.0\n"
+            '[[listeners]]\nname = "tls"\nport = 0\ntls = true\nclient_cert = "optional"\n',
+            encoding="utf-8",
+        )
+        ports_file.unlink(missing_ok=True)
+        with log_path.open("ab") as log_fh:
+            return subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gateway.cli.gatewayd",
+                    "--config",
+                    str(overlay),
+                    "--ports-file",
+                    str(ports_file),
+                ],
+                stdout=log_fh,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "GATEWAY_KEY_PASSPHRASE": DEMO_PASSPHRASE},
+            )
+
     clock = BusinessClock(start)
     log_to_console(clock)
-    with log_path.open("wb") as log_fh:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gateway.cli.gatewayd",
-                "--config",
-                str(overlay),
-                "--ports-file",
-                str(ports_file),
-            ],
-            stdout=log_fh,
-            stderr=subprocess.STDOUT,
-        )
+    proc = launch(start)
     sim_task: asyncio.Task[None] | None = None
     core_task: asyncio.Task[None] | None = None
     try:
@@ -334,9 +353,30 @@ async def run_demo(state: Path, *, reject_ratio: float, keep: bool) -> int:
             and final[p.msg_id].state == "SETTLED"
         ]
         hvps = [r for r in settled_c1 if r.engine == "HVPS"] or settled_c1
+        run = planned[0].msg_id.split("-")[0]
         tour_failures = await correspondence_tour(
-            client_for, clock, sim, hvps[0], settled_c1[-1], planned[0].msg_id.split("-")[0]
+            client_for, clock, sim, hvps[0], settled_c1[-1], run
         )
+        drafts = await drafts_day_one(client_for, clock, sim, run)
+        for c in clients.values():
+            await c.close()
+        clients.clear()
+
+        # the next working day: gatewayd restarts at 00:05 and settles the paid draft
+        day_two = next_working_day_start(start)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        _say("")
+        _say(f"demo: gatewayd stopped; restarting at {day_two.isoformat()} (the next working day)")
+        proc = launch(day_two)
+        clock = BusinessClock(day_two)
+        log_to_console(clock)
+        ports = await _wait_ports(ports_file, proc, 60)
+        listeners = ports["listeners"]
+        assert isinstance(listeners, dict)  # noqa: S101
+        host, port = listeners["tls"]
+        _say(f"demo: gatewayd pid {proc.pid} ready again: CorpLink TLS {host}:{port}")
+        draft_failures = await drafts_day_two(client_for, clock, drafts)
         for c in clients.values():
             await c.close()
 
@@ -365,6 +405,10 @@ async def run_demo(state: Path, *, reject_ratio: float, keep: bool) -> int:
             f"  BEPS netting: {sim.stats['netting_rounds']} rounds reconciled and settled"
             f" ({sim.stats['accepted_for_netting']} items netted, NETTED -> SETTLED)"
         )
+        _say(
+            f"  bank drafts: 2 issued, 1 paid through agent bank {AGENT_BANK} (a second"
+            " presentment refused PD) and settled next working day, 1 refunded"
+        )
         for line in stats_lines(sim.stats, core.stats):
             _say(f"  {line}")
         missing = sum(c["not final"] for c in by_engine.values())
@@ -373,6 +417,9 @@ async def run_demo(state: Path, *, reject_ratio: float, keep: bool) -> int:
             return 1
         if tour_failures:
             _say(f"demo: {tour_failures} correspondence steps did not work out")
+            return 1
+        if draft_failures:
+            _say(f"demo: {draft_failures} bank-draft steps did not work out")
             return 1
         _say("demo: every accepted payment is SETTLED or REJECTED with a reason")
         return 0
