@@ -575,7 +575,7 @@ async def test_two_nodes_journal_one_issue_message(
     two_nodes: tuple[PostgresStore, PostgresStore],
 ) -> None:
     a, b = two_nodes
-    draft = await opened(a)  # type: ignore[arg-type]
+    draft = await opened(a)
     won = await asyncio.gather(
         a.add_draft_message(
             draft.draft_no, DraftMessage.ISSUE, 1, message("I-A", DraftMessage.ISSUE)
@@ -721,7 +721,7 @@ async def test_two_nodes_racing_accp_pay_a_draft_once(
 ) -> None:
     a, b = two_nodes
     for n in range(6):
-        draft = await issued(a, f"d-{n}")  # type: ignore[arg-type]
+        draft = await issued(a, f"d-{n}")
         outs = await asyncio.gather(
             a.record_presentment(
                 presentment(f"PA-{n}", draft.draft_no),
