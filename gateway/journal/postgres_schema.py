@@ -724,7 +724,7 @@ MIGRATIONS: tuple[str, ...] = (
     _V7,
     _V8_OPERATOR_ACTIONS,
     _V9_AUDIT_CHAIN,
-    _V10_DRAFTS,
+    _V10_DRAFTS + audit_chain.PG_V10_DRAFT_CHAIN,
 )
 """``MIGRATIONS[n]`` takes a database from version n to n + 1.  Append, never edit."""
 

@@ -32,6 +32,8 @@ from gateway.drafts.records import (
     Scope,
     rejected,
 )
+from gateway.journal.archive import ArchivedNotification, read_archive
+from gateway.journal.audit import verify
 from gateway.journal.draft_records import (
     DraftMessage,
     DraftRecord,
@@ -893,6 +895,14 @@ async def test_retention_keeps_open_drafts_requests_and_the_whole_register(
         assert await store.find_draft(draft_no) == kept
     for msg_id in ("I-d-live", "I-d-refund", "I-d-closed", "A-1"):
         assert await store.outbound_message(msg_id) is not None
+    assert res.path is not None and res.notifications == 3  # notices leave by age
+    assert await draft_notices(store) == []
+    archived = [r.notice for r in read_archive(res.path) if isinstance(r, ArchivedNotification)]
+    assert [(n.kind, n.draft_no, n.draft_state, n.state, n.reason_code) for n in archived] == [
+        (NoticeKind.DRAFT, live.draft_no, "ISSUED", None, None),
+        (NoticeKind.DRAFT, refunding.draft_no, "ISSUED", None, None),
+        (NoticeKind.DRAFT, closed.draft_no, "REJECTED", None, "AC04"),
+    ]
     again = await store.record_presentment(
         presentment("P-1", live.draft_no),
         ACCEPTED,
@@ -942,3 +952,43 @@ async def test_migration_10_keeps_notifications_and_their_cursor(
     draft = await issued(store)
     [new] = await store.pull_notices(CORP, 2, 10)
     assert new.ntfy_id == 4 and new.draft_no == draft.draft_no  # id 3 is never given again
+
+
+async def test_every_step_and_answer_is_a_link_of_the_audit_chain(
+    store: JournalStore, backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    draft = await paid(store)
+    await store.record_presentment(
+        presentment("P-2", draft.draft_no),
+        rejected(Reason.PD),
+        DraftState.PAID,
+        outbound("A-2"),
+        WORK_DATE,
+        at(30),
+    )
+    journal = journal_of(backend, request)
+    query = (
+        "SELECT kind, subject, state FROM state_changes"
+        " WHERE kind IN ('draft', 'presentment') ORDER BY seq"
+    )
+    if isinstance(journal, Path):
+        conn = sqlite3.connect(journal)
+        try:
+            links = [tuple(r) for r in conn.execute(query)]
+        finally:
+            conn.close()
+    else:
+        sql = await asyncpg.connect(journal)
+        try:
+            links = [tuple(r) for r in await sql.fetch(query)]
+        finally:
+            await sql.close()
+    assert links == [
+        ("draft", draft.draft_no, "PENDING"),
+        ("draft", draft.draft_no, "ISSUED"),
+        ("presentment", f"{AGENT} P-d-1", "ACCP"),
+        ("draft", draft.draft_no, "PAID"),
+        ("presentment", f"{AGENT} P-2", "RJCT"),
+    ]
+    report = await verify(backend, journal, tmp_path / "archive", "A")
+    assert report.ok, report.brk
