@@ -227,7 +227,7 @@ class PostgresDrafts:
                 return RefundOutcome(False, None, None, RefundRefusal.UNKNOWN)
             if locked["corp_id"] != request.corp_id:
                 return RefundOutcome(False, None, None, RefundRefusal.NOT_YOURS)
-            current = await _draft(conn, draft_no, history=False)
+            current = await _draft(conn, draft_no)
             assert current is not None  # noqa: S101 - locked above
             if not refundable(current.entry):
                 return RefundOutcome(False, None, current, RefundRefusal.NOT_ISSUED)

@@ -198,7 +198,7 @@ class SqliteDrafts:
             if row is not None:
                 found = _for_request(conn, request.corp_id, request.msg_id)
                 return RefundOutcome(False, schema.request_record(row), found)
-            current = _draft(conn, draft_no, history=False)
+            current = _draft(conn, draft_no)
             if current is None:
                 return RefundOutcome(False, None, None, RefundRefusal.UNKNOWN)
             if current.corp_id != request.corp_id:

@@ -706,6 +706,8 @@ CREATE TABLE draft_presentments (
 );
 CREATE UNIQUE INDEX draft_presentments_one_accp ON draft_presentments (draft_no)
     WHERE result = 'ACCP';
+-- retention keeps an answer's outbound row (it asks for each candidate), and FK checks
+CREATE INDEX draft_presentments_by_msg ON draft_presentments (msg_id);
 
 -- NTFY kind DRAFT (docs/bank-drafts.md §2)
 ALTER TABLE notifications DROP CONSTRAINT notifications_kind_check;

@@ -717,6 +717,8 @@ CREATE TABLE draft_presentments (
 ) STRICT, WITHOUT ROWID;
 CREATE UNIQUE INDEX draft_presentments_one_accp ON draft_presentments (draft_no)
     WHERE result = 'ACCP';
+-- retention keeps an answer's outbound row (it asks for each candidate), and FK checks
+CREATE INDEX draft_presentments_by_msg ON draft_presentments (msg_id);
 
 -- NTFY kind DRAFT (docs/bank-drafts.md §2).  SQLite cannot change a CHECK: the table is
 -- rebuilt with every row and its ntfy_id, and AUTOINCREMENT's high-water mark is carried

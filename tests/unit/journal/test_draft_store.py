@@ -317,6 +317,8 @@ async def test_refused_refunds_write_nothing(store: JournalStore, case: str) -> 
     assert out.refused is expected and not out.created and out.record is None
     if case in ("unknown", "other corp"):
         assert out.draft is None  # another corporate's draft is not shown
+    else:
+        assert out.draft == draft  # the applicant sees why (1004 with the state)
     assert await store.find_request(corp, "r-1") is None
     assert await store.find_draft(draft.draft_no) == draft
 
