@@ -39,4 +39,3 @@ def suite_now() -> datetime:
 
 def _pinned() -> bool:
     return bool(os.environ.get(TEST_DATE_ENV, "").strip())
-

@@ -425,16 +425,20 @@ def _opt_day(text: str | None) -> date | None:
 
 
 def _notification(d: dict[str, Any]) -> ArchivedNotification:
+    kind = NoticeKind(d["notice_kind"])
+    draft = kind is NoticeKind.DRAFT  # its state is the draft's (docs/bank-drafts.md §1)
     return ArchivedNotification(d["corp_id"], Notice(
-        ntfy_id=int(d["ntfy_id"]), kind=NoticeKind(d["notice_kind"]),
+        ntfy_id=int(d["ntfy_id"]), kind=kind,
         at=datetime.fromisoformat(d["at"]), orig_msg_id=d["orig_msg_id"], seq_no=d["seq_no"],
         gw_ref=d["gw_ref"], inq_id=d["inq_id"],
-        state=None if d["state"] is None else State(d["state"]), reason_code=d["reason_code"],
+        state=None if d["state"] is None or draft else State(d["state"]),
+        reason_code=d["reason_code"],
         engine=None if d["engine"] is None else Engine(d["engine"]),
         work_date=_opt_day(d["work_date"]), acct=d["acct"],
         amount=None if d["amount"] is None else Decimal(d["amount"]),
         counterparty_acct=d["counterparty_acct"], counterparty_name=d["counterparty_name"],
         counterparty_bank=d["counterparty_bank"], text=d["text"],
+        draft_no=d.get("draft_no"), draft_state=d["state"] if draft else None,
     ))  # fmt: skip
 
 

@@ -14,7 +14,9 @@ The rows are the item ``transitions`` (kind ``item``; principle 2's
 audit trail, docs/architecture.md) and ``state_changes`` for everything
 else whose state moves: an outbound message (``outbound``: PENDING, SENT,
 ACKED), an incoming credit (``credit``), an inquiry (``inquiry``: OPEN,
-REPLIED) and a netting round (``netting``: MATCHED or MISMATCHED).  Later
+REPLIED), a netting round (``netting``: MATCHED or MISMATCHED), and from
+migration 10 a draft's step (``draft``) and a presentment's answer
+(``presentment``).  Later
 features join by writing a ``state_changes`` row (or a trigger that does).
 
 The database writes the chain itself, in triggers, so no write path can
@@ -45,7 +47,7 @@ from typing import Final
 GENESIS: Final = "0" * 64
 """``prev_hash`` of a chain's first row."""
 
-KINDS: Final = ("item", "outbound", "credit", "inquiry", "netting")
+KINDS: Final = ("item", "outbound", "credit", "inquiry", "netting", "draft", "presentment")
 
 
 def _field(value: str | None) -> str:
@@ -338,6 +340,26 @@ CREATE TRIGGER state_changes_flush AFTER INSERT ON state_changes
     )
 )  # fmt: skip
 """PostgreSQL migration 9: as :data:`SQLITE_V9_AUDIT_CHAIN`, one chain per node."""
+
+# -- migration 10: the draft register joins the chain ------------------------------------
+
+_DRAFT_STEP = "'draft', NEW.draft_no, NEW.state, NEW.at, NEW.reason_code"
+_PRESENTMENT = (
+    "'presentment', NEW.agent_bank || ' ' || NEW.prsntmt_id, NEW.result, NEW.received_at,"
+    " NEW.reason"
+)
+
+SQLITE_V10_DRAFT_CHAIN: Final = _sq_change(
+    "draft_stepped", "draft_steps", "INSERT", "", _DRAFT_STEP
+) + _sq_change("presentment_answered", "draft_presentments", "INSERT", "", _PRESENTMENT)
+"""SQLite migration 10: every step of a draft (``draft``: its DraftNo, the state reached,
+the reason code) and every presentment answer (``presentment``: AgentBank and PrsntmtId,
+ACCP or RJCT, the reason) is a link (docs/bank-drafts.md §1: every change is journaled)."""
+
+PG_V10_DRAFT_CHAIN: Final = _pg_change(
+    "draft_stepped", "draft_steps", "INSERT", "", _DRAFT_STEP
+) + _pg_change("presentment_answered", "draft_presentments", "INSERT", "", _PRESENTMENT)
+"""PostgreSQL migration 10: as :data:`SQLITE_V10_DRAFT_CHAIN`."""
 
 PG_BEGIN: Final = "SELECT audit_begin()"
 """First statement of a node's write transaction: take the node's counter row before any

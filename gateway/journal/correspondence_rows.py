@@ -47,8 +47,10 @@ T = TypeVar("T")
 NOTICE_FIELDS: Final = (
     "orig_msg_id", "seq_no", "gw_ref", "inq_id", "state", "reason_code", "engine", "work_date",
     "acct", "amount_fen", "counterparty_acct", "counterparty_name", "counterparty_bank", "text",
+    "draft_no",
 )  # fmt: skip
-"""A notification's optional columns: what a change may say about itself."""
+"""A notification's optional columns: what a change may say about itself (``draft_no``:
+migration 10; a DRAFT notice keeps its draft state in ``state``)."""
 NOTICE_COLUMNS: Final = ", ".join(("ntfy_id", "kind", "at", *NOTICE_FIELDS))
 """What :func:`notices_of` reads (``SELECT {NOTICE_COLUMNS} FROM notifications``), in
 this order: ``Notice``'s own field order, with ``amount_fen`` for its ``amount``."""
@@ -136,7 +138,7 @@ def notices_of(rows: Iterable[Iterable[Any]], dec: Decoding) -> list[Notice]:
     for (
         ntfy_id, kind, at, orig_msg_id, seq_no, gw_ref, inq_id, state, reason_code, engine,
         work_date, acct, amount_fen, counterparty_acct, counterparty_name, counterparty_bank,
-        text,
+        text, draft_no,
     ) in rows:  # fmt: skip
         when = instants.get(at)
         if when is None:
@@ -146,10 +148,13 @@ def notices_of(rows: Iterable[Iterable[Any]], dec: Decoding) -> list[Notice]:
         else:
             day = days[work_date] = dec.day(work_date)
         amount = None if amount_fen is None else from_fen(amount_fen)
+        # a DRAFT notice's state is the draft's (docs/bank-drafts.md §1), not an item's
+        draft = kind == "DRAFT"
         notice = Notice(
-            ntfy_id, _KINDS[kind], when, orig_msg_id, seq_no, gw_ref, inq_id, _STATES[state],
-            reason_code, _ENGINES[engine], day, acct, amount, counterparty_acct,
-            counterparty_name, counterparty_bank, text,
+            ntfy_id, _KINDS[kind], when, orig_msg_id, seq_no, gw_ref, inq_id,
+            None if draft else _STATES[state], reason_code, _ENGINES[engine], day, acct, amount,
+            counterparty_acct, counterparty_name, counterparty_bank, text, draft_no,
+            state if draft else None,
         )  # fmt: skip
         append(notice)
     return notices

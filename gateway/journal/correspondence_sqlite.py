@@ -90,9 +90,9 @@ _DECODING = Decoding(instant=from_micros, day=date.fromisoformat)
 _NOTICE_INSERT = (
     "INSERT INTO notifications (corp_id, kind, at, orig_msg_id, seq_no, gw_ref, inq_id, state,"
     " reason_code, engine, work_date, acct, amount_fen, counterparty_acct, counterparty_name,"
-    " counterparty_bank, text) VALUES (:corp_id, :kind, :at, :orig_msg_id, :seq_no, :gw_ref,"
-    " :inq_id, :state, :reason_code, :engine, :work_date, :acct, :amount_fen,"
-    " :counterparty_acct, :counterparty_name, :counterparty_bank, :text)"
+    " counterparty_bank, text, draft_no) VALUES (:corp_id, :kind, :at, :orig_msg_id, :seq_no,"
+    " :gw_ref, :inq_id, :state, :reason_code, :engine, :work_date, :acct, :amount_fen,"
+    " :counterparty_acct, :counterparty_name, :counterparty_bank, :text, :draft_no)"
 )
 _STATUS_NOTICE = """
 INSERT INTO notifications (corp_id, kind, at, orig_msg_id, seq_no, state, reason_code, text,

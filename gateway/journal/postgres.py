@@ -48,6 +48,9 @@ Several nodes, one database:
   NTFY), under the per-corporate NTFY ordering locks
   (``correspondence_postgres``, which holds the rest of the correspondence
   part: inquiries, incoming credits, netting).
+- **The draft register** (``drafts_postgres``) locks a draft's row for every
+  change to it, so one presentment of a draft is accepted and each draft
+  message journaled once, whichever node runs it.
 
 What this does not share out: ``unsent_outbound`` / ``due_for_resend``
 return the same messages to every node, so two nodes may re-publish one
@@ -72,6 +75,7 @@ from gateway.journal.correspondence_postgres import (
     PostgresCorrespondence,
     lock_notices,
 )
+from gateway.journal.drafts_postgres import PostgresDrafts
 from gateway.journal.gauges import LiveCounts
 from gateway.journal.ops_postgres import PostgresOperations
 from gateway.journal.records import (
@@ -206,7 +210,7 @@ class _OverLimit(Exception):
     """Raised inside a capped accept's transaction to roll it back."""
 
 
-class PostgresStore(PostgresOperations, PostgresCorrespondence):
+class PostgresStore(PostgresOperations, PostgresCorrespondence, PostgresDrafts):
     """The PostgreSQL journal.  ``node`` is the letter in every GwRef (docs/protocol.md §5).
 
     ``dsn`` is a libpq-style URL (``postgresql://user@host:port/db``); the

@@ -632,6 +632,90 @@ CREATE INDEX exchanges_at ON exchanges (at, id);
 
 _V9_AUDIT_CHAIN = audit_chain.PG_V9_AUDIT_CHAIN
 
+_DRAFT_STATES = "'PENDING', 'ISSUED', 'PAID', 'SETTLED', 'REFUNDING', 'REFUNDED', 'REJECTED'"
+
+_V10_DRAFTS = f"""
+-- the draft register (docs/bank-drafts.md §1-§3): the same tables as schema.py's version 10,
+-- kept for ever, never archived.  The Code is never stored.
+CREATE TABLE drafts (
+    draft_no          text        PRIMARY KEY,        -- participant + 8-digit 'draft' sequence
+    corp_id           text        NOT NULL,
+    msg_id            text        NOT NULL,           -- the DRAFT request
+    scope             text        NOT NULL CHECK (scope IN ('NATIONAL', 'PROVINCIAL')),
+    amount_fen        bigint      NOT NULL CHECK (amount_fen > 0),
+    payer_acct        text        NOT NULL,
+    payer_name        text        NOT NULL,
+    payee_name        text        NOT NULL,
+    purpose           text,
+    issue_date        date        NOT NULL,
+    expiry_date       date        NOT NULL,
+    code_key          text        NOT NULL,
+    state             text        NOT NULL CHECK (state IN ({_DRAFT_STATES})),
+    release_at        timestamptz,
+    paid_on           date,
+    settle_amount_fen bigint,
+    created_at        timestamptz NOT NULL,
+    node              text        NOT NULL,           -- the node that journaled it
+    UNIQUE (corp_id, msg_id)
+);
+CREATE INDEX drafts_state ON drafts (state, created_at, draft_no);
+CREATE INDEX drafts_created ON drafts (created_at, draft_no);
+
+CREATE TABLE draft_steps (
+    id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    draft_no    text        NOT NULL REFERENCES drafts (draft_no),
+    state       text        NOT NULL CHECK (state IN ({_DRAFT_STATES})),
+    at          timestamptz NOT NULL,
+    reason_code text,
+    reason_text text
+);
+CREATE INDEX draft_steps_by_draft ON draft_steps (draft_no, id);
+
+CREATE TABLE draft_refunds (
+    corp_id  text    NOT NULL,
+    msg_id   text    NOT NULL,
+    draft_no text    NOT NULL REFERENCES drafts (draft_no),
+    attempt  integer NOT NULL,
+    PRIMARY KEY (corp_id, msg_id),
+    UNIQUE (draft_no, attempt)
+);
+
+CREATE TABLE draft_messages (
+    msg_id    text        PRIMARY KEY REFERENCES outbound (msg_id),
+    draft_no  text        NOT NULL REFERENCES drafts (draft_no),
+    kind      text        NOT NULL CHECK (kind IN ('issue', 'settle', 'refund')),
+    attempt   integer     NOT NULL,
+    status    text        CHECK (status IN ('ACSC', 'RJCT')),
+    status_at timestamptz,
+    UNIQUE (draft_no, kind, attempt)
+);
+
+CREATE TABLE draft_presentments (
+    agent_bank        text        NOT NULL,
+    prsntmt_id        text        NOT NULL,
+    draft_no          text        NOT NULL,
+    result            text        NOT NULL CHECK (result IN ('ACCP', 'RJCT')),
+    reason            text,
+    msg_id            text        NOT NULL REFERENCES outbound (msg_id),
+    settle_amount_fen bigint      NOT NULL,
+    holder_acct       text        NOT NULL,
+    holder_name       text        NOT NULL,
+    received_at       timestamptz NOT NULL,
+    node              text        NOT NULL,
+    PRIMARY KEY (agent_bank, prsntmt_id)
+);
+CREATE UNIQUE INDEX draft_presentments_one_accp ON draft_presentments (draft_no)
+    WHERE result = 'ACCP';
+-- retention keeps an answer's outbound row (it asks for each candidate), and FK checks
+CREATE INDEX draft_presentments_by_msg ON draft_presentments (msg_id);
+
+-- NTFY kind DRAFT (docs/bank-drafts.md §2)
+ALTER TABLE notifications DROP CONSTRAINT notifications_kind_check;
+ALTER TABLE notifications ADD CONSTRAINT notifications_kind_check
+    CHECK (kind IN ('CREDIT', 'STATUS', 'INQUIRY', 'REPLY', 'DRAFT'));
+ALTER TABLE notifications ADD COLUMN draft_no text;
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1,
     _V2,
@@ -642,6 +726,7 @@ MIGRATIONS: tuple[str, ...] = (
     _V7,
     _V8_OPERATOR_ACTIONS,
     _V9_AUDIT_CHAIN,
+    _V10_DRAFTS + audit_chain.PG_V10_DRAFT_CHAIN,
 )
 """``MIGRATIONS[n]`` takes a database from version n to n + 1.  Append, never edit."""
 

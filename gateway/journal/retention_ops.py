@@ -39,9 +39,15 @@ OUTBOUND_COLUMNS: Final = (
 
 NOT_FINAL: Final = (
     "SELECT 1 FROM items i WHERE i.request_id = r.id AND i.state NOT IN ('SETTLED', 'REJECTED')"
+    " UNION ALL SELECT 1 FROM drafts d WHERE d.corp_id = r.corp_id AND d.msg_id = r.msg_id"
+    " AND d.state NOT IN ('SETTLED', 'REFUNDED', 'REJECTED')"
+    " UNION ALL SELECT 1 FROM draft_refunds f JOIN drafts d ON d.draft_no = f.draft_no"
+    " WHERE f.corp_id = r.corp_id AND f.msg_id = r.msg_id"
+    " AND d.state NOT IN ('SETTLED', 'REFUNDED', 'REJECTED')"
 )
 """A request ``r`` may leave only when this finds nothing: every item final (docs/protocol.md
-§7)."""
+§7), and a DRAFT or DRAFTRFND request's draft closed (SETTLED, REFUNDED or REJECTED,
+docs/bank-drafts.md §1).  The register's own tables never leave (retention_tables)."""
 
 TOTALS: Final = (
     "SELECT corp_id, oper_id, day, total_fen FROM daily_totals WHERE day < {p}"

@@ -1,5 +1,7 @@
 """The tables archived row by row, each by its own rule of "old and final".
 
+The draft register's tables (migration 10) are not here: the register is kept for ever.
+
 Notifications, inquiries, incoming credits, netting rounds (migration 4),
 item-less outbound messages (ccms.314 / ccms.315) and the operators' tools'
 rows (migration 8: manual actions, inbound clearing messages, and the signed
@@ -134,7 +136,8 @@ TABLES: Final = (
          ("amount_fen", "amount", opt_amount_text),
          ("counterparty_acct", "counterparty_acct", _same),
          ("counterparty_name", "counterparty_name", _same),
-         ("counterparty_bank", "counterparty_bank", _same), ("text", "text", _same)),
+         ("counterparty_bank", "counterparty_bank", _same), ("text", "text", _same),
+         ("draft_no", "draft_no", _same)),
         "at < {b}", by_day=False, day_of="at", since="at",
     ),
     # any state: an inquiry nobody answered in 400 days is history too (docs/protocol.md §7)
@@ -188,7 +191,8 @@ TABLES: Final = (
         " AND i.work_date = netting_rounds.work_date AND i.netting_round = netting_rounds.round)",
         by_day=True, day_of="work_date", since=None,
     ),
-    # item-less messages (ccms.314 / 315): receipted, so the outbox is done with them
+    # item-less messages (ccms.314 / 315): receipted, so the outbox is done with them; a draft's
+    # messages and presentment answers stay with the register, which is kept (docs/bank-drafts.md)
     Table(
         "outbound", "outbound", "outbound", ("msg_id",), (), ("text",),
         (("msg_id", "msg_id", _same), ("engine", "engine", _same), ("msg_tp", "msg_tp", _same),
@@ -198,7 +202,9 @@ TABLES: Final = (
          ("created_at", "created_at", instant_text), ("last_sent_at", "last_sent_at", instant_text),
          ("acked_at", "acked_at", instant_text)),
         "created_at < {b} AND state = 'ACKED'"
-        " AND NOT EXISTS (SELECT 1 FROM items i WHERE i.out_msg_id = outbound.msg_id)",
+        " AND NOT EXISTS (SELECT 1 FROM items i WHERE i.out_msg_id = outbound.msg_id)"
+        " AND NOT EXISTS (SELECT 1 FROM draft_messages m WHERE m.msg_id = outbound.msg_id)"
+        " AND NOT EXISTS (SELECT 1 FROM draft_presentments p WHERE p.msg_id = outbound.msg_id)",
         by_day=False, day_of="created_at", since="created_at",
     ),
     # migration 8 (the operators' tools): a request's signed bytes leave after the request

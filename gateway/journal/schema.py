@@ -227,6 +227,17 @@ FIND_REQUEST = (
 )
 """The (CorpId, MsgId) lookup of dedupe (docs/protocol.md §7); rows for :func:`request_record`."""
 
+ADD_DAILY_TOTAL = (
+    "INSERT INTO daily_totals (corp_id, oper_id, day, total_fen)"
+    " VALUES (:corp, :oper, :day, :fen)"
+    " ON CONFLICT (corp_id, oper_id, day) DO UPDATE"
+    " SET total_fen = total_fen + excluded.total_fen"
+    " WHERE :cap IS NULL OR daily_totals.total_fen + excluded.total_fen <= :cap"
+    " RETURNING total_fen"
+)
+"""Add ``:fen`` to an operator's daily total while it stays within ``:cap`` (NULL: no cap);
+no row back means over the cap (docs/protocol.md §6).  PAY items and drafts share it."""
+
 _FIRST_STATES = frozenset({State.QUEUED, State.HELD, State.REJECTED})
 
 QUEUED_SELECT = """
@@ -630,6 +641,126 @@ CREATE INDEX exchanges_at ON exchanges (at, id);
 
 _V9_AUDIT_CHAIN = audit_chain.SQLITE_V9_AUDIT_CHAIN
 
+_DRAFT_STATES = "'PENDING', 'ISSUED', 'PAID', 'SETTLED', 'REFUNDING', 'REFUNDED', 'REJECTED'"
+
+_V10_DRAFTS = f"""
+-- the draft register (银行汇票登记簿, docs/bank-drafts.md §1-§3): kept for ever, never archived.
+-- A DRAFT / DRAFTRFND request is a requests row without items.  The Code is never stored.
+CREATE TABLE drafts (
+    draft_no          TEXT    PRIMARY KEY,            -- participant + 8-digit 'draft' sequence
+    corp_id           TEXT    NOT NULL,
+    msg_id            TEXT    NOT NULL,               -- the DRAFT request
+    scope             TEXT    NOT NULL CHECK (scope IN ('NATIONAL', 'PROVINCIAL')),
+    amount_fen        INTEGER NOT NULL CHECK (amount_fen > 0),
+    payer_acct        TEXT    NOT NULL,
+    payer_name        TEXT    NOT NULL,
+    payee_name        TEXT    NOT NULL,
+    purpose           TEXT,
+    issue_date        TEXT    NOT NULL,
+    expiry_date       TEXT    NOT NULL,
+    code_key          TEXT    NOT NULL,               -- id of the draft key the Code is made under
+    state             TEXT    NOT NULL CHECK (state IN ({_DRAFT_STATES})),
+    release_at        INTEGER,                        -- held to the next working day
+    paid_on           TEXT,                           -- work date of the accepted presentment
+    settle_amount_fen INTEGER,
+    created_at        INTEGER NOT NULL,
+    UNIQUE (corp_id, msg_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX drafts_state ON drafts (state, created_at, draft_no);
+CREATE INDEX drafts_created ON drafts (created_at, draft_no);
+
+-- a draft's History: one row per state reached
+CREATE TABLE draft_steps (
+    id          INTEGER PRIMARY KEY,
+    draft_no    TEXT    NOT NULL REFERENCES drafts (draft_no),
+    state       TEXT    NOT NULL CHECK (state IN ({_DRAFT_STATES})),
+    at          INTEGER NOT NULL,
+    reason_code TEXT,
+    reason_text TEXT
+) STRICT;
+CREATE INDEX draft_steps_by_draft ON draft_steps (draft_no, id);
+
+-- the DRAFTRFND requests of a draft, numbered: a refund rejected back to ISSUED may be asked again
+CREATE TABLE draft_refunds (
+    corp_id  TEXT    NOT NULL,
+    msg_id   TEXT    NOT NULL,                        -- the DRAFTRFND request
+    draft_no TEXT    NOT NULL REFERENCES drafts (draft_no),
+    attempt  INTEGER NOT NULL,
+    PRIMARY KEY (corp_id, msg_id),
+    UNIQUE (draft_no, attempt)
+) STRICT, WITHOUT ROWID;
+
+-- the outbound INTRA messages of a draft: one per (kind, attempt), for ever
+CREATE TABLE draft_messages (
+    msg_id    TEXT    PRIMARY KEY REFERENCES outbound (msg_id),
+    draft_no  TEXT    NOT NULL REFERENCES drafts (draft_no),
+    kind      TEXT    NOT NULL CHECK (kind IN ('issue', 'settle', 'refund')),
+    attempt   INTEGER NOT NULL,
+    status    TEXT    CHECK (status IN ('ACSC', 'RJCT')),  -- its ccms.900, once applied
+    status_at INTEGER,
+    UNIQUE (draft_no, kind, attempt)
+) STRICT, WITHOUT ROWID;
+
+-- every presentment answered, exactly once per (AgentBank, PrsntmtId); at most one ACCP a draft
+CREATE TABLE draft_presentments (
+    agent_bank        TEXT    NOT NULL,
+    prsntmt_id        TEXT    NOT NULL,
+    draft_no          TEXT    NOT NULL,               -- as presented: may be unknown (NF)
+    result            TEXT    NOT NULL CHECK (result IN ('ACCP', 'RJCT')),
+    reason            TEXT,
+    msg_id            TEXT    NOT NULL REFERENCES outbound (msg_id),  -- the answer
+    settle_amount_fen INTEGER NOT NULL,
+    holder_acct       TEXT    NOT NULL,
+    holder_name       TEXT    NOT NULL,
+    received_at       INTEGER NOT NULL,
+    PRIMARY KEY (agent_bank, prsntmt_id)
+) STRICT, WITHOUT ROWID;
+CREATE UNIQUE INDEX draft_presentments_one_accp ON draft_presentments (draft_no)
+    WHERE result = 'ACCP';
+-- retention keeps an answer's outbound row (it asks for each candidate), and FK checks
+CREATE INDEX draft_presentments_by_msg ON draft_presentments (msg_id);
+
+-- NTFY kind DRAFT (docs/bank-drafts.md §2).  SQLite cannot change a CHECK: the table is
+-- rebuilt with every row and its ntfy_id, and AUTOINCREMENT's high-water mark is carried
+-- over, so the NTFY cursor never sees an id again even if retention removed the newest rows.
+CREATE TABLE notifications_v10 (
+    ntfy_id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    corp_id           TEXT    NOT NULL,
+    kind              TEXT    NOT NULL CHECK (kind IN ('CREDIT', 'STATUS', 'INQUIRY', 'REPLY',
+                                                       'DRAFT')),
+    at                INTEGER NOT NULL,
+    orig_msg_id       TEXT,
+    seq_no            INTEGER,
+    gw_ref            TEXT,
+    inq_id            TEXT,
+    state             TEXT,
+    reason_code       TEXT,
+    engine            TEXT,
+    work_date         TEXT,
+    acct              TEXT,
+    amount_fen        INTEGER,
+    counterparty_acct TEXT,
+    counterparty_name TEXT,
+    counterparty_bank TEXT,
+    text              TEXT,
+    draft_no          TEXT
+) STRICT;
+INSERT INTO notifications_v10 (ntfy_id, corp_id, kind, at, orig_msg_id, seq_no, gw_ref, inq_id,
+                               state, reason_code, engine, work_date, acct, amount_fen,
+                               counterparty_acct, counterparty_name, counterparty_bank, text)
+SELECT ntfy_id, corp_id, kind, at, orig_msg_id, seq_no, gw_ref, inq_id, state, reason_code,
+       engine, work_date, acct, amount_fen, counterparty_acct, counterparty_name,
+       counterparty_bank, text
+  FROM notifications ORDER BY ntfy_id;
+DELETE FROM sqlite_sequence WHERE name = 'notifications_v10';
+INSERT INTO sqlite_sequence (name, seq)
+SELECT 'notifications_v10', seq FROM sqlite_sequence WHERE name = 'notifications';
+DROP TABLE notifications;
+ALTER TABLE notifications_v10 RENAME TO notifications;
+CREATE INDEX notifications_by_corp ON notifications (corp_id, ntfy_id);
+CREATE INDEX notifications_at ON notifications (at, ntfy_id);
+"""  # noqa: S608 (DDL from our own constants)
+
 MIGRATIONS: tuple[str, ...] = (
     _V1,
     _V2,
@@ -640,6 +771,7 @@ MIGRATIONS: tuple[str, ...] = (
     _V7,
     _V8_OPERATOR_ACTIONS,
     _V9_AUDIT_CHAIN,
+    _V10_DRAFTS + audit_chain.SQLITE_V10_DRAFT_CHAIN,
 )
 """``MIGRATIONS[n]`` takes ``user_version`` n to n + 1.  Append, never edit."""
 

@@ -26,7 +26,8 @@ State rules (docs/architecture.md §7, principle 2), one transition row per chan
   notification for the corporate in the same transaction (docs/protocol.md §4 NTFY).
 
 The correspondence part of the protocol (notifications, inquiries, incoming
-credits, netting) lives in :mod:`gateway.journal.correspondence_sqlite`.
+credits, netting) lives in :mod:`gateway.journal.correspondence_sqlite`, the
+draft register in :mod:`gateway.journal.drafts_sqlite`.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from typing import TypeVar
 from gateway.clock import SHANGHAI
 from gateway.journal import gauges, schema
 from gateway.journal.correspondence_sqlite import SqliteCorrespondence, notify_status
+from gateway.journal.drafts_sqlite import SqliteDrafts
 from gateway.journal.gauges import LiveCounts
 from gateway.journal.ops_sqlite import SqliteOperations
 from gateway.journal.records import (
@@ -81,7 +83,7 @@ _DUE = (
 _TRANSITION_INSERT = "INSERT INTO transitions (item_id, state, at, detail) VALUES (?, ?, ?, ?)"
 
 
-class SqliteStore(SqliteOperations, SqliteCorrespondence):
+class SqliteStore(SqliteOperations, SqliteCorrespondence, SqliteDrafts):
     """The SQLite journal.  ``node`` is the letter in every GwRef (docs/protocol.md §5).
 
     ``await start()`` before use; ``await close()`` drains queued writes.
@@ -220,12 +222,7 @@ class SqliteStore(SqliteOperations, SqliteCorrespondence):
             if cap is not None and counted > cap:
                 return AcceptOutcome(created=False, record=None, over_limit=True)
             total = conn.execute(
-                "INSERT INTO daily_totals (corp_id, oper_id, day, total_fen)"
-                " VALUES (:corp, :oper, :day, :fen)"
-                " ON CONFLICT (corp_id, oper_id, day) DO UPDATE"
-                " SET total_fen = total_fen + excluded.total_fen"
-                " WHERE :cap IS NULL OR daily_totals.total_fen + excluded.total_fen <= :cap"
-                " RETURNING total_fen",
+                schema.ADD_DAILY_TOTAL,
                 {
                     "corp": request.corp_id,
                     "oper": request.oper_id,

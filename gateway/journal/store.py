@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from gateway.journal.draft_store import DraftStore
 from gateway.journal.gauges import LiveCounts
 from gateway.journal.ops_records import (
     Exchange,
@@ -48,8 +49,11 @@ from gateway.journal.records import (
 from gateway.model import BizType, Engine, Notice, StatusView
 
 
-class Store(Protocol):
-    """What the pipeline, engines and receipt handler need from the journal."""
+class Store(DraftStore, Protocol):
+    """What the pipeline, engines and receipt handler need from the journal.
+
+    The draft register's part is :class:`~gateway.journal.draft_store.DraftStore`.
+    """
 
     async def start(self) -> None:
         """Open (creating or migrating the schema) and start the writer."""

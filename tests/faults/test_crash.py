@@ -39,7 +39,6 @@ def _pki(tmp: Path, dev_pki: DevPki) -> DevPki:
     return DevPki.open(Path(shutil.copytree(dev_pki.dir, tmp / "pki")))
 
 
-
 async def _sqlite(tmp: Path, dev_pki: DevPki, broker: Broker, seed: int, kills: int) -> None:
     figures = await CrashRun(tmp, _pki(tmp, dev_pki), broker, make_plan(seed, kills=kills)).run()
     assert figures.lost == 0

@@ -47,7 +47,6 @@ BEFORE = NOW - RETENTION
 OLD = NOW - timedelta(days=500)
 
 
-
 @dataclass
 class Journal:
     store: Store

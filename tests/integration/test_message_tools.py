@@ -40,8 +40,6 @@ HVPS_BANK = "104100000004"
 XMLSEC1 = shutil.which("xmlsec1")
 
 
-
-
 def ctl(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Any, str]:
     """``gatewayctl ARGV`` in-process: exit code, JSON answer (None if none), stderr."""
     capsys.readouterr()

@@ -23,8 +23,6 @@ from tests.integration.harness import (
 FRIDAY_10 = recent_friday_10()
 
 
-
-
 def pay(i: int, code: str) -> Payment:
     return Payment(
         "6222000000000001", "付款人", f"6217{i:012d}", "收款人", code, Decimal(f"{100 + i}.00")
