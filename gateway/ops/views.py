@@ -121,12 +121,12 @@ async def drafts_view(op: str, cmd: dict[str, Any], store: Store, clock: Clock) 
             state = DraftState(state_text.upper())
         before_text = _text(cmd, "expiring_before")
         before = _date_arg(before_text, "expiring_before") if before_text else None
-        found = await store.list_drafts(state, before, _view_limit(cmd))
+        listed = await store.list_drafts(state, before, _view_limit(cmd))
         count, total = await store.outstanding_drafts()
         return {
             "ok": True,
             "outstanding": {"count": count, "amount": str(total)},
-            "drafts": [_draft_json(d) for d in found],
+            "drafts": [_draft_json(d) for d in listed],
         }
     if op == "drafts.settle-list":
         day_text = _text(cmd, "date")

@@ -229,7 +229,7 @@ async def test_provincial_draft_from_outside_the_province_and_a_rejected_issue(
         bad = await t.erp.apply_draft("D-5", clock.now(), application("300.77"))
         assert bad.ret_code == "0000" and bad.draft is not None
         rejected = await t.state(bad.draft.draft_no, "REJECTED")
-        assert rejected.reason  # the centre's reason code
+        assert rejected.reason_code == "AM04"  # the centre's reason, as the simulator gave it
         assert await t.present(bad.draft) == ("RJCT", "NF")
 
 
