@@ -275,10 +275,11 @@ async def run_demo(state: Path, *, reject_ratio: float, keep: bool) -> int:
             f"demo: {len(clients)} ERP clients connected over mutual TLS; "
             f"sending {len(planned)} signed PAYs, pipelined"
         )
+        sent_at = clock.now()  # one SendTime, so a resend below is the very same request
         replies: list[Reply] = list(
             await asyncio.gather(
                 *(
-                    clients[(p.corp_id, p.oper_id)].pay(p.msg_id, clock.now(), p.payment)
+                    clients[(p.corp_id, p.oper_id)].pay(p.msg_id, sent_at, p.payment)
                     for p in planned
                 )
             )
@@ -291,7 +292,7 @@ async def run_demo(state: Path, *, reject_ratio: float, keep: bool) -> int:
         # idempotency, as an ERP that lost a response would see it
         c1 = clients[("C100000001", "op01")]
         first = next(p for p, _ in accepted if p.corp_id == "C100000001" and p.oper_id == "op01")
-        again = await c1.pay(first.msg_id, clock.now(), first.payment)
+        again = await c1.pay(first.msg_id, sent_at, first.payment)
         _say(
             f"demo: resend of {first.msg_id}: {again.ret_code} Dup={str(again.dup).lower()} "
             f"GwRef={again.gw_ref} (no second payment)"
