@@ -10,8 +10,8 @@ docs/foreign-currency.md §3.  Two CSV files beside the bank directory:
 
 They follow the directory's rules (docs/routing-rules.md §2) because they are
 reloaded with it: parsed and validated completely before anyone sees them, a
-bad cell refuses the whole file naming file, line and column (the error is a
-:class:`~gateway.routing.directory.DirectoryError`), a version is the SHA-256
+bad cell refuses the whole file naming file, line and column
+(:class:`SettlementFileError`), a version is the SHA-256
 of the bytes, and a new file that drops more than ``routing.max_drop_ratio``
 of the rows in force is refused as probably truncated.
 
@@ -33,7 +33,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Final
 
-from gateway.errors import GatewayError, RetCode
+from gateway.errors import ConfigError, GatewayError, RetCode
 from gateway.routing.currencies import HOME_CURRENCY, CurrencyTable
 from gateway.routing.directory import DEFAULT_MAX_DROP, VERSION_HEX, DirectoryError
 
@@ -65,6 +65,16 @@ def bic8(bic: str) -> str:
 # -- the files --------------------------------------------------------------------------
 
 
+class SettlementFileError(DirectoryError, ConfigError):
+    """A settlement-path file was refused; the message names the file, line and column.
+
+    A ``DirectoryError`` because it is refused like the directory, and a
+    ``ConfigError`` because at start it is a file error of the configuration
+    (exit 78 with one line, like a bad directory), while a reload that meets
+    it keeps the old version.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class Correspondent:
     """One row of ``correspondents.csv``: where a currency settles."""
@@ -93,12 +103,12 @@ def _read(path: Path) -> tuple[str, str]:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise DirectoryError(source, f"cannot read: {exc.strerror or exc}") from exc
+        raise SettlementFileError(source, f"cannot read: {exc.strerror or exc}") from exc
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise DirectoryError(source, "not valid UTF-8", line=line) from exc
+        raise SettlementFileError(source, "not valid UTF-8", line=line) from exc
     return text, _version(data)
 
 
@@ -113,9 +123,9 @@ class _Row:
         self.line = line
         self.source = source
 
-    def fail(self, index: int, problem: str) -> DirectoryError:
+    def fail(self, index: int, problem: str) -> SettlementFileError:
         column = f"{index + 1} ({self.header[index]})"
-        return DirectoryError(self.source, problem, line=self.line, column=column)
+        return SettlementFileError(self.source, problem, line=self.line, column=column)
 
 
 def _rows(text: str, source: str, header: Sequence[str]) -> Iterator[_Row]:
@@ -125,16 +135,16 @@ def _rows(text: str, source: str, header: Sequence[str]) -> Iterator[_Row]:
     try:
         first = next(reader, None)
         if first is None:
-            raise DirectoryError(source, "empty file", line=1)
+            raise SettlementFileError(source, "empty file", line=1)
         if tuple(cell.strip() for cell in first) != tuple(header):
-            raise DirectoryError(source, f"header must be {','.join(header)}", line=1)
+            raise SettlementFileError(source, f"header must be {','.join(header)}", line=1)
         end = reader.line_num
         for raw in reader:
             line, end = end + 1, reader.line_num
             if not raw or all(not cell.strip() for cell in raw):
                 continue
             if len(raw) != len(header):
-                raise DirectoryError(
+                raise SettlementFileError(
                     source, f"expected {len(header)} columns, found {len(raw)}", line=line
                 )
             row = _Row([cell.strip() for cell in raw], header, line, source)
@@ -143,7 +153,7 @@ def _rows(text: str, source: str, header: Sequence[str]) -> Iterator[_Row]:
                     raise row.fail(index, "control character")
             yield row
     except csv.Error as exc:
-        raise DirectoryError(source, f"CSV syntax: {exc}", line=reader.line_num) from exc
+        raise SettlementFileError(source, f"CSV syntax: {exc}", line=reader.line_num) from exc
 
 
 def _check_bic(row: _Row, index: int) -> str:
@@ -162,7 +172,7 @@ def _drop_check(
     missing = sum(1 for key in old if key not in new)
     ratio = missing / len(old)
     if ratio > limit:
-        raise DirectoryError(
+        raise SettlementFileError(
             source,
             f"would drop {missing} of {len(old)} {what} ({ratio:.1%}), "
             f"more than the allowed {limit:.1%}",
@@ -177,7 +187,7 @@ class Correspondents:
     def __init__(self, rows: Sequence[Correspondent], *, version: str, source: str) -> None:
         self._by_ccy = {row.ccy: row for row in rows}
         if len(self._by_ccy) != len(rows):
-            raise DirectoryError(source, "a currency is listed twice")
+            raise SettlementFileError(source, "a currency is listed twice")
         self.version = version
         self.source = source
 
@@ -244,7 +254,7 @@ class RmaDirectory:
     def __init__(self, banks: Sequence[RmaBank], *, version: str, source: str) -> None:
         self._banks = {bank.bic: bank for bank in banks}
         if len(self._banks) != len(banks):
-            raise DirectoryError(source, "a BIC is listed twice")
+            raise SettlementFileError(source, "a BIC is listed twice")
         self._by_bic8 = {bic8(bank.bic): bank for bank in banks}
         self.version = version
         self.source = source
