@@ -22,7 +22,6 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import datetime, time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Literal
 
 from gateway.errors import ConfigError
@@ -154,8 +153,30 @@ class RoutingConfig:
     rma: Path = Path("routing/rma.csv")
 
 
+class FrozenTable(dict[str, int]):
+    """A read-only TOML table of numbers (``fx.currencies``).
+
+    Not a ``MappingProxyType``: the configuration travels to the front
+    processes by pickle, and stays hashable like the rest of the tree.
+    """
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(frozenset(self.items()))
+
+    def __reduce__(self) -> tuple[type[FrozenTable], tuple[dict[str, int]]]:
+        return (type(self), (dict(self),))
+
+    def _read_only(self, *_args: object, **_kwargs: object) -> typing.NoReturn:
+        raise TypeError("the configuration is read-only")
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+
 def _default_currencies() -> Mapping[str, int]:
-    return MappingProxyType(dict(DEFAULT_MINOR_UNITS))
+    return FrozenTable(DEFAULT_MINOR_UNITS)
 
 
 @dataclass(frozen=True)
@@ -398,7 +419,7 @@ def _convert(value: Any, tp: Any, key: str, src: str, base: Path) -> Any:
         key_tp, value_tp = typing.get_args(tp)
         if not isinstance(value, dict):
             raise ConfigError(f"{src}: [{key}] must be a table")
-        return MappingProxyType(
+        return FrozenTable(
             {
                 _convert(k, key_tp, key, src, base): _convert(v, value_tp, f"{key}.{k}", src, base)
                 for k, v in value.items()

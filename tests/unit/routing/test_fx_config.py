@@ -4,6 +4,7 @@ reload unit (docs/foreign-currency.md §2-§3, docs/routing-rules.md §2)."""
 
 from __future__ import annotations
 
+import pickle
 import shutil
 from datetime import time
 from pathlib import Path
@@ -184,3 +185,13 @@ def test_directory_and_calendar_swaps_keep_the_files() -> None:
     assert router.with_calendar(router.calendar).fx is router.fx
     assert router.fx is not None
     assert router.with_fx(router.fx).fx is router.fx
+
+
+def test_the_currency_table_travels_to_the_fronts_and_stays_read_only(tmp_path: Path) -> None:
+    # the front processes receive the configuration by pickle (docs/architecture.md §1)
+    cfg = load_config(overlay(tmp_path, "[fx.currencies]\nCHF = 2\n"))
+    copy = pickle.loads(pickle.dumps(cfg))  # noqa: S301 - our own object
+    assert copy == cfg and hash(copy) == hash(cfg)
+    assert copy.fx.currencies["CHF"] == 2
+    with pytest.raises(TypeError, match="read-only"):
+        cfg.fx.currencies["XAU"] = 0  # type: ignore[index]
