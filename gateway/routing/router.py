@@ -45,7 +45,13 @@ from gateway.routing.directory import (
 )
 from gateway.routing.fx import FxEngine, FxRoute, FxSettings, swift_placement
 from gateway.routing.settlement_paths import choose_path, is_bic
-from gateway.routing.windows import DEFAULT_SCHEDULES, EngineSchedule, ScheduleError, local
+from gateway.routing.windows import (
+    DEFAULT_SCHEDULES,
+    EngineSchedule,
+    Placement,
+    ScheduleError,
+    local,
+)
 
 FIELD = "PayeeBankCode"
 """The element named in refusal details (docs/protocol.md §4, §8)."""
@@ -172,15 +178,7 @@ class Router:
         if not entry.usable_on(today):
             raise GatewayError(RetCode.BANK_NOT_ACTIVE, f"{FIELD} not active on {today}")
         engine = Engine.INTRA if ours else self._interbank_engine(transfer, today)
-        schedule = self.schedules[engine]
-        try:
-            placement = schedule.place(at, self.calendar)
-        except ScheduleError:
-            raise GatewayError(
-                RetCode.ENGINE_CLOSED, f"{engine.value} has no opening in the calendar"
-            ) from None
-        if not placement.is_open and not self.policy.holds(engine):
-            raise GatewayError(RetCode.ENGINE_CLOSED, f"{engine.value} closed")
+        placement = self._placement(engine, at)
         return Route(
             engine=engine,
             receiver=receiver,
@@ -246,14 +244,30 @@ class Router:
 
     # -- the rules ----------------------------------------------------------------
 
-    def _is_ours_code(self, code: str) -> bool:
-        """Format first (4002, as in :meth:`route`), then docs/routing-rules.md §3 rule 1."""
+    def _placement(self, engine: Engine, at: datetime) -> Placement:
+        """Open, or HELD until the next opening; 4005 under ``reject`` or with no opening."""
+        try:
+            placement = self.schedules[engine].place(at, self.calendar)
+        except ScheduleError:
+            raise GatewayError(
+                RetCode.ENGINE_CLOSED, f"{engine.value} has no opening in the calendar"
+            ) from None
+        if not placement.is_open and not self.policy.holds(engine):
+            raise GatewayError(RetCode.ENGINE_CLOSED, f"{engine.value} closed")
+        return placement
+
+    def _check_format(self, code: str) -> None:
+        """docs/routing-rules.md §1: 12 or 6 ASCII digits, a 6-digit code of our type (4002)."""
         if not (is_digits(code, CODE_LENGTH["cnaps"]) or is_digits(code, CODE_LENGTH["internal"])):
             raise GatewayError(RetCode.BANK_CODE_MALFORMED, f"{FIELD} must be 12 or 6 digits")
         if len(code) == CODE_LENGTH["internal"] and not code.startswith(self.bank.internal_type):
             raise GatewayError(
                 RetCode.BANK_CODE_MALFORMED, f"{FIELD} 6-digit code of another bank type"
             )
+
+    def _is_ours_code(self, code: str) -> bool:
+        """Format first (4002, as in :meth:`route`), then docs/routing-rules.md §3 rule 1."""
+        self._check_format(code)
         return self._is_ours(code)
 
     def _fx_intra(self, ccy: str, code: str | None, bic: str | None, at: datetime) -> FxRoute:
@@ -266,15 +280,7 @@ class Router:
             receiver = self._internal_code(code, entry)
             if not entry.usable_on(at.date()):
                 raise GatewayError(RetCode.BANK_NOT_ACTIVE, f"{FIELD} not active on {at.date()}")
-        schedule = self.schedules[Engine.INTRA]
-        try:
-            placement = schedule.place(at, self.calendar)
-        except ScheduleError:
-            raise GatewayError(
-                RetCode.ENGINE_CLOSED, f"{Engine.INTRA.value} has no opening in the calendar"
-            ) from None
-        if not placement.is_open and not self.policy.holds(Engine.INTRA):
-            raise GatewayError(RetCode.ENGINE_CLOSED, f"{Engine.INTRA.value} closed")
+        placement = self._placement(Engine.INTRA, at)
         return FxRoute(
             engine=FxEngine.INTRA,
             ccy=ccy,
@@ -287,13 +293,8 @@ class Router:
 
     def _lookup(self, code: str) -> BankEntry:
         """docs/routing-rules.md §1 format, then the directory (4002, then 4001)."""
-        if not (is_digits(code, CODE_LENGTH["cnaps"]) or is_digits(code, CODE_LENGTH["internal"])):
-            raise GatewayError(RetCode.BANK_CODE_MALFORMED, f"{FIELD} must be 12 or 6 digits")
+        self._check_format(code)
         internal = len(code) == CODE_LENGTH["internal"]
-        if internal and not code.startswith(self.bank.internal_type):
-            raise GatewayError(
-                RetCode.BANK_CODE_MALFORMED, f"{FIELD} 6-digit code of another bank type"
-            )
         # A 6-digit code is known from its own ``internal`` row or, failing
         # that, from the 12-digit row of the branch that maps to it.
         entry = self.directory.get(code)
