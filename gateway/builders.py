@@ -25,8 +25,11 @@ from gateway.paths import corplink_schema_path
 from gateway.pipeline import PipelineSettings
 from gateway.routing.calendar import WorkCalendar
 from gateway.routing.calendar_files import load_calendars
+from gateway.routing.currencies import CurrencyTable
 from gateway.routing.directory import Directory
+from gateway.routing.fx import FxSettings
 from gateway.routing.router import BankIdentity, Router, RoutingPolicy
+from gateway.routing.settlement_paths import Correspondents, RmaDirectory
 from gateway.routing.windows import EngineSchedule, parse_schedules
 
 
@@ -104,6 +107,28 @@ def build_router(cfg: Config, directory: Directory | None = None) -> Router:
         calendar,
         schedules=build_schedules(cfg),
         policy=policy,
+        fx=build_fx(cfg),
+    )
+
+
+def build_fx(cfg: Config) -> FxSettings | None:
+    """The foreign-currency routing data (docs/foreign-currency.md §2-§3), or None when
+    ``bank.bics`` is empty (a bank without BICs takes CNY only).
+
+    Built inside :func:`build_router`, so the settlement-path files are read
+    and refused together with the directory and the calendars on a reload; a
+    bad file raises ``DirectoryError`` naming the file, line and column.
+    """
+    if not cfg.bank.bics:
+        return None
+    currencies = CurrencyTable(cfg.fx.currencies)
+    return FxSettings(
+        bics=cfg.bank.bics,
+        currencies=currencies,
+        correspondents=Correspondents.load(cfg.routing.correspondents, currencies),
+        rma=RmaDirectory.load(cfg.routing.rma),
+        default_cutoff=cfg.fx.default_cutoff,
+        hold_policy=cfg.engines.swift.hold_policy,
     )
 
 

@@ -17,6 +17,7 @@ import os
 import tomllib
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from datetime import datetime, time
 from decimal import Decimal, InvalidOperation
@@ -26,6 +27,9 @@ from typing import Any, Literal
 from gateway.errors import ConfigError
 from gateway.net.admission import AdmissionConfig
 from gateway.paths import default_config_path
+from gateway.routing.currencies import DEFAULT_MINOR_UNITS, CurrencyTable
+from gateway.routing.fx import DEFAULT_CUTOFF
+from gateway.routing.settlement_paths import SWIFT_OPENING, bic8, is_bic
 from gateway.routing.windows import parse_schedules
 
 # Keys that take one of a few words: a wrong value is refused at load with the
@@ -50,6 +54,9 @@ class BankConfig:
     participant: str = "103100000019"
     internal_type: str = "10"
     node: str = "A"
+    bics: tuple[str, ...] = ()
+    """Our SWIFT BICs, the first the one we send under (docs/foreign-currency.md §2);
+    empty: the bank takes CNY only."""
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,43 @@ class RoutingConfig:
     max_drop_ratio: float = 0.10
     credit_limit: Decimal = Decimal("50000.00")
     holiday_credit_limit: Decimal | None = None
+    correspondents: Path = Path("routing/correspondents.csv")
+    rma: Path = Path("routing/rma.csv")
+
+
+class FrozenTable(dict[str, int]):
+    """A read-only TOML table of numbers (``fx.currencies``).
+
+    Not a ``MappingProxyType``: the configuration travels to the front
+    processes by pickle, and stays hashable like the rest of the tree.
+    """
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(frozenset(self.items()))
+
+    def __reduce__(self) -> tuple[type[FrozenTable], tuple[dict[str, int]]]:
+        return (type(self), (dict(self),))
+
+    def _read_only(self, *_args: object, **_kwargs: object) -> typing.NoReturn:
+        raise TypeError("the configuration is read-only")
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+
+def _default_currencies() -> Mapping[str, int]:
+    return FrozenTable(DEFAULT_MINOR_UNITS)
+
+
+@dataclass(frozen=True)
+class FxConfig:
+    """Foreign currencies (docs/foreign-currency.md §2): the accepted ISO 4217 codes with
+    their minor units, and the SWIFT cutoff of a currency without a correspondent."""
+
+    currencies: Mapping[str, int] = field(default_factory=_default_currencies)
+    default_cutoff: time = DEFAULT_CUTOFF
 
 
 @dataclass(frozen=True)
@@ -201,6 +245,7 @@ class EnginesConfig:
     intra: EngineConfig = field(default_factory=EngineConfig)
     hvps: EngineConfig = field(default_factory=EngineConfig)
     beps: BepsConfig = field(default_factory=BepsConfig)
+    swift: EngineConfig = field(default_factory=EngineConfig)
 
 
 @dataclass(frozen=True)
@@ -292,6 +337,7 @@ class Config:
     keys: KeysConfig = field(default_factory=KeysConfig)
     journal: JournalConfig = field(default_factory=JournalConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
+    fx: FxConfig = field(default_factory=FxConfig)
     engines: EnginesConfig = field(default_factory=EnginesConfig)
     windows: WindowsConfig = field(default_factory=WindowsConfig)
     clearing: ClearingConfig = field(default_factory=ClearingConfig)
@@ -386,6 +432,16 @@ def _convert(value: Any, tp: Any, key: str, src: str, base: Path) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"{src}: [{key}] must be a table")
         return _build(tp, value, key, src, base)
+    if origin is Mapping:
+        key_tp, value_tp = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{src}: [{key}] must be a table")
+        return FrozenTable(
+            {
+                _convert(k, key_tp, key, src, base): _convert(v, value_tp, f"{key}.{k}", src, base)
+                for k, v in value.items()
+            }
+        )
     if origin is tuple:
         (item_tp, *_rest) = typing.get_args(tp)
         if not isinstance(value, list):
@@ -467,6 +523,8 @@ _PATH_KEYS = (
     ("journal", "path"),
     ("routing", "directory"),
     ("routing", "calendars"),
+    ("routing", "correspondents"),
+    ("routing", "rma"),
     ("journal", "archive_dir"),
     ("codec", "pain001_xsd_dir"),
     ("admin", "socket"),
@@ -580,7 +638,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"{src}: workers.processes must be >= 0 (0 = in the event loop process)")
     if not 0 <= cfg.workers.fronts <= 64:
         raise ConfigError(f"{src}: workers.fronts must be 0..64 (0 = the core serves clients)")
-    for name in ("intra", "hvps", "beps"):
+    _validate_fx(cfg, src)
+    for name in ("intra", "hvps", "beps", "swift"):
         eng: EngineConfig = getattr(cfg.engines, name)
         if eng.hold_policy not in ("hold", "reject"):
             raise ConfigError(f"{src}: engines.{name}.hold_policy must be hold or reject")
@@ -631,6 +690,26 @@ def validate(cfg: Config) -> None:
         parse_schedules(windows_spec(cfg))
     except ConfigError as exc:
         raise ConfigError(f"{src}: {exc}") from None
+
+
+def _validate_fx(cfg: Config, src: str) -> None:
+    """``bank.bics``, ``fx.currencies`` and ``fx.default_cutoff`` (docs/foreign-currency.md §2)."""
+    seen: set[str] = set()
+    for i, bic in enumerate(cfg.bank.bics):
+        if not is_bic(bic):
+            raise ConfigError(
+                f"{src}: bank.bics[{i}] must be a BIC of 8 or 11 characters, "
+                "6 letters then 2 and 3 letters or digits"
+            )
+        if bic8(bic) in seen:
+            raise ConfigError(f"{src}: bank.bics[{i}]: {bic[:8]} is listed twice")
+        seen.add(bic8(bic))
+    try:
+        CurrencyTable(cfg.fx.currencies)
+    except ValueError as exc:
+        raise ConfigError(f"{src}: fx.currencies: {exc}") from None
+    if cfg.fx.default_cutoff <= SWIFT_OPENING:
+        raise ConfigError(f"{src}: fx.default_cutoff must be after the 09:00 opening")
 
 
 def windows_spec(cfg: Config) -> dict[str, object]:

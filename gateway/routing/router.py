@@ -35,11 +35,27 @@ from types import MappingProxyType
 from gateway.errors import GatewayError, RetCode
 from gateway.model import BizType, Engine, Priority, Route, Transfer
 from gateway.routing.calendar import WorkCalendar
-from gateway.routing.directory import CODE_LENGTH, BankEntry, Directory, is_digits
-from gateway.routing.windows import DEFAULT_SCHEDULES, EngineSchedule, ScheduleError, local
+from gateway.routing.currencies import HOME_CURRENCY
+from gateway.routing.directory import (
+    CODE_LENGTH,
+    DEFAULT_MAX_DROP,
+    BankEntry,
+    Directory,
+    is_digits,
+)
+from gateway.routing.fx import FxEngine, FxRoute, FxSettings, swift_placement
+from gateway.routing.settlement_paths import choose_path, is_bic
+from gateway.routing.windows import (
+    DEFAULT_SCHEDULES,
+    EngineSchedule,
+    Placement,
+    ScheduleError,
+    local,
+)
 
 FIELD = "PayeeBankCode"
 """The element named in refusal details (docs/protocol.md §4, §8)."""
+BIC_FIELD = "PayeeBIC"
 
 HOLD = "hold"
 REJECT = "reject"
@@ -102,7 +118,7 @@ class RoutingPolicy:
 class Router:
     """Routes one transfer at a time (each PAYROLL / PAIN001 / MT101 item on its own)."""
 
-    __slots__ = ("bank", "calendar", "directory", "policy", "schedules")
+    __slots__ = ("bank", "calendar", "directory", "fx", "policy", "schedules")
 
     def __init__(
         self,
@@ -111,6 +127,7 @@ class Router:
         calendar: WorkCalendar,
         schedules: Mapping[Engine, EngineSchedule] = DEFAULT_SCHEDULES,
         policy: RoutingPolicy = RoutingPolicy(),
+        fx: FxSettings | None = None,
     ) -> None:
         missing = [engine.value for engine in Engine if engine not in schedules]
         if missing:
@@ -123,14 +140,29 @@ class Router:
         self.calendar = calendar
         self.schedules: Mapping[Engine, EngineSchedule] = MappingProxyType(dict(schedules))
         self.policy = policy
+        self.fx = fx  # foreign-currency data (docs/foreign-currency.md §2-§3); None: CNY only
 
     def with_directory(self, directory: Directory) -> Router:
         """A router identical but for the directory (atomic reload, docs/routing-rules.md §2)."""
-        return Router(self.bank, directory, self.calendar, self.schedules, self.policy)
+        return Router(self.bank, directory, self.calendar, self.schedules, self.policy, self.fx)
 
     def with_calendar(self, calendar: WorkCalendar) -> Router:
         """A router identical but for the calendar (calendars reload like the directory)."""
-        return Router(self.bank, self.directory, calendar, self.schedules, self.policy)
+        return Router(self.bank, self.directory, calendar, self.schedules, self.policy, self.fx)
+
+    def with_fx(self, fx: FxSettings) -> Router:
+        """A router identical but for the settlement-path files (reloaded with the directory)."""
+        return Router(self.bank, self.directory, self.calendar, self.schedules, self.policy, fx)
+
+    def check_replacement(self, new: Router, *, max_drop: float = DEFAULT_MAX_DROP) -> None:
+        """The shrink guard of docs/routing-rules.md §2 for every file ``new`` would replace:
+        the directory, and the correspondents and RMA files when both routers have them.
+
+        Raises ``DirectoryError`` naming the file; the old router stays in force.
+        """
+        self.directory.check_replacement(new.directory, max_drop=max_drop)
+        if self.fx is not None and new.fx is not None:
+            self.fx.check_replacement(new.fx, max_drop=max_drop)
 
     def route(self, transfer: Transfer, now: datetime) -> Route:
         """Engine, receiver, work date and release time for ``transfer`` arriving at ``now``.
@@ -146,15 +178,7 @@ class Router:
         if not entry.usable_on(today):
             raise GatewayError(RetCode.BANK_NOT_ACTIVE, f"{FIELD} not active on {today}")
         engine = Engine.INTRA if ours else self._interbank_engine(transfer, today)
-        schedule = self.schedules[engine]
-        try:
-            placement = schedule.place(at, self.calendar)
-        except ScheduleError:
-            raise GatewayError(
-                RetCode.ENGINE_CLOSED, f"{engine.value} has no opening in the calendar"
-            ) from None
-        if not placement.is_open and not self.policy.holds(engine):
-            raise GatewayError(RetCode.ENGINE_CLOSED, f"{engine.value} closed")
+        placement = self._placement(engine, at)
         return Route(
             engine=engine,
             receiver=receiver,
@@ -163,17 +187,114 @@ class Router:
             release_at=placement.release_at,
         )
 
+    def route_fx(
+        self,
+        ccy: str,
+        amount: Decimal,
+        payee_bank_code: str | None,
+        payee_bic: str | None,
+        now: datetime,
+    ) -> FxRoute:
+        """Engine, receiver, settlement path, work date and release time of a payment in a
+        currency other than CNY (docs/foreign-currency.md §2-§3).
+
+        Refusals, first failure answers: 4004 unknown currency or too many
+        decimals (any currency but CNY when ``bank.bics`` is empty); 1003 a
+        malformed ``PayeeBIC``, or none for a payee outside our bank; 4002 /
+        4001 / 4003 for a ``PayeeBankCode`` as in :meth:`route` (a 12-digit
+        code of another bank is not looked up: the BIC names that payee);
+        4001 a code of another bank with one of our BICs, or no settlement
+        path; 4005 the engine is closed under ``reject``.
+        """
+        if ccy == HOME_CURRENCY:
+            raise ValueError("CNY payments are routed by Router.route")
+        fx = self.fx
+        if fx is None:  # no bank.bics: the bank takes CNY only
+            raise GatewayError(RetCode.AMOUNT_INVALID, f"currency {ccy} is not accepted")
+        fx.currencies.check_amount(ccy, amount)
+        if payee_bic is not None and not is_bic(payee_bic):
+            raise GatewayError(RetCode.SCHEMA, f"{BIC_FIELD} must be 8 or 11 characters")
+        at = local(now)
+        ours_by_code = payee_bank_code is not None and self._is_ours_code(payee_bank_code)
+        ours_by_bic = payee_bic is not None and fx.is_ours(payee_bic)
+        if ours_by_code or ours_by_bic:
+            if payee_bank_code is not None and not ours_by_code:
+                raise GatewayError(
+                    RetCode.BANK_CODE_UNKNOWN, f"{FIELD} and {BIC_FIELD} name different banks"
+                )
+            return self._fx_intra(ccy, payee_bank_code, payee_bic, at)
+        if payee_bic is None:
+            raise GatewayError(
+                RetCode.SCHEMA, f"{BIC_FIELD} is required for a payee at another bank"
+            )
+        path = choose_path(ccy, payee_bic, fx.our_bic, fx.correspondents, fx.rma)
+        placement = swift_placement(at, fx.cutoff(ccy), self.calendar)
+        if not placement.is_open and not fx.holds:
+            raise GatewayError(RetCode.ENGINE_CLOSED, f"{FxEngine.SWIFT} closed")
+        return FxRoute(
+            engine=FxEngine.SWIFT,
+            ccy=ccy,
+            receiver=path.instructed_agent,
+            work_date=placement.work_date,
+            release_at=placement.release_at,
+            path=path,
+            payee_bank_code=payee_bank_code,
+            payee_bic=payee_bic,
+        )
+
     # -- the rules ----------------------------------------------------------------
 
-    def _lookup(self, code: str) -> BankEntry:
-        """docs/routing-rules.md §1 format, then the directory (4002, then 4001)."""
+    def _placement(self, engine: Engine, at: datetime) -> Placement:
+        """Open, or HELD until the next opening; 4005 under ``reject`` or with no opening."""
+        try:
+            placement = self.schedules[engine].place(at, self.calendar)
+        except ScheduleError:
+            raise GatewayError(
+                RetCode.ENGINE_CLOSED, f"{engine.value} has no opening in the calendar"
+            ) from None
+        if not placement.is_open and not self.policy.holds(engine):
+            raise GatewayError(RetCode.ENGINE_CLOSED, f"{engine.value} closed")
+        return placement
+
+    def _check_format(self, code: str) -> None:
+        """docs/routing-rules.md §1: 12 or 6 ASCII digits, a 6-digit code of our type (4002)."""
         if not (is_digits(code, CODE_LENGTH["cnaps"]) or is_digits(code, CODE_LENGTH["internal"])):
             raise GatewayError(RetCode.BANK_CODE_MALFORMED, f"{FIELD} must be 12 or 6 digits")
-        internal = len(code) == CODE_LENGTH["internal"]
-        if internal and not code.startswith(self.bank.internal_type):
+        if len(code) == CODE_LENGTH["internal"] and not code.startswith(self.bank.internal_type):
             raise GatewayError(
                 RetCode.BANK_CODE_MALFORMED, f"{FIELD} 6-digit code of another bank type"
             )
+
+    def _is_ours_code(self, code: str) -> bool:
+        """Format first (4002, as in :meth:`route`), then docs/routing-rules.md §3 rule 1."""
+        self._check_format(code)
+        return self._is_ours(code)
+
+    def _fx_intra(self, ccy: str, code: str | None, bic: str | None, at: datetime) -> FxRoute:
+        """docs/foreign-currency.md §2 rule 2: INTRA, to the branch the code names, else to
+        the head office (our participant code); the INTRA window and hold policy apply."""
+        if code is None:
+            receiver = self.bank.participant
+        else:
+            entry = self._lookup(code)
+            receiver = self._internal_code(code, entry)
+            if not entry.usable_on(at.date()):
+                raise GatewayError(RetCode.BANK_NOT_ACTIVE, f"{FIELD} not active on {at.date()}")
+        placement = self._placement(Engine.INTRA, at)
+        return FxRoute(
+            engine=FxEngine.INTRA,
+            ccy=ccy,
+            receiver=receiver,
+            work_date=placement.work_date,
+            release_at=placement.release_at,
+            payee_bank_code=code,
+            payee_bic=bic,
+        )
+
+    def _lookup(self, code: str) -> BankEntry:
+        """docs/routing-rules.md §1 format, then the directory (4002, then 4001)."""
+        self._check_format(code)
+        internal = len(code) == CODE_LENGTH["internal"]
         # A 6-digit code is known from its own ``internal`` row or, failing
         # that, from the 12-digit row of the branch that maps to it.
         entry = self.directory.get(code)
