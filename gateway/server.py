@@ -648,7 +648,8 @@ class Gateway:
                 new_dir = Directory.load(self.cfg.routing.directory)
                 new_router = build_router(self.cfg, new_dir)  # calendars and windows too
                 old = self.router()
-                old.directory.check_replacement(new_dir, max_drop=self.cfg.routing.max_drop_ratio)
+                # the directory and the settlement-path files (docs/foreign-currency.md §3)
+                old.check_replacement(new_router, max_drop=self.cfg.routing.max_drop_ratio)
                 new_ring = self._load_ring()
                 new_tls = {
                     name: self._tls_context(mode, new_ring) for name, (mode, _) in self._tls.items()
