@@ -173,6 +173,7 @@ __all__ = [
     "DraftOpenOutcome",
     "DraftOutboundNeed",
     "DraftRecord",
+    "DraftState",
     "DraftStatusResult",
     "DraftStepRecord",
     "NewDraft",

@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from gateway.clock import SHANGHAI, Clock
-from gateway.drafts.records import DraftState
-from gateway.journal.draft_records import DraftRecord
+from gateway.journal.draft_records import DraftRecord, DraftState
 from gateway.journal.ops_records import MessageDetail, MessageHit, MessageQuery
 from gateway.journal.records import CreditState, Figures
 from gateway.journal.store import Store
