@@ -175,7 +175,9 @@ class Pipeline:
         out = await pool.render(rsp)
         kept = rsp.ret_code == RetCode.OK.value and rsp.trn_code in JOURNALED and not rsp.dup
         if kept and rsp.gw_ref:
-            self._keep(Exchange(rsp.gw_ref, body, out, now))
+            # a DRAFT's answer carries the Code, which is never stored (docs/bank-drafts.md §1):
+            # its signed request is kept, its response not
+            self._keep(Exchange(rsp.gw_ref, body, out if rsp.draft is None else b"", now))
         elapsed = time.perf_counter() - t0
         metrics.REQUESTS.labels(rsp.trn_code or "-", rsp.ret_code).inc()
         if rsp.ret_code == RetCode.OK.value and rsp.trn_code == TrnCode.PAY.value:

@@ -102,6 +102,8 @@ class ReceiptHandler:
         engine = engine_of_topic(self._prefix, topic)
         # kept with its exact signed bytes for ``gatewayctl messages show`` (re-deliveries
         # once); submitted with the apply, so that both share one group commit
+        if msg.msg_tp == MSG_TP_DRAFT_PRESENT:
+            payload = b""  # it carries a draft's Code, never stored (docs/bank-drafts.md §1)
         record = self._store.record_inbound(
             InboundMessage(msg.msg_id, msg.msg_tp, msg.sndr, topic, _ref(msg), payload, now)
         )

@@ -263,8 +263,10 @@ def _response(d: MessageDetail) -> dict[str, Any]:
     assert d.request is not None  # noqa: S101 - the caller checked
     at = d.request.received_at if d.exchange is None else d.exchange.at
     out: dict[str, Any] = {"ret_code": "0000", "gw_ref": d.request.gw_ref, "at": at.isoformat()}
-    if d.exchange is not None:
+    if d.exchange is not None and d.exchange.response:
         out["payload_b64"] = base64.b64encode(d.exchange.response).decode()
+    elif d.exchange is not None:  # a DRAFT's answer: it carries the Code, never stored
+        out["withheld"] = "the answer carries the draft's Code, which is never stored"
     return out
 
 

@@ -174,6 +174,9 @@ async def test_issue_present_once_and_settle_the_remainder_next_working_day(
         settled = await t.state(d.draft_no, "SETTLED")
         assert settled.remainder == Decimal("200.00")
         assert await t.present(d, prsntmt_id="PR-3") == ("RJCT", "PD")
+        # the Code was answered, presented and checked, and is nowhere in the journal
+        journal = b"".join(p.read_bytes() for p in (tmp_path / "gw").glob("journal*"))
+        assert journal and d.code.encode() not in journal
 
 
 async def test_refund_and_what_drftrfnd_refuses(
