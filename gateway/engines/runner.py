@@ -26,7 +26,13 @@ from gateway.clearing import documents
 from gateway.clearing.link import ClearingLink, PublishFailed
 from gateway.clock import Clock
 from gateway.engines.throttle import InflightWindow, TokenBucket
-from gateway.journal.records import NewOutbound, OutboundRecord, PendingGroup, QueuedItem
+from gateway.journal.records import (
+    NewOutbound,
+    OutboundRecord,
+    OutState,
+    PendingGroup,
+    QueuedItem,
+)
 from gateway.journal.store import Store
 from gateway.model import BizType, Engine
 from gateway.ops import metrics
@@ -313,11 +319,21 @@ class EngineRunner:
     async def publish(
         self, msg_id: str, msg_tp: str, topic: str, payload: bytes, *, resend: bool
     ) -> bool:
-        """Publish one (re-delivered) message and journal its PUBACK."""
+        """Publish one (re-delivered) message and journal its PUBACK.
+
+        The caller's record may be stale: the redelivery pass reads a list of
+        PENDING (or due) messages once and publishes them one after another,
+        and meanwhile the engine's own publish of a listed message may have been
+        PUBACKed, or a receipt may have come.  So, with the message claimed,
+        the journal is asked again, and only a message still unsent (``resend``:
+        still waiting for its receipt) goes out; else False, nothing published.
+        """
         if msg_id in self.publishing:
             return False
         self.publishing.add(msg_id)
         try:
+            if not await self._still_due(msg_id, resend=resend):
+                return False
             self._reserve(msg_id)
             if not await self._publish_once(msg_id, msg_tp, topic, payload):
                 self._release(msg_id)
@@ -331,6 +347,23 @@ class EngineRunner:
             return True
         finally:
             self.publishing.discard(msg_id)
+
+    async def _still_due(self, msg_id: str, *, resend: bool) -> bool:
+        """True while the journal has ``msg_id`` unsent (PENDING), or for ``resend``
+        SENT without a receipt.  Read after the claim: a publish of this runner that
+        completed before it has its PUBACK journaled already (:meth:`_publish_all`
+        releases its claims only after ``mark_sent_many``)."""
+        rec = await self._store.outbound_message(msg_id)
+        wanted = OutState.SENT if resend else OutState.PENDING
+        if rec is not None and rec.state is wanted:
+            return True
+        log.info(
+            "publish_skipped",
+            out_msg_id=msg_id,
+            state=None if rec is None else rec.state.value,
+            resend=resend,
+        )
+        return False
 
 
 class Redelivery:
