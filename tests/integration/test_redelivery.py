@@ -229,7 +229,8 @@ async def test_a_stale_record_is_not_published_again(
 ) -> None:
     """``EngineRunner.publish`` with a record read before the message's PUBACK was
     journaled (a first send) or before its receipt came (a re-send) publishes
-    nothing and says so; a message still unsent goes out."""
+    nothing and says so; a message still unsent goes out, and so does a message
+    re-sent in the very state it was read in (the operator's forced re-send)."""
     async with hvps_engine(tmp_path, dev_pki, broker) as gw:
         await gw.journal("S1", "S2")
         sent = await gw.leftover()
@@ -253,3 +254,11 @@ async def test_a_stale_record_is_not_published_again(
         assert gw.received() == [sent, unsent]
         assert gw.sim.stats["duplicates"] == 0
         assert await gw.state(unsent) in (OutState.SENT, OutState.ACKED)
+        # an operator's forced re-send of the receipted message (gatewayctl resend
+        # --force) was read ACKED and is meant: it goes out, the simulator counts it
+        assert await r.publish(
+            sent, HVPS_TP, r.topic, stale_sent.payload, resend=True, seen=OutState.ACKED
+        )
+        await eventually(lambda: len(gw.received()) == 3)
+        assert gw.received() == [sent, unsent, sent]
+        assert gw.sim.stats["duplicates"] == 1
