@@ -11,10 +11,12 @@ with an earlier row, is no longer unsent when the pass reaches it.
 Real parts: the HVPS ``EngineRunner`` and ``Redelivery`` on a real SQLite
 journal, a real worker desk (signing), a real clearing link to a real
 mosquitto and the clearing simulator counting duplicate MsgIds.  The broker is
-paused (SIGSTOP) to hold PUBACKs back, which fixes the order of events: the
-engine's publishes are in flight when the pass reads its list, and their
-PUBACKs come back (and are journaled) while the pass waits for the PUBACK of
-an older leftover.
+paused (SIGSTOP) to hold PUBACKs back and the link's window is as small as the
+engine's batch, which fixes the order of events: the engine's publishes are in
+flight when the pass reads its list, and their PUBACKs come back (and are
+journaled) while the pass's publish of an older leftover waits for the link's
+window and then for its own PUBACK, as a pass's publish waits behind the
+engines' in a busy gateway.
 """
 
 from __future__ import annotations
@@ -180,11 +182,12 @@ async def running(*coros: Any) -> AsyncIterator[None]:
 async def test_a_message_sent_while_the_pass_was_busy_is_not_published_again(
     tmp_path: Path, dev_pki: DevPki, broker: Broker
 ) -> None:
-    """The pass reads [leftover, E1..E5] while E1..E5 wait for their PUBACKs; it
-    publishes the leftover, and by the time its PUBACK is journaled the engine has
-    journaled E1..E5 as SENT.  Before the fix the pass published E1..E5 a second
-    time (the clearing simulator's ``duplicates``), and ``attempts`` stayed 1
-    because a first-publish PUBACK of a SENT row changes nothing."""
+    """The pass reads [leftover, E1..E5] while E1..E5 fill the link's window of 5,
+    waiting for their PUBACKs; its publish of the leftover waits for a slot, and by
+    the time the leftover's PUBACK is journaled the engine has journaled E1..E5 as
+    SENT and dropped its claim.  Before the fix the pass then published E1..E5 a
+    second time (the clearing simulator's ``duplicates``), and ``attempts`` stayed
+    1 because a first-send PUBACK of a SENT row changes nothing."""
     async with hvps_engine(tmp_path, dev_pki, broker, link_window=5) as gw:
         await gw.journal("LEFT", "E1", "E2", "E3", "E4", "E5")
         leftover = await gw.leftover()
