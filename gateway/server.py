@@ -206,7 +206,12 @@ class Gateway:
         if runner is None:
             return False
         return await runner.publish(
-            rec.msg_id, rec.msg_tp, rec.topic, rec.payload, resend=rec.state is not OutState.PENDING
+            rec.msg_id,
+            rec.msg_tp,
+            rec.topic,
+            rec.payload,
+            resend=rec.state is not OutState.PENDING,
+            seen=rec.state,  # a forced re-send of an ACKED message is meant
         )
 
     async def _publish_ccms(self, out: NewOutbound) -> bool:

@@ -26,7 +26,13 @@ from gateway.clearing import documents
 from gateway.clearing.link import ClearingLink, PublishFailed
 from gateway.clock import Clock
 from gateway.engines.throttle import InflightWindow, TokenBucket
-from gateway.journal.records import NewOutbound, OutboundRecord, PendingGroup, QueuedItem
+from gateway.journal.records import (
+    NewOutbound,
+    OutboundRecord,
+    OutState,
+    PendingGroup,
+    QueuedItem,
+)
 from gateway.journal.store import Store
 from gateway.model import BizType, Engine
 from gateway.ops import metrics
@@ -311,13 +317,32 @@ class EngineRunner:
         metrics.OUTBOUND.labels(self.s.engine.value, msg_tp, "resend" if resend else "first").inc()
 
     async def publish(
-        self, msg_id: str, msg_tp: str, topic: str, payload: bytes, *, resend: bool
+        self,
+        msg_id: str,
+        msg_tp: str,
+        topic: str,
+        payload: bytes,
+        *,
+        resend: bool,
+        seen: OutState | None = None,
     ) -> bool:
-        """Publish one (re-delivered) message and journal its PUBACK."""
+        """Publish one journaled message (again) and journal its PUBACK.
+
+        ``seen`` is the state the caller read the message in (default: PENDING
+        for a first send, SENT for a re-send).  The caller's record may be stale:
+        the redelivery pass reads a list once and publishes it one message after
+        another, and meanwhile the engine's own publish of a listed message may
+        have been PUBACKed, or a receipt may have come.  So, with the message
+        claimed, the journal is asked again, and it goes out only while it is
+        still in that state; else False, nothing published.
+        """
         if msg_id in self.publishing:
             return False
         self.publishing.add(msg_id)
         try:
+            expected = seen or (OutState.SENT if resend else OutState.PENDING)
+            if not await self._still_in(msg_id, expected):
+                return False
             self._reserve(msg_id)
             if not await self._publish_once(msg_id, msg_tp, topic, payload):
                 self._release(msg_id)
@@ -331,6 +356,21 @@ class EngineRunner:
             return True
         finally:
             self.publishing.discard(msg_id)
+
+    async def _still_in(self, msg_id: str, expected: OutState) -> bool:
+        """True while the journal has ``msg_id`` in ``expected``.  Read after the claim:
+        a publish of this runner that ended before it has its PUBACK journaled
+        already (:meth:`_publish_all` releases its claims only after ``mark_sent_many``)."""
+        rec = await self._store.outbound_message(msg_id)
+        if rec is not None and rec.state is expected:
+            return True
+        log.info(
+            "publish_skipped",
+            out_msg_id=msg_id,
+            seen=expected.value,
+            state=None if rec is None else rec.state.value,
+        )
+        return False
 
 
 class Redelivery:
@@ -385,4 +425,6 @@ class Redelivery:
         runner = self._runners.get(rec.engine)
         if runner is None:
             return
-        await runner.publish(rec.msg_id, rec.msg_tp, rec.topic, rec.payload, resend=resend)
+        await runner.publish(
+            rec.msg_id, rec.msg_tp, rec.topic, rec.payload, resend=resend, seen=rec.state
+        )
