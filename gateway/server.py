@@ -288,6 +288,7 @@ class Gateway:
             self.router,
             read_passphrase(cfg),
             self._publish_ccms,
+            self._republish,
         )
         receipts = ReceiptHandler(
             self.store,

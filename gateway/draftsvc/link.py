@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -41,7 +41,7 @@ from gateway.drafts.keystore import DraftKeyRing
 from gateway.drafts.records import Answer, DraftState, Presentment
 from gateway.drafts.register import agent_active, check_presentment, remainder
 from gateway.journal.draft_records import DraftMessage, DraftOutboundNeed, PresentmentVerdict
-from gateway.journal.records import NewOutbound
+from gateway.journal.records import NewOutbound, OutboundRecord
 from gateway.journal.store import Store
 from gateway.model import Engine
 from gateway.ops import metrics
@@ -77,7 +77,9 @@ class DraftLink:
         router: Callable[[], Router],
         keys: Callable[[], DraftKeyRing | None],
         publish: Publish,
+        republish: Callable[[OutboundRecord], Awaitable[bool]] | None = None,
     ) -> None:
+        self._republish = republish
         self.s = settings
         self._store = store
         self._pool = pool
@@ -200,24 +202,22 @@ class DraftLink:
             log.warning("draft_publish_deferred", out_msg_id=out.msg_id, msg_tp=out.msg_tp)
 
     async def _resend(self, msg_id: str) -> None:
-        """Publish a journaled answer again under its own MsgId (a redelivered presentment)."""
+        """Publish a journaled answer again under its own MsgId (a redelivered presentment:
+        the agent bank did not get it, whatever the journal says of its first PUBACK)."""
         rec = await self._store.outbound_message(msg_id)
         if rec is None:
             log.warning("draft_answer_missing", out_msg_id=msg_id)
             return
-        self._send_soon(
-            NewOutbound(
-                msg_id=rec.msg_id,
-                engine=rec.engine,
-                msg_tp=rec.msg_tp,
-                topic=rec.topic,
-                receiver=rec.receiver,
-                work_date=rec.work_date,
-                payload=rec.payload,
-                item_ids=(),
-                created_at=rec.created_at,
-            )
-        )
+        if self._republish is None:
+            return
+        try:
+            sent = await self._republish(rec)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the agent bank asks again; nothing is lost
+            sent = False
+        if not sent:
+            log.warning("draft_answer_not_resent", out_msg_id=msg_id)
 
     # -- inbound ---------------------------------------------------------------
     async def on_presentment(self, msg: InboundClearing) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from gateway.clock import Clock
 from gateway.config import Config
@@ -11,6 +11,7 @@ from gateway.drafts.keystore import DraftKeyRing
 from gateway.draftsvc.corplink import DraftCorplink
 from gateway.draftsvc.keyfile import open_draft_keys
 from gateway.draftsvc.link import DraftLink, DraftLinkSettings
+from gateway.journal.records import OutboundRecord
 from gateway.journal.store import Store
 from gateway.routing.router import Router
 from gateway.workers import WorkerPool
@@ -28,6 +29,7 @@ class Drafts:
         router: Callable[[], Router],
         passphrase: bytes | None,
         publish: Publish,
+        republish: Callable[[OutboundRecord], Awaitable[bool]] | None = None,
     ) -> None:
         self.keys: DraftKeyRing | None = open_draft_keys(cfg.keys_dir, passphrase, clock.now())
         d = cfg.drafts
@@ -38,7 +40,7 @@ class Drafts:
             province_areas=frozenset(d.province_areas) or None,
             interval=d.interval,
         )
-        self.link = DraftLink(settings, store, pool, clock, router, self._ring, publish)
+        self.link = DraftLink(settings, store, pool, clock, router, self._ring, publish, republish)
         self.corplink = DraftCorplink(store, router, self._ring, self.link.wake)
 
     def _ring(self) -> DraftKeyRing | None:
