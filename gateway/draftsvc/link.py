@@ -117,17 +117,20 @@ class DraftLink:
         return max(0.05, min(self.s.interval, (midnight - now).total_seconds() + 0.05))
 
     async def pass_once(self) -> int:
-        """Journal and publish every message that is due now; returns how many were due."""
+        """Journal and publish the messages due now, a batch at a time; returns how many
+        went out (a full batch: the caller asks again)."""
         now = self._clock.now()
         router = self._router()
         today = now.astimezone(SHANGHAI).date()
         working = router.calendar.is_working_day(today)
         needs = await self._store.drafts_needing_message(today, now, _BATCH)
+        sent = 0
         for need in needs:
             if need.kind is DraftMessage.SETTLE and not working:
                 continue  # docs/bank-drafts.md §3: settlement runs on working days
             await self._send_need(need, now)
-        return len(needs)
+            sent += 1
+        return sent
 
     async def _send_need(self, need: DraftOutboundNeed, now: datetime) -> None:
         entry = need.draft.entry
