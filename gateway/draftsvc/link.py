@@ -118,19 +118,16 @@ class DraftLink:
 
     async def pass_once(self) -> int:
         """Journal and publish the messages due now, a batch at a time; returns how many
-        went out (a full batch: the caller asks again)."""
+        were due (a full batch: the caller asks again)."""
         now = self._clock.now()
         router = self._router()
         today = now.astimezone(SHANGHAI).date()
-        working = router.calendar.is_working_day(today)
-        needs = await self._store.drafts_needing_message(today, now, _BATCH)
-        sent = 0
+        needs = await self._store.drafts_needing_message(
+            _pass_date(today, router), now, _BATCH
+        )
         for need in needs:
-            if need.kind is DraftMessage.SETTLE and not working:
-                continue  # docs/bank-drafts.md §3: settlement runs on working days
             await self._send_need(need, now)
-            sent += 1
-        return sent
+        return len(needs)
 
     async def _send_need(self, need: DraftOutboundNeed, now: datetime) -> None:
         entry = need.draft.entry
@@ -337,6 +334,23 @@ class DraftLink:
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+
+
+def _pass_date(today: date, router: Router) -> date:
+    """The work date a pass runs for: today on a working day, else the last working day.
+
+    docs/bank-drafts.md §3: settlement belongs to working days, so on a weekend
+    or holiday a draft PAID on the last working day waits for the next one
+    (only drafts paid before that day, whose settlement the daemon missed, go
+    out), and a draft HELD until the next working day is not issued early.
+    """
+    cal = router.calendar
+    day = today
+    for _ in range(60):
+        if cal.is_working_day(day):
+            return day
+        day -= timedelta(days=1)
+    return today
 
 
 def _answer_document(p: Presentment, answer: Answer) -> bytes:

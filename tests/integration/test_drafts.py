@@ -23,6 +23,7 @@ import pytest
 from gateway.clock import SHANGHAI, FrozenClock
 from gateway.config import Config
 from gateway.keys.devpki import DevPki
+from gateway.routing.calendar import WorkCalendar
 from gateway.routing.calendar_files import load_calendars
 from gateway.server import Gateway
 from gateway.sim.clearing import ClearingSimulator
@@ -49,9 +50,12 @@ def ids(prefix: str) -> Iterator[str]:
     return (f"{prefix}-{n}" for n in itertools.count(1))
 
 
+def calendar() -> WorkCalendar:
+    return load_calendars(Path(__file__).resolve().parents[2] / "routing" / "calendar")
+
+
 def calendar_next_working_day(d: date) -> date:
-    cal = load_calendars(Path(__file__).resolve().parents[2] / "routing" / "calendar")
-    return cal.next_working_day(d)
+    return calendar().next_working_day(d)
 
 
 def application(amount: str, **kw: Any) -> DraftApplication:
@@ -239,7 +243,9 @@ async def test_provincial_draft_from_outside_the_province_and_a_rejected_issue(
 async def test_a_draft_on_a_non_working_day_is_held_until_the_next_one(
     tmp_path: Path, dev_pki: DevPki, broker: Broker, passphrase: None
 ) -> None:
-    saturday = FRIDAY_10 + timedelta(days=1)
+    saturday = FRIDAY_10 + timedelta(days=1)  # or the first day off after it (make-up Saturdays)
+    while calendar().is_working_day(saturday.date()):
+        saturday += timedelta(days=1)
     clock = FrozenClock(saturday)
     async with _tour(tmp_path, dev_pki, broker, clock) as t:
         r = await t.erp.apply_draft("D-6", clock.now(), application("100.00"))
