@@ -31,6 +31,7 @@ from gateway.routing.currencies import DEFAULT_MINOR_UNITS, CurrencyTable
 from gateway.routing.fx import DEFAULT_CUTOFF
 from gateway.routing.settlement_paths import SWIFT_OPENING, bic8, is_bic
 from gateway.routing.windows import parse_schedules
+from gateway.screening.settings import ScreeningSettings
 
 # Keys that take one of a few words: a wrong value is refused at load with the
 # list of allowed words (``_convert``), never found later at start.
@@ -348,6 +349,7 @@ class Config:
     load: LoadConfig = field(default_factory=LoadConfig)
     codec: CodecConfig = field(default_factory=CodecConfig)
     drafts: DraftsConfig = field(default_factory=DraftsConfig)
+    screening: ScreeningSettings = field(default_factory=ScreeningSettings)
     sources: tuple[str, ...] = ()
 
     # -- derived values --------------------------------------------------
@@ -528,6 +530,7 @@ _PATH_KEYS = (
     ("journal", "archive_dir"),
     ("codec", "pain001_xsd_dir"),
     ("admin", "socket"),
+    ("screening", "lists"),
 )
 
 
@@ -545,6 +548,11 @@ def _absolutise(data: dict[str, Any], base: Path) -> dict[str, Any]:
         v = node.get(path[-1])
         if isinstance(v, str) and v and not Path(v).is_absolute():
             node[path[-1]] = str((base / v).resolve())
+        elif isinstance(v, list):  # a list of paths (screening.lists)
+            node[path[-1]] = [
+                str((base / p).resolve()) if isinstance(p, str) and not Path(p).is_absolute() else p
+                for p in v
+            ]
     return out
 
 

@@ -70,6 +70,7 @@ from gateway.pipeline import Pipeline
 from gateway.procs.fronts import FrontDeskPool, Fronts
 from gateway.routing.directory import Directory
 from gateway.routing.router import Router
+from gateway.screening.current import CurrentLists
 from gateway.workers import WorkerPool
 
 # The builders live in gateway.builders (front processes use them too); these names stay
@@ -247,6 +248,7 @@ class Gateway:
         self._set_lifecycle(Lifecycle.STARTING)
         self._router = preflight.prepare_files(cfg, build_router, create=True)
         metrics.DIRECTORY_CODES.set(len(self._router.directory))
+        self.screening = CurrentLists(cfg.screening)  # a bad list file stops the start here
         prepared = preflight.prepare_keys(cfg, self.clock.now())
         self._ring, self._registry = prepared.ring, prepared.registry
         self._pool = self._new_pool()
@@ -646,8 +648,10 @@ class Gateway:
             log.info("stopped")
 
     # -- reload and admin -------------------------------------------------
-    async def reload(self) -> dict[str, Any]:
-        """SIGHUP / gatewayctl reload: directory, registry, trust, keys; atomic."""
+    async def reload(self, *, force: bool = False) -> dict[str, Any]:
+        """SIGHUP / gatewayctl reload: directory, registry, trust, keys, screening lists;
+        atomic.  ``force`` (``gatewayctl reload --force``) accepts a screening list that
+        shrank by more than the guard allows (docs/foreign-currency.md §5)."""
         async with self._reload_lock:
             sdnotify.reloading()
             try:
@@ -664,6 +668,7 @@ class Gateway:
                     preflight.listener_contexts(self.cfg, new_ring, self.clock.now())
                 new_registry = Registry.load(desk_setup(self.cfg).enrolment)
                 new_denied = read_denied(self.cfg)
+                new_lists = self.screening.prepare(self.cfg.screening, force=force)
                 new_pool = self._new_pool()
                 await new_pool.start()
             except Exception as exc:  # noqa: BLE001 - any failure keeps the old version
@@ -675,6 +680,7 @@ class Gateway:
             self._router = new_router
             self._registry = new_registry
             self._denied = new_denied
+            self.screening.swap(self.cfg.screening, new_lists)
             self._ring = new_ring
             self._ring_changed.set()
             for name, ctx in new_tls.items():
@@ -696,6 +702,7 @@ class Gateway:
                 "directory": new_dir.version,
                 "codes": len(new_dir),
                 "calendar": cal.version,
+                "screening": self.screening.versions(),
             }
 
     async def _admin_command(self, cmd: dict[str, Any], peer: Peer) -> dict[str, Any]:
@@ -720,7 +727,7 @@ class Gateway:
                 ],
             }
         if op == "reload":
-            return await self.reload()
+            return await self.reload(force=bool(cmd.get("force", False)))
         if op in VIEWS:  # read-only journal views for operations (gateway/ops/views.py)
             return await journal_view(
                 op, cmd, self.store, self.router(), self.clock, self.cfg.archive_path

@@ -103,6 +103,8 @@ def _command(args: argparse.Namespace) -> dict[str, Any]:
         cmd["date"] = args.date.isoformat()
     if op == "resend":
         cmd["msg_id"] = args.msg_id
+    if op == "reload" and args.force:
+        cmd["force"] = True
     if op in ("held.release", "resend"):
         cmd["reason"] = args.reason
         cmd["force"] = args.force
@@ -239,7 +241,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--socket", help="admin socket path (overrides --config)")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("status", help="lifecycle, checks and item counts by engine and state")
-    sub.add_parser("reload", help="reload directory, registry, CRLs and keys (like SIGHUP)")
+    reload = sub.add_parser(
+        "reload", help="reload directory, registry, CRLs, keys and screening lists (like SIGHUP)"
+    )
+    reload.add_argument(
+        "--force",
+        action="store_true",
+        help="accept a screening list with over 10 %% fewer rows (docs/foreign-currency.md §5)",
+    )
     credits = sub.add_parser("credits", help="incoming credits in one state, oldest first")
     credits.add_argument(
         "--state",

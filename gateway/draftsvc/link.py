@@ -122,9 +122,7 @@ class DraftLink:
         now = self._clock.now()
         router = self._router()
         today = now.astimezone(SHANGHAI).date()
-        needs = await self._store.drafts_needing_message(
-            _pass_date(today, router), now, _BATCH
-        )
+        needs = await self._store.drafts_needing_message(_pass_date(today, router), now, _BATCH)
         for need in needs:
             await self._send_need(need, now)
         return len(needs)

@@ -303,6 +303,21 @@ DRAFT_MESSAGE_RJCT = Counter(
 )
 
 
+# -- screening (docs/foreign-currency.md §5) -------------------------------------
+SCREENING_LIST_ENTRIES = Gauge(
+    "gateway_screening_list_entries",
+    "Rows of each screening list file in force (list = the file's stem)",
+    ["list"],
+    registry=REGISTRY,
+)
+SCREENING_LIST_AGE = Gauge(
+    "gateway_screening_list_age_seconds",
+    "Seconds since the modification of each screening list file in force",
+    ["list"],
+    registry=REGISTRY,
+)
+
+
 # -- series created at 0 at start -----------------------------------------------
 # A labelled series exists only once a label value is first used, and then
 # already at 1: ``rate()`` and ``increase()`` never see that first step, and a

@@ -94,6 +94,8 @@ GAUGE_RULES: Final[Mapping[str, Rule]] = {
     "gateway_drafts": Rule.CORE,
     "gateway_drafts_outstanding_yuan": Rule.CORE,
     "gateway_drafts_paid_unsettled": Rule.CORE,
+    "gateway_screening_list_entries": Rule.CORE,
+    "gateway_screening_list_age_seconds": Rule.CORE,
 }
 """The module docstring's table, per gauge; a gauge missing here is core-only."""
 
