@@ -641,7 +641,7 @@ class Gateway:
 
     # -- reload and admin -------------------------------------------------
     async def reload(self) -> dict[str, Any]:
-        """SIGHUP / gatewayctl reload: directory, registry, trust, keys; atomic."""
+        """SIGHUP / gatewayctl reload: directory, registry, trust, keys, draft keys; atomic."""
         async with self._reload_lock:
             sdnotify.reloading()
             try:
@@ -657,6 +657,9 @@ class Gateway:
                     preflight.listener_contexts(self.cfg, new_ring, self.clock.now())
                 new_registry = Registry.load(desk_setup(self.cfg).enrolment)
                 new_denied = read_denied(self.cfg)
+                new_draft_keys = await asyncio.to_thread(
+                    self.drafts.open_keys, read_passphrase(self.cfg), self.clock.now()
+                )
                 new_pool = self._new_pool()
                 await new_pool.start()
             except Exception as exc:  # noqa: BLE001 - any failure keeps the old version
@@ -668,6 +671,7 @@ class Gateway:
             self._router = new_router
             self._registry = new_registry
             self._denied = new_denied
+            self.drafts.keys = new_draft_keys
             self._ring = new_ring
             self._ring_changed.set()
             for name, ctx in new_tls.items():

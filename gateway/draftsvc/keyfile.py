@@ -5,11 +5,15 @@ passphrase (scrypt + Fernet, :mod:`gateway.drafts.keystore`).  Without a
 passphrase nothing can be sealed or opened, so bank drafts stay disabled
 (DRAFT answers 1004 saying so) rather than falling back to a key in clear.
 When the file does not exist yet, the daemon makes it with one version
-activated now (docs/bank-drafts.md §5 says how a version is added).
+activated now (docs/bank-drafts.md §5 says how a version is added).  A reload
+(SIGHUP, ``gatewayctl reload``, the ``keys`` commands) opens the file again,
+and refuses a file that has lost a version still kept: outstanding drafts'
+Codes verify under it.
 """
 
 from __future__ import annotations
 
+import hmac
 import os
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +23,7 @@ import structlog
 from gateway.drafts.code import DraftKey
 from gateway.drafts.keystore import (
     DEFAULT_STORE_NAME,
+    DraftKeyError,
     DraftKeyRing,
     dumps,
     loads,
@@ -72,3 +77,34 @@ def open_draft_keys(
         log.info("draft_key_created", key_id=key_id, path=path.name)
     versions = loads(path.read_bytes(), str(path))
     return DraftKeyRing.open(versions, passphrase, str(path))
+
+
+def reopen_draft_keys(
+    keys_dir: Path, passphrase: bytes | None, now: datetime, loaded: DraftKeyRing | None
+) -> DraftKeyRing | None:
+    """The ``draft`` versions as the file has them now, for a reload; raises to refuse it.
+
+    With nothing ``loaded`` (drafts were off) this is the start's
+    :func:`open_draft_keys`.  Otherwise no passphrase, a missing file, or a
+    file without a version the ``loaded`` ring still keeps at ``now`` (or with
+    another secret under its id) raises :class:`DraftKeyError`: the caller
+    keeps ``loaded``, since the Codes of outstanding drafts verify under those
+    versions (docs/bank-drafts.md §5).
+    """
+    if loaded is None:
+        return open_draft_keys(keys_dir, passphrase, now)
+    path = store_path(keys_dir)
+    if not passphrase:
+        raise DraftKeyError(f"{path}: no keys passphrase to open the draft keys")
+    if not path.exists():
+        raise DraftKeyError(f"{path}: missing, and the loaded draft keys are still in use")
+    versions = loads(path.read_bytes(), str(path))
+    ring = DraftKeyRing.open(versions, passphrase, str(path))
+    for key in loaded.kept(now):
+        again = ring.by_id(key.key_id)
+        if again is None:
+            raise DraftKeyError(f"{path}: draft key {key.key_id} is gone, but it is still kept")
+        if not hmac.compare_digest(again.secret, key.secret):
+            raise DraftKeyError(f"{path}: draft key {key.key_id} has another secret than before")
+    log.info("draft_keys_opened", versions=len(versions), current=ring.current(now).key_id)
+    return ring

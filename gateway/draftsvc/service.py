@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from gateway.clock import Clock
 from gateway.config import Config
 from gateway.correspondence.outbox import Publish
 from gateway.drafts.keystore import DraftKeyRing
 from gateway.draftsvc.corplink import DraftCorplink
-from gateway.draftsvc.keyfile import open_draft_keys
+from gateway.draftsvc.keyfile import open_draft_keys, reopen_draft_keys
 from gateway.draftsvc.link import DraftLink, DraftLinkSettings
 from gateway.journal.store import Store
 from gateway.routing.router import Router
@@ -29,6 +30,7 @@ class Drafts:
         passphrase: bytes | None,
         publish: Publish,
     ) -> None:
+        self._keys_dir = cfg.keys_dir
         self.keys: DraftKeyRing | None = open_draft_keys(cfg.keys_dir, passphrase, clock.now())
         d = cfg.drafts
         settings = DraftLinkSettings(
@@ -40,6 +42,18 @@ class Drafts:
         )
         self.link = DraftLink(settings, store, pool, clock, router, self._ring, publish)
         self.corplink = DraftCorplink(store, router, self._ring, self.link.wake)
+
+    def open_keys(self, passphrase: bytes | None, now: datetime) -> DraftKeyRing | None:
+        """The draft key file opened again, checked against the keys in use; raises to refuse.
+
+        Nothing changes here: a reload opens every file first and swaps them
+        in together (:meth:`reload_keys` for a reload of the draft keys alone).
+        """
+        return reopen_draft_keys(self._keys_dir, passphrase, now, self.keys)
+
+    def reload_keys(self, passphrase: bytes | None, now: datetime) -> None:
+        """Use the file's draft keys from now on; on an error the keys in use stay."""
+        self.keys = self.open_keys(passphrase, now)
 
     def _ring(self) -> DraftKeyRing | None:
         return self.keys
