@@ -68,6 +68,8 @@ class Setup:
 
     def __init__(self, tmp_path: Path, dev_pki: DevPki, broker: Broker) -> None:
         self.pki = copy_pki(dev_pki, tmp_path / "pki")
+        # tests/integration/test_drafts.py leaves its own draft-keys.toml in the session PKI
+        store_path(self.pki.dir).unlink(missing_ok=True)
         self.broker = broker
         self.rec = tmp_path / "rec.jsonl"
         self.cfg: Config = gateway_config(
