@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hmac
 import os
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import structlog
@@ -25,7 +25,9 @@ from gateway.drafts.keystore import (
     DEFAULT_STORE_NAME,
     DraftKeyError,
     DraftKeyRing,
+    SealedVersion,
     dumps,
+    extend_retention,
     loads,
     new_secret,
     seal,
@@ -80,7 +82,11 @@ def open_draft_keys(
 
 
 def reopen_draft_keys(
-    keys_dir: Path, passphrase: bytes | None, now: datetime, loaded: DraftKeyRing | None
+    keys_dir: Path,
+    passphrase: bytes | None,
+    now: datetime,
+    loaded: DraftKeyRing | None,
+    expiry_of_today: date | None = None,
 ) -> DraftKeyRing | None:
     """The ``draft`` versions as the file has them now, for a reload; raises to refuse it.
 
@@ -90,6 +96,12 @@ def reopen_draft_keys(
     another secret under its id) raises :class:`DraftKeyError`: the caller
     keeps ``loaded``, since the Codes of outstanding drafts verify under those
     versions (docs/bank-drafts.md §5).
+
+    ``expiry_of_today`` is the ExpiryDate of a draft issued at ``now``.  The
+    version the daemon has signed with up to ``now`` may have been retired in
+    the file as of an earlier hand-over (a reload refused in between, or
+    later than ``draft-rotate`` allowed for); its ``retain_until`` is then
+    raised to that date, in the file as well when it can be written.
     """
     if loaded is None:
         return open_draft_keys(keys_dir, passphrase, now)
@@ -106,5 +118,31 @@ def reopen_draft_keys(
             raise DraftKeyError(f"{path}: draft key {key.key_id} is gone, but it is still kept")
         if not hmac.compare_digest(again.secret, key.secret):
             raise DraftKeyError(f"{path}: draft key {key.key_id} has another secret than before")
+    signer = loaded.current(now).key_id
+    if expiry_of_today is not None and ring.current(now).key_id != signer:
+        versions, ring = _keep_signer(path, versions, ring, signer, expiry_of_today)
     log.info("draft_keys_opened", versions=len(versions), current=ring.current(now).key_id)
     return ring
+
+
+def _keep_signer(
+    path: Path,
+    versions: tuple[SealedVersion, ...],
+    ring: DraftKeyRing,
+    signer: str,
+    expiry: date,
+) -> tuple[tuple[SealedVersion, ...], DraftKeyRing]:
+    """Keep ``signer`` until ``expiry`` at least: drafts it signed until now expire then."""
+    bound = next(v.retain_until for v in versions if v.key_id == signer)
+    if bound is None or bound >= expiry:
+        return versions, ring
+    versions = extend_retention(versions, signer, expiry)
+    try:
+        write_store(path, dumps(versions))
+    except OSError as exc:  # e.g. a read-only keys folder: kept in memory until the next restart
+        log.warning("draft_key_retention_not_written", key_id=signer, reason=exc.strerror)
+    log.warning(
+        "draft_key_retention_extended", key_id=signer, was=bound.isoformat(), now=expiry.isoformat()
+    )
+    keys = [ring.by_id(v.key_id) for v in versions]
+    return versions, DraftKeyRing([k for k in keys if k is not None], versions)

@@ -8,12 +8,15 @@ from datetime import datetime
 from gateway.clock import Clock
 from gateway.config import Config
 from gateway.correspondence.outbox import Publish
+from gateway.drafts.dates import expiry_date
 from gateway.drafts.keystore import DraftKeyRing
 from gateway.draftsvc.corplink import DraftCorplink
 from gateway.draftsvc.keyfile import open_draft_keys, reopen_draft_keys
 from gateway.draftsvc.link import DraftLink, DraftLinkSettings
 from gateway.journal.store import Store
+from gateway.model import Engine
 from gateway.routing.router import Router
+from gateway.routing.windows import ScheduleError
 from gateway.workers import WorkerPool
 
 
@@ -31,6 +34,7 @@ class Drafts:
         publish: Publish,
     ) -> None:
         self._keys_dir = cfg.keys_dir
+        self._router = router
         self.keys: DraftKeyRing | None = open_draft_keys(cfg.keys_dir, passphrase, clock.now())
         d = cfg.drafts
         settings = DraftLinkSettings(
@@ -46,10 +50,19 @@ class Drafts:
     def open_keys(self, passphrase: bytes | None, now: datetime) -> DraftKeyRing | None:
         """The draft key file opened again, checked against the keys in use; raises to refuse.
 
-        Nothing changes here: a reload opens every file first and swaps them
-        in together (:meth:`reload_keys` for a reload of the draft keys alone).
+        The keys in use do not change here: a reload opens every file first
+        and swaps them in together (:meth:`reload_keys` for the draft keys
+        alone).  The file may: the version signing until now is kept until
+        the ExpiryDate of a draft issued now (``reopen_draft_keys``).
         """
-        return reopen_draft_keys(self._keys_dir, passphrase, now, self.keys)
+        router = self._router()
+        try:
+            issue = router.schedules[Engine.INTRA].work_date(now, router.calendar)
+        except ScheduleError:  # no INTRA opening in the calendar: no draft is issued either
+            expiry = None
+        else:
+            expiry = expiry_date(issue, router.calendar)
+        return reopen_draft_keys(self._keys_dir, passphrase, now, self.keys, expiry)
 
     def reload_keys(self, passphrase: bytes | None, now: datetime) -> None:
         """Use the file's draft keys from now on; on an error the keys in use stay."""

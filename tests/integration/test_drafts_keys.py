@@ -16,19 +16,20 @@ import itertools
 import json
 import re
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gateway.clock import FrozenClock
+from gateway.clock import SHANGHAI, FrozenClock
 from gateway.config import Config
 from gateway.drafts import keystore
 from gateway.drafts.code import DraftKey
 from gateway.draftsvc.keyfile import store_path, write_store
 from gateway.keys.devpki import DevPki
+from gateway.routing.calendar_files import load_calendars
 from gateway.sim.clearing import ClearingSimulator
 from gateway.sim.erp import DraftApplication, ErpClient
 from gateway.sim.present import CentreLink, present
@@ -47,6 +48,12 @@ AGENT = "104100000004"  # another bank's direct participant, inside our province
 PASSPHRASE_ENV = "GATEWAY_TEST_DRAFT_KEYS_PASSPHRASE"
 PASSPHRASE = "draft keys of the rotation tests only"
 WAIT = 20.0
+
+
+def next_working_day(d: date) -> date:
+    return load_calendars(
+        Path(__file__).resolve().parents[2] / "routing" / "calendar"
+    ).next_working_day(d)
 
 
 @pytest.fixture
@@ -224,3 +231,53 @@ async def test_a_reload_that_would_lose_a_kept_draft_key_is_refused(
 
         write_store(path, original)
         assert (await gw.reload())["ok"] is True
+
+
+async def test_the_version_that_kept_signing_through_a_refused_reload_is_kept_for_its_drafts(
+    tmp_path: Path, dev_pki: DevPki, broker: Broker, passphrase: None
+) -> None:
+    s = Setup(tmp_path, dev_pki, broker)
+    clock = FrozenClock(FRIDAY_10)
+    async with (
+        running_clearing_sim(s.pki, broker.url, s.rec) as sim,
+        running_gateway(s.cfg, clock) as gw,
+        erp_of(gw, s.pki) as erp,
+    ):
+        assert gw.drafts.keys is not None
+        key_a = gw.drafts.keys.current(clock.now()).key_id
+        friday = await erp.apply_draft("D-F", clock.now(), application("10.00"))
+        assert friday.draft is not None
+        # the file as draft-rotate writes it on Friday: A kept for Friday's drafts only;
+        # but the daemon does not take it in (its reload was refused) until Monday
+        path = store_path(s.cfg.keys_dir)
+        versions = keystore.loads(path.read_bytes(), str(path))
+        b = keystore.seal(
+            DraftKey("d-b", keystore.new_secret()),
+            PASSPHRASE.encode(),
+            FRIDAY_10 + timedelta(minutes=1),
+        )
+        write_store(
+            path, keystore.dumps(keystore.add_version(versions, b, friday.draft.expiry_date))
+        )
+
+        monday = next_working_day(FRIDAY_10.date())
+        clock.set(datetime(monday.year, monday.month, monday.day, 10, 0, tzinfo=SHANGHAI))
+        r = await erp.apply_draft("D-M", clock.now(), application("20.00"))
+        assert r.ret_code == "0000" and r.draft is not None, r.ret_msg
+        late = r.draft
+        assert late.expiry_date > friday.draft.expiry_date
+        await s.state(erp, clock, late.draft_no, "ISSUED")
+        found = await gw.store.find_draft(late.draft_no)
+        assert found is not None and found.entry.code_key == key_a
+
+        assert (await gw.reload())["ok"] is True
+        stored = keystore.loads(path.read_bytes(), str(path))
+        assert [(v.key_id, v.retain_until) for v in stored] == [
+            (key_a, late.expiry_date),
+            ("d-b", None),
+        ]
+        # on Monday's draft's ExpiryDate, after Friday's drafts expired, A still verifies it
+        last = late.expiry_date
+        clock.set(datetime(last.year, last.month, last.day, 10, 0, tzinfo=SHANGHAI))
+        assert await present_in_full(sim, late, "PR-M", clock.now()) == ("ACCP", None)
+        assert await present_in_full(sim, friday.draft, "PR-F", clock.now()) == ("RJCT", "EX")
