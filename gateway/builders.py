@@ -100,11 +100,10 @@ def build_router(cfg: Config, directory: Directory | None = None) -> Router:
             Engine.BEPS: cfg.engines.beps.hold_policy,
         },
     )
-    calendar = load_calendars(cfg.routing.calendars) if cfg.routing.calendars else WorkCalendar()
     return Router(
         bank,
         directory or Directory.load(cfg.routing.directory),
-        calendar,
+        build_calendar(cfg),
         schedules=build_schedules(cfg),
         policy=policy,
         fx=build_fx(cfg),
@@ -130,6 +129,11 @@ def build_fx(cfg: Config) -> FxSettings | None:
         default_cutoff=cfg.fx.default_cutoff,
         hold_policy=cfg.engines.swift.hold_policy,
     )
+
+
+def build_calendar(cfg: Config) -> WorkCalendar:
+    """The working-day calendar of ``routing.calendars`` (weekdays only when none is set)."""
+    return load_calendars(cfg.routing.calendars) if cfg.routing.calendars else WorkCalendar()
 
 
 def build_schedules(cfg: Config) -> dict[Engine, EngineSchedule]:

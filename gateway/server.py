@@ -649,9 +649,9 @@ class Gateway:
 
     # -- reload and admin -------------------------------------------------
     async def reload(self, *, force: bool = False) -> dict[str, Any]:
-        """SIGHUP / gatewayctl reload: directory, registry, trust, keys, screening lists;
-        atomic.  ``force`` (``gatewayctl reload --force``) accepts a screening list that
-        shrank by more than the guard allows (docs/foreign-currency.md §5)."""
+        """SIGHUP / gatewayctl reload: directory, registry, trust, keys, draft keys,
+        screening lists; atomic.  ``force`` (``gatewayctl reload --force``) accepts a
+        screening list that shrank more than the guard allows (docs/foreign-currency.md §5)."""
         async with self._reload_lock:
             sdnotify.reloading()
             try:
@@ -669,6 +669,9 @@ class Gateway:
                 new_registry = Registry.load(desk_setup(self.cfg).enrolment)
                 new_denied = read_denied(self.cfg)
                 new_lists = self.screening.prepare(self.cfg.screening, force=force)
+                new_draft_keys = await asyncio.to_thread(
+                    self.drafts.open_keys, read_passphrase(self.cfg), self.clock.now()
+                )
                 new_pool = self._new_pool()
                 await new_pool.start()
             except Exception as exc:  # noqa: BLE001 - any failure keeps the old version
@@ -681,6 +684,7 @@ class Gateway:
             self._registry = new_registry
             self._denied = new_denied
             self.screening.swap(self.cfg.screening, new_lists)
+            self.drafts.keys = new_draft_keys
             self._ring = new_ring
             self._ring_changed.set()
             for name, ctx in new_tls.items():

@@ -7,7 +7,9 @@ When no daemon is running the change simply applies at its next
 start.  Output is a table for people, or JSON with ``--json``.
 
 Exit codes: 0 done (or nothing to do), 1 refused or the daemon's reload
-failed, 2 bad arguments or configuration.
+failed, 2 bad arguments or configuration.  For ``draft-rotate`` a missing
+keys passphrase is configuration (2); a wrong one, or a damaged
+``draft-keys.toml``, is a refusal (1), and the file stays as it was.
 """
 
 from __future__ import annotations
@@ -17,19 +19,24 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from gateway.builders import build_calendar, build_schedules
 from gateway.clock import SHANGHAI
 from gateway.config import Config
+from gateway.drafts import keystore
+from gateway.drafts.code import DraftKey
+from gateway.drafts.dates import last_expiry_under
+from gateway.draftsvc.keyfile import store_path, write_store
 from gateway.errors import ConfigError
 from gateway.keys import admin
 from gateway.keys.files import load_crl, read_passphrase
 from gateway.keys.kinds import KindPolicy
 from gateway.keys.ring import DEFAULT_RING_NAME, ROLES, ring_from_config
 from gateway.keys.trust import TrustStore
-from gateway.model import CredentialKind
+from gateway.model import CredentialKind, Engine
 from gateway.ops.admin import call
 
 #: Seconds to wait for the daemon's answer to a reload (it rebuilds its workers).
@@ -61,6 +68,11 @@ def add_keys_parser(
     )
     rot.add_argument("--key", type=Path, help="the new private key (encrypted PKCS#8)")
     rot.add_argument("--cert", type=Path, help="the new certificate (issued by the bank's CA)")
+
+    drot = ksub.add_parser(
+        "draft-rotate", parents=[common], help="add a bank-draft Code key version (sealed)"
+    )
+    drot.add_argument("--activate", help="ISO 8601 with offset (default: now, the daemon's clock)")
 
     rev = ksub.add_parser("revoke", parents=[common], help="add a certificate to the deny list")
     rev.add_argument("target", metavar="CERT_OR_FP", help="certificate file or SHA-256")
@@ -169,9 +181,17 @@ def _list(args: argparse.Namespace, cfg: Config) -> int:
     rows = admin.list_keys(
         ring, _paths(cfg, cfg.keys.client_ca), _paths(cfg, cfg.keys.crls), now=now
     )
+    draft_error: str | None = None
+    try:  # a damaged draft key file must not hide the certificates: list them, then exit 1
+        drafts = _draft_key_rows(cfg, now)
+    except ConfigError as exc:
+        drafts, draft_error = [], str(exc)
     if args.json:
-        print(json.dumps({"now": now.isoformat(), "items": rows}, indent=2, ensure_ascii=False))
-        return 0
+        listing: dict[str, Any] = {"now": now.isoformat(), "items": rows + drafts}
+        if draft_error is not None:
+            listing["draft_keys_error"] = draft_error
+        print(json.dumps(listing, indent=2, ensure_ascii=False))
+        return 0 if draft_error is None else 1
     for row in rows:
         if row.get("not_after"):
             row["until"] = str(row["not_after"])[:10]
@@ -188,7 +208,45 @@ def _list(args: argparse.Namespace, cfg: Config) -> int:
             ("subject", "SUBJECT / ISSUER"),
         ),
     )
-    return 0
+    _print_draft_keys(cfg, drafts, draft_error)
+    return 0 if draft_error is None else 1
+
+
+def _draft_key_rows(cfg: Config, now: datetime) -> list[dict[str, Any]]:
+    """``draft-keys.toml``'s versions with retention and state: never a value, no passphrase."""
+    path = store_path(cfg.keys_dir)
+    if not path.exists():
+        return []
+    versions = keystore.loads(path.read_bytes(), str(path))
+    return [
+        {
+            "kind": "draft",
+            "name": v.key_id,
+            "activate": v.activate.isoformat(),
+            "retain_until": v.retain_until.isoformat() if v.retain_until else None,
+            "state": v.state,
+        }
+        for v in keystore.list_versions(versions, now)
+    ]
+
+
+def _print_draft_keys(cfg: Config, rows: Sequence[dict[str, Any]], error: str | None) -> None:
+    name = store_path(cfg.keys_dir).name
+    if error is not None:
+        print(f"\ndraft keys: {error}")
+    elif not rows:
+        print(f"\nno draft keys: gatewayd makes {name} at its first start with a keys passphrase")
+    else:
+        print(f"\ndraft keys in {name} (sealed; values are never shown)")
+        _print_table(
+            rows,
+            (
+                ("name", "ID"),
+                ("activate", "ACTIVATE"),
+                ("retain_until", "KEPT UNTIL"),
+                ("state", "STATE"),
+            ),
+        )
 
 
 def _rotate(args: argparse.Namespace, cfg: Config) -> int:
@@ -230,6 +288,69 @@ def _rotate(args: argparse.Namespace, cfg: Config) -> int:
     }
     if seeded:
         result["message"] = f"seeded {name} from the configured key files\n" + result["message"]
+    return _reload(cfg, args, result)
+
+
+def _draft_rotate(args: argparse.Namespace, cfg: Config) -> int:
+    """A new sealed ``draft`` version; its predecessor is kept until its drafts' last expiry.
+
+    docs/bank-drafts.md §5.  Retired versions are not pruned: they verify no
+    Code any more, but STATUS and replays recompute an old draft's Code under
+    the version it was made with (the Code is never stored).
+    """
+    where = "gatewayctl keys draft-rotate"
+    now = _now(cfg)
+    activate = now
+    if args.activate:
+        try:
+            activate = datetime.fromisoformat(args.activate)
+        except ValueError:
+            print(f"{where}: --activate must be ISO 8601", file=sys.stderr)
+            return 2
+        if activate.tzinfo is None:
+            print(f"{where}: --activate needs a UTC offset (+08:00)", file=sys.stderr)
+            return 2
+    passphrase = read_passphrase(cfg.keys.passphrase_env)
+    if not passphrase:
+        print(
+            f"{where}: no keys passphrase (systemd credential gateway-key-passphrase or "
+            f"${cfg.keys.passphrase_env}): the draft keys are sealed under it",
+            file=sys.stderr,
+        )
+        return 2
+    if activate < now:
+        raise ConfigError(f"--activate {activate.isoformat()} is before now ({now.isoformat()})")
+    path = store_path(cfg.keys_dir)
+    versions = keystore.loads(path.read_bytes(), str(path)) if path.exists() else ()
+    if versions:
+        keystore.DraftKeyRing.open(versions, passphrase, str(path))  # the right passphrase?
+        if activate <= versions[-1].activate:
+            raise ConfigError(
+                f"--activate must be later than {versions[-1].key_id}'s "
+                f"({versions[-1].activate.isoformat()})"
+            )
+    key_id = f"draft-{activate.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+    new = keystore.seal(DraftKey(key_id, keystore.new_secret()), passphrase, activate)
+    result: dict[str, Any] = {"id": key_id, "activate": activate.isoformat()}
+    if versions:
+        # A running daemon signs with the outgoing version until its reload is done.
+        signs_until = max(activate, now + timedelta(seconds=RELOAD_TIMEOUT))
+        intra = build_schedules(cfg)[Engine.INTRA]
+        until = last_expiry_under(signs_until, intra, build_calendar(cfg))
+        out = keystore.add_version(versions, new, until)
+        previous = out[-2]
+        result["previous"] = previous.key_id
+        result["previous_retain_until"] = str(previous.retain_until)
+        result["message"] = (
+            f"{key_id} makes new draft Codes from {activate.isoformat()}; "
+            f"{previous.key_id} still verifies until {previous.retain_until} inclusive"
+        )
+    else:
+        out = (new,)
+        result["message"] = f"created {path.name}: {key_id} makes draft Codes"
+    text = keystore.dumps(out)
+    keystore.loads(text, str(path))  # the daemon's loader accepts it before it replaces the file
+    write_store(path, text)
     return _reload(cfg, args, result)
 
 
@@ -332,6 +453,7 @@ def _dev_pki(args: argparse.Namespace, _cfg: Config) -> int:
 _COMMANDS = {
     "list": _list,
     "rotate": _rotate,
+    "draft-rotate": _draft_rotate,
     "revoke": _revoke,
     "import-crl": _import_crl,
     "enrol": _enrol,

@@ -5,13 +5,17 @@ passphrase (scrypt + Fernet, :mod:`gateway.drafts.keystore`).  Without a
 passphrase nothing can be sealed or opened, so bank drafts stay disabled
 (DRAFT answers 1004 saying so) rather than falling back to a key in clear.
 When the file does not exist yet, the daemon makes it with one version
-activated now (docs/bank-drafts.md §5 says how a version is added).
+activated now (docs/bank-drafts.md §5 says how a version is added).  A reload
+(SIGHUP, ``gatewayctl reload``, the ``keys`` commands) opens the file again,
+and refuses a file that has lost a version still kept: outstanding drafts'
+Codes verify under it.
 """
 
 from __future__ import annotations
 
+import hmac
 import os
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import structlog
@@ -19,8 +23,11 @@ import structlog
 from gateway.drafts.code import DraftKey
 from gateway.drafts.keystore import (
     DEFAULT_STORE_NAME,
+    DraftKeyError,
     DraftKeyRing,
+    SealedVersion,
     dumps,
+    extend_retention,
     loads,
     new_secret,
     seal,
@@ -72,3 +79,70 @@ def open_draft_keys(
         log.info("draft_key_created", key_id=key_id, path=path.name)
     versions = loads(path.read_bytes(), str(path))
     return DraftKeyRing.open(versions, passphrase, str(path))
+
+
+def reopen_draft_keys(
+    keys_dir: Path,
+    passphrase: bytes | None,
+    now: datetime,
+    loaded: DraftKeyRing | None,
+    expiry_of_today: date | None = None,
+) -> DraftKeyRing | None:
+    """The ``draft`` versions as the file has them now, for a reload; raises to refuse it.
+
+    With nothing ``loaded`` (drafts were off) this is the start's
+    :func:`open_draft_keys`.  Otherwise no passphrase, a missing file, or a
+    file without a version the ``loaded`` ring still keeps at ``now`` (or with
+    another secret under its id) raises :class:`DraftKeyError`: the caller
+    keeps ``loaded``, since the Codes of outstanding drafts verify under those
+    versions (docs/bank-drafts.md §5).
+
+    ``expiry_of_today`` is the ExpiryDate of a draft issued at ``now``.  The
+    version the daemon has signed with up to ``now`` may have been retired in
+    the file as of an earlier hand-over (a reload refused in between, or
+    later than ``draft-rotate`` allowed for); its ``retain_until`` is then
+    raised to that date, in the file as well when it can be written.
+    """
+    if loaded is None:
+        return open_draft_keys(keys_dir, passphrase, now)
+    path = store_path(keys_dir)
+    if not passphrase:
+        raise DraftKeyError(f"{path}: no keys passphrase to open the draft keys")
+    if not path.exists():
+        raise DraftKeyError(f"{path}: missing, and the loaded draft keys are still in use")
+    versions = loads(path.read_bytes(), str(path))
+    ring = DraftKeyRing.open(versions, passphrase, str(path))
+    for key in loaded.kept(now):
+        again = ring.by_id(key.key_id)
+        if again is None:
+            raise DraftKeyError(f"{path}: draft key {key.key_id} is gone, but it is still kept")
+        if not hmac.compare_digest(again.secret, key.secret):
+            raise DraftKeyError(f"{path}: draft key {key.key_id} has another secret than before")
+    signer = loaded.current(now).key_id
+    if expiry_of_today is not None and ring.current(now).key_id != signer:
+        versions, ring = _keep_signer(path, versions, ring, signer, expiry_of_today)
+    log.info("draft_keys_opened", versions=len(versions), current=ring.current(now).key_id)
+    return ring
+
+
+def _keep_signer(
+    path: Path,
+    versions: tuple[SealedVersion, ...],
+    ring: DraftKeyRing,
+    signer: str,
+    expiry: date,
+) -> tuple[tuple[SealedVersion, ...], DraftKeyRing]:
+    """Keep ``signer`` until ``expiry`` at least: drafts it signed until now expire then."""
+    bound = next(v.retain_until for v in versions if v.key_id == signer)
+    if bound is None or bound >= expiry:
+        return versions, ring
+    versions = extend_retention(versions, signer, expiry)
+    try:
+        write_store(path, dumps(versions))
+    except OSError as exc:  # e.g. a read-only keys folder: kept in memory until the next restart
+        log.warning("draft_key_retention_not_written", key_id=signer, reason=exc.strerror)
+    log.warning(
+        "draft_key_retention_extended", key_id=signer, was=bound.isoformat(), now=expiry.isoformat()
+    )
+    keys = [ring.by_id(v.key_id) for v in versions]
+    return versions, DraftKeyRing([k for k in keys if k is not None], versions)
