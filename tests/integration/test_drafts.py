@@ -37,6 +37,7 @@ from tests.integration.harness import (
     running_clearing_sim,
     running_gateway,
 )
+from tests.integration.keys_support import copy_pki
 
 FRIDAY_10 = recent_friday_10()
 PARTICIPANT = "103100000019"
@@ -69,9 +70,11 @@ def application(amount: str, **kw: Any) -> DraftApplication:
 
 
 def drafts_config(tmp_path: Path, pki: DevPki, broker: Broker, **extra: Any) -> Config:
+    """The daemon on a private copy of the session PKI: it writes draft-keys.toml there."""
+    own = copy_pki(pki, tmp_path / "pki")
     over: dict[str, Any] = {"keys": {"passphrase_env": PASSPHRASE_ENV}}
     over.update(extra)
-    return gateway_config(tmp_path / "gw", pki, broker.url, over)
+    return gateway_config(tmp_path / "gw", own, broker.url, over)
 
 
 @pytest.fixture
