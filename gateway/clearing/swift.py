@@ -650,7 +650,8 @@ class IncomingSwiftCredit:
     """An incoming swift.008: what docs/foreign-currency.md §4-§5 need to screen and post it.
 
     ``amount`` keeps its decimals as written, so the receiver checks them
-    against ``fx.currencies`` itself; ``sending_bic`` is ``InstgAgt``.
+    against ``fx.currencies`` itself; ``sending_bic`` is ``InstgAgt``, which
+    should be the envelope's ``Sndr`` (and ``instructed_agent`` its ``Rcvr``).
     """
 
     msg_id: str
@@ -661,6 +662,7 @@ class IncomingSwiftCredit:
     ccy: str
     settle_date: date | None
     sending_bic: str
+    instructed_agent: str
     debtor_agent: str
     creditor_agent: str
     debtor_name: str
@@ -755,6 +757,7 @@ def read_swift_008(document: etree._Element) -> IncomingSwiftCredit:
         ccy=ccy,
         settle_date=settle,
         sending_bic=_read_bic(tx, "InstgAgt"),
+        instructed_agent=_read_bic(tx, "InstdAgt"),
         debtor_agent=_read_bic(tx, "DbtrAgt"),
         creditor_agent=_read_bic(tx, "CdtrAgt"),
         debtor_name=names["Dbtr"],
