@@ -443,7 +443,7 @@ def _flat_fields(document: etree._Element, order: tuple[str, ...], required: int
             raise SwiftDocumentError(f"Rcpt/{name} out of order")
         for want in order[position:index]:
             if order.index(want) < required:
-                raise SwiftDocumentError(f"Rcpt/{want} missing")
+                raise SwiftDocumentError(f"Rcpt/{want} missing or out of order")
         position = index + 1
         if elem.attrib or len(elem) or not _blank(elem.tail):
             raise SwiftDocumentError(f"Rcpt/{name}: attributes, children or stray text")
