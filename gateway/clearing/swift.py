@@ -54,7 +54,7 @@ PACS002_NAME: Final = "pacs.002.001.10"
 
 #: docs/foreign-currency.md §3: the two settlement methods of ``GrpHdr/SttlmInf``.
 SETTLEMENT_METHODS: Final = frozenset({"INGA", "INDA"})
-#: docs/foreign-currency.md §1: who bears the charges.
+#: docs/foreign-currency.md §4: who bears the charges.
 CHARGE_BEARERS: Final = frozenset({"DEBT", "CRED", "SHAR"})
 #: docs/foreign-currency.md §4: the network's verdict on a swift.008.
 ACK_STATUSES: Final = frozenset({"ACK", "NAK"})
@@ -91,7 +91,7 @@ class SwiftDocumentError(ValueError):
 
 
 def is_bic(text: str) -> bool:
-    """8 or 11 characters ``[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?`` (docs/foreign-currency.md §1)."""
+    """8 or 11 characters ``[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?`` (docs/foreign-currency.md §3)."""
     return _BIC.fullmatch(text) is not None
 
 
