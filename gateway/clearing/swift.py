@@ -227,8 +227,13 @@ def format_swift_amount(amount: Decimal, minor_units: int, name: str = "IntrBkSt
 
 
 def _check(value: str, limit: int, name: str) -> str:
-    if not 1 <= len(value) <= limit or _CONTROL.search(value):
-        raise ValueError(f"{name} must be 1-{limit} characters without control characters")
+    """``value`` if it is 1-``limit`` characters, not blank, without control characters.
+
+    The readers refuse a blank or control-laden field, so the builders never
+    send one.
+    """
+    if not 1 <= len(value) <= limit or not value.strip() or _CONTROL.search(value):
+        raise ValueError(f"{name} must be 1-{limit} characters, not blank, no control characters")
     return value
 
 

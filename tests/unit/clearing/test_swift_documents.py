@@ -15,6 +15,8 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from gateway.clearing.pacs import NS_PACS002, NS_PACS008
@@ -38,7 +40,14 @@ from gateway.clearing.swift import (
     swift_msg_id,
 )
 from gateway.routing.settlement_paths import SettlementMethod, SettlementPath
-from tests.unit.clearing.pacs_samples import CREATED, WORK_DATE, assert_valid, set_text, xpath_text
+from tests.unit.clearing.pacs_samples import (
+    CREATED,
+    WORK_DATE,
+    XML_TEXT,
+    assert_valid,
+    set_text,
+    xpath_text,
+)
 
 OUR_BIC = "DEMOCNBJXXX"
 PAYEE_BIC = "DEUTDEFFXXX"
@@ -173,6 +182,7 @@ def test_amounts_keep_the_currency_decimals_and_never_round() -> None:
         ({"creditor_name": "x" * 141}, "Cdtr/Nm"),
         ({"creditor_acct": "1" * 35}, "CdtrAcct"),
         ({"purpose": "line\x01break"}, "RmtInf/Ustrd"),
+        ({"debtor_name": "   "}, "Dbtr/Nm"),
     ],
 )
 def test_builder_refuses_what_would_make_an_invalid_document(
@@ -192,6 +202,36 @@ def test_builder_refuses_a_path_that_mixes_the_two_methods() -> None:
     bad_bic = replace(DIRECT, creditor_agent="DEUTDEFF1")
     with pytest.raises(ValueError, match="CdtrAgt/BICFI"):
         build_swift_008(payment(), bad_bic)
+
+
+NAMES = XML_TEXT.filter(lambda text: text.strip() != "")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    units=st.integers(min_value=0, max_value=3),
+    minor=st.integers(min_value=1, max_value=10**12),
+    debtor=NAMES,
+    creditor=NAMES,
+    purpose=st.none() | NAMES,
+    direct=st.booleans(),
+)
+def test_any_payment_reads_back_exactly(
+    units: int, minor: int, debtor: str, creditor: str, purpose: str | None, direct: bool
+) -> None:
+    amount = Decimal(minor).scaleb(-units)
+    p = payment(
+        amount=amount,
+        minor_units=units,
+        debtor_name=debtor,
+        creditor_name=creditor,
+        purpose=purpose,
+    )
+    doc = build_swift_008(p, DIRECT if direct else VIA_CORRESPONDENT)
+    credit = read_swift_008(etree.fromstring(etree.tostring(doc)))
+    assert (credit.amount, credit.debtor_name, credit.creditor_name) == (amount, debtor, creditor)
+    assert credit.purpose == purpose
+    assert credit.instructed_agent == (PAYEE_BIC if direct else CORRESPONDENT)
 
 
 def test_uetr_and_msg_id() -> None:

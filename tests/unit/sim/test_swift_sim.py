@@ -48,7 +48,7 @@ from gateway.sim.swift import (
     incoming_credit_message,
 )
 from gateway.testing import Broker, running_simulator
-from tests.unit.clearing.pacs_samples import CREATED, WORK_DATE, assert_valid
+from tests.unit.clearing.pacs_samples import CREATED, WORK_DATE, assert_valid, xsd_dir
 
 WAIT = 10.0  # upper bound for any single wait; tests finish far sooner
 OUR_BIC = "DEMOCNBJXXX"
@@ -334,6 +334,20 @@ async def test_injected_credit_is_well_formed_and_signed(
     assert (incoming.sending_bic, incoming.creditor_agent) == (SENDER_BIC, OUR_BIC)
     assert incoming.settle_date == WORK_DATE
     assert sim.stats["credits_injected"] == 1
+
+
+@pytest.mark.requires_xsd
+async def test_with_the_official_schema_a_valid_payment_is_acked(
+    broker: Broker, system_key: SigningKey, gateway_key: SigningKey
+) -> None:
+    config = sim_config(broker, system_key, gateway_key, xsd_dir=xsd_dir())
+    async with running(config) as sim, gateway_side(broker, system_key) as gw:
+        await gw.send(
+            signed(gateway_key, payment(11, amount=Decimal("1500"), ccy="JPY", minor_units=0))
+        )
+        assert read_swift_ack((await gw.next()).env.document).status == "ACK"
+        assert read_swift_002((await gw.next()).env.document).status == "ACSC"
+        assert sim.stats["naks"] == 0
 
 
 @pytest.mark.requires_xsd
