@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -46,6 +48,7 @@ from gateway.sim.swift import (
     SwiftSimConfig,
     SwiftSimulator,
     incoming_credit_message,
+    run_swift_sim,
 )
 from gateway.testing import Broker, running_simulator
 from tests.unit.clearing.pacs_samples import CREATED, WORK_DATE, assert_valid, xsd_dir
@@ -413,3 +416,43 @@ def test_cli_inject_refuses_a_bad_bic(dev_pki: DevPki, capsys: pytest.CaptureFix
     argv += ["USD", "--creditor-acct", "1", "--creditor-name", "x"]
     assert sim_main(argv) == 2
     assert "BIC" in capsys.readouterr().err
+
+
+async def test_cli_answers_until_sigterm(
+    broker: Broker, system_key: SigningKey, gateway_key: SigningKey, dev_pki: DevPki, tmp_path: Path
+) -> None:
+    record = tmp_path / "swift.jsonl"
+    argv = ["--broker", broker.url, "--key", str(dev_pki.clearing_system_key)]
+    argv += [
+        "--cert",
+        str(dev_pki.clearing_system_cert),
+        "--gateway-cert",
+        str(dev_pki.clearing_cert),
+    ]
+    argv += ["--record", str(record), "--nak-amount", "7.77"]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.cli.sim", "swift", *argv
+    )
+    try:
+        p = payment(12, amount=Decimal("7.77"))
+        async with gateway_side(broker, system_key) as gw:
+            # until the simulator has subscribed nothing reaches it: re-send under the same
+            # MsgId, as the gateway does, and it deduplicates
+            async with asyncio.timeout(60):
+                while gw.inbox.empty():
+                    await gw.send(signed(gateway_key, p))
+                    await asyncio.sleep(0.2)
+            nak = read_swift_ack((await gw.next()).env.document)
+        assert (nak.orgnl_msg_id, nak.status) == (p.msg_id, "NAK")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(WAIT):
+            code = await proc.wait()
+    assert code == 0
+    assert {line["msg_id"] for line in records(record)} == {p.msg_id}
+
+
+def test_cli_refuses_unreadable_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = str(tmp_path / "missing.pem")
+    assert run_swift_sim(["--key", missing, "--cert", missing, "--gateway-cert", missing]) == 2
+    assert "cannot read key file" in capsys.readouterr().err
