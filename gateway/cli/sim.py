@@ -1,4 +1,4 @@
-"""``gateway-sim``: the counterparties (clearing, core banking, ERP clients) and the demo."""
+"""``gateway-sim``: the counterparties (clearing, SWIFT, core banking, ERP clients) and the demo."""
 
 from __future__ import annotations
 
@@ -20,6 +20,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         add_help=False,
     )
     sub.add_parser(
+        "swift",
+        help="the bank's SWIFT interface (see gateway-sim swift --help); "
+        "'swift inject' sends an incoming credit",
+        add_help=False,
+    )
+    sub.add_parser(
         "core", help="the core banking system (see gateway-sim core --help)", add_help=False
     )
     args, rest = p.parse_known_args(argv)
@@ -33,6 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway.sim.core import run_core_sim
 
         return run_core_sim(rest)
+    if args.cmd == "swift":
+        from gateway.sim.swift import run_swift_sim
+
+        return run_swift_sim(rest)
     from gateway.sim.clearing import run_clearing_sim
 
     return run_clearing_sim(rest)
