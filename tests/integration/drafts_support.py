@@ -31,7 +31,7 @@ from gateway.routing.calendar import WorkCalendar
 from gateway.routing.calendar_files import load_calendars
 from gateway.server import Gateway
 from gateway.sim.clearing import ClearingSimulator
-from gateway.sim.erp import DraftApplication, ErpClient, Notification, Reply
+from gateway.sim.erp import DraftApplication, DraftInfo, ErpClient, Notification, Reply
 from gateway.sim.present import CentreLink, present
 from gateway.testing import Broker
 from tests.business_dates import suite_today
@@ -175,18 +175,24 @@ class Teller:
         assert r.ret_code == "0000" and r.draft is not None, r.ret_msg
         return r
 
-    async def history_until(self, orig_msg_id: str, done: Callable[[Reply], bool]) -> Reply:
-        """STATUS until ``done`` (a step without NTFY, e.g. a rejected settle, shows here)."""
+    async def history_until(self, orig_msg_id: str, done: Callable[[DraftInfo], bool]) -> Reply:
+        """STATUS until its ``Draft`` is ``done`` (a step without NTFY, e.g. a rejected
+        settle, shows only here)."""
         deadline = asyncio.get_running_loop().time() + WAIT
         r = await self.status(orig_msg_id)
-        while not done(r) and asyncio.get_running_loop().time() < deadline:
+        while not done(_draft(r)) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.1)
             r = await self.status(orig_msg_id)
         return r
 
 
+def _draft(r: Reply) -> DraftInfo:
+    assert r.draft is not None
+    return r.draft
+
+
 @contextlib.asynccontextmanager
-async def running_desk(
+async def running_teller(
     tmp_path: Path,
     pki: DevPki,
     broker: Broker,

@@ -49,7 +49,7 @@ from tests.integration.drafts_support import (
     metric,
     metric_reaches,
     private_pki,
-    running_desk,
+    running_teller,
 )
 from tests.integration.harness import Erp, payment
 
@@ -108,7 +108,7 @@ async def test_permissions_file_certificate_limits_enrolment_and_trn_codes(
     day = day_with_room(1)
     clock = FrozenClock(at(day, 10))
     # no clearing centre: every draft stays PENDING (its issue is never answered)
-    async with running_desk(tmp_path, pki, broker, clock, clearing=False) as t:
+    async with running_teller(tmp_path, pki, broker, clock, clearing=False) as t:
         now = clock.now
         mine = await t.apply("P-1", "100.00")
         assert mine.draft is not None and mine.draft.state == "PENDING"
@@ -175,7 +175,7 @@ async def test_a_presentment_on_the_expiry_date_is_in_time_and_after_it_is_ex(
     day = latest_day(fits, "draft whose ExpiryDate is a working day before today")
     expiry = one_month_after(day)
     clock = FrozenClock(at(day, 10))
-    async with running_desk(tmp_path, pki, broker, clock) as t:
+    async with running_teller(tmp_path, pki, broker, clock) as t:
         a = (await t.apply("X-1", "100.00")).draft
         b = (await t.apply("X-2", "200.00")).draft
         assert a is not None and b is not None
@@ -218,7 +218,7 @@ async def test_an_expiry_date_on_a_holiday_moves_to_the_next_working_day(
     holiday = one_month_after(day)
     expiry = CAL.next_working_day(holiday)
     clock = FrozenClock(at(day, 10))
-    async with running_desk(tmp_path, pki, broker, clock) as t:
+    async with running_teller(tmp_path, pki, broker, clock) as t:
         a = (await t.apply("H-1", "100.00")).draft
         b = (await t.apply("H-2", "200.00")).draft
         assert a is not None and b is not None
@@ -240,7 +240,7 @@ async def test_a_zero_remainder_is_still_settled_and_each_notice_carries_its_fie
 ) -> None:
     day = day_with_room(1)
     clock = FrozenClock(at(day, 10))
-    async with running_desk(tmp_path, pki, broker, clock) as t:
+    async with running_teller(tmp_path, pki, broker, clock) as t:
         d = (await t.apply("Z-1", "1000.00")).draft
         assert d is not None
         issued = await t.state(d.draft_no, "ISSUED")
@@ -279,7 +279,7 @@ async def test_a_rejected_settle_keeps_the_draft_paid_and_two_working_days_on_it
     day = day_with_room(2)
     clock = FrozenClock(at(day, 10))
     rejected = 'gateway_draft_message_rejected_total{kind="settle"}'
-    async with running_desk(
+    async with running_teller(
         tmp_path, pki, broker, clock, draft_reject_fen={"intra.draft.settle": 13}
     ) as t:
         d = (await t.apply("J-1", "1000.00")).draft
@@ -290,7 +290,7 @@ async def test_a_rejected_settle_keeps_the_draft_paid_and_two_working_days_on_it
         before = await metric(t.gw, rejected)
 
         t.move(at(working_days_after(day, 1, CAL), 0, 5))
-        status = await t.history_until("J-1", lambda r: len(r.draft.history) >= 4)
+        status = await t.history_until("J-1", lambda d: len(d.history) >= 4)
         assert status.draft is not None and status.draft.state == "PAID"
         # the centre's reason is in the history; the state stays PAID, no notification
         assert steps(status) == [
@@ -316,7 +316,7 @@ async def test_a_rejected_refund_returns_the_draft_to_issued_and_refunding_is_no
     day = day_with_room(1)
     clock = FrozenClock(at(day, 10))
     refused = 'gateway_draft_message_rejected_total{kind="refund"}'
-    async with running_desk(
+    async with running_teller(
         tmp_path,
         pki,
         broker,
@@ -333,8 +333,7 @@ async def test_a_rejected_refund_returns_the_draft_to_issued_and_refunding_is_no
 
         r = await t.erp.refund_draft("RF-1", clock.now(), kept.draft_no, "不再需要")
         assert r.ret_code == "0000" and r.draft is not None and r.draft.state == "REFUNDING"
-        status = await t.history_until("R-1", lambda s: s.draft.state == "ISSUED"
-                                       and len(s.draft.history) == 4)  # fmt: skip
+        status = await t.history_until("R-1", lambda d: d.state == "ISSUED" and len(d.history) == 4)
         assert steps(status) == [
             ("PENDING", None), ("ISSUED", None), ("REFUNDING", None), ("ISSUED", "AC04")
         ]  # fmt: skip
@@ -367,7 +366,7 @@ async def test_gatewayctl_drafts_views_through_the_daemon_and_with_it_stopped(
     day = day_with_room(1)
     settle_day = CAL.next_working_day(day)
     clock = FrozenClock(at(day, 10))
-    async with running_desk(tmp_path, pki, broker, clock) as t:
+    async with running_teller(tmp_path, pki, broker, clock) as t:
         sock = str(t.cfg.admin_socket)
         state = t.cfg.state_path
         a = (await t.apply("G-1", "100.00")).draft
@@ -473,7 +472,9 @@ def malformed_presentments(t: Teller, draft: Any) -> list[tuple[str, bytes]]:
         )  # fmt: skip
         ns = doc.nsmap[None]
         if spoil == "drop AgentBank":
-            doc.remove(doc.find(f"{{{ns}}}AgentBank"))
+            agent = doc.find(f"{{{ns}}}AgentBank")
+            assert agent is not None
+            doc.remove(agent)
         elif spoil == "add Extra":
             etree.SubElement(doc, f"{{{ns}}}Extra").text = "1"
         else:
@@ -509,7 +510,7 @@ async def test_hostile_presentments_dropped_or_answered_once(
     day = day_with_room(1)
     clock = FrozenClock(at(day, 10))
     dropped = 'gateway_inbound_dropped_total{reason="malformed"}'
-    async with running_desk(tmp_path, pki, broker, clock) as t:
+    async with running_teller(tmp_path, pki, broker, clock) as t:
         d = (await t.apply("Y-1", "1000.00")).draft
         assert d is not None
         await t.state(d.draft_no, "ISSUED")
