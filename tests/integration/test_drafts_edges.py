@@ -338,6 +338,8 @@ async def test_a_rejected_refund_returns_the_draft_to_issued_and_refunding_is_no
             ("PENDING", None), ("ISSUED", None), ("REFUNDING", None), ("ISSUED", "AC04")
         ]  # fmt: skip
         assert await metric_reaches(t.gw, refused, before + 1) == before + 1
+        # back to ISSUED is a change to ISSUED, so notified again (the reason: STATUS)
+        assert [n.state for n in await t.notices(kept.draft_no)] == ["ISSUED", "ISSUED"]
         assert await t.present(kept, prsntmt_id="RF-KEPT") == ("ACCP", None)  # still payable
 
         r = await t.erp.refund_draft("RF-2", clock.now(), gone.draft_no, "退回")
@@ -432,7 +434,8 @@ async def test_gatewayctl_drafts_views_through_the_daemon_and_with_it_stopped(
             ctl, capsys, "--socket", sock, "drafts", "show", PARTICIPANT_UNKNOWN
         )
         assert code == 1 and "no draft" in missing["reason"]
-        assert await metric(t.gw, "gateway_drafts_outstanding_yuan") == 300.5
+        outstanding = "gateway_drafts_outstanding_yuan"
+        assert await metric_reaches(t.gw, outstanding, 300.5) == 300.5
 
     # the daemon is stopped: the same views read from the journal
     overlay = tmp_path / "gatewayctl.toml"
