@@ -38,6 +38,7 @@ from tests.business_dates import suite_today
 from tests.integration.drafts_support import (
     AGENT,
     CAL,
+    PARTICIPANT,
     PASSPHRASE,
     PASSPHRASE_ENV,
     PAYER_MASKED,
@@ -54,6 +55,7 @@ from tests.integration.drafts_support import (
 from tests.integration.harness import Erp, payment
 
 BEPS_BANK = "105100000017"
+UNKNOWN_DRAFT = PARTICIPANT + "99999999"  # our prefix, a sequence never issued
 
 
 @pytest.fixture
@@ -431,7 +433,7 @@ async def test_gatewayctl_drafts_views_through_the_daemon_and_with_it_stopped(
         assert settled_list["remainders"] == "50.00"
 
         code, missing, _ = await asyncio.to_thread(
-            ctl, capsys, "--socket", sock, "drafts", "show", PARTICIPANT_UNKNOWN
+            ctl, capsys, "--socket", sock, "drafts", "show", UNKNOWN_DRAFT
         )
         assert code == 1 and "no draft" in missing["reason"]
         outstanding = "gateway_drafts_outstanding_yuan"
@@ -452,9 +454,6 @@ async def test_gatewayctl_drafts_views_through_the_daemon_and_with_it_stopped(
         assert "reading the journal read-only" in err
         assert offline == live, argv
         assert not any(k in json.dumps(offline) for k in codes)
-
-
-PARTICIPANT_UNKNOWN = "103100000019" + "99999999"
 
 
 # --------------------------------------------------------------------- hostile
