@@ -60,7 +60,10 @@ CRASH_ENV = "DRAFT_CRASH_BEFORE_PUBLISH"
 MARKER_ENV = "DRAFT_CRASH_MARKER"
 WAIT = 60.0
 SLOW_SEEDS = range(1, 22)
-DEFAULT_SEED = 3
+ISSUE_SEED = 6
+"""Its kill lands ~0 ms after DRAFT's 0000: the issue message journaled, not yet published."""
+PRESENT_SEED = 1
+"""Its kill lands ~30 ms into presenting: the answer published, its ccms.990 not yet in."""
 
 KILL_HOOK = f'''\
 """The drafts crash test's kill point (tests/faults/test_crash_drafts.py): SIGKILL this
@@ -318,6 +321,7 @@ async def test_sigkill_between_issue_journal_and_publish_sends_that_issue_once(
                 first = None  # the node died before the reply left: the ERP sends again
             await n.died()
         killed_at = n.marker.read_text(encoding="ascii")
+        print(f"DRAFT's reply {'arrived' if first else 'was lost'} before the kill")
         if first is not None:
             assert first.ret_code == "0000" and first.draft is not None, first.ret_msg
             draft_no = first.draft.draft_no
@@ -364,14 +368,14 @@ def _ids(seed: int) -> str:
     return f"seed-{seed}"
 
 
-@pytest.mark.parametrize("seed", [DEFAULT_SEED], ids=_ids)
+@pytest.mark.parametrize("seed", [ISSUE_SEED], ids=_ids)
 async def test_sigkill_right_after_draft_0000_keeps_the_draft_and_sends_one_issue(
     tmp_path: Path, dev_pki: DevPki, broker: Broker, seed: int
 ) -> None:
     await _kill_after_draft_0000(tmp_path, dev_pki, broker, seed)
 
 
-@pytest.mark.parametrize("seed", [DEFAULT_SEED], ids=_ids)
+@pytest.mark.parametrize("seed", [PRESENT_SEED], ids=_ids)
 async def test_sigkill_while_presenting_answers_once(
     tmp_path: Path, dev_pki: DevPki, broker: Broker, seed: int
 ) -> None:
@@ -379,7 +383,7 @@ async def test_sigkill_while_presenting_answers_once(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [s for s in SLOW_SEEDS if s != DEFAULT_SEED], ids=_ids)
+@pytest.mark.parametrize("seed", [s for s in SLOW_SEEDS if s != ISSUE_SEED], ids=_ids)
 async def test_sigkill_after_draft_0000_many_seeds(
     tmp_path: Path, dev_pki: DevPki, broker: Broker, seed: int
 ) -> None:
@@ -387,9 +391,8 @@ async def test_sigkill_after_draft_0000_many_seeds(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [s for s in SLOW_SEEDS if s != DEFAULT_SEED], ids=_ids)
+@pytest.mark.parametrize("seed", [s for s in SLOW_SEEDS if s != PRESENT_SEED], ids=_ids)
 async def test_sigkill_while_presenting_many_seeds(
     tmp_path: Path, dev_pki: DevPki, broker: Broker, seed: int
 ) -> None:
     await _kill_while_presenting(tmp_path, dev_pki, broker, seed)
-
