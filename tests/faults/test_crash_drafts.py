@@ -14,6 +14,10 @@ The promises under test:
   after it still has the draft after the restart (a replay of the same bytes
   gets the same DraftNo), and the ``intra.draft.issue`` reaches the centre
   under exactly one MsgId, the journaled one; the draft becomes ISSUED.
+- Two nodes on one PostgreSQL database: when the node that took a
+  presentment dies between the journal write and the publish, the other
+  node's redelivery publishes that answer, under its journaled MsgId, while
+  the dead node is still down; its restart sends nothing new.
 
 Kill points.  "At the 0000": the test kills the node's process group the
 moment the reply arrives.  "Journaled, not published": a ``sitecustomize``
@@ -24,8 +28,9 @@ of the chosen MsgTp it writes the MsgId to a marker file and SIGKILLs its own
 process group.  The gateway has no hook of its own.
 
 The seeded tests kill at a seed-chosen delay instead, landing anywhere on the
-path (each run prints where); the default run has one seed each, ``-m slow``
-twenty more (a failing seed names itself)::
+path (each run prints where); the default run has one seed each on SQLite,
+``-m slow`` twenty more each, and ten seeds killing one of two PostgreSQL
+nodes while presenting (a failing seed names itself)::
 
     python -m pytest tests/faults/test_crash_drafts.py -m slow -k "seed-7" -s
 """
@@ -64,10 +69,12 @@ MARKER_ENV = "DRAFT_CRASH_MARKER"
 WAIT = 60.0
 SLOW_SEEDS = range(1, 22)
 ISSUE_SEED = 6
-"""Its kill lands ~0 ms after DRAFT's 0000: the issue message journaled, not yet published."""
+"""Its kill comes 0 ms after DRAFT's 0000: the issue message not yet journaled or not yet
+published (wall-clock timing decides which)."""
 PRESENT_SEED = 1
+"""Its kill comes ~30 ms into presenting: typically the answer published, its ccms.990
+not yet in."""
 PG_SEEDS = range(1, 11)
-"""Its kill lands ~30 ms into presenting: the answer published, its ccms.990 not yet in."""
 
 KILL_HOOK = f'''\
 """The drafts crash test's kill point (tests/faults/test_crash_drafts.py): SIGKILL this
@@ -142,6 +149,7 @@ class DraftNodes:
         self.sim = sim
         self.link = CentreLink.of_simulator(sim.config)
         self.notes = ids("N")
+        assert sim.config.record_path is not None
         self.record = sim.config.record_path
         self.arm(None)
 
