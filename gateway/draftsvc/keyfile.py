@@ -68,6 +68,11 @@ def open_draft_keys(
         return None
     if not path.exists():
         if not create:
+            log.warning(
+                "drafts_disabled",
+                reason=f"no {path.name}: make it with `gatewayctl keys draft-rotate` and give"
+                " every node the same file",
+            )
             return None
         key_id = f"draft-{now:%Y%m%d%H%M%S}"
         version = seal(DraftKey(key_id, new_secret()), passphrase, now)
@@ -87,6 +92,8 @@ def reopen_draft_keys(
     now: datetime,
     loaded: DraftKeyRing | None,
     expiry_of_today: date | None = None,
+    *,
+    create: bool = True,
 ) -> DraftKeyRing | None:
     """The ``draft`` versions as the file has them now, for a reload; raises to refuse it.
 
@@ -104,7 +111,7 @@ def reopen_draft_keys(
     raised to that date, in the file as well when it can be written.
     """
     if loaded is None:
-        return open_draft_keys(keys_dir, passphrase, now)
+        return open_draft_keys(keys_dir, passphrase, now, create=create)
     path = store_path(keys_dir)
     if not passphrase:
         raise DraftKeyError(f"{path}: no keys passphrase to open the draft keys")

@@ -37,7 +37,14 @@ class Drafts:
     ) -> None:
         self._keys_dir = cfg.keys_dir
         self._router = router
-        self.keys: DraftKeyRing | None = open_draft_keys(cfg.keys_dir, passphrase, clock.now())
+        # Outside production a missing key file is made at start (demo, tests); in
+        # production every node must open the same file, so an operator makes it once
+        # (`gatewayctl keys draft-rotate`) and copies it: a node making its own would
+        # issue Codes that the other nodes refuse (CD).
+        self._create = cfg.environment != "production"
+        self.keys: DraftKeyRing | None = open_draft_keys(
+            cfg.keys_dir, passphrase, clock.now(), create=self._create
+        )
         d = cfg.drafts
         settings = DraftLinkSettings(
             participant=cfg.bank.participant,
@@ -64,7 +71,9 @@ class Drafts:
             expiry = None
         else:
             expiry = expiry_date(issue, router.calendar)
-        return reopen_draft_keys(self._keys_dir, passphrase, now, self.keys, expiry)
+        return reopen_draft_keys(
+            self._keys_dir, passphrase, now, self.keys, expiry, create=self._create
+        )
 
     def reload_keys(self, passphrase: bytes | None, now: datetime) -> None:
         """Use the file's draft keys from now on; on an error the keys in use stay."""
