@@ -345,6 +345,10 @@ class Gateway:
         self.ready.set()
         sdnotify.ready()
         sdnotify.status("serving")
+        if self.drafts.created is not None:
+            log.info("draft_key_created", key_id=self.drafts.created)
+        if self.drafts.disabled is not None:
+            log.warning("drafts_disabled", reason=self.drafts.disabled)
         log.info(
             "started",
             listeners=self.bound.listeners,

@@ -54,24 +54,38 @@ def write_store(path: Path, text: bytes) -> None:
 
 
 def open_draft_keys(
-    keys_dir: Path, passphrase: bytes | None, now: datetime, *, create: bool = True
+    keys_dir: Path,
+    passphrase: bytes | None,
+    now: datetime,
+    *,
+    create: bool = True,
+    disabled: list[str] | None = None,
+    created: list[str] | None = None,
 ) -> DraftKeyRing | None:
     """The opened ``draft`` versions, or None when drafts cannot run (no passphrase).
 
     A missing store file is created with one version (``create``), activated
     at ``now``.  A file that fails to open raises its ``DraftKeyError``
-    (a ``ConfigError``: one line naming the file, never a secret).
+    (a ``ConfigError``: one line naming the file, never a secret).  Why drafts
+    are off goes to ``disabled`` when given (the daemon logs it once it has
+    started: a start that fails prints one line and nothing else), else to the log.
     """
+
+    def off(reason: str) -> None:
+        if disabled is not None:
+            disabled.append(reason)
+        else:
+            log.warning("drafts_disabled", reason=reason)
+
     path = store_path(keys_dir)
     if not passphrase:
-        log.warning("drafts_disabled", reason="no keys passphrase to open the draft keys")
+        off("no keys passphrase to open the draft keys")
         return None
     if not path.exists():
         if not create:
-            log.warning(
-                "drafts_disabled",
-                reason=f"no {path.name}: make it with `gatewayctl keys draft-rotate` and give"
-                " every node the same file",
+            off(
+                f"no {path.name}: make it with `gatewayctl keys draft-rotate` and give"
+                " every node the same file"
             )
             return None
         key_id = f"draft-{now:%Y%m%d%H%M%S}"
@@ -79,9 +93,12 @@ def open_draft_keys(
         try:
             write_store(path, dumps((version,)))
         except OSError as exc:  # e.g. a read-only keys folder: drafts off, the rest serves
-            log.warning("drafts_disabled", reason=f"cannot create {path.name}: {exc.strerror}")
+            off(f"cannot create {path.name}: {exc.strerror}")
             return None
-        log.info("draft_key_created", key_id=key_id, path=path.name)
+        if created is not None:
+            created.append(key_id)
+        else:
+            log.info("draft_key_created", key_id=key_id, path=path.name)
     versions = loads(path.read_bytes(), str(path))
     return DraftKeyRing.open(versions, passphrase, str(path))
 

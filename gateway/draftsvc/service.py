@@ -42,9 +42,15 @@ class Drafts:
         # (`gatewayctl keys draft-rotate`) and copies it: a node making its own would
         # issue Codes that the other nodes refuse (CD).
         self._create = cfg.environment != "production"
+        why: list[str] = []
+        made: list[str] = []
         self.keys: DraftKeyRing | None = open_draft_keys(
-            cfg.keys_dir, passphrase, clock.now(), create=self._create
+            cfg.keys_dir, passphrase, clock.now(), create=self._create, disabled=why, created=made
         )
+        self.disabled: str | None = why[0] if why else None
+        """Why drafts are off, for the daemon to log once it has started."""
+        self.created: str | None = made[0] if made else None
+        """The id of the key version this start made, logged once it has started."""
         d = cfg.drafts
         settings = DraftLinkSettings(
             participant=cfg.bank.participant,
