@@ -73,7 +73,14 @@ from paho.mqtt.properties import Properties  # noqa: E402
 from gateway.clock import SHANGHAI, FrozenClock  # noqa: E402
 from gateway.drafts.code import DraftKey  # noqa: E402
 from gateway.drafts.documents import MSG_TP_PRESENT  # noqa: E402
-from gateway.drafts.keystore import SCRYPT_N, add_version, dumps, new_secret, seal  # noqa: E402
+from gateway.drafts.keystore import (  # noqa: E402
+    SCRYPT_N,
+    SealedVersion,
+    add_version,
+    dumps,
+    new_secret,
+    seal,
+)
 from gateway.drafts.records import DraftState, Presentment, Scope  # noqa: E402
 from gateway.draftsvc.keyfile import open_draft_keys, store_path, write_store  # noqa: E402
 from gateway.journal.draft_records import NewDraft  # noqa: E402
@@ -251,7 +258,7 @@ async def wait_counts(
     """Seconds until ``done`` holds for the draft counts (looked at every 0.1 s)."""
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < timeout:
-        counts = {s: n for s, (n, _) in (await gw.store.draft_counts()).items()}  # type: ignore[attr-defined]
+        counts = {s: n for s, (n, _) in (await gw.store.draft_counts()).items()}
         if done(counts):
             return time.perf_counter() - t0
         await asyncio.sleep(0.1)  # no wake-up: the link's own (each ccms.900, interval) only
@@ -305,16 +312,35 @@ async def journal_calls(
         t = time.perf_counter()
         if trn_code == "PAY":
             item = NewItem(
-                *(None, "6222000000000001", "示范贸易有限公司", "6217000011112222", "收款人"),
-                *("105584000005", amount, "CNY", Priority.NORM, BizType.CREDIT, "货款"),
-                *(State.QUEUED, Engine.BEPS, "105584000005", today.date()),
+                seq_no=None,
+                payer_acct="6222000000000001",
+                payer_name="示范贸易有限公司",
+                payee_acct="6217000011112222",
+                payee_name="收款人",
+                payee_bank_code="105584000005",
+                amount=amount,
+                ccy="CNY",
+                priority=Priority.NORM,
+                biz_type=BizType.CREDIT,
+                purpose="货款",
+                state=State.QUEUED,
+                engine=Engine.BEPS,
+                receiver="105584000005",
+                work_date=today.date(),
             )
             await store.accept(request(i, (item,)))
         else:
             draft = NewDraft(
-                *("103100000019", Scope.NATIONAL, amount, "6222000000000001"),
-                *("示范贸易有限公司", "收款公司", None, today.date()),
-                *(today.date() + timedelta(days=30), "draft-bench"),
+                participant="103100000019",
+                scope=Scope.NATIONAL,
+                amount=amount,
+                payer_acct="6222000000000001",
+                payer_name="示范贸易有限公司",
+                payee_name="收款公司",
+                purpose=None,
+                issue_date=today.date(),
+                expiry_date=today.date() + timedelta(days=30),
+                code_key="draft-bench",
             )
             outcome = await store.open_draft(request(i, ()), draft)
             assert outcome.created
@@ -422,7 +448,7 @@ def key_open_times(tmp: Path, versions: int, repeat: int) -> tuple[float, float]
     folder.mkdir()
     now = datetime.now(SHANGHAI)
     t0 = time.perf_counter()
-    sealed: tuple = ()
+    sealed: tuple[SealedVersion, ...] = ()
     for v in range(versions):
         activate = now - timedelta(days=(versions - 1 - v) * 30)
         new = seal(
