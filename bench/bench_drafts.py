@@ -1,4 +1,4 @@
-"""Bank drafts benchmark: what a DRAFT, a presentment and the draft keys cost (issue 14).
+"""Bank drafts benchmark: what a DRAFT, a presentment and the draft keys cost (docs/bank-drafts.md).
 
 Run on purpose (not part of the test suite)::
 
