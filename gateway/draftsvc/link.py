@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -53,6 +54,9 @@ log = structlog.get_logger("gateway.drafts")
 MSG_TP_ANSWER = "intra.draft.answer"
 MSG_TP_PRESENT = "intra.draft.present"
 _STALE_RETRIES = 5
+_GAUGE_EVERY = 1.0
+"""Seconds between refreshes of the drafts gauges (each a few journal reads): a burst of
+statuses wakes the pass many times a second."""
 _BATCH = 200
 
 
@@ -88,6 +92,7 @@ class DraftLink:
         self._keys = keys
         self._publish = publish
         self._woken = asyncio.Event()
+        self._gauged = -_GAUGE_EVERY  # the first pass refreshes the gauges
         self._tasks: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
@@ -105,7 +110,9 @@ class DraftLink:
                 raise
             except Exception:
                 log.exception("draft_pass_failed")
-            await self._refresh_gauges()
+            if time.monotonic() - self._gauged >= _GAUGE_EVERY:
+                await self._refresh_gauges()
+                self._gauged = time.monotonic()
             self._woken.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), self._sleep_for())
