@@ -225,7 +225,7 @@ def _read_instruction(instruction: etree._Element, before: int) -> list[_Raw]:
     payer_name = _name(_one(instruction, "Dbtr"), "Dbtr")
     payer_acct = _account(_one(instruction, "DbtrAcct"), "DbtrAcct")
     group_priority = _priority(_optional(instruction, "PmtTpInf"), Priority.NORM)
-    group_chrg_br = _charge_bearer(instruction, DEFAULT_CHARGE_BEARER)
+    group_chrg_br = _charge_bearer(instruction, DEFAULT_CHARGE_BEARER, " (PmtInf)")
     transactions = _all(instruction, "CdtTrfTxInf")
     if not transactions:
         raise GatewayError(RetCode.SCHEMA, "PmtInf: missing CdtTrfTxInf")
@@ -303,13 +303,13 @@ def _country(creditor: etree._Element) -> str | None:
     return country
 
 
-def _charge_bearer(parent: etree._Element, default: str) -> str:
+def _charge_bearer(parent: etree._Element, default: str, where: str = "") -> str:
     """``ChrgBr`` of a transaction or payment information, else ``default``."""
     if _optional(parent, "ChrgBr") is None:
         return default
     value = _text(parent, "ChrgBr")
     if value not in CHARGE_BEARERS:
-        raise GatewayError(RetCode.SCHEMA, "ChrgBr: expected DEBT, CRED or SHAR")
+        raise GatewayError(RetCode.SCHEMA, f"ChrgBr: expected DEBT, CRED or SHAR{where}")
     return value
 
 
