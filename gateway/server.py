@@ -294,7 +294,7 @@ class Gateway:
             drafts=self.drafts.link,
         )
         self._link = ClearingLink(link_cfg, receipts)
-        # SWIFT payments travel on their own link (docs/foreign-currency.md §4), not the
+        # SWIFT payments travel on their own link (the bank's SWIFT interface), not the
         # clearing link: no runner for it here until that link is wired in.
         self._runners = {
             e: self._make_runner(e, self._link) for e in Engine if e is not Engine.SWIFT

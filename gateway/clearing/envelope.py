@@ -111,7 +111,7 @@ def engine_of_topic(prefix: str, topic: str) -> Engine | None:
     if not sep or pre != prefix:
         return None
     for engine in Engine:
-        # SWIFT has its own link and topics (docs/foreign-currency.md §4).
+        # SWIFT has its own link and topics, not the clearing link's.
         if engine is not Engine.SWIFT and engine.value.lower() == name:
             return engine
     return None
