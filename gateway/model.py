@@ -2,7 +2,9 @@
 
 These are plain frozen dataclasses: the codec produces them, the router,
 journal and engines consume them.  Amounts are ``Decimal`` with two places
-(docs/protocol.md §4); the journal stores them as integer fen (cents).
+(docs/protocol.md §4); the journal stores them as integer fen (cents).  A
+foreign-currency amount keeps the decimals it was written with
+(docs/foreign-currency.md §1).
 """
 
 from __future__ import annotations

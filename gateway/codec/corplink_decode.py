@@ -7,7 +7,9 @@ form, so the structure is known; the lookups here still fail closed with 1003
 instead of an ``IndexError`` should that ever not hold.
 
 Amount and currency rules are business rules (4004, docs/protocol.md §4 and §8)
-and run here because this is where the text becomes a ``Decimal``.  §8 puts
+and run here because this is where the text becomes a ``Decimal``; a currency
+other than CNY is judged by the ``AmountCheck`` the codec was given
+(``gateway.codec.foreign``, docs/foreign-currency.md §1).  §8 puts
 replay and freshness (3001, 3002) *before* business rules, so a 4004 is
 raised as ``BusinessRuleError`` carrying the decoded Head and the digest: the
 pipeline can answer 3001/3002 first and send the 4004 only if those pass.

@@ -78,7 +78,7 @@ def amount_refusal(codec: CorpLinkCodec, body: str, trn: str = "PAY") -> Busines
 
 
 def test_a_usd_transfer_to_another_bank_by_bic(fx_codec: CorpLinkCodec) -> None:
-    body = fx_transfer(extra=fields(chrg="DEBT") + "", PayeeBankCode="102100099996")
+    body = fx_transfer(extra=fields(chrg="DEBT"), PayeeBankCode="102100099996")
     got = decode(fx_codec, body)
     assert isinstance(got, Transfer)
     assert (got.ccy, got.amount) == ("USD", Decimal("1500.50"))
