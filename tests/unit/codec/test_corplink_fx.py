@@ -14,6 +14,7 @@ from gateway.codec.xmlparse import parse_body
 from gateway.errors import GatewayError, RetCode
 from gateway.model import Batch, Engine, State, StatusView, Transfer
 from gateway.routing.currencies import CurrencyTable
+from gateway.sim import erp
 
 from .builders import assert_valid, request, response, transfer, without_signature
 from .test_payroll import batch, item
@@ -300,3 +301,32 @@ def test_a_malformed_uetr_is_left_out(schema: etree.XMLSchema, bad: str) -> None
     root = render_response(response(status=view))
     assert root.find(".//{urn:corplink:1}Uetr") is None
     assert_valid(schema, root)
+
+
+# -- the ERP simulator writes the fields (for the end-to-end tests) -------------------------
+
+
+@pytest.mark.parametrize(
+    ("payment", "expected"),
+    [
+        (
+            erp.Payment("6222000000000001", "payer", "12345678", "payee", "", Decimal("1500"),
+                        ccy="JPY", payee_bic="MHCBJPJT", payee_country="JP", chrg_br="DEBT"),
+            ("", "JPY", "1500", "MHCBJPJT", "JP", "DEBT"),
+        ),
+        (
+            erp.Payment("6222000000000001", "payer", "12345678", "payee", "102100099996",
+                        Decimal("12.5")),
+            ("102100099996", "CNY", "12.50", None, None, "SHAR"),
+        ),
+    ],
+)  # fmt: skip
+def test_erp_payments_carry_the_foreign_currency_fields(
+    fx_codec: CorpLinkCodec, payment: erp.Payment, expected: tuple[object, ...]
+) -> None:
+    body = etree.tostring(erp.transfer_body(payment), encoding="unicode")
+    body = body.replace(' xmlns="urn:corplink:1"', "")
+    got = decode(fx_codec, body)
+    assert isinstance(got, Transfer)
+    seen = (got.payee_bank_code, got.ccy, str(got.amount), got.payee_bic, got.payee_country)
+    assert (*seen, got.chrg_br) == expected
