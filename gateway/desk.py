@@ -215,6 +215,7 @@ class Desk:
                 amounts,
                 peer_ip,
                 now,
+                currencies=_currencies(request, business),
             )
         except GatewayError as exc:
             if exc.code is RetCode.NOT_PERMITTED and request is not None:
@@ -306,7 +307,7 @@ class Desk:
         for item in body.items:
             amount = item.transfer.amount
             try:
-                self.kinds.check(kind, head.trn_code, (amount,))
+                self.kinds.check(kind, head.trn_code, (amount,), currencies=(item.transfer.ccy,))
             except GatewayError as item_exc:
                 return GatewayError(item_exc.code, f"{item_exc.detail} (SeqNo {item.seq_no})")
             if operator.max_item is not None and amount > operator.max_item:
@@ -426,6 +427,19 @@ def _amounts(request: Request | None, business: BusinessRuleError | None) -> Seq
     if isinstance(request.body, Batch):
         return request.body.amounts()
     return ()
+
+
+def _currencies(request: Request | None, business: BusinessRuleError | None) -> frozenset[str]:
+    """The ``Ccy`` of every payment item, for the file certificate's CNY-only rule (2006,
+    docs/foreign-currency.md §1): as written, also when an amount broke a rule (4004).
+    A draft's currency is the draft rules' (4004), not a credential's."""
+    if request is None:
+        return business.currencies if business is not None else frozenset()
+    if isinstance(request.body, Transfer):
+        return frozenset({request.body.ccy})
+    if isinstance(request.body, Batch):
+        return frozenset(item.transfer.ccy for item in request.body.items)
+    return frozenset()
 
 
 DRAFT_PRESENT = "intra.draft.present"

@@ -2,7 +2,9 @@
 
 These are plain frozen dataclasses: the codec produces them, the router,
 journal and engines consume them.  Amounts are ``Decimal`` with two places
-(docs/protocol.md §4); the journal stores them as integer fen (cents).
+(docs/protocol.md §4); the journal stores them as integer fen (cents).  A
+foreign-currency amount keeps the decimals it was written with
+(docs/foreign-currency.md §1).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class State(str, Enum):
     NETTED = "NETTED"
     SETTLED = "SETTLED"
     REJECTED = "REJECTED"
+    REVIEW = "REVIEW"  # a possible screening match, waiting for operators (foreign-currency.md §5)
 
     @property
     def final(self) -> bool:
@@ -54,6 +57,7 @@ class Engine(str, Enum):
     INTRA = "INTRA"
     HVPS = "HVPS"
     BEPS = "BEPS"
+    SWIFT = "SWIFT"  # foreign currency to another bank (docs/foreign-currency.md §2)
 
 
 class Priority(str, Enum):
@@ -86,7 +90,13 @@ class Head:
 
 @dataclass(frozen=True, slots=True)
 class Transfer:
-    """One credit transfer (PAY Body ``Transfer``), docs/protocol.md §4."""
+    """One credit transfer (PAY Body ``Transfer``), docs/protocol.md §4.
+
+    ``amount`` of a CNY transfer has two places; in another currency it keeps
+    the decimals as written (``Decimal("1500.00")`` stays two places), so that
+    the currency's minor units can be judged (docs/foreign-currency.md §1).
+    ``payee_bank_code`` is ``""`` when only ``payee_bic`` names the payee bank.
+    """
 
     payer_acct: str
     payer_name: str
@@ -98,6 +108,9 @@ class Transfer:
     priority: Priority = Priority.NORM
     biz_type: BizType = BizType.CREDIT
     purpose: str | None = None
+    payee_bic: str | None = None  # docs/foreign-currency.md §1 ``PayeeBIC``
+    payee_country: str | None = None  # ISO 3166 alpha-2, ``PayeeCountry``
+    chrg_br: str = "SHAR"  # ``ChrgBr``: DEBT, CRED or SHAR (who pays the charges)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +288,7 @@ class StatusView:
     reason_text: str | None = None
     seq_no: int | None = None
     history: tuple[Transition, ...] = ()
+    uetr: str | None = None  # SWIFT payments: the pacs.008 ``UETR`` (docs/foreign-currency.md §1)
 
 
 class NoticeKind(str, Enum):

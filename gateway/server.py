@@ -302,7 +302,11 @@ class Gateway:
             drafts=self.drafts.link,
         )
         self._link = ClearingLink(link_cfg, receipts)
-        self._runners = {e: self._make_runner(e, self._link) for e in Engine}
+        # SWIFT payments travel on their own link (the bank's SWIFT interface), not the
+        # clearing link: no runner for it here until that link is wired in.
+        self._runners = {
+            e: self._make_runner(e, self._link) for e in Engine if e is not Engine.SWIFT
+        }
 
         self.admission = Admission(cfg.admission)
         self._denied = read_denied(cfg)

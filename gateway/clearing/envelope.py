@@ -111,7 +111,8 @@ def engine_of_topic(prefix: str, topic: str) -> Engine | None:
     if not sep or pre != prefix:
         return None
     for engine in Engine:
-        if engine.value.lower() == name:
+        # SWIFT has its own link and topics, not the clearing link's.
+        if engine is not Engine.SWIFT and engine.value.lower() == name:
             return engine
     return None
 

@@ -51,12 +51,14 @@ from gateway.codec.corplink_decode import (
     PAIN001_NS,
     BusinessRuleError,
     check_batch,
+    check_payees,
     children,
     decode_body,
     decode_parts,
     optional_text,
 )
 from gateway.codec.corplink_render import render_response, serialize
+from gateway.codec.foreign import AmountCheck, cny_only
 from gateway.codec.mt101 import parse_mt101, to_transfers
 from gateway.codec.pain001 import decode_pain001, load_schema
 from gateway.codec.xmlparse import local_name
@@ -103,11 +105,20 @@ class CorpLinkCodec:
     """
 
     def __init__(
-        self, schema_path: Path | None = None, *, pain001_xsd_dir: Path | None = None
+        self,
+        schema_path: Path | None = None,
+        *,
+        pain001_xsd_dir: Path | None = None,
+        amount_check: AmountCheck = cny_only,
     ) -> None:
         """``pain001_xsd_dir``: the official ISO 20022 schema folder, when the
         configuration names one; PAIN001 documents are then validated against
-        ``pain.001.001.09.xsd`` too (``ConfigError`` here if it cannot be read)."""
+        ``pain.001.001.09.xsd`` too (``ConfigError`` here if it cannot be read).
+
+        ``amount_check``: the configured currencies (``CurrencyTable.check_amount``,
+        docs/foreign-currency.md §1), run on every amount not in CNY; without it
+        the codec takes CNY only."""
+        self._amount_check = amount_check
         path = schema_path if schema_path is not None else corplink_schema_path()
         self._schema = etree.XMLSchema(etree.parse(str(path), _SCHEMA_PARSER))
         self._pain001_xsd_dir = pain001_xsd_dir
@@ -159,22 +170,28 @@ class CorpLinkCodec:
     def check_payload(self, root: etree._Element) -> None:
         """The batch payloads' schema-stage rules (1003, 1004), on a ``validate``d root.
 
+        PAY and PAYROLL: the payee-bank fields (docs/foreign-currency.md §1);
         PAYROLL: 1-50,000 items numbered 1..n; PAIN001: the pain.001 document;
         MT101: the FIN block structure and fields (docs/protocol.md §4, §8).  An
         amount error (4004) passes here: it is a business rule, answered
         after the credential and replay checks by ``decode``.
         """
         trn = optional_text(children(children(root)["Head"]), "TrnCode")
-        if trn not in _BATCH_PAYLOADS:
+        if trn not in _BATCH_PAYLOADS and trn != TrnCode.PAY:
             return
         payload = next(children(root)["Body"].iterchildren(etree.Element))
         try:
-            if trn == TrnCode.PAYROLL:
+            if trn == TrnCode.PAY:
+                check_payees(trn, payload)
+            elif trn == TrnCode.PAYROLL:
                 check_batch(payload)
+                check_payees(trn, payload)
             elif trn == TrnCode.PAIN001:
-                decode_pain001(payload, xsd_dir=self._pain001_xsd_dir)
+                decode_pain001(
+                    payload, xsd_dir=self._pain001_xsd_dir, amount_check=self._amount_check
+                )
             else:
-                parse_mt101(payload.text or "")
+                parse_mt101(payload.text or "", amount_check=self._amount_check)
         except GatewayError as exc:
             if exc.code is not RetCode.AMOUNT_INVALID:
                 raise
@@ -196,7 +213,7 @@ class CorpLinkCodec:
         if head.trn_code in _OWN_CODECS:
             body = self._payload_batch(head, payload, digest)
         else:
-            body = decode_body(head, payload, digest)
+            body = decode_body(head, payload, digest, self._amount_check)
         return Request(head, body, digest, encoding)
 
     def _payload_batch(self, head: Head, payload: etree._Element, digest: str) -> Batch:
@@ -209,13 +226,13 @@ class CorpLinkCodec:
             if head.trn_code == TrnCode.PAIN001:
                 found = [
                     (i.seq_no, i.transfer, i.bic)
-                    for i in decode_pain001(payload, xsd_dir=self._pain001_xsd_dir)
+                    for i in decode_pain001(
+                        payload, xsd_dir=self._pain001_xsd_dir, amount_check=self._amount_check
+                    )
                 ]
             else:
-                found = [
-                    (i.seq_no, i.transfer, i.bic)
-                    for i in to_transfers(parse_mt101(payload.text or ""))
-                ]
+                mt = parse_mt101(payload.text or "", amount_check=self._amount_check)
+                found = [(i.seq_no, i.transfer, i.bic) for i in to_transfers(mt)]
         except GatewayError as exc:
             if exc.code is RetCode.AMOUNT_INVALID:
                 raise BusinessRuleError(

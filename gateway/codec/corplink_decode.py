@@ -7,7 +7,9 @@ form, so the structure is known; the lookups here still fail closed with 1003
 instead of an ``IndexError`` should that ever not hold.
 
 Amount and currency rules are business rules (4004, docs/protocol.md §4 and §8)
-and run here because this is where the text becomes a ``Decimal``.  §8 puts
+and run here because this is where the text becomes a ``Decimal``; a currency
+other than CNY is judged by the ``AmountCheck`` the codec was given
+(``gateway.codec.foreign``, docs/foreign-currency.md §1).  §8 puts
 replay and freshness (3001, 3002) *before* business rules, so a 4004 is
 raised as ``BusinessRuleError`` carrying the decoded Head and the digest: the
 pipeline can answer 3001/3002 first and send the 4004 only if those pass.
@@ -35,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -42,6 +45,13 @@ from typing import Final, TypeVar
 
 from lxml import etree
 
+from gateway.codec.foreign import (
+    DEFAULT_CHARGE_BEARER,
+    AmountCheck,
+    check_payee_fields,
+    cny_only,
+    foreign_amount,
+)
 from gateway.codec.xmlparse import local_name
 from gateway.errors import GatewayError, RetCode
 from gateway.model import (
@@ -125,6 +135,7 @@ class BusinessRuleError(GatewayError):
         head: Head,
         digest: str,
         amounts: tuple[Decimal, ...] = (),
+        currencies: frozenset[str] = frozenset(),
     ) -> None:
         super().__init__(code, detail)
         self.head = head
@@ -132,6 +143,9 @@ class BusinessRuleError(GatewayError):
         # The amounts that did decode: the credential checks (2006, docs/protocol.md
         # §6) still see every valid item of a batch, since §8 puts them first.
         self.amounts = amounts
+        # Every Ccy as written, decoded or not: a file certificate may not send a
+        # foreign currency (2006, docs/foreign-currency.md §1), also judged first.
+        self.currencies = currencies
 
 
 def content_digest(head: etree._Element, body: etree._Element) -> str:
@@ -155,14 +169,17 @@ def _c14n(element: etree._Element) -> bytes:
     return etree.tostring(element, method="c14n", exclusive=True, with_comments=False)
 
 
-def decode_request(root: etree._Element, encoding: str) -> Request:
+def decode_request(
+    root: etree._Element, encoding: str, *, amount_check: AmountCheck = cny_only
+) -> Request:
     """Build the typed ``Request`` for a TrnCode with a CorpLink Body (docs/protocol.md §4).
 
     PAIN001 and MT101 bodies are decoded by ``CorpLinkCodec`` with their own
-    codecs; here they are 1004.
+    codecs; here they are 1004.  ``amount_check`` judges a foreign currency
+    (``gateway.codec.foreign``).
     """
     head, payload, digest = decode_parts(root)
-    return Request(head, decode_body(head, payload, digest), digest, encoding)
+    return Request(head, decode_body(head, payload, digest, amount_check), digest, encoding)
 
 
 def decode_parts(root: etree._Element) -> tuple[Head, etree._Element, str]:
@@ -185,13 +202,15 @@ def decode_parts(root: etree._Element) -> tuple[Head, etree._Element, str]:
     return head, payload, digest
 
 
-def decode_body(head: Head, payload: etree._Element, digest: str) -> Body:
+def decode_body(
+    head: Head, payload: etree._Element, digest: str, amount_check: AmountCheck = cny_only
+) -> Body:
     """The typed Body of every TrnCode but PAIN001 and MT101 (1004 here, docs/protocol.md §4)."""
     trn = head.trn_code
     if trn == TrnCode.PAY:
-        return _decode_transfer(payload, head, digest)
+        return _decode_transfer(payload, head, digest, amount_check)
     if trn == TrnCode.PAYROLL:
-        return _decode_batch(payload, head, digest)
+        return _decode_batch(payload, head, digest, amount_check)
     if trn == TrnCode.DRAFT:
         return _decode_draft_apply(payload, head, digest)
     simple = _SIMPLE_BODIES.get(trn)
@@ -252,22 +271,76 @@ def _decode_head(head_el: etree._Element) -> Head:
     )
 
 
-def _decode_transfer(el: etree._Element, head: Head, digest: str) -> Transfer:
+def _decode_transfer(
+    el: etree._Element, head: Head, digest: str, amount_check: AmountCheck
+) -> Transfer:
     fields = children(el)
+    payee = payee_fields(fields)  # 1003 before any 4004 (docs/protocol.md §8)
     amount_el = _element(fields, "Amount", "Transfer")
-    amount = _amount(amount_el.text or "", amount_el.get("Ccy"), head, digest)
+    ccy = amount_el.get("Ccy") or ""
+    try:
+        amount = _amount(amount_el.text or "", ccy, head, digest, amount_check)
+    except BusinessRuleError as exc:
+        exc.currencies = frozenset({ccy})
+        raise
     return Transfer(
         payer_acct=_text(fields, "PayerAcct", "Transfer"),
         payer_name=_text(fields, "PayerName", "Transfer"),
         payee_acct=_text(fields, "PayeeAcct", "Transfer"),
         payee_name=_text(fields, "PayeeName", "Transfer"),
-        payee_bank_code=_text(fields, "PayeeBankCode", "Transfer"),
+        payee_bank_code=payee.bank_code,
         amount=amount,
-        ccy=_CCY,
+        ccy=ccy,
         priority=_enum(Priority, optional_text(fields, "Priority"), Priority.NORM, "Priority"),
         biz_type=_enum(BizType, optional_text(fields, "BizType"), BizType.CREDIT, "BizType"),
         purpose=optional_text(fields, "Purpose") or None,
+        payee_bic=payee.bic,
+        payee_country=payee.country,
+        chrg_br=payee.chrg_br,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PayeeFields:
+    """``PayeeBankCode`` ("" when only the BIC is given), ``PayeeBIC``, ``PayeeCountry``,
+    ``ChrgBr`` (default SHAR) of a ``Transfer`` or ``Item`` (docs/foreign-currency.md §1)."""
+
+    bank_code: str
+    bic: str | None
+    country: str | None
+    chrg_br: str
+
+
+def payee_fields(fields: dict[str, etree._Element]) -> PayeeFields:
+    """The payee-bank fields of a ``Transfer`` or ``Item``, or 1003 naming the element.
+
+    The XSD has checked the shapes already; the rules that span elements (one
+    of ``PayeeBankCode`` and ``PayeeBIC``; ``PayeeCountry`` with ``PayeeBIC``)
+    are here, run in the schema stage by ``check_payees`` and again on decode.
+    """
+    bank_code = optional_text(fields, "PayeeBankCode")
+    bic = optional_text(fields, "PayeeBIC")
+    country = optional_text(fields, "PayeeCountry")
+    chrg_br = optional_text(fields, "ChrgBr")
+    check_payee_fields(bank_code, bic, country, chrg_br)
+    return PayeeFields(bank_code or "", bic, country, chrg_br or DEFAULT_CHARGE_BEARER)
+
+
+def check_payees(trn_code: str, payload: etree._Element) -> None:
+    """Schema-stage payee rules of PAY and PAYROLL (1003, docs/foreign-currency.md §1).
+
+    A PAYROLL refusal names the item's ``SeqNo``; the items' numbering is
+    ``check_batch``'s, run first.
+    """
+    if trn_code == TrnCode.PAY:
+        payee_fields(children(payload))
+        return
+    for child in payload:
+        if child.tag == _ITEM:
+            try:
+                payee_fields(children(child))
+            except GatewayError as exc:
+                raise GatewayError(exc.code, f"{exc.detail} (SeqNo {_seq_no(child)})") from None
 
 
 def _enum(kind: type[_E], text: str | None, default: _E, name: str) -> _E:
@@ -279,13 +352,22 @@ def _enum(kind: type[_E], text: str | None, default: _E, name: str) -> _E:
         raise GatewayError(RetCode.SCHEMA, f"{name}: invalid value") from None
 
 
-def _amount(text: str, ccy: str | None, head: Head, digest: str) -> Decimal:
-    """docs/protocol.md §4 ``Amount``: ``Ccy="CNY"``, the text pattern, and > 0 → else 4004."""
-    if ccy != _CCY:
+def _amount(
+    text: str, ccy: str, head: Head, digest: str, amount_check: AmountCheck = cny_only
+) -> Decimal:
+    """docs/protocol.md §4 ``Amount``: the text pattern and > 0, else 4004.
+
+    CNY as ever: two places.  Another currency is judged by ``amount_check``
+    (docs/foreign-currency.md §1) and keeps its decimals as written.
+    """
+    if ccy == _CCY:
+        return _amount_value(text, head, digest)
+    try:
+        return foreign_amount(text, ccy, amount_check)
+    except GatewayError as exc:
         raise BusinessRuleError(
-            RetCode.AMOUNT_INVALID, "Amount: currency must be CNY", head=head, digest=digest
-        )
-    return _amount_value(text, head, digest)
+            RetCode.AMOUNT_INVALID, f"Amount: {exc.detail}", head=head, digest=digest
+        ) from None
 
 
 def _amount_value(text: str, head: Head, digest: str) -> Decimal:
@@ -339,7 +421,9 @@ def _seq_no(item: etree._Element) -> int:
         raise GatewayError(RetCode.SCHEMA, "SeqNo: invalid value") from None
 
 
-def _decode_batch(el: etree._Element, head: Head, digest: str) -> Batch:
+def _decode_batch(
+    el: etree._Element, head: Head, digest: str, amount_check: AmountCheck = cny_only
+) -> Batch:
     """A PAYROLL ``Batch``: one transfer per ``Item`` from the batch's payer (docs/protocol.md §4).
 
     Amounts are judged for every item; the first error (in document order)
@@ -351,12 +435,19 @@ def _decode_batch(el: etree._Element, head: Head, digest: str) -> Batch:
     payer_name = _text(fields, "PayerName", "Batch")
     items: list[BatchItem] = []
     amounts: list[Decimal] = []
+    currencies: set[str] = set()
     failure: str | None = None
     for seq, item_el in check_batch(el):
         item = children(item_el)
-        amount_el = _element(item, "Amount", "Item")
         try:
-            amount = _amount(amount_el.text or "", amount_el.get("Ccy"), head, digest)
+            payee = payee_fields(item)
+        except GatewayError as exc:
+            raise GatewayError(exc.code, f"{exc.detail} (SeqNo {seq})") from None
+        amount_el = _element(item, "Amount", "Item")
+        ccy = amount_el.get("Ccy") or ""
+        currencies.add(ccy)
+        try:
+            amount = _amount(amount_el.text or "", ccy, head, digest, amount_check)
         except BusinessRuleError as exc:
             failure = failure or f"{exc.detail} (SeqNo {seq})"
             continue
@@ -366,15 +457,23 @@ def _decode_batch(el: etree._Element, head: Head, digest: str) -> Batch:
             payer_name=payer_name,
             payee_acct=_text(item, "PayeeAcct", "Item"),
             payee_name=_text(item, "PayeeName", "Item"),
-            payee_bank_code=_text(item, "PayeeBankCode", "Item"),
+            payee_bank_code=payee.bank_code,
             amount=amount,
-            ccy=_CCY,
+            ccy=ccy,
             purpose=optional_text(item, "Purpose") or None,
+            payee_bic=payee.bic,
+            payee_country=payee.country,
+            chrg_br=payee.chrg_br,
         )
         items.append(BatchItem(seq_no=seq, transfer=transfer))
     if failure is not None:
         raise BusinessRuleError(
-            RetCode.AMOUNT_INVALID, failure, head=head, digest=digest, amounts=tuple(amounts)
+            RetCode.AMOUNT_INVALID,
+            failure,
+            head=head,
+            digest=digest,
+            amounts=tuple(amounts),
+            currencies=frozenset(currencies),
         )
     items.sort(key=lambda item: item.seq_no)  # per-item status and journal order by SeqNo
     return Batch(items=tuple(items))

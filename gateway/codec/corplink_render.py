@@ -60,6 +60,9 @@ _RELEASE_AT: Final = q("ReleaseAt")
 _REASON: Final = q("Reason")
 _HISTORY: Final = q("History")
 _STEP: Final = q("Step")
+_UETR: Final = q("Uetr")
+_UETR_RE: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+"""The XSD's ``UetrType``: a UUID v4 in lower case."""
 _NOTIFICATIONS: Final = q("Notifications")
 _NTFY: Final = q("Ntfy")
 _NTFY_ID: Final = q("NtfyId")
@@ -235,6 +238,8 @@ def render_status(parent: etree._Element, view: StatusView) -> etree._Element:
         history = etree.SubElement(status, _HISTORY)
         for step in view.history:
             etree.SubElement(history, _STEP, State=step.state.value, At=format_instant(step.at))
+    # SWIFT payments (docs/foreign-currency.md §1); a malformed value is left out, never sent.
+    _optional(status, _UETR, view.uetr, _UETR_RE)
     return status
 
 

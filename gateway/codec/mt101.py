@@ -33,7 +33,14 @@ What the parser takes (SWIFT MT101 layout, the fields a CNY credit needs):
 Valid MT101 that the gateway does not carry — FX (``21F``, ``33B``, ``36``),
 intermediaries (``56a``), an account serviced elsewhere (``52a``), ``57C``,
 ``59A``/``59F`` (no beneficiary name), cheques and other instruction codes —
-is 1004 (unsupported payload).  Unknown tags are 1003.  Name and narrative
+is 1004 (unsupported payload).  Unknown tags are 1003.
+
+Foreign currency (docs/foreign-currency.md §1): ``32B`` may be in any currency
+the ``amount_check`` takes, its amount kept with the decimals written
+(``JPY1500,`` is 1500, ``JPY1500,00`` two decimals and so refused); ``57A``
+gives the payee BIC; the payee country is a last line of ``59`` after the
+name that starts with two letters and ``/`` (``US/NEW YORK``), else the BIC's
+characters 5-6; ``71A`` ``OUR``/``BEN``/``SHA`` is ``ChrgBr`` DEBT/CRED/SHAR.  Name and narrative
 lines may hold any printable characters (Chinese names are common); references
 and codes stay in the SWIFT ``X`` character set.
 """
@@ -47,6 +54,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Final
 
+from gateway.codec.foreign import AmountCheck, cny_only, foreign_amount
 from gateway.errors import GatewayError, RetCode
 from gateway.model import Priority, Transfer
 
@@ -60,6 +68,10 @@ _CCY: Final = "CNY"
 _CENT: Final = Decimal("0.01")
 _MAX_DECIMALS: Final = 2
 """CNY has two decimals (ISO 4217); docs/protocol.md §4 ``Amount`` allows at most 2."""
+
+CHARGE_BEARER: Final[dict[str, str]] = {"OUR": "DEBT", "BEN": "CRED", "SHA": "SHAR"}
+"""Field 71A → ``ChrgBr`` (docs/foreign-currency.md §1)."""
+_COUNTRY_LINE: Final = re.compile(r"([A-Z]{2})/")
 
 _LT: Final = r"[A-Z]{6}[A-Z0-9]{2}[A-Z0-9][A-Z0-9]{3}"
 _BLOCK1: Final = re.compile(rf"F01({_LT})[0-9]{{4}}[0-9]{{6}}")
@@ -144,6 +156,7 @@ class Mt101Transaction:
     payee_name: str  # field 59, second line
     remittance: str | None  # field 70, lines joined by spaces
     charges: str  # field 71A: BEN, OUR or SHA
+    country: str | None = None  # field 59's last line ``CC/...``, else the BIC's characters 5-6
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,8 +190,10 @@ class Mt101Item:
     seq_no: int
 
 
-def parse_mt101(text: str) -> Mt101:
-    """Parse and check one MT101; raises only ``GatewayError`` (1003, 1004, 4004)."""
+def parse_mt101(text: str, *, amount_check: AmountCheck = cny_only) -> Mt101:
+    """Parse and check one MT101; raises only ``GatewayError`` (1003, 1004, 4004).
+
+    ``amount_check`` judges a ``32B`` not in CNY (``gateway.codec.foreign``)."""
     blocks, user_header = _blocks(text)
     sender = _header_1(blocks[1])
     receiver = _header_2(blocks[2])
@@ -193,7 +208,7 @@ def parse_mt101(text: str) -> Mt101:
         if ordering is None and tx.ordering is None:
             raise GatewayError(RetCode.SCHEMA, f"field 50a: missing (transaction {n})")
     for n, tx in enumerate(transactions, start=1):
-        _check_amount(tx, n)
+        _check_amount(tx, n, amount_check)
     return Mt101(
         sender=sender,
         receiver=receiver,
@@ -226,10 +241,13 @@ def to_transfers(mt: Mt101) -> list[Mt101Item]:
             payee_acct=tx.payee_account,
             payee_name=tx.payee_name,
             payee_bank_code=tx.bank_code or "",
-            amount=tx.amount.quantize(_CENT),
-            ccy=_CCY,
+            amount=tx.amount.quantize(_CENT) if tx.currency == _CCY else tx.amount,
+            ccy=tx.currency,
             priority=Priority.URGT if _URGENT & set(tx.instruction_codes) else Priority.NORM,
             purpose=tx.remittance,
+            payee_bic=tx.bic,
+            payee_country=tx.country,
+            chrg_br=CHARGE_BEARER[tx.charges],
         )
         items.append(Mt101Item(transfer=transfer, reference=tx.reference, bic=tx.bic, seq_no=n))
     return items
@@ -431,7 +449,8 @@ def _sequence_b(seq: list[_Field], n: int) -> Mt101Transaction:
     codes = tuple(_instruction(field, where) for field in seq if field.tag == "23E")
     currency, amount = _amount(_required(tags, "32B", where), where)
     bank_code, bic = _payee_bank(tags, where)
-    account, name = _beneficiary(_required(tags, "59", where), where)
+    beneficiary = _required(tags, "59", where)
+    account, name = _beneficiary(beneficiary, where)
     remittance = tags.get("70")
     charges = _required(tags, "71A", where).lines[0]
     if charges not in _CHARGES:
@@ -448,6 +467,7 @@ def _sequence_b(seq: list[_Field], n: int) -> Mt101Transaction:
         payee_name=name,
         remittance=None if remittance is None else " ".join(remittance.lines),
         charges=charges,
+        country=_country(beneficiary, bic),
     )
 
 
@@ -519,7 +539,8 @@ def _amount(field: _Field, where: str) -> tuple[str, Decimal]:
             f"field 32B: expected currency and amount with a decimal comma, e.g. CNY1234,50{where}",
         )
     currency, whole, fraction = found.groups()
-    return currency, Decimal(f"{whole}.{fraction or '0'}")
+    # As written: "1500," has no decimals (a JPY amount), "1500,00" two.
+    return currency, Decimal(f"{whole}.{fraction}" if fraction else whole)
 
 
 def _payee_bank(tags: dict[str, _Field], where: str) -> tuple[str | None, str | None]:
@@ -555,11 +576,24 @@ def _beneficiary(field: _Field, where: str) -> tuple[str, str]:
     return account.group(1), field.lines[1]
 
 
-def _check_amount(tx: Mt101Transaction, n: int) -> None:
-    """docs/protocol.md §4 ``Amount`` and §8 4004: CNY, at most 2 decimals, greater than zero."""
+def _country(field: _Field, bic: str | None) -> str | None:
+    """The payee country: a last line of 59 after the name, ``CC/...``; else the BIC's."""
+    if len(field.lines) > 2 and (found := _COUNTRY_LINE.match(field.lines[-1])) is not None:
+        return found.group(1)
+    return None if bic is None else bic[4:6]
+
+
+def _check_amount(tx: Mt101Transaction, n: int, amount_check: AmountCheck = cny_only) -> None:
+    """docs/protocol.md §4 ``Amount`` and §8 4004: CNY, at most 2 decimals, greater than zero;
+    another currency as ``amount_check`` says (docs/foreign-currency.md §1)."""
     where = f" (transaction {n})"
     if tx.currency != _CCY:
-        raise GatewayError(RetCode.AMOUNT_INVALID, f"field 32B: currency must be CNY{where}")
+        text = format(tx.amount, "f")
+        try:
+            foreign_amount(text, tx.currency, amount_check)
+        except GatewayError as exc:
+            raise GatewayError(exc.code, f"field 32B: {exc.detail}{where}") from None
+        return
     exponent = tx.amount.as_tuple().exponent
     if isinstance(exponent, int) and -exponent > _MAX_DECIMALS:
         raise GatewayError(RetCode.AMOUNT_INVALID, f"field 32B: at most 2 decimals{where}")

@@ -19,7 +19,16 @@ business rules — within the document:
    as ``ClrSysMmbId/MmbId`` or ``BICFI``), ``NbOfTxs`` and ``CtrlSum`` (group
    and payment-information level) matching the transactions;
 4. amounts (docs/protocol.md §4 ``Amount``, §8 4004): ``InstdAmt`` in ``Ccy="CNY"``,
-   ``^[0-9]{1,15}(\\.[0-9]{1,2})?$``, greater than zero.
+   ``^[0-9]{1,15}(\\.[0-9]{1,2})?$``, greater than zero; or in a currency the
+   ``amount_check`` takes (docs/foreign-currency.md §1), its decimals as written.
+
+The foreign-currency fields (docs/foreign-currency.md §1): ``CdtrAgt/FinInstnId/
+BICFI`` is the payee BIC, ``Cdtr/PstlAdr/Ctry`` the payee country, ``ChrgBr``
+(the transaction's, else the payment information's) who bears the charges:
+DEBT, CRED or SHAR (default SHAR; ``SLEV`` and anything else → 1003).  A
+``BICFI`` in a currency other than CNY needs the country (1003); a CNY
+document keeps working without one, since CNY payees have always been named
+by BIC here and the directory maps them.
 
 Like a PAYROLL batch (docs/protocol.md §4), the document is accepted or refused
 as a whole here; routing failures of single items (4001-4003) are the
@@ -41,6 +50,14 @@ from typing import Final
 from lxml import etree
 
 from gateway.codec.corplink_decode import PAIN001_NS
+from gateway.codec.foreign import (
+    CHARGE_BEARERS,
+    COUNTRY,
+    DEFAULT_CHARGE_BEARER,
+    AmountCheck,
+    cny_only,
+    foreign_amount,
+)
 from gateway.codec.xmlparse import local_name
 from gateway.errors import ConfigError, GatewayError, RetCode
 from gateway.model import Priority, Transfer
@@ -107,11 +124,17 @@ class Pain001Item:
     pmt_inf_id: str
 
 
-def decode_pain001(document: etree._Element, *, xsd_dir: Path | None = None) -> list[Pain001Item]:
+def decode_pain001(
+    document: etree._Element,
+    *,
+    xsd_dir: Path | None = None,
+    amount_check: AmountCheck = cny_only,
+) -> list[Pain001Item]:
     """The transfers of a ``pain.001.001.09`` ``Document``, or ``GatewayError``.
 
     Raises only ``GatewayError`` (1003, 1004, 4004) whatever the document,
     and ``ConfigError`` when ``xsd_dir`` holds no readable schema.
+    ``amount_check`` judges an amount not in CNY (``gateway.codec.foreign``).
     """
     _check_root(document)
     if xsd_dir is not None:
@@ -119,7 +142,7 @@ def decode_pain001(document: etree._Element, *, xsd_dir: Path | None = None) -> 
         if not schema.validate(document):
             raise GatewayError(RetCode.SCHEMA, _schema_detail(schema.error_log))
     raws = _read_document(document)
-    return [_item(raw) for raw in raws]
+    return [_item(raw, amount_check) for raw in raws]
 
 
 @functools.lru_cache(maxsize=4)
@@ -173,6 +196,8 @@ class _Raw:
     bic: str | None
     priority: Priority
     purpose: str | None
+    country: str | None
+    chrg_br: str
 
 
 def _read_document(document: etree._Element) -> list[_Raw]:
@@ -200,6 +225,7 @@ def _read_instruction(instruction: etree._Element, before: int) -> list[_Raw]:
     payer_name = _name(_one(instruction, "Dbtr"), "Dbtr")
     payer_acct = _account(_one(instruction, "DbtrAcct"), "DbtrAcct")
     group_priority = _priority(_optional(instruction, "PmtTpInf"), Priority.NORM)
+    group_chrg_br = _charge_bearer(instruction, DEFAULT_CHARGE_BEARER, " (PmtInf)")
     transactions = _all(instruction, "CdtTrfTxInf")
     if not transactions:
         raise GatewayError(RetCode.SCHEMA, "PmtInf: missing CdtTrfTxInf")
@@ -212,7 +238,9 @@ def _read_instruction(instruction: etree._Element, before: int) -> list[_Raw]:
         seq_no = before + offset
         try:
             raws.append(
-                _read_transaction(tx, seq_no, pmt_inf_id, payer_acct, payer_name, group_priority)
+                _read_transaction(
+                    tx, seq_no, pmt_inf_id, payer_acct, payer_name, group_priority, group_chrg_br
+                )
             )
         except GatewayError as exc:
             raise GatewayError(exc.code, f"{exc.detail} (transaction {seq_no})") from None
@@ -226,6 +254,7 @@ def _read_transaction(
     payer_acct: str,
     payer_name: str,
     group_priority: Priority,
+    group_chrg_br: str,
 ) -> _Raw:
     payment_id = _one(tx, "PmtId")
     agent = _one(_one(tx, "CdtrAgt"), "FinInstnId")
@@ -237,21 +266,51 @@ def _read_transaction(
     if bic is not None and _BIC.fullmatch(bic) is None:
         raise GatewayError(RetCode.SCHEMA, "BICFI: not a BIC")
     bank_code = "" if member is None else _member_id(member)
+    creditor = _one(tx, "Cdtr")
+    country = _country(creditor)
+    amount = _one(tx, "Amt")
+    instructed = _optional(amount, "InstdAmt")
+    ccy = None if instructed is None else instructed.get("Ccy")
+    if bic is not None and country is None and ccy not in (None, _CCY):
+        raise GatewayError(RetCode.SCHEMA, "Cdtr: missing PstlAdr/Ctry, required with BICFI")
     return _Raw(
         seq_no=seq_no,
         pmt_inf_id=pmt_inf_id,
         end_to_end_id=_text(payment_id, "EndToEndId"),
         instr_id=None if _optional(payment_id, "InstrId") is None else _text(payment_id, "InstrId"),
-        amount=_one(tx, "Amt"),
+        amount=amount,
         payer_acct=payer_acct,
         payer_name=payer_name,
         payee_acct=_account(_one(tx, "CdtrAcct"), "CdtrAcct"),
-        payee_name=_name(_one(tx, "Cdtr"), "Cdtr"),
+        payee_name=_name(creditor, "Cdtr"),
         bank_code=bank_code,
         bic=bic,
         priority=_priority(_optional(tx, "PmtTpInf"), group_priority),
         purpose=_purpose(_optional(tx, "RmtInf")),
+        country=country,
+        chrg_br=_charge_bearer(tx, group_chrg_br),
     )
+
+
+def _country(creditor: etree._Element) -> str | None:
+    """``Cdtr/PstlAdr/Ctry``: the payee country (docs/foreign-currency.md §1), if given."""
+    address = _optional(creditor, "PstlAdr")
+    if address is None or _optional(address, "Ctry") is None:
+        return None
+    country = _text(address, "Ctry")
+    if COUNTRY.fullmatch(country) is None:
+        raise GatewayError(RetCode.SCHEMA, "Ctry: not an ISO 3166 alpha-2 code (Cdtr)")
+    return country
+
+
+def _charge_bearer(parent: etree._Element, default: str, where: str = "") -> str:
+    """``ChrgBr`` of a transaction or payment information, else ``default``."""
+    if _optional(parent, "ChrgBr") is None:
+        return default
+    value = _text(parent, "ChrgBr")
+    if value not in CHARGE_BEARERS:
+        raise GatewayError(RetCode.SCHEMA, f"ChrgBr: expected DEBT, CRED or SHAR{where}")
+    return value
 
 
 def _member_id(member: etree._Element) -> str:
@@ -341,21 +400,20 @@ def _amount_text(amount: etree._Element) -> str | None:
     return None if instructed is None else (instructed.text or "").strip()
 
 
-def _item(raw: _Raw) -> Pain001Item:
+def _item(raw: _Raw, amount_check: AmountCheck) -> Pain001Item:
     where = f"(transaction {raw.seq_no})"
     instructed = _optional(raw.amount, "InstdAmt")
     if instructed is None:
         raise GatewayError(RetCode.AMOUNT_INVALID, f"Amt: only InstdAmt in CNY {where}")
-    if instructed.get("Ccy") != _CCY:
-        raise GatewayError(RetCode.AMOUNT_INVALID, f"InstdAmt: currency must be CNY {where}")
+    ccy = instructed.get("Ccy") or ""
     text = (instructed.text or "").strip()
-    if _AMOUNT.fullmatch(text) is None:
-        raise GatewayError(
-            RetCode.AMOUNT_INVALID, f"InstdAmt: up to 15 digits and at most 2 decimals {where}"
-        )
-    value = Decimal(text).quantize(_CENT)
-    if value <= 0:
-        raise GatewayError(RetCode.AMOUNT_INVALID, f"InstdAmt: must be greater than zero {where}")
+    if ccy == _CCY:
+        value = _cny_amount(text, where)
+    else:
+        try:
+            value = foreign_amount(text, ccy, amount_check)
+        except GatewayError as exc:
+            raise GatewayError(exc.code, f"InstdAmt: {exc.detail} {where}") from None
     transfer = Transfer(
         payer_acct=raw.payer_acct,
         payer_name=raw.payer_name,
@@ -363,9 +421,12 @@ def _item(raw: _Raw) -> Pain001Item:
         payee_name=raw.payee_name,
         payee_bank_code=raw.bank_code,
         amount=value,
-        ccy=_CCY,
+        ccy=ccy,
         priority=raw.priority,
         purpose=raw.purpose,
+        payee_bic=raw.bic,
+        payee_country=raw.country,
+        chrg_br=raw.chrg_br,
     )
     return Pain001Item(
         transfer=transfer,
@@ -375,6 +436,17 @@ def _item(raw: _Raw) -> Pain001Item:
         seq_no=raw.seq_no,
         pmt_inf_id=raw.pmt_inf_id,
     )
+
+
+def _cny_amount(text: str, where: str) -> Decimal:
+    if _AMOUNT.fullmatch(text) is None:
+        raise GatewayError(
+            RetCode.AMOUNT_INVALID, f"InstdAmt: up to 15 digits and at most 2 decimals {where}"
+        )
+    value = Decimal(text).quantize(_CENT)
+    if value <= 0:
+        raise GatewayError(RetCode.AMOUNT_INVALID, f"InstdAmt: must be greater than zero {where}")
+    return value
 
 
 # -- element access: fail closed with 1003 naming the element ---------------------------

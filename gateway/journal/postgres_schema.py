@@ -716,6 +716,19 @@ ALTER TABLE notifications ADD CONSTRAINT notifications_kind_check
 ALTER TABLE notifications ADD COLUMN draft_no text;
 """
 
+_V11_FX_STATES = f"""
+-- State REVIEW and engine SWIFT (docs/foreign-currency.md §1, §5); an incoming
+-- foreign-currency credit arrives over SWIFT too.
+ALTER TABLE items DROP CONSTRAINT items_state_check;
+ALTER TABLE items ADD CONSTRAINT items_state_check CHECK (state IN ({_STATES}, 'REVIEW'));
+ALTER TABLE items DROP CONSTRAINT items_engine_check;
+ALTER TABLE items ADD CONSTRAINT items_engine_check
+    CHECK (engine IN ('INTRA', 'HVPS', 'BEPS', 'SWIFT'));
+ALTER TABLE incoming_credits DROP CONSTRAINT incoming_credits_engine_check;
+ALTER TABLE incoming_credits ADD CONSTRAINT incoming_credits_engine_check
+    CHECK (engine IN ('INTRA', 'HVPS', 'BEPS', 'SWIFT'));
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1,
     _V2,
@@ -727,6 +740,7 @@ MIGRATIONS: tuple[str, ...] = (
     _V8_OPERATOR_ACTIONS,
     _V9_AUDIT_CHAIN,
     _V10_DRAFTS + audit_chain.PG_V10_DRAFT_CHAIN,
+    _V11_FX_STATES,  # keep last; renumber on merge if another migration lands first
 )
 """``MIGRATIONS[n]`` takes a database from version n to n + 1.  Append, never edit."""
 

@@ -761,6 +761,24 @@ CREATE INDEX notifications_by_corp ON notifications (corp_id, ntfy_id);
 CREATE INDEX notifications_at ON notifications (at, ntfy_id);
 """  # noqa: S608 (DDL from our own constants)
 
+_V11_FX_STATES = """
+-- State REVIEW (docs/foreign-currency.md §5: a screened payment waiting for operators).
+-- SQLite cannot ALTER a CHECK, and rebuilding items is impossible here: transitions refer
+-- to it and foreign keys cannot be switched off inside the migration's transaction.  A
+-- constraint that only admits one value more leaves every stored row valid, so the
+-- table's definition is widened in place (SQLite's documented procedure for relaxing a
+-- constraint), then a throwaway table bumps the schema cookie so that every connection,
+-- of this process or another, reloads it.  Engine SWIFT needs nothing: items.engine has
+-- no CHECK in this backend.
+PRAGMA writable_schema = ON;
+UPDATE sqlite_schema
+   SET sql = replace(sql, '''SETTLED'', ''REJECTED'')', '''SETTLED'', ''REJECTED'', ''REVIEW'')')
+ WHERE type = 'table' AND name = 'items';
+PRAGMA writable_schema = RESET;
+CREATE TABLE schema_cookie_bump (x INTEGER) STRICT;
+DROP TABLE schema_cookie_bump;
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1,
     _V2,
@@ -772,6 +790,7 @@ MIGRATIONS: tuple[str, ...] = (
     _V8_OPERATOR_ACTIONS,
     _V9_AUDIT_CHAIN,
     _V10_DRAFTS + audit_chain.SQLITE_V10_DRAFT_CHAIN,
+    _V11_FX_STATES,  # keep last; renumber on merge if another migration lands first
 )
 """``MIGRATIONS[n]`` takes ``user_version`` n to n + 1.  Append, never edit."""
 

@@ -15,7 +15,7 @@ the operator's per-transaction ``max_item`` is checked by
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -34,6 +34,8 @@ DEV_FILE_OID = "1.3.6.1.4.1.99999.1.2"
 FILE_ALLOWED_DEFAULT = frozenset({"BAL", "STATUS", "NTFY", "INQ", "RPLY", "PAY", "PAYROLL"})
 #: docs/protocol.md §6: file-certificate PAY/PAYROLL items must be *below* this amount.
 FILE_MAX_ITEM_DEFAULT = Decimal("50000.00")
+#: docs/foreign-currency.md §1: the one currency a file certificate may send.
+FILE_CURRENCY = "CNY"
 #: docs/protocol.md §6: "at most 200,000.00 a day per operator" for a file certificate.
 FILE_DAILY_LIMIT_DEFAULT = Decimal("200000.00")
 
@@ -100,9 +102,17 @@ class KindPolicy:
             caps.append(self.file_daily_limit)
         return min(caps) if caps else None
 
-    def check(self, kind: CredentialKind | None, trn_code: str, amounts: Sequence[Decimal]) -> None:
+    def check(
+        self,
+        kind: CredentialKind | None,
+        trn_code: str,
+        amounts: Sequence[Decimal],
+        *,
+        currencies: Collection[str] = (),
+    ) -> None:
         """Raise 2006 unless ``kind`` may do ``trn_code`` for these amounts (docs/protocol.md
-        §6)."""
+        §6) in these currencies: a file certificate sends CNY only (docs/foreign-currency.md
+        §1), as the small-payment credential it is."""
         if kind is None:
             raise GatewayError(
                 RetCode.NOT_PERMITTED, "certificate policy maps to no credential kind"
@@ -112,6 +122,11 @@ class KindPolicy:
         if trn_code not in self.file_allowed:
             raise GatewayError(
                 RetCode.NOT_PERMITTED, f"TrnCode {trn_code} not allowed for a file certificate"
+            )
+        if any(ccy != FILE_CURRENCY for ccy in currencies):
+            raise GatewayError(
+                RetCode.NOT_PERMITTED,
+                "foreign-currency payments not allowed for a file certificate",
             )
         for amount in amounts:
             if amount >= self.file_max_item:

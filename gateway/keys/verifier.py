@@ -17,7 +17,7 @@ new ``RequestVerifier`` and swaps it in whole.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -61,19 +61,22 @@ class RequestVerifier:
         amounts: Sequence[Decimal],
         peer_ip: str,
         now: datetime,
+        *,
+        currencies: Collection[str] = (),
     ) -> Credentials:
         """Checks 2002 to 2007 in the order of docs/protocol.md §3; the first failure raises.
 
         ``amounts`` are the item amounts of a payment request (one for PAY,
         one per item for PAYROLL/PAIN001/MT101, none for queries); ``now`` is
-        the injected clock's instant.
+        the injected clock's instant; ``currencies`` the payment's ``Ccy``
+        values (a file certificate may send CNY only, docs/foreign-currency.md §1).
         """
         cert = verified.signer
         self.trust.check(verified.certificates, now)
         fp = fingerprint(cert)
         operator = self.registry.check_signer(corp_id, oper_id, fp)
         kind = self.kinds.kind_of(cert)
-        self.kinds.check(kind, trn_code, amounts)
+        self.kinds.check(kind, trn_code, amounts, currencies=currencies)
         if kind is None:  # unreachable (check() refuses None); narrows the type
             raise GatewayError(RetCode.NOT_PERMITTED, "certificate maps to no credential kind")
         corp = self.registry.corporate(corp_id)

@@ -129,7 +129,12 @@ class Router:
         policy: RoutingPolicy = RoutingPolicy(),
         fx: FxSettings | None = None,
     ) -> None:
-        missing = [engine.value for engine in Engine if engine not in schedules]
+        # SWIFT's window is the currency's (docs/foreign-currency.md §2), not a schedule.
+        missing = [
+            engine.value
+            for engine in Engine
+            if engine is not Engine.SWIFT and engine not in schedules
+        ]
         if missing:
             raise ValueError(f"no schedule for {', '.join(missing)}")
         for engine, schedule in schedules.items():

@@ -332,7 +332,9 @@ def parse_schedules(
     An engine that is not named keeps its default schedule; an unknown
     engine name is an error.
     """
-    by_name = {engine.value.lower(): engine for engine in Engine}
+    # SWIFT has no [windows] table: its window is the currency's cutoff
+    # (docs/foreign-currency.md §2, ``routing.settlement_paths``).
+    by_name = {engine.value.lower(): engine for engine in Engine if engine is not Engine.SWIFT}
     schedules = dict(DEFAULT_SCHEDULES)
     for name, table in spec.items():
         engine = by_name.get(name)

@@ -371,7 +371,7 @@ class ClearingRounds:
         the TxId is unique per injection.  ``ValueError`` for an unknown
         engine or a field the Document cannot carry.
         """
-        eng = Engine(engine)
+        eng = _clearing_engine(engine)
         day = work_date or self._config.clock.now().date()
         msg_id = self._msg_id(sender, day)
         seq = msg_id[-MSG_ID_SEQ_DIGITS:]
@@ -415,7 +415,7 @@ class ClearingRounds:
         injected, else the simulator's own participant.  The InqId is unique
         (20 characters).
         """
-        eng = Engine(engine)
+        eng = _clearing_engine(engine)
         origin = self._origins.get(orgnl_msg_id)
         sndr = sender or (origin[0] if origin else self._config.participant)
         day = work_date or (origin[1] if origin else self._config.clock.now().date())
@@ -464,3 +464,12 @@ class ClearingRounds:
 
 
 __all__ = ["BEPS_PACKAGES", "ROUND_STATS", "ClearingRounds"]
+
+
+def _clearing_engine(name: str) -> Engine:
+    """The clearing engine called ``name``; ``ValueError`` for another name and for SWIFT,
+    which is the bank's SWIFT interface, not a clearing system this simulator plays."""
+    engine = Engine(name)
+    if engine is Engine.SWIFT:
+        raise ValueError(f"{name!r} is not a clearing engine (INTRA, HVPS or BEPS)")
+    return engine

@@ -56,6 +56,9 @@ class Payment:
     priority: str | None = None
     biz_type: str | None = None
     purpose: str | None = None
+    payee_bic: str | None = None  # docs/foreign-currency.md §1
+    payee_country: str | None = None
+    chrg_br: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,8 +100,10 @@ def transfer_body(p: Payment) -> etree._Element:
     _el(t, "PayerName", p.payer_name)
     _el(t, "PayeeAcct", p.payee_acct)
     _el(t, "PayeeName", p.payee_name)
-    _el(t, "PayeeBankCode", p.payee_bank_code)
-    amt = _el(t, "Amount", f"{p.amount:.2f}")
+    if p.payee_bank_code or not p.payee_bic:  # a BIC alone may name the bank
+        _el(t, "PayeeBankCode", p.payee_bank_code)
+    # CNY with two decimals; another currency as given (JPY 1500 has none to write)
+    amt = _el(t, "Amount", f"{p.amount:.2f}" if p.ccy == "CNY" else format(p.amount, "f"))
     amt.set("Ccy", p.ccy)
     if p.priority:
         _el(t, "Priority", p.priority)
@@ -106,6 +111,13 @@ def transfer_body(p: Payment) -> etree._Element:
         _el(t, "BizType", p.biz_type)
     if p.purpose:
         _el(t, "Purpose", p.purpose)
+    for name, value in (
+        ("PayeeBIC", p.payee_bic),
+        ("PayeeCountry", p.payee_country),
+        ("ChrgBr", p.chrg_br),
+    ):
+        if value:
+            _el(t, name, value)
     return t
 
 

@@ -78,13 +78,18 @@ def test_retcodes() -> None:
 
 
 def test_states_and_engines() -> None:
+    """corplink's states and engines, plus the ones the foreign-currency contract adds (§1)."""
     spec = section(_spec("corplink.md"), 5)
+    fx = section(_spec("fx.md"), 1)
+    added_states = set(re.findall(r"States \(corplink\.md §5\) gain `([A-Z]+)`", fx))
+    added_engines = set(re.findall(r"`Engine` gains `([A-Z]+)`", fx))
+    assert added_states == {"REVIEW"} and added_engines == {"SWIFT"}
     page = section(_page("protocol.md"), 5)
     states = set(first_column(page, r"[A-Z]+"))
-    assert states == _listed("`State` ∈", spec)
+    assert states == _listed("`State` ∈", spec) | added_states
     assert states == {s.value for s in State}
     engines = set(re.findall(r"`([A-Z]+)`", page.split("`Engine` is one of", 1)[1].split(";")[0]))
-    assert engines == _listed("`Engine` ∈", spec) == {e.value for e in Engine}
+    assert engines == _listed("`Engine` ∈", spec) | added_engines == {e.value for e in Engine}
 
 
 def test_clearing_message_types() -> None:

@@ -192,7 +192,7 @@ async def test_search_and_show_live_stopped_and_archived(
         assert "<ClrMsg" in by_pkg["outbound"][0]["xml"]
         for bad in (
             {"op": "messages.search", "state": "LOST"},
-            {"op": "messages.search", "engine": "SWIFT"},
+            {"op": "messages.search", "engine": "CIPS"},
             {"op": "messages.search", "min_amount": "ten"},
             {"op": "messages.search", "min_amount": "-1"},
             {"op": "messages.search", "from": "07/12/2026"},

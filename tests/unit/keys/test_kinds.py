@@ -92,3 +92,25 @@ def test_configured_file_permissions() -> None:
     strict.check(FILE, "BAL", [])
     with pytest.raises(GatewayError):
         strict.check(FILE, "PAY", [Decimal("1.00")])
+
+
+# -- foreign currency (docs/foreign-currency.md §1) ---------------------------------------
+
+
+@pytest.mark.parametrize("trn_code", ["PAY", "PAYROLL"])
+def test_a_file_certificate_may_not_send_foreign_currency(trn_code: str) -> None:
+    with pytest.raises(GatewayError) as info:
+        POLICY.check(FILE, trn_code, [Decimal("10.00")], currencies={"CNY", "USD"})
+    assert info.value.code is RetCode.NOT_PERMITTED
+    assert info.value.detail == "foreign-currency payments not allowed for a file certificate"
+
+
+def test_a_file_certificate_still_sends_cny_and_a_usbkey_any_currency() -> None:
+    POLICY.check(FILE, "PAY", [Decimal("10.00")], currencies={"CNY"})
+    POLICY.check(USB, "PAYROLL", [Decimal("10.00")], currencies={"USD", "JPY"})
+
+
+def test_the_currency_rule_does_not_hide_a_forbidden_trn_code() -> None:
+    with pytest.raises(GatewayError) as info:
+        POLICY.check(FILE, "DRAFT", [Decimal("10.00")], currencies={"USD"})
+    assert info.value.detail == "TrnCode DRAFT not allowed for a file certificate"
