@@ -32,6 +32,7 @@ from lxml import etree
 from gateway.clearing import ccms, documents
 from gateway.clearing.envelope import CREDIT_MSG_TPS
 from gateway.codec.corplink import BusinessRuleError, CorpLinkCodec, serialize
+from gateway.codec.foreign import AmountCheck, cny_only
 from gateway.codec.xmlparse import parse_body
 from gateway.config import KeysConfig
 from gateway.drafts.documents import parse_document, read_presentment
@@ -45,6 +46,7 @@ from gateway.keys.trust import TrustStore, fingerprint
 from gateway.keys.verifier import RequestVerifier
 from gateway.keys.xmldsig import Verified, sign_enveloped, verify_pinned
 from gateway.model import Batch, DraftApply, Head, Request, Response, Transfer, TrnCode
+from gateway.routing.currencies import CurrencyTable
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ class DeskSetup:
     passphrase: bytes | None = None
     require_encrypted: bool = False  # production: unencrypted private keys are refused
     pain001_xsd_dir: Path | None = None  # codec.pain001_xsd_dir: official ISO schema folder
+    # fx.currencies (docs/foreign-currency.md §2); None when bank.bics is empty: CNY only
+    currencies: tuple[tuple[str, int], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,13 @@ class Desk:
 
     def __init__(self, setup: DeskSetup) -> None:
         self.setup = setup
-        self.codec = CorpLinkCodec(setup.schema_path, pain001_xsd_dir=setup.pain001_xsd_dir)
+        amount_check: AmountCheck = cny_only
+        self._minor_units = dict(setup.currencies or ())  # decimals of intra.111 amounts
+        if setup.currencies is not None:
+            amount_check = CurrencyTable(dict(setup.currencies)).check_amount
+        self.codec = CorpLinkCodec(
+            setup.schema_path, pain001_xsd_dir=setup.pain001_xsd_dir, amount_check=amount_check
+        )
         trust = TrustStore.from_files(
             list(setup.client_ca),
             list(setup.crls),
@@ -337,7 +347,9 @@ class Desk:
         The Document follows ``msg_tp``: pacs.003 for a beps.127 debit package,
         pacs.008 for the credit types.
         """
-        doc = documents.build_payment_document(msg_tp, msg_id, created, work_date, items, sender)
+        doc = documents.build_payment_document(
+            msg_tp, msg_id, created, work_date, items, sender, self._minor_units
+        )
         env = documents.build_envelope(msg_tp, msg_id, sender, receiver, created, work_date, doc)
         sign_enveloped(env, self.ring.signer("clearing", created))
         return documents.serialize(env)

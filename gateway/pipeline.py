@@ -71,6 +71,8 @@ from gateway.net.listener import ConnInfo
 from gateway.net.session import CloseConnection
 from gateway.ops import metrics
 from gateway.ops.logs import mask_account
+from gateway.routing.currencies import HOME_CURRENCY
+from gateway.routing.fx import FxEngine
 from gateway.routing.router import Router
 from gateway.workers import WorkerPool
 
@@ -138,7 +140,9 @@ class Pipeline:
         correspondence: CorplinkCorrespondence | None = None,
         keep: Callable[[Exchange], None] | None = None,
         drafts: DraftCorplink | None = None,
+        swift: bool = False,
     ) -> None:
+        self._swift = swift  # the SWIFT link runs: foreign currency may go to other banks
         self._corr = correspondence
         self._drafts = drafts
         self._keep_exchange = keep
@@ -367,7 +371,7 @@ class Pipeline:
             if ins.deferred is not None:
                 raise GatewayError(ins.deferred.code, ins.deferred.detail)
             router = self._router()
-            route = router.route(body, now)
+            route = route_transfer(router, body, now, swift=self._swift)
             if body.biz_type is BizType.DEBIT and route.engine is not Engine.BEPS:
                 # docs/routing-rules.md §3 rule 1 sends own branches to INTRA, which has no
                 # debit message (docs/clearing-link.md §4); a debit sent as a credit would
@@ -464,7 +468,7 @@ class Pipeline:
             metrics.CALENDAR_UNCOVERED.inc()  # docs/routing-rules.md §4: weekday rule, alert
         out: list[NewItem] = []
         for n, item in enumerate(batch.items, start=1):
-            out.append(_route_item(router, item, now))
+            out.append(_route_item(router, item, now, self._swift))
             if n % _ROUTE_SLICE == 0:
                 await asyncio.sleep(0)  # let other connections' frames through
         return tuple(out)
@@ -616,6 +620,7 @@ def _new_item(seq_no: int | None, transfer: Transfer, outcome: Route | GatewayEr
     a batch item that routing refused (REJECTED with the code, docs/protocol.md §4)."""
     route = outcome if isinstance(outcome, Route) else None
     error = outcome if isinstance(outcome, GatewayError) else None
+    foreign = transfer.ccy != HOME_CURRENCY
     if route is None:
         state = State.REJECTED
     else:
@@ -626,7 +631,8 @@ def _new_item(seq_no: int | None, transfer: Transfer, outcome: Route | GatewayEr
         payer_name=transfer.payer_name,
         payee_acct=transfer.payee_acct,
         payee_name=transfer.payee_name,
-        payee_bank_code=transfer.payee_bank_code,
+        payee_bank_code=transfer.payee_bank_code
+        or ("" if route is None else route.payee_bank_code),
         amount=transfer.amount,
         ccy=transfer.ccy,
         priority=transfer.priority,
@@ -639,17 +645,54 @@ def _new_item(seq_no: int | None, transfer: Transfer, outcome: Route | GatewayEr
         release_at=None if route is None else route.release_at,
         reason_code=None if error is None else error.code.value,
         reason_text=None if error is None else error.detail or error.code.text,
+        payee_bic=transfer.payee_bic if foreign else None,
+        payee_country=transfer.payee_country if foreign else None,
+        chrg_br=transfer.chrg_br if foreign else None,
     )
 
 
-def _route_item(router: Router, item: BatchItem, now: datetime) -> NewItem:
+SWIFT_NOT_ENABLED = "foreign-currency payments to other banks need the SWIFT link, not enabled"
+
+
+def route_transfer(router: Router, transfer: Transfer, now: datetime, *, swift: bool) -> Route:
+    """The engine of one transfer: CNY by docs/routing-rules.md §3, any other currency by
+    docs/foreign-currency.md §2 (INTRA to our own bank, SWIFT to any other).
+
+    Without the SWIFT link (``swift`` false) a foreign-currency payment to another
+    bank is refused 4001 rather than journaled for an engine that does not run.
+    """
+    if transfer.ccy == HOME_CURRENCY:
+        return router.route(transfer, now)
+    fx = router.route_fx(
+        transfer.ccy, transfer.amount, transfer.payee_bank_code or None, transfer.payee_bic, now
+    )
+    if fx.engine is FxEngine.SWIFT and not swift:
+        raise GatewayError(RetCode.BANK_CODE_UNKNOWN, SWIFT_NOT_ENABLED)
+    return Route(
+        engine=Engine(fx.engine.value),
+        receiver=fx.receiver,
+        # INTRA to the head office, named by our BIC only: the head office is the payee bank
+        payee_bank_code=fx.payee_bank_code or (fx.receiver if fx.engine is FxEngine.INTRA else ""),
+        work_date=fx.work_date,
+        release_at=fx.release_at,
+    )
+
+
+def _route_item(router: Router, item: BatchItem, now: datetime, swift: bool = False) -> NewItem:
     """One batch item routed on its own (docs/routing-rules.md §3); its refusal is its own (§4).
 
     A payee bank given only as a BIC is mapped through the directory's optional
-    ``bic`` column (docs/protocol.md §4); a BIC it does not list is 4001.
+    ``bic`` column (docs/protocol.md §4); a BIC it does not list is 4001.  A
+    foreign-currency item is routed by its BIC (docs/foreign-currency.md §2).
     """
     try:
         transfer = item.transfer
+        if transfer.ccy != HOME_CURRENCY:
+            if transfer.payee_bic is None and item.bic is not None:
+                transfer = replace(transfer, payee_bic=item.bic)
+            return _new_item(
+                item.seq_no, transfer, route_transfer(router, transfer, now, swift=swift)
+            )
         if not transfer.payee_bank_code:
             entry = router.directory.by_bic(item.bic) if item.bic else None
             if entry is None:

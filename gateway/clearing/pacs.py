@@ -17,7 +17,7 @@ or identifiers.  Parsers read only what the mapping defines and raise
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -38,6 +38,7 @@ from gateway.clearing.envelope import (
     parse_datetime,
 )
 from gateway.journal.records import QueuedItem, TxResult
+from gateway.model import Engine
 
 NS_PACS008: Final = "urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08"
 NS_PACS002: Final = "urn:iso:std:iso:20022:tech:xsd:pacs.002.001.10"
@@ -79,11 +80,13 @@ _TX_ELEMENTS: Final = ("CdtTrfTxInf", "DrctDbtTxInf")
 # ------------------------------------------------------------------ value helpers
 
 
-def format_amount(amount: Decimal, name: str = "amount") -> str:
-    """Exactly two decimals; ``ValueError`` for a non-positive or sub-fen amount."""
+def format_amount(amount: Decimal, name: str = "amount", places: int = 2) -> str:
+    """Exactly ``places`` decimals (two for CNY, the currency's minor units otherwise:
+    none for JPY); ``ValueError`` for a non-positive amount or one with a fraction of
+    the currency's smallest unit."""
     if not amount.is_finite() or amount <= 0:
         raise ValueError(f"{name} must be positive")
-    cents = amount.quantize(_CENT)
+    cents = amount.quantize(_CENT if places == 2 else Decimal(1).scaleb(-places))
     if cents != amount:
         raise ValueError(f"{name} has fractions of a fen")
     text = f"{cents:f}"
@@ -185,19 +188,25 @@ def _package(
     created: datetime,
     settle_date: date,
     items: Sequence[QueuedItem],
-) -> tuple[etree._Element, etree._Element]:
-    """``Document`` and its message element with the ``GrpHdr`` both Documents share.
+    minor_units: Mapping[str, int] | None = None,
+) -> tuple[etree._Element, etree._Element, int]:
+    """``Document``, its message element with the ``GrpHdr`` both Documents share, and
+    the decimals of the package's one currency.
 
     ``NbOfTxs``, ``CtrlSum`` and ``TtlIntrBkSttlmAmt`` are exact sums of the
     items (docs/clearing-link.md §4, docs/routing-rules.md §5); ``IntrBkSttlmDt`` is the work date.
+    A currency other than CNY needs its minor units in ``minor_units``
+    (docs/foreign-currency.md §2: a foreign-currency INTRA payment).
     """
     if not items:
         raise ValueError(f"a {label} needs at least one transaction")
+    ccy = items[0].ccy
+    places = _places(ccy, minor_units)
     for item in items:
-        if item.ccy != CURRENCY:
-            raise ValueError(f"currency {item.ccy!r} is not {CURRENCY}")
-        format_amount(item.amount, "IntrBkSttlmAmt")
-    total = format_amount(sum((item.amount for item in items), Decimal(0)), "CtrlSum")
+        if item.ccy != ccy:
+            raise ValueError(f"currency {item.ccy!r} in a {ccy} package")
+        format_amount(item.amount, "IntrBkSttlmAmt", places)
+    total = format_amount(sum((item.amount for item in items), Decimal(0)), "CtrlSum", places)
     doc = new_document(ns, "Document")
     body = _sub(doc, ns, body_name)
     hdr = _sub(body, ns, "GrpHdr")
@@ -205,19 +214,30 @@ def _package(
     _sub(hdr, ns, "CreDtTm", format_datetime(created))
     _sub(hdr, ns, "NbOfTxs", str(len(items)))
     _sub(hdr, ns, "CtrlSum", total)
-    _sub(hdr, ns, "TtlIntrBkSttlmAmt", total).set("Ccy", CURRENCY)
+    _sub(hdr, ns, "TtlIntrBkSttlmAmt", total).set("Ccy", ccy)
     _sub(hdr, ns, "IntrBkSttlmDt", settle_date.isoformat())
     _sub(_sub(hdr, ns, "SttlmInf"), ns, "SttlmMtd", SETTLEMENT_METHOD)
-    return doc, body
+    return doc, body, places
 
 
-def _payment_head(tx: etree._Element, ns: str, item: QueuedItem) -> None:
+def _places(ccy: str, minor_units: Mapping[str, int] | None) -> int:
+    """Decimals of ``ccy`` on the wire: 2 for CNY, else the configured minor units."""
+    if ccy == CURRENCY:
+        return 2
+    places = None if minor_units is None else minor_units.get(ccy)
+    if places is None:
+        raise ValueError(f"currency {ccy!r} is not {CURRENCY} nor a configured currency")
+    return places
+
+
+def _payment_head(tx: etree._Element, ns: str, item: QueuedItem, places: int = 2) -> None:
     """``PmtId``, ``IntrBkSttlmAmt`` and ``ChrgBr``: the same first fields in both Documents."""
     pmt_id = _sub(tx, ns, "PmtId")
     end_to_end = _check_text(item.end_to_end_id, MAX35, "PmtId/EndToEndId")
     _sub(pmt_id, ns, "EndToEndId", end_to_end)
     _sub(pmt_id, ns, "TxId", _check_text(item.tx_id, MAX35, "PmtId/TxId"))
-    _sub(tx, ns, "IntrBkSttlmAmt", format_amount(item.amount)).set("Ccy", CURRENCY)
+    amount = format_amount(item.amount, "IntrBkSttlmAmt", places)
+    _sub(tx, ns, "IntrBkSttlmAmt", amount).set("Ccy", item.ccy)
     _sub(tx, ns, "ChrgBr", CHARGE_BEARER)
 
 
@@ -232,6 +252,7 @@ def build_pacs008(
     settle_date: date,
     items: Sequence[QueuedItem],
     debtor_agent: str,
+    minor_units: Mapping[str, int] | None = None,
 ) -> etree._Element:
     """The pacs.008.001.08 ``Document`` for ``items`` (docs/clearing-link.md §4 field mapping).
 
@@ -241,10 +262,12 @@ def build_pacs008(
     code (12 digits, or the 6-digit internal code for INTRA).
     """
     ns = NS_PACS008
-    doc, body = _package(ns, "FIToFICstmrCdtTrf", "pacs.008", msg_id, created, settle_date, items)
+    doc, body, places = _package(
+        ns, "FIToFICstmrCdtTrf", "pacs.008", msg_id, created, settle_date, items, minor_units
+    )
     for item in items:
         tx = _sub(body, ns, "CdtTrfTxInf")
-        _payment_head(tx, ns, item)
+        _payment_head(tx, ns, item, places)
         _party(tx, ns, "Dbtr", item.payer_name, "DbtrAcct", item.payer_acct)
         _agent(tx, ns, "DbtrAgt", debtor_agent)
         _agent(tx, ns, "CdtrAgt", item.payee_bank_code)
@@ -276,7 +299,9 @@ def build_pacs003(
     DbtrAgt, RmtInf).
     """
     ns = NS_PACS003
-    doc, body = _package(ns, "FIToFICstmrDrctDbt", "pacs.003", msg_id, created, settle_date, items)
+    doc, body, _ = _package(
+        ns, "FIToFICstmrDrctDbt", "pacs.003", msg_id, created, settle_date, items
+    )
     for item in items:
         tx = _sub(body, ns, "DrctDbtTxInf")
         _payment_head(tx, ns, item)
@@ -295,15 +320,20 @@ def build_payment_document(
     work_date: date,
     items: Sequence[QueuedItem],
     sender: str,
+    minor_units: Mapping[str, int] | None = None,
 ) -> etree._Element:
     """The Document docs/clearing-link.md §4 assigns to ``msg_tp``: pacs.003 for beps.127, else
     pacs.008.
 
     ``sender`` is our participant: the debtor agent of a credit, the creditor
     agent of a debit.  ``ValueError`` for a type that carries no payment.
+    Only intra.111 carries another currency than CNY (docs/foreign-currency.md §2),
+    with its decimals from ``minor_units``.
     """
     if msg_tp == MSG_TP_BEPS_DEBIT:
         return build_pacs003(msg_id, created, work_date, items, sender)
+    if msg_tp == MSG_TP_FOR_ENGINE[Engine.INTRA]:
+        return build_pacs008(msg_id, created, work_date, items, sender, minor_units)
     if msg_tp in MSG_TP_FOR_ENGINE.values():
         return build_pacs008(msg_id, created, work_date, items, sender)
     raise ValueError(f"{msg_tp!r} is not a payment message type")

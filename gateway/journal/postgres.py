@@ -103,7 +103,7 @@ _FREE = "(claimed_until IS NULL OR claimed_by = $2 OR claimed_until <= now())"
 _FIND_REQUEST = pg.FIND_REQUEST
 _STATUS = """
 SELECT i.id, i.state, i.engine, i.work_date, i.release_at, i.reason_code, i.reason_text,
-       i.seq_no, t.state AS t_state, t.at AS t_at
+       i.seq_no, i.uetr, t.state AS t_state, t.at AS t_at
   FROM (SELECT i.* FROM requests r JOIN items i ON i.request_id = r.id
          WHERE r.corp_id = $1 AND r.msg_id = $2 {seq} ORDER BY i.id LIMIT 1) AS i
   LEFT JOIN transitions t ON t.item_id = i.id
@@ -385,6 +385,7 @@ class PostgresStore(PostgresOperations, PostgresCorrespondence, PostgresDrafts):
             reason_code=first["reason_code"],
             reason_text=first["reason_text"],
             seq_no=first["seq_no"],
+            uetr=first["uetr"],
             history=tuple(
                 Transition(State(r["t_state"]), pg.shanghai(r["t_at"]))
                 for r in rows
@@ -493,6 +494,10 @@ class PostgresStore(PostgresOperations, PostgresCorrespondence, PostgresDrafts):
                             " free for this node"
                         )
                     linked.discard(item_id)  # an item listed twice fails on its second turn
+                if m.uetr is not None:  # docs/foreign-currency.md §4: with the message
+                    await conn.execute(
+                        "UPDATE items SET uetr = $1 WHERE id = ANY($2::bigint[])", m.uetr, ids
+                    )
 
     async def unsent_outbound(self, limit: int) -> list[OutboundRecord]:
         async with self._conn() as conn:

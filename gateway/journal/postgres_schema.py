@@ -113,6 +113,9 @@ ITEM_COLUMNS: Final = (
     ("reason_code", "text"),
     ("reason_text", "text"),
     ("queued_at", "timestamptz"),
+    ("payee_bic", "text"),
+    ("payee_country", "text"),
+    ("chrg_br", "text"),
 )
 """Item columns passed as parallel arrays (``unnest``), in this order."""
 
@@ -238,6 +241,9 @@ def _item_values(item: NewItem, received: datetime, msg_id: str) -> tuple[object
         item.reason_code,
         item.reason_text,
         received if item.state is State.QUEUED else None,
+        item.payee_bic,
+        item.payee_country,
+        item.chrg_br,
     )
 
 
@@ -247,7 +253,8 @@ REQUEST_COLUMNS: Final = "corp_id, msg_id, oper_id, trn_code, digest, gw_ref, re
 QUEUED_COLUMNS: Final = (
     "i.id, i.tx_id, i.end_to_end_id, r.corp_id, r.msg_id, i.seq_no, i.engine, i.receiver,"
     " i.work_date, i.payer_acct, i.payer_name, i.payee_acct, i.payee_name, i.payee_bank_code,"
-    " i.amount_fen, i.ccy, i.priority, i.biz_type, i.purpose, i.queued_at"
+    " i.amount_fen, i.ccy, i.priority, i.biz_type, i.purpose, i.queued_at,"
+    " i.payee_bic, i.payee_country, i.chrg_br"
 )
 OUTBOUND_COLUMNS: Final = (
     "msg_id, engine, msg_tp, topic, receiver, work_date, payload, state, attempts,"
@@ -296,6 +303,9 @@ def queued_item(row: asyncpg.Record) -> QueuedItem:
         biz_type=BizType(row["biz_type"]),
         purpose=row["purpose"],
         queued_at=shanghai(row["queued_at"]),
+        payee_bic=row["payee_bic"],
+        payee_country=row["payee_country"],
+        chrg_br=row["chrg_br"],
     )
 
 
@@ -729,6 +739,15 @@ ALTER TABLE incoming_credits ADD CONSTRAINT incoming_credits_engine_check
     CHECK (engine IN ('INTRA', 'HVPS', 'BEPS', 'SWIFT'));
 """
 
+_V12_FX_ITEMS = """
+-- docs/foreign-currency.md §1, §4: the payee's BIC and country, who bears the charges, and
+-- the SWIFT payment's UETR (set with its swift.008).  NULL on CNY items.
+ALTER TABLE items ADD COLUMN payee_bic text;
+ALTER TABLE items ADD COLUMN payee_country text;
+ALTER TABLE items ADD COLUMN chrg_br text;
+ALTER TABLE items ADD COLUMN uetr text;
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1,
     _V2,
@@ -740,7 +759,8 @@ MIGRATIONS: tuple[str, ...] = (
     _V8_OPERATOR_ACTIONS,
     _V9_AUDIT_CHAIN,
     _V10_DRAFTS + audit_chain.PG_V10_DRAFT_CHAIN,
-    _V11_FX_STATES,  # keep last; renumber on merge if another migration lands first
+    _V11_FX_STATES,
+    _V12_FX_ITEMS,  # keep last; renumber on merge if another migration lands first
 )
 """``MIGRATIONS[n]`` takes a database from version n to n + 1.  Append, never edit."""
 

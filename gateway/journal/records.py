@@ -50,6 +50,10 @@ class NewItem:
     release_at: datetime | None = None
     reason_code: str | None = None
     reason_text: str | None = None
+    # foreign-currency payments (docs/foreign-currency.md §1); None on a CNY item
+    payee_bic: str | None = None
+    payee_country: str | None = None
+    chrg_br: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +166,10 @@ class QueuedItem:
     biz_type: BizType
     purpose: str | None
     queued_at: datetime
+    # foreign-currency payments (docs/foreign-currency.md §1, §4); None on a CNY item
+    payee_bic: str | None = None
+    payee_country: str | None = None
+    chrg_br: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +197,7 @@ class NewOutbound:
     payload: bytes
     item_ids: tuple[int, ...]
     created_at: datetime
+    uetr: str | None = None  # a swift.008's UETR, journaled on its one item with the message
 
 
 @dataclass(frozen=True, slots=True)

@@ -243,7 +243,8 @@ _FIRST_STATES = frozenset({State.QUEUED, State.HELD, State.REJECTED})
 QUEUED_SELECT = """
 SELECT i.id, i.tx_id, i.end_to_end_id, r.corp_id, r.msg_id, i.seq_no, i.engine, i.receiver,
        i.work_date, i.payer_acct, i.payer_name, i.payee_acct, i.payee_name, i.payee_bank_code,
-       i.amount_fen, i.ccy, i.priority, i.biz_type, i.purpose, i.queued_at
+       i.amount_fen, i.ccy, i.priority, i.biz_type, i.purpose, i.queued_at,
+       i.payee_bic, i.payee_country, i.chrg_br
   FROM items i JOIN requests r ON r.id = i.request_id
  WHERE i.engine = ? AND i.state = 'QUEUED' AND i.out_msg_id IS NULL
 """
@@ -251,8 +252,8 @@ ITEM_INSERT = """
 INSERT INTO items (request_id, seq_no, tx_id, end_to_end_id, engine, receiver, payee_bank_code,
                    work_date, state, release_at, payer_acct, payer_name, payee_acct, payee_name,
                    amount_fen, ccy, priority, biz_type, purpose, reason_code, reason_text,
-                   queued_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   queued_at, updated_at, payee_bic, payee_country, chrg_br)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 
@@ -298,6 +299,9 @@ def item_params(item: NewItem, received: int) -> tuple[int | None, tuple[object,
         item.reason_text,
         received if item.state is State.QUEUED else None,
         received,
+        item.payee_bic,
+        item.payee_country,
+        item.chrg_br,
     )
 
 
@@ -316,7 +320,8 @@ def request_record(row: Sequence[Any]) -> RequestRecord:
 
 def queued_item(row: Sequence[Any]) -> QueuedItem:
     (item_id, tx, e2e, corp_id, msg_id, seq, engine, receiver, day, payer_acct, payer_name,
-     payee_acct, payee_name, bank, fen, ccy, priority, biz, purpose, queued) = row  # fmt: skip
+     payee_acct, payee_name, bank, fen, ccy, priority, biz, purpose, queued,
+     payee_bic, payee_country, chrg_br) = row  # fmt: skip
     return QueuedItem(
         item_id=int(item_id),
         tx_id=str(tx),
@@ -338,6 +343,9 @@ def queued_item(row: Sequence[Any]) -> QueuedItem:
         biz_type=BizType(biz),
         purpose=None if purpose is None else str(purpose),
         queued_at=from_micros(int(queued)),
+        payee_bic=payee_bic,
+        payee_country=payee_country,
+        chrg_br=chrg_br,
     )
 
 
@@ -779,6 +787,15 @@ CREATE TABLE schema_cookie_bump (x INTEGER) STRICT;
 DROP TABLE schema_cookie_bump;
 """
 
+_V12_FX_ITEMS = """
+-- docs/foreign-currency.md §1, §4: the payee's BIC and country, who bears the charges, and
+-- the SWIFT payment's UETR (set with its swift.008).  NULL on CNY items.
+ALTER TABLE items ADD COLUMN payee_bic TEXT;
+ALTER TABLE items ADD COLUMN payee_country TEXT;
+ALTER TABLE items ADD COLUMN chrg_br TEXT;
+ALTER TABLE items ADD COLUMN uetr TEXT;
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1,
     _V2,
@@ -790,7 +807,8 @@ MIGRATIONS: tuple[str, ...] = (
     _V8_OPERATOR_ACTIONS,
     _V9_AUDIT_CHAIN,
     _V10_DRAFTS + audit_chain.SQLITE_V10_DRAFT_CHAIN,
-    _V11_FX_STATES,  # keep last; renumber on merge if another migration lands first
+    _V11_FX_STATES,
+    _V12_FX_ITEMS,  # keep last; renumber on merge if another migration lands first
 )
 """``MIGRATIONS[n]`` takes ``user_version`` n to n + 1.  Append, never edit."""
 

@@ -282,7 +282,7 @@ class SqliteStore(SqliteOperations, SqliteCorrespondence, SqliteDrafts):
     ) -> StatusView | None:
         sql = (
             "SELECT i.id, i.state, i.engine, i.work_date, i.release_at, i.reason_code,"
-            " i.reason_text, i.seq_no FROM requests r JOIN items i ON i.request_id = r.id"
+            " i.reason_text, i.seq_no, i.uetr FROM requests r JOIN items i ON i.request_id = r.id"
             " WHERE r.corp_id = ? AND r.msg_id = ?"
         )
         params: tuple[object, ...] = (corp_id, msg_id)
@@ -295,7 +295,7 @@ class SqliteStore(SqliteOperations, SqliteCorrespondence, SqliteDrafts):
             row = conn.execute(sql, params).fetchone()
             if row is None:
                 return None
-            item_id, state, engine, work_date, release_at, code, text, seq = row
+            item_id, state, engine, work_date, release_at, code, text, seq, uetr = row
             history = tuple(
                 Transition(State(s), from_micros(at))
                 for s, at in conn.execute(
@@ -311,6 +311,7 @@ class SqliteStore(SqliteOperations, SqliteCorrespondence, SqliteDrafts):
                 reason_text=text,
                 seq_no=seq,
                 history=history,
+                uetr=uetr,
             )
 
         return await self._read(read)
@@ -426,6 +427,8 @@ class SqliteStore(SqliteOperations, SqliteCorrespondence, SqliteDrafts):
                         raise ValueError(
                             f"item {item_id} is not a QUEUED, unlinked item of {m.engine.value}"
                         )
+                    if m.uetr is not None:  # docs/foreign-currency.md §4: with the message
+                        conn.execute("UPDATE items SET uetr = ? WHERE id = ?", (m.uetr, item_id))
 
         await self._write(write)
 

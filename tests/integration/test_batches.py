@@ -372,7 +372,7 @@ async def test_pain001_each_transaction_is_an_item(
         assert "NbOfTxs" in r.ret_msg
         # an amount error in transaction 2 → 4004 for the document (a currency the
         # official schema allows, so the answer is the same with codec.pain001_xsd_dir)
-        bad = pain001_sample().replace(b'Ccy="CNY">80000.00<', b'Ccy="USD">80000.00<')
+        bad = pain001_sample().replace(b'Ccy="CNY">80000.00<', b'Ccy="AUD">80000.00<')
         r = await send(erp, "PAIN001", "PAIN-3", now, etree.fromstring(bad))
         assert r.ret_code == "4004"
         assert "transaction 2" in r.ret_msg
