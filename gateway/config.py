@@ -112,6 +112,9 @@ class KeysConfig:
     clearing_key: str = "gateway-clearing.key"
     clearing_cert: str = "gateway-clearing.pem"
     clearing_peer_certs: tuple[str, ...] = ("clearing-system.pem",)
+    # the bank's SWIFT interface (docs/foreign-currency.md §4); the dev PKI's clearing
+    # system stands in for it, so the default pins the same certificate
+    swift_peer_certs: tuple[str, ...] = ("clearing-system.pem",)
     tls_cert: str = "server.pem"
     tls_key: str = "server.key"
     ring: str = "ring.toml"
@@ -264,6 +267,18 @@ class ClearingConfig:
 
 
 @dataclass(frozen=True)
+class SwiftConfig:
+    """The SWIFT link (docs/foreign-currency.md §4): MQTT like the clearing link, own session."""
+
+    enabled: bool = True  # runs only when bank.bics names our BIC
+    broker: str = ""  # empty: the clearing broker (clearing.url)
+    topic_prefix: str = "swift"
+    client_id: str = ""  # empty: the clearing link's client id + "-swift"
+    session_expiry: int = 86_400
+    receipt_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
 class CoreConfig:
     """The core banking link (docs/clearing-link.md §5): balances and account checks over MQTT 5."""
 
@@ -342,6 +357,7 @@ class Config:
     engines: EnginesConfig = field(default_factory=EnginesConfig)
     windows: WindowsConfig = field(default_factory=WindowsConfig)
     clearing: ClearingConfig = field(default_factory=ClearingConfig)
+    swift: SwiftConfig = field(default_factory=SwiftConfig)
     core: CoreConfig = field(default_factory=CoreConfig)
     observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
@@ -388,6 +404,19 @@ class Config:
     @property
     def client_id(self) -> str:
         return self.clearing.client_id or f"gateway-{self.bank.node}"
+
+    @property
+    def swift_enabled(self) -> bool:
+        """The SWIFT link runs: enabled, and the bank has a BIC (docs/foreign-currency.md §2)."""
+        return self.swift.enabled and bool(self.bank.bics)
+
+    @property
+    def swift_client_id(self) -> str:
+        return self.swift.client_id or f"{self.client_id}-swift"
+
+    @property
+    def swift_broker(self) -> str:
+        return self.swift.broker or self.clearing.url
 
     def resolved_keys(self) -> KeysConfig:
         """``keys`` with ``dir`` filled in, so ``keys.path(name)`` is absolute."""
@@ -718,6 +747,13 @@ def _validate_fx(cfg: Config, src: str) -> None:
         raise ConfigError(f"{src}: fx.currencies: {exc}") from None
     if cfg.fx.default_cutoff <= SWIFT_OPENING:
         raise ConfigError(f"{src}: fx.default_cutoff must be after the 09:00 opening")
+    sw = cfg.swift
+    if sw.receipt_timeout <= 0:
+        raise ConfigError(f"{src}: swift.receipt_timeout must be > 0")
+    if sw.session_expiry < 86_400:
+        raise ConfigError(f"{src}: swift.session_expiry must be at least 86400 s (24 h)")
+    if not sw.topic_prefix or any(c in sw.topic_prefix for c in "#+"):
+        raise ConfigError(f"{src}: swift.topic_prefix must be a plain topic level")
 
 
 def windows_spec(cfg: Config) -> dict[str, object]:

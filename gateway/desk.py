@@ -29,7 +29,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from gateway.clearing import ccms, documents
+from gateway.clearing import ccms, documents, swift
 from gateway.clearing.envelope import CREDIT_MSG_TPS
 from gateway.codec.corplink import BusinessRuleError, CorpLinkCodec, serialize
 from gateway.codec.foreign import AmountCheck, cny_only
@@ -403,6 +403,51 @@ class Desk:
         sign_enveloped(env, self.ring.signer("clearing", created))
         return documents.serialize(env)
 
+    def seal_swift(
+        self,
+        msg_tp: str,
+        msg_id: str,
+        sender: str,
+        receiver: str,
+        created: datetime,
+        work_date: date,
+        document: bytes,
+    ) -> bytes:
+        """Wrap a SWIFT Document (built by the SWIFT engine) in a signed envelope whose
+        ``Sndr`` and ``Rcvr`` are BICs (docs/foreign-currency.md §4); signed with the key
+        that signs our clearing messages."""
+        doc = parse_document(document)
+        env = swift.build_swift_envelope(msg_tp, msg_id, sender, receiver, created, work_date, doc)
+        sign_enveloped(env, self.ring.signer("clearing", created))
+        return documents.serialize(env)
+
+    def open_swift(self, payload: bytes, now: datetime) -> InboundClearing:
+        """Verify (pinned ``swift_peer`` certificates) and reduce a ``swift.ack`` or
+        ``swift.002`` (docs/foreign-currency.md §4) to what the journal applies.
+
+        A NAK and a RJCT become one ``RJCT`` result with the reason; an ACK has no
+        result; ``orgnl_msg_id`` names our swift.008.  Another MsgTp comes back with
+        neither (the caller ignores it).  ``GatewayError`` for the signature,
+        ``ValueError`` (``SwiftDocumentError``) for a malformed message.
+        """
+        root = parse_body(payload).root
+        verified = verify_pinned(root, self.ring.verifying_certs("swift_peer", now))
+        env = swift.parse_swift_envelope(verified.signed_root)
+        base = InboundClearing(env.msg_tp, env.msg_id, sndr=env.sndr, work_date=env.work_date)
+        if env.msg_tp == swift.MSG_TP_SWIFT_ACK:
+            ack = swift.read_swift_ack(env.document)
+            results: tuple[TxResult, ...] = ()
+            if not ack.accepted:
+                results = (TxResult(None, None, "RJCT", ack.reason_code, ack.reason_text),)
+            return replace(base, orgnl_msg_id=ack.orgnl_msg_id, results=results)
+        if env.msg_tp == swift.MSG_TP_SWIFT_STATUS:
+            st = swift.read_swift_002(env.document)
+            result = TxResult(
+                st.orgnl_tx_id, st.orgnl_end_to_end_id, st.status, st.reason_code, st.reason_text
+            )
+            return replace(base, orgnl_msg_id=st.orgnl_msg_id, results=(result,))
+        return base
+
     def seal_ccms(
         self,
         msg_tp: str,
@@ -511,7 +556,9 @@ class WorkerFailure:
 
 
 #: The desk methods a batch may call (anything else is a programming error).
-_OPS = frozenset({"inspect", "render", "seal", "seal_ccms", "open_inbound"})
+_OPS = frozenset(
+    {"inspect", "render", "seal", "seal_ccms", "open_inbound", "seal_swift", "open_swift"}
+)
 
 
 def w_many(calls: list[tuple[str, tuple[object, ...]]]) -> list[object]:

@@ -39,12 +39,15 @@ from gateway.builders import (
 )
 from gateway.clearing.link import ClearingLink, LinkConfig
 from gateway.clearing.receipts import ReceiptHandler
+from gateway.clearing.swift import swift_in_topic
+from gateway.clearing.swift_receipts import SwiftReceiptHandler
 from gateway.clock import Clock
 from gateway.config import Config, ListenerConfig
 from gateway.correspondence.service import Correspondence
 from gateway.desk import open_desk
 from gateway.draftsvc.service import Drafts
 from gateway.engines.runner import EngineRunner, EngineSettings, Redelivery
+from gateway.engines.swift_runner import SwiftEngineSettings, SwiftRunner
 from gateway.journal.audit import audit_once
 from gateway.journal.deferred import DeferredWrites
 from gateway.journal.ops_records import Exchange
@@ -70,6 +73,7 @@ from gateway.pipeline import Pipeline
 from gateway.procs.fronts import FrontDeskPool, Fronts
 from gateway.routing.directory import Directory
 from gateway.routing.router import Router
+from gateway.routing.settlement_paths import SettlementPath
 from gateway.screening.current import CurrentLists
 from gateway.workers import WorkerPool
 
@@ -140,6 +144,20 @@ class Bound:
         )
 
 
+def swift_link_config(cfg: Config) -> LinkConfig:
+    """The SWIFT link (docs/foreign-currency.md §4): the clearing link's transport with its
+    own broker (default the clearing broker), client id, session and topic ``swift/in``."""
+    return LinkConfig(
+        url=cfg.swift_broker,
+        client_id=cfg.swift_client_id,
+        subscriptions=(swift_in_topic(cfg.swift.topic_prefix),),
+        shared=cfg.clearing.shared,
+        session_expiry=cfg.swift.session_expiry,
+        max_inflight=cfg.clearing.max_inflight,
+        publish_timeout=cfg.clearing.publish_timeout,
+    )
+
+
 class Gateway:
     """The daemon's object graph and lifecycle."""
 
@@ -169,6 +187,7 @@ class Gateway:
         self._tasks: list[asyncio.Task[Any]] = []
         self._runners: dict[Engine, EngineRunner] = {}
         self._link: ClearingLink | None = None
+        self._swift_link: ClearingLink | None = None  # docs/foreign-currency.md §4
         self._health_server: HealthServer | None = None
         self._admin: AdminServer | None = None
         self._reload_lock = asyncio.Lock()
@@ -303,10 +322,18 @@ class Gateway:
         )
         self._link = ClearingLink(link_cfg, receipts)
         # SWIFT payments travel on their own link (the bank's SWIFT interface), not the
-        # clearing link: no runner for it here until that link is wired in.
+        # clearing link (docs/foreign-currency.md §4)
         self._runners = {
             e: self._make_runner(e, self._link) for e in Engine if e is not Engine.SWIFT
         }
+        if cfg.swift_enabled:
+            self._swift_link = ClearingLink(
+                swift_link_config(cfg),
+                SwiftReceiptHandler(
+                    self.store, self.pool, self.clock, on_receipt=[self._receipted]
+                ),
+            )
+            self._runners[Engine.SWIFT] = self._make_swift_runner(self._swift_link)
 
         self.admission = Admission(cfg.admission)
         self._denied = read_denied(cfg)
@@ -329,12 +356,26 @@ class Gateway:
         self._spawn(self._watch_link(), "link_watch")
         for engine, runner in self._runners.items():
             self._spawn(runner.run(), f"engine_{engine.value.lower()}")
+        clearing_runners: dict[Engine, EngineRunner] = {
+            e: r for e, r in self._runners.items() if e is not Engine.SWIFT
+        }
         self._spawn(
             Redelivery(
-                self._runners, self.store, self._link, self.clock, cfg.clearing.receipt_timeout
+                clearing_runners, self.store, self._link, self.clock, cfg.clearing.receipt_timeout
             ).run(),
             "redelivery",
         )
+        if self._swift_link is not None:
+            swift_runners = {Engine.SWIFT: self._runners[Engine.SWIFT]}
+            self._spawn(self._swift_link.run(), "swift_link")
+            self._spawn(self._watch_swift_link(self._swift_link), "swift_link_watch")
+            self._spawn(
+                Redelivery(
+                    swift_runners, self.store, self._swift_link, self.clock,
+                    cfg.swift.receipt_timeout,
+                ).run(),
+                "swift_redelivery",
+            )  # fmt: skip
         self._spawn(self._release_held(), "release_held")
         if cfg.journal.archive_interval > 0:
             self._spawn(self._archive_journal(), "journal_archive")
@@ -387,6 +428,7 @@ class Gateway:
             corr.corplink,
             keep=self.exchanges.add,
             drafts=self.drafts.corplink,
+            swift=cfg.swift_enabled,
         )
         for i, lc in enumerate(cfg.listeners):
             ctx = None
@@ -513,6 +555,37 @@ class Gateway:
         )
         return EngineRunner(settings, self.store, self.pool, link, self.clock)
 
+    def _make_swift_runner(self, link: ClearingLink) -> SwiftRunner:
+        """The SWIFT engine (docs/foreign-currency.md §4), on its own link; the settlement
+        path is asked of the routing data in force when each message is built."""
+        cfg = self.cfg
+        ec = cfg.engines.swift
+        settings = EngineSettings(
+            engine=Engine.SWIFT,
+            participant=cfg.bank.participant,
+            topic_prefix=cfg.swift.topic_prefix,
+            rate=ec.rate,
+            max_inflight=ec.max_inflight,
+        )
+        fx = SwiftEngineSettings(
+            our_bic=cfg.bank.bics[0],
+            minor_units=dict(cfg.fx.currencies),
+            topic_prefix=cfg.swift.topic_prefix,
+        )
+
+        def path_for(ccy: str, payee_bic: str) -> SettlementPath:
+            return self.router().settlement_path(ccy, payee_bic)
+
+        return SwiftRunner(settings, fx, self.store, self.pool, link, self.clock, path_for)
+
+    async def _watch_swift_link(self, link: ClearingLink) -> None:
+        """Wake the SWIFT engine whenever its link comes up.  Not a readiness check: with
+        the SWIFT interface away the gateway still takes every other payment."""
+        while True:
+            await link.wait_connected()
+            self._wake(Engine.SWIFT)
+            await link.wait_disconnected()
+
     def _spawn(self, coro: Awaitable[Any], name: str) -> None:
         task = asyncio.ensure_future(coro)
         task.set_name(name)
@@ -543,6 +616,8 @@ class Gateway:
             Engine.HVPS: self.cfg.engines.hvps.release_rate,
             Engine.BEPS: self.cfg.engines.beps.release_rate,
         }
+        if self._swift_link is not None:  # docs/foreign-currency.md §2: the SWIFT window
+            rates[Engine.SWIFT] = self.cfg.engines.swift.release_rate
         while True:
             now = self.clock.now()
             for engine, rate in rates.items():
@@ -641,6 +716,9 @@ class Gateway:
         if self._link is not None:
             with contextlib.suppress(Exception):
                 await self._link.close()
+        if self._swift_link is not None:
+            with contextlib.suppress(Exception):
+                await self._swift_link.close()
         if self.correspondence is not None:
             with contextlib.suppress(Exception):
                 await self.correspondence.close()

@@ -202,6 +202,26 @@ class WorkerPool:
         )
         return result
 
+    async def seal_swift(
+        self,
+        msg_tp: str,
+        msg_id: str,
+        sender: str,
+        receiver: str,
+        created: datetime,
+        work_date: date,
+        document: bytes,
+    ) -> bytes:
+        """Sign a SWIFT message (docs/foreign-currency.md §4) around its serialised Document."""
+        result: bytes = await self._call(
+            "seal_swift", msg_tp, msg_id, sender, receiver, created, work_date, document
+        )
+        return result
+
+    async def open_swift(self, payload: bytes, now: datetime) -> InboundClearing:
+        result: InboundClearing = await self._call("open_swift", payload, now)
+        return result
+
     async def open_inbound(self, payload: bytes, now: datetime) -> InboundClearing:
         result: InboundClearing = await self._call("open_inbound", payload, now)
         return result

@@ -97,8 +97,9 @@ _CORP_ID_ECHO: Final = re.compile(r"[A-Z0-9]{1,20}")
 _MSG_ID_ECHO: Final = re.compile(r"[A-Za-z0-9-]{1,35}")
 _REF: Final = re.compile(r"[A-Za-z0-9-]{1,40}")
 _RET_CODE_RE: Final = re.compile(r"[0-9]{4}")
-#: A rejection reason: a RetCode or an ISO 20022 status reason code such as AC01.
-_REASON_CODE_RE: Final = re.compile(r"[A-Z0-9]{4}")
+#: A rejection reason: a RetCode, an ISO 20022 status reason code such as AC01, or a
+#: SWIFT network refusal of one to four characters such as T26 (docs/foreign-currency.md §4).
+_REASON_CODE_RE: Final = re.compile(r"[A-Z0-9]{1,4}")
 _NOT_XML_CHAR: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 MAX_RET_MSG: Final = 500
 """``RetMsg`` maxLength in the XSD; longer details are cut."""

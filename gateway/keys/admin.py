@@ -41,7 +41,7 @@ from gateway.keys.files import (
     write_private_key,
 )
 from gateway.keys.kinds import KindPolicy
-from gateway.keys.ring import KEYED_ROLES, ROLES, KeyRing, KeyVersion
+from gateway.keys.ring import KEYED_ROLES, PEER_ROLES, ROLES, KeyRing, KeyVersion
 from gateway.keys.trust import TrustStore, fingerprint, read_deny_list
 from gateway.model import CredentialKind
 
@@ -504,7 +504,7 @@ def rotate(
             if keyed and key_file is None:
                 raise AdminError(f"role {role} needs --key with --cert")
             if not keyed and key_file is not None:
-                raise AdminError("clearing_peer versions are certificates only: no --key")
+                raise AdminError(f"{role} versions are certificates only: no --key")
             cert = _first_cert(cert_file)
             shutil.copyfile(cert_file, cert_path)
             created.append(cert_path)
@@ -598,7 +598,7 @@ def list_keys(
         for i, v in enumerate(ring.versions(role)):
             state = ring.state(role, i, now_)
             pairs = [(v.cert_path, v.cert)]
-            if role == "clearing_peer" and v.chain_files:
+            if role in PEER_ROLES and v.chain_files:
                 pairs = list(zip(v.chain_files, v.chain, strict=True))
             for path, cert in pairs:
                 row = _cert_row(role, path.name, cert, state, now_)

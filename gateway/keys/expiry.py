@@ -27,11 +27,11 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from gateway.keys.files import load_cert_file, load_crl
-from gateway.keys.ring import KeyRing
+from gateway.keys.ring import PEER_ROLES, KeyRing
 from gateway.ops import metrics
 
 #: Kinds of certificate reported (the ``kind`` label's whole range).
-KINDS = ("response", "clearing", "tls", "client_ca", "clearing_peer")
+KINDS = ("response", "clearing", "tls", "client_ca", "clearing_peer", "swift_peer")
 #: The ``kind`` of CRL items in a report (published on the CRL gauge).
 CRL_KIND = "crl"
 #: Longest ``issuer`` label kept (an odd CA name must not bloat the exposition).
@@ -78,7 +78,7 @@ def expiry_report(
             if now is not None and ring.state(role, i, now) == "retired":
                 continue
             pairs = [(version.cert_path, version.cert)]
-            if role == "clearing_peer" and version.chain_files:
+            if role in PEER_ROLES and version.chain_files:
                 pairs = list(zip(version.chain_files, version.chain, strict=True))
             items.extend(ExpiryItem(role, p.name, c.not_valid_after_utc) for p, c in pairs)
     if tls_cert is not None and "tls" not in ring.roles:

@@ -11,6 +11,8 @@ role, the versions in activation order:
 ``tls``            the TLS server certificate and key (docs/protocol.md §1)
 ``clearing_peer``  the clearing systems' certificates, pinned (docs/clearing-link.md §3);
                    certificates only, no key
+``swift_peer``     the bank's SWIFT interface's certificates, pinned
+                   (docs/foreign-currency.md §4); certificates only, no key
 =================  ==========================================================
 
 Selection rules (the exact instants are tested):
@@ -56,7 +58,9 @@ from gateway.keys.files import (
 from gateway.keys.xmldsig import SigningKey
 
 #: Roles a ring may hold (module docstring).
-ROLES = ("response", "clearing", "tls", "clearing_peer")
+ROLES = ("response", "clearing", "tls", "clearing_peer", "swift_peer")
+#: Roles that pin a peer's certificates (no key): they verify, never sign.
+PEER_ROLES = frozenset({"clearing_peer", "swift_peer"})
 #: Roles whose versions carry a private key.
 KEYED_ROLES = frozenset({"response", "clearing", "tls"})
 #: Roles whose key must fit the XMLDSig profile (docs/protocol.md §3: RSA >= 2048 or P-256).
@@ -96,7 +100,7 @@ class KeyVersion:
     @property
     def pinned(self) -> tuple[x509.Certificate, ...]:
         """The certificates this version contributes to verification."""
-        if self.role == "clearing_peer":
+        if self.role in PEER_ROLES:
             return self.chain or (self.cert,)
         return (self.cert,)
 
@@ -369,7 +373,7 @@ class _RingLoader:
         if keyed and "key" not in entry:
             raise self.error(f"{where}.key", "missing")
         if not keyed and "key" in entry:
-            raise self.error(f"{where}.key", "a clearing_peer version holds certificates only")
+            raise self.error(f"{where}.key", f"a {role} version holds certificates only")
         for key in ("cert", "activate"):
             if key not in entry:
                 raise self.error(f"{where}.{key}", "missing")
@@ -542,6 +546,7 @@ def ring_from_config(
         "clearing": (keys.clearing_key, (keys.clearing_cert,)),
         "tls": (keys.tls_key, (keys.tls_cert,)),
         "clearing_peer": ("", tuple(keys.clearing_peer_certs)),
+        "swift_peer": ("", tuple(keys.swift_peer_certs)),
     }
     for role in wanted:
         if role in have:
@@ -565,6 +570,7 @@ __all__ = [
     "DEFAULT_OVERLAP",
     "DEFAULT_RING_NAME",
     "KEYED_ROLES",
+    "PEER_ROLES",
     "ROLES",
     "KeyRing",
     "KeyVersion",

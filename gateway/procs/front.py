@@ -279,6 +279,7 @@ class Front:
             FrontCorrespondence(ch),  # type: ignore[arg-type]
             keep=lambda ex: ch.push("record_exchange", ex),
             drafts=FrontDrafts(ch),  # type: ignore[arg-type]
+            swift=cfg.swift_enabled,
         )
         budget = ByteBudget(cfg.load.max_body_bytes)
         for lc in cfg.listeners:

@@ -44,7 +44,7 @@ from gateway.routing.directory import (
     is_digits,
 )
 from gateway.routing.fx import FxEngine, FxRoute, FxSettings, swift_placement
-from gateway.routing.settlement_paths import choose_path, is_bic
+from gateway.routing.settlement_paths import SettlementPath, choose_path, is_bic
 from gateway.routing.windows import (
     DEFAULT_SCHEDULES,
     EngineSchedule,
@@ -246,6 +246,14 @@ class Router:
             payee_bank_code=payee_bank_code,
             payee_bic=payee_bic,
         )
+
+    def settlement_path(self, ccy: str, payee_bic: str) -> SettlementPath:
+        """The path of a SWIFT payment with the routing data in force (docs/foreign-currency.md
+        §3), asked again when its swift.008 is built; 4001 when there is none any more."""
+        if self.fx is None:
+            raise GatewayError(RetCode.AMOUNT_INVALID, f"currency {ccy} is not accepted")
+        fx = self.fx
+        return choose_path(ccy, payee_bic, fx.our_bic, fx.correspondents, fx.rma)
 
     # -- the rules ----------------------------------------------------------------
 

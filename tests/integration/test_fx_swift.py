@@ -1,0 +1,130 @@
+"""Foreign-currency payments to other banks through the real daemon, over the SWIFT link to
+the SWIFT simulator (docs/foreign-currency.md §3-§4): ACK → ACSC → SETTLED with the UETR
+in STATUS, the direct and the correspondent path, a NAK → REJECTED with its reason."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from gateway.clock import BusinessClock
+from gateway.keys.devpki import DevPki
+from gateway.keys.xmldsig import load_signing_key
+from gateway.sim.swift import NAK_REASONS, SwiftSimConfig, SwiftSimulator
+from gateway.testing import Broker, running_simulator
+from tests.integration.harness import (
+    Erp,
+    gateway_config,
+    payment,
+    recent_friday_10,
+    running_gateway,
+    wait_for_state,
+)
+
+FRIDAY_10 = recent_friday_10()
+UETR_IN_STATUS = re.compile(rb"<Uetr>([0-9a-f-]{36})</Uetr>")
+
+
+@contextlib.asynccontextmanager
+async def running_swift_sim(
+    pki: DevPki, broker_url: str, record: Path, **kw: Any
+) -> AsyncIterator[SwiftSimulator]:
+    """The SWIFT simulator, signing with the dev PKI's clearing-system key (which the
+    gateway pins as its ``swift_peer`` too) and pinning the gateway's clearing certificate."""
+    sim = SwiftSimulator(
+        SwiftSimConfig(
+            broker_url=broker_url,
+            sign_key=load_signing_key(pki.clearing_system_key, pki.clearing_system_cert),
+            gateway_certs=tuple(x509.load_pem_x509_certificates(pki.clearing_cert.read_bytes())),
+            record_path=record,
+            client_id=f"swift-sim-{record.stem}",
+            **kw,
+        )
+    )
+    async with running_simulator(sim):
+        yield sim
+
+
+def records(path: Path) -> dict[str, dict[str, Any]]:
+    """The simulator's record of each swift.008, by EndToEndId (the corporate's MsgId)."""
+    lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    return {str(line["end_to_end_id"]): line for line in lines if "end_to_end_id" in line}
+
+
+def usd(bic: str, amount: str, **kw: Any) -> Any:
+    return payment("", amount, ccy="USD", payee_bic=bic, payee_country="US", **kw)
+
+
+async def test_swift_payments_settle_with_their_uetr(
+    tmp_path: Path, dev_pki: DevPki, broker: Broker
+) -> None:
+    clock = BusinessClock(FRIDAY_10)
+    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url)
+    record = tmp_path / "swift.jsonl"
+    async with (
+        running_swift_sim(dev_pki, broker.url, record, nak_amounts=frozenset({Decimal("13.13")}))
+        as sim,
+        running_gateway(cfg, clock) as gw,
+    ):  # fmt: skip
+        erp = await Erp(gw, dev_pki).client()
+        now = clock.now()
+        cases = {
+            # Citibank is not in rma.csv: through our USD correspondent
+            "SW-USD": usd("CITIUS33", "250.50", chrg_br="DEBT"),
+            # Banque du Lion is in rma.csv: straight to it
+            "SW-EUR": payment("", "99.00", ccy="EUR", payee_bic="LIONFRPPXXX", payee_country="FR"),
+            "SW-JPY": payment("", "1500", ccy="JPY", payee_bic="MIZUJPJT", payee_country="JP"),
+        }
+        for msg_id, p in cases.items():
+            r = await erp.pay(msg_id, now, p)
+            assert (r.ret_code, r.engine, r.state) == ("0000", "SWIFT", "QUEUED"), r.ret_msg
+        uetrs = {}
+        for msg_id in cases:
+            assert await wait_for_state(erp, clock.now(), msg_id, ["SETTLED"]) == "SETTLED"
+            st = await erp.status(f"Q-{msg_id}", clock.now(), msg_id)
+            found = UETR_IN_STATUS.search(st.raw)
+            assert found is not None, st.raw
+            uetrs[msg_id] = found.group(1).decode()
+        # the NAKed amount: REJECTED with the network's reason, and no swift.002 needed
+        nak = await erp.pay("SW-NAK", now, usd("CITIUS33", "13.13"))
+        assert (nak.ret_code, nak.engine) == ("0000", "SWIFT")
+        assert await wait_for_state(erp, clock.now(), "SW-NAK", ["REJECTED"]) == "REJECTED"
+        st = await erp.status("Q-SW-NAK", clock.now(), "SW-NAK")
+        assert st.reason in {f"{code} {text}" for code, text in NAK_REASONS}
+        await erp.close()
+    seen = records(record)
+    assert sim.stats["invalid"] == 0 and sim.stats["uetr_reused"] == 0
+    # one UETR per payment, the one STATUS shows
+    assert len(set(sim.uetrs)) == 4
+    for msg_id, uetr in uetrs.items():
+        assert seen[msg_id]["uetr"] == uetr
+        assert seen[msg_id]["sndr"] == "DEMOCNBJ"
+        assert re.fullmatch(r"DEMOCNBJ\d{8}\d{10}", seen[msg_id]["msg_id"])
+    assert seen["SW-USD"]["rcvr"] == "HUDSUS33"  # the correspondent
+    assert seen["SW-EUR"]["rcvr"] == "LIONFRPPXXX"  # the payee's bank itself
+    assert seen["SW-JPY"]["rcvr"] == "SUMDJPJT"
+    assert (seen["SW-USD"]["amount"], seen["SW-USD"]["ccy"]) == ("250.50", "USD")
+    assert (seen["SW-JPY"]["amount"], seen["SW-JPY"]["ccy"]) == ("1500", "JPY")
+
+
+async def test_without_the_swift_link_other_banks_are_refused(
+    tmp_path: Path, dev_pki: DevPki, broker: Broker
+) -> None:
+    clock = BusinessClock(FRIDAY_10)
+    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url, {"swift": {"enabled": False}})
+    async with running_gateway(cfg, clock) as gw:
+        erp = await Erp(gw, dev_pki).client()
+        r = await erp.pay("OFF-1", clock.now(), usd("CITIUS33", "10.00"))
+        assert (r.ret_code, r.gw_ref) == ("4001", None)
+        assert "SWIFT link" in r.ret_msg
+        # our own bank still takes foreign currency on INTRA
+        own = await erp.pay("OFF-2", clock.now(), payment("103290000018", "10.00", ccy="USD"))
+        assert (own.ret_code, own.engine) == ("0000", "INTRA")
+        await erp.close()
