@@ -155,6 +155,7 @@ def swift_link_config(cfg: Config) -> LinkConfig:
         session_expiry=cfg.swift.session_expiry,
         max_inflight=cfg.clearing.max_inflight,
         publish_timeout=cfg.clearing.publish_timeout,
+        name="swift",
     )
 
 

@@ -132,6 +132,10 @@ class LinkConfig:
     in order); the broker's own in-flight limit may keep it lower."""
     handler_retry_delay: float = 0.5
     """Seconds before the second try, doubling after: rides out a journal blip."""
+    name: str = "clearing"
+    """Names the link in its log events (``<name>_link_up``, ...).  Only the clearing link
+    (``clearing``) drives ``gateway_clearing_link_up`` and its reconnect counter; the SWIFT
+    link (``swift``, docs/foreign-currency.md §4) is in the logs only."""
 
     def __post_init__(self) -> None:
         scheme, _host, _port = parse_url(self.url)
@@ -383,7 +387,7 @@ class ClearingLink:
                     # A broker that leaves a PUBACK out this long is stalled: drop the
                     # connection, so what paho still holds dies with it instead of going
                     # out later behind our back; the journal re-sends (same MsgId).
-                    log.warning("clearing_link_stalled", reason=str(exc))
+                    log.warning(self._event("stalled"), reason=str(exc))
                     client.request_disconnect()
                 raise
         if code is not None and code.value >= _PUBACK_FAILURE:
@@ -406,11 +410,11 @@ class ClearingLink:
         try:
             await keep_connected(
                 self._connection, self._closing, cfg.reconnect_min, cfg.reconnect_max,
-                on_retry=LINK_RECONNECTS.inc,
+                on_retry=LINK_RECONNECTS.inc if self._metrics else _no_count,
             )  # fmt: skip
         finally:
             if self._mark_down():
-                log.info("clearing_link_closed")
+                log.info(self._event("closed"))
             self._running = False
             self._stopped.set()
 
@@ -424,9 +428,10 @@ class ClearingLink:
                 self._client = client
                 self._up.set()
                 self._down.clear()
-                LINK_UP.set(1)
+                if self._metrics:
+                    LINK_UP.set(1)
                 log.info(
-                    "clearing_link_up",
+                    self._event("up"),
                     host=self._host,
                     port=self._port,
                     client_id=self._config.client_id,
@@ -436,11 +441,11 @@ class ClearingLink:
                         await self._dispatch(client)
         except (aiomqtt.MqttError, OSError, _SubscribeRefused) as exc:
             if self._mark_down():
-                log.warning("clearing_link_down", reason=_describe(exc))
+                log.warning(self._event("down"), reason=_describe(exc))
                 return None
             if not quiet:
                 log.warning(
-                    "clearing_link_connect_failed",
+                    self._event("connect_failed"),
                     host=self._host,
                     port=self._port,
                     reason=_describe(exc),
@@ -448,9 +453,9 @@ class ClearingLink:
             return _describe(exc)
         if self._mark_down():
             if self._closing.is_set():
-                log.info("clearing_link_closed")
+                log.info(self._event("closed"))
             else:
-                log.warning("clearing_link_down", reason="connection lost")
+                log.warning(self._event("down"), reason="connection lost")
         return None
 
     def _mark_down(self) -> bool:
@@ -459,8 +464,16 @@ class ClearingLink:
         self._client = None
         self._up.clear()
         self._down.set()
-        LINK_UP.set(0)
+        if self._metrics:
+            LINK_UP.set(0)
         return was_up
+
+    def _event(self, what: str) -> str:
+        return f"{self._config.name}_link_{what}"
+
+    @property
+    def _metrics(self) -> bool:
+        return self._config.name == "clearing"
 
     async def close(self) -> None:
         """Disconnect cleanly: let the messages in progress finish, then send DISCONNECT.
@@ -567,6 +580,10 @@ class ClearingLink:
 
 class _SubscribeRefused(Exception):
     """The broker refused a subscription or granted less than QoS 1."""
+
+
+def _no_count() -> None:
+    """The reconnect counter of a link outside the clearing metrics."""
 
 
 def _properties(packet_type: int) -> Properties:

@@ -93,8 +93,9 @@ async def test_foreign_currency_to_our_bank_goes_intra_and_settles(
 async def test_currency_list_and_other_banks_are_refused(
     tmp_path: Path, dev_pki: DevPki, broker: Broker
 ) -> None:
+    """Without the SWIFT link (``swift.enabled = false``) a payment to another bank is 4001."""
     clock = BusinessClock(FRIDAY_10)
-    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url)
+    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url, {"swift": {"enabled": False}})
     async with running_gateway(cfg, clock) as gw:
         erp = await Erp(gw, dev_pki).client()
         now = clock.now()
