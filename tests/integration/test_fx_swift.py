@@ -7,16 +7,28 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiomqtt
 from cryptography import x509
+from lxml import etree
 
+from gateway.clearing.documents import serialize
+from gateway.clearing.swift import (
+    SwiftAck,
+    SwiftStatus,
+    build_swift_002,
+    build_swift_ack,
+    build_swift_envelope,
+)
 from gateway.clock import BusinessClock
 from gateway.keys.devpki import DevPki
-from gateway.keys.xmldsig import load_signing_key
+from gateway.keys.xmldsig import load_signing_key, sign_enveloped
+from gateway.sim.clearing import REJECT_REASONS
 from gateway.sim.swift import NAK_REASONS, SwiftSimConfig, SwiftSimulator
 from gateway.testing import Broker, running_simulator
 from tests.integration.harness import (
@@ -69,8 +81,13 @@ async def test_swift_payments_settle_with_their_uetr(
     cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url)
     record = tmp_path / "swift.jsonl"
     async with (
-        running_swift_sim(dev_pki, broker.url, record, nak_amounts=frozenset({Decimal("13.13")}))
-        as sim,
+        running_swift_sim(
+            dev_pki,
+            broker.url,
+            record,
+            nak_amounts=frozenset({Decimal("13.13")}),
+            reject_amounts=frozenset({Decimal("14.14")}),
+        ) as sim,
         running_gateway(cfg, clock) as gw,
     ):  # fmt: skip
         erp = await Erp(gw, dev_pki).client()
@@ -98,11 +115,18 @@ async def test_swift_payments_settle_with_their_uetr(
         assert await wait_for_state(erp, clock.now(), "SW-NAK", ["REJECTED"]) == "REJECTED"
         st = await erp.status("Q-SW-NAK", clock.now(), "SW-NAK")
         assert st.reason in {f"{code} {text}" for code, text in NAK_REASONS}
+        # ACKed, then rejected by the receiving bank in its swift.002
+        rjct = await erp.pay("SW-RJCT", now, usd("CITIUS33", "14.14"))
+        assert rjct.ret_code == "0000"
+        assert await wait_for_state(erp, clock.now(), "SW-RJCT", ["REJECTED"]) == "REJECTED"
+        st = await erp.status("Q-SW-RJCT", clock.now(), "SW-RJCT")
+        assert st.reason is not None
+        assert st.reason.split()[0] in {code for code, _ in REJECT_REASONS}
         await erp.close()
     seen = records(record)
     assert sim.stats["invalid"] == 0 and sim.stats["uetr_reused"] == 0
     # one UETR per payment, the one STATUS shows
-    assert len(set(sim.uetrs)) == 4
+    assert len(set(sim.uetrs)) == 5
     for msg_id, uetr in uetrs.items():
         assert seen[msg_id]["uetr"] == uetr
         assert seen[msg_id]["sndr"] == "DEMOCNBJ"
@@ -127,4 +151,50 @@ async def test_without_the_swift_link_other_banks_are_refused(
         # our own bank still takes foreign currency on INTRA
         own = await erp.pay("OFF-2", clock.now(), payment("103290000018", "10.00", ccy="USD"))
         assert (own.ret_code, own.engine) == ("0000", "INTRA")
+        await erp.close()
+
+
+def signed_answer(
+    key_cert: tuple[Path, Path], msg_tp: str, msg_id: str, document: etree._Element, when: Any
+) -> bytes:
+    """A swift.ack / swift.002 from the correspondent to us, signed with ``key_cert``."""
+    root = build_swift_envelope(msg_tp, msg_id, "HUDSUS33", "DEMOCNBJ", when, when.date(), document)
+    sign_enveloped(root, load_signing_key(*key_cert))
+    return serialize(root)
+
+
+async def test_answers_not_signed_by_the_swift_interface_are_dropped(
+    tmp_path: Path, dev_pki: DevPki, broker: Broker
+) -> None:
+    """No simulator: the test plays the interface.  A swift.002 ACSC signed with a key the
+    gateway does not pin as ``swift_peer``, and one that is not XML, change nothing; the
+    genuine NAK behind them, on the same topic and so applied after them, rejects."""
+    clock = BusinessClock(FRIDAY_10)
+    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url)
+    peer = (dev_pki.clearing_system_key, dev_pki.clearing_system_cert)
+    stranger = (dev_pki.response_key, dev_pki.response_cert)  # ours, but not the peer's
+    async with running_gateway(cfg, clock) as gw:
+        erp = await Erp(gw, dev_pki).client()
+        r = await erp.pay("HOST-1", clock.now(), usd("CITIUS33", "10.00"))
+        assert (r.ret_code, r.engine) == ("0000", "SWIFT")
+        assert await wait_for_state(erp, clock.now(), "HOST-1", ["SENT"]) == "SENT"
+        with sqlite3.connect(cfg.journal_path) as conn:
+            ((out_id,),) = conn.execute("SELECT msg_id FROM outbound WHERE msg_tp = 'swift.008'")
+        now = clock.now()
+        forged = build_swift_002(SwiftStatus("HUDSUS33202612040000000001", now, out_id, "ACSC"))
+        nak = build_swift_ack(SwiftAck(out_id, now, "NAK", "T26", "field content not allowed"))
+        async with aiomqtt.Client(
+            broker.host, broker.port, identifier="swift-tap", protocol=aiomqtt.ProtocolVersion.V5
+        ) as client:
+            for payload in (
+                signed_answer(stranger, "swift.002", "HUDSUS33202612040000000001", forged, now),
+                b"<not-xml",
+                signed_answer(peer, "swift.ack", "HUDSUS33202612040000000002", nak, now),
+            ):
+                await client.publish("swift/in", payload, qos=1)
+        assert await wait_for_state(erp, clock.now(), "HOST-1", ["REJECTED", "SETTLED"]) == (
+            "REJECTED"
+        )
+        st = await erp.status("Q-HOST-1", clock.now(), "HOST-1")
+        assert st.reason == "T26 field content not allowed"
         await erp.close()
