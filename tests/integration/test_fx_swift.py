@@ -9,6 +9,7 @@ import json
 import re
 import sqlite3
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -197,4 +198,22 @@ async def test_answers_not_signed_by_the_swift_interface_are_dropped(
         )
         st = await erp.status("Q-HOST-1", clock.now(), "HOST-1")
         assert st.reason == "T26 field content not allowed"
+        await erp.close()
+
+
+async def test_the_swift_window_holds_a_currency_past_its_cutoff(
+    tmp_path: Path, dev_pki: DevPki, broker: Broker
+) -> None:
+    """docs/foreign-currency.md §2: at 14:30 the yen (cutoff 14:00) waits for the next
+    opening, the dollar (16:00) goes at once."""
+    clock = BusinessClock(FRIDAY_10 + timedelta(hours=4, minutes=30))
+    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url)
+    async with running_gateway(cfg, clock) as gw:
+        erp = await Erp(gw, dev_pki).client()
+        jpy = payment("", "1500", ccy="JPY", payee_bic="MIZUJPJT", payee_country="JP")
+        held = await erp.pay("WIN-JPY", clock.now(), jpy)
+        assert (held.ret_code, held.engine, held.state) == ("0000", "SWIFT", "HELD")
+        assert b"T09:00:00" in held.raw  # ReleaseAt: 09:00 of the next working day
+        sent = await erp.pay("WIN-USD", clock.now(), usd("CITIUS33", "10.00"))
+        assert (sent.ret_code, sent.engine, sent.state) == ("0000", "SWIFT", "QUEUED")
         await erp.close()
