@@ -479,6 +479,9 @@ def write_ring(pki: DevPki) -> None:
         ("clearing", pki.clearing_key, pki.clearing_cert),
         ("tls", pki.server_key, pki.server_cert),
         ("clearing_peer", None, pki.clearing_system_cert),
+        # no SWIFT interface of its own: the clearing system's certificate stands in
+        # (docs/foreign-currency.md §4)
+        ("swift_peer", None, pki.clearing_system_cert),
     ]
     roles = [(r, k.name if k is not None else None, c.name) for r, k, c in names]
     activate = (pki.now - BACKDATE).replace(microsecond=0)  # = the certificates' notBefore

@@ -472,3 +472,25 @@ def test_rotate_without_files_needs_a_dev_pki(pki: DevPki) -> None:
     pki.server_ca_key.unlink()
     with pytest.raises(admin.AdminError, match="holds no dev PKI"):
         admin.rotate(pki.dir, "ring.toml", "tls", activate=pki.now + timedelta(days=1), now=pki.now)
+
+
+def test_rotate_swift_peer_certificate_only(pki: DevPki, tmp_path: Path) -> None:
+    """docs/foreign-currency.md §4: the SWIFT interface's certificate rotates like the
+    clearing systems', certificates only, with an overlap."""
+    _key, cert_path = _bank_issued(pki, tmp_path, pki.clearing_system_cert)
+    t1 = (pki.now + timedelta(days=1)).replace(microsecond=0)
+    with pytest.raises(admin.AdminError, match="swift_peer versions are certificates only"):
+        admin.rotate(
+            pki.dir, "ring.toml", "swift_peer", activate=t1, key_file=_key,
+            cert_file=cert_path, now=pki.now,
+        )  # fmt: skip
+    version = admin.rotate(
+        pki.dir, "ring.toml", "swift_peer", activate=t1, overlap_days=2,
+        cert_file=cert_path, now=pki.now,
+    )  # fmt: skip
+    ring = KeyRing.load(pki.ring, pki.dir, None)
+    old = load_cert(pki.clearing_system_cert)
+    assert ring.verifying_certs("swift_peer", t1 + timedelta(days=1)) == (version.cert, old)
+    assert ring.verifying_certs("swift_peer", t1 + timedelta(days=2)) == (version.cert,)
+    # the clearing systems' pins are their own
+    assert ring.verifying_certs("clearing_peer", t1 + timedelta(days=2)) == (old,)

@@ -59,6 +59,7 @@ def test_labels_are_kinds_and_file_names_only(pki: DevPki) -> None:
         "tls",
         "client_ca",
         "clearing_peer",
+        "swift_peer",
         "crl",
     }
     assert all("C1000" not in i.name and "/" not in i.name for i in items)

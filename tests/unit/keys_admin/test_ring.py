@@ -29,7 +29,7 @@ def rotated(pki: DevPki) -> tuple[DevPki, datetime]:
 
 def test_dev_pki_ring_has_one_version_per_role(pki: DevPki) -> None:
     ring = KeyRing.load(pki.ring, pki.dir, None)
-    assert ring.roles == ("response", "clearing", "tls", "clearing_peer")
+    assert ring.roles == ("response", "clearing", "tls", "clearing_peer", "swift_peer")
     assert ring.signer("response", pki.now).chain[0] == load_cert(pki.response_cert)
     assert ring.verifying_certs("clearing_peer", pki.now) == (load_cert(pki.clearing_system_cert),)
     assert ring.current("tls", pki.now).key_path == pki.server_key
@@ -175,7 +175,7 @@ def test_config_without_a_ring_uses_the_single_files(pki: DevPki, tmp_path: Path
     shutil.copytree(pki.dir, keys_dir)
     (keys_dir / "ring.toml").unlink()
     ring = ring_from_config(KeysConfig(), keys_dir, None)
-    assert ring.roles == ("response", "clearing", "tls", "clearing_peer")
+    assert ring.roles == ("response", "clearing", "tls", "clearing_peer", "swift_peer")
     far = pki.now + timedelta(days=3000)
     assert ring.signer("clearing", far).chain[0] == load_cert(pki.clearing_cert)
     assert ring.verifying_certs("clearing_peer", far) == (load_cert(pki.clearing_system_cert),)
