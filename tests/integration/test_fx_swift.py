@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import pytest
 from cryptography import x509
 from lxml import etree
 
@@ -32,6 +33,7 @@ from gateway.keys.xmldsig import load_signing_key, sign_enveloped
 from gateway.sim.clearing import REJECT_REASONS
 from gateway.sim.swift import NAK_REASONS, SwiftSimConfig, SwiftSimulator
 from gateway.testing import Broker, running_simulator
+from tests.conftest import shared_xsd_dir
 from tests.integration.harness import (
     Erp,
     gateway_config,
@@ -217,3 +219,50 @@ async def test_the_swift_window_holds_a_currency_past_its_cutoff(
         sent = await erp.pay("WIN-USD", clock.now(), usd("CITIUS33", "10.00"))
         assert (sent.ret_code, sent.engine, sent.state) == ("0000", "SWIFT", "QUEUED")
         await erp.close()
+
+
+@pytest.mark.requires_xsd
+async def test_swift_008_validates_and_carries_its_settlement_path(
+    tmp_path: Path, dev_pki: DevPki, broker: Broker
+) -> None:
+    """The simulator checks every swift.008 against the official pacs.008.001.08 schema
+    (it NAKs FF01 otherwise); the journaled Documents carry the path of §3."""
+    clock = BusinessClock(FRIDAY_10)
+    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url)
+    async with (
+        running_swift_sim(dev_pki, broker.url, tmp_path / "s.jsonl", xsd_dir=shared_xsd_dir())
+        as sim,
+        running_gateway(cfg, clock) as gw,
+    ):  # fmt: skip
+        erp = await Erp(gw, dev_pki).client()
+        cases = {
+            "X-USD": usd("CITIUS33", "250.50", purpose="invoice 7"),
+            "X-EUR": payment("", "99.00", ccy="EUR", payee_bic="LIONFRPP", payee_country="FR"),
+            "X-JPY": payment("", "1500", ccy="JPY", payee_bic="MIZUJPJT", payee_country="JP"),
+        }
+        for msg_id, p in cases.items():
+            assert (await erp.pay(msg_id, clock.now(), p)).ret_code == "0000"
+        for msg_id in cases:
+            assert await wait_for_state(erp, clock.now(), msg_id, ["SETTLED"]) == "SETTLED"
+        await erp.close()
+    assert sim.stats["invalid"] == 0
+    ns = {"p": "urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08"}
+    docs = {}
+    with sqlite3.connect(cfg.journal_path) as conn:
+        for (payload,) in conn.execute("SELECT payload FROM outbound WHERE msg_tp = 'swift.008'"):
+            root = etree.fromstring(bytes(payload))
+            e2e = root.findtext(".//p:PmtId/p:EndToEndId", namespaces=ns)
+            docs[e2e] = root
+    usd_doc, eur_doc = docs["X-USD"], docs["X-EUR"]
+    assert usd_doc.findtext(".//p:SttlmMtd", namespaces=ns) == "INDA"
+    assert usd_doc.findtext(".//p:SttlmAcct/p:Id/p:Othr/p:Id", namespaces=ns) == "36070012345001"
+    assert usd_doc.findtext(".//p:IntrmyAgt1/p:FinInstnId/p:BICFI", namespaces=ns) == "HUDSUS33"
+    assert usd_doc.findtext(".//p:CdtrAgt/p:FinInstnId/p:BICFI", namespaces=ns) == "CITIUS33"
+    assert usd_doc.findtext(".//p:Cdtr/p:PstlAdr/p:Ctry", namespaces=ns) == "US"
+    assert usd_doc.findtext(".//p:Dbtr/p:PstlAdr/p:Ctry", namespaces=ns) == "CN"
+    assert usd_doc.findtext(".//p:ChrgBr", namespaces=ns) == "SHAR"
+    assert usd_doc.findtext(".//p:RmtInf/p:Ustrd", namespaces=ns) == "invoice 7"
+    assert eur_doc.findtext(".//p:SttlmMtd", namespaces=ns) == "INGA"
+    assert eur_doc.find(".//p:IntrmyAgt1", namespaces=ns) is None
+    assert eur_doc.findtext(".//p:InstdAgt/p:FinInstnId/p:BICFI", namespaces=ns) == "LIONFRPP"
+    assert docs["X-JPY"].findtext(".//p:IntrBkSttlmAmt", namespaces=ns) == "1500"
