@@ -266,3 +266,27 @@ async def test_swift_008_validates_and_carries_its_settlement_path(
     assert eur_doc.find(".//p:IntrmyAgt1", namespaces=ns) is None
     assert eur_doc.findtext(".//p:InstdAgt/p:FinInstnId/p:BICFI", namespaces=ns) == "LIONFRPP"
     assert docs["X-JPY"].findtext(".//p:IntrBkSttlmAmt", namespaces=ns) == "1500"
+
+
+async def test_an_unanswered_swift_008_is_sent_again_under_its_msgid(
+    tmp_path: Path, dev_pki: DevPki, broker: Broker
+) -> None:
+    """docs/foreign-currency.md §4: no swift.ack within ``swift.receipt_timeout`` → the
+    same bytes again, same MsgId and UETR.  The interface is away at the first send."""
+    clock = BusinessClock(FRIDAY_10)
+    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url, {"swift": {"receipt_timeout": 0.5}})
+    record = tmp_path / "late.jsonl"
+    async with running_gateway(cfg, clock) as gw:
+        erp = await Erp(gw, dev_pki).client()
+        assert (await erp.pay("LATE-1", clock.now(), usd("CITIUS33", "10.00"))).ret_code == "0000"
+        assert await wait_for_state(erp, clock.now(), "LATE-1", ["SENT"]) == "SENT"
+        async with running_swift_sim(dev_pki, broker.url, record) as sim:
+            assert await wait_for_state(erp, clock.now(), "LATE-1", ["SETTLED"]) == "SETTLED"
+        await erp.close()
+    with sqlite3.connect(cfg.journal_path) as conn:
+        ((msg_id, attempts),) = conn.execute(
+            "SELECT msg_id, attempts FROM outbound WHERE msg_tp = 'swift.008'"
+        )
+    assert attempts >= 2
+    assert list(sim.uetrs.values()) == [msg_id]  # one UETR, under the one MsgId
+    assert sim.stats["uetr_reused"] == 0
