@@ -39,9 +39,11 @@ from tests.integration.harness import (
     gateway_config,
     payment,
     recent_friday_10,
+    running_clearing_sim,
     running_gateway,
     wait_for_state,
 )
+from tests.integration.test_batches import item_state, items_of, mt101, mt_body, send
 
 FRIDAY_10 = recent_friday_10()
 UETR_IN_STATUS = re.compile(rb"<Uetr>([0-9a-f-]{36})</Uetr>")
@@ -290,3 +292,45 @@ async def test_an_unanswered_swift_008_is_sent_again_under_its_msgid(
     assert attempts >= 2
     assert list(sim.uetrs.values()) == [msg_id]  # one UETR, under the one MsgId
     assert sim.stats["uetr_reused"] == 0
+
+
+async def test_an_mt101_routes_each_foreign_currency_item_on_its_own(
+    tmp_path: Path, dev_pki: DevPki, broker: Broker
+) -> None:
+    """A batch item in a foreign currency is routed by its BIC (57A): another bank → SWIFT,
+    our own BIC → INTRA to the head office; a BIC-less foreign item to another bank is
+    refused on its own (1003), the others go."""
+    to_citi = (
+        ":21:TX-1\r\n:32B:USD250,50\r\n:57A:CITIUS33\r\n"
+        ":59:/6217000011112222\r\nBETA LTD\r\nUS/NEW YORK\r\n:71A:OUR\r\n"
+    )
+    to_us = ":21:TX-2\r\n:32B:JPY1500,\r\n:57A:DEMOCNBJ\r\n:59:/6217000011112222\r\nGAMMA LTD\r\n:71A:SHA\r\n"
+    no_bic = ":21:TX-3\r\n:32B:EUR10,\r\n:57D://CN104100000004\r\n:59:/6217000011112222\r\nX\r\n:71A:SHA\r\n"
+    clock = BusinessClock(FRIDAY_10)
+    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url)
+    async with (
+        running_swift_sim(dev_pki, broker.url, tmp_path / "mt.jsonl") as sim,
+        running_clearing_sim(dev_pki, broker.url, tmp_path / "clr.jsonl"),
+        running_gateway(cfg, clock) as gw,
+    ):  # fmt: skip
+        erp = await Erp(gw, dev_pki).client()
+        now = clock.now()
+        body = mt_body(mt101(to_citi, to_us, no_bic))
+        r = await send(erp, "MT101", "MT-FX", now, body)
+        assert (r.ret_code, r.ret_msg) == ("0000", "accepted: 3 items, 1 rejected"), r.ret_msg
+        assert [(i.seq_no, i.state, i.engine, i.reason) for i in items_of(r)] == [
+            (1, "QUEUED", "SWIFT", None),
+            (2, "QUEUED", "INTRA", None),
+            (3, "REJECTED", None, "1003"),
+        ]
+        for seq in (1, 2):
+            assert (await item_state(erp, now, "MT-FX", seq, ["SETTLED"])).state == "SETTLED"
+        await erp.close()
+    (line,) = [x for x in records(tmp_path / "mt.jsonl").values()]
+    assert (line["amount"], line["ccy"], line["rcvr"]) == ("250.50", "USD", "HUDSUS33")
+    assert len(sim.uetrs) == 1
+    with sqlite3.connect(cfg.journal_path) as conn:
+        rows = conn.execute(
+            "SELECT seq_no, payee_bic, payee_country, chrg_br FROM items ORDER BY seq_no"
+        ).fetchall()
+    assert rows[:2] == [(1, "CITIUS33", "US", "DEBT"), (2, "DEMOCNBJ", "CN", "SHAR")]
