@@ -557,7 +557,16 @@ class WorkerFailure:
 
 #: The desk methods a batch may call (anything else is a programming error).
 _OPS = frozenset(
-    {"inspect", "render", "seal", "seal_ccms", "open_inbound", "seal_swift", "open_swift"}
+    {
+        "inspect",
+        "render",
+        "seal",
+        "seal_ccms",
+        "seal_document",
+        "open_inbound",
+        "seal_swift",
+        "open_swift",
+    }
 )
 
 

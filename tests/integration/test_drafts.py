@@ -116,9 +116,14 @@ class Tour:
 
 @contextlib.asynccontextmanager
 async def _tour(
-    tmp_path: Path, pki: DevPki, broker: Broker, clock: FrozenClock, **sim_kw: Any
+    tmp_path: Path,
+    pki: DevPki,
+    broker: Broker,
+    clock: FrozenClock,
+    gw_extra: dict[str, Any] | None = None,
+    **sim_kw: Any,
 ) -> AsyncIterator[Tour]:
-    cfg = drafts_config(tmp_path, pki, broker)
+    cfg = drafts_config(tmp_path, pki, broker, **(gw_extra or {}))
     async with (
         running_clearing_sim(pki, broker.url, tmp_path / "rec.jsonl", **sim_kw) as sim,
         running_gateway(cfg, clock) as gw,
@@ -274,3 +279,17 @@ async def test_without_a_keys_passphrase_drafts_answer_not_enabled(
         assert r.ret_code == "1004" and "not enabled" in r.ret_msg
         pay_still_works = await t.erp.status("S-7", clock.now(), "NOTHING")
         assert pay_still_works.ret_code == "0000"
+
+
+async def test_the_draft_messages_are_signed_in_a_worker_process_too(
+    tmp_path: Path, dev_pki: DevPki, broker: Broker, passphrase: None
+) -> None:
+    """``workers.processes`` > 0: the issue message is sealed by a worker (desk batch call)."""
+    clock = FrozenClock(FRIDAY_10)
+    async with _tour(
+        tmp_path, dev_pki, broker, clock, {"workers": {"processes": 1, "fronts": 0}}
+    ) as t:
+        r = await t.erp.apply_draft("D-8", clock.now(), application("250.00"))
+        assert r.ret_code == "0000" and r.draft is not None
+        await t.state(r.draft.draft_no, "ISSUED")
+        assert await t.present(r.draft, settle_amount=Decimal("200.00")) == ("ACCP", None)
