@@ -63,7 +63,7 @@ def desk_setup(cfg: Config) -> DeskSetup:
         passphrase=read_passphrase(cfg),
         require_encrypted=cfg.environment == "production",
         pain001_xsd_dir=cfg.codec.pain001_xsd_dir,
-        currencies=tuple(cfg.fx.currencies.items()) if cfg.bank.bics else None,
+        currencies=tuple(cfg.fx.currencies.items()) if cfg.fx.enabled and cfg.bank.bics else None,
     )
 
 

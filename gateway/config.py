@@ -190,6 +190,9 @@ class FxConfig:
 
     currencies: Mapping[str, int] = field(default_factory=_default_currencies)
     default_cutoff: time = DEFAULT_CUTOFF
+    enabled: bool = False
+    """Accept foreign-currency payments at all.  Off as shipped: screening (§5) does not
+    run on the request path yet, and a bank sends no unscreened foreign-currency payment."""
 
 
 @dataclass(frozen=True)
@@ -407,8 +410,9 @@ class Config:
 
     @property
     def swift_enabled(self) -> bool:
-        """The SWIFT link runs: enabled, and the bank has a BIC (docs/foreign-currency.md §2)."""
-        return self.swift.enabled and bool(self.bank.bics)
+        """The SWIFT link runs: foreign currency and the link enabled, and the bank has a BIC
+        (docs/foreign-currency.md §2)."""
+        return self.fx.enabled and self.swift.enabled and bool(self.bank.bics)
 
     @property
     def swift_client_id(self) -> str:

@@ -19,10 +19,14 @@ from tests.integration.harness import (
 FRIDAY_10 = recent_friday_10()
 
 
+FX_ON = {"fx": {"enabled": True}}
+"""Foreign currency is off as shipped (no screening yet); these tests switch it on."""
+
+
 async def test_a_file_certificate_is_refused_a_foreign_currency_pay(
     tmp_path: Path, dev_pki: DevPki, broker: Broker
 ) -> None:
-    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url)
+    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url, FX_ON)
     clock = BusinessClock(FRIDAY_10)
     usd = payment("105100000017", "10.00", ccy="USD")
     async with running_gateway(cfg, clock) as gw:

@@ -28,6 +28,10 @@ FRIDAY_10 = recent_friday_10()
 NS_PACS008 = "urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08"
 
 
+FX_ON = {"fx": {"enabled": True}}
+"""Foreign currency is off as shipped (no screening yet); these tests switch it on."""
+
+
 def journal_rows(cfg: Config, sql: str) -> list[tuple[Any, ...]]:
     with sqlite3.connect(cfg.journal_path) as conn:
         return conn.execute(sql).fetchall()
@@ -49,7 +53,7 @@ async def test_foreign_currency_to_our_bank_goes_intra_and_settles(
     tmp_path: Path, dev_pki: DevPki, broker: Broker
 ) -> None:
     clock = BusinessClock(FRIDAY_10)
-    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url)
+    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url, FX_ON)
     async with (
         running_clearing_sim(dev_pki, broker.url, tmp_path / "rec.jsonl") as sim,
         running_gateway(cfg, clock) as gw,
@@ -95,7 +99,9 @@ async def test_currency_list_and_other_banks_are_refused(
 ) -> None:
     """Without the SWIFT link (``swift.enabled = false``) a payment to another bank is 4001."""
     clock = BusinessClock(FRIDAY_10)
-    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url, {"swift": {"enabled": False}})
+    cfg = gateway_config(
+        tmp_path / "gw", dev_pki, broker.url, {**FX_ON, "swift": {"enabled": False}}
+    )
     async with running_gateway(cfg, clock) as gw:
         erp = await Erp(gw, dev_pki).client()
         now = clock.now()
@@ -136,3 +142,27 @@ async def test_currency_list_and_other_banks_are_refused(
     assert sorted(rows, key=str) == sorted(
         [("JPY", None, None, "SHAR"), ("CNY", None, None, None)], key=str
     )
+
+
+async def test_as_shipped_foreign_currency_is_refused_until_screening_runs(
+    tmp_path: Path, dev_pki: DevPki, broker: Broker
+) -> None:
+    """``fx.enabled = false`` (the shipped value): no unscreened foreign-currency payment
+    is taken, to our own bank or another; CNY is unchanged."""
+    clock = BusinessClock(FRIDAY_10)
+    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url)
+    assert not cfg.fx.enabled and not cfg.swift_enabled
+    async with running_gateway(cfg, clock) as gw:
+        erp = await Erp(gw, dev_pki).client()
+        now = clock.now()
+        own = await erp.pay("S-USD-OWN", now, payment("103290000018", "10.00", ccy="USD"))
+        assert own.ret_code == "4004" and "CNY" in own.ret_msg
+        other = await erp.pay(
+            "S-USD-OTHER",
+            now,
+            payment("", "10.00", ccy="USD", payee_bic="CITIUS33", payee_country="US"),
+        )
+        assert other.ret_code == "4004"
+        cny = await erp.pay("S-CNY", now, payment("103290000018", "10.00"))
+        assert cny.ret_code == "0000", cny.ret_msg
+        await erp.close()

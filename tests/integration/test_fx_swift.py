@@ -49,6 +49,10 @@ FRIDAY_10 = recent_friday_10()
 UETR_IN_STATUS = re.compile(rb"<Uetr>([0-9a-f-]{36})</Uetr>")
 
 
+FX_ON = {"fx": {"enabled": True}}
+"""Foreign currency is off as shipped (no screening yet); these tests switch it on."""
+
+
 @contextlib.asynccontextmanager
 async def running_swift_sim(
     pki: DevPki, broker_url: str, record: Path, **kw: Any
@@ -83,7 +87,7 @@ async def test_swift_payments_settle_with_their_uetr(
     tmp_path: Path, dev_pki: DevPki, broker: Broker
 ) -> None:
     clock = BusinessClock(FRIDAY_10)
-    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url)
+    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url, FX_ON)
     record = tmp_path / "swift.jsonl"
     async with (
         running_swift_sim(
@@ -147,7 +151,9 @@ async def test_without_the_swift_link_other_banks_are_refused(
     tmp_path: Path, dev_pki: DevPki, broker: Broker
 ) -> None:
     clock = BusinessClock(FRIDAY_10)
-    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url, {"swift": {"enabled": False}})
+    cfg = gateway_config(
+        tmp_path / "gw", dev_pki, broker.url, {**FX_ON, "swift": {"enabled": False}}
+    )
     async with running_gateway(cfg, clock) as gw:
         erp = await Erp(gw, dev_pki).client()
         r = await erp.pay("OFF-1", clock.now(), usd("CITIUS33", "10.00"))
@@ -175,7 +181,7 @@ async def test_answers_not_signed_by_the_swift_interface_are_dropped(
     gateway does not pin as ``swift_peer``, and one that is not XML, change nothing; the
     genuine NAK behind them, on the same topic and so applied after them, rejects."""
     clock = BusinessClock(FRIDAY_10)
-    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url)
+    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url, FX_ON)
     peer = (dev_pki.clearing_system_key, dev_pki.clearing_system_cert)
     stranger = (dev_pki.response_key, dev_pki.response_cert)  # ours, but not the peer's
     async with running_gateway(cfg, clock) as gw:
@@ -211,7 +217,7 @@ async def test_the_swift_window_holds_a_currency_past_its_cutoff(
     """docs/foreign-currency.md §2: at 14:30 the yen (cutoff 14:00) waits for the next
     opening, the dollar (16:00) goes at once."""
     clock = BusinessClock(FRIDAY_10 + timedelta(hours=4, minutes=30))
-    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url)
+    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url, FX_ON)
     async with running_gateway(cfg, clock) as gw:
         erp = await Erp(gw, dev_pki).client()
         jpy = payment("", "1500", ccy="JPY", payee_bic="MIZUJPJT", payee_country="JP")
@@ -230,7 +236,7 @@ async def test_swift_008_validates_and_carries_its_settlement_path(
     """The simulator checks every swift.008 against the official pacs.008.001.08 schema
     (it NAKs FF01 otherwise); the journaled Documents carry the path of §3."""
     clock = BusinessClock(FRIDAY_10)
-    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url)
+    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url, FX_ON)
     async with (
         running_swift_sim(dev_pki, broker.url, tmp_path / "s.jsonl", xsd_dir=shared_xsd_dir())
         as sim,
@@ -276,7 +282,9 @@ async def test_an_unanswered_swift_008_is_sent_again_under_its_msgid(
     """docs/foreign-currency.md §4: no swift.ack within ``swift.receipt_timeout`` → the
     same bytes again, same MsgId and UETR.  The interface is away at the first send."""
     clock = BusinessClock(FRIDAY_10)
-    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url, {"swift": {"receipt_timeout": 0.5}})
+    cfg = gateway_config(
+        tmp_path / "gw", dev_pki, broker.url, {**FX_ON, "swift": {"receipt_timeout": 0.5}}
+    )
     record = tmp_path / "late.jsonl"
     async with running_gateway(cfg, clock) as gw:
         erp = await Erp(gw, dev_pki).client()
@@ -307,7 +315,7 @@ async def test_an_mt101_routes_each_foreign_currency_item_on_its_own(
     to_us = ":21:TX-2\r\n:32B:JPY1500,\r\n:57A:DEMOCNBJ\r\n:59:/6217000011112222\r\nGAMMA LTD\r\n:71A:SHA\r\n"
     no_bic = ":21:TX-3\r\n:32B:EUR10,\r\n:57D://CN104100000004\r\n:59:/6217000011112222\r\nX\r\n:71A:SHA\r\n"
     clock = BusinessClock(FRIDAY_10)
-    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url)
+    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url, FX_ON)
     async with (
         running_swift_sim(dev_pki, broker.url, tmp_path / "mt.jsonl") as sim,
         running_clearing_sim(dev_pki, broker.url, tmp_path / "clr.jsonl"),
