@@ -248,6 +248,11 @@ async def _two_nodes_drafts(
             "SELECT draft_no, count(*) AS n FROM draft_steps WHERE state = 'PAID' GROUP BY draft_no"
         )
         assert {r["draft_no"]: r["n"] for r in steps} == dict.fromkeys(paid, 1)
+        # the presenters saw every answer; the simulator records each when its own copy
+        # arrives, which may be a moment later
+        async with asyncio.timeout(WAIT):
+            while len(t.sim.draft_answers) < shape.presented * shape.copies:
+                await asyncio.sleep(0.05)
         assert len(t.sim.draft_answers) == shape.presented * shape.copies
         assert t.sim.stats["draft_answers_repeated"] == 0
 
