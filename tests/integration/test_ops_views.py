@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,13 @@ async def gatewayctl(capsys: pytest.CaptureFixture[str], sock: Path, *argv: str)
     code = await asyncio.to_thread(gatewayctl_main, ["--socket", str(sock), *argv])
     out = capsys.readouterr().out
     assert code == 0, out
+    # the daemon runs in this process and logs to the same stdout: leave its lines out
+    out = "".join(line for line in out.splitlines(keepends=True) if not _LOG_LINE.match(line))
     return json.loads(out), out
+
+
+_LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[")
+"""A console log line of the in-process daemon (structlog's ConsoleRenderer)."""
 
 
 async def test_gatewayctl_lists_suspense_credits_open_inquiries_and_netting_rounds(
