@@ -316,6 +316,30 @@ SCREENING_LIST_AGE = Gauge(
     ["list"],
     registry=REGISTRY,
 )
+SCREENING_TOTAL = Counter(
+    "gateway_screening_total",
+    "Screening decisions: result = clear (no hit, the payment goes on) or hit (to REVIEW);"
+    " direction = outbound (a payment) or inbound (an incoming credit)",
+    ["result", "direction"],
+    registry=REGISTRY,
+)
+REVIEW_PENDING = Gauge(
+    "gateway_review_pending",
+    "Payments and incoming credits waiting in REVIEW for two approvals or one rejection",
+    registry=REGISTRY,
+)
+REVIEW_OLDEST = Gauge(
+    "gateway_review_oldest_seconds",
+    "Seconds the oldest pending review has waited (0 when none waits)",
+    registry=REGISTRY,
+)
+REVIEW_DECISIONS = Counter(
+    "gateway_review_decisions_total",
+    "Review steps: decision = approve, release (the second approval), reject or refused"
+    " (the same user twice, not in screening.review_group, not in REVIEW)",
+    ["decision"],
+    registry=REGISTRY,
+)
 
 
 # -- series created at 0 at start -----------------------------------------------
@@ -420,6 +444,11 @@ def create_series() -> None:
         DRAFT_PRESENTMENTS.labels("RJCT", reason)
     for kind in ("settle", "refund"):
         DRAFT_MESSAGE_RJCT.labels(kind)
+    for result in ("clear", "hit"):
+        for direction in ("outbound", "inbound"):
+            SCREENING_TOTAL.labels(result, direction)
+    for decision in ("approve", "release", "reject", "refused"):
+        REVIEW_DECISIONS.labels(decision)
 
 
 create_series()
