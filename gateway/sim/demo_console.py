@@ -143,6 +143,7 @@ def state_hints(state: Path, overlay: Path, journal: Path, log: Path) -> list[st
         f"    daemon log       {log} (JSON lines)",
         f"    keys (dev PKI)   {journal.parent / 'pki'}",
         f"    clearing record  {state / 'clearing-record.jsonl'} (what the simulator exchanged)",
+        f"    SWIFT record     {state / 'swift-record.jsonl'} (what the SWIFT simulator received)",
         "  look at it with the gateway's own tools:",
         f"    {ctl} {conf} keys list",
         f"    {daemon} {conf} &     # the daemon again, on this state (stop it: kill %1)",
