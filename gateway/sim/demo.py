@@ -43,7 +43,7 @@ from gateway.sim.clearing import ClearingSimConfig, ClearingSimulator
 from gateway.sim.core import CoreSimConfig, CoreSimulator, demo_accounts
 from gateway.sim.demo_console import log_to_console, state_hints, stats_lines
 from gateway.sim.demo_drafts import AGENT_BANK, drafts_day_one, drafts_day_two
-from gateway.sim.demo_fx import fx_tour
+from gateway.sim.demo_fx import FxDemo, fx_tour
 from gateway.sim.demo_tour import correspondence_tour
 from gateway.sim.erp import ErpClient, Payment, Reply, build_request, transfer_body
 from gateway.sim.swift import SwiftSimConfig, SwiftSimulator
@@ -378,7 +378,7 @@ async def run_demo(state: Path, *, reject_ratio: float, keep: bool) -> int:
         ]
         hvps = [r for r in settled_c1 if r.engine == "HVPS"] or settled_c1
         run = planned[0].msg_id.split("-")[0]
-        fx = await fx_tour(client_for, clock, swift, run)
+        fx = await fx_tour(FxDemo(client_for, clock, swift, run, overlay))
         tour_failures = await correspondence_tour(
             client_for, clock, sim, hvps[0], settled_c1[-1], run
         )

@@ -98,6 +98,18 @@ CASES: Final = (
 )
 
 
+@dataclass(frozen=True)
+class FxDemo:
+    """What the foreign-currency tours work with, gathered so a tour added later (the
+    review tour) needs no new parameters."""
+
+    client_for: ClientFor
+    clock: BusinessClock
+    swift: SwiftSimulator
+    run: str  # the demo run's MsgId prefix
+    config: Path  # the demo's overlay: ``gatewayctl --config`` talks to this daemon
+
+
 @dataclass
 class FxTour:
     """What the tour leaves for the summary: the accepted SWIFT payments with their final
@@ -129,12 +141,11 @@ async def _final_status(erp: ErpClient, clock: BusinessClock, msg_id: str) -> Re
     return None
 
 
-async def fx_tour(
-    client_for: ClientFor, clock: BusinessClock, swift: SwiftSimulator, run: str
-) -> FxTour:
+async def fx_tour(demo: FxDemo) -> FxTour:
     """Run the tour; prints one line per ask and answer, then each final state."""
     tour = FxTour()
-    erp = await client_for("C100000001", "op01")
+    clock, run = demo.clock, demo.run
+    erp = await demo.client_for("C100000001", "op01")
     _say("")
     _say("demo: foreign currency over the SWIFT link (fx.enabled in the demo's overlay)")
     accepted: list[tuple[FxCase, Reply]] = []
@@ -161,7 +172,7 @@ async def fx_tour(
             tour.failures += 1
             _say(f"  STATUS {r.msg_id} -> no final state within {WAIT:.0f} s")
             continue
-        rcvr = _wire_record(swift.config.record_path).get(r.msg_id, {}).get("rcvr")
+        rcvr = _wire_record(demo.swift.config.record_path).get(r.msg_id, {}).get("rcvr")
         settled = final.state == "SETTLED"
         detail = "swift.002 ACSC" if settled else f"reason {final.reason}"
         _say(
@@ -171,24 +182,23 @@ async def fx_tour(
         if not settled or final.uetr is None or rcvr != case.rcvr:
             tour.failures += 1
             _say(f"    expected SETTLED with a UETR, sent to {case.rcvr}")
-    tour.failures += await review_tour(client_for, clock, swift, run)
+    await review_tour(demo, tour)
     return tour
 
 
-async def review_tour(
-    client_for: ClientFor, clock: BusinessClock, swift: SwiftSimulator, run: str
-) -> int:
+async def review_tour(demo: FxDemo, tour: FxTour) -> None:
     """The place for the screening and review (复核) tour of docs/foreign-currency.md §5.
 
-    Not built yet; prints nothing and returns 0 (the number of steps that did not work
-    out).  What it is to show: a payee on ``conf/screening/demo-list.csv`` answered 0000
+    Not built yet: prints nothing, adds nothing.  When built, it adds its SWIFT payments
+    to ``tour.sent`` (the summary's SWIFT row counts them), its refusals to
+    ``tour.refused`` and the steps that did not work out to ``tour.failures``.  What it
+    is to show: a payee on ``conf/screening/demo-list.csv`` answered 0000
     with State REVIEW; two approvals by two users with ``gatewayctl review --as``
     (``environment = "test"``) releasing it to SWIFT; another rejected, RR04 with the
     reason; an incoming USD credit (:meth:`SwiftSimulator.inject_credit`).  The demo's
     overlay would then also name that list in ``screening.lists``.
     """
-    del client_for, clock, swift, run
-    return 0
+    del demo, tour
 
 
-__all__ = ["CASES", "FxCase", "FxTour", "fx_tour", "review_tour"]
+__all__ = ["CASES", "FxCase", "FxDemo", "FxTour", "fx_tour", "review_tour"]
