@@ -55,9 +55,12 @@ remembered with the index (which never changes: a reload builds a new one).
 from __future__ import annotations
 
 import math
+from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
+from typing import NoReturn, cast
 
 from rapidfuzz import process
 from rapidfuzz.distance import Indel
@@ -81,6 +84,15 @@ _SHORT_POSTINGS = 8
 
 _SPELLINGS = 8
 """Ways of splitting one screened token into listed tokens that are looked up."""
+
+_SHORT_INTERSECTION = 64
+"""Names of the rarest token checked one by one for the others (more: a set intersection)."""
+
+_HASH_MASK = (1 << 64) - 1
+"""``hash`` as an unsigned 64-bit number (the packed tables' keys)."""
+
+_DIRECTORY_BITS = 20
+"""At most this many leading bits of the hash index a packed table's directory."""
 
 _UNMATCHED_LOSS = MAX_DELETIONS + 1
 """Letters a screened token loses at least without a near token (capped by its length)."""
@@ -145,16 +157,74 @@ class Probe:
     widened: int  # long tokens searched beyond distance 2
 
 
-class _Postings:
-    """The names holding one token, sorted by length, with their sorted letters."""
+class _Packed:
+    """A read-only multimap from hashable keys to ints, packed in two arrays.
 
-    __slots__ = ("chars", "ids", "letters")
+    The deletion-neighbourhood tables hold about a million (variant, token)
+    pairs for a list of 20,000 entries: as a ``dict`` of ``str`` that is some
+    70 MiB per process, packed it is 12 bytes a pair.  A key is stored as
+    its 64-bit ``hash`` only, sorted, with a directory on the hash's top bits
+    so that a lookup bisects a handful of slots.  Two keys with the same hash
+    share their values: the callers check what they find exactly (an Indel
+    distance, a phrase's tokens), so a collision costs at most a candidate.
+    ``hash`` of a string differs between processes (hash randomisation), so
+    the table is built in the process that uses it and never pickled.
+    """
 
-    def __init__(self, names: Sequence[Name], ids: list[int]) -> None:
-        ids.sort(key=lambda nid: (names[nid].letters, nid))
-        self.ids = ids
-        self.letters = [names[nid].letters for nid in ids]
-        self.chars = [names[nid].chars for nid in ids]
+    __slots__ = ("_keys", "_shift", "_starts", "_values", "distinct")
+
+    def __init__(self, pairs: Iterable[tuple[Hashable, int]]) -> None:
+        # One int per pair (hash above, value below) sorts both at once.
+        packed = [((hash(key) & _HASH_MASK) << 32) | value for key, value in pairs]
+        packed.sort()
+        bits = min(_DIRECTORY_BITS, max(0, len(packed).bit_length() - 2))  # ~4 slots a bucket
+        self._shift = 64 - bits
+        self._keys = array("Q", [item >> 32 for item in packed])
+        self._values = array("I", [item & 0xFFFF_FFFF for item in packed])
+        del packed
+        counts = [0] * ((1 << bits) + 1)
+        distinct = 0
+        previous = -1
+        shift = self._shift
+        for key in self._keys:
+            counts[(key >> shift) + 1] += 1
+            if key != previous:
+                distinct += 1
+                previous = key
+        self._starts = array("I", accumulate(counts))
+        self.distinct = distinct
+        """Distinct keys (hashes) in the table."""
+
+    def get(self, key: Hashable) -> array[int]:
+        """The values filed under ``key`` (and under any key of the same hash)."""
+        code = hash(key) & _HASH_MASK
+        bucket = code >> self._shift
+        keys = self._keys
+        end = self._starts[bucket + 1]
+        start = bisect_left(keys, code, self._starts[bucket], end)
+        if start == end or keys[start] != code:
+            return _NONE
+        return self._values[start : bisect_right(keys, code, start, end)]
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __reduce__(self) -> NoReturn:
+        msg = "a packed table holds this process's string hashes: rebuild it, do not pickle it"
+        raise TypeError(msg)
+
+
+_NONE: array[int] = array("I")
+
+
+def _grouped(groups: Iterable[Sequence[int]]) -> tuple[array[int], array[int]]:
+    """Lists of ints as one flat array and the offsets of each list (one more)."""
+    flat = array("I")
+    starts = array("I", [0])
+    for group in groups:
+        flat.extend(group)
+        starts.append(len(flat))
+    return flat, starts
 
 
 class NameIndex:
@@ -162,19 +232,28 @@ class NameIndex:
 
     ``names[i]`` is the i-th listed name (a primary name or an alias); the
     caller maps an id back to its list entry.
+
+    Memory: everything per name or per token is packed in arrays (the names
+    holding a token, sorted by length, in one array with offsets; the
+    deletion neighbourhoods as ``_Packed`` tables); the ``Name`` objects and
+    the vocabulary are the only Python objects per item.
     """
 
     __slots__ = (
+        "_anchor_starts",
         "_anchored",
         "_by_length",
-        "_by_token",
         "_deleted",
         "_hits_cache",
         "_near_cache",
-        "_postings",
+        "_post_chars",
+        "_post_ids",
+        "_post_letters",
+        "_post_starts",
         "_single",
         "_threshold",
         "_vocab",
+        "_words",
         "names",
     )
 
@@ -184,49 +263,75 @@ class NameIndex:
         self._near_cache: dict[str, frozenset[int]] = {}
         self._hits_cache: dict[tuple[str, ...], tuple[tuple[int, float], ...]] = {}
         self._vocab: dict[str, int] = {}
-        holders: list[set[int]] = []
+        holders: list[list[int]] = []
         for nid, name in enumerate(self.names):
             for token in name.tokens:
                 tid = self._vocab.setdefault(token, len(holders))
                 if tid == len(holders):
-                    holders.append(set())
-                holders[tid].add(nid)
-        self._postings = tuple(frozenset(h) for h in holders)
-        self._by_token = tuple(_Postings(self.names, list(h)) for h in holders)
+                    holders.append([])
+                if not holders[tid] or holders[tid][-1] != nid:
+                    holders[tid].append(nid)
+        self._words = tuple(self._vocab)
+        # The names holding each token, sorted by length (stable: then by id),
+        # all in one array; their letters and sorted letters aligned with it.
+        letters = [name.letters for name in self.names]
+        for ids in holders:
+            ids.sort(key=letters.__getitem__)
+        self._post_ids, self._post_starts = _grouped(holders)
+        self._post_letters = array("I", [letters[nid] for nid in self._post_ids])
+        self._post_chars = tuple(self.names[nid].chars for nid in self._post_ids)
+        del holders, letters
         self._single = bytes(len(name.tokens) == 1 for name in self.names)
         self._by_length: dict[int, tuple[list[str], list[int]]] = {}
         for token, tid in self._vocab.items():
             words, ids = self._by_length.setdefault(len(token), ([], []))
             words.append(token)
             ids.append(tid)
-        # One table per number of letters deleted from the listed token (the
-        # token itself: the vocabulary), so that a lookup takes a whole entry
-        # rather than sorting codes.  Most variants belong to one token, and a
-        # bare int takes a third of a one-element tuple's memory.
-        self._deleted: tuple[dict[str, int | tuple[int, ...]], ...] = (
-            self._compact(self._vocab.items()),
-            self._compact(self._neighbours(1)),
-            self._compact(self._neighbours(2)),
-        )
+        # One table per number of letters deleted from the listed token (none:
+        # the vocabulary itself), so that a lookup takes a whole entry.
+        self._deleted = (_Packed(self._neighbours(1)), _Packed(self._neighbours(2)))
         # subset rule: each name of two or more distinct tokens under its rarest token
-        self._anchored: dict[int, list[int]] = {}
+        anchored: list[list[int]] = [[] for _ in self._words]
         for nid, name in enumerate(self.names):
             distinct = {self._vocab[t] for t in name.tokens}
             if len(distinct) >= 2:
-                anchor = min(distinct, key=lambda tid: (len(self._postings[tid]), tid))
-                self._anchored.setdefault(anchor, []).append(nid)
+                anchor = min(distinct, key=lambda tid: (self._holding(tid), tid))
+                anchored[anchor].append(nid)
+        self._anchored, self._anchor_starts = _grouped(anchored)
 
     def _neighbours(self, deleted: int) -> Iterator[tuple[str, int]]:
         for token, tid in self._vocab.items():
             for variant in dict.fromkeys(neighbourhood(token)[deleted - 1]):
                 yield variant, tid
 
-    @staticmethod
-    def _compact(pairs: Iterable[tuple[str, int]]) -> dict[str, int | tuple[int, ...]]:
-        found: dict[str, list[int]] = {}
-        for variant, tid in pairs:
-            found.setdefault(variant, []).append(tid)
-        return {v: ids[0] if len(ids) == 1 else tuple(ids) for v, ids in found.items()}
+    def _holding(self, tid: int) -> int:
+        """How many names hold the token ``tid``."""
+        return self._post_starts[tid + 1] - self._post_starts[tid]
+
+    def _holders(self, tid: int) -> array[int]:
+        """The names holding the token ``tid``, shortest first."""
+        return self._post_ids[self._post_starts[tid] : self._post_starts[tid + 1]]
+
+    def _holding_all(self, tids: Iterable[int]) -> set[int]:
+        """The names holding every token of ``tids``.
+
+        The rarest token's names, kept when they hold the others too: a few
+        names looked at in Python, or a set intersection in C when even the
+        rarest token is common.
+        """
+        ordered = sorted(set(tids), key=self._holding)
+        if not ordered:
+            return set()
+        rarest = self._holders(ordered[0])
+        if len(ordered) == 1:
+            return set(rarest)
+        if len(rarest) <= _SHORT_INTERSECTION:
+            words = [self._words[tid] for tid in ordered[1:]]
+            return {nid for nid in rarest if all(w in self.names[nid].tokens for w in words)}
+        out = set(rarest)
+        for tid in ordered[1:]:
+            out.intersection_update(self._holders(tid))
+        return out
 
     def __len__(self) -> int:
         return len(self.names)
@@ -239,7 +344,7 @@ class NameIndex:
     @property
     def variants(self) -> int:
         """Keys of the deletion-neighbourhood tables (their size drives the memory)."""
-        return sum(len(table) for table in self._deleted)
+        return len(self._vocab) + sum(table.distinct for table in self._deleted)
 
     # -- near tokens ------------------------------------------------------------
 
@@ -266,37 +371,39 @@ class NameIndex:
         # Not found: a pair with nothing in common ("a", "b"), which loses all
         # its letters anyway, at least ``min(3, len(token))`` as the bound assumes.
         ones, twos = neighbourhood(token)
-        same, one, two = self._deleted
-        found: set[int] = set()
-        for codes in (
-            same.get(token),
-            one.get(token),
-            two.get(token),
-            *map(same.get, ones),
-            *map(one.get, ones),
-            *map(same.get, twos),
-        ):
-            if codes is not None:
-                if isinstance(codes, int):
-                    found.add(codes)
-                else:
-                    found.update(codes)
-        return frozenset(found)
+        vocab = self._vocab
+        one, two = self._deleted
+        found: set[int | None] = {vocab.get(token)}
+        found.update(map(vocab.get, ones))
+        found.update(map(vocab.get, twos))
+        found.discard(None)
+        exact = cast("set[int]", found)
+        packed: set[int] = set(one.get(token))
+        packed.update(two.get(token))
+        for variant in ones:
+            packed.update(one.get(variant))
+        return frozenset(exact) | self._exact(token, packed - exact, MAX_DELETIONS)
+
+    def _exact(self, token: str, tids: set[int], radius: int) -> frozenset[int]:
+        """``tids`` found in the packed tables that are within ``radius`` of
+        ``token``: all of them but for a collision of 64-bit hashes."""
+        words = self._words
+        return frozenset(
+            tid for tid in tids if Indel.distance(token, words[tid], score_cutoff=radius) <= radius
+        )
 
     def _lookup(self, token: str, radius: int) -> set[int]:
         """Listed tokens reached by deleting ``k`` letters from ``token`` and
         ``d`` (≤ 2, in the tables) from them, ``k + d ≤ radius``."""
         found: set[int] = set()
+        packed: set[int] = set()
         for variant, k in deletions(token, radius):
-            for table in self._deleted[: radius - k + 1]:
-                codes = table.get(variant)
-                if codes is None:
-                    continue
-                if isinstance(codes, int):
-                    found.add(codes)
-                else:
-                    found.update(codes)
-        return found
+            tid = self._vocab.get(variant)
+            if tid is not None:
+                found.add(tid)
+            for table in self._deleted[: radius - k]:
+                packed.update(table.get(variant))
+        return found | self._exact(token, packed - found, radius)
 
     def within(self, token: str, radius: int) -> frozenset[int]:
         """Ids of the listed tokens within Indel distance ``radius`` of ``token``.
@@ -374,7 +481,7 @@ class NameIndex:
             nonlocal examined
             examined += self._scan(tids, query, shortest, out)
 
-        volume = {w: len(self._postings[self._vocab[w]]) if w in self._vocab else 0 for w in tokens}
+        volume = {w: self._holding(self._vocab[w]) if w in self._vocab else 0 for w in tokens}
         lost = 0.0  # Σ c of the tokens already looked up
         for token in sorted(tokens, key=lambda w: (volume[w], w)):
             shortest = lost / (1 - thr) - query.letters - _SLACK
@@ -422,18 +529,17 @@ class NameIndex:
         thr = self._threshold
         low = max(shortest, query.letters * thr / (2 - thr) - _SLACK)
         high = query.letters * (2 - thr) / thr + _SLACK
+        post_ids, post_letters, post_chars = self._post_ids, self._post_letters, self._post_chars
+        starts = self._post_starts
         ids: list[int] = []
         chars: list[str] = []
         for tid in tids:
-            postings = self._by_token[tid]
-            if len(postings.ids) <= _SHORT_POSTINGS:
-                ids += postings.ids
-                chars += postings.chars
-            else:
-                start = bisect_left(postings.letters, low)
-                end = bisect_right(postings.letters, high, start)
-                ids += postings.ids[start:end]
-                chars += postings.chars[start:end]
+            start, end = starts[tid], starts[tid + 1]
+            if end - start > _SHORT_POSTINGS:
+                start = bisect_left(post_letters, low, start, end)
+                end = bisect_right(post_letters, high, start, end)
+            ids += post_ids[start:end]
+            chars += post_chars[start:end]
         if not chars:
             return 0
         lone = len(query.tokens) == 1
@@ -460,12 +566,12 @@ class NameIndex:
         out: set[int] = set()
         for token in tokens:
             for pieces in self._spellings(token, limit=_SPELLINGS):
-                out |= frozenset.intersection(*(self._postings[tid] for tid in set(pieces)))
+                out |= self._holding_all(pieces)
         for i in range(len(tokens)):
             for j in range(i + 2, len(tokens) + 1):
                 tid = self._vocab.get("".join(tokens[i:j]))
                 if tid is not None:
-                    out |= self._postings[tid]
+                    out.update(self._holders(tid))
         return out
 
     def _spellings(self, token: str, *, limit: int) -> list[tuple[int, ...]]:
@@ -493,10 +599,10 @@ class NameIndex:
         out: set[int] = set()
         # listed name ⊆ screened name: the names filed under a screened token
         for tid in exact:
-            out.update(self._anchored.get(tid, ()))
+            out.update(self._anchored[self._anchor_starts[tid] : self._anchor_starts[tid + 1]])
         # screened name ⊆ listed name: the names holding every screened token
         if len(set(tokens)) >= 2 and len(exact) == len(tokens):
-            out |= frozenset.intersection(*(self._postings[tid] for tid in set(exact)))
+            out |= self._holding_all(exact)
         return out
 
 
@@ -525,23 +631,25 @@ class ListIndex:
 
     def __init__(self, listed: Sequence[Listed], threshold: float) -> None:
         self.listed = tuple(listed)
-        owner: list[int] = []
+        owner = array("I")
         names: list[Name] = []
-        self._phrases: dict[tuple[str, str], list[int]] = {}
+        phrases: list[tuple[tuple[str, str], int]] = []
         self._bics: dict[str, list[int]] = {}
         self._countries: dict[str, list[int]] = {}
         for i, item in enumerate(self.listed):
             if item.name is not None:
                 if len(item.name.tokens) >= 2:
                     first, second = item.name.tokens[:2]
-                    self._phrases.setdefault((first, second), []).append(len(names))
+                    phrases.append(((first, second), len(names)))
                 owner.append(i)
                 names.append(item.name)
             elif item.type == "bic":
                 self._bics.setdefault(item.value[:8], []).append(i)
             else:
                 self._countries.setdefault(item.value, []).append(i)
-        self._owner = tuple(owner)
+        self._owner = owner
+        self._phrases = _Packed(phrases)
+        del phrases
         self.names = NameIndex(names, threshold)
 
     def owner(self, nid: int) -> Listed:
@@ -552,7 +660,7 @@ class ListIndex:
         """Name ids of the names of two or more tokens that occur in ``tokens``
         as a run of whole tokens (docs/foreign-currency.md §5, remittance text)."""
         for start in range(len(tokens) - 1):
-            for nid in self._phrases.get((tokens[start], tokens[start + 1]), ()):
+            for nid in self._phrases.get((tokens[start], tokens[start + 1])):
                 phrase = self.names.names[nid].tokens
                 if tokens[start : start + len(phrase)] == phrase:
                     yield nid

@@ -21,6 +21,7 @@ import csv
 import hashlib
 import io
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,7 +211,17 @@ def _entry(row: list[str], source: str, stem: str, line: int) -> ListEntry:
                 raise fail(index, f"{value!r} is not an ISO 3166 alpha-2 code")
     if country and not COUNTRY.match(country):
         raise fail(5, f"{country!r} is not an ISO 3166 alpha-2 code")
-    return ListEntry(listed, entry_id, kind, name, aliases, country, stem, line)
+    # the same few lists, types and countries on every row: one string each
+    return ListEntry(
+        sys.intern(listed),
+        entry_id,
+        sys.intern(kind),
+        name,
+        aliases,
+        sys.intern(country),
+        stem,
+        line,
+    )
 
 
 class ScreeningLists:
@@ -231,6 +242,7 @@ class ScreeningLists:
         self.normaliser = normaliser = settings.normaliser()
         listed: list[Listed] = []
         seen: dict[tuple[str, str], str] = {}
+        words: dict[str, str] = {}  # one string per distinct token (_listed)
         for file in self.files:
             for entry in file.entries:
                 key = (entry.list, entry.entry_id)
@@ -241,7 +253,7 @@ class ScreeningLists:
                         line=entry.line,
                     )
                 seen[key] = file.source
-                listed.extend(_listed(entry, file.source, normaliser))
+                listed.extend(_listed(entry, file.source, normaliser, words))
         self.index = ListIndex(listed, settings.threshold)
         self.versions = tuple(ListVersion(f.stem, f.version) for f in self.files)
         """Every file's version, in configuration order (recorded on every decision)."""
@@ -291,8 +303,15 @@ class ScreeningLists:
         return f"<ScreeningLists {', '.join(repr(f) for f in self.files)}>"
 
 
-def _listed(entry: ListEntry, source: str, normaliser: Normaliser) -> list[Listed]:
-    """The names (or codes) an entry is matched by."""
+def _listed(
+    entry: ListEntry, source: str, normaliser: Normaliser, words: dict[str, str]
+) -> list[Listed]:
+    """The names (or codes) an entry is matched by.
+
+    A token is kept as the first string seen with its text (``words``): a
+    common given name or "trading" is then one string rather than one per
+    name holding it, some 10 MiB of 20,000 entries with their aliases.
+    """
     values = (entry.name, *entry.aliases)
     if entry.type not in NAME_TYPES:
         return [Listed(entry.list, entry.entry_id, entry.type, v, None) for v in values]
@@ -300,7 +319,7 @@ def _listed(entry: ListEntry, source: str, normaliser: Normaliser) -> list[Liste
     for column, value in zip(
         ("3 (name)", *["5 (aliases)"] * len(entry.aliases)), values, strict=True
     ):
-        name = Name.of(normaliser.tokens(value))
+        name = Name.of(tuple(words.setdefault(t, t) for t in normaliser.tokens(value)))
         if not name:
             raise ListError(
                 source, f"{value!r} is empty once normalised", line=entry.line, column=column
