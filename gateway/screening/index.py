@@ -206,6 +206,19 @@ class _Packed:
             return _NONE
         return self._values[start : bisect_right(keys, code, start, end)]
 
+    def union(self, keys: Iterable[Hashable]) -> set[int]:
+        """The values filed under any of ``keys``: ``get`` written out for the hot path."""
+        found: set[int] = set()
+        table, starts, values, shift = self._keys, self._starts, self._values, self._shift
+        for key in keys:
+            code = hash(key) & _HASH_MASK
+            bucket = code >> shift
+            end = starts[bucket + 1]
+            start = bisect_left(table, code, starts[bucket], end)
+            if start < end and table[start] == code:
+                found.update(values[start : bisect_right(table, code, start, end)])
+        return found
+
     def __len__(self) -> int:
         return len(self._keys)
 
@@ -378,10 +391,8 @@ class NameIndex:
         found.update(map(vocab.get, twos))
         found.discard(None)
         exact = cast("set[int]", found)
-        packed: set[int] = set(one.get(token))
+        packed = one.union([token, *ones])
         packed.update(two.get(token))
-        for variant in ones:
-            packed.update(one.get(variant))
         return frozenset(exact) | self._exact(token, packed - exact, MAX_DELETIONS)
 
     def _exact(self, token: str, tids: set[int], radius: int) -> frozenset[int]:
@@ -531,15 +542,18 @@ class NameIndex:
         high = query.letters * (2 - thr) / thr + _SLACK
         post_ids, post_letters, post_chars = self._post_ids, self._post_letters, self._post_chars
         starts = self._post_starts
-        ids: list[int] = []
         chars: list[str] = []
+        ends: list[int] = []  # of each token's slice in ``chars``
+        shifts: list[int] = []  # from a place in ``chars`` to its place in the postings
         for tid in tids:
             start, end = starts[tid], starts[tid + 1]
             if end - start > _SHORT_POSTINGS:
                 start = bisect_left(post_letters, low, start, end)
                 end = bisect_right(post_letters, high, start, end)
-            ids += post_ids[start:end]
-            chars += post_chars[start:end]
+            if start < end:
+                shifts.append(start - len(chars))
+                chars += post_chars[start:end]
+                ends.append(len(chars))
         if not chars:
             return 0
         lone = len(query.tokens) == 1
@@ -551,7 +565,7 @@ class NameIndex:
             score_cutoff=lone_cutoff(thr),
             limit=None,
         ):
-            nid = ids[i]
+            nid = post_ids[i + shifts[bisect_right(ends, i)]]
             if value >= thr or single[nid] != lone:  # one lone token: t² is the bound
                 out.add(nid)
         return len(chars)

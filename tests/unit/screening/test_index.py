@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import pickle
 import random
 from itertools import combinations
 
@@ -19,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rapidfuzz.distance import Indel
 
+from gateway.screening import index as index_module
 from gateway.screening.index import NameIndex, deletions, neighbourhood
 from gateway.screening.lists import HEADER, ListFile, ScreeningLists
 from gateway.screening.matching import Name
@@ -71,6 +73,33 @@ def test_near_and_within_find_exactly_the_tokens_that_close(
         assert found <= expected
 
 
+@settings(max_examples=100, deadline=None)
+@given(st.lists(letters, min_size=1, max_size=40, unique=True), letters)
+def test_colliding_hashes_add_no_token_that_is_not_close(vocabulary: list[str], token: str) -> None:
+    # The packed tables keep only a hash of each variant; with 3 bits of it
+    # nearly every lookup finds strangers, and the exact check must drop them.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(index_module, "_HASH_MASK", 0b111)
+        index = NameIndex([Name.of((w,)) for w in vocabulary], 0.88)
+        found = {2: index.near(token), 3: index.within(token, 3)}
+    for radius, ids in found.items():
+        expected = {i for i, w in enumerate(vocabulary) if Indel.distance(token, w) <= radius}
+        assert ids <= expected
+        assert {
+            i
+            for i in expected
+            if Indel.distance(token, vocabulary[i]) < len(token) + len(vocabulary[i])
+        } <= ids
+
+
+def test_an_index_is_not_carried_to_another_process(
+    generated: tuple[ScreeningLists, list[str]],
+) -> None:
+    # Its tables are keyed by this process's string hashes (randomised per process).
+    with pytest.raises(TypeError, match="rebuild"):
+        pickle.dumps(generated[0].index)
+
+
 # -- whole decisions on a generated list -------------------------------------------------
 
 SYLLABLES = ("ka", "ro", "mi", "tan", "sel", "vor", "lu", "den", "ha", "ri", "bo", "zan", "ke",
@@ -118,6 +147,12 @@ def variations(rng: random.Random, tokens: list[str]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def generated() -> tuple[ScreeningLists, list[str]]:
+    text, queries = generated_list()
+    return ScreeningLists([ListFile.parse(text, "gen.csv")], ScreeningSettings()), queries
+
+
+def generated_list() -> tuple[str, list[str]]:
+    """A list file's text and the names screened against it (the same each time)."""
     rng = random.Random(20261207)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -142,12 +177,11 @@ def generated() -> tuple[ScreeningLists, list[str]]:
             ["GEN", f"G{n}", "entity" if roll < 0.4 else "individual", " ".join(tokens), alias, ""]
         )
     writer.writerow(["GEN", "CJK1", "entity", "华东远洋运输集团有限公司", "华东远洋", ""])
-    lists = ScreeningLists([ListFile.parse(out.getvalue(), "gen.csv")], ScreeningSettings())
     queries = [q for tokens in rng.sample(names, 120) for q in variations(rng, tokens)]
     queries += [" ".join([rng.choice(given_names), word(rng)]) for _ in range(100)]
     queries += [word(rng, 4, 6) for _ in range(40)]
     queries += ["华东远洋运输", "华东远洋运翰有限公司", "华东", "远洋运输华东"]
-    return lists, queries
+    return out.getvalue(), queries
 
 
 def test_the_index_gives_the_decisions_of_scoring_every_name(
@@ -174,3 +208,15 @@ def test_the_index_examines_a_small_share_of_the_names(
     examined = sorted(p.examined for p in probes)
     assert examined[len(examined) // 2] < len(index) // 10
     assert any(p.widened for p in probes)  # the long-token path was taken
+
+
+def test_colliding_hashes_change_no_decision() -> None:
+    text, queries = generated_list()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(index_module, "_HASH_MASK", (1 << 10) - 1)  # ~1,000 distinct hashes
+        crowded = ScreeningLists([ListFile.parse(text, "gen.csv")], ScreeningSettings())
+        sample = queries[::7]
+        for q in sample:
+            fields = Fields(payee_name=q, purpose=f"paid to {q} for goods")
+            assert screen(crowded, fields) == screen(crowded, fields, exhaustive=True)
+        assert sum(screen(crowded, Fields(purpose=f"to {q} now")).hit for q in sample) > 10
