@@ -46,6 +46,15 @@ intersects the names of all its tokens.  Words written together
 holding all the listed tokens a screened token splits into, and the names
 holding a listed token that adjacent screened tokens make together.
 
+**Memory.**  Every process that screens (the core and each front) holds
+its own index, so it is kept in arrays rather than Python objects: the
+deletion neighbourhoods (a million variants for 20,000 entries with three
+aliases each) as sorted 64-bit hashes, a found token confirmed by its Indel
+distance (so a collision of hashes finds nothing more); the names holding
+each token in one array with offsets.  The bench (bench/README.md) measures
+80 MiB resident for that list, of which the index takes about 20 and the
+``Name`` and ``Listed`` objects most of the rest.
+
 **Memory of recent names.**  A process screens the same names again (a
 corporate's own name is the payer of all its payments) and the same common
 words, so the hits of recent names and the near tokens of recent words are
@@ -171,9 +180,9 @@ class _Packed:
     the table is built in the process that uses it and never pickled.
     """
 
-    __slots__ = ("_keys", "_shift", "_starts", "_values", "distinct")
+    __slots__ = ("_keys", "_shift", "_sieve", "_sieve_shift", "_starts", "_values", "distinct")
 
-    def __init__(self, pairs: Iterable[tuple[Hashable, int]]) -> None:
+    def __init__(self, pairs: Iterable[tuple[Hashable, int]], *, sieve: bool = False) -> None:
         # One int per pair (hash above, value below) sorts both at once.
         packed = [((hash(key) & _HASH_MASK) << 32) | value for key, value in pairs]
         packed.sort()
@@ -183,14 +192,22 @@ class _Packed:
         self._values = array("I", [item & 0xFFFF_FFFF for item in packed])
         del packed
         counts = [0] * ((1 << bits) + 1)
+        # ``sieve``: a byte per 1/16 of a directory slot, set where some key
+        # falls; most keys ``union`` looks up are absent, and one byte read
+        # turns four in five of them away (without: one byte, set unless empty).
+        sieve_bits = min(_DIRECTORY_BITS + 2, bits + 4) if sieve else 0
+        self._sieve_shift = 64 - sieve_bits
+        sieve_table = bytearray(1 << sieve_bits)
         distinct = 0
         previous = -1
-        shift = self._shift
+        shift, sieve_shift = self._shift, self._sieve_shift
         for key in self._keys:
             counts[(key >> shift) + 1] += 1
+            sieve_table[key >> sieve_shift] = 1
             if key != previous:
                 distinct += 1
                 previous = key
+        self._sieve = bytes(sieve_table)
         self._starts = array("I", accumulate(counts))
         self.distinct = distinct
         """Distinct keys (hashes) in the table."""
@@ -210,8 +227,11 @@ class _Packed:
         """The values filed under any of ``keys``: ``get`` written out for the hot path."""
         found: set[int] = set()
         table, starts, values, shift = self._keys, self._starts, self._values, self._shift
+        sieve, sieve_shift = self._sieve, self._sieve_shift
         for key in keys:
             code = hash(key) & _HASH_MASK
+            if not sieve[code >> sieve_shift]:
+                continue
             bucket = code >> shift
             end = starts[bucket + 1]
             start = bisect_left(table, code, starts[bucket], end)
@@ -302,7 +322,11 @@ class NameIndex:
             ids.append(tid)
         # One table per number of letters deleted from the listed token (none:
         # the vocabulary itself), so that a lookup takes a whole entry.
-        self._deleted = (_Packed(self._neighbours(1)), _Packed(self._neighbours(2)))
+        # Only the first is looked up once per variant of a screened token.
+        self._deleted = (
+            _Packed(self._neighbours(1), sieve=True),
+            _Packed(self._neighbours(2)),
+        )
         # subset rule: each name of two or more distinct tokens under its rarest token
         anchored: list[list[int]] = [[] for _ in self._words]
         for nid, name in enumerate(self.names):
