@@ -52,8 +52,8 @@ deletion neighbourhoods (a million variants for 20,000 entries with three
 aliases each) as sorted 64-bit hashes, a found token confirmed by its Indel
 distance (so a collision of hashes finds nothing more); the names holding
 each token in one array with offsets.  The bench (bench/README.md) measures
-80 MiB resident for that list, of which the index takes about 20 and the
-``Name`` and ``Listed`` objects most of the rest.
+some 80 MiB resident for that list: the index about 20 of them, the
+``Name`` and ``Listed`` objects of its names about as much again.
 
 **Memory of recent names.**  A process screens the same names again (a
 corporate's own name is the payer of all its payments) and the same common
