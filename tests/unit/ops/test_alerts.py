@@ -68,6 +68,7 @@ def test_every_alert_has_severity_and_summary() -> None:
         "GatewayKeySwapFailed",
         "GatewaySwiftLinkDown",
         "GatewaySwiftItemsStuck",
+        "GatewaySwiftQueueStuck",
         "GatewayReviewOverdue",
         "GatewayScreeningListStale",
     }
