@@ -155,8 +155,8 @@ LINK_RECONNECTS = Counter(
 OTHER_LINK_UP = Gauge(
     "gateway_link_up",
     "1 while an MQTT link other than the clearing link is connected: link = swift (the"
-    " bank's SWIFT interface, docs/foreign-currency.md §4); a series exists only while"
-    " that link runs",
+    " bank's SWIFT interface, docs/foreign-currency.md §4); a series exists only on a"
+    " node that runs that link",
     ["link"],
     registry=REGISTRY,
 )
@@ -366,8 +366,9 @@ REVIEW_DECISIONS = Counter(
 
 # Series are made up front for the engines that always run.  SWIFT runs only with
 # fx.enabled and swift.enabled (docs/foreign-currency.md §2): the daemon creates its
-# series when it starts the engine (create_engine_series), so an installation without
-# SWIFT shows no SWIFT series, and no alert or panel counts an engine that is not there.
+# engine's and link's series when it starts them (create_swift_series), so a node without
+# SWIFT exposes no SWIFT link at 0 for an alert to take for a link that is down.  (The
+# journal's gauge gateway_items counts every engine's items, SWIFT's too: ops/gauges.py.)
 _ENGINES = tuple(e.value for e in Engine if e is not Engine.SWIFT)
 LIVE_ITEM_STATES = tuple(s.value for s in State if not s.final)
 """The non-final item states ``gateway_items`` counts (docs/architecture.md, principle 2)."""
