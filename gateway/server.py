@@ -335,6 +335,8 @@ class Gateway:
                 ),
             )
             self._runners[Engine.SWIFT] = self._make_swift_runner(self._swift_link)
+            metrics.create_swift_series()  # the engine runs: its series exist, at 0
+            self.health.set_advisory("swift_link", False)
 
         self.admission = Admission(cfg.admission)
         self._denied = read_denied(cfg)
@@ -580,12 +582,15 @@ class Gateway:
         return SwiftRunner(settings, fx, self.store, self.pool, link, self.clock, path_for)
 
     async def _watch_swift_link(self, link: ClearingLink) -> None:
-        """Wake the SWIFT engine whenever its link comes up.  Not a readiness check: with
-        the SWIFT interface away the gateway still takes every other payment."""
+        """Wake the SWIFT engine whenever its link comes up, and report the link on
+        ``/readyz`` under ``advisory``.  Not a readiness check: with the SWIFT interface
+        away the gateway still takes every other payment (ops/health.py, HealthState)."""
         while True:
             await link.wait_connected()
+            self.health.set_advisory("swift_link", True)
             self._wake(Engine.SWIFT)
             await link.wait_disconnected()
+            self.health.set_advisory("swift_link", False)
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> None:
         task = asyncio.ensure_future(coro)
