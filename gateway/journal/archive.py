@@ -464,6 +464,7 @@ def _credit(d: dict[str, Any]) -> ArchivedCredit:
         debtor_bank=d["debtor_bank"], amount=Decimal(d["amount"]), purpose=d["purpose"],
         corp_id=d["corp_id"], state=CreditState(d["state"]),
         check_attempts=int(d["check_attempts"]), next_check_at=_opt_at(d["next_check_at"]),
+        ccy=d.get("ccy") or "CNY", screening=d.get("screening"),
         end_to_end_id=d["end_to_end_id"], received_at=datetime.fromisoformat(d["received_at"]),
         netting_round=d["netting_round"], updated_at=datetime.fromisoformat(d["updated_at"]),
         node=d["node"],
