@@ -237,3 +237,17 @@ async def test_a_redelivered_swift_credit_is_one_credit(
         await b.credit_in(tx_of(reply.msg_id), {CreditState.POSTED})
         assert len(journal_rows(b.journal, "SELECT gw_ref FROM incoming_credits")) == 1
         assert len(await b.credits(ids("N1"))) == 1
+
+
+async def test_a_credit_in_a_currency_not_taken_or_with_too_many_decimals_is_dropped(
+    tmp_path: Path, dev_pki: DevPki, broker: Broker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dropped = metric("gateway_inbound_dropped_total", reason="malformed")
+    async with bench(tmp_path, dev_pki, broker, capsys) as b:
+        await b.sim.inject_credit(usd_credit(amount=Decimal("1500.5"), ccy="JPY"))
+        await b.sim.inject_credit(usd_credit(ccy="XAU"))
+        await wait_metric("gateway_inbound_dropped_total", dropped + 2, reason="malformed")
+        # the next one is taken: the two before it left nothing behind
+        msg_id, _ = await b.sim.inject_credit(usd_credit())
+        await b.credit_in(tx_of(msg_id), {CreditState.POSTED})
+        assert len(journal_rows(b.journal, "SELECT gw_ref FROM incoming_credits")) == 1
