@@ -7,10 +7,12 @@ fen (cents) inside the store.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
+from typing import Any
 
 from gateway.model import BizType, Engine, Priority, Request, State
 
@@ -397,6 +399,20 @@ class CreditReview:
     gw_ref: str
     received_at: datetime
     screening: str | None
+
+    def _decision(self) -> dict[str, Any]:
+        found = json.loads(self.screening) if self.screening else {}
+        return found if isinstance(found, dict) else {}
+
+    @property
+    def hits(self) -> list[dict[str, Any]]:
+        """Each hit: ``list``, ``entry_id``, ``field``, ``score``, ``listed``."""
+        return list(self._decision().get("hits", []))
+
+    @property
+    def versions(self) -> list[dict[str, Any]]:
+        """Each list file consulted: ``list`` (its stem) and ``version`` (SHA-256)."""
+        return list(self._decision().get("versions", []))
 
 
 @dataclass(frozen=True, slots=True)

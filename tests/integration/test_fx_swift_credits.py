@@ -114,10 +114,14 @@ class Bench:
 
 @contextlib.asynccontextmanager
 async def bench(
-    tmp_path: Path, dev_pki: DevPki, broker: Broker, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    dev_pki: DevPki,
+    broker: Broker,
+    capsys: pytest.CaptureFixture[str],
+    **extra: Any,
 ) -> AsyncIterator[Bench]:
     clock = BusinessClock(FRIDAY_10)
-    overlay = {**FX_ON, "screening": {"lists": [str(DEMO_LIST)]}}
+    overlay = {**FX_ON, "screening": {"lists": [str(DEMO_LIST)]}, **extra}
     cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url, overlay)
     async with (
         running_swift_sim(dev_pki, broker.url, tmp_path / "swift.jsonl", clock=clock) as sim,
@@ -251,3 +255,16 @@ async def test_a_credit_in_a_currency_not_taken_or_with_too_many_decimals_is_dro
         msg_id, _ = await b.sim.inject_credit(usd_credit())
         await b.credit_in(tx_of(msg_id), {CreditState.POSTED})
         assert len(journal_rows(b.journal, "SELECT gw_ref FROM incoming_credits")) == 1
+
+
+async def test_worker_processes_open_the_credit_and_fronts_serve_its_notice(
+    tmp_path: Path, dev_pki: DevPki, broker: Broker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The swift.008 is verified and read in a worker process (its result crosses the
+    process boundary) and the NTFY is answered by a front (docs/architecture.md §1)."""
+    workers = {"workers": {"processes": 1, "fronts": 2}}
+    async with bench(tmp_path, dev_pki, broker, capsys, **workers) as b:
+        msg_id, _ = await b.sim.inject_credit(usd_credit(amount=Decimal("99.90"), ccy="EUR"))
+        gw_ref, _ = await b.credit_in(tx_of(msg_id), {CreditState.POSTED})
+        (notice,) = await b.credits(ids("N1"))
+        assert (notice.gw_ref, notice.ccy, notice.amount) == (gw_ref, "EUR", Decimal("99.90"))

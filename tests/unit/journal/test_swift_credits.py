@@ -107,8 +107,8 @@ async def test_a_flagged_credit_waits_in_review_and_is_listed(store: JournalStor
     assert [c.gw_ref for c in await store.credits_to_check(at(99), 10)] == ["GI2"]
     (pending,) = await store.pending_credit_reviews(10)
     assert (pending.gw_ref, pending.received_at) == ("GI1", at(10))
-    assert pending.screening is not None
-    assert json.loads(pending.screening)["hits"][0]["entry_id"] == "D-0002"
+    assert [h["entry_id"] for h in pending.hits] == ["D-0002"]
+    assert [v["list"] for v in pending.versions] == ["demo-list"]
     assert [c.gw_ref for c in await store.credits_in_state(CreditState.REVIEW, 10)] == ["GI1"]
     assert (await store.live_counts()).credits[CreditState.REVIEW] == 1
 
