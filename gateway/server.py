@@ -44,6 +44,7 @@ from gateway.clearing.swift_receipts import SwiftReceiptHandler
 from gateway.clock import Clock
 from gateway.config import Config, ListenerConfig
 from gateway.correspondence.service import Correspondence
+from gateway.correspondence.swift_credits import SwiftCreditIntake
 from gateway.desk import open_desk
 from gateway.draftsvc.service import Drafts
 from gateway.engines.runner import EngineRunner, EngineSettings, Redelivery
@@ -331,7 +332,17 @@ class Gateway:
             self._swift_link = ClearingLink(
                 swift_link_config(cfg),
                 SwiftReceiptHandler(
-                    self.store, self.pool, self.clock, on_receipt=[self._receipted]
+                    self.store,
+                    self.pool,
+                    self.clock,
+                    on_receipt=[self._receipted],
+                    credits=SwiftCreditIntake(
+                        self.store,
+                        self.clock,
+                        corr.accounts,
+                        lambda: self.screening.lists,
+                        corr.checker.wake,
+                    ),
                 ),
             )
             self._runners[Engine.SWIFT] = self._make_swift_runner(self._swift_link)

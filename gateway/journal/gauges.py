@@ -8,7 +8,8 @@ the journal keeps: the journal holds 400 days of history (docs/protocol.md §7).
   (engine, non-final state) pair, covering, so it reads only the index entries
   of live items, however many SETTLED and REJECTED ones lie beside them.
 - Incoming credits: CHECKING through the partial index ``credits_checking``,
-  SUSPENSE through ``credits_suspense`` (migration 7).  POSTED, the bulk, is
+  SUSPENSE through ``credits_suspense`` (migration 7), REVIEW (SWIFT credits the
+  screening holds) through ``credits_review`` (migration 13).  POSTED, the bulk, is
   never counted (``gateway_incoming_credits_total`` counts postings).
 
 The text is plain SQL that SQLite and PostgreSQL both accept; the plans are
@@ -26,7 +27,7 @@ from gateway.model import Engine, State
 
 LIVE_STATES: Final = tuple(s for s in State if not s.final)
 """Item states an item leaves again (docs/architecture.md, principle 2)."""
-GAUGED_CREDIT_STATES: Final = (CreditState.CHECKING, CreditState.SUSPENSE)
+GAUGED_CREDIT_STATES: Final = (CreditState.CHECKING, CreditState.SUSPENSE, CreditState.REVIEW)
 """Credit states whose rows have a partial index of their own."""
 
 
@@ -44,9 +45,10 @@ ITEMS_SQL: Final = (
 
 CREDITS_SQL: Final = (
     "SELECT (SELECT COUNT(*) FROM incoming_credits WHERE state = 'CHECKING'),"
-    " (SELECT COUNT(*) FROM incoming_credits WHERE state = 'SUSPENSE')"
+    " (SELECT COUNT(*) FROM incoming_credits WHERE state = 'SUSPENSE'),"
+    " (SELECT COUNT(*) FROM incoming_credits WHERE state = 'REVIEW')"
 )
-"""One row: CHECKING, SUSPENSE; each WHERE is its partial index's, word for word."""
+"""One row: CHECKING, SUSPENSE, REVIEW; each WHERE is its partial index's, word for word."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +65,10 @@ def live_counts(item_rows: Iterable[Sequence[Any]], credit_row: Sequence[Any]) -
     items = {(e, s): 0 for e in Engine for s in LIVE_STATES}
     for engine, state, count in item_rows:
         items[(Engine(str(engine)), State(str(state)))] = int(count)
-    checking, suspense = credit_row
+    checking, suspense, review = credit_row
     credits = {
         CreditState.CHECKING: int(checking),
         CreditState.SUSPENSE: int(suspense),
+        CreditState.REVIEW: int(review),
     }
     return LiveCounts(items=items, credits=credits)

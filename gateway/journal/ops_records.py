@@ -25,6 +25,8 @@ MAX_DETAIL_ITEMS: Final = 200
 class ActionKind(str, Enum):
     RELEASE = "release"  # a HELD item released before its engine's opening
     RESEND = "resend"  # an outbound message re-published under its MsgId
+    APPROVE = "approve"  # a review approval (docs/foreign-currency.md §5)
+    REJECT = "reject"  # a review rejection
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,6 +75,7 @@ from gateway.journal.correspondence_postgres import (
     PostgresCorrespondence,
     lock_notices,
 )
+from gateway.journal.credit_review_postgres import PostgresCreditReview
 from gateway.journal.drafts_postgres import PostgresDrafts
 from gateway.journal.gauges import LiveCounts
 from gateway.journal.ops_postgres import PostgresOperations
@@ -210,7 +211,12 @@ class _OverLimit(Exception):
     """Raised inside a capped accept's transaction to roll it back."""
 
 
-class PostgresStore(PostgresOperations, PostgresCorrespondence, PostgresDrafts):
+class PostgresStore(
+    PostgresCreditReview,
+    PostgresOperations,
+    PostgresCorrespondence,
+    PostgresDrafts,
+):
     """The PostgreSQL journal.  ``node`` is the letter in every GwRef (docs/protocol.md §5).
 
     ``dsn`` is a libpq-style URL (``postgresql://user@host:port/db``); the

@@ -44,6 +44,7 @@ from typing import TypeVar
 from gateway.clock import SHANGHAI
 from gateway.journal import gauges, schema
 from gateway.journal.correspondence_sqlite import SqliteCorrespondence, notify_status
+from gateway.journal.credit_review_sqlite import SqliteCreditReview
 from gateway.journal.drafts_sqlite import SqliteDrafts
 from gateway.journal.gauges import LiveCounts
 from gateway.journal.ops_sqlite import SqliteOperations
@@ -83,7 +84,12 @@ _DUE = (
 _TRANSITION_INSERT = "INSERT INTO transitions (item_id, state, at, detail) VALUES (?, ?, ?, ?)"
 
 
-class SqliteStore(SqliteOperations, SqliteCorrespondence, SqliteDrafts):
+class SqliteStore(
+    SqliteCreditReview,
+    SqliteOperations,
+    SqliteCorrespondence,
+    SqliteDrafts,
+):
     """The SQLite journal.  ``node`` is the letter in every GwRef (docs/protocol.md §5).
 
     ``await start()`` before use; ``await close()`` drains queued writes.

@@ -239,8 +239,9 @@ INCOMING_CREDITS = Counter(
 )
 CREDITS = Gauge(
     "gateway_credits",
-    "Incoming credits waiting for the core (CHECKING) or in the suspense account (SUSPENSE,"
-    " 暂收款), counted from the journal every few seconds",
+    "Incoming credits waiting for the core (CHECKING), in the suspense account (SUSPENSE,"
+    " 暂收款) or held by screening for review (REVIEW), counted from the journal every few"
+    " seconds",
     ["state"],
     registry=REGISTRY,
 )
@@ -372,7 +373,7 @@ REVIEW_DECISIONS = Counter(
 _ENGINES = tuple(e.value for e in Engine if e is not Engine.SWIFT)
 LIVE_ITEM_STATES = tuple(s.value for s in State if not s.final)
 """The non-final item states ``gateway_items`` counts (docs/architecture.md, principle 2)."""
-GAUGED_CREDIT_STATES = ("CHECKING", "SUSPENSE")
+GAUGED_CREDIT_STATES = ("CHECKING", "SUSPENSE", "REVIEW")
 """The incoming-credit states ``gateway_credits`` counts (docs/clearing-link.md §6)."""
 
 _CREDENTIAL_REASONS = (
