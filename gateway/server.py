@@ -75,6 +75,7 @@ from gateway.routing.directory import Directory
 from gateway.routing.router import Router
 from gateway.routing.settlement_paths import SettlementPath
 from gateway.screening.current import CurrentLists
+from gateway.screening.gate import Screener
 from gateway.workers import WorkerPool
 
 # The builders live in gateway.builders (front processes use them too); these names stay
@@ -430,6 +431,7 @@ class Gateway:
             keep=self.exchanges.add,
             drafts=self.drafts.corplink,
             swift=cfg.swift_enabled,
+            screener=Screener(lambda: self.screening.settings, lambda: self.screening.lists),
         )
         for i, lc in enumerate(cfg.listeners):
             ctx = None
@@ -460,6 +462,7 @@ class Gateway:
             on_metrics=self.front_metrics.update,
             on_gone=self.front_metrics.forget,
             keep_exchange=self.exchanges.add,
+            screening=self.screening.versions,
         )
         self._fronts = fronts
         for i, lc in enumerate(cfg.listeners):
@@ -777,7 +780,8 @@ class Gateway:
             for name, ctx in new_tls.items():
                 self._tls[name][1].swap(ctx)
             if self._fronts is not None:
-                self._fronts.broadcast("reload", self.cfg)
+                # the fronts load the lists themselves: the version checked here, forced or not
+                self._fronts.broadcast("reload", self.cfg, force, self.screening.versions())
             self._publish_expiry()
             if old_pool is not None:
                 await old_pool.close()

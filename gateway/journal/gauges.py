@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final
 
 from gateway.journal.records import CreditState
@@ -48,6 +49,11 @@ CREDITS_SQL: Final = (
 )
 """One row: CHECKING, SUSPENSE; each WHERE is its partial index's, word for word."""
 
+REVIEW_SQL: Final = "SELECT COUNT(*), MIN(updated_at) FROM items WHERE state = 'REVIEW'"
+"""One row: the items waiting for review and when the oldest entered it (docs/foreign-currency.md
+§5), through the partial index ``items_review`` (migration 13); a REVIEW item's
+``updated_at`` is its accept instant until its review ends."""
+
 
 @dataclass(frozen=True, slots=True)
 class LiveCounts:
@@ -56,10 +62,17 @@ class LiveCounts:
 
     items: dict[tuple[Engine, State], int] = field(default_factory=dict)
     credits: dict[CreditState, int] = field(default_factory=dict)
+    review_pending: int = 0
+    review_since: datetime | None = None  # when the oldest pending review began
 
 
-def live_counts(item_rows: Iterable[Sequence[Any]], credit_row: Sequence[Any]) -> LiveCounts:
-    """The rows of :data:`ITEMS_SQL` and the row of :data:`CREDITS_SQL` as counts."""
+def live_counts(
+    item_rows: Iterable[Sequence[Any]],
+    credit_row: Sequence[Any],
+    review: tuple[int, datetime | None] = (0, None),
+) -> LiveCounts:
+    """The rows of :data:`ITEMS_SQL`, the row of :data:`CREDITS_SQL` and the pending
+    reviews (:data:`REVIEW_SQL`, its instant decoded by the backend) as counts."""
     items = {(e, s): 0 for e in Engine for s in LIVE_STATES}
     for engine, state, count in item_rows:
         items[(Engine(str(engine)), State(str(state)))] = int(count)
@@ -68,4 +81,6 @@ def live_counts(item_rows: Iterable[Sequence[Any]], credit_row: Sequence[Any]) -
         CreditState.CHECKING: int(checking),
         CreditState.SUSPENSE: int(suspense),
     }
-    return LiveCounts(items=items, credits=credits)
+    return LiveCounts(
+        items=items, credits=credits, review_pending=review[0], review_since=review[1]
+    )

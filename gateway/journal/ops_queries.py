@@ -60,7 +60,7 @@ HIT_COLUMNS: Final = (
     "r.gw_ref, r.corp_id, r.msg_id, r.oper_id, r.trn_code, r.received_at, i.tx_id, i.seq_no,"
     " i.end_to_end_id, i.engine, i.receiver, i.work_date, i.state, i.release_at, i.amount_fen,"
     " i.ccy, i.payer_acct, i.payer_name, i.payee_acct, i.payee_name, i.payee_bank_code,"
-    " i.reason_code, i.reason_text, i.out_msg_id, i.id"
+    " i.reason_code, i.reason_text, i.out_msg_id, i.screening, i.id"
 )
 _FROM = " FROM items i JOIN requests r ON r.id = i.request_id"
 _ORDER = " ORDER BY r.received_at, i.tx_id"
@@ -113,7 +113,7 @@ def search_sql(q: MessageQuery, limit: int, codec: Codec) -> tuple[str, list[obj
 def hit(row: Sequence[Any], codec: Codec) -> MessageHit:
     (ref, corp, msg, oper, trn, received, tx, seq, e2e, engine, receiver, day, state, release,
      fen, ccy, payer_acct, payer_name, payee_acct, payee_name, bank, code, text, out,
-     _id) = row  # fmt: skip
+     screening, _id) = row  # fmt: skip
     return MessageHit(
         gw_ref=str(ref),
         corp_id=str(corp),
@@ -139,6 +139,7 @@ def hit(row: Sequence[Any], codec: Codec) -> MessageHit:
         reason_code=code,
         reason_text=text,
         out_msg_id=out,
+        screening=screening,
     )
 
 

@@ -584,8 +584,11 @@ class PostgresStore(PostgresOperations, PostgresCorrespondence, PostgresDrafts):
         async with self._conn() as conn, conn.transaction(readonly=True):
             items = await conn.fetch(gauges.ITEMS_SQL)
             credits = await conn.fetchrow(gauges.CREDITS_SQL)
+            review = await conn.fetchrow(gauges.REVIEW_SQL)
         assert credits is not None  # noqa: S101 - two scalar subqueries: always one row
-        return gauges.live_counts((tuple(r) for r in items), tuple(credits))
+        assert review is not None  # noqa: S101 - an aggregate: always one row
+        pending = (int(review[0]), review[1])
+        return gauges.live_counts((tuple(r) for r in items), tuple(credits), pending)
 
 
 # -- write helpers (inside the caller's transaction) ----------------------------

@@ -116,6 +116,7 @@ ITEM_COLUMNS: Final = (
     ("payee_bic", "text"),
     ("payee_country", "text"),
     ("chrg_br", "text"),
+    ("screening", "text"),
 )
 """Item columns passed as parallel arrays (``unnest``), in this order."""
 
@@ -244,6 +245,7 @@ def _item_values(item: NewItem, received: datetime, msg_id: str) -> tuple[object
         item.payee_bic,
         item.payee_country,
         item.chrg_br,
+        item.screening,
     )
 
 
@@ -748,6 +750,16 @@ ALTER TABLE items ADD COLUMN chrg_br text;
 ALTER TABLE items ADD COLUMN uetr text;
 """
 
+_V13_SCREENING = """
+-- docs/foreign-currency.md §5, as schema.py's version 13: the screening decision of every
+-- screened item (JSON: list versions and hits), and the reviewers' decisions as actions.
+ALTER TABLE items ADD COLUMN screening text;
+CREATE INDEX items_review ON items (updated_at, id) WHERE state = 'REVIEW';
+ALTER TABLE operator_actions DROP CONSTRAINT operator_actions_action_check;
+ALTER TABLE operator_actions ADD CONSTRAINT operator_actions_action_check
+    CHECK (action IN ('release', 'resend', 'approve', 'reject'));
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1,
     _V2,
@@ -760,7 +772,8 @@ MIGRATIONS: tuple[str, ...] = (
     _V9_AUDIT_CHAIN,
     _V10_DRAFTS + audit_chain.PG_V10_DRAFT_CHAIN,
     _V11_FX_STATES,
-    _V12_FX_ITEMS,  # keep last; renumber on merge if another migration lands first
+    _V12_FX_ITEMS,
+    _V13_SCREENING,  # keep last; renumber on merge if another migration lands first
 )
 """``MIGRATIONS[n]`` takes a database from version n to n + 1.  Append, never edit."""
 

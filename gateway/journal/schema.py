@@ -238,7 +238,7 @@ ADD_DAILY_TOTAL = (
 """Add ``:fen`` to an operator's daily total while it stays within ``:cap`` (NULL: no cap);
 no row back means over the cap (docs/protocol.md §6).  PAY items and drafts share it."""
 
-_FIRST_STATES = frozenset({State.QUEUED, State.HELD, State.REJECTED})
+_FIRST_STATES = frozenset({State.QUEUED, State.HELD, State.REJECTED, State.REVIEW})
 
 QUEUED_SELECT = """
 SELECT i.id, i.tx_id, i.end_to_end_id, r.corp_id, r.msg_id, i.seq_no, i.engine, i.receiver,
@@ -252,8 +252,8 @@ ITEM_INSERT = """
 INSERT INTO items (request_id, seq_no, tx_id, end_to_end_id, engine, receiver, payee_bank_code,
                    work_date, state, release_at, payer_acct, payer_name, payee_acct, payee_name,
                    amount_fen, ccy, priority, biz_type, purpose, reason_code, reason_text,
-                   queued_at, updated_at, payee_bic, payee_country, chrg_br)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   queued_at, updated_at, payee_bic, payee_country, chrg_br, screening)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 
@@ -302,6 +302,7 @@ def item_params(item: NewItem, received: int) -> tuple[int | None, tuple[object,
         item.payee_bic,
         item.payee_country,
         item.chrg_br,
+        item.screening,
     )
 
 
@@ -796,6 +797,21 @@ ALTER TABLE items ADD COLUMN chrg_br TEXT;
 ALTER TABLE items ADD COLUMN uetr TEXT;
 """
 
+_V13_SCREENING = """
+-- docs/foreign-currency.md §5: every screened item records the list versions that cleared
+-- it and its hits (JSON; NULL when not screened); the reviewers' decisions are operator
+-- actions.  The CHECK on operator_actions.action is widened in place, as in version 11.
+ALTER TABLE items ADD COLUMN screening TEXT;
+CREATE INDEX items_review ON items (updated_at, id) WHERE state = 'REVIEW';
+PRAGMA writable_schema = ON;
+UPDATE sqlite_schema
+   SET sql = replace(sql, '''resend'')', '''resend'', ''approve'', ''reject'')')
+ WHERE type = 'table' AND name = 'operator_actions';
+PRAGMA writable_schema = RESET;
+CREATE TABLE schema_cookie_bump (x INTEGER) STRICT;
+DROP TABLE schema_cookie_bump;
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1,
     _V2,
@@ -808,7 +824,8 @@ MIGRATIONS: tuple[str, ...] = (
     _V9_AUDIT_CHAIN,
     _V10_DRAFTS + audit_chain.SQLITE_V10_DRAFT_CHAIN,
     _V11_FX_STATES,
-    _V12_FX_ITEMS,  # keep last; renumber on merge if another migration lands first
+    _V12_FX_ITEMS,
+    _V13_SCREENING,  # keep last; renumber on merge if another migration lands first
 )
 """``MIGRATIONS[n]`` takes ``user_version`` n to n + 1.  Append, never edit."""
 

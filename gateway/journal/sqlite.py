@@ -533,7 +533,9 @@ class SqliteStore(SqliteOperations, SqliteCorrespondence, SqliteDrafts):
     async def live_counts(self) -> LiveCounts:
         def read(conn: sqlite3.Connection) -> LiveCounts:
             items = conn.execute(gauges.ITEMS_SQL).fetchall()
-            return gauges.live_counts(items, conn.execute(gauges.CREDITS_SQL).fetchone())
+            pending, since = conn.execute(gauges.REVIEW_SQL).fetchone()
+            review = (int(pending), None if since is None else schema.from_micros(int(since)))
+            return gauges.live_counts(items, conn.execute(gauges.CREDITS_SQL).fetchone(), review)
 
         return await self._read(read)
 
