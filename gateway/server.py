@@ -68,6 +68,7 @@ from gateway.ops.admin import AdminServer, Peer
 from gateway.ops.gauges import refresh_journal_gauges
 from gateway.ops.health import HealthServer, HealthState, Lifecycle
 from gateway.ops.metrics_merge import FrontMetrics
+from gateway.ops.review import REVIEW_OPS, ReviewDesk, review_command
 from gateway.ops.views import VIEWS, journal_view
 from gateway.pipeline import Pipeline
 from gateway.procs.fronts import FrontDeskPool, Fronts
@@ -827,6 +828,12 @@ class Gateway:
             return await journal_view(
                 op, cmd, self.store, self.router(), self.clock, self.cfg.archive_path
             )
+        if op in REVIEW_OPS:  # four-eyes review of screened payments (gateway/ops/review.py)
+            desk = ReviewDesk(
+                self.store, self.router, self.clock, self._wake,
+                lambda: self.screening.settings, self.cfg.environment, self.cfg.swift_enabled,
+            )  # fmt: skip
+            return await review_command(op, cmd, peer, desk)
         if op in ACTIONS:  # manual actions, journaled with who and why (gateway/ops/actions.py)
             return await manual_action(
                 op, cmd, peer, self.store, self.router(), self.clock, self._wake, self._republish

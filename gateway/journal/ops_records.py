@@ -133,6 +133,13 @@ class MessageHit:
     reason_text: str | None
     out_msg_id: str | None
     archive: str | None = None  # the archive file it was found in; None: the live journal
+    # what a review's release routes again by (docs/foreign-currency.md §5); None in archives
+    priority: str | None = None
+    biz_type: str | None = None
+    purpose: str | None = None
+    payee_bic: str | None = None
+    payee_country: str | None = None
+    chrg_br: str | None = None
     screening: str | None = None  # JSON: list versions and hits (docs/foreign-currency.md §5)
 
     @property

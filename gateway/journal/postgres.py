@@ -89,6 +89,7 @@ from gateway.journal.records import (
     StateCount,
     TxResult,
 )
+from gateway.journal.review_postgres import PostgresReview
 from gateway.journal.store import Store
 from gateway.model import BizType, Engine, State, StatusView, Transition
 from gateway.ops.metrics import JOURNAL_COMMIT_SECONDS, JOURNAL_COMMIT_SIZE, JOURNAL_COMMITS
@@ -210,7 +211,7 @@ class _OverLimit(Exception):
     """Raised inside a capped accept's transaction to roll it back."""
 
 
-class PostgresStore(PostgresOperations, PostgresCorrespondence, PostgresDrafts):
+class PostgresStore(PostgresOperations, PostgresReview, PostgresCorrespondence, PostgresDrafts):
     """The PostgreSQL journal.  ``node`` is the letter in every GwRef (docs/protocol.md §5).
 
     ``dsn`` is a libpq-style URL (``postgresql://user@host:port/db``); the

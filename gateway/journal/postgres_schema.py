@@ -755,6 +755,7 @@ _V13_SCREENING = """
 -- screened item (JSON: list versions and hits), and the reviewers' decisions as actions.
 ALTER TABLE items ADD COLUMN screening text;
 CREATE INDEX items_review ON items (updated_at, id) WHERE state = 'REVIEW';
+CREATE INDEX transitions_review ON transitions (item_id) WHERE state = 'REVIEW';
 ALTER TABLE operator_actions DROP CONSTRAINT operator_actions_action_check;
 ALTER TABLE operator_actions ADD CONSTRAINT operator_actions_action_check
     CHECK (action IN ('release', 'resend', 'approve', 'reject'));

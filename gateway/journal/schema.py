@@ -803,6 +803,7 @@ _V13_SCREENING = """
 -- actions.  The CHECK on operator_actions.action is widened in place, as in version 11.
 ALTER TABLE items ADD COLUMN screening TEXT;
 CREATE INDEX items_review ON items (updated_at, id) WHERE state = 'REVIEW';
+CREATE INDEX transitions_review ON transitions (item_id) WHERE state = 'REVIEW';
 PRAGMA writable_schema = ON;
 UPDATE sqlite_schema
    SET sql = replace(sql, '''resend'')', '''resend'', ''approve'', ''reject'')')

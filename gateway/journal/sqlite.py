@@ -59,6 +59,7 @@ from gateway.journal.records import (
     StateCount,
     TxResult,
 )
+from gateway.journal.review_sqlite import SqliteReview
 from gateway.journal.schema import from_micros, opt_date, opt_datetime, to_micros
 from gateway.journal.store import Store
 from gateway.journal.writer import GroupCommitWriter
@@ -83,7 +84,7 @@ _DUE = (
 _TRANSITION_INSERT = "INSERT INTO transitions (item_id, state, at, detail) VALUES (?, ?, ?, ?)"
 
 
-class SqliteStore(SqliteOperations, SqliteCorrespondence, SqliteDrafts):
+class SqliteStore(SqliteOperations, SqliteReview, SqliteCorrespondence, SqliteDrafts):
     """The SQLite journal.  ``node`` is the letter in every GwRef (docs/protocol.md §5).
 
     ``await start()`` before use; ``await close()`` drains queued writes.
