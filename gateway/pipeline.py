@@ -377,7 +377,8 @@ class Pipeline:
                 raise GatewayError(ins.deferred.code, ins.deferred.detail)
             router = self._router()
             route = route_transfer(router, body, now, swift=self._swift)
-            screening = self._screener.check(body)  # docs/foreign-currency.md §5
+            # docs/foreign-currency.md §5: after routing, before the journal and the answer
+            screening = self._screener.check(body, foreign=body.ccy != HOME_CURRENCY)
             if body.biz_type is BizType.DEBIT and route.engine is not Engine.BEPS:
                 # docs/routing-rules.md §3 rule 1 sends own branches to INTRA, which has no
                 # debit message (docs/clearing-link.md §4); a debit sent as a credit would
@@ -719,14 +720,14 @@ def _route_item(
             if transfer.payee_bic is None and item.bic is not None:
                 transfer = replace(transfer, payee_bic=item.bic)
             route = route_transfer(router, transfer, now, swift=swift)
-            return _new_item(item.seq_no, transfer, route, gate.check(transfer))
+            return _new_item(item.seq_no, transfer, route, gate.check(transfer, foreign=True))
         if not transfer.payee_bank_code:
             entry = router.directory.by_bic(item.bic) if item.bic else None
             if entry is None:
                 raise GatewayError(RetCode.BANK_CODE_UNKNOWN, "BIC not in the directory")
             transfer = replace(transfer, payee_bank_code=entry.code)
         route = router.route(transfer, now)
-        return _new_item(item.seq_no, transfer, route, gate.check(transfer))
+        return _new_item(item.seq_no, transfer, route, gate.check(transfer, foreign=False))
     except GatewayError as exc:
         return _new_item(item.seq_no, item.transfer, exc)
 

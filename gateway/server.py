@@ -70,7 +70,7 @@ from gateway.ops.health import HealthServer, HealthState, Lifecycle
 from gateway.ops.metrics_merge import FrontMetrics
 from gateway.ops.review import REVIEW_OPS, ReviewDesk, review_command
 from gateway.ops.views import VIEWS, journal_view
-from gateway.pipeline import Pipeline
+from gateway.pipeline import Pipeline, route_transfer
 from gateway.procs.fronts import FrontDeskPool, Fronts
 from gateway.routing.directory import Directory
 from gateway.routing.router import Router
@@ -829,10 +829,15 @@ class Gateway:
                 op, cmd, self.store, self.router(), self.clock, self.cfg.archive_path
             )
         if op in REVIEW_OPS:  # four-eyes review of screened payments (gateway/ops/review.py)
+            swift = self.cfg.swift_enabled
             desk = ReviewDesk(
-                self.store, self.router, self.clock, self._wake,
-                lambda: self.screening.settings, self.cfg.environment, self.cfg.swift_enabled,
-            )  # fmt: skip
+                self.store,
+                lambda transfer, now: route_transfer(self.router(), transfer, now, swift=swift),
+                self.clock,
+                self._wake,
+                lambda: self.screening.settings.review_group,
+                self.cfg.environment,
+            )
             return await review_command(op, cmd, peer, desk)
         if op in ACTIONS:  # manual actions, journaled with who and why (gateway/ops/actions.py)
             return await manual_action(

@@ -28,6 +28,7 @@ import grp
 import pwd
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
 
@@ -38,13 +39,10 @@ from gateway.errors import GatewayError
 from gateway.journal.ops_records import ActionKind, MessageHit, OperatorAction
 from gateway.journal.review_records import REJECT_CODE, ReviewOutcome, ReviewStep
 from gateway.journal.store import Store
-from gateway.model import BizType, Engine, Priority, State, Transfer
+from gateway.model import BizType, Engine, Priority, Route, State, Transfer
 from gateway.ops import metrics
 from gateway.ops.admin import Peer
 from gateway.ops.views import hit_json, record_json
-from gateway.pipeline import route_transfer
-from gateway.routing.router import Router
-from gateway.screening.settings import ScreeningSettings
 
 log = structlog.get_logger("gateway.ops.review")
 
@@ -58,15 +56,16 @@ _RETRIES: Final = 3
 
 @dataclass(frozen=True)
 class ReviewDesk:
-    """What a review step needs of the daemon: always the versions in force now."""
+    """What a review step needs of the daemon, always as in force now: ``route`` is the
+    request path's routing (``pipeline.route_transfer`` with the router of the moment),
+    ``review_group`` the setting ``screening.review_group``."""
 
     store: Store
-    router: Callable[[], Router]
+    route: Callable[[Transfer, datetime], Route]
     clock: Clock
     wake: Callable[[Engine], None]
-    settings: Callable[[], ScreeningSettings]
+    review_group: Callable[[], str | None]
     environment: str
-    swift: bool
 
 
 @dataclass(frozen=True)
@@ -92,9 +91,8 @@ def is_member(uid: int, group: str) -> bool:
     return user.pw_gid == g.gr_gid or user.pw_name in g.gr_mem
 
 
-def reviewer(cmd: dict[str, Any], peer: Peer, settings: ScreeningSettings, env: str) -> Reviewer:
+def reviewer(cmd: dict[str, Any], peer: Peer, group: str | None, env: str) -> Reviewer:
     """Who is reviewing, or ``Refused`` (module docstring "Who")."""
-    group = settings.review_group
     if not group:
         raise Refused("screening.review_group is not set: nobody may review payments")
     stand_in = cmd.get("as")
@@ -115,7 +113,7 @@ async def review_command(
 ) -> dict[str, Any]:
     """Carry out one of :data:`REVIEW_OPS`; ``ValueError`` for a malformed request."""
     try:
-        who = reviewer(cmd, peer, desk.settings(), desk.environment)
+        who = reviewer(cmd, peer, desk.review_group(), desk.environment)
         if op == "review.list":
             return await _list(desk, everything=bool(cmd.get("all", False)))
         ref = cmd.get("ref")
@@ -240,7 +238,7 @@ def _step(
         )  # fmt: skip
     detail = f"released in review, approved by {' and '.join(users)}"
     try:
-        route = route_transfer(desk.router(), _transfer(h), now, swift=desk.swift)
+        route = desk.route(_transfer(h), now)
     except GatewayError as exc:
         text = exc.detail or exc.code.text
         return ReviewStep(

@@ -21,7 +21,6 @@ from typing import Any
 from gateway.errors import GatewayError, RetCode
 from gateway.model import Transfer
 from gateway.ops import metrics
-from gateway.routing.currencies import HOME_CURRENCY
 from gateway.screening.lists import ScreeningLists
 from gateway.screening.screen import Decision, Fields, screen
 from gateway.screening.settings import ScreeningSettings
@@ -30,10 +29,10 @@ NO_LISTS = "no screening list is loaded (screening.lists): the payment cannot be
 """The refusal's detail when a payment must be screened and nothing can screen it."""
 
 
-def must_screen(ccy: str, settings: ScreeningSettings) -> bool:
-    """docs/foreign-currency.md §5 "What is screened": Ccy ≠ CNY, or every payment
-    with scope ``all``."""
-    return ccy != HOME_CURRENCY or settings.scope == "all"
+def must_screen(foreign: bool, settings: ScreeningSettings) -> bool:
+    """docs/foreign-currency.md §5 "What is screened": Ccy ≠ CNY (``foreign``, the
+    router's judgement of the currency), or every payment with scope ``all``."""
+    return foreign or settings.scope == "all"
 
 
 def fields_of(transfer: Transfer) -> Fields:
@@ -86,12 +85,13 @@ class Screener:
         settings = ScreeningSettings()
         return cls(lambda: settings, lambda: None)
 
-    def check(self, transfer: Transfer) -> Decision | None:
-        """The decision for ``transfer``; None when it is not screened.
+    def check(self, transfer: Transfer, *, foreign: bool) -> Decision | None:
+        """The decision for ``transfer`` (``foreign``: its Ccy is not CNY); None when it
+        is not screened.
 
         Raises ``GatewayError`` (2006) when it must be screened and no list is loaded.
         """
-        if not must_screen(transfer.ccy, self._settings()):
+        if not must_screen(foreign, self._settings()):
             return None
         lists = self._current()
         if lists is None:

@@ -11,33 +11,31 @@ import pytest
 
 from gateway.ops.admin import Peer
 from gateway.ops.review import Refused, Reviewer, is_member, reviewer
-from gateway.screening.settings import ScreeningSettings
 
-ROOT_GROUP = ScreeningSettings(review_group="root")
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="the tests name root's group")
 
 
 @as_root
 def test_a_member_reviews_under_the_socket_user_and_as_stands_in_only_in_test() -> None:
     me = Peer.of_uid(0)
-    assert reviewer({}, me, ROOT_GROUP, "production") == Reviewer(0, "root")
-    assert reviewer({"as": "alice"}, me, ROOT_GROUP, "test") == Reviewer(0, "alice")
+    assert reviewer({}, me, "root", "production") == Reviewer(0, "root")
+    assert reviewer({"as": "alice"}, me, "root", "test") == Reviewer(0, "alice")
     for env in ("production", "demo"):
         with pytest.raises(Refused, match='only with environment = "test"'):
-            reviewer({"as": "alice"}, me, ROOT_GROUP, env)
+            reviewer({"as": "alice"}, me, "root", env)
 
 
 @as_root
 def test_outsiders_and_an_unset_group_are_refused() -> None:
     me = Peer.of_uid(0)
-    for unset in (ScreeningSettings(), ScreeningSettings(review_group="")):
+    for unset in (None, ""):
         with pytest.raises(Refused, match="review_group is not set"):
             reviewer({}, me, unset, "test")
     nobody = pwd.getpwnam("nobody")
     outsider = Peer(nobody.pw_uid, "nobody")
     assert not is_member(nobody.pw_uid, "root")
     with pytest.raises(Refused, match="nobody is not a member of the review group root"):
-        reviewer({}, outsider, ROOT_GROUP, "test")
+        reviewer({}, outsider, "root", "test")
     with pytest.raises(Refused, match="not a member"):  # --as does not lend membership
-        reviewer({"as": "root"}, outsider, ROOT_GROUP, "test")
+        reviewer({"as": "root"}, outsider, "root", "test")
     assert not is_member(0, "no-such-group-here")
