@@ -32,6 +32,7 @@ from tests.integration.review_support import (
     usd,
     write_list,
 )
+from tests.integration.test_batches import item_state, items_of, mt101, mt_body, send
 from tests.integration.test_fx_swift import records, running_swift_sim
 
 FRIDAY_10 = recent_friday_10()
@@ -274,3 +275,43 @@ async def test_without_lists_foreign_currency_is_refused_and_review_needs_its_gr
         for argv in (("list",), ("show", "X"), ("approve", "X")):
             code, (answer,) = await asyncio.to_thread(review, cfg.admin_socket, *argv)
             assert code == 1 and "review_group is not set" in answer["reason"]
+
+
+async def test_a_batch_item_with_a_hit_waits_alone(
+    tmp_path: Path, dev_pki: DevPki, broker: Broker
+) -> None:
+    """In an MT101 each item is screened on its own: the listed payee's item is REVIEW in
+    the answer's Items, the other goes; approving its TxId releases only that item."""
+    listed = (
+        ":21:TX-1\r\n:32B:USD250,50\r\n:57A:CITIUS33\r\n"
+        ":59:/6217000011112222\r\nNORTHWIND SHADOW TRADING LLC\r\nUS/NEW YORK\r\n:71A:OUR\r\n"
+    )
+    clean = (
+        ":21:TX-2\r\n:32B:USD10,\r\n:57A:CITIUS33\r\n"
+        ":59:/6217000011112222\r\nBETA LTD\r\nUS/NEW YORK\r\n:71A:SHA\r\n"
+    )
+    lists = tmp_path / "lists" / "test-list.csv"
+    write_list(lists)
+    clock = BusinessClock(FRIDAY_10)
+    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url, screened(lists))
+    record = tmp_path / "swift.jsonl"
+    async with (
+        running_swift_sim(dev_pki, broker.url, record),
+        running_gateway(cfg, clock) as gw,
+    ):
+        erp = await Erp(gw, dev_pki).client()
+        now = clock.now()
+        r = await send(erp, "MT101", "MT-RV", now, mt_body(mt101(listed, clean)))
+        assert r.ret_code == "0000", r.ret_msg
+        assert [(i.seq_no, i.state, i.engine) for i in items_of(r)] == [
+            (1, "REVIEW", "SWIFT"),
+            (2, "QUEUED", "SWIFT"),
+        ]
+        assert (await item_state(erp, now, "MT-RV", 2, ["SETTLED"])).state == "SETTLED"
+        tx = f"{r.gw_ref}-1"
+        await asyncio.to_thread(review, cfg.admin_socket, "approve", tx, user="alice")
+        code, (done,) = await asyncio.to_thread(review, cfg.admin_socket, "approve", tx, user="bob")
+        assert code == 0 and (done["tx_id"], done["state"]) == (tx, "QUEUED")
+        assert (await item_state(erp, now, "MT-RV", 1, ["SETTLED"])).state == "SETTLED"
+        await erp.close()
+    assert len(records(record)) == 2
