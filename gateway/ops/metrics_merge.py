@@ -96,6 +96,8 @@ GAUGE_RULES: Final[Mapping[str, Rule]] = {
     "gateway_drafts_paid_unsettled": Rule.CORE,
     "gateway_screening_list_entries": Rule.CORE,
     "gateway_screening_list_age_seconds": Rule.CORE,
+    "gateway_review_pending": Rule.CORE,  # read from the journal by the core (ops/gauges.py)
+    "gateway_review_oldest_seconds": Rule.CORE,
 }
 """The module docstring's table, per gauge; a gauge missing here is core-only."""
 

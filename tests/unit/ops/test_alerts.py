@@ -105,7 +105,6 @@ CREATED_WHEN_CONFIGURED = {
     "gateway_certificate_expiry_timestamp_seconds": "one per certificate the config names",
     "gateway_crl_next_update_timestamp_seconds": "one per CRL the config names",
     "gateway_lifecycle_state": "set when Gateway.start begins",
-    "gateway_screening_list_age_seconds": "one per screening list file the config names",
 }
 """Gauges whose label values come from the configuration or the running daemon: the
 exporter cannot create them at import; tests/integration/test_dashboard.py checks
