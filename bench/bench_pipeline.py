@@ -507,6 +507,7 @@ class Hooks:
 
     admission: dict[str, float] = {}  # noqa: RUF012 - overridden per instance
     max_connections: int = 0  # 0: as shipped
+    overlay: str = ""  # more TOML tables, for a mode whose subject is a setting (screening)
 
     def before_load(self, ctx: RunCtx) -> None:
         """After the daemon is up, before the load generators start."""
@@ -557,6 +558,7 @@ def write_overlay(
         + "[admission]\n"
         + "".join(f"{k} = {v}\n" for k, v in admission.items())
         + "\n"
+        + hooks.overlay
         + listener,
         encoding="utf-8",
     )
@@ -714,11 +716,16 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--soak", action="store_true", help="open loop at 50 %% of max (or --rate)")
     m.add_argument("--burst", action="store_true", help="withhold answers 40 s, measure the burst")
     m.add_argument("--idle-connections", type=int, default=0, help="N idle mTLS conns + load")
+    m.add_argument(
+        "--screening", action="store_true", help="scope all vs fx, interleaved, at 50 %% of max"
+    )
     modes.add_argument("--soak-minutes", type=float, default=15.0, help="soak length")
     modes.add_argument("--sample-every", type=float, default=15.0, help="soak: seconds/sample")
     modes.add_argument("--withhold-for", type=float, default=40.0, help="burst: seconds held")
     modes.add_argument("--steady", type=float, default=20.0, help="burst: seconds before/after")
     modes.add_argument("--max-duration", type=float, default=10.0, help="the max run's seconds")
+    modes.add_argument("--list-entries", type=int, default=20000, help="screening: list rows")
+    modes.add_argument("--pairs", type=int, default=5, help="screening: interleaved run pairs")
     return p
 
 
@@ -832,7 +839,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="gw-bench-"))
     gens: list[tuple[BaseProcess, Connection]] = []
     mode = f"open loop {args.rate:g} msgs/s" if args.rate else f"max, window {args.window}"
-    for flag in ("goals", "soak", "burst", "idle_connections"):
+    for flag in ("goals", "soak", "burst", "idle_connections", "screening"):
         if getattr(args, flag):
             mode = f"--{flag.replace('_', '-')} mode; " + mode
     print(
@@ -846,6 +853,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise_fd_limit()
         pki = generate_dev_pki(tmp / "pki")
         configure_logging("warning")
+        if args.screening:
+            import pipeline_screening
+
+            return pipeline_screening.compare(args, tmp, pki, gens)
         if args.goals or args.soak or args.burst or args.idle_connections:
             import pipeline_modes
 

@@ -306,7 +306,7 @@ class Notice:
     """One notification as NTFY returns it; fields not relevant to ``kind`` are None.
 
     CREDIT: ``gw_ref`` (the gateway's reference of the credit), ``acct`` (the
-    enrolled creditor account), ``amount``, ``counterparty_acct`` /
+    enrolled creditor account), ``amount`` in ``ccy`` (None: CNY), ``counterparty_acct`` /
     ``counterparty_name`` / ``counterparty_bank`` (the payer), ``engine``,
     ``work_date``, ``text`` (remittance information).
     STATUS: ``orig_msg_id``, ``seq_no``, ``state``, ``reason_code``, ``text``
@@ -341,6 +341,7 @@ class Notice:
     text: str | None = None
     draft_no: str | None = None
     draft_state: str | None = None
+    ccy: str | None = None  # CREDIT from SWIFT: the amount's currency (None: CNY)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ from gateway.clearing.swift_receipts import SwiftReceiptHandler
 from gateway.clock import Clock
 from gateway.config import Config, ListenerConfig
 from gateway.correspondence.service import Correspondence
+from gateway.correspondence.swift_credits import SwiftCreditIntake
 from gateway.desk import open_desk
 from gateway.draftsvc.service import Drafts
 from gateway.engines.runner import EngineRunner, EngineSettings, Redelivery
@@ -333,10 +334,22 @@ class Gateway:
             self._swift_link = ClearingLink(
                 swift_link_config(cfg),
                 SwiftReceiptHandler(
-                    self.store, self.pool, self.clock, on_receipt=[self._receipted]
+                    self.store,
+                    self.pool,
+                    self.clock,
+                    on_receipt=[self._receipted],
+                    credits=SwiftCreditIntake(
+                        self.store,
+                        self.clock,
+                        corr.accounts,
+                        lambda: self.screening.lists,
+                        corr.checker.wake,
+                    ),
                 ),
             )
             self._runners[Engine.SWIFT] = self._make_swift_runner(self._swift_link)
+            metrics.create_swift_series()  # the engine runs: its series exist, at 0
+            self.health.set_advisory("swift_link", False)
 
         self.admission = Admission(cfg.admission)
         self._denied = read_denied(cfg)
@@ -584,12 +597,15 @@ class Gateway:
         return SwiftRunner(settings, fx, self.store, self.pool, link, self.clock, path_for)
 
     async def _watch_swift_link(self, link: ClearingLink) -> None:
-        """Wake the SWIFT engine whenever its link comes up.  Not a readiness check: with
-        the SWIFT interface away the gateway still takes every other payment."""
+        """Wake the SWIFT engine whenever its link comes up, and report the link on
+        ``/readyz`` under ``advisory``.  Not a readiness check: with the SWIFT interface
+        away the gateway still takes every other payment (ops/health.py, HealthState)."""
         while True:
             await link.wait_connected()
+            self.health.set_advisory("swift_link", True)
             self._wake(Engine.SWIFT)
             await link.wait_disconnected()
+            self.health.set_advisory("swift_link", False)
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> None:
         task = asyncio.ensure_future(coro)

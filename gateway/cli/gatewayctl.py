@@ -292,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--state",
         choices=[s.value for s in CreditState],
         default=CreditState.SUSPENSE.value,
-        help="CHECKING, POSTED or SUSPENSE (暂收款, the default)",
+        help="CHECKING, POSTED, SUSPENSE (暂收款, the default) or REVIEW (held by screening)",
     )
     inquiries = sub.add_parser("inquiries", help="OPEN inquiries, both directions, oldest first")
     for view in (credits, inquiries):

@@ -72,12 +72,13 @@ from gateway.model import (
     Transition,
 )
 
-FORMAT: Final = 4
+FORMAT: Final = 5
 """Archive line format version, in each file's header line (2: the correspondence lines;
 3: the operators' tools' lines; 4: the audit chain, ``state_change`` lines and a
-transition's ``chain``)."""
+transition's ``chain``; 5: a credit's and a CREDIT notification's ``ccy`` and
+``minor_units``, a credit's ``screening``, its ``amount`` in those minor units)."""
 
-READABLE_FORMATS: Final = frozenset({1, 2, 3, 4})
+READABLE_FORMATS: Final = frozenset({1, 2, 3, 4, 5})
 """What :func:`read_archive` reads: each version is the next one without its new parts."""
 
 
@@ -439,6 +440,7 @@ def _notification(d: dict[str, Any]) -> ArchivedNotification:
         counterparty_acct=d["counterparty_acct"], counterparty_name=d["counterparty_name"],
         counterparty_bank=d["counterparty_bank"], text=d["text"],
         draft_no=d.get("draft_no"), draft_state=d["state"] if draft else None,
+        ccy=d.get("ccy"),
     ))  # fmt: skip
 
 
@@ -464,6 +466,7 @@ def _credit(d: dict[str, Any]) -> ArchivedCredit:
         debtor_bank=d["debtor_bank"], amount=Decimal(d["amount"]), purpose=d["purpose"],
         corp_id=d["corp_id"], state=CreditState(d["state"]),
         check_attempts=int(d["check_attempts"]), next_check_at=_opt_at(d["next_check_at"]),
+        ccy=d.get("ccy") or "CNY", screening=d.get("screening"),
         end_to_end_id=d["end_to_end_id"], received_at=datetime.fromisoformat(d["received_at"]),
         netting_round=d["netting_round"], updated_at=datetime.fromisoformat(d["updated_at"]),
         node=d["node"],

@@ -75,6 +75,7 @@ from gateway.journal.correspondence_postgres import (
     PostgresCorrespondence,
     lock_notices,
 )
+from gateway.journal.credit_review_postgres import PostgresCreditReview
 from gateway.journal.drafts_postgres import PostgresDrafts
 from gateway.journal.gauges import LiveCounts
 from gateway.journal.ops_postgres import PostgresOperations
@@ -211,7 +212,13 @@ class _OverLimit(Exception):
     """Raised inside a capped accept's transaction to roll it back."""
 
 
-class PostgresStore(PostgresOperations, PostgresReview, PostgresCorrespondence, PostgresDrafts):
+class PostgresStore(
+    PostgresCreditReview,
+    PostgresOperations,
+    PostgresReview,
+    PostgresCorrespondence,
+    PostgresDrafts,
+):
     """The PostgreSQL journal.  ``node`` is the letter in every GwRef (docs/protocol.md §5).
 
     ``dsn`` is a libpq-style URL (``postgresql://user@host:port/db``); the
@@ -588,7 +595,7 @@ class PostgresStore(PostgresOperations, PostgresReview, PostgresCorrespondence, 
             review = await conn.fetchrow(gauges.REVIEW_SQL)
         assert credits is not None  # noqa: S101 - two scalar subqueries: always one row
         assert review is not None  # noqa: S101 - an aggregate: always one row
-        pending = (int(review[0]), review[1])
+        pending = (int(review[0]), review[1], review[2])
         return gauges.live_counts((tuple(r) for r in items), tuple(credits), pending)
 
 

@@ -93,6 +93,25 @@ def from_fen(fen: int) -> Decimal:
     return Decimal(fen).scaleb(-2)
 
 
+def to_minor(amount: Decimal, minor_units: int) -> int:
+    """An amount as an integer count of its currency's minor units (docs/foreign-currency.md
+    §2): 1500 JPY (0 units) is 1500, 250.50 USD (2 units) is 25050.  More decimals than
+    the currency has is an error, never a rounding; with 2 units this is :func:`to_fen`."""
+    if not amount.is_finite():
+        raise ValueError("amount must be a finite number")
+    units = amount.scaleb(minor_units)
+    if units != units.to_integral_value():
+        raise ValueError(f"amount has more than {minor_units} decimals")
+    if abs(units) > MAX_FEN:
+        raise ValueError("amount does not fit a 64-bit count of minor units")
+    return int(units)
+
+
+def from_minor(count: int, minor_units: int) -> Decimal:
+    """A count of minor units back to a ``Decimal`` with exactly ``minor_units`` places."""
+    return Decimal(count).scaleb(-minor_units)
+
+
 def date_text(day: object) -> str:
     """A work date as ISO text; accepts a ``date`` or an ISO ``YYYY-MM-DD`` string."""
     if isinstance(day, datetime):
@@ -797,20 +816,43 @@ ALTER TABLE items ADD COLUMN chrg_br TEXT;
 ALTER TABLE items ADD COLUMN uetr TEXT;
 """
 
-_V13_SCREENING = """
--- docs/foreign-currency.md §5: every screened item records the list versions that cleared
--- it and its hits (JSON; NULL when not screened); the reviewers' decisions are operator
--- actions.  The CHECK on operator_actions.action is widened in place, as in version 11.
-ALTER TABLE items ADD COLUMN screening TEXT;
-CREATE INDEX items_review ON items (updated_at, id) WHERE state = 'REVIEW';
-CREATE INDEX transitions_review ON transitions (item_id) WHERE state = 'REVIEW';
+_V13_SWIFT_CREDITS = """
+-- Incoming SWIFT credits (docs/foreign-currency.md §4-§5): their currency, its minor units
+-- (amount_fen then counts minor units of ccy: 1500 JPY is 1500, 250.50 USD is 25050; CNY
+-- rows keep fen), the screening decision as JSON, and state REVIEW for a credit the
+-- screening flagged.  A CREDIT notification carries the currency the same way (NULL: CNY).
+-- The CHECKs are widened in place as in migration 11 (a replace that finds nothing is a
+-- no-op, so widening operator_actions twice is harmless); the cookie bump makes every
+-- connection reload the schema.
 PRAGMA writable_schema = ON;
 UPDATE sqlite_schema
-   SET sql = replace(sql, '''resend'')', '''resend'', ''approve'', ''reject'')')
+   SET sql = replace(sql, '''CHECKING'', ''POSTED'', ''SUSPENSE'')',
+                     '''CHECKING'', ''POSTED'', ''SUSPENSE'', ''REVIEW'')')
+ WHERE type = 'table' AND name = 'incoming_credits';
+UPDATE sqlite_schema
+   SET sql = replace(sql, '''release'', ''resend'')',
+                     '''release'', ''resend'', ''approve'', ''reject'')')
  WHERE type = 'table' AND name = 'operator_actions';
 PRAGMA writable_schema = RESET;
 CREATE TABLE schema_cookie_bump (x INTEGER) STRICT;
 DROP TABLE schema_cookie_bump;
+ALTER TABLE incoming_credits ADD COLUMN ccy TEXT NOT NULL DEFAULT 'CNY';
+ALTER TABLE incoming_credits ADD COLUMN minor_units INTEGER NOT NULL DEFAULT 2;
+ALTER TABLE incoming_credits ADD COLUMN screening TEXT;
+ALTER TABLE notifications ADD COLUMN ccy TEXT;
+ALTER TABLE notifications ADD COLUMN minor_units INTEGER;
+-- review list reads the pending credits oldest first (its query repeats this WHERE)
+CREATE INDEX credits_review ON incoming_credits (received_at, gw_ref) WHERE state = 'REVIEW';
+"""
+
+_V14_ITEM_SCREENING = """
+-- docs/foreign-currency.md §5: every screened outbound item records the list versions that
+-- decided it and its hits (JSON; NULL when not screened), read by `gatewayctl messages show`
+-- and `review`; the pending reviews and every item ever reviewed are found by partial
+-- indexes.  (Version 13 already admits the operator actions approve and reject.)
+ALTER TABLE items ADD COLUMN screening TEXT;
+CREATE INDEX items_review ON items (updated_at, id) WHERE state = 'REVIEW';
+CREATE INDEX transitions_review ON transitions (item_id) WHERE state = 'REVIEW';
 """
 
 MIGRATIONS: tuple[str, ...] = (
@@ -826,7 +868,8 @@ MIGRATIONS: tuple[str, ...] = (
     _V10_DRAFTS + audit_chain.SQLITE_V10_DRAFT_CHAIN,
     _V11_FX_STATES,
     _V12_FX_ITEMS,
-    _V13_SCREENING,  # keep last; renumber on merge if another migration lands first
+    _V13_SWIFT_CREDITS,
+    _V14_ITEM_SCREENING,  # keep last; renumber on merge if another migration lands first
 )
 """``MIGRATIONS[n]`` takes ``user_version`` n to n + 1.  Append, never edit."""
 

@@ -44,6 +44,7 @@ from typing import TypeVar
 from gateway.clock import SHANGHAI
 from gateway.journal import gauges, schema
 from gateway.journal.correspondence_sqlite import SqliteCorrespondence, notify_status
+from gateway.journal.credit_review_sqlite import SqliteCreditReview
 from gateway.journal.drafts_sqlite import SqliteDrafts
 from gateway.journal.gauges import LiveCounts
 from gateway.journal.ops_sqlite import SqliteOperations
@@ -84,7 +85,13 @@ _DUE = (
 _TRANSITION_INSERT = "INSERT INTO transitions (item_id, state, at, detail) VALUES (?, ?, ?, ?)"
 
 
-class SqliteStore(SqliteOperations, SqliteReview, SqliteCorrespondence, SqliteDrafts):
+class SqliteStore(
+    SqliteCreditReview,
+    SqliteOperations,
+    SqliteReview,
+    SqliteCorrespondence,
+    SqliteDrafts,
+):
     """The SQLite journal.  ``node`` is the letter in every GwRef (docs/protocol.md §5).
 
     ``await start()`` before use; ``await close()`` drains queued writes.
@@ -534,8 +541,12 @@ class SqliteStore(SqliteOperations, SqliteReview, SqliteCorrespondence, SqliteDr
     async def live_counts(self) -> LiveCounts:
         def read(conn: sqlite3.Connection) -> LiveCounts:
             items = conn.execute(gauges.ITEMS_SQL).fetchall()
-            pending, since = conn.execute(gauges.REVIEW_SQL).fetchone()
-            review = (int(pending), None if since is None else schema.from_micros(int(since)))
+            pending, item_since, credit_since = conn.execute(gauges.REVIEW_SQL).fetchone()
+            review = (
+                int(pending),
+                None if item_since is None else schema.from_micros(int(item_since)),
+                None if credit_since is None else schema.from_micros(int(credit_since)),
+            )
             return gauges.live_counts(items, conn.execute(gauges.CREDITS_SQL).fetchone(), review)
 
         return await self._read(read)

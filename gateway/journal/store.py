@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from gateway.journal.credit_review_sql import CreditReviewOutcome
 from gateway.journal.draft_store import DraftStore
 from gateway.journal.gauges import LiveCounts
 from gateway.journal.ops_records import (
@@ -26,6 +27,7 @@ from gateway.journal.ops_records import (
 )
 from gateway.journal.records import (
     AcceptOutcome,
+    CreditReview,
     CreditState,
     Figures,
     IncomingCredit,
@@ -203,7 +205,8 @@ class Store(DraftStore, Protocol):
         for its corporate (none for an automatic inquiry).  Idempotent; None if unknown."""
 
     async def receive_credit(self, credit: NewIncomingCredit) -> IncomingCredit:
-        """Journal an incoming credit as CHECKING (next check: now).  Idempotent by
+        """Journal an incoming credit in ``credit.state``: CHECKING (next check: now), or
+        REVIEW for a SWIFT credit the screening flagged (no check).  Idempotent by
         (sender, tx_id): a re-delivery returns the existing record unchanged."""
 
     async def credits_to_check(self, now: datetime, limit: int) -> list[IncomingCredit]:
@@ -229,6 +232,26 @@ class Store(DraftStore, Protocol):
 
     async def credit_state(self, gw_ref: str) -> CreditState | None:
         """The state of an incoming credit (for tests and ``gatewayctl``)."""
+
+    # -- SWIFT credits held by screening (docs/foreign-currency.md §4-§5) ------------
+    async def suspend_credit_unasked(self, gw_ref: str, at: datetime) -> bool:
+        """A SWIFT credit the core did not match: CHECKING → SUSPENSE with no inquiry
+        (none goes over SWIFT).  False if not CHECKING (idempotent)."""
+
+    async def release_credit_review(
+        self, gw_ref: str, action: OperatorAction
+    ) -> CreditReviewOutcome:
+        """The review released it (``action``: APPROVE on ``gw_ref``): REVIEW → CHECKING,
+        due for its account check now, with the action, in one transaction."""
+
+    async def reject_credit_review(
+        self, gw_ref: str, action: OperatorAction
+    ) -> CreditReviewOutcome:
+        """The review rejected it (``action``: REJECT on ``gw_ref``, with a reason): REVIEW →
+        SUSPENSE, no notification, with the action, in one transaction."""
+
+    async def pending_credit_reviews(self, limit: int) -> list[CreditReview]:
+        """Credits in REVIEW, oldest received first, with their screening JSON."""
 
     async def ledger(self, work_date: object, counterparty: str) -> Figures:
         """The bilateral ledger for (work date, counterparty) not yet netted.

@@ -51,6 +51,19 @@ _CLEARING_LINES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("publishes the broker refused: {publish_refused}", ("publish_refused",)),
 )  # fmt: skip
 
+# the SWIFT simulator's counters (docs/foreign-currency.md §4)
+_SWIFT_LINES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "{received} messages from the gateway ({duplicates} duplicates, {late_duplicates} of "
+        "them after the dedupe window, {invalid} invalid, {uetr_reused} UETRs reused); {acks} "
+        "ACK and {naks} NAK sent back, then {statuses} swift.002: {settled} settled (ACSC), "
+        "{rejected} rejected (RJCT); {credits_injected} incoming credits sent to it",
+        ("received", "duplicates", "late_duplicates", "invalid", "uetr_reused", "acks", "naks",
+         "statuses", "settled", "rejected", "credits_injected"),
+    ),
+    ("publishes the broker refused: {publish_refused}", ("publish_refused",)),
+)  # fmt: skip
+
 
 def log_to_console(clock: BusinessClock, stream: TextIO | None = None) -> None:
     """Render this process's structlog events for people, stamped with business time."""
@@ -74,21 +87,33 @@ def log_to_console(clock: BusinessClock, stream: TextIO | None = None) -> None:
     )
 
 
-def stats_lines(clearing: Mapping[str, int], core: Mapping[str, int]) -> list[str]:
+def stats_lines(
+    clearing: Mapping[str, int],
+    core: Mapping[str, int],
+    swift: Mapping[str, int] | None = None,
+) -> list[str]:
     """The simulators' counters as labelled lines; a counter no line names is still shown."""
-    lines: list[str] = []
-    used: set[str] = set()
-    for template, keys in _CLEARING_LINES:
-        if any(k in clearing for k in keys):
-            lines.append(
-                "clearing simulator: " + template.format(**{k: clearing.get(k, 0) for k in keys})
-            )
-            used.update(keys)
-    rest = {k: v for k, v in sorted(clearing.items()) if k not in used}
-    if rest:
-        lines.append("clearing simulator, other: " + _pairs(rest))
+    lines = _labelled("clearing simulator", _CLEARING_LINES, clearing)
+    if swift:
+        lines += _labelled("SWIFT simulator", _SWIFT_LINES, swift)
     if core:
         lines.append("core banking simulator: " + _pairs(dict(sorted(core.items()))))
+    return lines
+
+
+def _labelled(
+    who: str, templates: tuple[tuple[str, tuple[str, ...]], ...], counts: Mapping[str, int]
+) -> list[str]:
+    """``who``'s counters through ``templates``; the ones no template names on a last line."""
+    lines: list[str] = []
+    used: set[str] = set()
+    for template, keys in templates:
+        if any(k in counts for k in keys):
+            lines.append(f"{who}: " + template.format(**{k: counts.get(k, 0) for k in keys}))
+            used.update(keys)
+    rest = {k: v for k, v in sorted(counts.items()) if k not in used}
+    if rest:
+        lines.append(f"{who}, other: " + _pairs(rest))
     return lines
 
 
@@ -118,6 +143,7 @@ def state_hints(state: Path, overlay: Path, journal: Path, log: Path) -> list[st
         f"    daemon log       {log} (JSON lines)",
         f"    keys (dev PKI)   {journal.parent / 'pki'}",
         f"    clearing record  {state / 'clearing-record.jsonl'} (what the simulator exchanged)",
+        f"    SWIFT record     {state / 'swift-record.jsonl'} (what the SWIFT simulator received)",
         "  look at it with the gateway's own tools:",
         f"    {ctl} {conf} keys list",
         f"    {daemon} {conf} &     # the daemon again, on this state (stop it: kill %1)",

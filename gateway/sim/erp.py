@@ -292,6 +292,7 @@ class Reply:
     notifications: Notifications | None = None  # NTFY
     balance: AccountBalance | None = None  # BAL
     draft: DraftInfo | None = None  # DRAFT, and STATUS about a DRAFT
+    uetr: str | None = None  # STATUS of a SWIFT payment (docs/foreign-currency.md §1)
 
 
 def parse_reply(raw: bytes, gateway_certs: Sequence[x509.Certificate]) -> Reply:
@@ -330,6 +331,7 @@ def read_reply(r: etree._Element, raw: bytes = b"") -> Reply:
         notifications=None if ntfy is None else _read_notifications(ntfy),
         balance=None if bal is None else _read_balance(bal),
         draft=None if draft is None else read_draft(draft),
+        uetr=text("c:Body/c:Status/c:Uetr"),
     )
 
 

@@ -3,11 +3,14 @@
 The simulators log through structlog's console renderer stamped with the
 business time (the daemon's clock starts at 10:00 Asia/Shanghai), their
 statistics are labelled sentences, and ``--state-dir`` ends with the commands
-that look at the kept state, which work as printed.
+that look at the kept state, which work as printed.  Its foreign-currency tour
+(docs/foreign-currency.md §1–§4) pays over the SWIFT link on two different
+settlement paths and is refused a yen amount with decimals.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -44,10 +47,11 @@ def test_simulator_lines_are_console_rendered_in_business_time(demo: tuple[str, 
     m = re.search(r"business clock starts at (\S+)", stdout)
     assert m is not None, stdout
     start = datetime.fromisoformat(m.group(1))
-    sim_lines = [ln for ln in lines if re.search(r"\b(clearing|core)_sim_\w+", ln)]
+    sim_lines = [ln for ln in lines if re.search(r"\b(clearing|core|swift)_sim_\w+", ln)]
     assert any("clearing_sim_ready" in ln for ln in sim_lines), stdout
+    assert any("swift_sim_ready" in ln for ln in sim_lines), stdout
     for ln in sim_lines:
-        stamp = re.match(r"(\d\d):(\d\d):(\d\d) \[info\s*\] (clearing|core)_sim_\w+", ln)
+        stamp = re.match(r"(\d\d):(\d\d):(\d\d) \[info\s*\] (clearing|core|swift)_sim_\w+", ln)
         assert stamp is not None, ln
         at = start.replace(hour=int(stamp[1]), minute=int(stamp[2]), second=int(stamp[3]))
         assert timedelta(0) <= at - start.replace(microsecond=0) < timedelta(minutes=15), ln
@@ -62,6 +66,37 @@ def test_statistics_are_labelled_sentences(demo: tuple[str, Path]) -> None:
     assert re.search(r"\d+ transactions settled, \d+ rejected", text), text
     assert re.search(r"BEPS netting: [1-9]\d* rounds", text), text
     assert re.search(r"core banking simulator: .*requests [1-9]", text), text
+    assert re.search(r"SWIFT simulator: 2 messages .*2 swift\.002: 2 settled", text), text
+
+
+def test_foreign_currency_goes_over_swift_on_both_paths(demo: tuple[str, Path]) -> None:
+    """USD to a bank we have no relation with goes through the correspondent, EUR to a bank
+    in rma.csv straight to it; both settle with a UETR; JPY with decimals is refused 4004."""
+    stdout, state = demo
+    tour = stdout[stdout.index("demo: foreign currency") : stdout.index("demo: correspondence")]
+    pays = {m[1]: m for m in re.finditer(r"  PAY (\w{3}) \S+ to (\w+) .*-> (\d{4}) ?(\w*)", tour)}
+    assert {ccy: (m[2], m[3], m[4]) for ccy, m in pays.items()} == {
+        "USD": ("CITIUS33", "0000", "SWIFT"),
+        "EUR": ("LIONFRPPXXX", "0000", "SWIFT"),
+        "JPY": ("MIZUJPJT", "4004", "amount"),
+    }, tour
+    final = dict(
+        re.findall(
+            r"STATUS \S+-FX(\w{3}) -> SETTLED \(swift\.002 ACSC\) UETR ([0-9a-f-]{36})", tour
+        )
+    )
+    assert set(final) == {"USD", "EUR"}, tour
+    # what crossed the wire: the correspondent for USD, the payee's own bank for EUR
+    record = [json.loads(x) for x in (state / "swift-record.jsonl").read_text().splitlines()]
+    by_ccy = {line["ccy"]: line for line in record if "ccy" in line}
+    assert set(by_ccy) == {"USD", "EUR"}
+    assert by_ccy["USD"]["rcvr"] == "HUDSUS33"
+    assert by_ccy["EUR"]["rcvr"] == "LIONFRPPXXX"
+    assert {ccy: line["uetr"] for ccy, line in by_ccy.items()} == final
+    summary = stdout[stdout.index("summary per engine") :]
+    assert re.search(r"^  SWIFT\s+2\s+2\s+0\s+-$", summary, re.MULTILINE), summary
+    door = re.search(r"refused at the door: \d+ \(([\d, ]+)\)", summary)
+    assert door is not None and "4004" in door[1].split(", "), summary
 
 
 def test_kept_state_says_how_to_look_at_it_and_the_command_works(demo: tuple[str, Path]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
@@ -177,6 +178,20 @@ def test_inq_response_gives_the_inqid_and_the_state(
     rsp = response(trn_code="INQ", gw_ref="IQ20261127000008", status=view, encoding="GB18030")
     reply = erp.parse_reply(answer(codec, gateway_key, rsp), gateway_key.chain)
     assert (reply.gw_ref, reply.state, reply.engine) == ("IQ20261127000008", "SENT", "HVPS")
+
+
+def test_status_of_a_swift_payment_gives_its_uetr(
+    codec: CorpLinkCodec, gateway_key: SigningKey
+) -> None:
+    """docs/foreign-currency.md §1: STATUS of a SWIFT payment carries the UETR the ERP
+    quotes to the payee; other payments have none."""
+    uetr = "954f1db3-a4ff-4f62-a111-ff07f731bf2a"
+    view = StatusView(state=State.SETTLED, engine=Engine.SWIFT, work_date=date(2026, 11, 27))
+    rsp = response(trn_code="STATUS", status=replace(view, uetr=uetr))
+    reply = erp.parse_reply(answer(codec, gateway_key, rsp), gateway_key.chain)
+    assert (reply.state, reply.engine, reply.uetr) == ("SETTLED", "SWIFT", uetr)
+    plain = response(trn_code="STATUS", status=replace(view, engine=Engine.HVPS))
+    assert erp.parse_reply(answer(codec, gateway_key, plain), gateway_key.chain).uetr is None
 
 
 @pytest.mark.parametrize(

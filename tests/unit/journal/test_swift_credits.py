@@ -1,0 +1,170 @@
+"""SWIFT credits in the journal (docs/foreign-currency.md §4-§5), on both backends: their
+currency and minor units, REVIEW with the screening decision, the review's release and
+rejection with the operator action, the suspense without an inquiry, and the CREDIT
+notification in the credit's currency.
+
+Runs against both backends (``[sqlite]``, ``[postgres]``).
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from gateway.journal.credit_review_sql import CreditReviewOutcome
+from gateway.journal.ops_records import ActionKind, OperatorAction
+from gateway.journal.records import CreditState, NewIncomingCredit
+from gateway.model import Engine, NoticeKind
+
+from .conftest import JournalStore
+from .helpers import WORK_DATE, at
+
+CORP = "C100000001"
+SENDER = "CITIUS33XXX"
+HITS = json.dumps(
+    {
+        "versions": [{"list": "demo-list", "version": "ab" * 32}],
+        "hits": [
+            {"list": "DEMO", "entry_id": "D-0002", "field": "payer_name", "score": 1.0,
+             "listed": "Ivan Sidorenko"},
+        ],
+    }
+)  # fmt: skip
+
+
+def swift_credit(
+    gw_ref: str,
+    tx_id: str,
+    *,
+    amount: str = "250.50",
+    ccy: str = "USD",
+    minor_units: int = 2,
+    state: CreditState = CreditState.CHECKING,
+    screening: str | None = None,
+) -> NewIncomingCredit:
+    return NewIncomingCredit(
+        gw_ref=gw_ref,
+        engine=Engine.SWIFT,
+        msg_id=f"M-{tx_id}",
+        tx_id=tx_id,
+        end_to_end_id=f"E-{tx_id}",
+        sender=SENDER,
+        work_date=WORK_DATE,
+        debtor_acct="000123456789",
+        debtor_name="Overseas Buyer Inc",
+        debtor_bank=SENDER,
+        creditor_acct="6222000011112222",
+        creditor_name="Acme Trading Co",
+        amount=Decimal(amount),
+        purpose="invoice 7",
+        received_at=at(10),
+        corp_id=CORP,
+        ccy=ccy,
+        minor_units=minor_units,
+        screening=screening or json.dumps({"versions": [], "hits": []}),
+        state=state,
+    )
+
+
+def action(kind: ActionKind, target: str, user: str = "alice", reason: str = "") -> OperatorAction:
+    return OperatorAction(at(20), 1001, user, kind, target, reason, forced=False)
+
+
+async def test_amounts_keep_their_currency_and_minor_units(store: JournalStore) -> None:
+    usd = await store.receive_credit(swift_credit("GI1", "T-1"))
+    jpy = await store.receive_credit(swift_credit("GI2", "T-2", amount="1500", ccy="JPY",
+                                                  minor_units=0))  # fmt: skip
+    assert (usd.amount, usd.ccy, usd.state) == (Decimal("250.50"), "USD", CreditState.CHECKING)
+    assert (jpy.amount, jpy.ccy) == (Decimal("1500"), "JPY")
+    assert jpy.amount.as_tuple().exponent == 0  # 1500 yen, not 1500.00
+    assert await store.post_credit("GI1", at(11))
+    assert await store.post_credit("GI2", at(12))
+    notices = await store.pull_notices(CORP, 0, 10)
+    assert [(n.kind, n.gw_ref, n.amount, n.ccy, n.engine) for n in notices] == [
+        (NoticeKind.CREDIT, "GI1", Decimal("250.50"), "USD", Engine.SWIFT),
+        (NoticeKind.CREDIT, "GI2", Decimal("1500"), "JPY", Engine.SWIFT),
+    ]
+    assert str(notices[1].amount) == "1500"
+    with pytest.raises(ValueError, match="decimals"):  # never rounded into shape
+        await store.receive_credit(swift_credit("GI3", "T-3", amount="1500.5", ccy="JPY",
+                                                minor_units=0))  # fmt: skip
+
+
+async def test_a_flagged_credit_waits_in_review_and_is_listed(store: JournalStore) -> None:
+    held = await store.receive_credit(
+        swift_credit("GI1", "T-1", state=CreditState.REVIEW, screening=HITS)
+    )
+    await store.receive_credit(swift_credit("GI2", "T-2"))
+    assert (held.state, held.next_check_at, held.screening) == (CreditState.REVIEW, None, HITS)
+    # redelivered: the same credit, still in review
+    again = await store.receive_credit(
+        swift_credit("GI9", "T-1", state=CreditState.REVIEW, screening=HITS)
+    )
+    assert (again.gw_ref, again.state) == ("GI1", CreditState.REVIEW)
+    # the checker never sees it; review list does, with hits and versions
+    assert [c.gw_ref for c in await store.credits_to_check(at(99), 10)] == ["GI2"]
+    (pending,) = await store.pending_credit_reviews(10)
+    assert (pending.gw_ref, pending.received_at) == ("GI1", at(10))
+    assert [h["entry_id"] for h in pending.hits] == ["D-0002"]
+    assert [v["list"] for v in pending.versions] == ["demo-list"]
+    assert [c.gw_ref for c in await store.credits_in_state(CreditState.REVIEW, 10)] == ["GI1"]
+    assert (await store.live_counts()).credits[CreditState.REVIEW] == 1
+
+
+async def test_release_sends_it_to_the_account_check_with_the_action(
+    store: JournalStore,
+) -> None:
+    await store.receive_credit(swift_credit("GI1", "T-1", state=CreditState.REVIEW,
+                                            screening=HITS))  # fmt: skip
+    with pytest.raises(ValueError, match="approve"):
+        await store.release_credit_review("GI1", action(ActionKind.REJECT, "GI1", reason="x"))
+    with pytest.raises(ValueError, match="reference"):
+        await store.release_credit_review("GI1", action(ActionKind.APPROVE, "GI2"))
+    released = await store.release_credit_review("GI1", action(ActionKind.APPROVE, "GI1"))
+    assert released is CreditReviewOutcome.DONE
+    assert await store.credit_state("GI1") is CreditState.CHECKING
+    assert [c.gw_ref for c in await store.credits_to_check(at(20), 10)] == ["GI1"]
+    assert await store.pending_credit_reviews(10) == []
+    again = await store.release_credit_review("GI1", action(ActionKind.APPROVE, "GI1"))
+    assert again is CreditReviewOutcome.NOT_IN_REVIEW
+    unknown = await store.release_credit_review("GI7", action(ActionKind.APPROVE, "GI7"))
+    assert unknown is CreditReviewOutcome.UNKNOWN
+    _, actions = await store.message_links([], ["GI1"])
+    assert [(a.action, a.operator, a.uid, a.at) for a in actions] == [
+        (ActionKind.APPROVE, "alice", 1001, at(20))
+    ]
+    # then the checker's MATCH posts it and the corporate is told, in dollars
+    assert await store.post_credit("GI1", at(21))
+    (notice,) = await store.pull_notices(CORP, 0, 10)
+    assert (notice.gw_ref, notice.ccy, notice.amount) == ("GI1", "USD", Decimal("250.50"))
+
+
+async def test_reject_books_it_to_suspense_without_a_notice(store: JournalStore) -> None:
+    await store.receive_credit(swift_credit("GI1", "T-1", state=CreditState.REVIEW,
+                                            screening=HITS))  # fmt: skip
+    with pytest.raises(ValueError, match="reason"):
+        await store.reject_credit_review("GI1", action(ActionKind.REJECT, "GI1", reason=" "))
+    rejected = await store.reject_credit_review(
+        "GI1", action(ActionKind.REJECT, "GI1", user="bob", reason="true match: D-0002")
+    )
+    assert rejected is CreditReviewOutcome.DONE
+    assert await store.credit_state("GI1") is CreditState.SUSPENSE
+    assert not await store.post_credit("GI1", at(21))  # never posted afterwards
+    assert await store.pull_notices(CORP, 0, 10) == []
+    assert [c.gw_ref for c in await store.credits_in_state(CreditState.SUSPENSE, 10)] == ["GI1"]
+    _, actions = await store.message_links([], ["GI1"])
+    assert [(a.action, a.operator, a.reason) for a in actions] == [
+        (ActionKind.REJECT, "bob", "true match: D-0002")
+    ]
+    assert await store.open_inquiries(10) == []
+
+
+async def test_an_unmatched_swift_credit_goes_to_suspense_unasked(store: JournalStore) -> None:
+    await store.receive_credit(swift_credit("GI1", "T-1"))
+    assert await store.suspend_credit_unasked("GI1", at(11))
+    assert not await store.suspend_credit_unasked("GI1", at(12))
+    assert await store.credit_state("GI1") is CreditState.SUSPENSE
+    assert await store.open_inquiries(10) == []
+    assert await store.pull_notices(CORP, 0, 10) == []
