@@ -750,6 +750,9 @@ class Gateway:
             await self._pool.close()
         if self._health_server is not None:
             await self._health_server.close()
+        screening: CurrentLists | None = getattr(self, "screening", None)
+        if screening is not None:  # a stopped gateway holds no lists: their series go too
+            screening.swap(screening.settings, None)
         self._set_lifecycle(Lifecycle.STOPPED)
         if started:
             log.info("stopped")

@@ -36,7 +36,9 @@ import structlog
 
 from gateway.clock import Clock
 from gateway.errors import GatewayError
+from gateway.journal.credit_review_sql import CreditReviewOutcome
 from gateway.journal.ops_records import ActionKind, MessageHit, OperatorAction
+from gateway.journal.records import CreditReview, CreditState
 from gateway.journal.review_records import REJECT_CODE, ReviewOutcome, ReviewStep
 from gateway.journal.store import Store
 from gateway.model import BizType, Engine, Priority, Route, State, Transfer
@@ -138,29 +140,49 @@ async def review_command(
 
 
 def _item_json(h: MessageHit, approvals: list[str]) -> dict[str, Any]:
-    out = hit_json(h)
+    out = {"kind": "payment", **hit_json(h)}
     out["approvals"] = approvals
     return out
 
 
 async def _list(desk: ReviewDesk, *, everything: bool) -> dict[str, Any]:
+    """Payments (kind ``payment``), then incoming SWIFT credits (kind ``credit``, pending
+    ones only: a credit's review ends in CHECKING or SUSPENSE, see ``gatewayctl credits``)."""
     hits = await desk.store.review_list(everything=everything, limit=1000)
     items = [_item_json(h, await desk.store.review_approvals(h.tx_id)) for h in hits]
+    for credit in await desk.store.pending_credit_reviews(1000):
+        items.append(await _credit_json(desk, credit.gw_ref, CreditState.REVIEW, credit))
     return {"ok": True, "items": items}
 
 
-async def _items_of(desk: ReviewDesk, ref: str) -> list[MessageHit]:
-    """The screened items of a GwRef or TxId (hit or not: show gives every decision)."""
-    detail = await desk.store.message_detail(ref)
-    if detail is None or detail.request is None:
-        raise Refused(f"no payment {ref} in the journal (a GwRef or TxId)")
-    return [t.item for t in detail.items if t.item.screening is not None]
+async def _credit_json(
+    desk: ReviewDesk, gw_ref: str, state: CreditState, pending: CreditReview | None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": "credit", "gw_ref": gw_ref, "state": state.value}
+    if pending is not None:
+        out["received_at"] = pending.received_at.isoformat()
+        out["screening"] = {"versions": pending.versions, "hits": pending.hits}
+    out["approvals"] = await desk.store.review_approvals(gw_ref)
+    return out
+
+
+async def _credit(desk: ReviewDesk, ref: str) -> tuple[CreditState, CreditReview | None]:
+    """An incoming credit's state (and its screening while in REVIEW), or ``Refused``."""
+    state = await desk.store.credit_state(ref)
+    if state is None:
+        raise Refused(f"no payment or incoming credit {ref} in the journal (a GwRef or TxId)")
+    pending = None
+    if state is CreditState.REVIEW:
+        found = [c for c in await desk.store.pending_credit_reviews(1000) if c.gw_ref == ref]
+        pending = found[0] if found else None
+    return state, pending
 
 
 async def _show(desk: ReviewDesk, ref: str) -> dict[str, Any]:
     detail = await desk.store.message_detail(ref)
     if detail is None or detail.request is None:
-        raise Refused(f"no payment {ref} in the journal (a GwRef or TxId)")
+        state, pending = await _credit(desk, ref)
+        return {"ok": True, "items": [await _credit_json(desk, ref, state, pending)]}
     items = []
     for trail in detail.items:
         if trail.item.screening is None:
@@ -184,8 +206,13 @@ async def _show(desk: ReviewDesk, ref: str) -> dict[str, Any]:
 async def _decide(
     desk: ReviewDesk, who: Reviewer, ref: str, reject_reason: str | None
 ) -> dict[str, Any]:
-    """Approve (``reject_reason`` None) or reject every REVIEW item of ``ref``."""
-    pending = [h for h in await _items_of(desk, ref) if h.state is State.REVIEW]
+    """Approve (``reject_reason`` None) or reject every REVIEW item of ``ref``, or the
+    incoming credit ``ref``."""
+    detail = await desk.store.message_detail(ref)
+    if detail is None or detail.request is None:
+        return await _decide_credit(desk, who, ref, reject_reason)
+    screened = [t.item for t in detail.items if t.item.screening is not None]
+    pending = [h for h in screened if h.state is State.REVIEW]
     if not pending:
         raise Refused(f"{ref} has no item in REVIEW")
     results = [await _decide_item(desk, who, h, reject_reason) for h in pending]
@@ -197,6 +224,50 @@ async def _decide(
     if not ok:
         answer["reason"] = "; ".join(r["reason"] for r in results if not r["ok"])
     return answer
+
+
+async def _decide_credit(
+    desk: ReviewDesk, who: Reviewer, ref: str, reject_reason: str | None
+) -> dict[str, Any]:
+    """An incoming SWIFT credit in REVIEW (docs/foreign-currency.md §5): the first approval
+    is journaled as the action; the second, by another user, releases it to its account
+    check (REVIEW → CHECKING); a rejection books it to suspense (SUSPENSE, no notice)."""
+    state, _ = await _credit(desk, ref)
+    if state is not CreditState.REVIEW:
+        raise Refused(f"{ref} has no item in REVIEW (the credit is {state.value})")
+    approvals = await desk.store.review_approvals(ref)
+    now = desk.clock.now()
+    out: dict[str, Any] = {"kind": "credit", "gw_ref": ref, "user": who.name}
+    if reject_reason is not None:
+        action = OperatorAction(
+            now, who.uid, who.name, ActionKind.REJECT, ref, reject_reason, False
+        )
+        outcome = await desk.store.reject_credit_review(ref, action)
+        decision, new_state = "reject", CreditState.SUSPENSE
+    elif who.name in approvals:
+        metrics.REVIEW_DECISIONS.labels("refused").inc()
+        reason = _REFUSALS[ReviewOutcome.SAME_USER].format(user=who.name)
+        return {"ok": False, "reason": f"{ref}: {reason}", "items": [{**out, "ok": False}]}
+    else:
+        action = OperatorAction(
+            now, who.uid, who.name, ActionKind.APPROVE, ref, "approved in review", False
+        )
+        if len(approvals) + 1 < APPROVALS_NEEDED:
+            await desk.store.record_action(action)
+            outcome, decision, new_state = CreditReviewOutcome.DONE, "approve", CreditState.REVIEW
+        else:
+            outcome = await desk.store.release_credit_review(ref, action)
+            decision, new_state = "release", CreditState.CHECKING
+    if outcome is not CreditReviewOutcome.DONE:
+        metrics.REVIEW_DECISIONS.labels("refused").inc()
+        reason = f"{ref}: {_REFUSALS[ReviewOutcome.NOT_IN_REVIEW]}"
+        return {"ok": False, "reason": reason, "items": [{**out, "ok": False}]}
+    metrics.REVIEW_DECISIONS.labels(decision).inc()
+    log.info("review_step", gw_ref=ref, user=who.name, uid=who.uid, decision=decision,
+             state=new_state.value, kind="credit")  # fmt: skip
+    after = approvals if decision == "reject" else [*approvals, who.name]
+    item = {**out, "ok": True, "decision": decision, "state": new_state.value, "approvals": after}
+    return {"ok": True, "items": [item]}
 
 
 async def _decide_item(

@@ -12,12 +12,16 @@ import asyncio
 import itertools
 from pathlib import Path
 
+import pytest
+
 from gateway.clock import BusinessClock
+from gateway.journal.records import CreditState
 from gateway.keys.devpki import DevPki
 from gateway.ops.admin import call
 from gateway.ops.metrics import REGISTRY
 from gateway.testing import Broker
 from tests.integration.harness import (
+    DEMO_LIST,
     Erp,
     gateway_config,
     payment,
@@ -34,6 +38,8 @@ from tests.integration.review_support import (
 )
 from tests.integration.test_batches import item_state, items_of, mt101, mt_body, send
 from tests.integration.test_fx_swift import records, running_swift_sim
+from tests.integration.test_fx_swift_credits import bench as credit_bench
+from tests.integration.test_fx_swift_credits import tx_of, usd_credit
 
 FRIDAY_10 = recent_friday_10()
 FRONTS = {"workers": {"processes": 0, "fronts": 2}}
@@ -315,3 +321,36 @@ async def test_a_batch_item_with_a_hit_waits_alone(
         assert (await item_state(erp, now, "MT-RV", 1, ["SETTLED"])).state == "SETTLED"
         await erp.close()
     assert len(records(record)) == 2
+
+
+async def test_an_incoming_credit_in_review_needs_two_approvals_too(
+    tmp_path: Path, dev_pki: DevPki, broker: Broker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A SWIFT credit from a listed debtor waits in REVIEW: ``review list`` shows it with
+    its hits, two approvals by two users release it to its account check (then POSTED),
+    a rejection books another to SUSPENSE."""
+    reviewers = {"lists": [str(DEMO_LIST)], "review_group": "root"}
+    async with credit_bench(tmp_path, dev_pki, broker, capsys, screening=reviewers) as b:
+        listed = usd_credit(debtor_name="Ivan Sidorenko", debtor_country="RU")
+        first, _ = await b.sim.inject_credit(listed)
+        second, _ = await b.sim.inject_credit(listed)
+        kept, _ = await b.credit_in(tx_of(first), {CreditState.REVIEW})
+        dropped, _ = await b.credit_in(tx_of(second), {CreditState.REVIEW})
+        code, pending = await asyncio.to_thread(review, b.sock, "list")
+        credits = {p["gw_ref"]: p for p in pending if p["kind"] == "credit"}
+        assert code == 0 and set(credits) == {kept, dropped}
+        assert [h["entry_id"] for h in credits[kept]["screening"]["hits"]] == ["D-0002"]
+
+        code, (one,) = await asyncio.to_thread(review, b.sock, "approve", kept, user="alice")
+        assert code == 0 and (one["decision"], one["state"]) == ("approve", "REVIEW")
+        code, (twice,) = await asyncio.to_thread(review, b.sock, "approve", kept, user="alice")
+        assert code == 1 and "already approved by alice" in twice["reason"]
+        code, (two,) = await asyncio.to_thread(review, b.sock, "approve", kept, user="bob")
+        assert code == 0 and (two["decision"], two["state"]) == ("release", "CHECKING")
+        await b.credit_in(tx_of(first), {CreditState.POSTED})
+
+        code, (rej,) = await asyncio.to_thread(
+            review, b.sock, "reject", dropped, "--reason", "true match", user="carol"
+        )
+        assert code == 0 and rej["state"] == "SUSPENSE"
+        assert await b.gw.store.credit_state(dropped) is CreditState.SUSPENSE
