@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final
 
 from gateway.journal.records import CreditState
@@ -50,6 +51,16 @@ CREDITS_SQL: Final = (
 )
 """One row: CHECKING, SUSPENSE, REVIEW; each WHERE is its partial index's, word for word."""
 
+REVIEW_SQL: Final = (
+    "SELECT (SELECT COUNT(*) FROM items WHERE state = 'REVIEW'),"
+    " (SELECT MIN(updated_at) FROM items WHERE state = 'REVIEW'),"
+    " (SELECT MIN(received_at) FROM incoming_credits WHERE state = 'REVIEW')"
+)
+"""One row: the items waiting for review, when the oldest entered it, and when the oldest
+credit in REVIEW arrived (docs/foreign-currency.md §5); through the partial indexes
+``items_review`` (migration 14) and ``credits_review`` (13).  A REVIEW item's
+``updated_at`` is its accept instant until its review ends."""
+
 
 @dataclass(frozen=True, slots=True)
 class LiveCounts:
@@ -58,17 +69,31 @@ class LiveCounts:
 
     items: dict[tuple[Engine, State], int] = field(default_factory=dict)
     credits: dict[CreditState, int] = field(default_factory=dict)
+    review_pending: int = 0  # payments and incoming credits in REVIEW
+    review_since: datetime | None = None  # when the oldest pending review began
 
 
-def live_counts(item_rows: Iterable[Sequence[Any]], credit_row: Sequence[Any]) -> LiveCounts:
-    """The rows of :data:`ITEMS_SQL` and the row of :data:`CREDITS_SQL` as counts."""
+def live_counts(
+    item_rows: Iterable[Sequence[Any]],
+    credit_row: Sequence[Any],
+    review: tuple[int, datetime | None, datetime | None] = (0, None, None),
+) -> LiveCounts:
+    """The rows of :data:`ITEMS_SQL`, the row of :data:`CREDITS_SQL` and the pending
+    reviews (:data:`REVIEW_SQL`, its instant decoded by the backend) as counts."""
     items = {(e, s): 0 for e in Engine for s in LIVE_STATES}
     for engine, state, count in item_rows:
         items[(Engine(str(engine)), State(str(state)))] = int(count)
-    checking, suspense, review = credit_row
+    checking, suspense, held = credit_row
     credits = {
         CreditState.CHECKING: int(checking),
         CreditState.SUSPENSE: int(suspense),
-        CreditState.REVIEW: int(review),
+        CreditState.REVIEW: int(held),
     }
-    return LiveCounts(items=items, credits=credits)
+    items_waiting, item_since, credit_since = review
+    since = [at for at in (item_since, credit_since) if at is not None]
+    return LiveCounts(
+        items=items,
+        credits=credits,
+        review_pending=items_waiting + credits[CreditState.REVIEW],
+        review_since=min(since) if since else None,
+    )

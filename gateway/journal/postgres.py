@@ -90,6 +90,7 @@ from gateway.journal.records import (
     StateCount,
     TxResult,
 )
+from gateway.journal.review_postgres import PostgresReview
 from gateway.journal.store import Store
 from gateway.model import BizType, Engine, State, StatusView, Transition
 from gateway.ops.metrics import JOURNAL_COMMIT_SECONDS, JOURNAL_COMMIT_SIZE, JOURNAL_COMMITS
@@ -214,6 +215,7 @@ class _OverLimit(Exception):
 class PostgresStore(
     PostgresCreditReview,
     PostgresOperations,
+    PostgresReview,
     PostgresCorrespondence,
     PostgresDrafts,
 ):
@@ -590,8 +592,11 @@ class PostgresStore(
         async with self._conn() as conn, conn.transaction(readonly=True):
             items = await conn.fetch(gauges.ITEMS_SQL)
             credits = await conn.fetchrow(gauges.CREDITS_SQL)
+            review = await conn.fetchrow(gauges.REVIEW_SQL)
         assert credits is not None  # noqa: S101 - two scalar subqueries: always one row
-        return gauges.live_counts((tuple(r) for r in items), tuple(credits))
+        assert review is not None  # noqa: S101 - an aggregate: always one row
+        pending = (int(review[0]), review[1], review[2])
+        return gauges.live_counts((tuple(r) for r in items), tuple(credits), pending)
 
 
 # -- write helpers (inside the caller's transaction) ----------------------------

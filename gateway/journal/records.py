@@ -30,8 +30,9 @@ class NewItem:
     """One transfer of a request, routed (or refused) before journaling.
 
     ``state`` is the state right after ACCEPTED: QUEUED, HELD (with
-    ``release_at``) or REJECTED (with ``reason_code``/``reason_text``, e.g. a
-    PAYROLL item with an unknown bank code, docs/protocol.md §4).
+    ``release_at``), REVIEW (a screening hit, keeping its route for the release,
+    docs/foreign-currency.md §5) or REJECTED (with ``reason_code``/``reason_text``,
+    e.g. a PAYROLL item with an unknown bank code, docs/protocol.md §4).
     """
 
     seq_no: int | None
@@ -56,6 +57,9 @@ class NewItem:
     payee_bic: str | None = None
     payee_country: str | None = None
     chrg_br: str | None = None
+    # docs/foreign-currency.md §5: the screening decision as JSON (list versions, hits);
+    # None when the item was not screened
+    screening: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -257,7 +257,7 @@ ADD_DAILY_TOTAL = (
 """Add ``:fen`` to an operator's daily total while it stays within ``:cap`` (NULL: no cap);
 no row back means over the cap (docs/protocol.md §6).  PAY items and drafts share it."""
 
-_FIRST_STATES = frozenset({State.QUEUED, State.HELD, State.REJECTED})
+_FIRST_STATES = frozenset({State.QUEUED, State.HELD, State.REJECTED, State.REVIEW})
 
 QUEUED_SELECT = """
 SELECT i.id, i.tx_id, i.end_to_end_id, r.corp_id, r.msg_id, i.seq_no, i.engine, i.receiver,
@@ -271,8 +271,8 @@ ITEM_INSERT = """
 INSERT INTO items (request_id, seq_no, tx_id, end_to_end_id, engine, receiver, payee_bank_code,
                    work_date, state, release_at, payer_acct, payer_name, payee_acct, payee_name,
                    amount_fen, ccy, priority, biz_type, purpose, reason_code, reason_text,
-                   queued_at, updated_at, payee_bic, payee_country, chrg_br)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   queued_at, updated_at, payee_bic, payee_country, chrg_br, screening)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 
@@ -321,6 +321,7 @@ def item_params(item: NewItem, received: int) -> tuple[int | None, tuple[object,
         item.payee_bic,
         item.payee_country,
         item.chrg_br,
+        item.screening,
     )
 
 
@@ -844,6 +845,16 @@ ALTER TABLE notifications ADD COLUMN minor_units INTEGER;
 CREATE INDEX credits_review ON incoming_credits (received_at, gw_ref) WHERE state = 'REVIEW';
 """
 
+_V14_ITEM_SCREENING = """
+-- docs/foreign-currency.md §5: every screened outbound item records the list versions that
+-- decided it and its hits (JSON; NULL when not screened), read by `gatewayctl messages show`
+-- and `review`; the pending reviews and every item ever reviewed are found by partial
+-- indexes.  (Version 13 already admits the operator actions approve and reject.)
+ALTER TABLE items ADD COLUMN screening TEXT;
+CREATE INDEX items_review ON items (updated_at, id) WHERE state = 'REVIEW';
+CREATE INDEX transitions_review ON transitions (item_id) WHERE state = 'REVIEW';
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1,
     _V2,
@@ -857,7 +868,8 @@ MIGRATIONS: tuple[str, ...] = (
     _V10_DRAFTS + audit_chain.SQLITE_V10_DRAFT_CHAIN,
     _V11_FX_STATES,
     _V12_FX_ITEMS,
-    _V13_SWIFT_CREDITS,  # keep last; renumber on merge if another migration lands first
+    _V13_SWIFT_CREDITS,
+    _V14_ITEM_SCREENING,  # keep last; renumber on merge if another migration lands first
 )
 """``MIGRATIONS[n]`` takes ``user_version`` n to n + 1.  Append, never edit."""
 

@@ -60,6 +60,7 @@ from gateway.journal.records import (
     StateCount,
     TxResult,
 )
+from gateway.journal.review_sqlite import SqliteReview
 from gateway.journal.schema import from_micros, opt_date, opt_datetime, to_micros
 from gateway.journal.store import Store
 from gateway.journal.writer import GroupCommitWriter
@@ -87,6 +88,7 @@ _TRANSITION_INSERT = "INSERT INTO transitions (item_id, state, at, detail) VALUE
 class SqliteStore(
     SqliteCreditReview,
     SqliteOperations,
+    SqliteReview,
     SqliteCorrespondence,
     SqliteDrafts,
 ):
@@ -539,7 +541,13 @@ class SqliteStore(
     async def live_counts(self) -> LiveCounts:
         def read(conn: sqlite3.Connection) -> LiveCounts:
             items = conn.execute(gauges.ITEMS_SQL).fetchall()
-            return gauges.live_counts(items, conn.execute(gauges.CREDITS_SQL).fetchone())
+            pending, item_since, credit_since = conn.execute(gauges.REVIEW_SQL).fetchone()
+            review = (
+                int(pending),
+                None if item_since is None else schema.from_micros(int(item_since)),
+                None if credit_since is None else schema.from_micros(int(credit_since)),
+            )
+            return gauges.live_counts(items, conn.execute(gauges.CREDITS_SQL).fetchone(), review)
 
         return await self._read(read)
 

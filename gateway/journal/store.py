@@ -48,6 +48,7 @@ from gateway.journal.records import (
     StateCount,
     TxResult,
 )
+from gateway.journal.review_records import ReviewOutcome, ReviewStep
 from gateway.model import BizType, Engine, Notice, StatusView
 
 
@@ -334,3 +335,14 @@ class Store(DraftStore, Protocol):
     async def release_item(self, tx_id: str, action: OperatorAction) -> ReleaseOutcome:
         """Operator's early release: HELD → QUEUED now, the transition's detail and
         ``action`` written in the same transaction; nothing written unless RELEASED."""
+
+    async def review_list(self, *, everything: bool, limit: int) -> list[MessageHit]:
+        """Items in REVIEW, oldest first; ``everything``: every item ever in REVIEW, newest
+        first (docs/foreign-currency.md §5)."""
+
+    async def review_approvals(self, tx_id: str) -> list[str]:
+        """The operators who approved ``tx_id`` so far, in order."""
+
+    async def review_step(self, step: ReviewStep) -> ReviewOutcome:
+        """One reviewer's step in one transaction (action, transition, new state), written
+        only if the item is still in REVIEW with exactly ``step.approvals``."""

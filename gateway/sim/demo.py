@@ -184,8 +184,10 @@ async def run_demo(state: Path, *, reject_ratio: float, keep: bool) -> int:
             f'[clearing]\nurl = "{broker.url}"\nreceipt_timeout = 15.0\n'
             "[observability]\nmetrics_port = 0\n"
             "[engines.beps]\nmax_wait = 1.0\n"
-            # foreign currency is off as shipped; the demo shows it (docs/foreign-currency.md)
+            # foreign currency is off as shipped; the demo shows it (docs/foreign-currency.md),
+            # screened against the fictional demo list (without lists it would be refused)
             "[fx]\nenabled = true\n"
+            f'[screening]\nlists = ["{data_root() / "conf" / "screening" / "demo-list.csv"}"]\n'
             '[[listeners]]\nname = "tls"\nport = 0\ntls = true\nclient_cert = "optional"\n',
             encoding="utf-8",
         )

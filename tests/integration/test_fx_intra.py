@@ -15,6 +15,7 @@ from gateway.config import Config
 from gateway.keys.devpki import DevPki
 from gateway.testing import Broker
 from tests.integration.harness import (
+    FX_SCREENED,
     Erp,
     gateway_config,
     payment,
@@ -28,8 +29,8 @@ FRIDAY_10 = recent_friday_10()
 NS_PACS008 = "urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08"
 
 
-FX_ON = {"fx": {"enabled": True}}
-"""Foreign currency is off as shipped (no screening yet); these tests switch it on."""
+FX_ON = FX_SCREENED
+"""Foreign currency is off as shipped; these tests switch it on, with the demo screening list."""
 
 
 def journal_rows(cfg: Config, sql: str) -> list[tuple[Any, ...]]:
