@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Final
 
@@ -102,16 +102,21 @@ class _Desk:
     def __init__(self, demo: FxDemo, tour: FxTour) -> None:
         self.sock = load_config(demo.config).admin_socket
         self.tour = tour
-        self.shown = ""  # the last request as its gatewayctl command line, for the answer
 
-    async def ask(self, argv: str, cmd: dict[str, Any]) -> dict[str, Any]:
-        answer = await call(self.sock, cmd)
-        self.shown = f"  gatewayctl {argv} ->"
-        return answer
+    async def ask(self, argv: str, cmd: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The daemon's answer to ``cmd``, and ``gatewayctl ARGV ->`` to print it after."""
+        return f"  gatewayctl {argv} ->", await call(self.sock, cmd)
 
     def fail(self, expected: str) -> None:
         self.tour.failures += 1
         _say(f"    expected {expected}")
+
+
+def _versions(screening: dict[str, Any]) -> str:
+    """The list versions that decided a screening, as ``stem version`` (16 hex digits)."""
+    return ", ".join(
+        f"{v['list']} version {v['version'][:16]}" for v in screening.get("versions", [])
+    )
 
 
 def _item(answer: dict[str, Any]) -> dict[str, Any]:
@@ -142,33 +147,32 @@ async def _pay_listed(
 
 async def _show(desk: _Desk, ref: str) -> None:
     """``review show``: the hits with the list version that decided them."""
-    answer = await desk.ask(f"review show {ref}", {"op": "review.show", "ref": ref})
+    shown, answer = await desk.ask(f"review show {ref}", {"op": "review.show", "ref": ref})
     screening = _item(answer).get("screening") or {}
-    versions = {v["list"]: v["version"] for v in screening.get("versions", [])}
+    versions = _versions(screening)
     hits = screening.get("hits", [])
     for h in hits:
-        stem = next(iter(versions), "?")
         _say(
-            f"{desk.shown} hit {h['list']} {h['entry_id']} on {h['field']}, score"
-            f" {float(h['score']):.2f}; list {stem} version {versions.get(stem, '?')[:16]}"
+            f"{shown} hit {h['list']} {h['entry_id']} on {h['field']}, score"
+            f" {float(h['score']):.2f}; list {versions}"
         )
     if not answer.get("ok") or not hits or not versions:
-        _say(f"{desk.shown} {json.dumps(answer, ensure_ascii=False)[:300]}")
+        _say(f"{shown} {json.dumps(answer, ensure_ascii=False)[:300]}")
         desk.fail("the hits and the list version")
 
 
 async def _approve(desk: _Desk, ref: str, user: str) -> dict[str, Any]:
-    answer = await desk.ask(
+    shown, answer = await desk.ask(
         f"review --as {user} approve {ref}", {"op": "review.approve", "as": user, "ref": ref}
     )
     item = _item(answer)
     if not answer.get("ok"):
-        _say(f"{desk.shown} refused (exit 1): {answer.get('reason')}")
+        _say(f"{shown} refused (exit 1): {answer.get('reason')}")
     elif item.get("decision") == "release":
-        _say(f"{desk.shown} released by {' and '.join(item.get('approvals') or [user])}:"
+        _say(f"{shown} released by {' and '.join(item.get('approvals') or [user])}:"
              f" {item.get('state')} on {item.get('engine')}")  # fmt: skip
     else:
-        _say(f"{desk.shown} approved by {user} ({len(item.get('approvals', []))} of 2):"
+        _say(f"{shown} approved by {user} ({len(item.get('approvals', []))} of 2):"
              f" still {item.get('state')}")  # fmt: skip
     return answer
 
@@ -215,15 +219,15 @@ async def _rejection(erp: ErpClient, demo: FxDemo, tally: ReviewTally, desk: _De
     if r is None or r.gw_ref is None:
         return
     ref = r.gw_ref
-    answer = await desk.ask(
+    shown, answer = await desk.ask(
         f'review --as {FIRST} reject {ref} --reason "{REJECT_REASON}"',
         {"op": "review.reject", "as": FIRST, "ref": ref, "reason": REJECT_REASON},
     )
     item = _item(answer)
     if answer.get("ok"):
-        _say(f"{desk.shown} rejected by {FIRST}: {item.get('state')} {item.get('reason_code')}")
+        _say(f"{shown} rejected by {FIRST}: {item.get('state')} {item.get('reason_code')}")
     else:
-        _say(f"{desk.shown} refused (exit 1): {answer.get('reason')}")
+        _say(f"{shown} refused (exit 1): {answer.get('reason')}")
     st = await erp.status(f"{r.msg_id}-Q1", demo.clock.now(), r.msg_id)
     desk.tour.sent.append((r, st if st.state in ("SETTLED", "REJECTED") else None))
     _say(f"  STATUS {r.msg_id} -> {st.state} Reason Code {st.reason}")
@@ -237,9 +241,7 @@ async def _incoming(erp: ErpClient, demo: FxDemo, tally: ReviewTally, desk: _Des
     """Step 3: an incoming USD credit, debtor not listed: screened clear, POSTED, NTFY CREDIT."""
     c = CREDIT
     day = demo.clock.now().astimezone(SHANGHAI).date()  # the business date, not the host's
-    msg_id, uetr = await demo.swift.inject_credit(
-        IncomingCredit(**{**c.__dict__, "work_date": day})
-    )
+    msg_id, uetr = await demo.swift.inject_credit(replace(c, work_date=day))
     _say(
         f"  incoming swift.008 {msg_id} {c.ccy} {c.amount} from {c.debtor_name} ({c.sender_bic})"
         f" to 6222****0001 ({CORP}), UETR {uetr}"
@@ -259,13 +261,13 @@ async def _incoming(erp: ErpClient, demo: FxDemo, tally: ReviewTally, desk: _Des
         f"  NTFY #{notice.ntfy_id} CREDIT {notice.gw_ref} Ccy {notice.ccy} {notice.amount}"
         f" from {notice.cpty_name} for {CORP} (engine {notice.engine})"
     )
-    answer = await desk.ask("credits --state POSTED", {"op": "credits", "state": "POSTED"})
+    shown, answer = await desk.ask("credits --state POSTED", {"op": "credits", "state": "POSTED"})
     posted = [x for x in answer.get("credits", []) if x.get("gw_ref") == notice.gw_ref]
     raw = posted[0].get("screening") if posted else None
     screening: dict[str, Any] = json.loads(raw) if isinstance(raw, str) else raw or {}
-    versions = ", ".join(f"{v['list']} {v['version'][:16]}" for v in screening.get("versions", []))
+    versions = _versions(screening)
     _say(
-        f"{desk.shown} {notice.gw_ref} {notice.ccy} {notice.amount} POSTED,"
+        f"{shown} {notice.gw_ref} {notice.ccy} {notice.amount} POSTED,"
         f" screened against {versions or '?'}: {len(screening.get('hits', []))} hits"
     )
     if not versions or screening.get("hits"):

@@ -154,7 +154,7 @@ def test_screening_holds_listed_payees_for_the_four_eyes_review(demo: tuple[str,
     assert credit is not None, tour
     assert (
         f"gatewayctl credits --state POSTED -> {credit[1]} USD 3200.00 POSTED,"
-        f" screened against demo-list {version[:16]}: 0 hits"
+        f" screened against demo-list version {version[:16]}: 0 hits"
     ) in tour, tour
     summary = stdout[stdout.index("summary per engine") :]
     assert (
