@@ -20,6 +20,7 @@ from gateway.keys.devpki import DevPki
 from gateway.ops.admin import call
 from gateway.ops.metrics import REGISTRY
 from gateway.testing import Broker
+from tests.integration.calendar_support import answer
 from tests.integration.harness import (
     DEMO_LIST,
     Erp,
@@ -121,12 +122,16 @@ async def test_a_listed_payee_waits_for_two_reviewers(
         assert code == 1 and "already approved by alice" in again["reason"]
         st = await erp.status("Q-RV-NAME-1", clock.now(), "RV-NAME")
         assert st.state == "REVIEW"
+        # the corporate's History shows REVIEW once; the approval is the audit trail's
+        assert [name for name, _ in answer(st).history] == ["ACCEPTED", "REVIEW"]
         code, (second,) = await asyncio.to_thread(review, sock, "approve", ref, user="bob")
         assert code == 0
         assert (second["decision"], second["state"], second["engine"]) == (
             "release", "QUEUED", "SWIFT",
         )  # fmt: skip
         assert await wait_for_state(erp, clock.now(), "RV-NAME", ["SETTLED"]) == "SETTLED"
+        st = await erp.status("Q-RV-NAME-2", clock.now(), "RV-NAME")
+        assert [name for name, _ in answer(st).history][:3] == ["ACCEPTED", "REVIEW", "QUEUED"]
         code, (late,) = await asyncio.to_thread(review, sock, "approve", ref, user="carol")
         assert code == 1 and "no item in REVIEW" in late["reason"]
 
