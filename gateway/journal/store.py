@@ -238,17 +238,26 @@ class Store(DraftStore, Protocol):
         """A SWIFT credit the core did not match: CHECKING → SUSPENSE with no inquiry
         (none goes over SWIFT).  False if not CHECKING (idempotent)."""
 
+    async def approve_credit_review(
+        self, gw_ref: str, action: OperatorAction, *, seen: tuple[str, ...]
+    ) -> CreditReviewOutcome:
+        """A first approval (``action``: APPROVE on ``gw_ref``): the action only, the credit
+        stays in REVIEW; written only if it is in REVIEW with exactly the approvals ``seen``
+        and ``action``'s operator is not among them (docs/foreign-currency.md §5)."""
+
     async def release_credit_review(
-        self, gw_ref: str, action: OperatorAction
+        self, gw_ref: str, action: OperatorAction, *, seen: tuple[str, ...]
     ) -> CreditReviewOutcome:
         """The review released it (``action``: APPROVE on ``gw_ref``): REVIEW → CHECKING,
-        due for its account check now, with the action, in one transaction."""
+        due for its account check now, with the action, in one transaction; on the
+        conditions of ``approve_credit_review``."""
 
     async def reject_credit_review(
-        self, gw_ref: str, action: OperatorAction
+        self, gw_ref: str, action: OperatorAction, *, seen: tuple[str, ...]
     ) -> CreditReviewOutcome:
         """The review rejected it (``action``: REJECT on ``gw_ref``, with a reason): REVIEW →
-        SUSPENSE, no notification, with the action, in one transaction."""
+        SUSPENSE, no notification, with the action, in one transaction; only if it is in
+        REVIEW with exactly the approvals ``seen``."""
 
     async def pending_credit_reviews(self, limit: int) -> list[CreditReview]:
         """Credits in REVIEW, oldest received first, with their screening JSON."""
