@@ -19,7 +19,7 @@ from gateway.journal import postgres_schema as pg
 from gateway.journal.credit_review_sql import CreditReviewOutcome
 from gateway.journal.ops_postgres import CODEC
 from gateway.journal.ops_records import OperatorAction
-from gateway.journal.records import CreditReview
+from gateway.journal.records import CreditReview, CreditState
 from gateway.journal.review_records import APPROVALS_SQL
 
 Conn = asyncpg.pool.PoolConnectionProxy
@@ -30,6 +30,7 @@ _SUSPEND_UNASKED: Final = q.numbered(sql.SUSPEND_UNASKED)
 _LOCK: Final = q.numbered(sql.STATE) + " FOR NO KEY UPDATE"
 _APPROVALS: Final = q.numbered(APPROVALS_SQL)
 _PENDING: Final = q.numbered(sql.PENDING)
+_EVER: Final = q.numbered(sql.EVER)
 _ACTION: Final = q.numbered(q.INSERT_ACTION)
 
 
@@ -89,4 +90,14 @@ class PostgresCreditReview:
             rows = await conn.fetch(_PENDING, max(limit, 0))
         return [
             CreditReview(r["gw_ref"], pg.shanghai(r["received_at"]), r["screening"]) for r in rows
+        ]
+
+    async def credit_reviews_ever(self, limit: int) -> list[CreditReview]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(_EVER, max(limit, 0))
+        return [
+            CreditReview(
+                r["gw_ref"], pg.shanghai(r["received_at"]), r["screening"], CreditState(r["state"])
+            )
+            for r in rows
         ]

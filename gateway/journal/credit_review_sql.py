@@ -67,6 +67,18 @@ PENDING: Final = (
 )
 """The credits waiting for review, oldest first: the partial index ``credits_review``
 (migration 13), whose WHERE this repeats word for word."""
+EVER: Final = (
+    "SELECT gw_ref, received_at, screening, state FROM incoming_credits WHERE state = 'REVIEW'"
+    " UNION ALL SELECT gw_ref, received_at, screening, state FROM incoming_credits"
+    " WHERE state <> 'REVIEW' AND gw_ref IN"
+    " (SELECT target FROM operator_actions WHERE action IN ('approve', 'reject'))"
+    " ORDER BY received_at DESC, gw_ref LIMIT ?"
+)
+"""Every credit ever in review, newest first (``review list --all``): those in REVIEW now,
+and those a reviewer decided (a credit leaves REVIEW only by a review step, which journals
+its action).  Two branches, so that each can use its index (``credits_review``, the
+primary key) instead of a scan of every incoming credit."""
+
 _STEP: Final = {
     "approve": ActionKind.APPROVE,
     "release": ActionKind.APPROVE,
@@ -101,6 +113,7 @@ def check_action(step: str, gw_ref: str, action: OperatorAction) -> None:
 
 
 __all__ = [
+    "EVER",
     "PENDING",
     "REJECT",
     "RELEASE",

@@ -17,7 +17,7 @@ from gateway.journal import ops_queries as q
 from gateway.journal.credit_review_sql import CreditReviewOutcome
 from gateway.journal.ops_records import OperatorAction
 from gateway.journal.ops_sqlite import CODEC
-from gateway.journal.records import CreditReview
+from gateway.journal.records import CreditReview, CreditState
 from gateway.journal.review_records import APPROVALS_SQL
 from gateway.journal.schema import from_micros, to_micros
 
@@ -85,5 +85,15 @@ class SqliteCreditReview:
         def read(conn: sqlite3.Connection) -> list[CreditReview]:
             rows = conn.execute(sql.PENDING, (max(limit, 0),)).fetchall()
             return [CreditReview(ref, from_micros(at), found) for ref, at, found in rows]
+
+        return await self._read(read)
+
+    async def credit_reviews_ever(self, limit: int) -> list[CreditReview]:
+        def read(conn: sqlite3.Connection) -> list[CreditReview]:
+            rows = conn.execute(sql.EVER, (max(limit, 0),)).fetchall()
+            return [
+                CreditReview(ref, from_micros(at), found, CreditState(state))
+                for ref, at, found, state in rows
+            ]
 
         return await self._read(read)

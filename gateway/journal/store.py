@@ -262,6 +262,10 @@ class Store(DraftStore, Protocol):
     async def pending_credit_reviews(self, limit: int) -> list[CreditReview]:
         """Credits in REVIEW, oldest received first, with their screening JSON."""
 
+    async def credit_reviews_ever(self, limit: int) -> list[CreditReview]:
+        """Every credit ever in REVIEW (waiting, or decided by a reviewer), newest received
+        first, with its screening JSON and its state now."""
+
     async def ledger(self, work_date: object, counterparty: str) -> Figures:
         """The bilateral ledger for (work date, counterparty) not yet netted.
 

@@ -1,6 +1,6 @@
 """The four-eyes review of screened payments, over the admin socket (docs/foreign-currency.md §5).
 
-``review.list`` (pending; ``all``: every item ever in review), ``review.show REF``,
+``review.list`` (pending; ``all``: every payment and credit ever in review), ``review.show REF``,
 ``review.approve REF``, ``review.reject REF reason``.  REF is a GwRef (it acts on
 the request's items in REVIEW) or a TxId.
 
@@ -146,12 +146,17 @@ def _item_json(h: MessageHit, approvals: list[str]) -> dict[str, Any]:
 
 
 async def _list(desk: ReviewDesk, *, everything: bool) -> dict[str, Any]:
-    """Payments (kind ``payment``), then incoming SWIFT credits (kind ``credit``, pending
-    ones only: a credit's review ends in CHECKING or SUSPENSE, see ``gatewayctl credits``)."""
+    """Payments (kind ``payment``), then incoming SWIFT credits (kind ``credit``): pending
+    ones oldest first, or with ``everything`` each ever in review newest first, in the state
+    its review left it (CHECKING, POSTED, SUSPENSE...)."""
     hits = await desk.store.review_list(everything=everything, limit=1000)
     items = [_item_json(h, await desk.store.review_approvals(h.tx_id)) for h in hits]
-    for credit in await desk.store.pending_credit_reviews(1000):
-        items.append(await _credit_json(desk, credit.gw_ref, CreditState.REVIEW, credit))
+    if everything:
+        credits = await desk.store.credit_reviews_ever(1000)
+    else:
+        credits = await desk.store.pending_credit_reviews(1000)
+    for credit in credits:
+        items.append(await _credit_json(desk, credit.gw_ref, credit.state, credit))
     return {"ok": True, "items": items}
 
 

@@ -333,7 +333,7 @@ async def test_an_incoming_credit_in_review_needs_two_approvals_too(
 ) -> None:
     """A SWIFT credit from a listed debtor waits in REVIEW: ``review list`` shows it with
     its hits, two approvals by two users release it to its account check (then POSTED),
-    a rejection books another to SUSPENSE."""
+    a rejection books another to SUSPENSE; ``review list --all`` still lists both."""
     reviewers = {"lists": [str(DEMO_LIST)], "review_group": "root"}
     async with credit_bench(tmp_path, dev_pki, broker, capsys, screening=reviewers) as b:
         listed = usd_credit(debtor_name="Ivan Sidorenko", debtor_country="RU")
@@ -359,3 +359,14 @@ async def test_an_incoming_credit_in_review_needs_two_approvals_too(
         )
         assert code == 0 and rej["state"] == "SUSPENSE"
         assert await b.gw.store.credit_state(dropped) is CreditState.SUSPENSE
+
+        # decided, they leave the pending list; --all keeps every credit ever in review
+        assert await b.gw.store.pending_credit_reviews(10) == []
+        code, everything = await asyncio.to_thread(review, b.sock, "list", "--all")
+        decided = {p["gw_ref"]: p for p in everything if p["kind"] == "credit"}
+        assert code == 0 and set(decided) == {kept, dropped}
+        assert (decided[kept]["state"], decided[kept]["approvals"]) == (
+            "POSTED", ["alice", "bob"],
+        )  # fmt: skip
+        assert (decided[dropped]["state"], decided[dropped]["approvals"]) == ("SUSPENSE", [])
+        assert [h["entry_id"] for h in decided[dropped]["screening"]["hits"]] == ["D-0002"]

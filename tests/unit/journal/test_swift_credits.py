@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -23,6 +24,7 @@ from .conftest import JournalStore
 from .helpers import WORK_DATE, at
 
 CORP = "C100000001"
+DONE = CreditReviewOutcome.DONE
 SENDER = "CITIUS33XXX"
 HITS = json.dumps(
     {
@@ -220,6 +222,35 @@ async def test_one_users_concurrent_credit_approvals_write_one(store: JournalSto
     )
     assert sorted(o.value for o in outcomes) == ["done", "same_user", "same_user", "same_user"]
     assert await store.review_approvals("GI1") == ["alice"]
+
+
+async def test_every_credit_ever_in_review_is_listed_with_its_state_now(
+    store: JournalStore,
+) -> None:
+    """``review list --all`` (docs/foreign-currency.md §5): credits in REVIEW and those a
+    reviewer decided, newest first; a credit never in review is not among them."""
+    for ref, tx, minute in (("GI1", "T-1", 10), ("GI2", "T-2", 11), ("GI3", "T-3", 12)):
+        await store.receive_credit(
+            replace(swift_credit(ref, tx, state=CreditState.REVIEW, screening=HITS),
+                    received_at=at(minute))
+        )  # fmt: skip
+    await store.receive_credit(replace(swift_credit("GI4", "T-4"), received_at=at(13)))
+    # a payment's approval names a TxId, never a credit
+    await store.record_action(action(ActionKind.APPROVE, "T-4"))
+    await store.approve_credit_review("GI1", action(ActionKind.APPROVE, "GI1"), seen=())
+    bob = action(ActionKind.APPROVE, "GI1", user="bob")
+    assert await store.release_credit_review("GI1", bob, seen=("alice",)) is DONE
+    no = action(ActionKind.REJECT, "GI2", user="carol", reason="true match")
+    assert await store.reject_credit_review("GI2", no, seen=()) is DONE
+    ever = await store.credit_reviews_ever(10)
+    assert [(c.gw_ref, c.state) for c in ever] == [
+        ("GI3", CreditState.REVIEW),
+        ("GI2", CreditState.SUSPENSE),
+        ("GI1", CreditState.CHECKING),
+    ]
+    assert [h["entry_id"] for h in ever[1].hits] == ["D-0002"]
+    assert [c.gw_ref for c in await store.credit_reviews_ever(1)] == ["GI3"]
+    assert [c.gw_ref for c in await store.pending_credit_reviews(10)] == ["GI3"]
 
 
 async def test_an_unmatched_swift_credit_goes_to_suspense_unasked(store: JournalStore) -> None:
