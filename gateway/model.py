@@ -276,6 +276,23 @@ class Transition:
     at: datetime
 
 
+def state_changes(history: tuple[Transition, ...]) -> tuple[Transition, ...]:
+    """The steps of a ``History`` the corporate sees: each change of state once.
+
+    The journal also records steps that leave the state as it was (a first
+    approval in review stays REVIEW, naming the reviewer: docs/foreign-currency.md
+    §5 "The record"); those belong to the audit trail (``gatewayctl messages
+    show``, ``review show``), not to STATUS, whose History lists each state
+    reached with its time (docs/protocol.md §4.3, §5).  The earliest time of a
+    run of equal states is kept: when the state was reached.
+    """
+    out: list[Transition] = []
+    for step in history:
+        if not out or out[-1].state is not step.state:
+            out.append(step)
+    return tuple(out)
+
+
 @dataclass(frozen=True, slots=True)
 class StatusView:
     """What STATUS and PAY responses report, docs/protocol.md §5."""

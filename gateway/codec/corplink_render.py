@@ -36,6 +36,7 @@ from gateway.model import (
     Notices,
     Response,
     StatusView,
+    state_changes,
 )
 
 CORPLINK_RSP: Final = q("CorpLinkRsp")
@@ -237,9 +238,10 @@ def render_status(parent: etree._Element, view: StatusView) -> etree._Element:
     if view.reason_code is not None and _REASON_CODE_RE.fullmatch(view.reason_code):
         reason = etree.SubElement(status, _REASON, Code=view.reason_code)
         reason.text = _text(view.reason_text or "")
-    if view.history:
+    steps = state_changes(view.history)  # a step into the same state is the audit's
+    if steps:
         history = etree.SubElement(status, _HISTORY)
-        for step in view.history:
+        for step in steps:
             etree.SubElement(history, _STEP, State=step.state.value, At=format_instant(step.at))
     # SWIFT payments (docs/foreign-currency.md §1); a malformed value is left out, never sent.
     _optional(status, _UETR, view.uetr, _UETR_RE)

@@ -19,15 +19,18 @@ from gateway.journal import postgres_schema as pg
 from gateway.journal.credit_review_sql import CreditReviewOutcome
 from gateway.journal.ops_postgres import CODEC
 from gateway.journal.ops_records import OperatorAction
-from gateway.journal.records import CreditReview
+from gateway.journal.records import CreditReview, CreditState
+from gateway.journal.review_records import APPROVALS_SQL
 
 Conn = asyncpg.pool.PoolConnectionProxy
 
 _RELEASE: Final = q.numbered(sql.RELEASE)
 _REJECT: Final = q.numbered(sql.REJECT)
 _SUSPEND_UNASKED: Final = q.numbered(sql.SUSPEND_UNASKED)
-_KNOWN: Final = q.numbered(sql.KNOWN)
+_LOCK: Final = q.numbered(sql.STATE) + " FOR NO KEY UPDATE"
+_APPROVALS: Final = q.numbered(APPROVALS_SQL)
 _PENDING: Final = q.numbered(sql.PENDING)
+_EVER: Final = q.numbered(sql.EVER)
 _ACTION: Final = q.numbered(q.INSERT_ACTION)
 
 
@@ -38,26 +41,43 @@ class PostgresCreditReview:
         _conn: Callable[[], contextlib.AbstractAsyncContextManager[Conn]]
         _commit: Callable[[], contextlib.AbstractAsyncContextManager[Conn]]
 
+    async def approve_credit_review(
+        self, gw_ref: str, action: OperatorAction, *, seen: tuple[str, ...]
+    ) -> CreditReviewOutcome:
+        sql.check_action("approve", gw_ref, action)
+        return await self._step(gw_ref, action, seen, None, ())
+
     async def release_credit_review(
-        self, gw_ref: str, action: OperatorAction
+        self, gw_ref: str, action: OperatorAction, *, seen: tuple[str, ...]
     ) -> CreditReviewOutcome:
         sql.check_action("release", gw_ref, action)
         when = pg.aware(action.at)
-        return await self._step(gw_ref, action, _RELEASE, (when, when, gw_ref))
+        return await self._step(gw_ref, action, seen, _RELEASE, (when, when, gw_ref))
 
     async def reject_credit_review(
-        self, gw_ref: str, action: OperatorAction
+        self, gw_ref: str, action: OperatorAction, *, seen: tuple[str, ...]
     ) -> CreditReviewOutcome:
         sql.check_action("reject", gw_ref, action)
-        return await self._step(gw_ref, action, _REJECT, (pg.aware(action.at), gw_ref))
+        return await self._step(gw_ref, action, seen, _REJECT, (pg.aware(action.at), gw_ref))
 
     async def _step(
-        self, gw_ref: str, action: OperatorAction, update: str, params: tuple[object, ...]
+        self,
+        gw_ref: str,
+        action: OperatorAction,
+        seen: tuple[str, ...],
+        update: str | None,
+        params: tuple[object, ...],
     ) -> CreditReviewOutcome:
+        """The row lock makes concurrent steps on one credit (two nodes) take turns; the
+        approvals are read after it, so each sees the other's committed action."""
         async with self._commit() as conn:
-            if await conn.fetchval(update, *params) is None:
-                known = await conn.fetchval(_KNOWN, gw_ref)
-                return CreditReviewOutcome.NOT_IN_REVIEW if known else CreditReviewOutcome.UNKNOWN
+            state = await conn.fetchval(_LOCK, gw_ref)
+            approvals = [str(r[0]) for r in await conn.fetch(_APPROVALS, gw_ref)]
+            refused = sql.refusal(action, state, approvals, seen)
+            if refused is not None:
+                return refused
+            if update is not None:
+                await conn.fetchval(update, *params)  # in REVIEW: checked under the lock
             await conn.execute(_ACTION, *q.action_args(action, CODEC, bool))
             return CreditReviewOutcome.DONE
 
@@ -70,4 +90,14 @@ class PostgresCreditReview:
             rows = await conn.fetch(_PENDING, max(limit, 0))
         return [
             CreditReview(r["gw_ref"], pg.shanghai(r["received_at"]), r["screening"]) for r in rows
+        ]
+
+    async def credit_reviews_ever(self, limit: int) -> list[CreditReview]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(_EVER, max(limit, 0))
+        return [
+            CreditReview(
+                r["gw_ref"], pg.shanghai(r["received_at"]), r["screening"], CreditState(r["state"])
+            )
+            for r in rows
         ]

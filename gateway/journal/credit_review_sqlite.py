@@ -1,8 +1,8 @@
 """SWIFT credits held by screening, on the SQLite journal (:mod:`.credit_review_sql`).
 
 Mixed into :class:`~gateway.journal.sqlite.SqliteStore`; every step is one
-function on the group-commit writer, so the state change and its operator
-action commit together (docs/foreign-currency.md §5).
+function on the group-commit writer, so its conditions, the state change and
+its operator action are one transaction (docs/foreign-currency.md §5).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from gateway.journal import ops_queries as q
 from gateway.journal.credit_review_sql import CreditReviewOutcome
 from gateway.journal.ops_records import OperatorAction
 from gateway.journal.ops_sqlite import CODEC
-from gateway.journal.records import CreditReview
+from gateway.journal.records import CreditReview, CreditState
+from gateway.journal.review_records import APPROVALS_SQL
 from gateway.journal.schema import from_micros, to_micros
 
 T = TypeVar("T")
@@ -32,28 +33,43 @@ class SqliteCreditReview:
 
         async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
+    async def approve_credit_review(
+        self, gw_ref: str, action: OperatorAction, *, seen: tuple[str, ...]
+    ) -> CreditReviewOutcome:
+        sql.check_action("approve", gw_ref, action)
+        return await self._step(gw_ref, action, seen, None, ())
+
     async def release_credit_review(
-        self, gw_ref: str, action: OperatorAction
+        self, gw_ref: str, action: OperatorAction, *, seen: tuple[str, ...]
     ) -> CreditReviewOutcome:
         sql.check_action("release", gw_ref, action)
         when = to_micros(action.at)
-        return await self._step(gw_ref, action, sql.RELEASE, (when, when, gw_ref))
+        return await self._step(gw_ref, action, seen, sql.RELEASE, (when, when, gw_ref))
 
     async def reject_credit_review(
-        self, gw_ref: str, action: OperatorAction
+        self, gw_ref: str, action: OperatorAction, *, seen: tuple[str, ...]
     ) -> CreditReviewOutcome:
         sql.check_action("reject", gw_ref, action)
-        return await self._step(gw_ref, action, sql.REJECT, (to_micros(action.at), gw_ref))
+        return await self._step(gw_ref, action, seen, sql.REJECT, (to_micros(action.at), gw_ref))
 
     async def _step(
-        self, gw_ref: str, action: OperatorAction, update: str, params: tuple[object, ...]
+        self,
+        gw_ref: str,
+        action: OperatorAction,
+        seen: tuple[str, ...],
+        update: str | None,
+        params: tuple[object, ...],
     ) -> CreditReviewOutcome:
         args = q.action_args(action, CODEC, int)
 
         def write(conn: sqlite3.Connection) -> CreditReviewOutcome:
-            if conn.execute(update, params).fetchone() is None:
-                known = conn.execute(sql.KNOWN, (gw_ref,)).fetchone()
-                return CreditReviewOutcome.NOT_IN_REVIEW if known else CreditReviewOutcome.UNKNOWN
+            row = conn.execute(sql.STATE, (gw_ref,)).fetchone()
+            approvals = [str(r[0]) for r in conn.execute(APPROVALS_SQL, (gw_ref,))]
+            refused = sql.refusal(action, None if row is None else row[0], approvals, seen)
+            if refused is not None:
+                return refused
+            if update is not None:
+                conn.execute(update, params).fetchone()  # in REVIEW: checked just above
             conn.execute(q.INSERT_ACTION, args)
             return CreditReviewOutcome.DONE
 
@@ -69,5 +85,15 @@ class SqliteCreditReview:
         def read(conn: sqlite3.Connection) -> list[CreditReview]:
             rows = conn.execute(sql.PENDING, (max(limit, 0),)).fetchall()
             return [CreditReview(ref, from_micros(at), found) for ref, at, found in rows]
+
+        return await self._read(read)
+
+    async def credit_reviews_ever(self, limit: int) -> list[CreditReview]:
+        def read(conn: sqlite3.Connection) -> list[CreditReview]:
+            rows = conn.execute(sql.EVER, (max(limit, 0),)).fetchall()
+            return [
+                CreditReview(ref, from_micros(at), found, CreditState(state))
+                for ref, at, found, state in rows
+            ]
 
         return await self._read(read)

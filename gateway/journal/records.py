@@ -397,12 +397,13 @@ class IncomingCredit:
 
 @dataclass(frozen=True, slots=True)
 class CreditReview:
-    """A SWIFT credit waiting in REVIEW (docs/foreign-currency.md §5), for ``review list``:
+    """A SWIFT credit in review (docs/foreign-currency.md §5), for ``review list``:
     ``screening`` is the JSON journaled with it (``versions`` and ``hits``)."""
 
     gw_ref: str
     received_at: datetime
     screening: str | None
+    state: CreditState = CreditState.REVIEW  # ``review list --all``: decided ones too
 
     def _decision(self) -> dict[str, Any]:
         found = json.loads(self.screening) if self.screening else {}

@@ -238,20 +238,33 @@ class Store(DraftStore, Protocol):
         """A SWIFT credit the core did not match: CHECKING → SUSPENSE with no inquiry
         (none goes over SWIFT).  False if not CHECKING (idempotent)."""
 
+    async def approve_credit_review(
+        self, gw_ref: str, action: OperatorAction, *, seen: tuple[str, ...]
+    ) -> CreditReviewOutcome:
+        """A first approval (``action``: APPROVE on ``gw_ref``): the action only, the credit
+        stays in REVIEW; written only if it is in REVIEW with exactly the approvals ``seen``
+        and ``action``'s operator is not among them (docs/foreign-currency.md §5)."""
+
     async def release_credit_review(
-        self, gw_ref: str, action: OperatorAction
+        self, gw_ref: str, action: OperatorAction, *, seen: tuple[str, ...]
     ) -> CreditReviewOutcome:
         """The review released it (``action``: APPROVE on ``gw_ref``): REVIEW → CHECKING,
-        due for its account check now, with the action, in one transaction."""
+        due for its account check now, with the action, in one transaction; on the
+        conditions of ``approve_credit_review``."""
 
     async def reject_credit_review(
-        self, gw_ref: str, action: OperatorAction
+        self, gw_ref: str, action: OperatorAction, *, seen: tuple[str, ...]
     ) -> CreditReviewOutcome:
         """The review rejected it (``action``: REJECT on ``gw_ref``, with a reason): REVIEW →
-        SUSPENSE, no notification, with the action, in one transaction."""
+        SUSPENSE, no notification, with the action, in one transaction; only if it is in
+        REVIEW with exactly the approvals ``seen``."""
 
     async def pending_credit_reviews(self, limit: int) -> list[CreditReview]:
         """Credits in REVIEW, oldest received first, with their screening JSON."""
+
+    async def credit_reviews_ever(self, limit: int) -> list[CreditReview]:
+        """Every credit ever in REVIEW (waiting, or decided by a reviewer), newest received
+        first, with its screening JSON and its state now."""
 
     async def ledger(self, work_date: object, counterparty: str) -> Figures:
         """The bilateral ledger for (work date, counterparty) not yet netted.

@@ -1,6 +1,6 @@
 """The four-eyes review of screened payments, over the admin socket (docs/foreign-currency.md §5).
 
-``review.list`` (pending; ``all``: every item ever in review), ``review.show REF``,
+``review.list`` (pending; ``all``: every payment and credit ever in review), ``review.show REF``,
 ``review.approve REF``, ``review.reject REF reason``.  REF is a GwRef (it acts on
 the request's items in REVIEW) or a TxId.
 
@@ -146,12 +146,17 @@ def _item_json(h: MessageHit, approvals: list[str]) -> dict[str, Any]:
 
 
 async def _list(desk: ReviewDesk, *, everything: bool) -> dict[str, Any]:
-    """Payments (kind ``payment``), then incoming SWIFT credits (kind ``credit``, pending
-    ones only: a credit's review ends in CHECKING or SUSPENSE, see ``gatewayctl credits``)."""
+    """Payments (kind ``payment``), then incoming SWIFT credits (kind ``credit``): pending
+    ones oldest first, or with ``everything`` each ever in review newest first, in the state
+    its review left it (CHECKING, POSTED, SUSPENSE...)."""
     hits = await desk.store.review_list(everything=everything, limit=1000)
     items = [_item_json(h, await desk.store.review_approvals(h.tx_id)) for h in hits]
-    for credit in await desk.store.pending_credit_reviews(1000):
-        items.append(await _credit_json(desk, credit.gw_ref, CreditState.REVIEW, credit))
+    if everything:
+        credits = await desk.store.credit_reviews_ever(1000)
+    else:
+        credits = await desk.store.pending_credit_reviews(1000)
+    for credit in credits:
+        items.append(await _credit_json(desk, credit.gw_ref, credit.state, credit))
     return {"ok": True, "items": items}
 
 
@@ -229,43 +234,47 @@ async def _decide(
 async def _decide_credit(
     desk: ReviewDesk, who: Reviewer, ref: str, reject_reason: str | None
 ) -> dict[str, Any]:
-    """An incoming SWIFT credit in REVIEW (docs/foreign-currency.md §5): the first approval
-    is journaled as the action; the second, by another user, releases it to its account
-    check (REVIEW → CHECKING); a rejection books it to suspense (SUSPENSE, no notice)."""
+    """An incoming SWIFT credit in REVIEW (docs/foreign-currency.md §5), with a payment's
+    steps: the first approval is journaled as the action (the credit stays in REVIEW); the
+    second, by another user, releases it to its account check (REVIEW → CHECKING); a
+    rejection books it to suspense (SUSPENSE, no notice).  Each step is conditional on the
+    approvals it saw, like ``_decide_item``'s."""
     state, _ = await _credit(desk, ref)
     if state is not CreditState.REVIEW:
         raise Refused(f"{ref} has no item in REVIEW (the credit is {state.value})")
-    approvals = await desk.store.review_approvals(ref)
-    now = desk.clock.now()
     out: dict[str, Any] = {"kind": "credit", "gw_ref": ref, "user": who.name}
-    if reject_reason is not None:
-        action = OperatorAction(
-            now, who.uid, who.name, ActionKind.REJECT, ref, reject_reason, False
-        )
-        outcome = await desk.store.reject_credit_review(ref, action)
-        decision, new_state = "reject", CreditState.SUSPENSE
-    elif who.name in approvals:
-        metrics.REVIEW_DECISIONS.labels("refused").inc()
-        reason = _REFUSALS[ReviewOutcome.SAME_USER].format(user=who.name)
-        return {"ok": False, "reason": f"{ref}: {reason}", "items": [{**out, "ok": False}]}
-    else:
-        action = OperatorAction(
-            now, who.uid, who.name, ActionKind.APPROVE, ref, "approved in review", False
-        )
-        if len(approvals) + 1 < APPROVALS_NEEDED:
-            await desk.store.record_action(action)
-            outcome, decision, new_state = CreditReviewOutcome.DONE, "approve", CreditState.REVIEW
+    for _ in range(_RETRIES):
+        approvals = tuple(await desk.store.review_approvals(ref))
+        now = desk.clock.now()
+        if reject_reason is not None:
+            action = OperatorAction(
+                now, who.uid, who.name, ActionKind.REJECT, ref, reject_reason, False
+            )
+            outcome = await desk.store.reject_credit_review(ref, action, seen=approvals)
+            decision, new_state = "reject", CreditState.SUSPENSE
         else:
-            outcome = await desk.store.release_credit_review(ref, action)
-            decision, new_state = "release", CreditState.CHECKING
+            action = OperatorAction(
+                now, who.uid, who.name, ActionKind.APPROVE, ref, "approved in review", False
+            )
+            if len(approvals) + 1 < APPROVALS_NEEDED or who.name in approvals:
+                # a second approval by the same user is refused by the store (SAME_USER)
+                outcome = await desk.store.approve_credit_review(ref, action, seen=approvals)
+                decision, new_state = "approve", CreditState.REVIEW
+            else:
+                outcome = await desk.store.release_credit_review(ref, action, seen=approvals)
+                decision, new_state = "release", CreditState.CHECKING
+        if outcome is not CreditReviewOutcome.CHANGED:
+            break
     if outcome is not CreditReviewOutcome.DONE:
         metrics.REVIEW_DECISIONS.labels("refused").inc()
-        reason = f"{ref}: {_REFUSALS[ReviewOutcome.NOT_IN_REVIEW]}"
-        return {"ok": False, "reason": reason, "items": [{**out, "ok": False}]}
+        reason = _REFUSALS[ReviewOutcome(outcome.value)].format(user=who.name)
+        log.info("review_refused", gw_ref=ref, user=who.name, uid=who.uid,
+                 outcome=outcome.value, kind="credit")  # fmt: skip
+        return {"ok": False, "reason": f"{ref}: {reason}", "items": [{**out, "ok": False}]}
     metrics.REVIEW_DECISIONS.labels(decision).inc()
     log.info("review_step", gw_ref=ref, user=who.name, uid=who.uid, decision=decision,
              state=new_state.value, kind="credit")  # fmt: skip
-    after = approvals if decision == "reject" else [*approvals, who.name]
+    after = list(approvals) if decision == "reject" else [*approvals, who.name]
     item = {**out, "ok": True, "decision": decision, "state": new_state.value, "approvals": after}
     return {"ok": True, "items": [item]}
 

@@ -66,8 +66,9 @@ FX_SCREENED: dict[str, Any] = {
     "fx": {"enabled": True},
     "screening": {"lists": [str(DEMO_LIST)]},
 }
-"""Foreign currency on (off as shipped), screened against the demo list: without lists a
-foreign-currency payment is refused (2006) rather than sent unscreened."""
+"""Foreign currency on (as shipped), screened against the demo list: without lists (the
+shipped configuration) a foreign-currency payment is refused (2006) rather than sent
+unscreened."""
 
 
 def gateway_config(

@@ -21,7 +21,7 @@ FRIDAY_10 = recent_friday_10()
 
 
 FX_ON = FX_SCREENED
-"""Foreign currency is off as shipped; these tests switch it on, with the demo screening list."""
+"""Foreign currency is on as shipped but refused without lists; these tests add the demo list."""
 
 
 async def test_a_file_certificate_is_refused_a_foreign_currency_pay(

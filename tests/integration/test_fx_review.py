@@ -20,6 +20,7 @@ from gateway.keys.devpki import DevPki
 from gateway.ops.admin import call
 from gateway.ops.metrics import REGISTRY
 from gateway.testing import Broker
+from tests.integration.calendar_support import answer
 from tests.integration.harness import (
     DEMO_LIST,
     Erp,
@@ -121,12 +122,16 @@ async def test_a_listed_payee_waits_for_two_reviewers(
         assert code == 1 and "already approved by alice" in again["reason"]
         st = await erp.status("Q-RV-NAME-1", clock.now(), "RV-NAME")
         assert st.state == "REVIEW"
+        # the corporate's History shows REVIEW once; the approval is the audit trail's
+        assert [name for name, _ in answer(st).history] == ["ACCEPTED", "REVIEW"]
         code, (second,) = await asyncio.to_thread(review, sock, "approve", ref, user="bob")
         assert code == 0
         assert (second["decision"], second["state"], second["engine"]) == (
             "release", "QUEUED", "SWIFT",
         )  # fmt: skip
         assert await wait_for_state(erp, clock.now(), "RV-NAME", ["SETTLED"]) == "SETTLED"
+        st = await erp.status("Q-RV-NAME-2", clock.now(), "RV-NAME")
+        assert [name for name, _ in answer(st).history][:3] == ["ACCEPTED", "REVIEW", "QUEUED"]
         code, (late,) = await asyncio.to_thread(review, sock, "approve", ref, user="carol")
         assert code == 1 and "no item in REVIEW" in late["reason"]
 
@@ -328,7 +333,7 @@ async def test_an_incoming_credit_in_review_needs_two_approvals_too(
 ) -> None:
     """A SWIFT credit from a listed debtor waits in REVIEW: ``review list`` shows it with
     its hits, two approvals by two users release it to its account check (then POSTED),
-    a rejection books another to SUSPENSE."""
+    a rejection books another to SUSPENSE; ``review list --all`` still lists both."""
     reviewers = {"lists": [str(DEMO_LIST)], "review_group": "root"}
     async with credit_bench(tmp_path, dev_pki, broker, capsys, screening=reviewers) as b:
         listed = usd_credit(debtor_name="Ivan Sidorenko", debtor_country="RU")
@@ -354,3 +359,14 @@ async def test_an_incoming_credit_in_review_needs_two_approvals_too(
         )
         assert code == 0 and rej["state"] == "SUSPENSE"
         assert await b.gw.store.credit_state(dropped) is CreditState.SUSPENSE
+
+        # decided, they leave the pending list; --all keeps every credit ever in review
+        assert await b.gw.store.pending_credit_reviews(10) == []
+        code, everything = await asyncio.to_thread(review, b.sock, "list", "--all")
+        decided = {p["gw_ref"]: p for p in everything if p["kind"] == "credit"}
+        assert code == 0 and set(decided) == {kept, dropped}
+        assert (decided[kept]["state"], decided[kept]["approvals"]) == (
+            "POSTED", ["alice", "bob"],
+        )  # fmt: skip
+        assert (decided[dropped]["state"], decided[dropped]["approvals"]) == ("SUSPENSE", [])
+        assert [h["entry_id"] for h in decided[dropped]["screening"]["hits"]] == ["D-0002"]

@@ -51,7 +51,7 @@ UETR_IN_STATUS = re.compile(rb"<Uetr>([0-9a-f-]{36})</Uetr>")
 
 
 FX_ON = FX_SCREENED
-"""Foreign currency is off as shipped; these tests switch it on, with the demo screening list."""
+"""Foreign currency is on as shipped but refused without lists; these tests add the demo list."""
 
 
 @contextlib.asynccontextmanager

@@ -208,7 +208,9 @@ async def test_a_listed_debtor_waits_in_review_until_released_or_rejected(
 
         now = b.clock.now()
         released = await b.gw.store.release_credit_review(
-            kept, OperatorAction(now, 1001, "alice", ActionKind.APPROVE, kept, "", forced=False)
+            kept,
+            OperatorAction(now, 1001, "alice", ActionKind.APPROVE, kept, "", forced=False),
+            seen=(),
         )
         assert released is CreditReviewOutcome.DONE
         await b.credit_in(tx_of(first), {CreditState.POSTED})
@@ -218,6 +220,7 @@ async def test_a_listed_debtor_waits_in_review_until_released_or_rejected(
         rejected = await b.gw.store.reject_credit_review(
             dropped,
             OperatorAction(now, 1002, "bob", ActionKind.REJECT, dropped, "true match", False),
+            seen=(),
         )
         assert rejected is CreditReviewOutcome.DONE
         assert await b.gw.store.credit_state(dropped) is CreditState.SUSPENSE

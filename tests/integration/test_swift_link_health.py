@@ -89,7 +89,8 @@ async def test_the_swift_link_is_reported_and_does_not_gate_readiness(
 async def test_without_swift_readyz_has_no_advisory(
     tmp_path: Path, dev_pki: DevPki, broker: Broker
 ) -> None:
-    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url)  # fx off as shipped
+    # fx.enabled is on as shipped: switched off here, so that no SWIFT link runs
+    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url, {"fx": {"enabled": False}})
     async with running_gateway(cfg, BusinessClock(FRIDAY_10)) as gw:
         assert gw.bound.metrics is not None
         host, port = gw.bound.metrics

@@ -170,7 +170,7 @@ def test_every_series_a_rule_reads_exists_at_start() -> None:
 
 
 def test_no_swift_series_exists_before_the_daemon_runs_swift() -> None:
-    """A gateway without SWIFT (fx off as shipped) must not expose a SWIFT link at 0: the
+    """A gateway without SWIFT (fx or swift switched off) must not expose a SWIFT link at 0: the
     link-down and stuck alerts would fire on every such node."""
     exposed = selectors.samples(exposition_at_import())
     swift = [
