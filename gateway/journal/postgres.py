@@ -157,6 +157,25 @@ UPDATE items SET out_msg_id = $1, updated_at = $3, claimed_by = NULL, claimed_un
    AND {_FREE}
 RETURNING id
 """  # noqa: S608 (built from our own constants; values are $n parameters)
+_LOCK_QUEUED = """
+SELECT r.corp_id FROM items i JOIN requests r ON r.id = i.request_id
+ WHERE i.id = $1 AND i.engine = $3 AND i.state = 'QUEUED' AND i.out_msg_id IS NULL
+   AND (i.claimed_until IS NULL OR i.claimed_by = $2 OR i.claimed_until <= now())
+   FOR NO KEY UPDATE OF i
+"""
+_REJECT_QUEUED = f"""
+WITH u AS (SELECT $1::bigint AS id, 'REJECTED'::text AS state, $2::text AS code,
+                  $3::text AS text, 1 AS ord),
+changed AS (
+    UPDATE items SET state = 'REJECTED', updated_at = $4, reason_code = $2, reason_text = $3,
+           claimed_by = NULL, claimed_until = NULL
+     WHERE id = $1
+), trail AS (
+    INSERT INTO transitions (item_id, state, at, detail) VALUES ($1, 'REJECTED', $4, $2)
+)
+{STATUS_NOTICES.format(at="$4")}
+"""  # noqa: S608 (built from our own constants; values are $n parameters)
+"""A leased QUEUED item → REJECTED, its transition and STATUS notification, one statement."""
 _UNSENT = (
     f"SELECT {pg.OUTBOUND_COLUMNS} FROM outbound WHERE state = 'PENDING'"  # noqa: S608
     " ORDER BY created_at, msg_id LIMIT $1"
@@ -506,6 +525,19 @@ class PostgresStore(
                     await conn.execute(
                         "UPDATE items SET uetr = $1 WHERE id = ANY($2::bigint[])", m.uetr, ids
                     )
+
+    async def reject_queued(
+        self, item_id: int, engine: Engine, reason_code: str, reason_text: str, at: datetime
+    ) -> bool:
+        """Locks the item (under this node's lease or none) before the NTFY lock."""
+        when = pg.aware(at)
+        async with self._commit() as conn:
+            row = await conn.fetchrow(_LOCK_QUEUED, item_id, self.node, engine.value)
+            if row is None:
+                return False
+            await lock_notices(conn, [row["corp_id"]])
+            await conn.execute(_REJECT_QUEUED, item_id, reason_code, reason_text, when)
+            return True
 
     async def unsent_outbound(self, limit: int) -> list[OutboundRecord]:
         async with self._conn() as conn:

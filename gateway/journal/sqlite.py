@@ -440,6 +440,26 @@ class SqliteStore(
 
         await self._write(write)
 
+    async def reject_queued(
+        self, item_id: int, engine: Engine, reason_code: str, reason_text: str, at: datetime
+    ) -> bool:
+        when = to_micros(at)
+
+        def write(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE items SET state = 'REJECTED', updated_at = ?, reason_code = ?,"
+                " reason_text = ? WHERE id = ? AND engine = ? AND state = 'QUEUED'"
+                " AND out_msg_id IS NULL",
+                (when, reason_code, reason_text, item_id, engine.value),
+            )
+            if cur.rowcount != 1:
+                return False
+            _transitions(conn, [item_id], State.REJECTED, when, reason_code)
+            notify_status(conn, [item_id], when)
+            return True
+
+        return await self._write(write)
+
     async def unsent_outbound(self, limit: int) -> list[OutboundRecord]:
         def read(conn: sqlite3.Connection) -> list[OutboundRecord]:
             rows = conn.execute(_UNSENT, (max(limit, 0),))

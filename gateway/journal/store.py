@@ -117,6 +117,19 @@ class Store(DraftStore, Protocol):
         Raises ``ValueError`` if an item is no longer QUEUED or already linked.
         """
 
+    async def reject_queued(
+        self, item_id: int, engine: Engine, reason_code: str, reason_text: str, at: datetime
+    ) -> bool:
+        """A claimed item that can no longer be sent: QUEUED → REJECTED with its reason.
+
+        For an item the engine cannot build a message for any more (its SWIFT
+        settlement path left the routing data after it was routed: 4001,
+        docs/foreign-currency.md §3).  One transaction: the state, the
+        transition row and the corporate's STATUS notification.  False, with
+        nothing written, if the item is no longer a QUEUED, unlinked item of
+        ``engine`` (or another node holds it).
+        """
+
     async def unsent_outbound(self, limit: int) -> list[OutboundRecord]:
         """PENDING outbound messages, oldest first (never PUBACKed: publish them)."""
 
