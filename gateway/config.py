@@ -190,9 +190,10 @@ class FxConfig:
 
     currencies: Mapping[str, int] = field(default_factory=_default_currencies)
     default_cutoff: time = DEFAULT_CUTOFF
-    enabled: bool = False
-    """Accept foreign-currency payments at all.  Off as shipped: screening (§5) does not
-    run on the request path yet, and a bank sends no unscreened foreign-currency payment."""
+    enabled: bool = True
+    """Accept foreign-currency payments at all.  On as shipped: screening runs on the
+    request path (docs/foreign-currency.md §5), and without a screening list a
+    foreign-currency payment is refused 2006, never sent unscreened."""
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from gateway.keys.trust import TrustStore, fingerprint
 from gateway.keys.verifier import RequestVerifier
 from gateway.keys.xmldsig import Verified, sign_enveloped, verify_pinned
 from gateway.model import Batch, DraftApply, Head, Request, Response, Transfer, TrnCode
-from gateway.routing.currencies import CurrencyTable
+from gateway.routing.currencies import CurrencyTable, decimals
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,9 @@ class InboundClearing:
     reply: ccms.ReplyDoc | None = None
     credits: tuple[documents.CreditTx, ...] = ()
     presentment: Presentment | None = None  # intra.draft.present (docs/bank-drafts.md §3)
+    # an incoming swift.008 (docs/foreign-currency.md §4) and its currency's minor units
+    swift_credit: swift.IncomingSwiftCredit | None = None
+    minor_units: int | None = None
 
 
 class Desk:
@@ -422,12 +425,15 @@ class Desk:
         return documents.serialize(env)
 
     def open_swift(self, payload: bytes, now: datetime) -> InboundClearing:
-        """Verify (pinned ``swift_peer`` certificates) and reduce a ``swift.ack`` or
-        ``swift.002`` (docs/foreign-currency.md §4) to what the journal applies.
+        """Verify (pinned ``swift_peer`` certificates) and reduce a ``swift.ack``,
+        ``swift.002`` or incoming ``swift.008`` (docs/foreign-currency.md §4) to what the
+        journal applies.
 
         A NAK and a RJCT become one ``RJCT`` result with the reason; an ACK has no
-        result; ``orgnl_msg_id`` names our swift.008.  Another MsgTp comes back with
-        neither (the caller ignores it).  ``GatewayError`` for the signature,
+        result; ``orgnl_msg_id`` names our swift.008.  An incoming swift.008 comes back
+        as ``swift_credit`` with its currency's minor units (a currency not taken, or
+        too many decimals, is malformed).  Another MsgTp comes back with none of them
+        (the caller ignores it).  ``GatewayError`` for the signature,
         ``ValueError`` (``SwiftDocumentError``) for a malformed message.
         """
         root = parse_body(payload).root
@@ -446,7 +452,22 @@ class Desk:
                 st.orgnl_tx_id, st.orgnl_end_to_end_id, st.status, st.reason_code, st.reason_text
             )
             return replace(base, orgnl_msg_id=st.orgnl_msg_id, results=(result,))
+        if env.msg_tp == swift.MSG_TP_SWIFT_CREDIT:
+            credit = swift.read_swift_008(env.document)
+            return replace(base, swift_credit=credit, minor_units=self._credit_units(credit))
         return base
+
+    def _credit_units(self, credit: swift.IncomingSwiftCredit) -> int:
+        """The minor units of an incoming credit's currency: its amount is judged against
+        ``fx.currencies`` like any other (docs/foreign-currency.md §2, §4)."""
+        units = self._minor_units.get(credit.ccy)
+        if units is None:
+            raise swift.SwiftDocumentError(f"IntrBkSttlmAmt/@Ccy {credit.ccy} is not taken")
+        if decimals(credit.amount) > units:
+            raise swift.SwiftDocumentError(
+                f"IntrBkSttlmAmt has more decimals than {credit.ccy} has minor units ({units})"
+            )
+        return units
 
     def seal_ccms(
         self,

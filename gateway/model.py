@@ -276,6 +276,23 @@ class Transition:
     at: datetime
 
 
+def state_changes(history: tuple[Transition, ...]) -> tuple[Transition, ...]:
+    """The steps of a ``History`` the corporate sees: each change of state once.
+
+    The journal also records steps that leave the state as it was (a first
+    approval in review stays REVIEW, naming the reviewer: docs/foreign-currency.md
+    §5 "The record"); those belong to the audit trail (``gatewayctl messages
+    show``, ``review show``), not to STATUS, whose History lists each state
+    reached with its time (docs/protocol.md §4.3, §5).  The earliest time of a
+    run of equal states is kept: when the state was reached.
+    """
+    out: list[Transition] = []
+    for step in history:
+        if not out or out[-1].state is not step.state:
+            out.append(step)
+    return tuple(out)
+
+
 @dataclass(frozen=True, slots=True)
 class StatusView:
     """What STATUS and PAY responses report, docs/protocol.md §5."""
@@ -306,7 +323,7 @@ class Notice:
     """One notification as NTFY returns it; fields not relevant to ``kind`` are None.
 
     CREDIT: ``gw_ref`` (the gateway's reference of the credit), ``acct`` (the
-    enrolled creditor account), ``amount``, ``counterparty_acct`` /
+    enrolled creditor account), ``amount`` in ``ccy`` (None: CNY), ``counterparty_acct`` /
     ``counterparty_name`` / ``counterparty_bank`` (the payer), ``engine``,
     ``work_date``, ``text`` (remittance information).
     STATUS: ``orig_msg_id``, ``seq_no``, ``state``, ``reason_code``, ``text``
@@ -341,6 +358,7 @@ class Notice:
     text: str | None = None
     draft_no: str | None = None
     draft_state: str | None = None
+    ccy: str | None = None  # CREDIT from SWIFT: the amount's currency (None: CNY)
 
 
 @dataclass(frozen=True, slots=True)

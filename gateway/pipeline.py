@@ -74,6 +74,8 @@ from gateway.ops.logs import mask_account
 from gateway.routing.currencies import HOME_CURRENCY
 from gateway.routing.fx import FxEngine
 from gateway.routing.router import Router
+from gateway.screening.gate import Screener, decision_json
+from gateway.screening.screen import Decision as Screening
 from gateway.workers import WorkerPool
 
 log = structlog.get_logger("gateway.pipeline")
@@ -141,8 +143,11 @@ class Pipeline:
         keep: Callable[[Exchange], None] | None = None,
         drafts: DraftCorplink | None = None,
         swift: bool = False,
+        screener: Screener | None = None,
     ) -> None:
         self._swift = swift  # the SWIFT link runs: foreign currency may go to other banks
+        # docs/foreign-currency.md §5: without lists, a payment that must be screened is refused
+        self._screener = screener or Screener.unloaded()
         self._corr = correspondence
         self._drafts = drafts
         self._keep_exchange = keep
@@ -372,6 +377,8 @@ class Pipeline:
                 raise GatewayError(ins.deferred.code, ins.deferred.detail)
             router = self._router()
             route = route_transfer(router, body, now, swift=self._swift)
+            # docs/foreign-currency.md §5: after routing, before the journal and the answer
+            screening = self._screener.check(body, foreign=body.ccy != HOME_CURRENCY)
             if body.biz_type is BizType.DEBIT and route.engine is not Engine.BEPS:
                 # docs/routing-rules.md §3 rule 1 sends own branches to INTRA, which has no
                 # debit message (docs/clearing-link.md §4); a debit sent as a credit would
@@ -389,13 +396,14 @@ class Pipeline:
             if existing is not None:
                 return await self._replay(req, existing, now)
             raise
-        item = _new_item(None, body, route)
+        item = _new_item(None, body, route, screening)
         state = item.state
         journaled = await self._journal(req, ins, now, (item,))
         if isinstance(journaled, Response):
             return journaled
         metrics.ITEMS_ROUTED.labels(route.engine.value, state.value).inc()
-        self._wake(route.engine)
+        if state is not State.REVIEW:  # a screening hit waits for the reviewers
+            self._wake(route.engine)
         log.info(
             "accepted",
             gw_ref=journaled.gw_ref,
@@ -445,7 +453,11 @@ class Pipeline:
         )
         for (engine, state), n in counts.items():
             metrics.ITEMS_ROUTED.labels(engine, state).inc(n)
-        for engine in {item.engine for item in routed if item.engine is not None}:
+        for engine in {
+            item.engine
+            for item in routed
+            if item.engine is not None and item.state is not State.REVIEW
+        }:
             self._wake(engine)
         rejected = len(items) - len(routed)
         log.info(
@@ -468,7 +480,7 @@ class Pipeline:
             metrics.CALENDAR_UNCOVERED.inc()  # docs/routing-rules.md §4: weekday rule, alert
         out: list[NewItem] = []
         for n, item in enumerate(batch.items, start=1):
-            out.append(_route_item(router, item, now, self._swift))
+            out.append(_route_item(router, item, now, self._swift, self._screener))
             if n % _ROUTE_SLICE == 0:
                 await asyncio.sleep(0)  # let other connections' frames through
         return tuple(out)
@@ -615,14 +627,22 @@ class Pipeline:
         )
 
 
-def _new_item(seq_no: int | None, transfer: Transfer, outcome: Route | GatewayError) -> NewItem:
-    """The journal item of a routed transfer (QUEUED, or HELD until ``release_at``), or of
-    a batch item that routing refused (REJECTED with the code, docs/protocol.md §4)."""
+def _new_item(
+    seq_no: int | None,
+    transfer: Transfer,
+    outcome: Route | GatewayError,
+    screening: Screening | None = None,
+) -> NewItem:
+    """The journal item of a routed transfer (QUEUED, or HELD until ``release_at``; REVIEW,
+    keeping that route, when screening found a possible match, docs/foreign-currency.md §5),
+    or of a batch item that routing refused (REJECTED with the code, docs/protocol.md §4)."""
     route = outcome if isinstance(outcome, Route) else None
     error = outcome if isinstance(outcome, GatewayError) else None
     foreign = transfer.ccy != HOME_CURRENCY
     if route is None:
         state = State.REJECTED
+    elif screening is not None and screening.hit:
+        state = State.REVIEW
     else:
         state = State.HELD if route.release_at is not None else State.QUEUED
     return NewItem(
@@ -648,6 +668,7 @@ def _new_item(seq_no: int | None, transfer: Transfer, outcome: Route | GatewayEr
         payee_bic=transfer.payee_bic if foreign else None,
         payee_country=transfer.payee_country if foreign else None,
         chrg_br=transfer.chrg_br if foreign else None,
+        screening=None if route is None or screening is None else decision_json(screening),
     )
 
 
@@ -678,27 +699,35 @@ def route_transfer(router: Router, transfer: Transfer, now: datetime, *, swift: 
     )
 
 
-def _route_item(router: Router, item: BatchItem, now: datetime, swift: bool = False) -> NewItem:
+def _route_item(
+    router: Router,
+    item: BatchItem,
+    now: datetime,
+    swift: bool = False,
+    screener: Screener | None = None,
+) -> NewItem:
     """One batch item routed on its own (docs/routing-rules.md §3); its refusal is its own (§4).
 
     A payee bank given only as a BIC is mapped through the directory's optional
     ``bic`` column (docs/protocol.md §4); a BIC it does not list is 4001.  A
-    foreign-currency item is routed by its BIC (docs/foreign-currency.md §2).
+    foreign-currency item is routed by its BIC (docs/foreign-currency.md §2), then
+    screened like a PAY (§5): an item that cannot be screened is refused on its own.
     """
+    gate = screener or Screener.unloaded()
     try:
         transfer = item.transfer
         if transfer.ccy != HOME_CURRENCY:
             if transfer.payee_bic is None and item.bic is not None:
                 transfer = replace(transfer, payee_bic=item.bic)
-            return _new_item(
-                item.seq_no, transfer, route_transfer(router, transfer, now, swift=swift)
-            )
+            route = route_transfer(router, transfer, now, swift=swift)
+            return _new_item(item.seq_no, transfer, route, gate.check(transfer, foreign=True))
         if not transfer.payee_bank_code:
             entry = router.directory.by_bic(item.bic) if item.bic else None
             if entry is None:
                 raise GatewayError(RetCode.BANK_CODE_UNKNOWN, "BIC not in the directory")
             transfer = replace(transfer, payee_bank_code=entry.code)
-        return _new_item(item.seq_no, transfer, router.route(transfer, now))
+        route = router.route(transfer, now)
+        return _new_item(item.seq_no, transfer, route, gate.check(transfer, foreign=False))
     except GatewayError as exc:
         return _new_item(item.seq_no, item.transfer, exc)
 

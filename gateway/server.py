@@ -44,6 +44,7 @@ from gateway.clearing.swift_receipts import SwiftReceiptHandler
 from gateway.clock import Clock
 from gateway.config import Config, ListenerConfig
 from gateway.correspondence.service import Correspondence
+from gateway.correspondence.swift_credits import SwiftCreditIntake
 from gateway.desk import open_desk
 from gateway.draftsvc.service import Drafts
 from gateway.engines.runner import EngineRunner, EngineSettings, Redelivery
@@ -68,13 +69,15 @@ from gateway.ops.admin import AdminServer, Peer
 from gateway.ops.gauges import refresh_journal_gauges
 from gateway.ops.health import HealthServer, HealthState, Lifecycle
 from gateway.ops.metrics_merge import FrontMetrics
+from gateway.ops.review import REVIEW_OPS, ReviewDesk, review_command
 from gateway.ops.views import VIEWS, journal_view
-from gateway.pipeline import Pipeline
+from gateway.pipeline import Pipeline, route_transfer
 from gateway.procs.fronts import FrontDeskPool, Fronts
 from gateway.routing.directory import Directory
 from gateway.routing.router import Router
 from gateway.routing.settlement_paths import SettlementPath
 from gateway.screening.current import CurrentLists
+from gateway.screening.gate import Screener
 from gateway.workers import WorkerPool
 
 # The builders live in gateway.builders (front processes use them too); these names stay
@@ -331,10 +334,22 @@ class Gateway:
             self._swift_link = ClearingLink(
                 swift_link_config(cfg),
                 SwiftReceiptHandler(
-                    self.store, self.pool, self.clock, on_receipt=[self._receipted]
+                    self.store,
+                    self.pool,
+                    self.clock,
+                    on_receipt=[self._receipted],
+                    credits=SwiftCreditIntake(
+                        self.store,
+                        self.clock,
+                        corr.accounts,
+                        lambda: self.screening.lists,
+                        corr.checker.wake,
+                    ),
                 ),
             )
             self._runners[Engine.SWIFT] = self._make_swift_runner(self._swift_link)
+            metrics.create_swift_series()  # the engine runs: its series exist, at 0
+            self.health.set_advisory("swift_link", False)
 
         self.admission = Admission(cfg.admission)
         self._denied = read_denied(cfg)
@@ -430,6 +445,7 @@ class Gateway:
             keep=self.exchanges.add,
             drafts=self.drafts.corplink,
             swift=cfg.swift_enabled,
+            screener=Screener(lambda: self.screening.settings, lambda: self.screening.lists),
         )
         for i, lc in enumerate(cfg.listeners):
             ctx = None
@@ -460,6 +476,7 @@ class Gateway:
             on_metrics=self.front_metrics.update,
             on_gone=self.front_metrics.forget,
             keep_exchange=self.exchanges.add,
+            screening=self.screening.versions,
         )
         self._fronts = fronts
         for i, lc in enumerate(cfg.listeners):
@@ -580,12 +597,15 @@ class Gateway:
         return SwiftRunner(settings, fx, self.store, self.pool, link, self.clock, path_for)
 
     async def _watch_swift_link(self, link: ClearingLink) -> None:
-        """Wake the SWIFT engine whenever its link comes up.  Not a readiness check: with
-        the SWIFT interface away the gateway still takes every other payment."""
+        """Wake the SWIFT engine whenever its link comes up, and report the link on
+        ``/readyz`` under ``advisory``.  Not a readiness check: with the SWIFT interface
+        away the gateway still takes every other payment (ops/health.py, HealthState)."""
         while True:
             await link.wait_connected()
+            self.health.set_advisory("swift_link", True)
             self._wake(Engine.SWIFT)
             await link.wait_disconnected()
+            self.health.set_advisory("swift_link", False)
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> None:
         task = asyncio.ensure_future(coro)
@@ -730,6 +750,9 @@ class Gateway:
             await self._pool.close()
         if self._health_server is not None:
             await self._health_server.close()
+        screening: CurrentLists | None = getattr(self, "screening", None)
+        if screening is not None:  # a stopped gateway holds no lists: their series go too
+            screening.swap(screening.settings, None)
         self._set_lifecycle(Lifecycle.STOPPED)
         if started:
             log.info("stopped")
@@ -777,7 +800,8 @@ class Gateway:
             for name, ctx in new_tls.items():
                 self._tls[name][1].swap(ctx)
             if self._fronts is not None:
-                self._fronts.broadcast("reload", self.cfg)
+                # the fronts load the lists themselves: the version checked here, forced or not
+                self._fronts.broadcast("reload", self.cfg, force, self.screening.versions())
             self._publish_expiry()
             if old_pool is not None:
                 await old_pool.close()
@@ -823,6 +847,17 @@ class Gateway:
             return await journal_view(
                 op, cmd, self.store, self.router(), self.clock, self.cfg.archive_path
             )
+        if op in REVIEW_OPS:  # four-eyes review of screened payments (gateway/ops/review.py)
+            swift = self.cfg.swift_enabled
+            desk = ReviewDesk(
+                self.store,
+                lambda transfer, now: route_transfer(self.router(), transfer, now, swift=swift),
+                self.clock,
+                self._wake,
+                lambda: self.screening.settings.review_group,
+                self.cfg.environment,
+            )
+            return await review_command(op, cmd, peer, desk)
         if op in ACTIONS:  # manual actions, journaled with who and why (gateway/ops/actions.py)
             return await manual_action(
                 op, cmd, peer, self.store, self.router(), self.clock, self._wake, self._republish

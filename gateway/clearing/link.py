@@ -40,7 +40,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import aiomqtt
@@ -58,7 +58,7 @@ from gateway.clearing.inbound_pipeline import (
 )
 from gateway.clearing.mqtt_client import PubackClient, PublishNotSent
 from gateway.clearing.reconnect import keep_connected
-from gateway.ops.metrics import LINK_RECONNECTS, LINK_UP
+from gateway.ops.metrics import LINK_RECONNECTS, LINK_UP, OTHER_LINK_RECONNECTS, OTHER_LINK_UP
 
 log = structlog.get_logger("gateway.clearing")
 
@@ -133,9 +133,11 @@ class LinkConfig:
     handler_retry_delay: float = 0.5
     """Seconds before the second try, doubling after: rides out a journal blip."""
     name: str = "clearing"
-    """Names the link in its log events (``<name>_link_up``, ...).  Only the clearing link
-    (``clearing``) drives ``gateway_clearing_link_up`` and its reconnect counter; the SWIFT
-    link (``swift``, docs/foreign-currency.md §4) is in the logs only."""
+    """Names the link in its log events (``<name>_link_up``, ...) and picks its metrics: the
+    clearing link (``clearing``) drives ``gateway_clearing_link_up`` and its reconnect
+    counter, as it always has; the SWIFT link (``swift``, docs/foreign-currency.md §4)
+    ``gateway_link_up{link="swift"}`` and ``gateway_link_reconnects_total{link="swift"}``
+    (:data:`METERED_LINKS`); any other name is in the logs only."""
 
     def __post_init__(self) -> None:
         scheme, _host, _port = parse_url(self.url)
@@ -321,6 +323,7 @@ class ClearingLink:
         self._down = asyncio.Event()
         self._down.set()
         self._closing = asyncio.Event()
+        self._set_up, self._count_retry = _meters(config.name)
         self._running = False
         self._stopped = asyncio.Event()
         self._stopped.set()
@@ -410,7 +413,7 @@ class ClearingLink:
         try:
             await keep_connected(
                 self._connection, self._closing, cfg.reconnect_min, cfg.reconnect_max,
-                on_retry=LINK_RECONNECTS.inc if self._metrics else _no_count,
+                on_retry=self._count_retry,
             )  # fmt: skip
         finally:
             if self._mark_down():
@@ -428,8 +431,7 @@ class ClearingLink:
                 self._client = client
                 self._up.set()
                 self._down.clear()
-                if self._metrics:
-                    LINK_UP.set(1)
+                self._set_up(1)
                 log.info(
                     self._event("up"),
                     host=self._host,
@@ -464,16 +466,11 @@ class ClearingLink:
         self._client = None
         self._up.clear()
         self._down.set()
-        if self._metrics:
-            LINK_UP.set(0)
+        self._set_up(0)
         return was_up
 
     def _event(self, what: str) -> str:
         return f"{self._config.name}_link_{what}"
-
-    @property
-    def _metrics(self) -> bool:
-        return self._config.name == "clearing"
 
     async def close(self) -> None:
         """Disconnect cleanly: let the messages in progress finish, then send DISCONNECT.
@@ -582,8 +579,26 @@ class _SubscribeRefused(Exception):
     """The broker refused a subscription or granted less than QoS 1."""
 
 
+METERED_LINKS: Final = frozenset({"swift"})
+"""Links besides the clearing link that have series of their own, labelled by their name,
+so the clearing link's unlabelled series stay what alerts and boards already read."""
+
+
+def _meters(name: str) -> tuple[Callable[[float], None], Callable[[], None]]:
+    """(set the up gauge, count a reconnect attempt) of the link called ``name``."""
+    if name == "clearing":
+        return LINK_UP.set, LINK_RECONNECTS.inc
+    if name in METERED_LINKS:
+        return OTHER_LINK_UP.labels(name).set, OTHER_LINK_RECONNECTS.labels(name).inc
+    return _no_set, _no_count
+
+
+def _no_set(_value: float) -> None:
+    """The up gauge of a link without metrics."""
+
+
 def _no_count() -> None:
-    """The reconnect counter of a link outside the clearing metrics."""
+    """The reconnect counter of a link without metrics."""
 
 
 def _properties(packet_type: int) -> Properties:

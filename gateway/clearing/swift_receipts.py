@@ -14,13 +14,16 @@ They reuse the clearing link's journal steps (``apply_receipt``,
 either twice.  A swift.008 carries one payment, so an answer that does not name
 the transaction (every NAK, a swift.002 without ``OrgnlTxId``) is matched to
 the one ``TxId`` of the message it answers.  An incoming ``swift.008`` (a
-credit from abroad) is not handled yet: it is kept and ignored.
+credit from abroad) goes to ``credits`` (``gateway.correspondence.swift_credits``:
+screened, then journaled once per sender and TxId); without it, it is kept and ignored.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from datetime import datetime
+from typing import Protocol
 
 import structlog
 from lxml import etree
@@ -29,6 +32,7 @@ from gateway.clearing.envelope import hardened_parser
 from gateway.clearing.pacs import NS_PACS008
 from gateway.clearing.swift import MSG_TP_SWIFT_ACK, MSG_TP_SWIFT_STATUS
 from gateway.clock import Clock
+from gateway.desk import InboundClearing
 from gateway.errors import GatewayError
 from gateway.journal.ops_records import InboundMessage
 from gateway.journal.records import TxResult
@@ -37,6 +41,12 @@ from gateway.ops import metrics
 from gateway.workers import WorkerPool
 
 log = structlog.get_logger("gateway.swift")
+
+
+class CreditIntake(Protocol):
+    """Takes a verified incoming swift.008 (``gateway.correspondence.swift_credits``)."""
+
+    async def handle(self, msg: InboundClearing, now: datetime) -> None: ...
 
 
 class SwiftReceiptHandler:
@@ -48,11 +58,13 @@ class SwiftReceiptHandler:
         pool: Callable[[], WorkerPool],
         clock: Clock,
         on_receipt: Iterable[Callable[[str], None]] = (),
+        credits: CreditIntake | None = None,
     ) -> None:
         self._store = store
         self._pool = pool
         self._clock = clock
         self._on_receipt = tuple(on_receipt)
+        self._credits = credits
 
     async def __call__(self, topic: str, payload: bytes, props: dict[str, str]) -> None:
         now = self._clock.now()
@@ -69,6 +81,10 @@ class SwiftReceiptHandler:
         await self._store.record_inbound(
             InboundMessage(msg.msg_id, msg.msg_tp, msg.sndr, topic, msg.orgnl_msg_id, payload, now)
         )
+        if msg.swift_credit is not None and self._credits is not None:
+            await self._credits.handle(msg, now)
+            metrics.INBOUND.labels(msg.msg_tp).inc()
+            return
         orgnl = msg.orgnl_msg_id
         if msg.msg_tp not in (MSG_TP_SWIFT_ACK, MSG_TP_SWIFT_STATUS) or orgnl is None:
             metrics.INBOUND_DROPPED.labels("unsupported").inc()

@@ -108,7 +108,45 @@ def _command(args: argparse.Namespace) -> dict[str, Any]:
     if op in ("held.release", "resend"):
         cmd["reason"] = args.reason
         cmd["force"] = args.force
+    if args.cmd == "review":
+        if args.as_user is not None:
+            cmd["as"] = args.as_user
+        if op == "review.list":
+            cmd["all"] = args.all
+        else:
+            cmd["ref"] = args.ref
+        if op == "review.reject":
+            cmd["reason"] = args.reason
     return cmd
+
+
+def _add_review_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``review [--as NAME] list [--all] | show REF | approve REF | reject REF --reason TEXT``:
+    the four-eyes review of screened payments (docs/foreign-currency.md §5)."""
+    review = sub.add_parser("review", help="screened payments waiting for two approvals (复核)")
+    review.add_argument(
+        "--as", dest="as_user", metavar="NAME",
+        help='act as NAME (only with environment = "test")',
+    )  # fmt: skip
+    rsub = review.add_subparsers(dest="sub", required=True)
+    rlist = rsub.add_parser("list", help="items in REVIEW, oldest first")
+    rlist.add_argument("--all", action="store_true", help="every item ever in review")
+    for name, what in (
+        ("show", "hits, list versions, approvals and trail of a GwRef or TxId"),
+        ("approve", "approve (the second approval, by another user, releases it)"),
+        ("reject", "reject: the payment ends REJECTED, Reason Code RR04"),
+    ):
+        p = rsub.add_parser(name, help=what)
+        p.add_argument("ref", help="a GwRef (its items in REVIEW) or a TxId")
+        if name == "reject":
+            p.add_argument("--reason", required=True, help="why (sent to the corporate)")
+
+
+def _print_lines(answer: dict[str, Any]) -> None:
+    """One JSON object per line: each item of a review answer, or the refusal."""
+    items = answer.get("items") if answer.get("ok") else None
+    for obj in items if isinstance(items, list) else [answer]:
+        print(json.dumps(obj, ensure_ascii=False, default=str))
 
 
 def _add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -254,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--state",
         choices=[s.value for s in CreditState],
         default=CreditState.SUSPENSE.value,
-        help="CHECKING, POSTED or SUSPENSE (暂收款, the default)",
+        help="CHECKING, POSTED, SUSPENSE (暂收款, the default) or REVIEW (held by screening)",
     )
     inquiries = sub.add_parser("inquiries", help="OPEN inquiries, both directions, oldest first")
     for view in (credits, inquiries):
@@ -267,6 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _add_parsers(sub)
     _add_drafts_parser(sub)
+    _add_review_parser(sub)
     add_keys_parser(sub)
     add_audit_parser(sub)
     args = p.parse_args(argv)
@@ -295,6 +334,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if args.cmd == "messages" and answer.get("ok"):
         answer = _present(answer, write_dir)
+    if args.cmd == "review":
+        _print_lines(answer)
+        return 0 if answer.get("ok") else 1
     print(json.dumps(answer, indent=2, ensure_ascii=False, default=str))
     return 0 if answer.get("ok") else 1
 

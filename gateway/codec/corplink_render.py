@@ -36,6 +36,7 @@ from gateway.model import (
     Notices,
     Response,
     StatusView,
+    state_changes,
 )
 
 CORPLINK_RSP: Final = q("CorpLinkRsp")
@@ -116,6 +117,8 @@ _MAX_CPTY_NAME: Final = 140
 _MAX_TEXT: Final = 500
 _CENT: Final = Decimal("0.01")
 _MAX_AMOUNT: Final = Decimal("999999999999999.99")
+_CREDIT_AMOUNT_RE: Final = re.compile(r"(0|[1-9][0-9]{0,14})(\.[0-9]{1,4})?")
+"""``CreditAmountTextType`` (codecs/corplink.xsd)."""
 _DRAFT_NO_RE: Final = re.compile(r"[0-9]{20}")
 _DRAFT_CODE_RE: Final = re.compile(r"[0-9]{16}")
 DRAFT_STATES: Final = frozenset(
@@ -235,9 +238,10 @@ def render_status(parent: etree._Element, view: StatusView) -> etree._Element:
     if view.reason_code is not None and _REASON_CODE_RE.fullmatch(view.reason_code):
         reason = etree.SubElement(status, _REASON, Code=view.reason_code)
         reason.text = _text(view.reason_text or "")
-    if view.history:
+    steps = state_changes(view.history)  # a step into the same state is the audit's
+    if steps:
         history = etree.SubElement(status, _HISTORY)
-        for step in view.history:
+        for step in steps:
             etree.SubElement(history, _STEP, State=step.state.value, At=format_instant(step.at))
     # SWIFT payments (docs/foreign-currency.md §1); a malformed value is left out, never sent.
     _optional(status, _UETR, view.uetr, _UETR_RE)
@@ -296,9 +300,9 @@ def render_notice(parent: etree._Element, notice: Notice) -> etree._Element:
     if notice.work_date is not None:
         _leaf(ntfy, _WORK_DATE, notice.work_date.isoformat())
     _optional(ntfy, _ACCT, notice.acct, _ACCT_RE)
-    amount = None if notice.amount is None else format_amount(notice.amount)
+    amount = None if notice.amount is None else credit_amount(notice.amount, notice.ccy)
     if amount is not None and notice.amount is not None and notice.amount > 0:
-        etree.SubElement(ntfy, _AMOUNT, Ccy="CNY").text = amount
+        etree.SubElement(ntfy, _AMOUNT, Ccy=notice.ccy or "CNY").text = amount
     cpty_acct = notice.counterparty_acct
     if cpty_acct and len(cpty_acct) <= _MAX_CPTY_ACCT and not _NOT_XML_CHAR.search(cpty_acct):
         _leaf(ntfy, _CPTY_ACCT, cpty_acct)  # an account number is never cut or altered
@@ -375,6 +379,18 @@ def format_amount(value: Decimal) -> str | None:
     if cents != value:
         return None
     return f"{abs(cents) if cents == 0 else cents:f}"
+
+
+def credit_amount(value: Decimal, ccy: str | None) -> str | None:
+    """A CREDIT's ``Amount`` text: CNY (``ccy`` None) as :func:`format_amount`; another
+    currency exactly as journaled, with its minor units (``1500`` JPY, ``250.50`` USD,
+    docs/foreign-currency.md §2), or None when the schema cannot carry it."""
+    if ccy is None:
+        return format_amount(value)
+    if not _CCY_RE.fullmatch(ccy) or not value.is_finite():
+        return None
+    text = f"{value:f}"
+    return text if _CREDIT_AMOUNT_RE.fullmatch(text) else None
 
 
 def _balance_fields(balance: Balance) -> tuple[str, str, str, str] | None:

@@ -3,8 +3,10 @@
 Each CHECKING credit is checked with the core (``AcctCheck``): MATCH posts it
 and notifies the enrolled corporate; MISMATCH or UNKNOWN books it to
 suspense (the core does that) and sends an automatic ``ccms.314`` to the
-sending bank.  No answer in time: the credit waits in the journal and is
-checked again after ``core.recheck_interval``.
+sending bank — except for a SWIFT credit, which goes to suspense with no
+inquiry: there is none over SWIFT (docs/foreign-currency.md §4).  No answer
+in time: the credit waits in the journal and is checked again after
+``core.recheck_interval``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from gateway.correspondence.corplink import CoreUnavailable
 from gateway.correspondence.outbox import CcmsOutbox
 from gateway.journal.records import IncomingCredit, InquiryDirection, NewInquiry
 from gateway.journal.store import Store
+from gateway.model import Engine
 from gateway.ops import metrics
 from gateway.ops.logs import mask_account
 
@@ -97,6 +100,14 @@ class CreditChecker:
             if await self._store.post_credit(c.gw_ref, now):
                 metrics.INCOMING_CREDITS.labels("posted").inc()
                 log.info("credit_posted", gw_ref=c.gw_ref, notified=c.corp_id is not None)
+            return
+        if c.engine is Engine.SWIFT:
+            if await self._store.suspend_credit_unasked(c.gw_ref, now):
+                metrics.INCOMING_CREDITS.labels("suspense").inc()
+                log.warning(
+                    "credit_suspense", gw_ref=c.gw_ref, result=result,
+                    acct=mask_account(c.creditor_acct), inq_id=None,
+                )  # fmt: skip
             return
         text = INQUIRY_TEXT.get(result, INQUIRY_TEXT["UNKNOWN"])
         inq_id = await self._outbox.new_inq_id(now)

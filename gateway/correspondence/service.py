@@ -70,9 +70,8 @@ class Correspondence:
             recheck_interval=cfg.core.recheck_interval,
             max_checks=cfg.core.max_checks,
         )
-        self.inbound = InboundCorrespondence(
-            store, clock, AccountIndex(registry), self.checker.wake
-        )
+        self.accounts = AccountIndex(registry)
+        self.inbound = InboundCorrespondence(store, clock, self.accounts, self.checker.wake)
 
     def tasks(self) -> dict[str, Coroutine[Any, Any, None]]:
         out: dict[str, Coroutine[Any, Any, None]] = {"credit_checks": self.checker.run()}

@@ -15,14 +15,22 @@ routing data in force when the message is built (the engines may not import
 ``gateway.routing``: the server hands in ``path_for``).  A HELD payment is
 released to QUEUED at the window's opening by the server's release pass, like
 the other engines'; its work date, fixed at routing, is its ``IntrBkSttlmDt``.
+
+A reload can take a path away after a payment was routed on it (its
+currency's correspondent row removed, say).  Such a payment can never be
+built, so waiting would only retry it forever: it becomes REJECTED with 4001
+("the settlement path is no longer configured", docs/foreign-currency.md §3),
+reported to the corporate like any rejection, and the rest of the pass goes out.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+
+import structlog
 
 from gateway.clearing import swift
 from gateway.clearing.documents import serialize
@@ -35,7 +43,18 @@ from gateway.model import Engine
 from gateway.workers import WorkerPool
 
 PathFor = Callable[[str, str], swift.SettlementRoute]
-"""``(ccy, payee BIC) → settlement path`` (docs/foreign-currency.md §3)."""
+"""``(ccy, payee BIC) → settlement path`` (docs/foreign-currency.md §3); raises a
+refusal whose ``code`` is 4001 when there is none."""
+
+NO_PATH = "4001"
+"""RetCode of "no settlement path" (docs/foreign-currency.md §2).  The engines may not
+import ``gateway.errors`` (docs/architecture.md §4), so the refusal ``path_for`` raises
+is recognised by its ``code`` (a ``str`` enum: equal to its wire value)."""
+
+log = structlog.get_logger("gateway.engines")
+
+PATH_GONE = "the settlement path for {ccy} is no longer configured"
+"""The reason text of a payment whose path a reload removed (module docstring)."""
 
 
 def swift_sequence(d: date) -> str:
@@ -83,9 +102,12 @@ class SwiftRunner(EngineRunner):
             if not items:
                 return False
             now = self._clock.now()
-            first = await self._store.next_sequence(swift_sequence(now.date()), len(items))
+            routed = await self._paths(items, now)
+            if not routed:
+                return True  # all rejected: claim again next tick (never a tight loop)
+            first = await self._store.next_sequence(swift_sequence(now.date()), len(routed))
             outs = await asyncio.gather(
-                *(self._seal_one(first + i, now, it) for i, it in enumerate(items))
+                *(self._seal_one(first + i, now, it, p) for i, (it, p) in enumerate(routed))
             )
             self._claim(outs)
             try:
@@ -96,10 +118,41 @@ class SwiftRunner(EngineRunner):
             self._spawn_publish(outs)
         return True
 
-    async def _seal_one(self, seq: int, now: datetime, item: QueuedItem) -> NewOutbound:
-        if item.payee_bic is None or item.payee_country is None:
-            raise ValueError(f"SWIFT item {item.tx_id} has no PayeeBIC / PayeeCountry")
-        path = self._path_for(item.ccy, item.payee_bic)
+    async def _paths(
+        self, items: Sequence[QueuedItem], now: datetime
+    ) -> list[tuple[QueuedItem, swift.SettlementRoute]]:
+        """Each claimed item with its settlement path in force now; an item whose
+        path is gone is rejected (4001, module docstring) and left out."""
+        routed: list[tuple[QueuedItem, swift.SettlementRoute]] = []
+        for item in items:
+            if item.payee_bic is None or item.payee_country is None:
+                raise ValueError(f"SWIFT item {item.tx_id} has no PayeeBIC / PayeeCountry")
+            try:
+                routed.append((item, self._path_for(item.ccy, item.payee_bic)))
+            except Exception as exc:
+                if getattr(exc, "code", None) != NO_PATH:
+                    raise
+                await self._reject_pathless(item, now)
+        return routed
+
+    async def _reject_pathless(self, item: QueuedItem, now: datetime) -> None:
+        rejected = await self._store.reject_queued(
+            item.item_id, Engine.SWIFT, NO_PATH, PATH_GONE.format(ccy=item.ccy), now
+        )
+        log.warning(
+            "swift_path_gone",
+            tx_id=item.tx_id,
+            ccy=item.ccy,
+            payee_bic=item.payee_bic,
+            reason_code=NO_PATH,
+            rejected=rejected,
+        )
+
+    async def _seal_one(
+        self, seq: int, now: datetime, item: QueuedItem, path: swift.SettlementRoute
+    ) -> NewOutbound:
+        if item.payee_country is None:
+            raise ValueError(f"SWIFT item {item.tx_id} has no PayeeCountry")
         msg_id = swift.swift_msg_id(self.fx.our_bic, now.date(), seq)
         uetr = swift.new_uetr()
         payment = swift.SwiftPayment(

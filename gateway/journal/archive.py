@@ -5,7 +5,7 @@ banks keep what left in these files for their audit period, so the format is
 fixed here, in one place, for the pass that writes it
 (:mod:`gateway.journal.retention`) and for :func:`read_archive`.
 
-File format (``format`` 4), one JSON object per line, UTF-8: a header
+File format (``format`` 6), one JSON object per line, UTF-8: a header
 ``{"kind": "archive", ...}``, then ``request`` lines (the request with its
 items, each with its ``transitions``), ``outbound`` lines (``payload_b64``),
 ``notification``, ``inquiry``, ``incoming_credit`` and ``netting_round``
@@ -17,7 +17,10 @@ lines.  Format 3 adds ``exchange`` (``request_b64``, ``response_b64``),
 migration 8).  Format 4 adds ``state_change`` lines (the audit chain's links, journal
 migration 9; their ``kind`` column as ``change_kind``), and a transition of
 format 4 also keeps its link as ``chain`` (``item_id``, ``node``, ``seq``,
-``prev``, ``hash``).  Format 1 is format 2 without the four new kinds of format 2.  An ``inquiry``
+``prev``, ``hash``).  Format 5 adds the currency of incoming credits and CREDIT
+notifications and a credit's ``screening``; format 6 an item's ``screening`` (the
+decision's JSON, null for an item never screened; an older file's items read back
+with None).  Format 1 is format 2 without the four new kinds of format 2.  An ``inquiry``
 line's ``engine`` (journal migration 6) is optional: lines written before
 it have none and read back with ``engine`` None, so the format stays 2.
 Instants are ISO 8601 in Asia/Shanghai with microseconds, work dates ISO
@@ -72,12 +75,14 @@ from gateway.model import (
     Transition,
 )
 
-FORMAT: Final = 4
+FORMAT: Final = 6
 """Archive line format version, in each file's header line (2: the correspondence lines;
 3: the operators' tools' lines; 4: the audit chain, ``state_change`` lines and a
-transition's ``chain``)."""
+transition's ``chain``; 5: a credit's and a CREDIT notification's ``ccy`` and
+``minor_units``, a credit's ``screening``, its ``amount`` in those minor units; 6: an
+item's ``screening``, the decision journaled with it, docs/foreign-currency.md §5)."""
 
-READABLE_FORMATS: Final = frozenset({1, 2, 3, 4})
+READABLE_FORMATS: Final = frozenset({1, 2, 3, 4, 5, 6})
 """What :func:`read_archive` reads: each version is the next one without its new parts."""
 
 
@@ -117,6 +122,7 @@ class ArchivedItem:
     queued_at: datetime | None
     updated_at: datetime
     transitions: tuple[ArchivedTransition, ...]
+    screening: str | None = None  # the screening decision's JSON (format 6); None: unscreened
 
     def view(self) -> StatusView:
         """What STATUS answered for this item while it was in the journal (docs/protocol.md §5)."""
@@ -267,7 +273,7 @@ def item_line(row: Sequence[Any], trail: list[dict[str, Any]]) -> dict[str, Any]
     """An item row (``ITEM_COLUMNS`` order) and its transitions → its entry in ``items``."""
     (_id, _req, seq, tx, e2e, engine, receiver, bank, day, state, release, payer_acct,
      payer_name, payee_acct, payee_name, fen, ccy, priority, biz, purpose, code, text, out,
-     queued, updated) = row  # fmt: skip
+     queued, updated, screening) = row  # fmt: skip
     return {
         "seq_no": seq, "tx_id": tx, "end_to_end_id": e2e, "engine": engine,
         "receiver": receiver, "payee_bank_code": bank, "work_date": day_text(day),
@@ -276,7 +282,7 @@ def item_line(row: Sequence[Any], trail: list[dict[str, Any]]) -> dict[str, Any]
         "amount": amount_text(fen), "ccy": ccy, "priority": priority, "biz_type": biz,
         "purpose": purpose, "reason_code": code, "reason_text": text, "out_msg_id": out,
         "queued_at": instant_text(queued), "updated_at": instant_text(updated),
-        "transitions": trail,
+        "screening": screening, "transitions": trail,
     }  # fmt: skip
 
 
@@ -385,6 +391,7 @@ def _item(d: dict[str, Any]) -> ArchivedItem:
         priority=Priority(d["priority"]), biz_type=BizType(d["biz_type"]), purpose=d["purpose"],
         reason_code=d["reason_code"], reason_text=d["reason_text"], out_msg_id=d["out_msg_id"],
         queued_at=_opt_at(d["queued_at"]), updated_at=datetime.fromisoformat(d["updated_at"]),
+        screening=d.get("screening"),
         transitions=tuple(
             ArchivedTransition(State(t["state"]), datetime.fromisoformat(t["at"]), t["detail"])
             for t in d["transitions"]
@@ -439,6 +446,7 @@ def _notification(d: dict[str, Any]) -> ArchivedNotification:
         counterparty_acct=d["counterparty_acct"], counterparty_name=d["counterparty_name"],
         counterparty_bank=d["counterparty_bank"], text=d["text"],
         draft_no=d.get("draft_no"), draft_state=d["state"] if draft else None,
+        ccy=d.get("ccy"),
     ))  # fmt: skip
 
 
@@ -464,6 +472,7 @@ def _credit(d: dict[str, Any]) -> ArchivedCredit:
         debtor_bank=d["debtor_bank"], amount=Decimal(d["amount"]), purpose=d["purpose"],
         corp_id=d["corp_id"], state=CreditState(d["state"]),
         check_attempts=int(d["check_attempts"]), next_check_at=_opt_at(d["next_check_at"]),
+        ccy=d.get("ccy") or "CNY", screening=d.get("screening"),
         end_to_end_id=d["end_to_end_id"], received_at=datetime.fromisoformat(d["received_at"]),
         netting_round=d["netting_round"], updated_at=datetime.fromisoformat(d["updated_at"]),
         node=d["node"],

@@ -59,6 +59,7 @@ from gateway.journal.correspondence_rows import (
     Decoding,
     InquiryLinks,
     asked_links,
+    credit_currency,
     credit_of,
     inquiry_of,
     inquiry_params,
@@ -135,9 +136,10 @@ _INSERT_CREDIT = """
 INSERT INTO incoming_credits (gw_ref, engine, msg_id, tx_id, end_to_end_id, sender, work_date,
                               debtor_acct, debtor_name, debtor_bank, creditor_acct,
                               creditor_name, amount_fen, purpose, received_at, corp_id, state,
-                              check_attempts, next_check_at, updated_at, node)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 'CHECKING', 0,
-        $15, $15, $17)
+                              ccy, minor_units, screening, check_attempts, next_check_at,
+                              updated_at, node)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $18, $19, $20,
+        $21, 0, CASE WHEN $18 = 'REVIEW' THEN NULL ELSE $15::timestamptz END, $15, $17)
 ON CONFLICT (sender, tx_id) DO NOTHING
 """
 _BARE_REQUEST = """
@@ -380,8 +382,9 @@ class PostgresCorrespondence:
             credit.gw_ref, credit.engine.value, credit.msg_id, credit.tx_id,
             credit.end_to_end_id, credit.sender, pg.work_day(credit.work_date),
             credit.debtor_acct, credit.debtor_name, credit.debtor_bank, credit.creditor_acct,
-            credit.creditor_name, pg.fen(credit.amount), credit.purpose,
-            pg.aware(credit.received_at), credit.corp_id, self.node,
+            credit.creditor_name, schema.to_minor(credit.amount, credit.minor_units),
+            credit.purpose, pg.aware(credit.received_at), credit.corp_id, self.node,
+            credit.state.value, credit.ccy, credit.minor_units, credit.screening,
         )  # fmt: skip
         async with self._commit() as conn:
             try:
@@ -428,7 +431,7 @@ class PostgresCorrespondence:
                 "UPDATE incoming_credits SET state = 'POSTED', next_check_at = NULL,"
                 " updated_at = $2 WHERE gw_ref = $1 AND state = 'CHECKING'"
                 " RETURNING corp_id, creditor_acct, amount_fen, debtor_acct, debtor_name,"
-                " debtor_bank, engine, work_date, purpose",
+                " debtor_bank, engine, work_date, purpose, ccy, minor_units",
                 gw_ref,
                 when,
             )
@@ -442,6 +445,7 @@ class PostgresCorrespondence:
                     counterparty_acct=row["debtor_acct"], counterparty_name=row["debtor_name"],
                     counterparty_bank=row["debtor_bank"], engine=row["engine"],
                     work_date=row["work_date"], text=row["purpose"],
+                    **credit_currency(row["ccy"], row["minor_units"]),
                 )  # fmt: skip
         return True
 

@@ -47,10 +47,11 @@ T = TypeVar("T")
 NOTICE_FIELDS: Final = (
     "orig_msg_id", "seq_no", "gw_ref", "inq_id", "state", "reason_code", "engine", "work_date",
     "acct", "amount_fen", "counterparty_acct", "counterparty_name", "counterparty_bank", "text",
-    "draft_no",
+    "draft_no", "ccy", "minor_units",
 )  # fmt: skip
 """A notification's optional columns: what a change may say about itself (``draft_no``:
-migration 10; a DRAFT notice keeps its draft state in ``state``)."""
+migration 10; a DRAFT notice keeps its draft state in ``state``; ``ccy`` and
+``minor_units``: migration 13, a SWIFT credit's currency, NULL for CNY)."""
 NOTICE_COLUMNS: Final = ", ".join(("ntfy_id", "kind", "at", *NOTICE_FIELDS))
 """What :func:`notices_of` reads (``SELECT {NOTICE_COLUMNS} FROM notifications``), in
 this order: ``Notice``'s own field order, with ``amount_fen`` for its ``amount``."""
@@ -62,7 +63,7 @@ INQUIRY_COLUMNS: Final = (
 CREDIT_COLUMNS: Final = (
     "gw_ref, engine, msg_id, tx_id, sender, work_date, creditor_acct, creditor_name,"
     " debtor_acct, debtor_name, debtor_bank, amount_fen, purpose, corp_id, state,"
-    " check_attempts, next_check_at"
+    " check_attempts, next_check_at, ccy, minor_units, screening"
 )
 """What :func:`credit_of` reads."""
 ROUND_COLUMNS: Final = (
@@ -79,10 +80,12 @@ CREDITS_IN_STATE: Final = {
     CreditState.CHECKING: "state = 'CHECKING'",
     CreditState.POSTED: "state IN ('POSTED', 'SUSPENSE') AND state = 'POSTED'",
     CreditState.SUSPENSE: "state IN ('POSTED', 'SUSPENSE') AND state = 'SUSPENSE'",
+    CreditState.REVIEW: "state = 'REVIEW'",
 }
 """``credits_in_state``' WHERE per state (literals, never a parameter): each repeats
 word for word the condition of a partial index on (received_at, gw_ref),
-``credits_checking`` (migration 4) or ``credits_final`` (migration 5), because
+``credits_checking`` (migration 4), ``credits_final`` (migration 5) or
+``credits_review`` (migration 13), because
 SQLite uses a partial index only for a query whose WHERE contains the index's
 own; read in index order, oldest first, a page costs ``limit`` rows, not a
 sort of every credit ever received."""
@@ -138,7 +141,7 @@ def notices_of(rows: Iterable[Iterable[Any]], dec: Decoding) -> list[Notice]:
     for (
         ntfy_id, kind, at, orig_msg_id, seq_no, gw_ref, inq_id, state, reason_code, engine,
         work_date, acct, amount_fen, counterparty_acct, counterparty_name, counterparty_bank,
-        text, draft_no,
+        text, draft_no, ccy, minor_units,
     ) in rows:  # fmt: skip
         when = instants.get(at)
         if when is None:
@@ -147,14 +150,19 @@ def notices_of(rows: Iterable[Iterable[Any]], dec: Decoding) -> list[Notice]:
             day = days[work_date]
         else:
             day = days[work_date] = dec.day(work_date)
-        amount = None if amount_fen is None else from_fen(amount_fen)
+        if amount_fen is None:
+            amount = None
+        elif minor_units is None:
+            amount = from_fen(amount_fen)
+        else:  # a SWIFT credit's amount counts minor units of its currency (migration 13)
+            amount = schema.from_minor(amount_fen, minor_units)
         # a DRAFT notice's state is the draft's (docs/bank-drafts.md §1), not an item's
         draft = kind == "DRAFT"
         notice = Notice(
             ntfy_id, _KINDS[kind], when, orig_msg_id, seq_no, gw_ref, inq_id,
             None if draft else _STATES[state], reason_code, _ENGINES[engine], day, acct, amount,
             counterparty_acct, counterparty_name, counterparty_bank, text, draft_no,
-            state if draft else None,
+            state if draft else None, ccy,
         )  # fmt: skip
         append(notice)
     return notices
@@ -179,12 +187,20 @@ def inquiry_of(row: Row, dec: Decoding) -> InquiryRecord:
 
 def credit_of(row: Row, dec: Decoding) -> IncomingCredit:
     d = dict(row)
-    fen = d.pop("amount_fen")
+    count, units = d.pop("amount_fen"), d.pop("minor_units")
     return IncomingCredit(**{
         **d, "engine": Engine(d["engine"]), "work_date": dec.day(d["work_date"]),
-        "amount": schema.from_fen(fen), "state": CreditState(d["state"]),
+        "amount": schema.from_minor(count, units), "state": CreditState(d["state"]),
         "next_check_at": _opt(dec.instant, d["next_check_at"]),
     })  # fmt: skip
+
+
+def credit_currency(ccy: str, minor_units: int) -> dict[str, object]:
+    """A CREDIT notification's currency columns: NULL for CNY (fen, as before migration 13),
+    else the credit's currency and the minor units its amount counts."""
+    if ccy == "CNY" and minor_units == 2:
+        return {"ccy": None, "minor_units": None}
+    return {"ccy": ccy, "minor_units": minor_units}
 
 
 _SIDES: Final = ("dbt_cnt", "dbt_fen", "cdt_cnt", "cdt_fen")
@@ -314,6 +330,7 @@ __all__ = [
     "Decoding",
     "InquiryLinks",
     "asked_links",
+    "credit_currency",
     "credit_of",
     "inquiry_of",
     "inquiry_params",

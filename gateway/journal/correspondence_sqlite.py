@@ -51,6 +51,7 @@ from gateway.journal.correspondence_rows import (
     Decoding,
     InquiryLinks,
     asked_links,
+    credit_currency,
     credit_of,
     inquiry_of,
     inquiry_params,
@@ -90,9 +91,10 @@ _DECODING = Decoding(instant=from_micros, day=date.fromisoformat)
 _NOTICE_INSERT = (
     "INSERT INTO notifications (corp_id, kind, at, orig_msg_id, seq_no, gw_ref, inq_id, state,"
     " reason_code, engine, work_date, acct, amount_fen, counterparty_acct, counterparty_name,"
-    " counterparty_bank, text, draft_no) VALUES (:corp_id, :kind, :at, :orig_msg_id, :seq_no,"
-    " :gw_ref, :inq_id, :state, :reason_code, :engine, :work_date, :acct, :amount_fen,"
-    " :counterparty_acct, :counterparty_name, :counterparty_bank, :text, :draft_no)"
+    " counterparty_bank, text, draft_no, ccy, minor_units) VALUES (:corp_id, :kind, :at,"
+    " :orig_msg_id, :seq_no, :gw_ref, :inq_id, :state, :reason_code, :engine, :work_date, :acct,"
+    " :amount_fen, :counterparty_acct, :counterparty_name, :counterparty_bank, :text, :draft_no,"
+    " :ccy, :minor_units)"
 )
 _STATUS_NOTICE = """
 INSERT INTO notifications (corp_id, kind, at, orig_msg_id, seq_no, state, reason_code, text,
@@ -295,7 +297,9 @@ class SqliteCorrespondence:
             credit.gw_ref, credit.engine.value, credit.msg_id, credit.tx_id, credit.end_to_end_id,
             credit.sender, schema.date_text(credit.work_date), credit.debtor_acct,
             credit.debtor_name, credit.debtor_bank, credit.creditor_acct, credit.creditor_name,
-            schema.to_fen(credit.amount), credit.purpose, received, credit.corp_id,
+            schema.to_minor(credit.amount, credit.minor_units), credit.purpose, received,
+            credit.corp_id, credit.state.value, credit.ccy, credit.minor_units, credit.screening,
+            None if credit.state is CreditState.REVIEW else received,
         )  # fmt: skip
 
         def write(conn: sqlite3.Connection) -> IncomingCredit:
@@ -304,9 +308,9 @@ class SqliteCorrespondence:
                     "INSERT INTO incoming_credits (gw_ref, engine, msg_id, tx_id, end_to_end_id,"
                     " sender, work_date, debtor_acct, debtor_name, debtor_bank, creditor_acct,"
                     " creditor_name, amount_fen, purpose, received_at, corp_id, state,"
-                    " check_attempts, next_check_at, updated_at)"
+                    " ccy, minor_units, screening, check_attempts, next_check_at, updated_at)"
                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
-                    " ?16, 'CHECKING', 0, ?15, ?15) ON CONFLICT (sender, tx_id) DO NOTHING",
+                    " ?16, ?17, ?18, ?19, ?20, 0, ?21, ?15) ON CONFLICT (sender, tx_id) DO NOTHING",
                     params,
                 )
             except sqlite3.IntegrityError as exc:
@@ -359,18 +363,18 @@ class SqliteCorrespondence:
                 "UPDATE incoming_credits SET state = 'POSTED', next_check_at = NULL,"
                 " updated_at = ? WHERE gw_ref = ? AND state = 'CHECKING'"
                 " RETURNING corp_id, creditor_acct, amount_fen, debtor_acct, debtor_name,"
-                " debtor_bank, engine, work_date, purpose",
+                " debtor_bank, engine, work_date, purpose, ccy, minor_units",
                 (when, gw_ref),
             ).fetchone()
             if row is None:
                 return False
-            corp_id, acct, fen, d_acct, d_name, d_bank, engine, day, purpose = row
+            corp_id, acct, fen, d_acct, d_name, d_bank, engine, day, purpose, ccy, units = row
             if corp_id is not None:
                 _notify(
                     conn, corp_id, NoticeKind.CREDIT, when,
                     gw_ref=gw_ref, acct=acct, amount_fen=fen, counterparty_acct=d_acct,
                     counterparty_name=d_name, counterparty_bank=d_bank, engine=engine,
-                    work_date=day, text=purpose,
+                    work_date=day, text=purpose, **credit_currency(ccy, units),
                 )  # fmt: skip
             return True
 

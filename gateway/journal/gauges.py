@@ -8,7 +8,8 @@ the journal keeps: the journal holds 400 days of history (docs/protocol.md §7).
   (engine, non-final state) pair, covering, so it reads only the index entries
   of live items, however many SETTLED and REJECTED ones lie beside them.
 - Incoming credits: CHECKING through the partial index ``credits_checking``,
-  SUSPENSE through ``credits_suspense`` (migration 7).  POSTED, the bulk, is
+  SUSPENSE through ``credits_suspense`` (migration 7), REVIEW (SWIFT credits the
+  screening holds) through ``credits_review`` (migration 13).  POSTED, the bulk, is
   never counted (``gateway_incoming_credits_total`` counts postings).
 
 The text is plain SQL that SQLite and PostgreSQL both accept; the plans are
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final
 
 from gateway.journal.records import CreditState
@@ -26,7 +28,7 @@ from gateway.model import Engine, State
 
 LIVE_STATES: Final = tuple(s for s in State if not s.final)
 """Item states an item leaves again (docs/architecture.md, principle 2)."""
-GAUGED_CREDIT_STATES: Final = (CreditState.CHECKING, CreditState.SUSPENSE)
+GAUGED_CREDIT_STATES: Final = (CreditState.CHECKING, CreditState.SUSPENSE, CreditState.REVIEW)
 """Credit states whose rows have a partial index of their own."""
 
 
@@ -44,9 +46,20 @@ ITEMS_SQL: Final = (
 
 CREDITS_SQL: Final = (
     "SELECT (SELECT COUNT(*) FROM incoming_credits WHERE state = 'CHECKING'),"
-    " (SELECT COUNT(*) FROM incoming_credits WHERE state = 'SUSPENSE')"
+    " (SELECT COUNT(*) FROM incoming_credits WHERE state = 'SUSPENSE'),"
+    " (SELECT COUNT(*) FROM incoming_credits WHERE state = 'REVIEW')"
 )
-"""One row: CHECKING, SUSPENSE; each WHERE is its partial index's, word for word."""
+"""One row: CHECKING, SUSPENSE, REVIEW; each WHERE is its partial index's, word for word."""
+
+REVIEW_SQL: Final = (
+    "SELECT (SELECT COUNT(*) FROM items WHERE state = 'REVIEW'),"
+    " (SELECT MIN(updated_at) FROM items WHERE state = 'REVIEW'),"
+    " (SELECT MIN(received_at) FROM incoming_credits WHERE state = 'REVIEW')"
+)
+"""One row: the items waiting for review, when the oldest entered it, and when the oldest
+credit in REVIEW arrived (docs/foreign-currency.md §5); through the partial indexes
+``items_review`` (migration 14) and ``credits_review`` (13).  A REVIEW item's
+``updated_at`` is its accept instant until its review ends."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,16 +69,31 @@ class LiveCounts:
 
     items: dict[tuple[Engine, State], int] = field(default_factory=dict)
     credits: dict[CreditState, int] = field(default_factory=dict)
+    review_pending: int = 0  # payments and incoming credits in REVIEW
+    review_since: datetime | None = None  # when the oldest pending review began
 
 
-def live_counts(item_rows: Iterable[Sequence[Any]], credit_row: Sequence[Any]) -> LiveCounts:
-    """The rows of :data:`ITEMS_SQL` and the row of :data:`CREDITS_SQL` as counts."""
+def live_counts(
+    item_rows: Iterable[Sequence[Any]],
+    credit_row: Sequence[Any],
+    review: tuple[int, datetime | None, datetime | None] = (0, None, None),
+) -> LiveCounts:
+    """The rows of :data:`ITEMS_SQL`, the row of :data:`CREDITS_SQL` and the pending
+    reviews (:data:`REVIEW_SQL`, its instant decoded by the backend) as counts."""
     items = {(e, s): 0 for e in Engine for s in LIVE_STATES}
     for engine, state, count in item_rows:
         items[(Engine(str(engine)), State(str(state)))] = int(count)
-    checking, suspense = credit_row
+    checking, suspense, held = credit_row
     credits = {
         CreditState.CHECKING: int(checking),
         CreditState.SUSPENSE: int(suspense),
+        CreditState.REVIEW: int(held),
     }
-    return LiveCounts(items=items, credits=credits)
+    items_waiting, item_since, credit_since = review
+    since = [at for at in (item_since, credit_since) if at is not None]
+    return LiveCounts(
+        items=items,
+        credits=credits,
+        review_pending=items_waiting + credits[CreditState.REVIEW],
+        review_since=min(since) if since else None,
+    )

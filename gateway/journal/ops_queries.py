@@ -60,9 +60,10 @@ HIT_COLUMNS: Final = (
     "r.gw_ref, r.corp_id, r.msg_id, r.oper_id, r.trn_code, r.received_at, i.tx_id, i.seq_no,"
     " i.end_to_end_id, i.engine, i.receiver, i.work_date, i.state, i.release_at, i.amount_fen,"
     " i.ccy, i.payer_acct, i.payer_name, i.payee_acct, i.payee_name, i.payee_bank_code,"
-    " i.reason_code, i.reason_text, i.out_msg_id, i.id"
+    " i.reason_code, i.reason_text, i.out_msg_id, i.priority, i.biz_type, i.purpose, i.payee_bic,"
+    " i.payee_country, i.chrg_br, i.screening, i.id"
 )
-_FROM = " FROM items i JOIN requests r ON r.id = i.request_id"
+FROM: Final = " FROM items i JOIN requests r ON r.id = i.request_id"
 _ORDER = " ORDER BY r.received_at, i.tx_id"
 _OUTBOUND_COLUMNS: Final = (
     "msg_id, engine, msg_tp, topic, receiver, work_date, payload, state, attempts,"
@@ -103,7 +104,7 @@ def search_sql(q: MessageQuery, limit: int, codec: Codec) -> tuple[str, list[obj
         at, tx = q.after
         where.append("(r.received_at > ? OR (r.received_at = ? AND i.tx_id > ?))")
         args += [codec.instant_in(at), codec.instant_in(at), tx]
-    sql = f"SELECT {HIT_COLUMNS}{_FROM}"
+    sql = f"SELECT {HIT_COLUMNS}{FROM}"
     if where:
         sql += " WHERE " + " AND ".join(where)
     args.append(limit)
@@ -113,6 +114,7 @@ def search_sql(q: MessageQuery, limit: int, codec: Codec) -> tuple[str, list[obj
 def hit(row: Sequence[Any], codec: Codec) -> MessageHit:
     (ref, corp, msg, oper, trn, received, tx, seq, e2e, engine, receiver, day, state, release,
      fen, ccy, payer_acct, payer_name, payee_acct, payee_name, bank, code, text, out,
+     priority, biz_type, purpose, payee_bic, payee_country, chrg_br, screening,
      _id) = row  # fmt: skip
     return MessageHit(
         gw_ref=str(ref),
@@ -139,6 +141,13 @@ def hit(row: Sequence[Any], codec: Codec) -> MessageHit:
         reason_code=code,
         reason_text=text,
         out_msg_id=out,
+        priority=priority,
+        biz_type=biz_type,
+        purpose=purpose,
+        payee_bic=payee_bic,
+        payee_country=payee_country,
+        chrg_br=chrg_br,
+        screening=screening,
     )
 
 
@@ -206,11 +215,11 @@ async def detail(fetch: Fetch, codec: Codec, ref: str) -> MessageDetail | None:
     package: str | None = None
     total = 0
     for cond, pkg in scope:
-        found = await fetch(f"SELECT count(*){_FROM} WHERE {cond}", [ref])
+        found = await fetch(f"SELECT count(*){FROM} WHERE {cond}", [ref])
         total = int(found[0][0])
         if total:
             rows = await fetch(
-                f"SELECT {HIT_COLUMNS}{_FROM} WHERE {cond} ORDER BY i.id LIMIT ?",
+                f"SELECT {HIT_COLUMNS}{FROM} WHERE {cond} ORDER BY i.id LIMIT ?",
                 [ref, MAX_DETAIL_ITEMS],
             )
             package = pkg

@@ -25,6 +25,8 @@ MAX_DETAIL_ITEMS: Final = 200
 class ActionKind(str, Enum):
     RELEASE = "release"  # a HELD item released before its engine's opening
     RESEND = "resend"  # an outbound message re-published under its MsgId
+    APPROVE = "approve"  # a reviewer's approval of a screened item (docs/foreign-currency.md §5)
+    REJECT = "reject"  # a reviewer's rejection: the item ends REJECTED RR04
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,14 @@ class MessageHit:
     reason_text: str | None
     out_msg_id: str | None
     archive: str | None = None  # the archive file it was found in; None: the live journal
+    # what a review's release routes again by (docs/foreign-currency.md §5); None in archives
+    priority: str | None = None
+    biz_type: str | None = None
+    purpose: str | None = None
+    payee_bic: str | None = None
+    payee_country: str | None = None
+    chrg_br: str | None = None
+    screening: str | None = None  # JSON: list versions and hits (docs/foreign-currency.md §5)
 
     @property
     def cursor(self) -> tuple[datetime, str]:

@@ -75,6 +75,7 @@ from gateway.journal.correspondence_postgres import (
     PostgresCorrespondence,
     lock_notices,
 )
+from gateway.journal.credit_review_postgres import PostgresCreditReview
 from gateway.journal.drafts_postgres import PostgresDrafts
 from gateway.journal.gauges import LiveCounts
 from gateway.journal.ops_postgres import PostgresOperations
@@ -89,6 +90,7 @@ from gateway.journal.records import (
     StateCount,
     TxResult,
 )
+from gateway.journal.review_postgres import PostgresReview
 from gateway.journal.store import Store
 from gateway.model import BizType, Engine, State, StatusView, Transition
 from gateway.ops.metrics import JOURNAL_COMMIT_SECONDS, JOURNAL_COMMIT_SIZE, JOURNAL_COMMITS
@@ -155,6 +157,25 @@ UPDATE items SET out_msg_id = $1, updated_at = $3, claimed_by = NULL, claimed_un
    AND {_FREE}
 RETURNING id
 """  # noqa: S608 (built from our own constants; values are $n parameters)
+_LOCK_QUEUED = """
+SELECT r.corp_id FROM items i JOIN requests r ON r.id = i.request_id
+ WHERE i.id = $1 AND i.engine = $3 AND i.state = 'QUEUED' AND i.out_msg_id IS NULL
+   AND (i.claimed_until IS NULL OR i.claimed_by = $2 OR i.claimed_until <= now())
+   FOR NO KEY UPDATE OF i
+"""
+_REJECT_QUEUED = f"""
+WITH u AS (SELECT $1::bigint AS id, 'REJECTED'::text AS state, $2::text AS code,
+                  $3::text AS text, 1 AS ord),
+changed AS (
+    UPDATE items SET state = 'REJECTED', updated_at = $4, reason_code = $2, reason_text = $3,
+           claimed_by = NULL, claimed_until = NULL
+     WHERE id = $1
+), trail AS (
+    INSERT INTO transitions (item_id, state, at, detail) VALUES ($1, 'REJECTED', $4, $2)
+)
+{STATUS_NOTICES.format(at="$4")}
+"""  # noqa: S608 (built from our own constants; values are $n parameters)
+"""A leased QUEUED item → REJECTED, its transition and STATUS notification, one statement."""
 _UNSENT = (
     f"SELECT {pg.OUTBOUND_COLUMNS} FROM outbound WHERE state = 'PENDING'"  # noqa: S608
     " ORDER BY created_at, msg_id LIMIT $1"
@@ -210,7 +231,13 @@ class _OverLimit(Exception):
     """Raised inside a capped accept's transaction to roll it back."""
 
 
-class PostgresStore(PostgresOperations, PostgresCorrespondence, PostgresDrafts):
+class PostgresStore(
+    PostgresCreditReview,
+    PostgresOperations,
+    PostgresReview,
+    PostgresCorrespondence,
+    PostgresDrafts,
+):
     """The PostgreSQL journal.  ``node`` is the letter in every GwRef (docs/protocol.md §5).
 
     ``dsn`` is a libpq-style URL (``postgresql://user@host:port/db``); the
@@ -499,6 +526,19 @@ class PostgresStore(PostgresOperations, PostgresCorrespondence, PostgresDrafts):
                         "UPDATE items SET uetr = $1 WHERE id = ANY($2::bigint[])", m.uetr, ids
                     )
 
+    async def reject_queued(
+        self, item_id: int, engine: Engine, reason_code: str, reason_text: str, at: datetime
+    ) -> bool:
+        """Locks the item (under this node's lease or none) before the NTFY lock."""
+        when = pg.aware(at)
+        async with self._commit() as conn:
+            row = await conn.fetchrow(_LOCK_QUEUED, item_id, self.node, engine.value)
+            if row is None:
+                return False
+            await lock_notices(conn, [row["corp_id"]])
+            await conn.execute(_REJECT_QUEUED, item_id, reason_code, reason_text, when)
+            return True
+
     async def unsent_outbound(self, limit: int) -> list[OutboundRecord]:
         async with self._conn() as conn:
             rows = await conn.fetch(_UNSENT, max(limit, 0))
@@ -584,8 +624,11 @@ class PostgresStore(PostgresOperations, PostgresCorrespondence, PostgresDrafts):
         async with self._conn() as conn, conn.transaction(readonly=True):
             items = await conn.fetch(gauges.ITEMS_SQL)
             credits = await conn.fetchrow(gauges.CREDITS_SQL)
+            review = await conn.fetchrow(gauges.REVIEW_SQL)
         assert credits is not None  # noqa: S101 - two scalar subqueries: always one row
-        return gauges.live_counts((tuple(r) for r in items), tuple(credits))
+        assert review is not None  # noqa: S101 - an aggregate: always one row
+        pending = (int(review[0]), review[1], review[2])
+        return gauges.live_counts((tuple(r) for r in items), tuple(credits), pending)
 
 
 # -- write helpers (inside the caller's transaction) ----------------------------

@@ -116,6 +116,7 @@ ITEM_COLUMNS: Final = (
     ("payee_bic", "text"),
     ("payee_country", "text"),
     ("chrg_br", "text"),
+    ("screening", "text"),
 )
 """Item columns passed as parallel arrays (``unnest``), in this order."""
 
@@ -244,6 +245,7 @@ def _item_values(item: NewItem, received: datetime, msg_id: str) -> tuple[object
         item.payee_bic,
         item.payee_country,
         item.chrg_br,
+        item.screening,
     )
 
 
@@ -748,6 +750,34 @@ ALTER TABLE items ADD COLUMN chrg_br text;
 ALTER TABLE items ADD COLUMN uetr text;
 """
 
+_V13_SWIFT_CREDITS = """
+-- Incoming SWIFT credits, as schema.py's version 13: currency, minor units (amount_fen
+-- counts minor units of ccy), the screening decision as JSON, state REVIEW; the currency
+-- of a CREDIT notification; operator actions approve and reject (docs/foreign-currency.md §5).
+ALTER TABLE incoming_credits DROP CONSTRAINT incoming_credits_state_check;
+ALTER TABLE incoming_credits ADD CONSTRAINT incoming_credits_state_check
+    CHECK (state IN ('CHECKING', 'POSTED', 'SUSPENSE', 'REVIEW'));
+ALTER TABLE operator_actions DROP CONSTRAINT operator_actions_action_check;
+ALTER TABLE operator_actions ADD CONSTRAINT operator_actions_action_check
+    CHECK (action IN ('release', 'resend', 'approve', 'reject'));
+ALTER TABLE incoming_credits ADD COLUMN ccy text NOT NULL DEFAULT 'CNY';
+ALTER TABLE incoming_credits ADD COLUMN minor_units integer NOT NULL DEFAULT 2;
+ALTER TABLE incoming_credits ADD COLUMN screening text;
+ALTER TABLE notifications ADD COLUMN ccy text;
+ALTER TABLE notifications ADD COLUMN minor_units integer;
+CREATE INDEX credits_review ON incoming_credits (received_at, gw_ref) WHERE state = 'REVIEW';
+"""
+
+_V14_ITEM_SCREENING = """
+-- docs/foreign-currency.md §5: every screened outbound item records the list versions that
+-- decided it and its hits (JSON; NULL when not screened), read by `gatewayctl messages show`
+-- and `review`; the pending reviews and every item ever reviewed are found by partial
+-- indexes.  (Version 13 already admits the operator actions approve and reject.)
+ALTER TABLE items ADD COLUMN screening text;
+CREATE INDEX items_review ON items (updated_at, id) WHERE state = 'REVIEW';
+CREATE INDEX transitions_review ON transitions (item_id) WHERE state = 'REVIEW';
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1,
     _V2,
@@ -760,7 +790,9 @@ MIGRATIONS: tuple[str, ...] = (
     _V9_AUDIT_CHAIN,
     _V10_DRAFTS + audit_chain.PG_V10_DRAFT_CHAIN,
     _V11_FX_STATES,
-    _V12_FX_ITEMS,  # keep last; renumber on merge if another migration lands first
+    _V12_FX_ITEMS,
+    _V13_SWIFT_CREDITS,
+    _V14_ITEM_SCREENING,  # keep last; renumber on merge if another migration lands first
 )
 """``MIGRATIONS[n]`` takes a database from version n to n + 1.  Append, never edit."""
 

@@ -7,10 +7,12 @@ fen (cents) inside the store.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
+from typing import Any
 
 from gateway.model import BizType, Engine, Priority, Request, State
 
@@ -28,8 +30,9 @@ class NewItem:
     """One transfer of a request, routed (or refused) before journaling.
 
     ``state`` is the state right after ACCEPTED: QUEUED, HELD (with
-    ``release_at``) or REJECTED (with ``reason_code``/``reason_text``, e.g. a
-    PAYROLL item with an unknown bank code, docs/protocol.md §4).
+    ``release_at``), REVIEW (a screening hit, keeping its route for the release,
+    docs/foreign-currency.md §5) or REJECTED (with ``reason_code``/``reason_text``,
+    e.g. a PAYROLL item with an unknown bank code, docs/protocol.md §4).
     """
 
     seq_no: int | None
@@ -54,6 +57,9 @@ class NewItem:
     payee_bic: str | None = None
     payee_country: str | None = None
     chrg_br: str | None = None
+    # docs/foreign-currency.md §5: the screening decision as JSON (list versions, hits);
+    # None when the item was not screened
+    screening: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,7 +332,8 @@ class InquiryRecord:
 class CreditState(str, Enum):
     CHECKING = "CHECKING"  # waiting for the core's AcctCheck (retried on timeout)
     POSTED = "POSTED"  # account and name matched: posted, corporate notified
-    SUSPENSE = "SUSPENSE"  # mismatch or unknown account: 暂收款, ccms.314 sent
+    SUSPENSE = "SUSPENSE"  # mismatch or unknown account (暂收款); CNY: ccms.314 sent
+    REVIEW = "REVIEW"  # a SWIFT credit the screening flagged: held for operators
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,6 +343,11 @@ class NewIncomingCredit:
     ``gw_ref`` is the gateway's own reference for it (``GI`` + date +
     sequence); (``sender``, ``tx_id``) identifies it across re-deliveries.
     ``corp_id`` is the corporate the creditor account is enrolled for, if any.
+
+    A SWIFT credit (docs/foreign-currency.md §4-§5) has its currency, the
+    currency's minor units (kept with the amount, which the journal stores
+    as an integer count of them), the screening decision as JSON and its
+    first state: CHECKING when nothing matched, REVIEW on a hit.
     """
 
     gw_ref: str
@@ -354,6 +366,10 @@ class NewIncomingCredit:
     purpose: str | None
     received_at: datetime
     corp_id: str | None
+    ccy: str = "CNY"
+    minor_units: int = 2
+    screening: str | None = None
+    state: CreditState = CreditState.CHECKING
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,6 +391,33 @@ class IncomingCredit:
     state: CreditState
     check_attempts: int
     next_check_at: datetime | None
+    ccy: str  # the amount's currency (CNY for the clearing systems' credits)
+    screening: str | None  # JSON: list versions and hits (SWIFT credits; None otherwise)
+
+
+@dataclass(frozen=True, slots=True)
+class CreditReview:
+    """A SWIFT credit in review (docs/foreign-currency.md §5), for ``review list``:
+    ``screening`` is the JSON journaled with it (``versions`` and ``hits``)."""
+
+    gw_ref: str
+    received_at: datetime
+    screening: str | None
+    state: CreditState = CreditState.REVIEW  # ``review list --all``: decided ones too
+
+    def _decision(self) -> dict[str, Any]:
+        found = json.loads(self.screening) if self.screening else {}
+        return found if isinstance(found, dict) else {}
+
+    @property
+    def hits(self) -> list[dict[str, Any]]:
+        """Each hit: ``list``, ``entry_id``, ``field``, ``score``, ``listed``."""
+        return list(self._decision().get("hits", []))
+
+    @property
+    def versions(self) -> list[dict[str, Any]]:
+        """Each list file consulted: ``list`` (its stem) and ``version`` (SHA-256)."""
+        return list(self._decision().get("versions", []))
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Final
 
 from gateway.journal.archive import (
@@ -36,10 +37,20 @@ from gateway.journal.archive import (
     opt_amount_text,
     payload_text,
 )
+from gateway.journal.schema import from_minor, to_fen
 
 
 def _same(value: Any) -> Any:
     return value
+
+
+def minor_amount(line: dict[str, Any]) -> None:
+    """A SWIFT credit's amount counts minor units of its currency (migration 13): written
+    with exactly those (``1500`` JPY), not as fen; CNY lines stay as they were."""
+    units = line.get("minor_units")
+    if units is not None and line.get("amount") is not None:
+        count = to_fen(Decimal(line["amount"]))  # amount_text's fen, back to the stored count
+        line["amount"] = str(from_minor(count, int(units)))
 
 
 Cols = tuple[tuple[str, str, Callable[[Any], Any]], ...]
@@ -59,6 +70,7 @@ class Table:
     by_day: bool  # the cutoff is the Asia/Shanghai date, else the instant
     day_of: str  # line field whose date names the file
     since: str | None  # the timestamptz column the rule bounds; None: the key starts with it
+    finish: Callable[[dict[str, Any]], None] | None = None  # a line's last touch (amounts)
 
     @property
     def match(self) -> str:
@@ -115,6 +127,8 @@ class Table:
         n = len(self.key) + len(self.guard) + len(self.seek)
         line: dict[str, Any] = {"kind": self.line}
         line.update((name, enc(v)) for (_, name, enc), v in zip(self.cols, row[n:], strict=True))
+        if self.finish is not None:
+            self.finish(line)
         return line
 
     def rows(self, found: Sequence[Sequence[Any]]) -> Rows:
@@ -137,8 +151,9 @@ TABLES: Final = (
          ("counterparty_acct", "counterparty_acct", _same),
          ("counterparty_name", "counterparty_name", _same),
          ("counterparty_bank", "counterparty_bank", _same), ("text", "text", _same),
-         ("draft_no", "draft_no", _same)),
-        "at < {b}", by_day=False, day_of="at", since="at",
+         ("draft_no", "draft_no", _same), ("ccy", "ccy", _same),
+         ("minor_units", "minor_units", _same)),
+        "at < {b}", by_day=False, day_of="at", since="at", finish=minor_amount,
     ),
     # any state: an inquiry nobody answered in 400 days is history too (docs/protocol.md §7)
     Table(
@@ -170,9 +185,10 @@ TABLES: Final = (
          ("check_attempts", "check_attempts", int),
          ("next_check_at", "next_check_at", instant_text),
          ("netting_round", "netting_round", _same), ("updated_at", "updated_at", instant_text),
-         ("node", "node", _same)),
+         ("node", "node", _same), ("ccy", "ccy", _same), ("minor_units", "minor_units", _same),
+         ("screening", "screening", _same)),
         "received_at < {b} AND state IN ('POSTED', 'SUSPENSE')", by_day=False,
-        day_of="received_at", since="received_at",
+        day_of="received_at", since="received_at", finish=minor_amount,
     ),
     # a round stays while items it netted still wait for their beps.settle (docs/routing-rules.md
     # §5)

@@ -93,6 +93,25 @@ def from_fen(fen: int) -> Decimal:
     return Decimal(fen).scaleb(-2)
 
 
+def to_minor(amount: Decimal, minor_units: int) -> int:
+    """An amount as an integer count of its currency's minor units (docs/foreign-currency.md
+    §2): 1500 JPY (0 units) is 1500, 250.50 USD (2 units) is 25050.  More decimals than
+    the currency has is an error, never a rounding; with 2 units this is :func:`to_fen`."""
+    if not amount.is_finite():
+        raise ValueError("amount must be a finite number")
+    units = amount.scaleb(minor_units)
+    if units != units.to_integral_value():
+        raise ValueError(f"amount has more than {minor_units} decimals")
+    if abs(units) > MAX_FEN:
+        raise ValueError("amount does not fit a 64-bit count of minor units")
+    return int(units)
+
+
+def from_minor(count: int, minor_units: int) -> Decimal:
+    """A count of minor units back to a ``Decimal`` with exactly ``minor_units`` places."""
+    return Decimal(count).scaleb(-minor_units)
+
+
 def date_text(day: object) -> str:
     """A work date as ISO text; accepts a ``date`` or an ISO ``YYYY-MM-DD`` string."""
     if isinstance(day, datetime):
@@ -238,7 +257,7 @@ ADD_DAILY_TOTAL = (
 """Add ``:fen`` to an operator's daily total while it stays within ``:cap`` (NULL: no cap);
 no row back means over the cap (docs/protocol.md §6).  PAY items and drafts share it."""
 
-_FIRST_STATES = frozenset({State.QUEUED, State.HELD, State.REJECTED})
+_FIRST_STATES = frozenset({State.QUEUED, State.HELD, State.REJECTED, State.REVIEW})
 
 QUEUED_SELECT = """
 SELECT i.id, i.tx_id, i.end_to_end_id, r.corp_id, r.msg_id, i.seq_no, i.engine, i.receiver,
@@ -252,8 +271,8 @@ ITEM_INSERT = """
 INSERT INTO items (request_id, seq_no, tx_id, end_to_end_id, engine, receiver, payee_bank_code,
                    work_date, state, release_at, payer_acct, payer_name, payee_acct, payee_name,
                    amount_fen, ccy, priority, biz_type, purpose, reason_code, reason_text,
-                   queued_at, updated_at, payee_bic, payee_country, chrg_br)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   queued_at, updated_at, payee_bic, payee_country, chrg_br, screening)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 
@@ -302,6 +321,7 @@ def item_params(item: NewItem, received: int) -> tuple[int | None, tuple[object,
         item.payee_bic,
         item.payee_country,
         item.chrg_br,
+        item.screening,
     )
 
 
@@ -796,6 +816,45 @@ ALTER TABLE items ADD COLUMN chrg_br TEXT;
 ALTER TABLE items ADD COLUMN uetr TEXT;
 """
 
+_V13_SWIFT_CREDITS = """
+-- Incoming SWIFT credits (docs/foreign-currency.md §4-§5): their currency, its minor units
+-- (amount_fen then counts minor units of ccy: 1500 JPY is 1500, 250.50 USD is 25050; CNY
+-- rows keep fen), the screening decision as JSON, and state REVIEW for a credit the
+-- screening flagged.  A CREDIT notification carries the currency the same way (NULL: CNY).
+-- The CHECKs are widened in place as in migration 11 (a replace that finds nothing is a
+-- no-op, so widening operator_actions twice is harmless); the cookie bump makes every
+-- connection reload the schema.
+PRAGMA writable_schema = ON;
+UPDATE sqlite_schema
+   SET sql = replace(sql, '''CHECKING'', ''POSTED'', ''SUSPENSE'')',
+                     '''CHECKING'', ''POSTED'', ''SUSPENSE'', ''REVIEW'')')
+ WHERE type = 'table' AND name = 'incoming_credits';
+UPDATE sqlite_schema
+   SET sql = replace(sql, '''release'', ''resend'')',
+                     '''release'', ''resend'', ''approve'', ''reject'')')
+ WHERE type = 'table' AND name = 'operator_actions';
+PRAGMA writable_schema = RESET;
+CREATE TABLE schema_cookie_bump (x INTEGER) STRICT;
+DROP TABLE schema_cookie_bump;
+ALTER TABLE incoming_credits ADD COLUMN ccy TEXT NOT NULL DEFAULT 'CNY';
+ALTER TABLE incoming_credits ADD COLUMN minor_units INTEGER NOT NULL DEFAULT 2;
+ALTER TABLE incoming_credits ADD COLUMN screening TEXT;
+ALTER TABLE notifications ADD COLUMN ccy TEXT;
+ALTER TABLE notifications ADD COLUMN minor_units INTEGER;
+-- review list reads the pending credits oldest first (its query repeats this WHERE)
+CREATE INDEX credits_review ON incoming_credits (received_at, gw_ref) WHERE state = 'REVIEW';
+"""
+
+_V14_ITEM_SCREENING = """
+-- docs/foreign-currency.md §5: every screened outbound item records the list versions that
+-- decided it and its hits (JSON; NULL when not screened), read by `gatewayctl messages show`
+-- and `review`; the pending reviews and every item ever reviewed are found by partial
+-- indexes.  (Version 13 already admits the operator actions approve and reject.)
+ALTER TABLE items ADD COLUMN screening TEXT;
+CREATE INDEX items_review ON items (updated_at, id) WHERE state = 'REVIEW';
+CREATE INDEX transitions_review ON transitions (item_id) WHERE state = 'REVIEW';
+"""
+
 MIGRATIONS: tuple[str, ...] = (
     _V1,
     _V2,
@@ -808,7 +867,9 @@ MIGRATIONS: tuple[str, ...] = (
     _V9_AUDIT_CHAIN,
     _V10_DRAFTS + audit_chain.SQLITE_V10_DRAFT_CHAIN,
     _V11_FX_STATES,
-    _V12_FX_ITEMS,  # keep last; renumber on merge if another migration lands first
+    _V12_FX_ITEMS,
+    _V13_SWIFT_CREDITS,
+    _V14_ITEM_SCREENING,  # keep last; renumber on merge if another migration lands first
 )
 """``MIGRATIONS[n]`` takes ``user_version`` n to n + 1.  Append, never edit."""
 

@@ -44,6 +44,7 @@ from typing import TypeVar
 from gateway.clock import SHANGHAI
 from gateway.journal import gauges, schema
 from gateway.journal.correspondence_sqlite import SqliteCorrespondence, notify_status
+from gateway.journal.credit_review_sqlite import SqliteCreditReview
 from gateway.journal.drafts_sqlite import SqliteDrafts
 from gateway.journal.gauges import LiveCounts
 from gateway.journal.ops_sqlite import SqliteOperations
@@ -59,6 +60,7 @@ from gateway.journal.records import (
     StateCount,
     TxResult,
 )
+from gateway.journal.review_sqlite import SqliteReview
 from gateway.journal.schema import from_micros, opt_date, opt_datetime, to_micros
 from gateway.journal.store import Store
 from gateway.journal.writer import GroupCommitWriter
@@ -83,7 +85,13 @@ _DUE = (
 _TRANSITION_INSERT = "INSERT INTO transitions (item_id, state, at, detail) VALUES (?, ?, ?, ?)"
 
 
-class SqliteStore(SqliteOperations, SqliteCorrespondence, SqliteDrafts):
+class SqliteStore(
+    SqliteCreditReview,
+    SqliteOperations,
+    SqliteReview,
+    SqliteCorrespondence,
+    SqliteDrafts,
+):
     """The SQLite journal.  ``node`` is the letter in every GwRef (docs/protocol.md §5).
 
     ``await start()`` before use; ``await close()`` drains queued writes.
@@ -432,6 +440,26 @@ class SqliteStore(SqliteOperations, SqliteCorrespondence, SqliteDrafts):
 
         await self._write(write)
 
+    async def reject_queued(
+        self, item_id: int, engine: Engine, reason_code: str, reason_text: str, at: datetime
+    ) -> bool:
+        when = to_micros(at)
+
+        def write(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE items SET state = 'REJECTED', updated_at = ?, reason_code = ?,"
+                " reason_text = ? WHERE id = ? AND engine = ? AND state = 'QUEUED'"
+                " AND out_msg_id IS NULL",
+                (when, reason_code, reason_text, item_id, engine.value),
+            )
+            if cur.rowcount != 1:
+                return False
+            _transitions(conn, [item_id], State.REJECTED, when, reason_code)
+            notify_status(conn, [item_id], when)
+            return True
+
+        return await self._write(write)
+
     async def unsent_outbound(self, limit: int) -> list[OutboundRecord]:
         def read(conn: sqlite3.Connection) -> list[OutboundRecord]:
             rows = conn.execute(_UNSENT, (max(limit, 0),))
@@ -533,7 +561,13 @@ class SqliteStore(SqliteOperations, SqliteCorrespondence, SqliteDrafts):
     async def live_counts(self) -> LiveCounts:
         def read(conn: sqlite3.Connection) -> LiveCounts:
             items = conn.execute(gauges.ITEMS_SQL).fetchall()
-            return gauges.live_counts(items, conn.execute(gauges.CREDITS_SQL).fetchone())
+            pending, item_since, credit_since = conn.execute(gauges.REVIEW_SQL).fetchone()
+            review = (
+                int(pending),
+                None if item_since is None else schema.from_micros(int(item_since)),
+                None if credit_since is None else schema.from_micros(int(credit_since)),
+            )
+            return gauges.live_counts(items, conn.execute(gauges.CREDITS_SQL).fetchone(), review)
 
         return await self._read(read)
 

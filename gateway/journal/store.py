@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
+from gateway.journal.credit_review_sql import CreditReviewOutcome
 from gateway.journal.draft_store import DraftStore
 from gateway.journal.gauges import LiveCounts
 from gateway.journal.ops_records import (
@@ -26,6 +27,7 @@ from gateway.journal.ops_records import (
 )
 from gateway.journal.records import (
     AcceptOutcome,
+    CreditReview,
     CreditState,
     Figures,
     IncomingCredit,
@@ -46,6 +48,7 @@ from gateway.journal.records import (
     StateCount,
     TxResult,
 )
+from gateway.journal.review_records import ReviewOutcome, ReviewStep
 from gateway.model import BizType, Engine, Notice, StatusView
 
 
@@ -112,6 +115,19 @@ class Store(DraftStore, Protocol):
         """Journal outbound messages (PENDING) and link their items, atomically.
 
         Raises ``ValueError`` if an item is no longer QUEUED or already linked.
+        """
+
+    async def reject_queued(
+        self, item_id: int, engine: Engine, reason_code: str, reason_text: str, at: datetime
+    ) -> bool:
+        """A claimed item that can no longer be sent: QUEUED → REJECTED with its reason.
+
+        For an item the engine cannot build a message for any more (its SWIFT
+        settlement path left the routing data after it was routed: 4001,
+        docs/foreign-currency.md §3).  One transaction: the state, the
+        transition row and the corporate's STATUS notification.  False, with
+        nothing written, if the item is no longer a QUEUED, unlinked item of
+        ``engine`` (or another node holds it).
         """
 
     async def unsent_outbound(self, limit: int) -> list[OutboundRecord]:
@@ -202,7 +218,8 @@ class Store(DraftStore, Protocol):
         for its corporate (none for an automatic inquiry).  Idempotent; None if unknown."""
 
     async def receive_credit(self, credit: NewIncomingCredit) -> IncomingCredit:
-        """Journal an incoming credit as CHECKING (next check: now).  Idempotent by
+        """Journal an incoming credit in ``credit.state``: CHECKING (next check: now), or
+        REVIEW for a SWIFT credit the screening flagged (no check).  Idempotent by
         (sender, tx_id): a re-delivery returns the existing record unchanged."""
 
     async def credits_to_check(self, now: datetime, limit: int) -> list[IncomingCredit]:
@@ -228,6 +245,39 @@ class Store(DraftStore, Protocol):
 
     async def credit_state(self, gw_ref: str) -> CreditState | None:
         """The state of an incoming credit (for tests and ``gatewayctl``)."""
+
+    # -- SWIFT credits held by screening (docs/foreign-currency.md §4-§5) ------------
+    async def suspend_credit_unasked(self, gw_ref: str, at: datetime) -> bool:
+        """A SWIFT credit the core did not match: CHECKING → SUSPENSE with no inquiry
+        (none goes over SWIFT).  False if not CHECKING (idempotent)."""
+
+    async def approve_credit_review(
+        self, gw_ref: str, action: OperatorAction, *, seen: tuple[str, ...]
+    ) -> CreditReviewOutcome:
+        """A first approval (``action``: APPROVE on ``gw_ref``): the action only, the credit
+        stays in REVIEW; written only if it is in REVIEW with exactly the approvals ``seen``
+        and ``action``'s operator is not among them (docs/foreign-currency.md §5)."""
+
+    async def release_credit_review(
+        self, gw_ref: str, action: OperatorAction, *, seen: tuple[str, ...]
+    ) -> CreditReviewOutcome:
+        """The review released it (``action``: APPROVE on ``gw_ref``): REVIEW → CHECKING,
+        due for its account check now, with the action, in one transaction; on the
+        conditions of ``approve_credit_review``."""
+
+    async def reject_credit_review(
+        self, gw_ref: str, action: OperatorAction, *, seen: tuple[str, ...]
+    ) -> CreditReviewOutcome:
+        """The review rejected it (``action``: REJECT on ``gw_ref``, with a reason): REVIEW →
+        SUSPENSE, no notification, with the action, in one transaction; only if it is in
+        REVIEW with exactly the approvals ``seen``."""
+
+    async def pending_credit_reviews(self, limit: int) -> list[CreditReview]:
+        """Credits in REVIEW, oldest received first, with their screening JSON."""
+
+    async def credit_reviews_ever(self, limit: int) -> list[CreditReview]:
+        """Every credit ever in REVIEW (waiting, or decided by a reviewer), newest received
+        first, with its screening JSON and its state now."""
 
     async def ledger(self, work_date: object, counterparty: str) -> Figures:
         """The bilateral ledger for (work date, counterparty) not yet netted.
@@ -311,3 +361,14 @@ class Store(DraftStore, Protocol):
     async def release_item(self, tx_id: str, action: OperatorAction) -> ReleaseOutcome:
         """Operator's early release: HELD → QUEUED now, the transition's detail and
         ``action`` written in the same transaction; nothing written unless RELEASED."""
+
+    async def review_list(self, *, everything: bool, limit: int) -> list[MessageHit]:
+        """Items in REVIEW, oldest first; ``everything``: every item ever in REVIEW, newest
+        first (docs/foreign-currency.md §5)."""
+
+    async def review_approvals(self, tx_id: str) -> list[str]:
+        """The operators who approved ``tx_id`` so far, in order."""
+
+    async def review_step(self, step: ReviewStep) -> ReviewOutcome:
+        """One reviewer's step in one transaction (action, transition, new state), written
+        only if the item is still in REVIEW with exactly ``step.approvals``."""

@@ -11,6 +11,7 @@ the dashboard takes ``max`` over instances, never ``sum``.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import structlog
 
@@ -29,6 +30,10 @@ def publish(counts: LiveCounts) -> None:
         metrics.ITEMS.labels(engine.value, state.value).set(n)
     for credit_state, n in counts.credits.items():
         metrics.CREDITS.labels(credit_state.value).set(n)
+    # docs/foreign-currency.md §5: the review alert watches the oldest pending review
+    metrics.REVIEW_PENDING.set(counts.review_pending)
+    since = counts.review_since
+    metrics.REVIEW_OLDEST.set(0.0 if since is None else max(0.0, time.time() - since.timestamp()))
 
 
 async def refresh_journal_gauges(store: Store, interval: float = REFRESH_SECONDS) -> None:

@@ -72,12 +72,17 @@ class HealthState:
     Assigning ``lifecycle`` also updates the ``gateway_lifecycle_state`` gauge
     (1 for the current state, 0 for the others). ``checks`` are named
     dependencies (``journal``, ``clearing_link``...) that must all be true for
-    readiness; ``info`` supplies extra ``/healthz`` fields such as the business
-    clock, the node name and the version.
+    readiness; ``advisory`` are dependencies ``/readyz`` reports under their own key
+    without making the node unready (``swift_link``: with the bank's SWIFT interface
+    away the node still serves every other payment, and foreign-currency payments
+    wait in the journal, docs/foreign-currency.md §4; taking every node out of the load
+    balancer for it would stop the domestic payments too); ``info`` supplies extra
+    ``/healthz`` fields such as the business clock, the node name and the version.
     """
 
     lifecycle: Lifecycle = Lifecycle.STARTING
     checks: dict[str, bool] = field(default_factory=dict)
+    advisory: dict[str, bool] = field(default_factory=dict)
     info: Callable[[], dict[str, str]] = _default_info
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -88,6 +93,10 @@ class HealthState:
     def set_check(self, name: str, ok: bool) -> None:
         """Record the latest result of one readiness check."""
         self.checks[name] = ok
+
+    def set_advisory(self, name: str, ok: bool) -> None:
+        """Record the latest state of a dependency that does not gate readiness."""
+        self.advisory[name] = ok
 
     def ready(self) -> bool:
         """True when the lifecycle is READY and every check passes."""
@@ -264,11 +273,13 @@ class HealthServer:
 
     def _readyz(self) -> tuple[int, dict[str, str], bytes]:
         ready = self.state.ready()
-        doc = {
+        doc: dict[str, Any] = {
             "status": "ready" if ready else "not_ready",
             "lifecycle": self.state.lifecycle.value,
             "checks": dict(self.state.checks),
         }
+        if self.state.advisory:  # only when some dependency is advisory (SWIFT enabled)
+            doc["advisory"] = dict(self.state.advisory)
         return self._json(200 if ready else 503, doc)
 
     @staticmethod

@@ -152,6 +152,20 @@ LINK_UP = Gauge(
 LINK_RECONNECTS = Counter(
     "gateway_clearing_link_reconnects_total", "MQTT reconnect attempts", registry=REGISTRY
 )
+OTHER_LINK_UP = Gauge(
+    "gateway_link_up",
+    "1 while an MQTT link other than the clearing link is connected: link = swift (the"
+    " bank's SWIFT interface, docs/foreign-currency.md §4); a series exists only on a"
+    " node that runs that link",
+    ["link"],
+    registry=REGISTRY,
+)
+OTHER_LINK_RECONNECTS = Counter(
+    "gateway_link_reconnects_total",
+    "MQTT reconnect attempts of a link other than the clearing link, by link",
+    ["link"],
+    registry=REGISTRY,
+)
 WORKER_QUEUE = Gauge(
     "gateway_worker_queue_depth",
     "Frames waiting for or in a decode/verify worker",
@@ -225,8 +239,9 @@ INCOMING_CREDITS = Counter(
 )
 CREDITS = Gauge(
     "gateway_credits",
-    "Incoming credits waiting for the core (CHECKING) or in the suspense account (SUSPENSE,"
-    " 暂收款), counted from the journal every few seconds",
+    "Incoming credits waiting for the core (CHECKING), in the suspense account (SUSPENSE,"
+    " 暂收款) or held by screening for review (REVIEW), counted from the journal every few"
+    " seconds",
     ["state"],
     registry=REGISTRY,
 )
@@ -350,12 +365,15 @@ REVIEW_DECISIONS = Counter(
 # Values that cannot be known in advance (a new reason word) are covered by
 # rules that also count a series that is new (conf/alerts.yml).
 
-# Series are made up front for the engines that run; SWIFT has no runner yet (its link
-# is not wired into the daemon), so it gets series only once something counts on it.
+# Series are made up front for the engines that always run.  SWIFT runs only with
+# fx.enabled and swift.enabled (docs/foreign-currency.md §2): the daemon creates its
+# engine's and link's series when it starts them (create_swift_series), so a node without
+# SWIFT exposes no SWIFT link at 0 for an alert to take for a link that is down.  (The
+# journal's gauge gateway_items counts every engine's items, SWIFT's too: ops/gauges.py.)
 _ENGINES = tuple(e.value for e in Engine if e is not Engine.SWIFT)
 LIVE_ITEM_STATES = tuple(s.value for s in State if not s.final)
 """The non-final item states ``gateway_items`` counts (docs/architecture.md, principle 2)."""
-GAUGED_CREDIT_STATES = ("CHECKING", "SUSPENSE")
+GAUGED_CREDIT_STATES = ("CHECKING", "SUSPENSE", "REVIEW")
 """The incoming-credit states ``gateway_credits`` counts (docs/clearing-link.md §6)."""
 
 _CREDENTIAL_REASONS = (
@@ -407,6 +425,40 @@ DRAFT_PRESENTMENT_REASONS = ("NF", "RF", "PD", "EX", "CD", "AM", "SA", "SC")
 """The RJCT reasons of a presentment, in the order they are checked (docs/bank-drafts.md §3)."""
 
 
+SWIFT_OUTBOUND_TYPES = ("swift.008",)
+"""Message types the SWIFT engine publishes (docs/foreign-currency.md §4)."""
+SWIFT_INBOUND_TYPES = ("swift.ack", "swift.002")
+"""Answers the SWIFT link applies to our messages: the network's ACK/NAK, the receiving
+bank's status (docs/foreign-currency.md §4)."""
+
+
+def create_engine_series(engine: str) -> None:
+    """Create one engine's series at 0 (idempotent): the clearing engines' at import, the
+    SWIFT engine's when the daemon starts it (docs/foreign-currency.md §2)."""
+    OUTBOUND_INFLIGHT.labels(engine)
+    for state in ("QUEUED", "HELD"):
+        ITEMS_ROUTED.labels(engine, state)
+    for state in ("SETTLED", "REJECTED"):
+        ITEM_FINAL.labels(engine, state)
+    for state in LIVE_ITEM_STATES:
+        ITEMS.labels(engine, state)
+
+
+def create_swift_series() -> None:
+    """The SWIFT engine's and link's series, at 0, for a daemon that runs them: the
+    engine's like any other's, its messages out and answers in, the link's state and
+    reconnects (docs/foreign-currency.md §4)."""
+    engine = Engine.SWIFT.value
+    create_engine_series(engine)
+    for msg_tp in SWIFT_OUTBOUND_TYPES:
+        for attempt in ("first", "resend"):
+            OUTBOUND.labels(engine, msg_tp, attempt)
+    for msg_tp in SWIFT_INBOUND_TYPES:
+        INBOUND.labels(msg_tp)
+    OTHER_LINK_UP.labels("swift")
+    OTHER_LINK_RECONNECTS.labels("swift")
+
+
 def create_series() -> None:
     """Create every series whose label values are known in advance, at 0 (idempotent)."""
     for stage, reasons in REFUSAL_SERIES.items():
@@ -428,13 +480,7 @@ def create_series() -> None:
     for where in ("front", "core"):
         CORE_DESK_CALLS.labels(where)
     for engine in _ENGINES:
-        OUTBOUND_INFLIGHT.labels(engine)
-        for state in ("QUEUED", "HELD"):
-            ITEMS_ROUTED.labels(engine, state)
-        for state in ("SETTLED", "REJECTED"):
-            ITEM_FINAL.labels(engine, state)
-        for state in LIVE_ITEM_STATES:
-            ITEMS.labels(engine, state)
+        create_engine_series(engine)
     for state in GAUGED_CREDIT_STATES:
         CREDITS.labels(state)
     for state in DRAFT_STATES:

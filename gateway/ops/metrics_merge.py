@@ -22,6 +22,7 @@ every counter, histogram and summary              sum   events counted wherever 
 ``gateway_worker_queue_depth``                    sum   frames queued in any process
 ``gateway_lifecycle_state``                       core  the daemon's state is the core's
 ``gateway_clearing_link_up``                      core  the core holds the MQTT link
+``gateway_link_up`` (the SWIFT link)              core  the core holds that link too
 ``gateway_outbound_inflight``                     core  the engines run in the core
 ``gateway_items``, ``gateway_credits``            core  counted from the journal
 ``gateway_certificate_expiry_timestamp_seconds``  core  the core's key ring is the one in use
@@ -29,6 +30,7 @@ every counter, histogram and summary              sum   events counted wherever 
 ``gateway_directory_codes``                       core  the core's directory
 ``gateway_netting_mismatch``                      core  reconciliation runs in the core
 ``gateway_audit_*`` (three gauges)                core  the journal's audit chain
+``gateway_review_pending``, ``_oldest_seconds``  core  the journal's payments in REVIEW
 any other gauge, or any other type                core  never double-count the unknown
 ================================================  ====  =====================================
 
@@ -81,6 +83,7 @@ GAUGE_RULES: Final[Mapping[str, Rule]] = {
     "gateway_worker_queue_depth": Rule.SUM,
     "gateway_lifecycle_state": Rule.CORE,
     "gateway_clearing_link_up": Rule.CORE,
+    "gateway_link_up": Rule.CORE,
     "gateway_outbound_inflight": Rule.CORE,
     "gateway_items": Rule.CORE,
     "gateway_credits": Rule.CORE,
@@ -96,6 +99,8 @@ GAUGE_RULES: Final[Mapping[str, Rule]] = {
     "gateway_drafts_paid_unsettled": Rule.CORE,
     "gateway_screening_list_entries": Rule.CORE,
     "gateway_screening_list_age_seconds": Rule.CORE,
+    "gateway_review_pending": Rule.CORE,
+    "gateway_review_oldest_seconds": Rule.CORE,
 }
 """The module docstring's table, per gauge; a gauge missing here is core-only."""
 

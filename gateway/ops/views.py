@@ -15,6 +15,7 @@ Message payloads travel as base64 (``payload_b64``): the exact signed bytes.
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import fields, is_dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
@@ -231,14 +232,24 @@ def cursor_text(h: MessageHit) -> str:
 
 
 def hit_json(h: MessageHit) -> dict[str, Any]:
-    return _ops_json(h)
+    """One item as printed; its screening decision (list versions and hits, docs/foreign-currency.md
+    §5) as an object, null when it was not screened."""
+    out = _ops_json(h)
+    raw = out.get("screening")
+    out["screening"] = json.loads(raw) if isinstance(raw, str) else None
+    return out
+
+
+def record_json(record: object) -> dict[str, Any]:
+    """Any journal record as ``gatewayctl`` prints it (``_ops_json``)."""
+    return _ops_json(record)
 
 
 def detail_json(d: MessageDetail) -> dict[str, Any]:
     """A detail as ``gatewayctl messages show`` prints it; payloads in base64 (exact bytes)."""
     items = []
     for t in d.items:
-        item = _ops_json(t.item)
+        item = hit_json(t.item)
         item["transitions"] = [_ops_json(step) for step in t.transitions]
         items.append(item)
     request = None if d.request is None else _ops_json(d.request)

@@ -65,6 +65,10 @@ from gateway.ops.logs import configure_logging
 from gateway.pipeline import Pipeline
 from gateway.procs.channel import Channel, ChannelClosed, open_pair
 from gateway.routing.router import Router
+from gateway.screening.current import load as load_lists
+from gateway.screening.current import versions_of
+from gateway.screening.gate import Screener
+from gateway.screening.lists import ScreeningLists
 from gateway.workers import WorkerPool
 
 log = structlog.get_logger("gateway.front")
@@ -223,6 +227,7 @@ class Front:
         self._denied: frozenset[str] = frozenset()
         self._admission: FrontAdmission | None = None
         self._drain_timeout = 30.0
+        self._lists: ScreeningLists | None = None  # this front's copy (docs/foreign-currency.md §5)
         self.cfg: Config
         self.clock: Clock
 
@@ -234,11 +239,13 @@ class Front:
         reader = asyncio.get_running_loop().create_task(ch.run())
         reader.add_done_callback(lambda _t: self._stop.set())
         try:
-            cfg, clock_spec = await ch.call("setup", self.index, os.getpid())
+            cfg, clock_spec, versions = await ch.call("setup", self.index, os.getpid())
             self.cfg, self.clock = cfg, _clock(clock_spec)
             configure_logging(cfg.observability.log_level, cfg.observability.log_format)
             self._tag_logs()
             self._router = builders.build_router(cfg)
+            self._lists = load_lists(cfg.screening)  # a bad file stops this front's start
+            self._check_versions(versions)
             prepared = preflight.prepare_keys(cfg, self.clock.now())
             pool = WorkerPool(builders.desk_setup(cfg), 0)
             await pool.start()
@@ -280,6 +287,7 @@ class Front:
             keep=lambda ex: ch.push("record_exchange", ex),
             drafts=FrontDrafts(ch),  # type: ignore[arg-type]
             swift=cfg.swift_enabled,
+            screener=Screener(lambda: self.cfg.screening, lambda: self._lists),
         )
         budget = ByteBudget(cfg.load.max_body_bytes)
         for lc in cfg.listeners:
@@ -352,19 +360,36 @@ class Front:
         else:
             log.warning("unknown_push", method=method)
 
-    async def _reload(self, cfg: Config) -> None:
-        """The core reloaded (and checked) first; here the same files are read again."""
+    async def _reload(self, cfg: Config, force: bool, versions: dict[str, str]) -> None:
+        """The core reloaded (and checked) first; here the same files are read again.
+
+        The screening lists are loaded without the shrink guard: the core applied it,
+        or was told to accept the shrink (``force``), so this front takes the version
+        the core took (``versions``) and says so loudly if it read another.
+        """
         try:
             router = builders.build_router(cfg)
             pool = WorkerPool(builders.desk_setup(cfg), 0)
             await pool.start()
             denied = builders.read_denied(cfg)
+            lists = load_lists(cfg.screening)
         except Exception as exc:  # noqa: BLE001 - keep serving the old version, loudly
             log.error("front_reload_failed", reason=str(exc)[:300])  # noqa: TRY400
             metrics.RELOADS.labels("refused").inc()
             return
         self.cfg, self._router, self._pool, self._denied = cfg, router, pool, denied
+        self._lists = lists
+        self._check_versions(versions, forced=force)
         self._swap_tls()
+
+    def _check_versions(self, expected: dict[str, str], *, forced: bool = False) -> None:
+        """Log when this front's lists are not the version the core has in force (a file
+        changed between the core's read and ours): the next reload aligns them."""
+        mine = versions_of(self._lists)
+        if mine != expected:
+            log.error("front_screening_versions_differ", core=expected, front=mine, forced=forced)
+        else:
+            log.info("front_screening_lists", versions=mine, forced=forced)
 
     def _swap_tls(self) -> None:
         """New handshakes use the TLS key and CRLs active now; open connections stay."""

@@ -123,8 +123,10 @@ class Fronts:
         on_gone: Callable[[int], None] | None = None,
         keep_exchange: Callable[[Any], None] | None = None,
         drafts: Callable[[], DraftCorplink | None] | None = None,
+        screening: Callable[[], dict[str, str]] | None = None,
     ) -> None:
         self._drafts = drafts
+        self._screening = screening  # the list versions in force (docs/foreign-currency.md §5)
         self.cfg = cfg
         self._clock = clock
         self._store = store
@@ -288,7 +290,8 @@ class Fronts:
         if method == "setup":
             index, pid = args
             log.debug("front_setup", front=index, pid=pid)
-            return self.cfg, _clock_spec(self._clock)
+            versions = {} if self._screening is None else self._screening()
+            return self.cfg, _clock_spec(self._clock), versions
         raise ValueError(f"unknown front call {method!r}")
 
     async def _accept(self, new: NewRequest) -> tuple[Any, int]:

@@ -51,9 +51,7 @@ class CurrentLists:
 
     def versions(self) -> dict[str, str]:
         """Each list's version (its file's SHA-256, first 16 hex digits), for logs and reload."""
-        if self.lists is None:
-            return {}
-        return {v.list: v.version[:16] for v in self.lists.versions}
+        return versions_of(self.lists)
 
     def _publish(self) -> None:
         lists = self.lists
@@ -67,6 +65,13 @@ class CurrentLists:
 def _age_of(file: ListFile) -> Callable[[], float]:
     """The file's age in seconds, read at each scrape."""
     return lambda: file.age(time.time()) or 0.0
+
+
+def versions_of(lists: ScreeningLists | None) -> dict[str, str]:
+    """Each list's version, short (first 16 hex digits): what the core and its fronts compare."""
+    if lists is None:
+        return {}
+    return {v.list: v.version[:16] for v in lists.versions}
 
 
 def load(settings: ScreeningSettings) -> ScreeningLists | None:

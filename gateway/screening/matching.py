@@ -7,8 +7,13 @@ of their longest common subsequence (rapidfuzz's ``LCSseq``; ties broken by
 the tokens' text, so the result does not depend on the order of the
 tokens), and the score is ``2 × matched letters / letters of both names``,
 rapidfuzz's normalised Indel similarity summed over the pairs.  A
-transliterated or misspelt token (``Mohammed``/``Muhammad``) costs only its
-differing letters; an unpaired token costs all of its letters.
+transliterated or misspelt token (``Mohammed``/``Muhammad``, 0.75) costs only
+its differing letters; an unpaired token costs all of its letters.  Two tokens
+whose own similarity is below :data:`TOKEN_FLOOR` are different words, not one
+word spelt two ways, and are not paired (``Saleh``/``Saeed`` share three of five
+letters): otherwise a long name with one different short token would still
+score as a match.  (Two names of one token each are not aligned but compared:
+their score is the tokens' similarity, floor or not.)
 
 Before it, in this order:
 
@@ -35,6 +40,10 @@ from rapidfuzz.distance import Indel, LCSseq
 
 DEFAULT_THRESHOLD = 0.88
 """``screening.threshold``, docs/foreign-currency.md §5."""
+TOKEN_FLOOR = 0.65
+"""The least similarity (normalised Indel) at which two tokens may pair in the alignment.
+The labelled set's transliterations go down to 0.67 (``Đuc``/``Duc``: NFKD keeps ``đ``)
+and 0.73 (``Fyodor``/``Fedor``); different words that share letters sit lower."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +107,15 @@ def aligned(a: Name, b: Name) -> float:
     used_a: set[int] = set()
     used_b: set[int] = set()
     matched = 0
-    for lcs, _, _, i, j in pairs:
+    # one token each (a Chinese name, a lone word): the score is their similarity itself
+    floor = TOKEN_FLOOR if len(a.tokens) > 1 or len(b.tokens) > 1 else 0.0
+    for lcs, x, y, i, j in pairs:
         if lcs == 0:
             break
         if i in used_a or j in used_b:
             continue
+        if 2 * lcs < floor * (len(x) + len(y)):
+            continue  # different words (TOKEN_FLOOR); each may still pair with another
         used_a.add(i)
         used_b.add(j)
         matched += lcs

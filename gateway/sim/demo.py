@@ -11,12 +11,15 @@ reasons.  Its second half (:mod:`gateway.sim.demo_tour`) is correspondence:
 BAL, an inquiry and its reply, incoming credits (one matching, one into
 suspense with an automatic inquiry) and another bank's inquiry answered.
 Before it, :mod:`gateway.sim.demo_fx` pays in foreign currency over the SWIFT
-link, answered by the SWIFT simulator (the overlay switches ``fx.enabled`` on).
+link, answered by the SWIFT simulator (the overlay switches ``fx.enabled`` on),
+and :mod:`gateway.sim.demo_review` shows screening against the demo list and
+the four-eyes review (复核) of the payments it holds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import grp
 import json
 import os
 import shutil
@@ -44,6 +47,7 @@ from gateway.sim.core import CoreSimConfig, CoreSimulator, demo_accounts
 from gateway.sim.demo_console import log_to_console, state_hints, stats_lines
 from gateway.sim.demo_drafts import AGENT_BANK, drafts_day_one, drafts_day_two
 from gateway.sim.demo_fx import FxDemo, fx_tour
+from gateway.sim.demo_review import review_tour
 from gateway.sim.demo_tour import correspondence_tour
 from gateway.sim.erp import ErpClient, Payment, Reply, build_request, transfer_body
 from gateway.sim.swift import SwiftSimConfig, SwiftSimulator
@@ -175,6 +179,9 @@ async def run_demo(state: Path, *, reject_ratio: float, keep: bool) -> int:
     overlay = state / "demo.toml"
     ports_file = state / "ports.json"
     log_path = state / "gatewayd.log"
+    # the demo's review steps go over the admin socket as the user running the demo, who
+    # must be in screening.review_group (docs/foreign-currency.md §5): that user's group
+    review_group = grp.getgrgid(os.getgid()).gr_name
 
     def launch(clock_start: datetime) -> subprocess.Popen[bytes]:
         """The real gatewayd on the demo overlay, its business clock at ``clock_start``."""
@@ -184,8 +191,11 @@ async def run_demo(state: Path, *, reject_ratio: float, keep: bool) -> int:
             f'[clearing]\nurl = "{broker.url}"\nreceipt_timeout = 15.0\n'
             "[observability]\nmetrics_port = 0\n"
             "[engines.beps]\nmax_wait = 1.0\n"
-            # foreign currency is off as shipped; the demo shows it (docs/foreign-currency.md)
+            # foreign currency is off as shipped; the demo shows it (docs/foreign-currency.md),
+            # screened against the fictional demo list (without lists it would be refused)
             "[fx]\nenabled = true\n"
+            f'[screening]\nlists = ["{data_root() / "conf" / "screening" / "demo-list.csv"}"]\n'
+            f'review_group = "{review_group}"\n'
             '[[listeners]]\nname = "tls"\nport = 0\ntls = true\nclient_cert = "optional"\n',
             encoding="utf-8",
         )
@@ -378,7 +388,9 @@ async def run_demo(state: Path, *, reject_ratio: float, keep: bool) -> int:
         ]
         hvps = [r for r in settled_c1 if r.engine == "HVPS"] or settled_c1
         run = planned[0].msg_id.split("-")[0]
-        fx = await fx_tour(FxDemo(client_for, clock, swift, run, overlay))
+        fx_demo = FxDemo(client_for, clock, swift, run, overlay)
+        fx = await fx_tour(fx_demo)
+        reviewed = await review_tour(fx_demo, fx)
         tour_failures = await correspondence_tour(
             client_for, clock, sim, hvps[0], settled_c1[-1], run
         )
@@ -432,6 +444,7 @@ async def run_demo(state: Path, *, reject_ratio: float, keep: bool) -> int:
         at_door = [r for _, r in refused] + fx.refused + [other, tampered]
         codes = sorted({r.ret_code for r in at_door})
         _say(f"  refused at the door: {len(at_door)} ({', '.join(codes)})")
+        _say(f"  {reviewed.line()}")
         _say(
             f"  BEPS netting: {sim.stats['netting_rounds']} rounds reconciled and settled"
             f" ({sim.stats['accepted_for_netting']} items netted, NETTED -> SETTLED)"
@@ -450,7 +463,9 @@ async def run_demo(state: Path, *, reject_ratio: float, keep: bool) -> int:
             _say(f"demo: {tour_failures} correspondence steps did not work out")
             return 1
         if fx.failures:
-            _say(f"demo: {fx.failures} foreign-currency steps did not work out")
+            _say(
+                f"demo: {fx.failures} foreign-currency, screening or review steps did not work out"
+            )
             return 1
         if draft_failures:
             _say(f"demo: {draft_failures} bank-draft steps did not work out")

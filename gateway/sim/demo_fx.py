@@ -100,8 +100,8 @@ CASES: Final = (
 
 @dataclass(frozen=True)
 class FxDemo:
-    """What the foreign-currency tours work with, gathered so a tour added later (the
-    review tour) needs no new parameters."""
+    """What the foreign-currency tours work with: this one and the screening and review
+    tour (:mod:`gateway.sim.demo_review`)."""
 
     client_for: ClientFor
     clock: BusinessClock
@@ -120,7 +120,7 @@ class FxTour:
     failures: int = 0
 
 
-def _wire_record(path: Path | None) -> dict[str, dict[str, object]]:
+def wire_record(path: Path | None) -> dict[str, dict[str, object]]:
     """The SWIFT simulator's record of each swift.008, by EndToEndId (the corporate's MsgId)."""
     if path is None or not path.exists():
         return {}
@@ -128,7 +128,7 @@ def _wire_record(path: Path | None) -> dict[str, dict[str, object]]:
     return {str(x["end_to_end_id"]): x for x in lines if "end_to_end_id" in x}
 
 
-async def _final_status(erp: ErpClient, clock: BusinessClock, msg_id: str) -> Reply | None:
+async def final_status(erp: ErpClient, clock: BusinessClock, msg_id: str) -> Reply | None:
     """STATUS until the payment is SETTLED or REJECTED, as an ERP would poll."""
     deadline = time.monotonic() + WAIT
     n = 0
@@ -166,13 +166,13 @@ async def fx_tour(demo: FxDemo) -> FxTour:
             _say(f"    expected {case.ret_code}{' on SWIFT' if case.ret_code == '0000' else ''}")
 
     for case, r in accepted:
-        final = await _final_status(erp, clock, r.msg_id)
+        final = await final_status(erp, clock, r.msg_id)
         tour.sent.append((r, final))
         if final is None:
             tour.failures += 1
             _say(f"  STATUS {r.msg_id} -> no final state within {WAIT:.0f} s")
             continue
-        rcvr = _wire_record(demo.swift.config.record_path).get(r.msg_id, {}).get("rcvr")
+        rcvr = wire_record(demo.swift.config.record_path).get(r.msg_id, {}).get("rcvr")
         settled = final.state == "SETTLED"
         detail = "swift.002 ACSC" if settled else f"reason {final.reason}"
         _say(
@@ -182,23 +182,7 @@ async def fx_tour(demo: FxDemo) -> FxTour:
         if not settled or final.uetr is None or rcvr != case.rcvr:
             tour.failures += 1
             _say(f"    expected SETTLED with a UETR, sent to {case.rcvr}")
-    await review_tour(demo, tour)
     return tour
 
 
-async def review_tour(demo: FxDemo, tour: FxTour) -> None:
-    """The place for the screening and review (复核) tour of docs/foreign-currency.md §5.
-
-    Not built yet: prints nothing, adds nothing.  When built, it adds its SWIFT payments
-    to ``tour.sent`` (the summary's SWIFT row counts them), its refusals to
-    ``tour.refused`` and the steps that did not work out to ``tour.failures``.  What it
-    is to show: a payee on ``conf/screening/demo-list.csv`` answered 0000
-    with State REVIEW; two approvals by two users with ``gatewayctl review --as``
-    (``environment = "test"``) releasing it to SWIFT; another rejected, RR04 with the
-    reason; an incoming USD credit (:meth:`SwiftSimulator.inject_credit`).  The demo's
-    overlay would then also name that list in ``screening.lists``.
-    """
-    del demo, tour
-
-
-__all__ = ["CASES", "FxCase", "FxDemo", "FxTour", "fx_tour", "review_tour"]
+__all__ = ["CASES", "FxCase", "FxDemo", "FxTour", "final_status", "fx_tour", "wire_record"]

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import os
 import re
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -26,6 +27,7 @@ import asyncpg
 import pytest
 
 from gateway.clock import SHANGHAI
+from gateway.journal.ops_records import ActionKind, OperatorAction
 from gateway.journal.postgres import PostgresStore
 from gateway.journal.records import DailyLimit, NewItem, NewOutbound, NewRequest, TxResult
 from gateway.journal.retention import (
@@ -35,6 +37,7 @@ from gateway.journal.retention import (
     archive_once,
     read_archive,
 )
+from gateway.journal.review_records import REJECT_CODE, ReviewOutcome, ReviewStep
 from gateway.journal.sqlite import SqliteStore
 from gateway.journal.store import Store
 from gateway.model import BizType, Engine, Priority, State
@@ -340,3 +343,54 @@ async def test_archive_once_checks_its_arguments(tmp_path: Path) -> None:
         await archive_once("oracle", "x", tmp_path, before=BEFORE)
     with pytest.raises(FileNotFoundError):
         await archive_once("sqlite", tmp_path / "missing.sqlite3", tmp_path, before=BEFORE)
+
+
+async def test_an_items_screening_decision_is_archived_with_it(
+    journal: Journal, tmp_path: Path
+) -> None:
+    """docs/foreign-currency.md §5: every screening decision, hit or not, records the list
+    version that cleared it; an item leaving the journal keeps it in its archive line
+    (format 6), with the review's steps in its transitions.  An unscreened item archives
+    none, and a format 5 file (items without ``screening``) still reads."""
+    decision = json.dumps({
+        "versions": [{"list": "test-list", "version": "ab" * 32}],
+        "hits": [{"list": "TEST", "entry_id": "T-1", "field": "payee_name", "score": 1.0,
+                  "listed": "Northwind Shadow Trading LLC"}],
+    })  # fmt: skip
+    held = replace(item(state=State.REVIEW), ccy="USD", screening=decision)
+    ref = await accept(journal, "OLD-SCREENED", OLD, held)
+    await accept(journal, "OLD-PLAIN", OLD, item(state=State.REJECTED))
+    why = "true match"
+    no = OperatorAction(OLD + timedelta(minutes=5), 1001, "carol", ActionKind.REJECT, ref, why,
+                        forced=False)  # fmt: skip
+    step = ReviewStep(ref, no, (), State.REJECTED, f"rejected in review by carol: {why}",
+                      reason_code=REJECT_CODE, reason_text=why)  # fmt: skip
+    assert await journal.store.review_step(step) is ReviewOutcome.DONE
+
+    res = await archive_once(journal.backend, journal.target, tmp_path / "a", before=BEFORE)
+    assert res.requests == 2 and res.path is not None
+    requests = {
+        r.record.msg_id: r for r in read_archive(res.path) if isinstance(r, ArchivedRequest)
+    }
+    (screened,) = requests["OLD-SCREENED"].items
+    assert screened.screening == decision
+    assert (screened.state, screened.reason_code) == (State.REJECTED, "RR04")
+    assert [(t.state, t.detail) for t in screened.transitions][1:] == [
+        (State.REVIEW, None),
+        (State.REJECTED, "rejected in review by carol: true match"),
+    ]
+    assert requests["OLD-PLAIN"].items[0].screening is None
+
+    # the same file as format 5 wrote it: no item carries ``screening``
+    with gzip.open(res.path, "rt", encoding="utf-8") as fh:
+        lines = [json.loads(line) for line in fh]
+    assert lines[0]["kind"] == "archive" and lines[0]["format"] == 6
+    lines[0]["format"] = 5
+    for line in lines:
+        for it in line.get("items", []):
+            del it["screening"]
+    older = tmp_path / "journal-20250714-20250714-000000000005.jsonl.gz"
+    with gzip.open(older, "wt", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(line) + "\n" for line in lines)
+    read = {r.record.msg_id: r for r in read_archive(older) if isinstance(r, ArchivedRequest)}
+    assert read["OLD-SCREENED"].items[0] == replace(screened, screening=None)

@@ -333,3 +333,32 @@ def test_a_format_1_file_still_reads(tmp_path: Path) -> None:
             "total": "900.00",
         }) + "\n")  # fmt: skip
     assert records(old) == [ArchivedDailyTotal(CORP, "op01", date(2025, 7, 14), Decimal("900"))]
+
+
+async def test_a_swift_credit_is_archived_in_its_currency(journal: Journal, tmp_path: Path) -> None:
+    """Migration 13: a JPY credit (0 minor units) and its CREDIT notice leave the journal
+    as 1500 yen with their currency and the credit's screening decision, never as 15.00."""
+    s = journal.store
+    decision = json.dumps({"versions": [{"list": "demo-list", "version": "ab" * 32}], "hits": []})
+    jpy = NewIncomingCredit(
+        gw_ref="GI-JPY", engine=Engine.SWIFT, msg_id="M-JPY", tx_id="T-JPY",
+        end_to_end_id="E-JPY", sender="MIZUJPJTXXX", work_date=OLD.date(),
+        debtor_acct="000123456789", debtor_name="Tokyo Buyer KK", debtor_bank="MIZUJPJTXXX",
+        creditor_acct="6222000011112222", creditor_name="Acme Trading Co",
+        amount=Decimal("1500"), purpose=None, received_at=OLD, corp_id=CORP,
+        ccy="JPY", minor_units=0, screening=decision,
+    )  # fmt: skip
+    await s.receive_credit(jpy)
+    assert await s.post_credit("GI-JPY", OLD + timedelta(seconds=1))
+    (notice,) = await s.pull_notices(CORP, 0, 10)
+    out = tmp_path / "archive"
+    res = await archive_once(journal.backend, journal.target, out, before=BEFORE)
+    assert (res.incoming_credits, res.notifications) == (1, 1)
+    assert res.path is not None
+    found = records(res.path)
+    (credit_,) = of(ArchivedCredit, found)
+    assert (credit_.amount, credit_.ccy, credit_.screening) == (Decimal("1500"), "JPY", decision)
+    assert str(credit_.amount) == "1500"
+    (note,) = of(ArchivedNotification, found)
+    assert note.notice == notice
+    assert (note.notice.amount, note.notice.ccy) == (Decimal("1500"), "JPY")

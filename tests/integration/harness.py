@@ -60,6 +60,17 @@ def payment(code: str, amount: str, **fields: Any) -> Payment:
     return Payment(**{**values, **fields})
 
 
+DEMO_LIST = Path(__file__).resolve().parents[2] / "conf" / "screening" / "demo-list.csv"
+"""The fictional screening list shipped for the demo (docs/foreign-currency.md §5)."""
+FX_SCREENED: dict[str, Any] = {
+    "fx": {"enabled": True},
+    "screening": {"lists": [str(DEMO_LIST)]},
+}
+"""Foreign currency on (as shipped), screened against the demo list: without lists (the
+shipped configuration) a foreign-currency payment is refused (2006) rather than sent
+unscreened."""
+
+
 def gateway_config(
     state: Path, pki: DevPki, broker_url: str, extra: dict[str, Any] | None = None
 ) -> Config:

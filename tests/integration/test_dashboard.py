@@ -2,7 +2,10 @@
 
 Debian's ``prometheus`` runs with conf/prometheus.yml (scrape interval cut to
 1 s, the target pointed at the test daemon's metrics port, conf/alerts.yml
-loaded) while the gateway carries a little traffic.  Every panel query of
+loaded) while the gateway carries a little traffic.  The daemon runs with
+foreign currency on, the SWIFT link to the SWIFT simulator and a screening list
+(docs/foreign-currency.md §4, §5), so the SWIFT, screening and review panels have
+their series.  Every panel query of
 conf/grafana/dashboards/corplink-gateway.json, read from the JSON so a panel
 added later is covered too, goes to Prometheus's HTTP query API: each must
 parse and return at least one series.  Before any traffic, the daemon's own
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import json
 import shutil
 import subprocess
@@ -37,13 +41,16 @@ from tests.integration.harness import (
     recent_friday_10,
     running_clearing_sim,
     running_gateway,
+    wait_for_state,
 )
+from tests.integration.test_fx_swift import running_swift_sim, usd
 from tests.unit.ops import selectors
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "conf" / "grafana" / "dashboards" / "corplink-gateway.json"
 PROMETHEUS_YML = REPO / "conf" / "prometheus.yml"
 ALERTS = REPO / "conf" / "alerts.yml"
+DEMO_LIST = REPO / "conf" / "screening" / "demo-list.csv"
 FRIDAY_10 = recent_friday_10()
 
 GRAFANA_VARIABLES = {
@@ -160,10 +167,18 @@ async def test_every_panel_query_returns_series_from_a_real_prometheus(
     tmp_path: Path, dev_pki: DevPki, broker: Broker
 ) -> None:
     clock = BusinessClock(FRIDAY_10)
-    cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url)
+    screening_list = tmp_path / "demo-list.csv"
+    shutil.copyfile(DEMO_LIST, screening_list)
+    cfg = gateway_config(
+        tmp_path / "gw",
+        dev_pki,
+        broker.url,
+        {"fx": {"enabled": True}, "screening": {"lists": [str(screening_list)]}},
+    )
     async with (
         # BEPS answered ACSP and netted only on demand: the payments stay ACKED, live
         running_clearing_sim(dev_pki, broker.url, tmp_path / "r.jsonl", netting=True),
+        running_swift_sim(dev_pki, broker.url, tmp_path / "swift.jsonl"),
         running_gateway(cfg, clock) as gw,
     ):
         assert gw.bound.metrics is not None
@@ -194,6 +209,10 @@ async def test_every_panel_query_returns_series_from_a_real_prometheus(
                 assert rsp.ret_code == "0000", rsp
             refused = await erp.pay("DASH-X", clock.now(), payment("999999999999", "10.00"))
             assert refused.ret_code == "4001"
+            # a foreign-currency payment to another bank: screened, sent over SWIFT, settled
+            swift = await erp.pay("DASH-SW", clock.now(), usd("CITIUS33", "25.00"))
+            assert (swift.ret_code, swift.engine) == ("0000", "SWIFT"), swift.ret_msg
+            assert await wait_for_state(erp, clock.now(), "DASH-SW", ["SETTLED"]) == "SETTLED"
             after = await scrapes(base)
 
             async def two_more_scrapes() -> bool:
@@ -222,7 +241,7 @@ async def test_every_panel_query_returns_series_from_a_real_prometheus(
             title = "Accepted items/s by engine [A]"
             expr, doc = answers[title]
             rates = {r["metric"].get("engine"): float(r["value"][1]) for r in doc["data"]["result"]}
-            assert set(rates) == {"INTRA", "HVPS", "BEPS"}, doc
+            assert set(rates) == {"INTRA", "HVPS", "BEPS", "SWIFT"}, doc
             assert max(rates.values()) > 0, doc
             print(f"\n{title}\n{expr}\n{json.dumps(doc, indent=2)}")
 
@@ -236,3 +255,22 @@ async def test_every_panel_query_returns_series_from_a_real_prometheus(
                 )
 
             await wait_until("the BEPS payments in gateway_items", beps_items_counted)
+
+            # the SWIFT row: the swift.008 went out and its answers came back, the link is up
+            def values(title: str) -> dict[str, float]:
+                _, doc = answers[title]
+                return {
+                    " ".join(r["metric"].values()): float(r["value"][1])
+                    for r in doc["data"]["result"]
+                }
+
+            messages = values("SWIFT messages out and answers in [A]")
+            assert messages["first"] > 0, messages
+            answered = values("SWIFT messages out and answers in [B]")
+            assert answered["swift.ack"] > 0 and answered["swift.002"] > 0, answered
+            assert values("SWIFT items by state [B]")["SETTLED"] > 0
+            assert list(values("SWIFT link [A]").values()) == [1.0]
+            # the screening row: the list in force, by its file's stem
+            with screening_list.open(encoding="utf-8", newline="") as f:
+                rows = sum(1 for _ in csv.DictReader(f))
+            assert values("Screening list entries [A]") == {"demo-list": float(rows)}

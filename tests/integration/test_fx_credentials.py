@@ -9,6 +9,7 @@ from gateway.clock import BusinessClock
 from gateway.keys.devpki import DevPki
 from gateway.testing import Broker
 from tests.integration.harness import (
+    FX_SCREENED,
     Erp,
     gateway_config,
     payment,
@@ -19,8 +20,8 @@ from tests.integration.harness import (
 FRIDAY_10 = recent_friday_10()
 
 
-FX_ON = {"fx": {"enabled": True}}
-"""Foreign currency is off as shipped (no screening yet); these tests switch it on."""
+FX_ON = FX_SCREENED
+"""Foreign currency is on as shipped but refused without lists; these tests add the demo list."""
 
 
 async def test_a_file_certificate_is_refused_a_foreign_currency_pay(

@@ -15,6 +15,7 @@ from gateway.config import Config
 from gateway.keys.devpki import DevPki
 from gateway.testing import Broker
 from tests.integration.harness import (
+    FX_SCREENED,
     Erp,
     gateway_config,
     payment,
@@ -28,8 +29,8 @@ FRIDAY_10 = recent_friday_10()
 NS_PACS008 = "urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08"
 
 
-FX_ON = {"fx": {"enabled": True}}
-"""Foreign currency is off as shipped (no screening yet); these tests switch it on."""
+FX_ON = FX_SCREENED
+"""Foreign currency is on as shipped but refused without lists; these tests add the demo list."""
 
 
 def journal_rows(cfg: Config, sql: str) -> list[tuple[Any, ...]]:
@@ -144,25 +145,28 @@ async def test_currency_list_and_other_banks_are_refused(
     )
 
 
-async def test_as_shipped_foreign_currency_is_refused_until_screening_runs(
+async def test_as_shipped_foreign_currency_is_refused_until_lists_are_configured(
     tmp_path: Path, dev_pki: DevPki, broker: Broker
 ) -> None:
-    """``fx.enabled = false`` (the shipped value): no unscreened foreign-currency payment
-    is taken, to our own bank or another; CNY is unchanged."""
+    """As shipped ``fx.enabled = true`` with no ``screening.lists``: a foreign-currency
+    payment, to our own bank or another, is refused 2006 and journaled nowhere (never sent
+    unscreened, docs/foreign-currency.md §5); CNY is unchanged."""
     clock = BusinessClock(FRIDAY_10)
     cfg = gateway_config(tmp_path / "gw", dev_pki, broker.url)
-    assert not cfg.fx.enabled and not cfg.swift_enabled
+    assert cfg.fx.enabled and cfg.swift_enabled and not cfg.screening.lists
     async with running_gateway(cfg, clock) as gw:
         erp = await Erp(gw, dev_pki).client()
         now = clock.now()
         own = await erp.pay("S-USD-OWN", now, payment("103290000018", "10.00", ccy="USD"))
-        assert own.ret_code == "4004" and "CNY" in own.ret_msg
+        assert own.ret_code == "2006", own.ret_msg
         other = await erp.pay(
             "S-USD-OTHER",
             now,
             payment("", "10.00", ccy="USD", payee_bic="CITIUS33", payee_country="US"),
         )
-        assert other.ret_code == "4004"
+        assert other.ret_code == "2006", other.ret_msg
         cny = await erp.pay("S-CNY", now, payment("103290000018", "10.00"))
         assert cny.ret_code == "0000", cny.ret_msg
         await erp.close()
+    rows = journal_rows(cfg, "SELECT ccy FROM items")
+    assert rows == [("CNY",)]

@@ -35,6 +35,7 @@ from gateway.sim.swift import NAK_REASONS, SwiftSimConfig, SwiftSimulator
 from gateway.testing import Broker, running_simulator
 from tests.conftest import shared_xsd_dir
 from tests.integration.harness import (
+    FX_SCREENED,
     Erp,
     gateway_config,
     payment,
@@ -49,8 +50,8 @@ FRIDAY_10 = recent_friday_10()
 UETR_IN_STATUS = re.compile(rb"<Uetr>([0-9a-f-]{36})</Uetr>")
 
 
-FX_ON = {"fx": {"enabled": True}}
-"""Foreign currency is off as shipped (no screening yet); these tests switch it on."""
+FX_ON = FX_SCREENED
+"""Foreign currency is on as shipped but refused without lists; these tests add the demo list."""
 
 
 @contextlib.asynccontextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -400,7 +401,9 @@ def _mutated(codec: CorpLinkCodec, path: str, text: str | None, **attrs: str) ->
         ("Body/Balance/Avail", None, {"Ccy": "cny"}),
         ("Body/Notifications/Ntfy/Amount", "0.00", {}),
         ("Body/Notifications/Ntfy/Amount", "-1.00", {}),
-        ("Body/Notifications/Ntfy/Amount", None, {"Ccy": "USD"}),
+        ("Body/Notifications/Ntfy/Amount", None, {"Ccy": "usd"}),
+        ("Body/Notifications/Ntfy/Amount", "1.12345", {}),
+        ("Body/Notifications/Ntfy/Amount", "1500.", {}),
         ("Body/Notifications/Ntfy/Kind", "DEBIT", {}),
         ("Body/Notifications/Ntfy/NtfyId", "0", {}),
         ("Body/Notifications/Ntfy/CptyBankCode", "1021", {}),
@@ -427,6 +430,7 @@ def test_the_xsd_refuses_what_the_gateway_never_writes(
         ("Body/Balance/Bal", "-0.10"),
         ("Body/Balance/Avail", "0.00"),
         ("Body/Notifications/Ntfy/Amount", "0.01"),
+        ("Body/Notifications/Ntfy/Amount", "1500"),
         ("Body/Notifications/Ntfy/CptyBankCode", "102100"),
         ("Body/Notifications/Ntfy/NtfyId", str(2**63 - 1)),
     ],
@@ -435,6 +439,23 @@ def test_the_same_mutations_with_good_values_stay_valid(
     codec: CorpLinkCodec, schema: etree.XMLSchema, path: str, text: str
 ) -> None:
     assert_valid(schema, _mutated(codec, path, text))
+
+
+@pytest.mark.parametrize(
+    ("ccy", "amount", "written"),
+    [("USD", "250.50", "250.50"), ("JPY", "1500", "1500"), (None, "88000.00", "88000.00")],
+)
+def test_a_credit_shows_its_currency_with_its_minor_units(
+    codec: CorpLinkCodec, schema: etree.XMLSchema, ccy: str | None, amount: str, written: str
+) -> None:
+    """docs/foreign-currency.md §4: a SWIFT credit's NTFY names its currency; the amount
+    keeps exactly the currency's minor units (1500 yen, never 1500.00)."""
+    notice = replace(CREDIT, engine=Engine.SWIFT, amount=Decimal(amount), ccy=ccy)
+    root = codec.render(response(trn_code="NTFY", notices=Notices((notice,), 42, more=False)))
+    el = root.find(f"{NS}Body/{NS}Notifications/{NS}Ntfy/{NS}Amount")
+    assert el is not None
+    assert (el.get("Ccy"), el.text) == (ccy or "CNY", written)
+    assert_valid(schema, root)
 
 
 def test_the_xsd_refuses_a_repeated_ntfy_id(codec: CorpLinkCodec, schema: etree.XMLSchema) -> None:

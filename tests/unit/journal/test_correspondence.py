@@ -727,13 +727,14 @@ async def settled_once(store: JournalStore, msg_id: str, seq_no: int) -> bool:
 def test_notice_columns_are_read_in_the_notice_field_order() -> None:
     """``notices_of`` reads rows by position: ``SELECT {NOTICE_COLUMNS}`` must follow Notice.
 
-    A DRAFT notice's ``draft_state`` has no column of its own: it is kept in ``state``.
+    A DRAFT notice's ``draft_state`` has no column of its own: it is kept in ``state``;
+    ``minor_units`` (migration 13) has no field: it scales ``amount``.
     """
     names = [
         "amount_fen" if f.name == "amount" else f.name
         for f in fields(Notice)
         if f.name != "draft_state"
-    ]
+    ] + ["minor_units"]
     assert NOTICE_COLUMNS.split(", ") == names
 
 

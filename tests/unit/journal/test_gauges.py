@@ -41,7 +41,11 @@ def auto_inquiry(gw_ref: str, tx_id: str) -> NewInquiry:
 async def test_an_empty_journal_counts_zero_for_every_pair(store: JournalStore) -> None:
     counts = await store.live_counts()
     assert counts.items == {(e, s): 0 for e in Engine for s in gauges.LIVE_STATES}
-    assert counts.credits == {CreditState.CHECKING: 0, CreditState.SUSPENSE: 0}
+    assert counts.credits == {
+        CreditState.CHECKING: 0,
+        CreditState.SUSPENSE: 0,
+        CreditState.REVIEW: 0,
+    }
 
 
 async def test_counts_follow_items_and_credits(store: JournalStore) -> None:
@@ -70,7 +74,11 @@ async def test_counts_follow_items_and_credits(store: JournalStore) -> None:
         (Engine.BEPS, State.HELD): 1,
         (Engine.INTRA, State.QUEUED): 1,
     }
-    assert counts.credits == {CreditState.CHECKING: 1, CreditState.SUSPENSE: 1}
+    assert counts.credits == {
+        CreditState.CHECKING: 1,
+        CreditState.SUSPENSE: 1,
+        CreditState.REVIEW: 0,
+    }
 
 
 # -- cost: the planners' own verdict on a journal full of history -----------------------
@@ -148,6 +156,7 @@ async def test_counts_read_only_live_index_entries(
         ), items_plan
         assert "SCAN incoming_credits USING INDEX credits_checking" in credits_plan
         assert "SCAN incoming_credits USING INDEX credits_suspense" in credits_plan
+        assert "SCAN incoming_credits USING INDEX credits_review" in credits_plan
         assert "SCAN items\n" not in items_plan + "\n"
         assert "TEMP B-TREE" not in items_plan + credits_plan
     else:
@@ -156,9 +165,14 @@ async def test_counts_read_only_live_index_entries(
         assert "items_summary" in items_plan, items_plan
         assert "credits_checking" in credits_plan, credits_plan
         assert "credits_suspense" in credits_plan, credits_plan
+        assert "credits_review" in credits_plan, credits_plan
     counts = await store.live_counts()
     assert counts.items[(Engine.BEPS, State.QUEUED)] == 10
-    assert counts.credits == {CreditState.CHECKING: 1, CreditState.SUSPENSE: 1}
+    assert counts.credits == {
+        CreditState.CHECKING: 1,
+        CreditState.SUSPENSE: 1,
+        CreditState.REVIEW: 0,
+    }
 
 
 async def test_the_refresh_publishes_the_counts_as_gauges(store: JournalStore) -> None:

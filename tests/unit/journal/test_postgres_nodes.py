@@ -278,3 +278,16 @@ async def test_receipts_applied_by_two_nodes_at_once_apply_once(
     (out,) = await sql.fetch("SELECT state, attempts FROM outbound")
     assert out["state"] == "ACKED"
     assert out["attempts"] in (1, 2)  # the re-send counts unless it was the first PUBACK
+
+
+async def test_an_item_leased_by_another_node_is_not_rejected(make_store: StoreFactory) -> None:
+    a = await make_store(node="A", lease=60)
+    b = await make_store(node="B", lease=60)
+    await a.accept(request("p1", item(engine=Engine.BEPS, receiver=BEPS_RCVR)))
+    (leased,) = await a.claim_queued(Engine.BEPS, 10)
+
+    assert not await b.reject_queued(leased.item_id, Engine.BEPS, "4001", "gone", at(5))
+    assert await a.reject_queued(leased.item_id, Engine.BEPS, "4001", "gone", at(5))
+    view = await a.item_status("C100000001", "p1")
+    assert view is not None
+    assert (view.state, view.reason_code) == (State.REJECTED, "4001")

@@ -66,6 +66,11 @@ def test_every_alert_has_severity_and_summary() -> None:
         "GatewayCrlStale",
         "GatewayCalendarNotLoaded",
         "GatewayKeySwapFailed",
+        "GatewaySwiftLinkDown",
+        "GatewaySwiftItemsStuck",
+        "GatewaySwiftQueueStuck",
+        "GatewayReviewOverdue",
+        "GatewayScreeningListStale",
     }
     assert expected <= {str(a["alert"]) for a in alerts}
     for alert in alerts:
@@ -105,10 +110,17 @@ CREATED_WHEN_CONFIGURED = {
     "gateway_certificate_expiry_timestamp_seconds": "one per certificate the config names",
     "gateway_crl_next_update_timestamp_seconds": "one per CRL the config names",
     "gateway_lifecycle_state": "set when Gateway.start begins",
+    "gateway_screening_list_age_seconds": "one per file screening.lists names",
 }
 """Gauges whose label values come from the configuration or the running daemon: the
 exporter cannot create them at import; tests/integration/test_dashboard.py checks
 them on a started daemon."""
+
+CREATED_WHEN_SWIFT_RUNS = {("engine", "SWIFT"), ("link", "swift"), ("msg_tp", "swift.ack")}
+"""Label values of the SWIFT engine and link: their series are created when the daemon
+starts them (fx.enabled, swift.enabled; metrics.create_swift_series), never at import, so
+a node without SWIFT has none and its SWIFT alerts stay quiet; tests/integration/
+test_dashboard.py checks them on a daemon that runs SWIFT."""
 
 
 def rule_selectors() -> list[selectors.Selector]:
@@ -117,6 +129,7 @@ def rule_selectors() -> list[selectors.Selector]:
         for rule in all_rules()
         for sel in selectors.selectors(str(rule["expr"]))
         if sel.name not in CREATED_WHEN_CONFIGURED
+        and not {(k, v) for k, op, v in sel.matchers if op == "="} & CREATED_WHEN_SWIFT_RUNS
     ]
 
 
@@ -154,6 +167,20 @@ def test_every_series_a_rule_reads_exists_at_start() -> None:
     ]
     assert len(counted) > 20
     assert [c for c in counted if c[2] != 0] == []
+
+
+def test_no_swift_series_exists_before_the_daemon_runs_swift() -> None:
+    """A gateway without SWIFT (fx or swift switched off) must not expose a SWIFT link at 0: the
+    link-down and stuck alerts would fire on every such node."""
+    exposed = selectors.samples(exposition_at_import())
+    swift = [
+        (name, labels)
+        for name, labels in exposed
+        if set(labels.items()) & CREATED_WHEN_SWIFT_RUNS or name == "gateway_link_up"
+    ]
+    assert swift == []
+    every = [s for rule in all_rules() for s in selectors.selectors(str(rule["expr"]))]
+    assert len(every) > len(rule_selectors())  # the start check leaves the SWIFT series out
 
 
 def test_the_start_check_sees_a_series_that_is_missing() -> None:

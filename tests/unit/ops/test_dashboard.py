@@ -34,6 +34,17 @@ REQUIRED = {
     "CRL next update": r"gateway_crl_next_update_timestamp_seconds",
     "reloads": r"gateway_reloads_total",
     "bans": r"gateway_address_bans_total",
+    "SWIFT items by state": r'by \(state\) \(gateway_items\{[^}]*engine="SWIFT"',
+    "SWIFT published": r'gateway_outbound_messages_total\{[^}]*engine="SWIFT"',
+    "SWIFT answers": r'gateway_inbound_messages_total\{[^}]*msg_tp=~"swift\.ack\|swift\.002"',
+    "SWIFT in flight": r'gateway_outbound_inflight\{[^}]*engine="SWIFT"',
+    "SWIFT link": r'gateway_link_up\{[^}]*link="swift"',
+    "screening decisions": r"sum by \(direction, result\) \(rate\(gateway_screening_total",
+    "screening list entries": r"by \(list\) \(gateway_screening_list_entries",
+    "screening list age": r"by \(list\) \(gateway_screening_list_age_seconds",
+    "review pending": r"gateway_review_pending",
+    "review oldest wait": r"gateway_review_oldest_seconds",
+    "review decisions": r"by \(decision\) \(increase\(gateway_review_decisions_total",
 }
 """What operators asked to see on the board, each as a query that shows it."""
 

@@ -182,6 +182,28 @@ async def test_readyz_follows_lifecycle_and_checks(port: int, state: HealthState
     assert (await get(port, "/healthz"))[0] == 200  # still alive while draining
 
 
+async def test_an_advisory_dependency_is_reported_but_does_not_gate_readiness(
+    port: int, state: HealthState
+) -> None:
+    """The SWIFT link (docs/foreign-currency.md §4): down, the node still serves the rest."""
+    state.set_check("journal", True)
+    state.set_check("clearing_link", True)
+    state.lifecycle = Lifecycle.READY
+    state.set_advisory("swift_link", False)
+    status, _, body = await get(port, "/readyz")
+    assert status == 200
+    assert json.loads(body) == {
+        "status": "ready",
+        "lifecycle": "ready",
+        "checks": {"journal": True, "clearing_link": True},
+        "advisory": {"swift_link": False},
+    }
+    state.set_advisory("swift_link", True)
+    assert json.loads((await get(port, "/readyz"))[2])["advisory"] == {"swift_link": True}
+    state.set_check("clearing_link", False)  # a real check still gates
+    assert (await get(port, "/readyz"))[0] == 503
+
+
 async def test_a_broken_collector_gives_500_not_a_dead_server(port: int) -> None:
     class Broken:
         def describe(self) -> list[object]:

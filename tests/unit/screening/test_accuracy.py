@@ -50,9 +50,9 @@ KNOWN_MISSES = {
 }
 KNOWN_FALSE_POSITIVES = {
     # One token differs by one or two letters in a name of 12+ letters: the
-    # fuzzy score cannot tell a different name from a misspelt one.
+    # fuzzy score cannot tell a different name from a misspelt one.  (Saleh /
+    # Saeed, three of five letters, is below the token floor of matching.py.)
     "Zhang Xiaoping",
-    "Abdul Rahman bin Saeed",
     "Southern Star Shipping",
     "Baltic Timber Export",
 }
@@ -114,7 +114,7 @@ def test_recall_and_false_positive_rate_at_the_default_threshold(
     assert recall >= 0.98
     assert {r["screened"] for r in outcome["fn"]} == KNOWN_MISSES
     assert {r["screened"] for r in outcome["fp"]} == KNOWN_FALSE_POSITIVES
-    assert fpr <= 4 / 180  # 2.2 %: above the 2 % bar by one pair, see KNOWN_FALSE_POSITIVES
+    assert fpr <= 0.02  # the bar: at most 2 % of the near-misses scored as hits
 
 
 def test_every_kind_of_true_match_is_caught_but_two_diacritics(

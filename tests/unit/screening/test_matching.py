@@ -53,6 +53,18 @@ def test_a_transliterated_token_costs_only_its_differing_letters() -> None:
     assert s("Mohammed", "Muhammad") < 0.88  # alone, four letters of eight differ
 
 
+def test_different_words_that_share_letters_are_not_paired() -> None:
+    """Below the token floor two tokens are different words: each costs all its letters."""
+    a, b = name("Abdul Rahman bin Saleh"), name("Abdul Rahman bin Saeed")
+    # saleh/saeed share s, a, e: 6/10 < 0.65, so they stay unpaired
+    assert aligned(a, b) == pytest.approx(2 * 14 / 38)
+    assert score(a, b) < 0.88
+    # a transliteration above the floor still pairs: fyodor/fedor share 4 of 11 × 2
+    assert aligned(name("Fyodor Dostoevsky"), name("Fedor Dostoevsky")) == pytest.approx(
+        2 * (4 + 10) / 31
+    )
+
+
 def test_subset_rule_a_missing_middle_name_matches() -> None:
     assert is_subset(name("John Smith"), name("John Michael Smith"))
     assert s("John Michael Smith", "John Smith") == 1.0
