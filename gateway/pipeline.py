@@ -74,8 +74,9 @@ from gateway.ops.logs import mask_account
 from gateway.routing.currencies import HOME_CURRENCY
 from gateway.routing.fx import FxEngine
 from gateway.routing.router import Router
-from gateway.screening.gate import Screener, decision_json
+from gateway.screening.gate import Screener
 from gateway.screening.screen import Decision as Screening
+from gateway.screening.screen import decision_json
 from gateway.workers import WorkerPool
 
 log = structlog.get_logger("gateway.pipeline")

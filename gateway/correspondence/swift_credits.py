@@ -46,7 +46,7 @@ from gateway.model import Engine
 from gateway.ops import metrics
 from gateway.ops.logs import mask_account
 from gateway.screening.lists import ScreeningLists
-from gateway.screening.screen import Decision, Fields, Hit, screen
+from gateway.screening.screen import Decision, Fields, Hit, decision_json, screen
 
 log = structlog.get_logger("gateway.correspondence")
 
@@ -81,26 +81,6 @@ def screen_credit(lists: ScreeningLists | None, c: IncomingSwiftCredit) -> tuple
         for h in d.hits:
             hits.setdefault((h.list, h.entry_id, h.field.value, h.listed), h)
     return bool(hits), decision_json(Decision(tuple(hits.values()), decisions[0].versions))
-
-
-def decision_json(d: Decision) -> str:
-    """``{"versions": [{list, version}], "hits": [{list, entry_id, field, score, listed}]}``."""
-    return json.dumps(
-        {
-            "versions": [{"list": v.list, "version": v.version} for v in d.versions],
-            "hits": [
-                {
-                    "list": h.list,
-                    "entry_id": h.entry_id,
-                    "field": h.field.value,
-                    "score": round(h.score, 4),
-                    "listed": h.listed,
-                }
-                for h in d.hits
-            ],
-        },
-        ensure_ascii=False,
-    )
 
 
 class SwiftCreditIntake:

@@ -14,9 +14,7 @@ every front (docs/architecture.md §1), each over its own copy of the lists.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from typing import Any
 
 from gateway.errors import GatewayError, RetCode
 from gateway.model import Transfer
@@ -44,24 +42,6 @@ def fields_of(transfer: Transfer) -> Fields:
         payee_country=transfer.payee_country or "",
         purpose=transfer.purpose or "",
     )
-
-
-def decision_json(decision: Decision) -> str:
-    """The journal's ``items.screening``: every list version and every hit, compact."""
-    doc: dict[str, Any] = {
-        "versions": [{"list": v.list, "version": v.version} for v in decision.versions],
-        "hits": [
-            {
-                "list": h.list,
-                "entry_id": h.entry_id,
-                "field": h.field.value,
-                "score": round(h.score, 4),
-                "listed": h.listed,
-            }
-            for h in decision.hits
-        ],
-    }
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
 
 
 class Screener:

@@ -10,6 +10,7 @@ versions that cleared it.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import Enum
 
@@ -107,3 +108,22 @@ def screen(lists: ScreeningLists, fields: Fields, *, exhaustive: bool = False) -
         key=lambda h: (-h.score, h.field.value, h.list, h.entry_id),
     )
     return Decision(tuple(hits), lists.versions)
+
+
+def decision_json(decision: Decision) -> str:
+    """How the journal keeps a decision (``items.screening``, an incoming credit's
+    ``screening``): every list version and every hit, compact JSON."""
+    doc = {
+        "versions": [{"list": v.list, "version": v.version} for v in decision.versions],
+        "hits": [
+            {
+                "list": h.list,
+                "entry_id": h.entry_id,
+                "field": h.field.value,
+                "score": round(h.score, 4),
+                "listed": h.listed,
+            }
+            for h in decision.hits
+        ],
+    }
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
