@@ -81,7 +81,7 @@ async def journal_view(
         if state not in CreditState.__members__:
             raise ValueError(f"state must be one of {', '.join(CreditState.__members__)}")
         credits = await store.credits_in_state(CreditState(state), _view_limit(cmd))
-        return {"ok": True, "state": state, "credits": [_ops_json(c) for c in credits]}
+        return {"ok": True, "state": state, "credits": [credit_json(c) for c in credits]}
     if op == "inquiries":  # OPEN, both directions
         found = await store.open_inquiries(_view_limit(cmd))
         return {"ok": True, "inquiries": [_ops_json(i) for i in found]}
@@ -237,6 +237,16 @@ def hit_json(h: MessageHit) -> dict[str, Any]:
     out = _ops_json(h)
     raw = out.get("screening")
     out["screening"] = json.loads(raw) if isinstance(raw, str) else None
+    return out
+
+
+def credit_json(credit: object) -> dict[str, Any]:
+    """An incoming credit as printed; its screening decision as an object, like an item's
+    (an incoming SWIFT credit is screened, docs/foreign-currency.md §5; null otherwise)."""
+    out = _ops_json(credit)
+    raw = out.get("screening")
+    if isinstance(raw, str):
+        out["screening"] = json.loads(raw)
     return out
 
 

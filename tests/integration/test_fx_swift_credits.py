@@ -199,6 +199,9 @@ async def test_a_listed_debtor_waits_in_review_until_released_or_rejected(
         dropped, _ = await b.credit_in(tx_of(second), {CreditState.REVIEW})
         view = await b.ctl("credits", "--state", "REVIEW")
         assert {c["gw_ref"] for c in view["credits"]} == {kept, dropped}
+        # gatewayctl shows the decision as an object, not as JSON text inside the JSON
+        shown = {c["gw_ref"]: c["screening"] for c in view["credits"]}
+        assert [h["entry_id"] for h in shown[kept]["hits"]] == ["D-0002"]
         pending = {p.gw_ref: p for p in await b.gw.store.pending_credit_reviews(10)}
         assert pending[kept].screening is not None
         decision = json.loads(pending[kept].screening)
