@@ -187,7 +187,9 @@ class Gateway:
         self._listeners: list[Listener] = []
         self._fronts: Fronts | None = None
         self.front_metrics = FrontMetrics()
-        self.exchanges: DeferredWrites[Exchange] = DeferredWrites(self.store.record_exchange)
+        self.exchanges: DeferredWrites[Exchange] = DeferredWrites(
+            self.store.record_exchanges, self.store.record_exchange
+        )
         self._tasks: list[asyncio.Task[Any]] = []
         self._runners: dict[Engine, EngineRunner] = {}
         self._link: ClearingLink | None = None

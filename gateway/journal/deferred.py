@@ -5,15 +5,18 @@ show``) are kept after the answer; the 0000 promise rests on the request's
 own journal row, written before it.  Writing each exchange as it comes costs
 a commit of its own whenever the journal is not busy — at low load, one fsync
 more per payment.  Collected here and written every ``interval`` seconds (or
-at ``max_pending``), they share one group commit.  A crash loses at most the
-last interval's exchanges, as it could lose one exchange before
-(docs/architecture.md §3).
+at ``max_pending``), they go to the writer as **one** write of all the rows (one
+statement, one future, one hand-off to the writer thread; row by row, a burst
+cost the core's event loop a task, a future and a queue hand-off per row).  If
+that write fails, each row is tried alone, so one bad row does not lose the
+others.  A crash loses at most the last interval's exchanges, as it could lose
+one exchange before (docs/architecture.md §3).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 import structlog
@@ -24,16 +27,19 @@ T = TypeVar("T")
 
 
 class DeferredWrites(Generic[T]):
-    """Calls ``write`` for each added row, in bursts (the writer commits a burst once)."""
+    """Hands the added rows to ``write_many`` in bursts; ``write`` (one row) is the
+    fallback when a burst fails."""
 
     def __init__(
         self,
+        write_many: Callable[[Sequence[T]], Awaitable[None]],
         write: Callable[[T], Awaitable[None]],
         *,
         interval: float = 0.2,
         max_pending: int = 256,
         what: str = "exchange",
     ) -> None:
+        self._write_many = write_many
         self._write = write
         self._interval = interval
         self._max_pending = max_pending
@@ -62,6 +68,12 @@ class DeferredWrites(Generic[T]):
         task.add_done_callback(self._tasks.discard)
 
     async def _burst(self, batch: list[T]) -> None:
+        try:
+            await self._write_many(batch)
+        except Exception as exc:  # noqa: BLE001 - find the bad row; keep the good ones
+            log.info(f"{self._what}_burst_failed", rows=len(batch), error=str(exc)[:200])
+        else:
+            return
         results = await asyncio.gather(*(self._write(r) for r in batch), return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:

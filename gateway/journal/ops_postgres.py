@@ -101,6 +101,15 @@ class PostgresOperations:
                 q.numbered(q.INSERT_EXCHANGE), ex.gw_ref, ex.request, ex.response, pg.aware(ex.at)
             )
 
+    async def record_exchanges(self, exs: Sequence[Exchange]) -> None:
+        if not exs:
+            return
+        async with self._commit() as conn:
+            await conn.executemany(
+                q.numbered(q.INSERT_EXCHANGE),
+                [(ex.gw_ref, ex.request, ex.response, pg.aware(ex.at)) for ex in exs],
+            )
+
     async def exchange(self, gw_ref: str) -> Exchange | None:
         async with self._conn() as conn:
             return await q.exchange(_fetcher(conn), CODEC, gw_ref)

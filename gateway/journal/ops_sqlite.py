@@ -88,6 +88,11 @@ class SqliteOperations:
         row = (ex.gw_ref, ex.request, ex.response, to_micros(ex.at))
         await self._write(lambda conn: conn.execute(q.INSERT_EXCHANGE, row) and None)
 
+    async def record_exchanges(self, exs: Sequence[Exchange]) -> None:
+        rows = [(ex.gw_ref, ex.request, ex.response, to_micros(ex.at)) for ex in exs]
+        if rows:
+            await self._write(lambda conn: conn.executemany(q.INSERT_EXCHANGE, rows) and None)
+
     async def exchange(self, gw_ref: str) -> Exchange | None:
         return await q.exchange(self._fetch, CODEC, gw_ref)
 

@@ -352,6 +352,10 @@ class Store(DraftStore, Protocol):
     async def record_exchange(self, ex: Exchange) -> None:
         """Keep a journaled request's signed bytes and its response's (once per GwRef)."""
 
+    async def record_exchanges(self, exs: Sequence[Exchange]) -> None:
+        """``record_exchange`` for many in one write (one statement, one commit); all or
+        none of them are kept."""
+
     async def exchange(self, gw_ref: str) -> Exchange | None:
         """The signed request and response of ``gw_ref``, if kept."""
 
