@@ -165,6 +165,11 @@ def goals(args: argparse.Namespace, tmp: Path, pki: DevPki, gens: Gens) -> int:
     w = max(len(r[1]) for r in rows)
     for goal, figure, ratio, limit, ok in rows:
         print(f"  {goal:18s} {figure:{w}s}  {ratio:24s} {limit:26s} {_verdict(ok)}")
+    cold = fl[pf.COLD][0] / fl[pf.INSPECT][0]
+    print(
+        f"  (info) a step run cold costs more: {pf.COLD} {fl[pf.COLD][0]:.0f} µs,"
+        f" {cold:.2f}x the same step back to back; goal 2's floor is the back-to-back one"
+    )
     print("  5 and 6: --soak, --burst and --idle-connections (bench/README.md)")
     print(
         "  others' CPU (cores) at max: "
