@@ -5,7 +5,7 @@ banks keep what left in these files for their audit period, so the format is
 fixed here, in one place, for the pass that writes it
 (:mod:`gateway.journal.retention`) and for :func:`read_archive`.
 
-File format (``format`` 6), one JSON object per line, UTF-8: a header
+File format (``format`` 7), one JSON object per line, UTF-8: a header
 ``{"kind": "archive", ...}``, then ``request`` lines (the request with its
 items, each with its ``transitions``), ``outbound`` lines (``payload_b64``),
 ``notification``, ``inquiry``, ``incoming_credit`` and ``netting_round``
@@ -20,9 +20,12 @@ format 4 also keeps its link as ``chain`` (``item_id``, ``node``, ``seq``,
 ``prev``, ``hash``).  Format 5 adds the currency of incoming credits and CREDIT
 notifications and a credit's ``screening``; format 6 an item's ``screening`` (the
 decision's JSON, null for an item never screened; an older file's items read back
-with None).  Format 1 is format 2 without the four new kinds of format 2.  An ``inquiry``
-line's ``engine`` (journal migration 6) is optional: lines written before
-it have none and read back with ``engine`` None, so the format stays 2.
+with None); format 7 an item's foreign-currency fields ``uetr``, ``payee_bic``,
+``payee_country`` and ``chrg_br`` (null for an item without them, a CNY item; an older
+file's items read back with None).  Format 1 is format 2 without the four new kinds
+of format 2.  An ``inquiry`` line's ``engine`` (journal migration 6) is optional:
+lines written before it have none and read back with ``engine`` None, so the format
+stays 2.
 Instants are ISO 8601 in Asia/Shanghai with microseconds, work dates ISO
 dates, amounts decimal strings.  The name is
 ``journal-<first day>-<last day>-<content hash>.jsonl.gz``: the dates of the
@@ -75,14 +78,16 @@ from gateway.model import (
     Transition,
 )
 
-FORMAT: Final = 6
+FORMAT: Final = 7
 """Archive line format version, in each file's header line (2: the correspondence lines;
 3: the operators' tools' lines; 4: the audit chain, ``state_change`` lines and a
 transition's ``chain``; 5: a credit's and a CREDIT notification's ``ccy`` and
 ``minor_units``, a credit's ``screening``, its ``amount`` in those minor units; 6: an
-item's ``screening``, the decision journaled with it, docs/foreign-currency.md §5)."""
+item's ``screening``, the decision journaled with it, docs/foreign-currency.md §5; 7: an
+item's ``uetr``, ``payee_bic``, ``payee_country`` and ``chrg_br``, docs/foreign-currency.md
+§1, §4)."""
 
-READABLE_FORMATS: Final = frozenset({1, 2, 3, 4, 5, 6})
+READABLE_FORMATS: Final = frozenset({1, 2, 3, 4, 5, 6, 7})
 """What :func:`read_archive` reads: each version is the next one without its new parts."""
 
 
@@ -123,6 +128,12 @@ class ArchivedItem:
     updated_at: datetime
     transitions: tuple[ArchivedTransition, ...]
     screening: str | None = None  # the screening decision's JSON (format 6); None: unscreened
+    # format 7 (docs/foreign-currency.md §1, §4): a SWIFT payment's UETR, its payee's BIC and
+    # country and its charge bearer; None for an item without them (CNY) or an older file's
+    uetr: str | None = None
+    payee_bic: str | None = None
+    payee_country: str | None = None
+    chrg_br: str | None = None
 
     def view(self) -> StatusView:
         """What STATUS answered for this item while it was in the journal (docs/protocol.md §5)."""
@@ -135,6 +146,7 @@ class ArchivedItem:
             reason_text=self.reason_text,
             seq_no=self.seq_no,
             history=tuple(Transition(t.state, t.at) for t in self.transitions),
+            uetr=self.uetr,
         )
 
 
@@ -273,7 +285,7 @@ def item_line(row: Sequence[Any], trail: list[dict[str, Any]]) -> dict[str, Any]
     """An item row (``ITEM_COLUMNS`` order) and its transitions → its entry in ``items``."""
     (_id, _req, seq, tx, e2e, engine, receiver, bank, day, state, release, payer_acct,
      payer_name, payee_acct, payee_name, fen, ccy, priority, biz, purpose, code, text, out,
-     queued, updated, screening) = row  # fmt: skip
+     queued, updated, screening, uetr, payee_bic, payee_country, chrg_br) = row  # fmt: skip
     return {
         "seq_no": seq, "tx_id": tx, "end_to_end_id": e2e, "engine": engine,
         "receiver": receiver, "payee_bank_code": bank, "work_date": day_text(day),
@@ -282,7 +294,8 @@ def item_line(row: Sequence[Any], trail: list[dict[str, Any]]) -> dict[str, Any]
         "amount": amount_text(fen), "ccy": ccy, "priority": priority, "biz_type": biz,
         "purpose": purpose, "reason_code": code, "reason_text": text, "out_msg_id": out,
         "queued_at": instant_text(queued), "updated_at": instant_text(updated),
-        "screening": screening, "transitions": trail,
+        "screening": screening, "uetr": uetr, "payee_bic": payee_bic,
+        "payee_country": payee_country, "chrg_br": chrg_br, "transitions": trail,
     }  # fmt: skip
 
 
@@ -391,7 +404,8 @@ def _item(d: dict[str, Any]) -> ArchivedItem:
         priority=Priority(d["priority"]), biz_type=BizType(d["biz_type"]), purpose=d["purpose"],
         reason_code=d["reason_code"], reason_text=d["reason_text"], out_msg_id=d["out_msg_id"],
         queued_at=_opt_at(d["queued_at"]), updated_at=datetime.fromisoformat(d["updated_at"]),
-        screening=d.get("screening"),
+        screening=d.get("screening"), uetr=d.get("uetr"), payee_bic=d.get("payee_bic"),
+        payee_country=d.get("payee_country"), chrg_br=d.get("chrg_br"),
         transitions=tuple(
             ArchivedTransition(State(t["state"]), datetime.fromisoformat(t["at"]), t["detail"])
             for t in d["transitions"]

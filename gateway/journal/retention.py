@@ -63,7 +63,7 @@ the work in a thread; ``retention_postgres.py``: ``lock_timeout``, and an
 advisory lock so that one node archives at a time, the others return
 ``skipped``).
 
-The file format (``format`` 3, gzip JSON lines) and :func:`read_archive`,
+The file format (``format`` 7, gzip JSON lines) and :func:`read_archive`,
 which reads a file back into records, are in :mod:`gateway.journal.archive`;
 the row-by-row tables' rules in :mod:`gateway.journal.retention_tables`.
 Everything a caller needs is importable from here.

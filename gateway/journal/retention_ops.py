@@ -27,7 +27,7 @@ ITEM_COLUMNS: Final = (
     "id, request_id, seq_no, tx_id, end_to_end_id, engine, receiver, payee_bank_code,"
     " work_date, state, release_at, payer_acct, payer_name, payee_acct, payee_name,"
     " amount_fen, ccy, priority, biz_type, purpose, reason_code, reason_text, out_msg_id,"
-    " queued_at, updated_at, screening"
+    " queued_at, updated_at, screening, uetr, payee_bic, payee_country, chrg_br"
 )
 """An item's columns, in the order :func:`~gateway.journal.archive.item_line` reads them."""
 

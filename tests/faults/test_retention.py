@@ -381,14 +381,15 @@ async def test_an_items_screening_decision_is_archived_with_it(
     ]
     assert requests["OLD-PLAIN"].items[0].screening is None
 
-    # the same file as format 5 wrote it: no item carries ``screening``
+    # the same file as format 5 wrote it: no item carries ``screening`` (nor format 7's fields)
     with gzip.open(res.path, "rt", encoding="utf-8") as fh:
         lines = [json.loads(line) for line in fh]
-    assert lines[0]["kind"] == "archive" and lines[0]["format"] == 6
+    assert lines[0]["kind"] == "archive" and lines[0]["format"] == 7
     lines[0]["format"] = 5
     for line in lines:
         for it in line.get("items", []):
-            del it["screening"]
+            for key in ("screening", "uetr", "payee_bic", "payee_country", "chrg_br"):
+                del it[key]
     older = tmp_path / "journal-20250714-20250714-000000000005.jsonl.gz"
     with gzip.open(older, "wt", encoding="utf-8") as fh:
         fh.writelines(json.dumps(line) + "\n" for line in lines)
