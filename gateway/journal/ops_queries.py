@@ -61,7 +61,7 @@ HIT_COLUMNS: Final = (
     " i.end_to_end_id, i.engine, i.receiver, i.work_date, i.state, i.release_at, i.amount_fen,"
     " i.ccy, i.payer_acct, i.payer_name, i.payee_acct, i.payee_name, i.payee_bank_code,"
     " i.reason_code, i.reason_text, i.out_msg_id, i.priority, i.biz_type, i.purpose, i.payee_bic,"
-    " i.payee_country, i.chrg_br, i.screening, i.id"
+    " i.payee_country, i.chrg_br, i.screening, i.uetr, i.id"
 )
 FROM: Final = " FROM items i JOIN requests r ON r.id = i.request_id"
 _ORDER = " ORDER BY r.received_at, i.tx_id"
@@ -114,7 +114,7 @@ def search_sql(q: MessageQuery, limit: int, codec: Codec) -> tuple[str, list[obj
 def hit(row: Sequence[Any], codec: Codec) -> MessageHit:
     (ref, corp, msg, oper, trn, received, tx, seq, e2e, engine, receiver, day, state, release,
      fen, ccy, payer_acct, payer_name, payee_acct, payee_name, bank, code, text, out,
-     priority, biz_type, purpose, payee_bic, payee_country, chrg_br, screening,
+     priority, biz_type, purpose, payee_bic, payee_country, chrg_br, screening, uetr,
      _id) = row  # fmt: skip
     return MessageHit(
         gw_ref=str(ref),
@@ -148,6 +148,7 @@ def hit(row: Sequence[Any], codec: Codec) -> MessageHit:
         payee_country=payee_country,
         chrg_br=chrg_br,
         screening=screening,
+        uetr=uetr,
     )
 
 

@@ -133,7 +133,8 @@ class MessageHit:
     reason_text: str | None
     out_msg_id: str | None
     archive: str | None = None  # the archive file it was found in; None: the live journal
-    # what a review's release routes again by (docs/foreign-currency.md §5); None in archives
+    # what a review's release routes again by (docs/foreign-currency.md §5); archived items
+    # have them too (the foreign-currency ones from archive format 7, None in older files)
     priority: str | None = None
     biz_type: str | None = None
     purpose: str | None = None
@@ -141,6 +142,7 @@ class MessageHit:
     payee_country: str | None = None
     chrg_br: str | None = None
     screening: str | None = None  # JSON: list versions and hits (docs/foreign-currency.md §5)
+    uetr: str | None = None  # a SWIFT payment's tracking id (docs/foreign-currency.md §1)
 
     @property
     def cursor(self) -> tuple[datetime, str]:

@@ -82,6 +82,9 @@ def _archived_hit(req: ArchivedRequest, item: ArchivedItem, source: str) -> Mess
         payer_name=item.payer_name, payee_acct=item.payee_acct, payee_name=item.payee_name,
         payee_bank_code=item.payee_bank_code, reason_code=item.reason_code,
         reason_text=item.reason_text, out_msg_id=item.out_msg_id, archive=source,
+        priority=item.priority.value, biz_type=item.biz_type.value, purpose=item.purpose,
+        payee_bic=item.payee_bic, payee_country=item.payee_country, chrg_br=item.chrg_br,
+        screening=item.screening, uetr=item.uetr,
     )  # fmt: skip
 
 
