@@ -167,8 +167,8 @@ def goals(args: argparse.Namespace, tmp: Path, pki: DevPki, gens: Gens) -> int:
         print(f"  {goal:18s} {figure:{w}s}  {ratio:24s} {limit:26s} {_verdict(ok)}")
     cold = fl[pf.COLD][0] / fl[pf.INSPECT][0]
     print(
-        f"  (info) a step run cold costs more: {pf.COLD} {fl[pf.COLD][0]:.0f} µs,"
-        f" {cold:.2f}x the same step back to back; goal 2's floor is the back-to-back one"
+        f"  (info) inspect run cold, one every {pf.COLD_GAP_S * 1000:.0f} ms:"
+        f" {fl[pf.COLD][0]:.0f} µs, {cold:.2f}x back to back (goal 2's floor is back to back)"
     )
     print("  5 and 6: --soak, --burst and --idle-connections (bench/README.md)")
     print(
