@@ -148,7 +148,8 @@ class ClearingSimConfig:
     #: seconds a MsgId's answers are kept for replay to a re-send; at least twice the
     #: gateway's receipt timeout (it re-sends after that), later ones are "late"
     dedupe_window: float = 300.0
-    #: at most this many MsgIds' answers at once, whatever the window (bounded memory)
+    #: at most this many MsgIds' answers at once, whatever the window (bounded memory); and
+    #: at most this many runs of the receivers kept for injected inquiries (msgid_runs)
     remember: int = 100_000
     clock: Clock = field(default_factory=SystemClock)
     # netting, incoming credits, inquiries (gateway.sim.clearing_rounds, docs/clearing-link.md §4)

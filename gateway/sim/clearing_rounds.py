@@ -71,6 +71,7 @@ from gateway.clearing.pacs import MAX35, build_pacs008, parse_amount
 from gateway.journal.records import Figures, QueuedItem, TxResult
 from gateway.keys.xmldsig import sign_enveloped
 from gateway.model import BizType, Engine, Priority
+from gateway.sim.msgid_runs import MsgIdRuns
 
 if TYPE_CHECKING:
     from gateway.sim.clearing import ClearingSimConfig
@@ -175,11 +176,14 @@ class ClearingRounds:
         self.inquiries_received: dict[str, InquiryDoc] = {}
         self._ledger: dict[date, dict[str, _Position]] = {}
         self._rounds: dict[date, int] = {}
-        self._netted: set[str] = set()  # package MsgIds already in the ledger
+        # MsgIds whose ccms.900 went out (their ACSP items are in the ledger); compact, for as
+        # many dates as the MsgId memory's record of late ones
+        self._answered: MsgIdRuns[bool] = MsgIdRuns()
         self._ccms_seen: set[str] = set()  # ccms.314/315 MsgIds already handled
         self._to_answer: dict[str, InquiryDoc] = {}  # ccms.314 MsgId → inquiry awaiting reply
-        # MsgId → (the participant that would ask about it, its work date)
-        self._origins: dict[str, tuple[str, date]] = {}
+        # MsgId → (the participant that would ask about it, its work date); compact (a dict
+        # cost ~250 bytes a message), at most ``remember`` runs, whatever their dates
+        self._origins: MsgIdRuns[tuple[str, date]] = MsgIdRuns(days=None, max_runs=config.remember)
         # set (and replaced) whenever items are netted or a ccms.314 / ccms.315 is recorded
         self._changed = asyncio.Event()
 
@@ -241,15 +245,20 @@ class ClearingRounds:
         return [replace(r, status="ACSP") if r.status == "ACSC" else r for r in results]
 
     def accepted(self, env: Envelope, results: list[TxResult]) -> None:
-        """After the ccms.900 was published: its ACSP items enter the round ledger."""
-        if env.msg_tp not in BEPS_PACKAGES or env.msg_id in self._netted:
+        """After the ccms.900 was published: its ACSP items enter the round ledger.
+
+        Once per MsgId: a late re-send is decided again (the same results) but
+        not netted again.  Every answered MsgId is noted, not only the netted
+        packages', so that the gateway's consecutive MsgIds make a few runs.
+        """
+        if env.msg_id in self._answered:
             return
-        if not any(r.status == "ACSP" for r in results):
+        self._answered.put(env.msg_id, True)
+        if env.msg_tp not in BEPS_PACKAGES or not any(r.status == "ACSP" for r in results):
             return
         if not _PARTICIPANT.fullmatch(env.rcvr):
             log.warning("clearing_sim_not_netted", msg_id=env.msg_id, reason="Rcvr not 12 digits")
             return
-        self._netted.add(env.msg_id)
         amounts = _amounts(env.document)
         position = self._ledger.setdefault(env.work_date, {}).setdefault(env.rcvr, _Position())
         credit_side = env.msg_tp == MSG_TP_BEPS_DEBIT  # our collection: the counterparty pays
@@ -443,9 +452,7 @@ class ClearingRounds:
         return out_msg_id(sndr, day, int(msg_id[-MSG_ID_SEQ_DIGITS:]))
 
     def _remember(self, msg_id: str, participant: str, day: date) -> None:
-        self._origins[msg_id] = (participant, day)
-        while len(self._origins) > self._config.remember:
-            del self._origins[next(iter(self._origins))]  # oldest first
+        self._origins.put(msg_id, (participant, day))
 
     async def _send(
         self,

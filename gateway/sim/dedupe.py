@@ -126,7 +126,7 @@ class MsgIdMemory(Generic[A]):
             self._to_old(msg_id)
 
     def _to_old(self, msg_id: str) -> None:
-        key, seq = _split(msg_id)
+        key, seq = split_msg_id(msg_id)
         if seq is None:
             self._odd.setdefault(key[1], set()).add(msg_id)
         else:
@@ -134,7 +134,7 @@ class MsgIdMemory(Generic[A]):
         self._trim_days()
 
     def _in_old(self, msg_id: str) -> bool:
-        key, seq = _split(msg_id)
+        key, seq = split_msg_id(msg_id)
         if seq is None:
             return msg_id in self._odd.get(key[1], ())
         ranges = self._old.get(key)
@@ -148,7 +148,7 @@ class MsgIdMemory(Generic[A]):
             self._odd.pop(old, None)
 
 
-def _split(msg_id: str) -> tuple[tuple[str, str], int | None]:
+def split_msg_id(msg_id: str) -> tuple[tuple[str, str], int | None]:
     """``((participant, yyyymmdd), sequence)`` of a MsgId of the envelope's shape, else
     ``(("", prefix), None)`` with the digits where the date would be."""
     if len(msg_id) == _MSG_ID_LEN and msg_id.isdigit():
