@@ -19,7 +19,9 @@ the clearing link uses it (``publish_qos1`` with a paho ``Properties``;
 ``client.messages`` with manual acknowledgement after the message is read);
 ``gmqtt`` (only if importable: ``pip install gmqtt``) in two inbound modes,
 PUBACK sent before the callback (its default) and after an async callback
-returns (what the link needs: acknowledge once handled).
+returns (what the link needs: acknowledge once handled); and ``raw``, a bare
+asyncio protocol (:mod:`mqtt_raw`) that only encodes, parses and matches
+PUBACKs, as the floor any client could approach.
 
     python bench/bench_mqtt_clients.py [--count 20000] [--window 100] [--rounds 3]
 
@@ -41,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+from mqtt_raw import RawClient  # beside this script
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -51,7 +54,7 @@ PAYLOAD = bytes(range(256)) * 12  # 3,072 bytes
 TOPIC = "bench/clearing/in"
 SESSION_EXPIRY = 3600
 RECEIVE_MAXIMUM = 100  # the link's default
-CLIENTS = ("paho", "gmqtt", "gmqtt-ack-after")
+CLIENTS = ("paho", "gmqtt", "gmqtt-ack-after", "raw")
 
 
 def _gmqtt_available() -> bool:
@@ -244,6 +247,55 @@ async def _gmqtt_receive(port: int, count: int, client_id: str, ack_after: bool)
     return time.process_time() - started
 
 
+# -- the floor: a bare protocol -------------------------------------------------------
+
+
+async def _raw_publish(port: int, count: int, window: int, client_id: str) -> float:
+    client = await RawClient.connect(
+        port, client_id, clean=True, session_expiry=0, receive_max=RECEIVE_MAXIMUM
+    )
+    sem = asyncio.Semaphore(window)
+
+    async def one(i: int) -> None:
+        async with sem:
+            code = await client.publish_qos1(TOPIC, PAYLOAD, _user_props(i))
+            if code >= 0x80:
+                raise RuntimeError(f"PUBACK 0x{code:02x}")
+
+    started = time.process_time()
+    await asyncio.gather(*(one(i) for i in range(count)))
+    used = time.process_time() - started
+    client.disconnect()
+    return used
+
+
+async def _raw_receive(port: int, count: int, client_id: str) -> float:
+    done = asyncio.Event()
+    seen = 0
+
+    def on_message(_topic: bytes, _payload: bytes, props: list[tuple[str, str]]) -> None:
+        nonlocal seen
+        if "MsgId" not in dict(props):
+            raise RuntimeError("user properties missing")
+        seen += 1
+        if seen == count:
+            done.set()
+
+    started = time.process_time()
+    client = await RawClient.connect(
+        port,
+        client_id,
+        clean=False,
+        session_expiry=SESSION_EXPIRY,
+        receive_max=RECEIVE_MAXIMUM,
+        on_message=on_message,
+    )
+    await done.wait()
+    client.disconnect()
+    await asyncio.sleep(0)
+    return time.process_time() - started
+
+
 # -- one measurement per child process ------------------------------------------------
 
 
@@ -253,6 +305,8 @@ async def _child(args: argparse.Namespace) -> dict[str, float]:
         t0 = time.perf_counter()
         if args.client == "paho":
             cpu = await _paho_publish(port, count, args.window, client_id)
+        elif args.client == "raw":
+            cpu = await _raw_publish(port, count, args.window, client_id)
         else:
             cpu = await _gmqtt_publish(port, count, args.window, client_id)
         return {"cpu": cpu, "wall": time.perf_counter() - t0}
@@ -261,6 +315,8 @@ async def _child(args: argparse.Namespace) -> dict[str, float]:
     await _paho_publish_to_session(port, count, args.window)
     if args.client == "paho":
         cpu = await _paho_receive(port, count, client_id)
+    elif args.client == "raw":
+        cpu = await _raw_receive(port, count, client_id)
     else:
         cpu = await _gmqtt_receive(port, count, client_id, args.client == "gmqtt-ack-after")
     return {"cpu": cpu, "left": await _leftover(port, client_id)}
@@ -303,6 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         clients += ["gmqtt", "gmqtt-ack-after"]
     else:
         print("gmqtt not installed: pip install gmqtt to compare")
+    clients.append("raw")
     rows: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         broker = start_broker(Path(tmp) / "broker")
