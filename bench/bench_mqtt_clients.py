@@ -51,7 +51,7 @@ from gateway.clearing.mqtt_client import PubackClient
 from gateway.testing import start_broker
 
 PAYLOAD = bytes(range(256)) * 12  # 3,072 bytes
-TOPIC = "bench/clearing/in"
+TOPIC = "mqttbench/in"
 SESSION_EXPIRY = 3600
 RECEIVE_MAXIMUM = 100  # the link's default
 CLIENTS = ("paho", "gmqtt", "gmqtt-ack-after", "raw")
